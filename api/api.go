@@ -1,0 +1,94 @@
+// Package api holds the HTTP contract of pgquorum in one place: route paths,
+// the default port and the JSON bodies. The server encodes these types, and
+// the peer client, the CLI and the tests decode them, so a change to the
+// contract is a change to this file.
+package api
+
+import "time"
+
+// DefaultPort is where pgquorum listens and where peers are polled unless
+// configured otherwise.
+const DefaultPort = 5999
+
+// Check endpoints. Each answers GET, HEAD and OPTIONS with the same status.
+const (
+	PathRoot        = "/" // alias of PathState: HAProxy's bare "option httpchk" sends OPTIONS /
+	PathState       = "/state"
+	PathPrimary     = "/primary"
+	PathRealPrimary = "/realPrimary"
+)
+
+// Operator views and Patroni-compatible checks.
+const (
+	PathCluster   = "/cluster"
+	PathEvents    = "/events"
+	PathMetrics   = "/metrics"
+	PathLeader    = "/leader"
+	PathReplica   = "/replica"
+	PathReadOnly  = "/read-only"
+	PathHealth    = "/health"
+	PathLiveness  = "/liveness"
+	PathReadiness = "/readiness"
+)
+
+// State is the verdict of a node about itself. The HTTP status of /state is
+// derived from it; the codes are states, not errors.
+type State string
+
+const (
+	StateDown    State = "Down"    // local DB unreachable: 503
+	StateStandby State = "Standby" // in recovery: 202
+	StatePrimary State = "Primary" // primary with a majority of its site: 200
+	StateUnknown State = "Unknown" // primary without that majority: 509
+)
+
+// StatusUnknown is the non-standard code pg_primgr used for "primary without
+// a majority"; HAProxy counts any code it does not expect as a failed check.
+const StatusUnknown = 509
+
+// HTTPStatus maps a state to the status code of /state.
+func (s State) HTTPStatus() int {
+	switch s {
+	case StatePrimary:
+		return 200
+	case StateStandby:
+		return 202
+	case StateUnknown:
+		return StatusUnknown
+	default:
+		return 503
+	}
+}
+
+// StateBody is the JSON answer of /state.
+type StateBody struct {
+	State     State     `json:"State"`
+	Node      string    `json:"node"`
+	Location  string    `json:"location"`
+	Votes     int       `json:"votes"`
+	Needed    int       `json:"needed"`
+	CheckedAt time.Time `json:"checked_at"`
+	Voters    []string  `json:"voters,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// PrimaryBody is the JSON answer of /primary when the local DB is up. Primary
+// is null (503) when the node's metadata records no single active primary.
+type PrimaryBody struct {
+	Primary *string `json:"Primary"`
+	Reason  string  `json:"reason,omitempty"`
+}
+
+// DownBody is the answer of /primary and the other checks when the local DB is
+// unreachable.
+type DownBody struct {
+	State  State  `json:"State"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RealPrimaryBody is the JSON answer of /realPrimary.
+type RealPrimaryBody struct {
+	RealPrimary *string  `json:"realPrimary"`
+	Claimants   []string `json:"claimants,omitempty"`
+	Unreachable []string `json:"unreachable,omitempty"`
+}

@@ -1,0 +1,372 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// Config is the validated configuration of "pgquorum serve".
+type Config struct {
+	NodeName string
+	Listen   string
+	// AgentListen is the optional TCP address of the HAProxy agent-check port.
+	AgentListen string
+
+	DSN       repmgr.DSN
+	MaxConns  int
+	DBTimeout time.Duration
+
+	RepmgrConfigFile string
+	RepmgrBin        string
+
+	RefreshInterval time.Duration
+	CacheTTL        time.Duration
+	PeerTimeout     time.Duration
+	PeerPort        int
+	Peers           map[string]string
+
+	LogLevel  string
+	LogFormat string
+}
+
+// configKey is one configuration key: its default and what the flag help says.
+type configKey struct {
+	name  string
+	def   any
+	usage string
+}
+
+// configKeys lists every key "pgquorum serve" accepts. Each is read from the
+// config file, from PGQUORUM_<SECTION>_<KEY> and from --<section>.<key>.
+var configKeys = []configKey{
+	{"node.name", "", "this node's repmgr node_name (default: node_name of repmgr.config_file)"},
+	{"server.listen", ":5999", "HTTP listen address, host:port"},
+	{"server.agent_listen", "", "HAProxy agent-check listen address, host:port (empty: off)"},
+	{"database.dsn", "", "DSN of the local node (default: conninfo of repmgr.config_file)"},
+	{"database.max_conns", 3, "pool size, 1 to 3"},
+	{"database.timeout", "1s", "bound on connecting to and querying the local node"},
+	{"repmgr.config_file", "", "path of this node's repmgr.conf"},
+	{"repmgr.bin", "repmgr", "repmgr binary"},
+	{"consensus.refresh_interval", "1s", "how often the verdict is refreshed"},
+	{"consensus.cache_ttl", "3s", "a verdict older than this is never served"},
+	{"consensus.peer_timeout", "500ms", "bound on each poll of a peer"},
+	{"consensus.peer_port", 5999, "port of the peers' pgquorum"},
+	{"consensus.peers", map[string]string{}, "peer addresses, name=host:port,… (default: conninfo host + peer_port)"},
+	{"log.level", "info", "debug, info, warn or error"},
+	{"log.format", "text", "text or json"},
+}
+
+const envPrefix = "PGQUORUM"
+
+func envName(key string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// newConfigViper returns a viper that knows every key, reads the environment
+// and is bound to flags registered on fs.
+func newConfigViper(fs *pflag.FlagSet) *viper.Viper {
+	v := viper.New()
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for _, k := range configKeys {
+		v.SetDefault(k.name, k.def)
+		switch d := k.def.(type) {
+		case int:
+			fs.Int(k.name, d, k.usage)
+		case map[string]string:
+			fs.StringToString(k.name, nil, k.usage)
+		default:
+			fs.String(k.name, fmt.Sprint(d), k.usage)
+		}
+		_ = v.BindPFlag(k.name, fs.Lookup(k.name))
+	}
+	return v
+}
+
+// loadConfig reads file (if any) into v, rejects unknown keys in the file and
+// the environment, and validates every value. All problems are reported at
+// once, each naming its key and the expected form.
+func loadConfig(v *viper.Viper, file string, environ []string) (Config, error) {
+	var errs []error
+	if file != "" {
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("read config file %s: %w", file, err)
+		}
+		errs = append(errs, unknownFileKeys(v, file)...)
+	}
+	errs = append(errs, unknownEnvKeys(environ)...)
+	p := &valueParser{v: v}
+	c := Config{
+		NodeName:         p.str("node.name"),
+		Listen:           p.hostPort("server.listen", false),
+		AgentListen:      p.hostPort("server.agent_listen", true),
+		DSN:              repmgr.DSN(p.str("database.dsn")),
+		MaxConns:         p.intRange("database.max_conns", 1, 3),
+		DBTimeout:        p.positiveDuration("database.timeout"),
+		RepmgrConfigFile: p.str("repmgr.config_file"),
+		RepmgrBin:        p.str("repmgr.bin"),
+		RefreshInterval:  p.positiveDuration("consensus.refresh_interval"),
+		CacheTTL:         p.positiveDuration("consensus.cache_ttl"),
+		PeerTimeout:      p.positiveDuration("consensus.peer_timeout"),
+		PeerPort:         p.intRange("consensus.peer_port", 1, 65535),
+		Peers:            p.peers("consensus.peers"),
+		LogLevel:         p.oneOf("log.level", "debug", "info", "warn", "error"),
+		LogFormat:        p.oneOf("log.format", "text", "json"),
+	}
+	errs = append(errs, p.errs...)
+	errs = append(errs, c.fillFromRepmgr()...)
+	errs = append(errs, c.checkTimings()...)
+	if c.DSN != "" {
+		if _, err := repmgr.PoolConfig(repmgr.Options{DSN: string(c.DSN)}); err != nil {
+			errs = append(errs, fmt.Errorf("database.dsn: want a libpq conninfo or postgres:// URI: %v", err))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// fillFromRepmgr takes node.name and database.dsn from repmgr.conf when they
+// are not set, as repmgr itself knows them.
+func (c *Config) fillFromRepmgr() []error {
+	if c.NodeName != "" && c.DSN != "" {
+		return nil
+	}
+	if c.RepmgrConfigFile == "" {
+		var errs []error
+		if c.NodeName == "" {
+			errs = append(errs, errors.New("node.name: required unless repmgr.config_file is set"))
+		}
+		if c.DSN == "" {
+			errs = append(errs, errors.New("database.dsn: required unless repmgr.config_file is set"))
+		}
+		return errs
+	}
+	rc, err := repmgr.ReadConfigFile(c.RepmgrConfigFile)
+	if err != nil {
+		return []error{fmt.Errorf("repmgr.config_file: %w", err)}
+	}
+	var errs []error
+	if c.NodeName == "" {
+		if c.NodeName = rc.NodeName; c.NodeName == "" {
+			errs = append(errs, fmt.Errorf("node.name: not set, and %s has no node_name", c.RepmgrConfigFile))
+		}
+	}
+	if c.DSN == "" {
+		if c.DSN = repmgr.DSN(rc.Conninfo); c.DSN == "" {
+			errs = append(errs, fmt.Errorf("database.dsn: not set, and %s has no conninfo", c.RepmgrConfigFile))
+		}
+	}
+	return errs
+}
+
+// checkTimings keeps the cache from expiring between refreshes: a new verdict
+// must be ready (probe timeout + peer timeout after the refresh starts) before
+// the previous one, taken one refresh interval earlier, expires.
+func (c *Config) checkTimings() []error {
+	if c.RefreshInterval <= 0 || c.CacheTTL <= 0 || c.PeerTimeout <= 0 || c.DBTimeout <= 0 {
+		return nil // already reported
+	}
+	if min := c.RefreshInterval + c.DBTimeout + c.PeerTimeout; c.CacheTTL <= min {
+		return []error{fmt.Errorf("consensus.cache_ttl: want more than refresh_interval + database.timeout + peer_timeout (%s), got %s", min, c.CacheTTL)}
+	}
+	return nil
+}
+
+func knownKey(key string) bool {
+	for _, k := range configKeys {
+		if key == k.name || strings.HasPrefix(key, "consensus.peers.") {
+			return true
+		}
+	}
+	return false
+}
+
+func unknownFileKeys(v *viper.Viper, file string) []error {
+	var errs []error
+	keys := v.AllKeys()
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !knownKey(k) {
+			errs = append(errs, fmt.Errorf("%s: unknown key %q (known keys: %s)", file, k, knownKeyList()))
+		}
+	}
+	return errs
+}
+
+// unknownEnvKeys catches misspelt PGQUORUM_ variables, which viper would
+// silently ignore.
+func unknownEnvKeys(environ []string) []error {
+	known := map[string]bool{}
+	for _, k := range configKeys {
+		known[envName(k.name)] = true
+	}
+	var errs []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix+"_") && !known[name] {
+			errs = append(errs, fmt.Errorf("environment: unknown variable %s", name))
+		}
+	}
+	return errs
+}
+
+func knownKeyList() string {
+	names := make([]string, len(configKeys))
+	for i, k := range configKeys {
+		names[i] = k.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// printConfig writes the effective configuration, password redacted.
+func printConfig(w io.Writer, c Config) {
+	peers := make([]string, 0, len(c.Peers))
+	for k, v := range c.Peers {
+		peers = append(peers, k+"="+v)
+	}
+	sort.Strings(peers)
+	fmt.Fprintf(w, "node.name: %s\nserver.listen: %s\nserver.agent_listen: %s\n", c.NodeName, c.Listen, c.AgentListen)
+	fmt.Fprintf(w, "database.dsn: %s\ndatabase.max_conns: %d\ndatabase.timeout: %s\n", c.DSN, c.MaxConns, c.DBTimeout)
+	fmt.Fprintf(w, "repmgr.config_file: %s\nrepmgr.bin: %s\n", c.RepmgrConfigFile, c.RepmgrBin)
+	fmt.Fprintf(w, "consensus.refresh_interval: %s\nconsensus.cache_ttl: %s\nconsensus.peer_timeout: %s\n", c.RefreshInterval, c.CacheTTL, c.PeerTimeout)
+	fmt.Fprintf(w, "consensus.peer_port: %d\nconsensus.peers: %s\nlog.level: %s\nlog.format: %s\n", c.PeerPort, strings.Join(peers, ","), c.LogLevel, c.LogFormat)
+}
+
+// valueParser reads typed values out of viper, collecting one error per bad
+// key that names the key, the expected form and what it got.
+type valueParser struct {
+	v    *viper.Viper
+	errs []error
+}
+
+func (p *valueParser) fail(key, want string, got any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: want %s, got %q", key, want, fmt.Sprint(got)))
+}
+
+func (p *valueParser) str(key string) string {
+	switch x := p.v.Get(key).(type) {
+	case string:
+		return strings.TrimSpace(x)
+	case nil:
+		return ""
+	default:
+		p.fail(key, "a string", x)
+		return ""
+	}
+}
+
+func (p *valueParser) intRange(key string, lo, hi int) int {
+	raw := p.v.Get(key)
+	n, err := strconv.Atoi(strings.TrimSpace(fmt.Sprint(raw)))
+	if err != nil || n < lo || n > hi {
+		p.fail(key, fmt.Sprintf("an integer from %d to %d", lo, hi), raw)
+		return 0
+	}
+	return n
+}
+
+func (p *valueParser) positiveDuration(key string) time.Duration {
+	raw := p.v.Get(key)
+	var d time.Duration
+	var err error
+	switch x := raw.(type) {
+	case time.Duration:
+		d = x
+	case string:
+		d, err = time.ParseDuration(strings.TrimSpace(x))
+	default:
+		err = errors.New("not a string")
+	}
+	if err != nil || d <= 0 {
+		p.fail(key, "a positive duration such as 1s or 500ms", raw)
+		return 0
+	}
+	return d
+}
+
+func (p *valueParser) oneOf(key string, allowed ...string) string {
+	s := strings.ToLower(p.str(key))
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	p.fail(key, "one of "+strings.Join(allowed, ", "), p.v.Get(key))
+	return ""
+}
+
+func (p *valueParser) hostPort(key string, optional bool) string {
+	s := p.str(key)
+	if s == "" && optional {
+		return ""
+	}
+	if err := checkHostPort(s); err != nil {
+		p.fail(key, "host:port, such as :5999 or 127.0.0.1:5999", s)
+	}
+	return s
+}
+
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+// peers accepts a YAML map, the map a --consensus.peers flag gives, or the
+// "name=host:port,name=host:port" string an environment variable gives.
+func (p *valueParser) peers(key string) map[string]string {
+	out := map[string]string{}
+	raw := p.v.Get(key)
+	add := func(name string, addr any) {
+		a := strings.TrimSpace(fmt.Sprint(addr))
+		if name == "" || checkHostPort(a) != nil {
+			p.fail(key+"."+name, "host:port for each node name", a)
+			return
+		}
+		out[name] = a
+	}
+	switch x := raw.(type) {
+	case map[string]any:
+		for k, a := range x {
+			add(k, a)
+		}
+	case map[string]string:
+		for k, a := range x {
+			add(k, a)
+		}
+	case string:
+		for _, item := range strings.Split(x, ",") {
+			if item = strings.TrimSpace(item); item == "" {
+				continue
+			}
+			name, addr, ok := strings.Cut(item, "=")
+			if !ok {
+				p.fail(key, "name=host:port,name=host:port", item)
+				continue
+			}
+			add(strings.TrimSpace(name), addr)
+		}
+	case nil:
+	default:
+		p.fail(key, "a map of node name to host:port", raw)
+	}
+	return out
+}

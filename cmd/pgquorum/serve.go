@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgquorum/pgquorum/consensus"
+	"github.com/pgquorum/pgquorum/repmgr"
+	"github.com/pgquorum/pgquorum/server"
+)
+
+// shutdownTimeout bounds how long in-flight requests may finish on SIGTERM.
+const shutdownTimeout = 5 * time.Second
+
+func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
+	var configFile string
+	var checkOnly bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon beside the local PostgreSQL node",
+		Args:  cobra.NoArgs,
+	}
+	v := newConfigViper(cmd.Flags())
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML config file")
+	cmd.Flags().BoolVar(&checkOnly, "check-config", false, "validate the configuration, print it (password redacted) and exit")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := loadConfig(v, configFile, os.Environ())
+		if err != nil {
+			return usageErr(fmt.Errorf("invalid configuration:\n%w", err))
+		}
+		if checkOnly {
+			printConfig(stdout, cfg)
+			return nil
+		}
+		return serve(cmd.Context(), cfg, stderr)
+	}
+	return cmd
+}
+
+func newLogger(level, format string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated by loadConfig
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs until ctx ends: on SIGTERM it first answers 503 to every check,
+// then stops accepting and lets in-flight requests finish.
+func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
+	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).With("node", cfg.NodeName)
+	local, err := repmgr.Open(repmgr.Options{DSN: string(cfg.DSN), MaxConns: int32(cfg.MaxConns), Timeout: cfg.DBTimeout})
+	if err != nil {
+		return usageErr(fmt.Errorf("database.dsn: %w", err))
+	}
+	defer local.Close()
+	checker := consensus.NewChecker(consensus.Options{
+		Self:            cfg.NodeName,
+		RefreshInterval: cfg.RefreshInterval,
+		CacheTTL:        cfg.CacheTTL,
+		PeerTimeout:     cfg.PeerTimeout,
+		Addresses:       consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
+		Logger:          log,
+	}, local, consensus.NewHTTPPeers())
+	srv := server.New(server.Options{Logger: log}, checker)
+	hs := srv.HTTPServer(cfg.Listen)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return failedErr(fmt.Errorf("server.listen: %w", err))
+	}
+	log.Info("pgquorum serving", "listen", ln.Addr().String(), "dsn", cfg.DSN, "version", version)
+
+	go checker.Run(ctx)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return failedErr(fmt.Errorf("serve HTTP: %w", err))
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: answering 503 to every check")
+	srv.Drain()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return failedErr(fmt.Errorf("shut down HTTP server: %w", err))
+	}
+	return nil
+}

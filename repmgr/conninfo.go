@@ -1,0 +1,194 @@
+package repmgr
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// ParseConninfo parses a libpq connection string, either in keyword/value form
+// ("host=db1 port=5432 user='a b'") or as a postgres:// URI, into its
+// keywords. repmgr stores each node's conninfo in this form.
+func ParseConninfo(s string) (map[string]string, error) {
+	trimmed := strings.TrimSpace(s)
+	if strings.HasPrefix(trimmed, "postgres://") || strings.HasPrefix(trimmed, "postgresql://") {
+		return parseConninfoURI(trimmed)
+	}
+	return parseConninfoKV(trimmed)
+}
+
+func parseConninfoURI(s string) (map[string]string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("parse conninfo URI: %w", err)
+	}
+	kv := map[string]string{}
+	if h := u.Hostname(); h != "" {
+		kv["host"] = h
+	}
+	if p := u.Port(); p != "" {
+		kv["port"] = p
+	}
+	if u.User != nil {
+		kv["user"] = u.User.Username()
+		if pw, ok := u.User.Password(); ok {
+			kv["password"] = pw
+		}
+	}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		kv["dbname"] = db
+	}
+	for k, v := range u.Query() {
+		if len(v) > 0 {
+			kv[k] = v[len(v)-1]
+		}
+	}
+	return kv, nil
+}
+
+// parseConninfoKV follows libpq's conninfo_parse: keywords, optional spaces
+// around '=', values single-quoted or bare, backslash escaping in both.
+func parseConninfoKV(s string) (map[string]string, error) {
+	kv := map[string]string{}
+	i := 0
+	skipSpace := func() {
+		for i < len(s) && isSpace(s[i]) {
+			i++
+		}
+	}
+	for {
+		skipSpace()
+		if i >= len(s) {
+			return kv, nil
+		}
+		start := i
+		for i < len(s) && s[i] != '=' && !isSpace(s[i]) {
+			i++
+		}
+		key := s[start:i]
+		skipSpace()
+		if i >= len(s) || s[i] != '=' {
+			return nil, fmt.Errorf("conninfo: missing \"=\" after %q", key)
+		}
+		i++
+		skipSpace()
+		val, next, err := conninfoValue(s, i)
+		if err != nil {
+			return nil, fmt.Errorf("conninfo: value of %q: %w", key, err)
+		}
+		i = next
+		kv[key] = val
+	}
+}
+
+func conninfoValue(s string, i int) (string, int, error) {
+	var b strings.Builder
+	if i < len(s) && s[i] == '\'' {
+		i++
+		for i < len(s) {
+			switch c := s[i]; {
+			case c == '\\' && i+1 < len(s):
+				b.WriteByte(s[i+1])
+				i += 2
+			case c == '\'':
+				return b.String(), i + 1, nil
+			default:
+				b.WriteByte(c)
+				i++
+			}
+		}
+		return "", i, errors.New("unterminated quoted string")
+	}
+	for i < len(s) && !isSpace(s[i]) {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String(), i, nil
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+// ConninfoHost returns the first host of a conninfo (libpq allows a comma
+// separated list), falling back to hostaddr. A Unix socket directory is not a
+// host that a peer can be reached at, and is reported as an error.
+func ConninfoHost(conninfo string) (string, error) {
+	kv, err := ParseConninfo(conninfo)
+	if err != nil {
+		return "", err
+	}
+	host := kv["host"]
+	if host == "" {
+		host = kv["hostaddr"]
+	}
+	host, _, _ = strings.Cut(host, ",")
+	switch {
+	case host == "":
+		return "", errors.New("conninfo names no host")
+	case strings.HasPrefix(host, "/"):
+		return "", fmt.Errorf("conninfo host %q is a Unix socket directory", host)
+	}
+	return host, nil
+}
+
+// DSN is a connection string that may hold a password. It prints redacted, so
+// the effective configuration can be shown and logged safely.
+type DSN string
+
+// String returns the DSN with its password replaced by "xxxxx".
+func (d DSN) String() string { return RedactDSN(string(d)) }
+
+// LogValue keeps slog from printing the password.
+func (d DSN) LogValue() slog.Value { return slog.StringValue(d.String()) }
+
+// RedactDSN hides the password of a conninfo or URI. A string it cannot parse
+// is hidden whole: it might be a password with a typo around it.
+func RedactDSN(s string) string {
+	kv, err := ParseConninfo(s)
+	if err != nil {
+		return "<unparseable DSN hidden>"
+	}
+	if _, ok := kv["password"]; !ok {
+		return s
+	}
+	if u, err := url.Parse(strings.TrimSpace(s)); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if u.User != nil {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		v := kv[k]
+		if k == "password" {
+			v = "xxxxx"
+		}
+		parts = append(parts, k+"="+quoteConninfo(v))
+	}
+	return strings.Join(parts, " ")
+}
+
+func quoteConninfo(v string) string {
+	if v != "" && !strings.ContainsAny(v, " \t\n'\\") {
+		return v
+	}
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
+	return "'" + r.Replace(v) + "'"
+}

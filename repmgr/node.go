@@ -1,0 +1,64 @@
+package repmgr
+
+import "time"
+
+// Node types as repmgr records them in repmgr.nodes.type.
+const (
+	TypePrimary = "primary"
+	TypeStandby = "standby"
+	TypeWitness = "witness"
+)
+
+// Node is one row of repmgr.nodes.
+type Node struct {
+	ID         int    `json:"id"`
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	Location   string `json:"location"`
+	Active     bool   `json:"active"`
+	Priority   int    `json:"priority"`
+	Conninfo   string `json:"conninfo"`
+	UpstreamID *int   `json:"upstream_id"`
+}
+
+// Facts is what one probe of the local node observed.
+type Facts struct {
+	InRecovery bool
+	Nodes      []Node
+	WAL        WAL
+	ProbedAt   time.Time // when the probe started: the facts are at least this old
+}
+
+// WAL is the local node's replication position, in bytes since 0/0.
+// On a primary Position is pg_current_wal_lsn(); on a standby it is the last
+// received LSN. Pointers are nil where PostgreSQL reports NULL.
+type WAL struct {
+	Position         *int64
+	Replayed         *int64     // standby: last replayed LSN
+	LastReplayAt     *time.Time // standby: commit time of the last replayed transaction
+	ReceiverStatus   string     // standby: pg_stat_wal_receiver.status ("streaming"…), "" if no receiver
+	ReceivedTimeline *int32     // standby: pg_stat_wal_receiver.received_tli
+}
+
+// ByName returns the node registered under name.
+func ByName(nodes []Node, name string) (Node, bool) {
+	for _, n := range nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// ActivePrimaries returns the nodes recorded as active primaries. A healthy
+// metadata table has exactly one; after a failover the old primary's row keeps
+// type "primary" with active = false, so type alone is not enough.
+func ActivePrimaries(nodes []Node) []Node {
+	var out []Node
+	for _, n := range nodes {
+		if n.Type == TypePrimary && n.Active {
+			out = append(out, n)
+		}
+	}
+	return out
+}

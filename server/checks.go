@@ -1,0 +1,83 @@
+package server
+
+import (
+	"time"
+
+	"net/http"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/consensus"
+)
+
+var drainingBody = api.DownBody{State: api.StateDown, Reason: "pgquorum is shutting down"}
+
+// handleState answers the node's verdict: 200 Primary, 202 Standby,
+// 503 Down, 509 Unknown.
+func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, drainingBody)
+		return
+	}
+	e := s.encodeState(s.verdicts.Snapshot(r.Context()))
+	writeBody(w, e.status, e.body)
+}
+
+func (s *Server) encodeState(snap *consensus.Snapshot) *encoded {
+	if e := s.state.Load(); e != nil && e.snap == snap {
+		return e
+	}
+	v := snap.Verdict
+	body, err := jsonBytes(api.StateBody{
+		State: v.State, Node: v.Node, Location: v.Location, Votes: v.Votes, Needed: v.Needed,
+		CheckedAt: v.CheckedAt.UTC().Truncate(time.Millisecond), Voters: v.Voters, Reason: v.Reason,
+	})
+	if err != nil {
+		s.log.Error("encode /state", "error", err)
+	}
+	e := &encoded{snap: snap, status: v.State.HTTPStatus(), body: body}
+	s.state.Store(e)
+	return e
+}
+
+// handlePrimary answers whom this node's own repmgr metadata names as the
+// active primary: the node's vote, as its peers read it.
+func (s *Server) handlePrimary(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, drainingBody)
+		return
+	}
+	snap := s.verdicts.Facts(r.Context())
+	if snap.ProbeErr != nil {
+		writeJSON(w, http.StatusServiceUnavailable, api.DownBody{State: api.StateDown, Reason: snap.ProbeErr.Error()})
+		return
+	}
+	name, ok := consensus.NamedPrimary(snap.Facts.Nodes)
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, api.PrimaryBody{Reason: "repmgr.nodes records no single active primary"})
+		return
+	}
+	writeJSON(w, http.StatusOK, api.PrimaryBody{Primary: &name})
+}
+
+// handleRealPrimary asks every registered node's /state: exactly one 200 is
+// the real primary, none is 503, several is split-brain (509).
+func (s *Server) handleRealPrimary(w http.ResponseWriter, r *http.Request) {
+	res := s.verdicts.RealPrimary(r.Context())
+	body := api.RealPrimaryBody{Unreachable: res.Unreachable}
+	switch len(res.Claimants) {
+	case 1:
+		body.RealPrimary = &res.Primary
+		writeJSON(w, http.StatusOK, body)
+	case 0:
+		writeJSON(w, http.StatusServiceUnavailable, body)
+	default:
+		body.Claimants = res.Claimants
+		writeJSON(w, api.StatusUnknown, body)
+	}
+}
+
+// handleLiveness answers 200 while the process serves HTTP, whatever the
+// database: a supervisor restarts pgquorum on its failure, not PostgreSQL.
+func (s *Server) handleLiveness(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+}

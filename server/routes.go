@@ -1,0 +1,29 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/pgquorum/pgquorum/api"
+)
+
+// checkMethods are the methods every check endpoint answers alike: HAProxy's
+// httpchk uses OPTIONS by default, and many setups use HEAD.
+var checkMethods = []string{http.MethodGet, http.MethodHead, http.MethodOptions}
+
+// Handler returns the router with every route of the API.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	check := func(path string, h http.HandlerFunc) {
+		for _, m := range checkMethods {
+			r.Method(m, path, h)
+		}
+	}
+	check(api.PathRoot, s.handleState)
+	check(api.PathState, s.handleState)
+	check(api.PathPrimary, s.handlePrimary)
+	check(api.PathRealPrimary, s.handleRealPrimary)
+	check(api.PathLiveness, s.handleLiveness)
+	return r
+}

@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgquorum/pgquorum/consensus"
+)
+
+// Verdicts is what the handlers read; *consensus.Checker provides it.
+type Verdicts interface {
+	Snapshot(ctx context.Context) *consensus.Snapshot
+	Facts(ctx context.Context) *consensus.Snapshot
+	RealPrimary(ctx context.Context) consensus.RealPrimaryResult
+}
+
+// Options configure a Server.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	verdicts Verdicts
+	log      *slog.Logger
+	draining atomic.Bool
+	state    atomic.Pointer[encoded] // /state body of the latest snapshot, encoded once
+}
+
+// encoded is a snapshot's /state answer, kept so that repeated checks of one
+// verdict do not encode it again.
+type encoded struct {
+	snap   *consensus.Snapshot
+	status int
+	body   []byte
+}
+
+// New returns a Server answering from verdicts.
+func New(opts Options, verdicts Verdicts) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{verdicts: verdicts, log: opts.Logger}
+}
+
+// Drain makes every check answer 503 from now on, so that HAProxy moves
+// traffic away before the process stops listening.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// HTTPServer wraps the handler with timeouts that keep a slow or hostile
+// client from holding connections: the longest answer (/realPrimary on a
+// cache miss) takes the probe timeout plus two peer timeouts.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 2 * time.Second,
+		ReadTimeout:       5 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+	}
+}
+
+// writeJSON answers status with v encoded as JSON. HEAD answers get no body
+// from net/http, whatever is written.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeBody(w, status, body)
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	_, _ = w.Write(newline)
+}
+
+var newline = []byte("\n")
+
+func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,209 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// DefaultPGBin is where Debian puts the PostgreSQL 15 server binaries.
+const DefaultPGBin = "/usr/lib/postgresql/15/bin"
+
+// NodeSpec describes one node of a cluster to build. The first node is the
+// primary; the others are cloned from it.
+type NodeSpec struct {
+	Name     string
+	Location string
+}
+
+// Options configure a lab cluster.
+type Options struct {
+	Nodes    []NodeSpec
+	Pgquorum string // path of the pgquorum binary; "" starts no pgquorum
+	// Quorum holds extra pgquorum config keys (e.g. "consensus.refresh_interval": "250ms").
+	Quorum  map[string]string
+	PGBin   string                           // default DefaultPGBin
+	OSUser  string                           // default "postgres" when running as root
+	Logf    func(format string, args ...any) // where subprocess output goes
+	BaseDir string                           // default: a new directory under os.TempDir()
+}
+
+// Cluster is a running lab cluster.
+type Cluster struct {
+	Dir   string
+	Nodes []*Node
+	opts  Options
+	run   repmgr.Runner
+	owner *user.User
+}
+
+// Start builds and starts a cluster: initdb and "repmgr primary register" on
+// the first node, "standby clone" and "standby register" on the others, then
+// one pgquorum per node. On error, whatever was started is stopped.
+func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
+	if len(opts.Nodes) == 0 {
+		return nil, errors.New("lab: no nodes")
+	}
+	if opts.PGBin == "" {
+		opts.PGBin = DefaultPGBin
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if opts.OSUser == "" && os.Geteuid() == 0 {
+		opts.OSUser = "postgres"
+	}
+	c = &Cluster{opts: opts}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if err := c.prepareDir(); err != nil {
+		return nil, err
+	}
+	for i, spec := range opts.Nodes {
+		n, err := c.newNode(i+1, spec)
+		if err != nil {
+			return nil, err
+		}
+		c.Nodes = append(c.Nodes, n)
+	}
+	if err := c.Nodes[0].initPrimary(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.cloneStandbys(ctx); err != nil {
+		return nil, err
+	}
+	if opts.Pgquorum != "" {
+		for _, n := range c.Nodes {
+			if err := n.StartQuorum(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c, nil
+}
+
+func (c *Cluster) prepareDir() error {
+	dir := c.opts.BaseDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "pgq-lab-")
+		if err != nil {
+			return fmt.Errorf("lab: temp dir: %w", err)
+		}
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("lab: base dir: %w", err)
+	}
+	c.Dir = dir
+	c.run = repmgr.Runner{User: c.opts.OSUser, Dir: dir, Env: []string{"PATH=" + c.opts.PGBin + ":/usr/bin:/bin", "LC_ALL=C"}}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("lab: chmod %s: %w", dir, err)
+	}
+	if c.opts.OSUser != "" {
+		u, err := user.Lookup(c.opts.OSUser)
+		if err != nil {
+			return fmt.Errorf("lab: OS user: %w", err)
+		}
+		c.owner = u
+		return c.chown(dir)
+	}
+	return nil
+}
+
+func (c *Cluster) chown(path string) error {
+	if c.owner == nil {
+		return nil
+	}
+	uid, _ := strconv.Atoi(c.owner.Uid)
+	gid, _ := strconv.Atoi(c.owner.Gid)
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("lab: chown %s: %w", path, err)
+	}
+	return nil
+}
+
+// cloneStandbys clones every standby concurrently: each is independent.
+func (c *Cluster) cloneStandbys(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.Nodes))
+	for i, n := range c.Nodes[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.cloneFrom(ctx, c.Nodes[0])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Node returns the node called name, or panics: tests name nodes they built.
+func (c *Cluster) Node(name string) *Node {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	panic("lab: no node " + name)
+}
+
+// Close stops every pgquorum and PostgreSQL process of the cluster and
+// removes its directory.
+func (c *Cluster) Close() {
+	var wg sync.WaitGroup
+	for _, n := range c.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.StopQuorum()
+			n.killPG()
+		}()
+	}
+	wg.Wait()
+	if c.Dir != "" && c.opts.BaseDir == "" {
+		os.RemoveAll(c.Dir)
+	}
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("lab: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// WaitFor polls cond every 50 ms until it returns nil or timeout passes, and
+// returns cond's last error then.
+func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := cond(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting %s for %s: %w", timeout, what, err)
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Cluster) path(parts ...string) string { return filepath.Join(append([]string{c.Dir}, parts...)...) }

@@ -1,0 +1,269 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Node is one PostgreSQL instance of a lab cluster and its pgquorum.
+type Node struct {
+	ID         int
+	Name       string
+	Location   string
+	PGPort     int
+	QuorumPort int
+	Dir        string // holds data/, repmgr.conf, logs
+	c          *Cluster
+	quorum     *quorumProc
+}
+
+func (c *Cluster) newNode(id int, spec NodeSpec) (*Node, error) {
+	pg, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	q, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if spec.Location == "" {
+		spec.Location = "default"
+	}
+	n := &Node{ID: id, Name: spec.Name, Location: spec.Location, PGPort: pg, QuorumPort: q, Dir: c.path(spec.Name), c: c}
+	if err := os.MkdirAll(n.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	if err := c.chown(n.Dir); err != nil {
+		return nil, err
+	}
+	return n, n.writeFile("repmgr.conf", n.repmgrConf())
+}
+
+// DataDir is the node's PGDATA.
+func (n *Node) DataDir() string { return filepath.Join(n.Dir, "data") }
+
+// RepmgrConf is the path of the node's repmgr.conf.
+func (n *Node) RepmgrConf() string { return filepath.Join(n.Dir, "repmgr.conf") }
+
+// Conninfo is how repmgr and pgquorum reach this node.
+func (n *Node) Conninfo() string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=repmgr dbname=repmgr connect_timeout=2", n.PGPort)
+}
+
+// QuorumURL is the base URL of the node's pgquorum.
+func (n *Node) QuorumURL() string { return fmt.Sprintf("http://127.0.0.1:%d", n.QuorumPort) }
+
+func (n *Node) repmgrConf() string {
+	return fmt.Sprintf(`node_id=%d
+node_name='%s'
+conninfo='%s'
+data_directory='%s'
+location='%s'
+pg_bindir='%s'
+replication_user='repmgr'
+use_replication_slots=yes
+pg_ctl_options='-l %s'
+promote_check_timeout=15
+standby_follow_timeout=15
+log_level=INFO
+`, n.ID, n.Name, n.Conninfo(), n.DataDir(), n.Location, n.c.opts.PGBin, filepath.Join(n.Dir, "postgres.log"))
+}
+
+// nodeConf is included by postgresql.conf and rewritten after a clone, so
+// each node keeps its own port and socket directory.
+func (n *Node) nodeConf() string {
+	return fmt.Sprintf("port = %d\nunix_socket_directories = '%s'\n", n.PGPort, n.Dir)
+}
+
+const sharedConf = `
+listen_addresses = '127.0.0.1'
+include_if_exists = 'lab_node.conf'
+max_connections = 40
+shared_buffers = 16MB
+fsync = off
+synchronous_commit = off
+wal_level = replica
+wal_log_hints = on
+max_wal_senders = 10
+max_replication_slots = 10
+wal_keep_size = 128MB
+hot_standby = on
+shared_preload_libraries = 'repmgr'
+logging_collector = off
+log_line_prefix = '%m [%p] '
+`
+
+const hbaConf = `local all all trust
+local replication all trust
+host all all 127.0.0.1/32 trust
+host replication all 127.0.0.1/32 trust
+`
+
+func (n *Node) writeFile(name, content string) error {
+	p := filepath.Join(n.Dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	return n.c.chown(p)
+}
+
+func (n *Node) appendFile(path, content string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	defer f.Close()
+	_, err = f.WriteString(content)
+	return err
+}
+
+// pg runs a PostgreSQL or repmgr tool as the cluster's OS user and logs its output.
+func (n *Node) pg(ctx context.Context, name string, args ...string) (string, error) {
+	bin := name
+	if !strings.Contains(name, "/") && name != "repmgr" {
+		bin = filepath.Join(n.c.opts.PGBin, name)
+	}
+	out, err := n.c.run.Run(ctx, bin, args...)
+	n.c.opts.Logf("%s: %s %s\n%s", n.Name, name, strings.Join(args, " "), strings.TrimSpace(out))
+	if err != nil {
+		return out, fmt.Errorf("%s: %w", n.Name, err)
+	}
+	return out, nil
+}
+
+// Repmgr runs "repmgr -f <repmgr.conf> args…" as the cluster's OS user.
+func (n *Node) Repmgr(ctx context.Context, args ...string) (string, error) {
+	return n.pg(ctx, "repmgr", append([]string{"-f", n.RepmgrConf()}, args...)...)
+}
+
+func (n *Node) initPrimary(ctx context.Context) error {
+	if _, err := n.pg(ctx, "initdb", "-D", n.DataDir(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
+		return err
+	}
+	if err := n.appendFile(filepath.Join(n.DataDir(), "postgresql.conf"), sharedConf); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(n.DataDir(), "pg_hba.conf"), []byte(hbaConf), 0o600); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	if err := n.c.chown(filepath.Join(n.DataDir(), "pg_hba.conf")); err != nil {
+		return err
+	}
+	if err := n.writeNodeConf(); err != nil {
+		return err
+	}
+	if err := n.StartPG(ctx); err != nil {
+		return err
+	}
+	for _, sql := range []string{"CREATE USER repmgr SUPERUSER", "CREATE DATABASE repmgr OWNER repmgr"} {
+		if _, err := n.pg(ctx, "psql", "-h", "127.0.0.1", "-p", strconv.Itoa(n.PGPort), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql); err != nil {
+			return err
+		}
+	}
+	_, err := n.Repmgr(ctx, "primary", "register")
+	return err
+}
+
+func (n *Node) writeNodeConf() error {
+	p := filepath.Join(n.DataDir(), "lab_node.conf")
+	if err := os.WriteFile(p, []byte(n.nodeConf()), 0o600); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	return n.c.chown(p)
+}
+
+func (n *Node) cloneFrom(ctx context.Context, primary *Node) error {
+	if _, err := n.Repmgr(ctx, "-h", "127.0.0.1", "-p", strconv.Itoa(primary.PGPort), "-U", "repmgr", "-d", "repmgr",
+		"standby", "clone", "--fast-checkpoint"); err != nil {
+		return err
+	}
+	if err := n.writeNodeConf(); err != nil {
+		return err
+	}
+	if err := n.StartPG(ctx); err != nil {
+		return err
+	}
+	_, err := n.Repmgr(ctx, "standby", "register", "--wait-sync=15")
+	return err
+}
+
+// StartPG starts PostgreSQL and waits until it accepts connections.
+func (n *Node) StartPG(ctx context.Context) error {
+	_, err := n.pg(ctx, "pg_ctl", "-D", n.DataDir(), "-l", filepath.Join(n.Dir, "postgres.log"), "-w", "-t", "30", "start")
+	return err
+}
+
+// StopPG stops PostgreSQL with pg_ctl's mode: "fast" (clean), or "immediate"
+// (as a crash would).
+func (n *Node) StopPG(ctx context.Context, mode string) error {
+	_, err := n.pg(ctx, "pg_ctl", "-D", n.DataDir(), "-m", mode, "-w", "-t", "30", "stop")
+	return err
+}
+
+// PostmasterPID reads the postmaster's PID, 0 if none is recorded.
+func (n *Node) PostmasterPID() int {
+	b, err := os.ReadFile(filepath.Join(n.DataDir(), "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(first))
+	return pid
+}
+
+// killPG stops PostgreSQL for good: pg_ctl immediate, then SIGKILL by PID.
+func (n *Node) killPG() {
+	pid := n.PostmasterPID()
+	if pid == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if n.StopPG(ctx, "immediate") == nil {
+		return
+	}
+	// A stale postmaster.pid may name a recycled PID: kill it only if it is
+	// still this cluster's postgres.
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), n.DataDir()) {
+		return
+	}
+	if p, err := os.FindProcess(pid); err == nil {
+		_ = p.Kill()
+	}
+}
+
+// Connect opens a connection to the node's repmgr database.
+func (n *Node) Connect(ctx context.Context) (*pgx.Conn, error) {
+	return pgx.Connect(ctx, n.Conninfo())
+}
+
+// Exec runs one statement on the node.
+func (n *Node) Exec(ctx context.Context, sql string, args ...any) error {
+	conn, err := n.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql, args...)
+	return err
+}
+
+// QueryInt runs a query returning one integer.
+func (n *Node) QueryInt(ctx context.Context, sql string, args ...any) (int64, error) {
+	conn, err := n.Connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var v int64
+	err = conn.QueryRow(ctx, sql, args...).Scan(&v)
+	return v, err
+}

@@ -1,0 +1,183 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// quorumProc is a running pgquorum process.
+type quorumProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// QuorumConfig returns the YAML config the node's pgquorum runs with.
+func (n *Node) QuorumConfig() string {
+	keys := map[string]string{
+		"node.name":                  n.Name,
+		"server.listen":              fmt.Sprintf("127.0.0.1:%d", n.QuorumPort),
+		"repmgr.config_file":         n.RepmgrConf(),
+		"database.dsn":               n.Conninfo(),
+		"consensus.refresh_interval": "250ms",
+		"consensus.cache_ttl":        "1s",
+		"consensus.peer_timeout":     "200ms",
+		"database.timeout":           "500ms",
+		"log.level":                  "info",
+	}
+	for k, v := range n.c.opts.Quorum {
+		keys[k] = v
+	}
+	sections := map[string][]string{}
+	for k, v := range keys {
+		sec, name, _ := strings.Cut(k, ".")
+		sections[sec] = append(sections[sec], fmt.Sprintf("  %s: %q", name, v))
+	}
+	var peers []string
+	for _, p := range n.c.Nodes {
+		peers = append(peers, fmt.Sprintf("    %s: \"127.0.0.1:%d\"", p.Name, p.QuorumPort))
+	}
+	sort.Strings(peers)
+	sections["consensus"] = append(sections["consensus"], "  peers:\n"+strings.Join(peers, "\n"))
+	names := make([]string, 0, len(sections))
+	for s := range sections {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, s := range names {
+		sort.Strings(sections[s])
+		fmt.Fprintf(&b, "%s:\n%s\n", s, strings.Join(sections[s], "\n"))
+	}
+	return b.String()
+}
+
+// StartQuorum starts the node's pgquorum and waits until it answers HTTP.
+func (n *Node) StartQuorum() error {
+	if n.quorum != nil {
+		return fmt.Errorf("lab: %s: pgquorum already running", n.Name)
+	}
+	cfg := filepath.Join(n.Dir, "pgquorum.yaml")
+	if err := os.WriteFile(cfg, []byte(n.QuorumConfig()), 0o644); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	cmd := exec.Command(n.c.opts.Pgquorum, "serve", "--config", cfg)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("lab: start pgquorum: %w", err)
+	}
+	p := &quorumProc{cmd: cmd, done: make(chan struct{})}
+	n.quorum = p
+	var logged sync.WaitGroup
+	logged.Add(1)
+	go func() {
+		defer logged.Done()
+		n.logLines("pgquorum", out)
+	}()
+	go func() {
+		logged.Wait()
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return WaitFor(ctx, 10*time.Second, n.Name+" pgquorum to answer", func(ctx context.Context) error {
+		select {
+		case <-p.done:
+			return fmt.Errorf("pgquorum exited: %v", cmd.ProcessState)
+		default:
+		}
+		_, _, err := n.Get(ctx, "/liveness")
+		return err
+	})
+}
+
+func (n *Node) logLines(what string, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		n.c.opts.Logf("%s %s: %s", n.Name, what, sc.Text())
+	}
+}
+
+// StopQuorum stops the node's pgquorum with SIGTERM (SIGKILL after 5 s).
+func (n *Node) StopQuorum() {
+	p := n.quorum
+	if p == nil {
+		return
+	}
+	n.quorum = nil
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// QuorumPID is the PID of the node's pgquorum, 0 if it is not running.
+func (n *Node) QuorumPID() int {
+	if n.quorum == nil {
+		return 0
+	}
+	return n.quorum.cmd.Process.Pid
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// Get asks the node's pgquorum for path and returns the status and body.
+func (n *Node) Get(ctx context.Context, path string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.QuorumURL()+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body, err
+}
+
+// GetJSON asks for path and decodes the answer into v.
+func (n *Node) GetJSON(ctx context.Context, path string, v any) (int, error) {
+	status, body, err := n.Get(ctx, path)
+	if err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return status, fmt.Errorf("decode %s %s: %w: %s", n.Name, path, err, body)
+	}
+	return status, nil
+}
+
+// WaitStatus waits until path on the node answers want.
+func (n *Node) WaitStatus(ctx context.Context, path string, want int, timeout time.Duration) error {
+	return WaitFor(ctx, timeout, fmt.Sprintf("%s %s to answer %d", n.Name, path, want), func(ctx context.Context) error {
+		status, body, err := n.Get(ctx, path)
+		if err != nil {
+			return err
+		}
+		if status != want {
+			return fmt.Errorf("got %d: %s", status, strings.TrimSpace(string(body)))
+		}
+		return nil
+	})
+}

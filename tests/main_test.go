@@ -1,0 +1,77 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/tests/lab"
+)
+
+// pgquorumBin is the binary under test, built once by TestMain.
+var pgquorumBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "pgq-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	pgquorumBin = filepath.Join(dir, "pgquorum")
+	build := exec.Command("go", "build", "-o", pgquorumBin, "../cmd/pgquorum")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build pgquorum:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// startCluster brings up a real cluster for t and tears it down after.
+func startCluster(t *testing.T, nodes []lab.NodeSpec, quorum map[string]string) *lab.Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs PostgreSQL 15, repmgr and root (run scripts/test.sh)")
+	}
+	requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	c, err := lab.Start(ctx, lab.Options{Nodes: nodes, Pgquorum: pgquorumBin, Quorum: quorum, Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	t.Logf("cluster of %d nodes up in %s under %s", len(nodes), time.Since(start).Round(time.Millisecond), c.Dir)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// requireTools fails (not skips) when the real parts are missing: a suite
+// that silently skips its integration tests proves nothing.
+func requireTools(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("integration tests run PostgreSQL as the postgres OS user and must run as root (or use -short)")
+	}
+	for _, bin := range []string{filepath.Join(lab.DefaultPGBin, "initdb"), filepath.Join(lab.DefaultPGBin, "pg_ctl")} {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("PostgreSQL 15 server binaries missing: %v", err)
+		}
+	}
+	if _, err := exec.LookPath("repmgr"); err != nil {
+		t.Fatalf("repmgr missing (apt-get install postgresql-15-repmgr): %v", err)
+	}
+}
+
+func threeNodes(location string) []lab.NodeSpec {
+	return []lab.NodeSpec{{Name: "node1", Location: location}, {Name: "node2", Location: location}, {Name: "node3", Location: location}}
+}
