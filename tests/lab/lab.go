@@ -49,7 +49,7 @@ type Cluster struct {
 // Start builds and starts a cluster: initdb and "repmgr primary register" on
 // the first node, "standby clone" and "standby register" on the others, then
 // one pgquorum per node. On error, whatever was started is stopped.
-func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
+func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if len(opts.Nodes) == 0 {
 		return nil, errors.New("lab: no nodes")
 	}
@@ -62,7 +62,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if opts.OSUser == "" && os.Geteuid() == 0 {
 		opts.OSUser = "postgres"
 	}
-	c = &Cluster{opts: opts}
+	c := &Cluster{opts: opts}
 	defer func() {
 		if err != nil {
 			c.Close()

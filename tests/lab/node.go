@@ -69,22 +69,24 @@ location='%s'
 pg_bindir='%s'
 replication_user='repmgr'
 use_replication_slots=yes
-pg_ctl_options='-l %s'
+pg_ctl_options='-l %s -o "%s"'
 promote_check_timeout=15
 standby_follow_timeout=15
 log_level=INFO
-`, n.ID, n.Name, n.Conninfo(), n.DataDir(), n.Location, n.c.opts.PGBin, filepath.Join(n.Dir, "postgres.log"))
+`, n.ID, n.Name, n.Conninfo(), n.DataDir(), n.Location, n.c.opts.PGBin, n.logFile(), n.serverOptions())
 }
 
-// nodeConf is included by postgresql.conf and rewritten after a clone, so
-// each node keeps its own port and socket directory.
-func (n *Node) nodeConf() string {
-	return fmt.Sprintf("port = %d\nunix_socket_directories = '%s'\n", n.PGPort, n.Dir)
+// serverOptions are the node's own settings, given on the postgres command
+// line (by us and by repmgr through pg_ctl_options) rather than in a file of
+// the data directory, which clone and pg_rewind copy from another node.
+func (n *Node) serverOptions() string {
+	return fmt.Sprintf("-p %d -k %s", n.PGPort, n.Dir)
 }
+
+func (n *Node) logFile() string { return filepath.Join(n.Dir, "postgres.log") }
 
 const sharedConf = `
 listen_addresses = '127.0.0.1'
-include_if_exists = 'lab_node.conf'
 max_connections = 40
 shared_buffers = 16MB
 fsync = off
@@ -156,9 +158,6 @@ func (n *Node) initPrimary(ctx context.Context) error {
 	if err := n.c.chown(filepath.Join(n.DataDir(), "pg_hba.conf")); err != nil {
 		return err
 	}
-	if err := n.writeNodeConf(); err != nil {
-		return err
-	}
 	if err := n.StartPG(ctx); err != nil {
 		return err
 	}
@@ -171,32 +170,32 @@ func (n *Node) initPrimary(ctx context.Context) error {
 	return err
 }
 
-func (n *Node) writeNodeConf() error {
-	p := filepath.Join(n.DataDir(), "lab_node.conf")
-	if err := os.WriteFile(p, []byte(n.nodeConf()), 0o600); err != nil {
-		return fmt.Errorf("lab: %w", err)
-	}
-	return n.c.chown(p)
-}
-
 func (n *Node) cloneFrom(ctx context.Context, primary *Node) error {
 	if _, err := n.Repmgr(ctx, "-h", "127.0.0.1", "-p", strconv.Itoa(primary.PGPort), "-U", "repmgr", "-d", "repmgr",
 		"standby", "clone", "--fast-checkpoint"); err != nil {
 		return err
 	}
-	if err := n.writeNodeConf(); err != nil {
-		return err
-	}
 	if err := n.StartPG(ctx); err != nil {
 		return err
 	}
-	_, err := n.Repmgr(ctx, "standby", "register", "--wait-sync=15")
+	// "standby register" refuses a standby still in "catchup": wait for streaming.
+	err := WaitFor(ctx, 30*time.Second, n.Name+" streaming from "+primary.Name, func(ctx context.Context) error {
+		k, err := primary.QueryInt(ctx, "SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", n.Name)
+		if err == nil && k != 1 {
+			err = fmt.Errorf("%d streaming walsenders", k)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = n.Repmgr(ctx, "standby", "register", "--wait-sync=15")
 	return err
 }
 
 // StartPG starts PostgreSQL and waits until it accepts connections.
 func (n *Node) StartPG(ctx context.Context) error {
-	_, err := n.pg(ctx, "pg_ctl", "-D", n.DataDir(), "-l", filepath.Join(n.Dir, "postgres.log"), "-w", "-t", "30", "start")
+	_, err := n.pg(ctx, "pg_ctl", "-D", n.DataDir(), "-l", n.logFile(), "-o", n.serverOptions(), "-w", "-t", "30", "start")
 	return err
 }
 

@@ -1,0 +1,129 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/tests/lab"
+)
+
+// TestFailoverByRepmgrAndOldPrimaryReturning walks the split-brain scenario
+// pgquorum exists for: the primary dies, repmgr promotes node2 and node3
+// follows it, then the old primary comes back still believing it is primary.
+func TestFailoverByRepmgrAndOldPrimaryReturning(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, threeNodes("dc1"), nil)
+	ctx := context.Background()
+	n1, n2, n3 := c.Node("node1"), c.Node("node2"), c.Node("node3")
+	waitState(t, n1, api.StatePrimary, settle)
+	waitState(t, n2, api.StateStandby, settle)
+	waitState(t, n3, api.StateStandby, settle)
+
+	if err := n1.StopPG(ctx, "immediate"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, n1, api.StateDown, settle)
+	if _, err := n2.Repmgr(ctx, "standby", "promote"); err != nil {
+		t.Fatal(err)
+	}
+	// Until node3 follows, its metadata (replicated from the dead primary)
+	// still names node1: node2 has 1 vote of 2 needed.
+	waitVerdict(t, n2, "509 with 1 of 2 votes before node3 follows", func(status int, b api.StateBody) bool {
+		return status == api.StatusUnknown && b.Votes == 1 && b.Needed == 2
+	})
+	if _, err := n3.Repmgr(ctx, "standby", "follow"); err != nil {
+		t.Fatal(err)
+	}
+	followed := time.Now()
+	waitState(t, n2, api.StatePrimary, settle)
+	t.Logf("node2 answered 200 %s after repmgr standby follow returned", time.Since(followed).Round(time.Millisecond))
+	waitState(t, n3, api.StateStandby, settle)
+	waitRealPrimary(t, n3, "node2")
+
+	// The old primary restarts on its old timeline; its own metadata still
+	// names itself, but its site does not.
+	if err := n1.StartPG(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, n1, api.StateUnknown, settle)
+	if status, name := namedPrimary(t, n1); status != 200 || name != "node1" {
+		t.Errorf("old primary's /primary = %d %q, want its stale metadata naming node1", status, name)
+	}
+	status, b := getState(t, n1)
+	if b.Votes != 1 || b.Needed != 2 {
+		t.Errorf("old primary /state = %d %+v, want 1 of 2 votes", status, b)
+	}
+	for _, n := range c.Nodes {
+		waitRealPrimary(t, n, "node2")
+	}
+
+	// repmgr node rejoin rewinds it into a standby of node2.
+	if err := n1.StopPG(ctx, "fast"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n1.Repmgr(ctx, "node", "rejoin", "-d", n2.Conninfo(), "--force-rewind"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, n1, api.StateStandby, settle)
+	waitVerdict(t, n2, "200 with all 3 votes after the rejoin", func(status int, b api.StateBody) bool {
+		return status == 200 && b.Votes == 3
+	})
+}
+
+func waitRealPrimary(t *testing.T, n *lab.Node, want string) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), settle, n.Name+" /realPrimary = "+want, func(context.Context) error {
+		status, b := realPrimary(t, n)
+		if status != 200 || b.RealPrimary == nil || *b.RealPrimary != want {
+			return fmt.Errorf("got %d %+v", status, b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTwoSitesOnlyThePrimarysSiteVotes runs a 3 + 2 layout: the nodes of the
+// other location name the same primary, but neither count nor vote.
+func TestTwoSitesOnlyThePrimarysSiteVotes(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, []lab.NodeSpec{
+		{Name: "node1", Location: "dc1"}, {Name: "node2", Location: "dc1"}, {Name: "node3", Location: "dc1"},
+		{Name: "node4", Location: "dc2"}, {Name: "node5", Location: "dc2"},
+	}, nil)
+	n1, n4 := c.Node("node1"), c.Node("node4")
+	waitVerdict(t, n1, "200 with 3 of 2 votes in dc1", func(status int, b api.StateBody) bool {
+		return status == 200 && b.Votes == 3 && b.Needed == 2 && b.Location == "dc1"
+	})
+	if status, b := getState(t, n4); status != 202 || b.Location != "dc2" || b.Needed != 2 {
+		t.Errorf("node4 /state = %d %+v, want 202 in dc2 with a site of 2", status, b)
+	}
+
+	// Losing the whole other site changes nothing.
+	c.Node("node4").StopQuorum()
+	c.Node("node5").StopQuorum()
+	waitVerdict(t, n1, "still 200 with dc2 gone", func(status int, b api.StateBody) bool {
+		return status == 200 && b.Votes == 3
+	})
+	for _, n := range []string{"node4", "node5"} {
+		if err := c.Node(n).StartQuorum(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Losing its own site's peers loses the majority, though dc2 names node1.
+	c.Node("node2").StopQuorum()
+	c.Node("node3").StopQuorum()
+	waitVerdict(t, n1, "509 with 1 of 2 votes", func(status int, b api.StateBody) bool {
+		return status == api.StatusUnknown && b.Votes == 1 && b.Needed == 2
+	})
+	for _, n := range []string{"node4", "node5"} {
+		if status, name := namedPrimary(t, c.Node(n)); status != 200 || name != "node1" {
+			t.Errorf("%s /primary = %d %q, want node1 (a vote that must not count)", n, status, name)
+		}
+	}
+}
