@@ -31,6 +31,18 @@ const (
 	PathReadiness = "/readiness"
 )
 
+// PathAgent is the operator's HAProxy agent override: GET shows it, PUT or
+// POST PathAgent+"/{mode}" (ready, drain, maint) sets it. Loopback only.
+const PathAgent = "/agent"
+
+// AgentBody is the answer of PathAgent: the override and the reply each
+// listener's agent-check gets now.
+type AgentBody struct {
+	Mode    string            `json:"mode"`
+	Weight  int               `json:"weight"`
+	Replies map[string]string `json:"replies"`
+}
+
 // State is the verdict of a node about itself. The HTTP status of /state is
 // derived from it; the codes are states, not errors.
 type State string
@@ -70,6 +82,11 @@ type StateBody struct {
 	CheckedAt time.Time `json:"checked_at"`
 	Voters    []string  `json:"voters,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	// Replication, where known: a standby's receiver state and lag behind
+	// the WAL end its upstream last reported.
+	Streaming  *bool    `json:"streaming,omitempty"`
+	LagBytes   *int64   `json:"lag_bytes,omitempty"`
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
 }
 
 // PrimaryBody is the JSON answer of /primary when the local DB is up. Primary

@@ -69,35 +69,42 @@ func (l *Local) Close() { l.pool.Close() }
 
 // probeSQL reads everything a verdict needs in one round trip, so each refresh
 // costs the node one statement. repmgr.nodes is folded into JSON so the row
-// exists even when the table is empty.
+// exists even when the table is empty. pg_stat_wal_receiver.latest_end_lsn is
+// the upstream's WAL end from its last message: the standby's lag is known
+// without asking the primary.
 const probeSQL = `
+WITH r AS (SELECT status, received_tli, latest_end_lsn FROM pg_stat_wal_receiver)
 SELECT pg_is_in_recovery(),
        pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()
                             ELSE pg_current_wal_lsn() END, '0/0')::bigint,
        pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,
-       pg_last_xact_replay_timestamp(),
-       (SELECT status FROM pg_stat_wal_receiver),
-       (SELECT received_tli FROM pg_stat_wal_receiver),
+       (SELECT pg_wal_lsn_diff(latest_end_lsn, '0/0')::bigint FROM r),
+       CASE WHEN NOT pg_is_in_recovery() THEN NULL
+            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END,
+       (SELECT status FROM r),
+       (SELECT received_tli FROM r),
        (SELECT coalesce(json_agg(json_build_object(
                  'id', node_id, 'name', node_name, 'type', type, 'location', location,
                  'active', active, 'priority', priority, 'conninfo', conninfo,
                  'upstream_id', upstream_node_id) ORDER BY node_id), '[]')
           FROM repmgr.nodes)`
 
-// Probe reads pg_is_in_recovery(), the WAL position and repmgr.nodes. Any
+// Probe reads pg_is_in_recovery(), the WAL positions and repmgr.nodes. Any
 // error means the caller must treat the node as down.
 func (l *Local) Probe(ctx context.Context) (Facts, error) {
-	f := Facts{ProbedAt: time.Now()}
+	var f Facts
 	err := l.retry(ctx, func(ctx context.Context) error {
 		var nodesJSON []byte
 		var status *string
-		err := l.pool.QueryRow(ctx, probeSQL).Scan(&f.InRecovery, &f.WAL.Position, &f.WAL.Replayed,
-			&f.WAL.LastReplayAt, &status, &f.WAL.ReceivedTimeline, &nodesJSON)
+		w := &f.WAL
+		err := l.pool.QueryRow(ctx, probeSQL).Scan(&f.InRecovery, &w.Position, &w.Replayed,
+			&w.PrimaryPosition, &w.ReplayDelay, &status, &w.ReceivedTimeline, &nodesJSON)
 		if err != nil {
 			return err
 		}
 		if status != nil {
-			f.WAL.ReceiverStatus = *status
+			w.ReceiverStatus = *status
 		}
 		if err := json.Unmarshal(nodesJSON, &f.Nodes); err != nil {
 			return fmt.Errorf("decode repmgr.nodes: %w", err)

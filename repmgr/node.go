@@ -26,18 +26,32 @@ type Facts struct {
 	InRecovery bool
 	Nodes      []Node
 	WAL        WAL
-	ProbedAt   time.Time // when the probe started: the facts are at least this old
+	ProbedAt   time.Time // when the probe started (set by its caller): the facts are at least this old
 }
 
 // WAL is the local node's replication position, in bytes since 0/0.
 // On a primary Position is pg_current_wal_lsn(); on a standby it is the last
 // received LSN. Pointers are nil where PostgreSQL reports NULL.
 type WAL struct {
-	Position         *int64
-	Replayed         *int64     // standby: last replayed LSN
-	LastReplayAt     *time.Time // standby: commit time of the last replayed transaction
-	ReceiverStatus   string     // standby: pg_stat_wal_receiver.status ("streaming"…), "" if no receiver
-	ReceivedTimeline *int32     // standby: pg_stat_wal_receiver.received_tli
+	Position *int64
+	// Standby only.
+	Replayed         *int64
+	PrimaryPosition  *int64   // the upstream's WAL end, as its walsender last reported it
+	ReplayDelay      *float64 // seconds behind the last replayed commit; 0 when all received WAL is replayed
+	ReceiverStatus   string   // pg_stat_wal_receiver.status ("streaming"…), "" without a receiver
+	ReceivedTimeline *int32
+}
+
+// Streaming tells whether a standby's WAL receiver is streaming.
+func (w WAL) Streaming() bool { return w.ReceiverStatus == "streaming" }
+
+// LagBytes is how much WAL a standby has yet to replay, measured against what
+// its upstream last reported: known only while a receiver runs.
+func (w WAL) LagBytes() (int64, bool) {
+	if w.PrimaryPosition == nil || w.Replayed == nil {
+		return 0, false
+	}
+	return max(0, *w.PrimaryPosition-*w.Replayed), true
 }
 
 // ByName returns the node registered under name.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"time"
 
 	"net/http"
@@ -26,17 +27,32 @@ func (s *Server) encodeState(snap *consensus.Snapshot) *encoded {
 	if e := s.state.Load(); e != nil && e.snap == snap {
 		return e
 	}
-	v := snap.Verdict
-	body, err := jsonBytes(api.StateBody{
-		State: v.State, Node: v.Node, Location: v.Location, Votes: v.Votes, Needed: v.Needed,
-		CheckedAt: v.CheckedAt.UTC().Truncate(time.Millisecond), Voters: v.Voters, Reason: v.Reason,
-	})
+	body, err := json.Marshal(stateBody(snap))
 	if err != nil {
 		s.log.Error("encode /state", "error", err)
 	}
-	e := &encoded{snap: snap, status: v.State.HTTPStatus(), body: body}
+	e := &encoded{snap: snap, status: snap.Verdict.State.HTTPStatus(), body: body}
 	s.state.Store(e)
 	return e
+}
+
+// stateBody is the /state answer for a snapshot.
+func stateBody(snap *consensus.Snapshot) api.StateBody {
+	v := snap.Verdict
+	b := api.StateBody{
+		State: v.State, Node: v.Node, Location: v.Location, Votes: v.Votes, Needed: v.Needed,
+		CheckedAt: v.CheckedAt.UTC().Truncate(time.Millisecond), Voters: v.Voters, Reason: v.Reason,
+	}
+	if v.State == api.StateStandby {
+		wal := snap.Facts.WAL
+		streaming := wal.Streaming()
+		b.Streaming = &streaming
+		if lag, ok := wal.LagBytes(); ok {
+			b.LagBytes = &lag
+		}
+		b.LagSeconds = wal.ReplayDelay
+	}
+	return b
 }
 
 // handlePrimary answers whom this node's own repmgr metadata names as the
@@ -74,10 +90,4 @@ func (s *Server) handleRealPrimary(w http.ResponseWriter, r *http.Request) {
 		body.Claimants = res.Claimants
 		writeJSON(w, api.StatusUnknown, body)
 	}
-}
-
-// handleLiveness answers 200 while the process serves HTTP, whatever the
-// database: a supervisor restarts pgquorum on its failure, not PostgreSQL.
-func (s *Server) handleLiveness(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 }

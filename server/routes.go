@@ -24,6 +24,17 @@ func (s *Server) Handler() http.Handler {
 	check(api.PathState, s.handleState)
 	check(api.PathPrimary, s.handlePrimary)
 	check(api.PathRealPrimary, s.handleRealPrimary)
+	check(api.PathLeader, s.handleLeader)
+	check(api.PathReplica, s.handleReplica)
+	check(api.PathReadOnly, s.handleReadOnly)
+	check(api.PathHealth, s.handleHealth)
+	check(api.PathReadiness, s.handleReadiness)
 	check(api.PathLiveness, s.handleLiveness)
+	if s.events != nil {
+		r.Get(api.PathEvents, s.handleEvents)
+	}
+	if s.metrics != nil {
+		r.Method(http.MethodGet, api.PathMetrics, s.metrics.Handler())
+	}
 	return r
 }

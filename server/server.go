@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	gocache "github.com/patrickmn/go-cache"
+	"golang.org/x/sync/singleflight"
+
 	"github.com/pgquorum/pgquorum/consensus"
 )
 
@@ -20,13 +23,19 @@ type Verdicts interface {
 
 // Options configure a Server.
 type Options struct {
-	Logger *slog.Logger
+	Logger  *slog.Logger
+	Metrics *Metrics    // optional: serves /metrics
+	Events  EventSource // optional: serves /events
 }
 
 // Server holds the handlers' dependencies.
 type Server struct {
 	verdicts Verdicts
 	log      *slog.Logger
+	metrics  *Metrics
+	events   EventSource
+	views    *gocache.Cache // short-lived answers of the operator views
+	flight   singleflight.Group
 	draining atomic.Bool
 	state    atomic.Pointer[encoded] // /state body of the latest snapshot, encoded once
 }
@@ -44,7 +53,8 @@ func New(opts Options, verdicts Verdicts) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{verdicts: verdicts, log: opts.Logger}
+	return &Server{verdicts: verdicts, log: opts.Logger, metrics: opts.Metrics, events: opts.Events,
+		views: gocache.New(eventsTTL, time.Minute)}
 }
 
 // Drain makes every check answer 503 from now on, so that HAProxy moves
@@ -87,5 +97,3 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 }
 
 var newline = []byte("\n")
-
-func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }

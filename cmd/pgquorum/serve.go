@@ -65,6 +65,7 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		return usageErr(fmt.Errorf("database.dsn: %w", err))
 	}
 	defer local.Close()
+	metrics := server.NewMetrics()
 	checker := consensus.NewChecker(consensus.Options{
 		Self:            cfg.NodeName,
 		RefreshInterval: cfg.RefreshInterval,
@@ -72,8 +73,9 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		PeerTimeout:     cfg.PeerTimeout,
 		Addresses:       consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
 		Logger:          log,
+		Observer:        metrics,
 	}, local, consensus.NewHTTPPeers())
-	srv := server.New(server.Options{Logger: log}, checker)
+	srv := server.New(server.Options{Logger: log, Metrics: metrics, Events: local}, checker)
 	hs := srv.HTTPServer(cfg.Listen)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

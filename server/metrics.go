@@ -1,0 +1,110 @@
+package server
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/consensus"
+)
+
+// Metrics records every refresh of the verdict for Prometheus, in a registry
+// of its own. It is the consensus.Observer of the Checker.
+type Metrics struct {
+	reg         *prometheus.Registry
+	state       *prometheus.GaugeVec
+	inRecovery  prometheus.Gauge
+	votes       prometheus.Gauge
+	needed      prometheus.Gauge
+	peerUp      *prometheus.GaugeVec
+	refresh     prometheus.Histogram
+	probes      prometheus.Counter
+	probeErrors prometheus.Counter
+	transitions *prometheus.CounterVec
+	lastRefresh prometheus.Gauge
+	lastProbeOK prometheus.Gauge
+	lagBytes    prometheus.Gauge
+
+	mu   sync.Mutex
+	prev api.State
+}
+
+var allStates = []api.State{api.StatePrimary, api.StateStandby, api.StateUnknown, api.StateDown}
+
+// NewMetrics registers pgquorum's metrics and the Go runtime's.
+func NewMetrics() *Metrics {
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgquorum_" + name, Help: help})
+	}
+	m := &Metrics{
+		reg:        prometheus.NewRegistry(),
+		state:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgquorum_state", Help: "1 for the node's current verdict (the decided role), 0 for the others."}, []string{"state"}),
+		inRecovery: g("in_recovery", "1 when PostgreSQL reports pg_is_in_recovery() (the observed role), 0 when not, -1 when unknown."),
+		votes:      g("votes", "Votes for this node in its site at the last refresh, itself included."),
+		needed:     g("votes_needed", "Votes a majority of this node's site needs."),
+		peerUp:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgquorum_peer_up", Help: "1 when the site peer answered the last poll of /primary, 0 when not."}, []string{"peer"}),
+		refresh: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgquorum_refresh_duration_seconds", Help: "Time to probe the local node and poll the site.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		probes:      prometheus.NewCounter(prometheus.CounterOpts{Name: "pgquorum_db_probes_total", Help: "Probes of the local database."}),
+		probeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgquorum_db_probe_errors_total", Help: "Probes of the local database that failed."}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgquorum_state_transitions_total", Help: "Changes of verdict."}, []string{"from", "to"}),
+		lastRefresh: g("last_refresh_timestamp_seconds", "When the last refresh started."),
+		lastProbeOK: g("last_successful_probe_timestamp_seconds", "When the local database last answered a probe."),
+		lagBytes:    g("replication_lag_bytes", "Standby: WAL not yet replayed, against the upstream's last reported WAL end; -1 when unknown or not a standby."),
+	}
+	m.reg.MustRegister(m.state, m.inRecovery, m.votes, m.needed, m.peerUp, m.refresh, m.probes, m.probeErrors,
+		m.transitions, m.lastRefresh, m.lastProbeOK, m.lagBytes,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Refreshed implements consensus.Observer.
+func (m *Metrics) Refreshed(s *consensus.Snapshot, took time.Duration, _ bool) {
+	v := s.Verdict
+	for _, st := range allStates {
+		m.state.WithLabelValues(string(st)).Set(b2f(st == v.State))
+	}
+	m.refresh.Observe(took.Seconds())
+	m.lastRefresh.Set(float64(s.Facts.ProbedAt.UnixNano()) / 1e9)
+	m.probes.Inc()
+	m.lagBytes.Set(-1)
+	if s.ProbeErr != nil {
+		m.probeErrors.Inc()
+		m.inRecovery.Set(-1)
+	} else {
+		m.lastProbeOK.Set(float64(s.Facts.ProbedAt.UnixNano()) / 1e9)
+		m.inRecovery.Set(b2f(s.Facts.InRecovery))
+		if lag, ok := s.Facts.WAL.LagBytes(); ok && s.Facts.InRecovery {
+			m.lagBytes.Set(float64(lag))
+		}
+	}
+	m.votes.Set(float64(v.Votes))
+	m.needed.Set(float64(v.Needed))
+	m.peerUp.Reset() // only the peers polled this time, so departed nodes vanish
+	for peer := range s.Votes {
+		m.peerUp.WithLabelValues(peer).Set(b2f(s.PeerErrs[peer] == nil))
+	}
+	m.mu.Lock()
+	if m.prev != "" && m.prev != v.State {
+		m.transitions.WithLabelValues(string(m.prev), string(v.State)).Inc()
+	}
+	m.prev = v.State
+	m.mu.Unlock()
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
