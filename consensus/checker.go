@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -125,6 +126,7 @@ func (c *Checker) refresh(ctx context.Context) *Snapshot {
 			s.Votes, s.PeerErrs = c.poll(context.WithoutCancel(ctx), s.Facts.Nodes)
 		}
 		s.Verdict = Decide(Input{Self: c.opts.Self, Facts: s.Facts, ProbeErr: s.ProbeErr, Votes: s.Votes})
+		c.refuseStale(&s.Verdict, s.Facts.ProbedAt)
 		c.store(keySnapshot, s)
 		changed := c.noteChange(s)
 		if c.opts.Observer != nil {
@@ -133,6 +135,18 @@ func (c *Checker) refresh(ctx context.Context) *Snapshot {
 		return s, nil
 	})
 	return v.(*Snapshot)
+}
+
+// refuseStale fails closed when the refresh itself outlived CacheTTL (a probe
+// or peer that overran its deadline): its callers would otherwise be served a
+// Primary verdict from facts older than the cache may ever hold.
+func (c *Checker) refuseStale(v *Verdict, probedAt time.Time) {
+	age := c.opts.Now().Sub(probedAt)
+	if v.State != api.StatePrimary || age < c.opts.CacheTTL {
+		return
+	}
+	v.State = api.StateUnknown
+	v.Reason = fmt.Sprintf("facts are %s old, more than the cache TTL %s: %s", age, c.opts.CacheTTL, v.Reason)
 }
 
 func (c *Checker) probe(ctx context.Context) *Snapshot {
@@ -174,12 +188,22 @@ func (c *Checker) poll(ctx context.Context, nodes []repmgr.Node) (map[string]str
 		}()
 	}
 	votes, errs := make(map[string]string, len(peers)), map[string]error{}
+	for _, p := range peers {
+		votes[p.Name] = ""
+		errs[p.Name] = context.DeadlineExceeded // until it answers
+	}
+	// Stop at the deadline even if a Peers implementation ignores ctx.
 	for range peers {
-		a := <-ch
-		votes[a.peer] = a.named
-		if a.err != nil {
-			errs[a.peer] = a.err
-			c.opts.Logger.Debug("peer cast no vote", "peer", a.peer, "error", a.err)
+		select {
+		case a := <-ch:
+			votes[a.peer] = a.named
+			delete(errs, a.peer)
+			if a.err != nil {
+				errs[a.peer] = a.err
+				c.opts.Logger.Debug("peer cast no vote", "peer", a.peer, "error", a.err)
+			}
+		case <-ctx.Done():
+			return votes, errs
 		}
 	}
 	return votes, errs

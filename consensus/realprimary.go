@@ -59,8 +59,25 @@ func (c *Checker) askAll(ctx context.Context) RealPrimaryResult {
 			ch <- StateAnswer{Node: n.Name, Status: status, Err: err}
 		}()
 	}
+	pending := map[string]bool{}
+	for _, n := range nodes {
+		if n.Name != c.opts.Self {
+			pending[n.Name] = true
+		}
+	}
+	// Stop at the deadline even if a Peers implementation ignores ctx.
+collect:
 	for range asked {
-		answers = append(answers, <-ch)
+		select {
+		case a := <-ch:
+			answers = append(answers, a)
+			delete(pending, a.Node)
+		case <-ctx.Done():
+			break collect
+		}
+	}
+	for name := range pending {
+		answers = append(answers, StateAnswer{Node: name, Err: ctx.Err()})
 	}
 	r := RealPrimaryResult{Asked: len(answers), CheckedAt: start}
 	r.Primary, r.Claimants, r.Unreachable = RealPrimary(answers)

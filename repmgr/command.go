@@ -68,6 +68,10 @@ func (r Runner) Run(ctx context.Context, name string, args ...string) (string, e
 	}
 	var exit *exec.ExitError
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// Killed because ctx ended: its "exit code -1" is not the tool's answer,
+		// and callers must not mistake a timeout for a refusal.
+		return out.String(), fmt.Errorf("run %s: %w", line, ctx.Err())
 	case errors.As(err, &exit):
 		return out.String(), &CommandError{Command: line, ExitCode: exit.ExitCode(), Output: out.String()}
 	case err != nil:

@@ -148,24 +148,30 @@ func (d DSN) String() string { return RedactDSN(string(d)) }
 // LogValue keeps slog from printing the password.
 func (d DSN) LogValue() slog.Value { return slog.StringValue(d.String()) }
 
-// RedactDSN hides the password of a conninfo or URI. A string it cannot parse
+// secretKeys are the conninfo keywords whose values are secrets: the
+// password, and the passphrase of the client's SSL key.
+var secretKeys = map[string]bool{"password": true, "sslpassword": true}
+
+// RedactDSN hides the passwords of a conninfo or URI. A string it cannot parse
 // is hidden whole: it might be a password with a typo around it.
 func RedactDSN(s string) string {
 	kv, err := ParseConninfo(s)
 	if err != nil {
 		return "<unparseable DSN hidden>"
 	}
-	if _, ok := kv["password"]; !ok {
+	if !hasSecret(kv) {
 		return s
 	}
 	if u, err := url.Parse(strings.TrimSpace(s)); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		if u.User != nil {
+		if _, ok := u.User.Password(); ok {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
+		for k := range secretKeys {
+			if q.Has(k) {
+				q.Set(k, "xxxxx")
+				u.RawQuery = q.Encode()
+			}
 		}
 		return u.String()
 	}
@@ -177,7 +183,7 @@ func RedactDSN(s string) string {
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
 		v := kv[k]
-		if k == "password" {
+		if secretKeys[k] {
 			v = "xxxxx"
 		}
 		parts = append(parts, k+"="+quoteConninfo(v))
@@ -185,8 +191,19 @@ func RedactDSN(s string) string {
 	return strings.Join(parts, " ")
 }
 
+func hasSecret(kv map[string]string) bool {
+	for k := range secretKeys {
+		if _, ok := kv[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// quoteConninfo quotes v when it holds a quote, a backslash or any byte that
+// isSpace splits on, so that ParseConninfo reads it back whole.
 func quoteConninfo(v string) string {
-	if v != "" && !strings.ContainsAny(v, " \t\n'\\") {
+	if v != "" && !strings.ContainsAny(v, " \t\n\r\f\v'\\") {
 		return v
 	}
 	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)

@@ -78,6 +78,10 @@ func (s *Server) handlePrimary(w http.ResponseWriter, r *http.Request) {
 // handleRealPrimary asks every registered node's /state: exactly one 200 is
 // the real primary, none is 503, several is split-brain (509).
 func (s *Server) handleRealPrimary(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, drainingBody)
+		return
+	}
 	res := s.verdicts.RealPrimary(r.Context())
 	body := api.RealPrimaryBody{Unreachable: res.Unreachable}
 	switch len(res.Claimants) {

@@ -36,5 +36,8 @@ func (s *Server) Handler() http.Handler {
 	if s.metrics != nil {
 		r.Method(http.MethodGet, api.PathMetrics, s.metrics.Handler())
 	}
+	if s.agent != nil {
+		r.Mount(api.PathAgent, s.agent)
+	}
 	return r
 }

@@ -26,6 +26,9 @@ type Options struct {
 	Logger  *slog.Logger
 	Metrics *Metrics    // optional: serves /metrics
 	Events  EventSource // optional: serves /events
+	// AgentAdmin is optional: the HAProxy agent's override, served under
+	// api.PathAgent.
+	AgentAdmin http.Handler
 }
 
 // Server holds the handlers' dependencies.
@@ -34,6 +37,7 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	events   EventSource
+	agent    http.Handler
 	views    *gocache.Cache // short-lived answers of the operator views
 	flight   singleflight.Group
 	draining atomic.Bool
@@ -54,7 +58,7 @@ func New(opts Options, verdicts Verdicts) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Server{verdicts: verdicts, log: opts.Logger, metrics: opts.Metrics, events: opts.Events,
-		views: gocache.New(eventsTTL, time.Minute)}
+		agent: opts.AgentAdmin, views: gocache.New(eventsTTL, time.Minute)}
 }
 
 // Drain makes every check answer 503 from now on, so that HAProxy moves

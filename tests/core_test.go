@@ -167,8 +167,8 @@ func TestPrimaryCutOffFromPeersAnswers509(t *testing.T) {
 	n1 := c.Node("node1")
 	waitState(t, n1, api.StatePrimary, settle)
 
-	c.Node("node2").StopQuorum()
-	c.Node("node3").StopQuorum()
+	stopQuorum(t, c.Node("node2"))
+	stopQuorum(t, c.Node("node3"))
 	if took := waitState(t, n1, api.StateUnknown, settle); took > fewChecks {
 		t.Errorf("isolated primary took %s to answer 509, want within %s", took, fewChecks)
 	}

@@ -104,8 +104,8 @@ func TestTwoSitesOnlyThePrimarysSiteVotes(t *testing.T) {
 	}
 
 	// Losing the whole other site changes nothing.
-	c.Node("node4").StopQuorum()
-	c.Node("node5").StopQuorum()
+	stopQuorum(t, c.Node("node4"))
+	stopQuorum(t, c.Node("node5"))
 	waitVerdict(t, n1, "still 200 with dc2 gone", func(status int, b api.StateBody) bool {
 		return status == 200 && b.Votes == 3
 	})
@@ -116,8 +116,8 @@ func TestTwoSitesOnlyThePrimarysSiteVotes(t *testing.T) {
 	}
 
 	// Losing its own site's peers loses the majority, though dc2 names node1.
-	c.Node("node2").StopQuorum()
-	c.Node("node3").StopQuorum()
+	stopQuorum(t, c.Node("node2"))
+	stopQuorum(t, c.Node("node3"))
 	waitVerdict(t, n1, "509 with 1 of 2 votes", func(status int, b api.StateBody) bool {
 		return status == api.StatusUnknown && b.Votes == 1 && b.Needed == 2
 	})

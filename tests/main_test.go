@@ -27,7 +27,13 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	pgquorumBin = filepath.Join(dir, "pgquorum")
-	build := exec.Command("go", "build", "-o", pgquorumBin, "../cmd/pgquorum")
+	// The daemon under test is built with the race detector whenever the
+	// tests are, so races in the real process under real load fail the run.
+	args := []string{"build", "-o", pgquorumBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/pgquorum")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build pgquorum:", err)
@@ -51,7 +57,11 @@ func startCluster(t *testing.T, nodes []lab.NodeSpec, quorum map[string]string) 
 		t.Fatalf("start cluster: %v", err)
 	}
 	t.Logf("cluster of %d nodes up in %s under %s", len(nodes), time.Since(start).Round(time.Millisecond), c.Dir)
-	t.Cleanup(c.Close)
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return c
 }
 
@@ -74,4 +84,12 @@ func requireTools(t *testing.T) {
 
 func threeNodes(location string) []lab.NodeSpec {
 	return []lab.NodeSpec{{Name: "node1", Location: location}, {Name: "node2", Location: location}, {Name: "node3", Location: location}}
+}
+
+// stopQuorum stops n's pgquorum and fails t if it did not exit cleanly.
+func stopQuorum(t *testing.T, n *lab.Node) {
+	t.Helper()
+	if err := n.StopQuorum(); err != nil {
+		t.Error(err)
+	}
 }

@@ -35,6 +35,9 @@ type Options struct {
 	OSUser  string                           // default "postgres" when running as root
 	Logf    func(format string, args ...any) // where subprocess output goes
 	BaseDir string                           // default: a new directory under os.TempDir()
+	// PortBase, when set, gives fixed ports: node i gets PostgreSQL on
+	// PortBase+i and pgquorum on PortBase+100+i. Default: free ports.
+	PortBase int
 }
 
 // Cluster is a running lab cluster.
@@ -65,7 +68,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c := &Cluster{opts: opts}
 	defer func() {
 		if err != nil {
-			c.Close()
+			_ = c.Close()
 		}
 	}()
 	if err := c.prepareDir(); err != nil {
@@ -159,14 +162,16 @@ func (c *Cluster) Node(name string) *Node {
 }
 
 // Close stops every pgquorum and PostgreSQL process of the cluster and
-// removes its directory.
-func (c *Cluster) Close() {
+// removes its directory. It reports pgquorum processes that did not exit
+// cleanly, such as a race-detector build that found a data race.
+func (c *Cluster) Close() error {
 	var wg sync.WaitGroup
-	for _, n := range c.Nodes {
+	errs := make([]error, len(c.Nodes))
+	for i, n := range c.Nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n.StopQuorum()
+			errs[i] = n.StopQuorum()
 			n.killPG()
 		}()
 	}
@@ -174,6 +179,7 @@ func (c *Cluster) Close() {
 	if c.Dir != "" && c.opts.BaseDir == "" {
 		os.RemoveAll(c.Dir)
 	}
+	return errors.Join(errs...)
 }
 
 // freePort asks the kernel for an unused loopback port.

@@ -25,13 +25,15 @@ type Node struct {
 }
 
 func (c *Cluster) newNode(id int, spec NodeSpec) (*Node, error) {
-	pg, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	q, err := freePort()
-	if err != nil {
-		return nil, err
+	pg, q := c.opts.PortBase+id, c.opts.PortBase+100+id
+	if c.opts.PortBase == 0 {
+		var err error
+		if pg, err = freePort(); err != nil {
+			return nil, err
+		}
+		if q, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	if spec.Location == "" {
 		spec.Location = "default"

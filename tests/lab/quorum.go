@@ -73,7 +73,9 @@ func (n *Node) StartQuorum() error {
 		return fmt.Errorf("lab: %w", err)
 	}
 	cmd := exec.Command(n.c.opts.Pgquorum, "serve", "--config", cfg)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	// halt_on_error makes a race-detector build stop at the first race, so
+	// the test that provoked it fails rather than a later one.
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "GORACE=halt_on_error=1"}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -115,20 +117,26 @@ func (n *Node) logLines(what string, r io.Reader) {
 	}
 }
 
-// StopQuorum stops the node's pgquorum with SIGTERM (SIGKILL after 5 s).
-func (n *Node) StopQuorum() {
+// StopQuorum stops the node's pgquorum with SIGTERM (SIGKILL after 10 s)
+// and reports an exit other than a clean one.
+func (n *Node) StopQuorum() error {
 	p := n.quorum
 	if p == nil {
-		return
+		return nil
 	}
 	n.quorum = nil
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+		return fmt.Errorf("lab: %s pgquorum ignored SIGTERM for 10s", n.Name)
 	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		return fmt.Errorf("lab: %s pgquorum exited with code %d (66: the race detector found a data race)", n.Name, code)
+	}
+	return nil
 }
 
 // QuorumPID is the PID of the node's pgquorum, 0 if it is not running.

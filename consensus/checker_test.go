@@ -1,0 +1,213 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// The cache TTL is long in real time because go-cache expires entries on the
+// real clock; the tests move the Checker's own clock instead.
+const (
+	testTTL         = time.Hour
+	testPeerTimeout = 100 * time.Millisecond
+)
+
+type harness struct {
+	checker *Checker
+	prober  *fakeProber
+	peers   *fakePeers
+	clock   *fakeClock
+}
+
+// newHarness returns a Checker for n1 with nodes registered and peers
+// answering as given (keyed by node name).
+func newHarness(nodes []repmgr.Node, inRecovery bool, answers map[string]peerAnswer) *harness {
+	byAddr := map[string]peerAnswer{}
+	for name, a := range answers {
+		byAddr[addr(name)] = a
+	}
+	h := &harness{
+		prober: &fakeProber{facts: repmgr.Facts{Nodes: nodes, InRecovery: inRecovery}},
+		peers:  newFakePeers(byAddr),
+		clock:  newFakeClock(),
+	}
+	h.checker = NewChecker(Options{
+		Self: "n1", RefreshInterval: time.Hour, CacheTTL: testTTL, PeerTimeout: testPeerTimeout,
+		Addresses: Addresses{Port: 5999}, Now: h.clock.Now,
+	}, h.prober, h.peers)
+	return h
+}
+
+var votesForN1 = map[string]peerAnswer{"n2": {primary: "n1"}, "n3": {primary: "n1"}}
+
+// TestSnapshotConcurrentCallersShareOneProbe parks every caller inside the
+// shared computation before the probe may finish, then counts probes.
+func TestSnapshotConcurrentCallersShareOneProbe(t *testing.T) {
+	const callers = 16
+	h := newHarness(site(3), false, votesForN1)
+	h.prober.gate = make(chan struct{})
+	results := make([]*Snapshot, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.checker.Snapshot(context.Background())
+		}()
+	}
+	waitFor(t, 10*time.Second, "every caller to wait on the shared refresh", func() bool {
+		return goroutinesIn("singleflight.(*Group).Do(") >= callers
+	})
+	close(h.prober.gate)
+	wg.Wait()
+	if n := h.prober.Calls(); n != 1 {
+		t.Errorf("%d concurrent callers caused %d probes, want 1", callers, n)
+	}
+	for i, s := range results {
+		if s != results[0] {
+			t.Fatalf("caller %d got a different snapshot than caller 0", i)
+		}
+	}
+	if primary, _ := h.peers.calls(); !maps.Equal(primary, map[string]int{addr("n2"): 1, addr("n3"): 1}) {
+		t.Errorf("peer polls = %v, want one per peer", primary)
+	}
+	if v := results[0].Verdict; v.State != api.StatePrimary || v.Votes != 3 {
+		t.Errorf("verdict = %+v, want Primary with 3 votes", v)
+	}
+}
+
+func TestSnapshotCache(t *testing.T) {
+	tests := []struct {
+		name      string
+		advance   time.Duration
+		wantProbe bool
+	}{
+		{name: "served at once without a probe", advance: 0},
+		{name: "served at half the TTL without a probe", advance: testTTL / 2},
+		{name: "served just before the TTL without a probe", advance: testTTL - time.Nanosecond},
+		{name: "probed again at the TTL", advance: testTTL, wantProbe: true},
+		{name: "probed again past the TTL", advance: testTTL + time.Minute, wantProbe: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(site(3), false, votesForN1)
+			first := h.checker.Snapshot(context.Background())
+			h.clock.Advance(tt.advance)
+			second := h.checker.Snapshot(context.Background())
+			probes, polls := h.prober.Calls(), totalCalls(h.peers)
+			if tt.wantProbe {
+				if probes != 2 || polls != 4 || second == first || !second.Verdict.CheckedAt.Equal(h.clock.Now()) {
+					t.Fatalf("%d probes, %d polls, same snapshot %v; want a new probe and poll checked now",
+						probes, polls, second == first)
+				}
+				return
+			}
+			if probes != 1 || polls != 2 || second != first {
+				t.Fatalf("%d probes, %d polls, same snapshot %v; want the cached one", probes, polls, second == first)
+			}
+		})
+	}
+}
+
+func totalCalls(p *fakePeers) int {
+	primary, state := p.calls()
+	n := 0
+	for _, c := range primary {
+		n += c
+	}
+	for _, c := range state {
+		n += c
+	}
+	return n
+}
+
+// TestStalePrimaryNeverServed: once its facts are CacheTTL old, a Primary
+// verdict is not served, whether it aged in the cache or while computed.
+func TestStalePrimaryNeverServed(t *testing.T) {
+	t.Run("aged in cache: new probe, old verdict not returned", func(t *testing.T) {
+		h := newHarness(site(3), false, votesForN1)
+		old := h.checker.Snapshot(context.Background())
+		if old.Verdict.State != api.StatePrimary {
+			t.Fatalf("first verdict = %s, want Primary", old.Verdict.State)
+		}
+		h.prober.set(repmgr.Facts{}, errors.New("connection refused"))
+		h.clock.Advance(testTTL + time.Second)
+		s := h.checker.Snapshot(context.Background())
+		if s == old || s.Verdict.State != api.StateDown || h.prober.Calls() != 2 {
+			t.Fatalf("after the TTL: verdict %s, %d probes, same snapshot %v; want Down from a new probe",
+				s.Verdict.State, h.prober.Calls(), s == old)
+		}
+	})
+	t.Run("refresh slower than the TTL is not Primary", func(t *testing.T) {
+		h := newHarness(site(3), false, votesForN1)
+		h.prober.during = func() { h.clock.Advance(testTTL + time.Second) }
+		s := h.checker.Snapshot(context.Background())
+		if s.Verdict.State == api.StatePrimary {
+			t.Fatalf("verdict from facts %s old is Primary; want it refused", h.clock.Now().Sub(s.Facts.ProbedAt))
+		}
+	})
+}
+
+// TestHangingPeer: a peer that answers only when its ctx ends costs the
+// refresh at most PeerTimeout and casts no vote. The bound asserted is 10×
+// PeerTimeout, a correctness bound on a shared machine, not a benchmark.
+func TestHangingPeer(t *testing.T) {
+	tests := []struct {
+		name      string
+		answers   map[string]peerAnswer
+		want      api.State
+		wantVotes int
+	}{
+		{name: "one of two peers hangs: majority from the other", want: api.StatePrimary, wantVotes: 2,
+			answers: map[string]peerAnswer{"n2": {hang: true}, "n3": {primary: "n1"}}},
+		{name: "both peers hang: no majority", want: api.StateUnknown, wantVotes: 1,
+			answers: map[string]peerAnswer{"n2": {hang: true}, "n3": {hang: true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(site(3), false, tt.answers)
+			start := time.Now()
+			s := h.checker.Snapshot(context.Background())
+			if took := time.Since(start); took >= 10*testPeerTimeout {
+				t.Errorf("refresh took %s with a hanging peer, want well under %s", took, 10*testPeerTimeout)
+			}
+			if s.Verdict.State != tt.want || s.Verdict.Votes != tt.wantVotes {
+				t.Errorf("verdict = %s with %d votes, want %s with %d", s.Verdict.State, s.Verdict.Votes, tt.want, tt.wantVotes)
+			}
+			if s.Votes["n2"] != "" || !errors.Is(s.PeerErrs["n2"], context.DeadlineExceeded) {
+				t.Errorf("hanging n2: vote %q, error %v; want no vote and a deadline error", s.Votes["n2"], s.PeerErrs["n2"])
+			}
+		})
+	}
+}
+
+// TestPeerDeafToItsContext: a Peers implementation that ignores its ctx
+// still cannot hold a refresh or /realPrimary past PeerTimeout.
+func TestPeerDeafToItsContext(t *testing.T) {
+	deaf := make(chan struct{})
+	defer close(deaf)
+	h := newHarness(site(3), false, map[string]peerAnswer{"n2": {deaf: deaf, status: 202}, "n3": {primary: "n1", status: 202}})
+	start := time.Now()
+	s := h.checker.Snapshot(context.Background())
+	if took := time.Since(start); took >= 10*testPeerTimeout {
+		t.Errorf("refresh took %s with a deaf peer, want well under %s", took, 10*testPeerTimeout)
+	}
+	if s.Verdict.State != api.StatePrimary || s.Verdict.Votes != 2 || !errors.Is(s.PeerErrs["n2"], context.DeadlineExceeded) {
+		t.Errorf("verdict %s with %d votes, n2 error %v; want Primary with 2 and a deadline error for n2", s.Verdict.State, s.Verdict.Votes, s.PeerErrs["n2"])
+	}
+	start = time.Now()
+	r := h.checker.RealPrimary(context.Background())
+	if took := time.Since(start); took >= 10*testPeerTimeout {
+		t.Errorf("/realPrimary took %s with a deaf peer", took)
+	}
+	if r.Primary != "n1" || len(r.Unreachable) != 1 || r.Unreachable[0] != "n2" {
+		t.Errorf("RealPrimary = %+v, want n1 with n2 unreachable", r)
+	}
+}

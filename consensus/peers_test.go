@@ -1,0 +1,230 @@
+package consensus
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// peerServer starts an httptest server answering every path with h. Handlers
+// that stall must also return when release closes, so Close never waits.
+func peerServer(t *testing.T, h func(w http.ResponseWriter, r *http.Request, release <-chan struct{})) string {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(w, r, release) }))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs before srv.Close
+	return srv.Listener.Addr().String()
+}
+
+func answer(status int, body string) func(http.ResponseWriter, *http.Request, <-chan struct{}) {
+	return func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+func stallBeforeHeaders(_ http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+	select {
+	case <-r.Context().Done():
+	case <-release:
+	}
+}
+
+func stallInBody(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(`{"Primary":`))
+	w.(http.Flusher).Flush()
+	stallBeforeHeaders(w, r, release)
+}
+
+// padded is a valid /primary body naming n1, padded with spaces to size bytes.
+func padded(size int) string {
+	b := `{"Primary":"n1"}`
+	return b + strings.Repeat(" ", size-len(b))
+}
+
+func TestHTTPPeersPrimary(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler func(http.ResponseWriter, *http.Request, <-chan struct{})
+		want    string
+		wantErr string
+	}{
+		{name: "200 names the primary", handler: answer(200, `{"Primary":"n1"}`), want: "n1"},
+		{name: "body of exactly 4 KiB is read", handler: answer(200, padded(4<<10)), want: "n1"},
+		{name: "503 with null primary is no vote without error", handler: answer(503, `{"Primary":null}`)},
+		{name: "503 of a down node is no vote without error", handler: answer(503, `{"State":"Down"}`)},
+		{name: "200 with null primary is an error", handler: answer(200, `{"Primary":null}`), wantErr: "200 without a primary"},
+		{name: "200 without primary is an error", handler: answer(200, `{}`), wantErr: "200 without a primary"},
+		{name: "200 with empty primary is an error", handler: answer(200, `{"Primary":""}`), wantErr: "200 without a primary"},
+		{name: "200 with garbage is an error", handler: answer(200, `<html>hello</html>`), wantErr: "decode"},
+		{name: "200 with a number for primary is an error", handler: answer(200, `{"Primary":1}`), wantErr: "decode"},
+		{name: "body over 4 KiB is an error", handler: answer(200, padded(4<<10+1)), wantErr: "larger than 4 KiB"},
+		{name: "huge body is an error", handler: answer(200, padded(1<<20)), wantErr: "larger than 4 KiB"},
+		{name: "500 is an error", handler: answer(500, `{"Primary":"n1"}`), wantErr: "unexpected status 500"},
+		{name: "headers never sent: bounded by ctx", handler: stallBeforeHeaders, wantErr: "deadline exceeded"},
+		{name: "body never finishes: bounded by ctx", handler: stallInBody, wantErr: "deadline exceeded"},
+	}
+	peers := NewHTTPPeers()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := peerServer(t, tt.handler)
+			got, err, took := askPrimary(peers, addr)
+			if took >= 10*testPeerTimeout {
+				t.Errorf("Primary took %s, want well under %s", took, 10*testPeerTimeout)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || got != "" {
+					t.Fatalf("Primary = %q, %v; want no vote and an error containing %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("Primary = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func askPrimary(p *HTTPPeers, addr string) (string, error, time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), testPeerTimeout)
+	defer cancel()
+	start := time.Now()
+	got, err := p.Primary(ctx, addr)
+	return got, err, time.Since(start)
+}
+
+// TestHTTPPeersDoNotFollowRedirects: a peer answers for itself; the target
+// of its redirect, which would name n9, must never be asked.
+func TestHTTPPeersDoNotFollowRedirects(t *testing.T) {
+	var targetHits atomic.Int32
+	target := peerServer(t, func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
+		targetHits.Add(1)
+		_, _ = w.Write([]byte(`{"Primary":"n9"}`))
+	})
+	redirector := peerServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
+		http.Redirect(w, r, "http://"+target+r.URL.Path, http.StatusFound)
+	})
+	peers := NewHTTPPeers()
+	got, err, _ := askPrimary(peers, redirector)
+	if got != "" || err == nil || !strings.Contains(err.Error(), "unexpected status 302") {
+		t.Errorf("Primary via redirect = %q, %v; want no vote and a 302 error", got, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testPeerTimeout)
+	defer cancel()
+	if status, err := peers.State(ctx, redirector); status != http.StatusFound || err != nil {
+		t.Errorf("State via redirect = %d, %v; want 302 itself", status, err)
+	}
+	if n := targetHits.Load(); n != 0 {
+		t.Errorf("redirect target asked %d times, want never", n)
+	}
+}
+
+func TestHTTPPeersState(t *testing.T) {
+	tests := []struct {
+		name       string
+		handler    func(http.ResponseWriter, *http.Request, <-chan struct{})
+		wantStatus int
+		wantErr    string
+	}{
+		{name: "200 primary", handler: answer(200, `{"State":"Primary"}`), wantStatus: 200},
+		{name: "202 standby", handler: answer(202, `{"State":"Standby"}`), wantStatus: 202},
+		{name: "503 down", handler: answer(503, `{"State":"Down"}`), wantStatus: 503},
+		{name: "509 unknown", handler: answer(api.StatusUnknown, `{"State":"Unknown"}`), wantStatus: api.StatusUnknown},
+		{name: "huge body still gives its status", handler: answer(200, strings.Repeat("x", 1<<20)), wantStatus: 200},
+		{name: "garbage body still gives its status", handler: answer(202, "not json"), wantStatus: 202},
+		{name: "headers never sent: bounded by ctx", handler: stallBeforeHeaders, wantErr: "deadline exceeded"},
+		{name: "body never finishes: bounded by ctx", handler: stallInBody, wantErr: "deadline exceeded"},
+	}
+	peers := NewHTTPPeers()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := peerServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+				if r.URL.Path != api.PathState {
+					http.NotFound(w, r)
+					return
+				}
+				tt.handler(w, r, release)
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), testPeerTimeout)
+			defer cancel()
+			start := time.Now()
+			status, err := peers.State(ctx, addr)
+			if took := time.Since(start); took >= 10*testPeerTimeout {
+				t.Errorf("State took %s, want well under %s", took, 10*testPeerTimeout)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("State = %d, %v; want an error containing %q", status, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || status != tt.wantStatus {
+				t.Errorf("State = %d, %v; want %d", status, err, tt.wantStatus)
+			}
+		})
+	}
+}
+
+func TestHTTPPeersUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close() // nothing listens there any more
+	peers := NewHTTPPeers()
+	if got, err, _ := askPrimary(peers, addr); got != "" || err == nil {
+		t.Errorf("Primary of a closed port = %q, %v; want an error", got, err)
+	}
+	if _, err := peers.State(context.Background(), addr); err == nil {
+		t.Error("State of a closed port gave no error")
+	}
+}
+
+func TestAddressesOf(t *testing.T) {
+	tests := []struct {
+		name      string
+		addresses Addresses
+		conninfo  string
+		node      string
+		want      string
+		wantErr   string
+	}{
+		{name: "conninfo host with the common port", addresses: Addresses{Port: 5999},
+			node: "n1", conninfo: "host=db1 port=5432 user=repmgr", want: "db1:5999"},
+		{name: "IPv6 host is bracketed", addresses: Addresses{Port: 5999}, node: "n1", conninfo: "host=::1 port=5432", want: "[::1]:5999"},
+		{name: "URI conninfo", addresses: Addresses{Port: 6000}, node: "n1", conninfo: "postgres://repmgr@10.1.2.3:5432/repmgr", want: "10.1.2.3:6000"},
+		{name: "exact override wins over conninfo", addresses: Addresses{Port: 5999, Overrides: map[string]string{"n1": "127.0.0.5:7000"}},
+			node: "n1", conninfo: "host=db1", want: "127.0.0.5:7000"},
+		{name: "override matched without regard to case", addresses: Addresses{Port: 5999, Overrides: map[string]string{"node1": "127.0.0.5:7000"}},
+			node: "Node1", conninfo: "host=db1", want: "127.0.0.5:7000"},
+		{name: "exact override preferred to a case-folded one", addresses: Addresses{Port: 5999,
+			Overrides: map[string]string{"NODE1": "127.0.0.9:1", "Node1": "127.0.0.5:7000", "node1": "127.0.0.8:1"}},
+			node: "Node1", want: "127.0.0.5:7000"},
+		{name: "override for another node is ignored", addresses: Addresses{Port: 5999, Overrides: map[string]string{"n2": "127.0.0.5:7000"}},
+			node: "n1", conninfo: "host=db1", want: "db1:5999"},
+		{name: "unix socket host is an error", addresses: Addresses{Port: 5999}, node: "n1",
+			conninfo: "host=/var/run/postgresql", wantErr: `address of node "n1": conninfo host "/var/run/postgresql" is a Unix socket directory`},
+		{name: "no host is an error", addresses: Addresses{Port: 5999}, node: "n1", conninfo: "user=repmgr", wantErr: `address of node "n1"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.addresses.Of(repmgr.Node{Name: tt.node, Conninfo: tt.conninfo})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Of = %q, %v; want an error containing %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("Of = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
