@@ -109,3 +109,34 @@ type RealPrimaryBody struct {
 	Claimants   []string `json:"claimants,omitempty"`
 	Unreachable []string `json:"unreachable,omitempty"`
 }
+
+// ClusterBody is the JSON answer of /cluster: every registered node, as this
+// node's repmgr metadata lists them, with its own answer to /state.
+type ClusterBody struct {
+	Node        string        `json:"node"` // the node that answered
+	RealPrimary *string       `json:"realPrimary"`
+	Claimants   []string      `json:"claimants,omitempty"`
+	CheckedAt   time.Time     `json:"checked_at"`
+	Nodes       []ClusterNode `json:"nodes"`
+}
+
+// ClusterNode is one node of /cluster. Status is the HTTP status of its
+// /state (0 when unreachable); the replication fields are as it reports them.
+type ClusterNode struct {
+	ID         int      `json:"id"`
+	Name       string   `json:"name"`
+	Location   string   `json:"location"`
+	Type       string   `json:"type"`
+	Priority   int      `json:"priority"`
+	Active     bool     `json:"active"`
+	Upstream   string   `json:"upstream,omitempty"`
+	Reachable  bool     `json:"reachable"`
+	Status     int      `json:"status"`
+	State      State    `json:"state,omitempty"`
+	Votes      int      `json:"votes"`
+	Needed     int      `json:"needed"`
+	Streaming  *bool    `json:"streaming,omitempty"`
+	LagBytes   *int64   `json:"lag_bytes,omitempty"`
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
+	Error      string   `json:"error,omitempty"`
+}

@@ -60,9 +60,9 @@ type Checker struct {
 }
 
 const (
-	keySnapshot    = "snapshot"
-	keyFacts       = "facts"
-	keyRealPrimary = "realPrimary"
+	keySnapshot = "snapshot"
+	keyFacts    = "facts"
+	keySurvey   = "survey"
 )
 
 // NewChecker returns a Checker; call Run to keep it fresh.

@@ -109,8 +109,10 @@ func NamedPrimary(nodes []repmgr.Node) (string, bool) {
 // StateAnswer is one node's answer to /state, as seen by /realPrimary.
 type StateAnswer struct {
 	Node   string
-	Status int   // HTTP status; meaningful only when Err is nil
-	Err    error // unreachable, timed out, or not HTTP
+	Status int            // HTTP status; meaningful only when Err is nil
+	Body   *api.StateBody // nil when the body did not decode, or for this node itself
+	Self   bool           // the answer is this node's own verdict
+	Err    error          // unreachable, timed out, or not HTTP
 }
 
 // RealPrimary names the one node that answers 200 on /state. Status alone

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -78,6 +79,7 @@ type peerAnswer struct {
 	err     error
 	hang    bool
 	deaf    chan struct{} // when set: ignore ctx and answer only once closed
+	body    *api.StateBody
 }
 
 // fakePeers answers /primary and /state per address and counts the calls.
@@ -119,12 +121,12 @@ func (f *fakePeers) Primary(ctx context.Context, addr string) (string, error) {
 	return a.primary, nil
 }
 
-func (f *fakePeers) State(ctx context.Context, addr string) (int, error) {
+func (f *fakePeers) State(ctx context.Context, addr string) (int, *api.StateBody, error) {
 	a, err := f.answer(ctx, addr, f.stateCalls)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return a.status, nil
+	return a.status, a.body, nil
 }
 
 // calls returns the total calls and those to each address.

@@ -20,8 +20,9 @@ import (
 type Peers interface {
 	// Primary returns the node named by addr's /primary, "" if it names none.
 	Primary(ctx context.Context, addr string) (string, error)
-	// State returns the HTTP status of addr's /state.
-	State(ctx context.Context, addr string) (int, error)
+	// State returns the HTTP status of addr's /state, and its body when it
+	// decodes (nil when not).
+	State(ctx context.Context, addr string) (int, *api.StateBody, error)
 }
 
 // Addresses tells where each node's pgquorum listens: the host of its repmgr
@@ -106,13 +107,21 @@ func (p *HTTPPeers) Primary(ctx context.Context, addr string) (string, error) {
 	}
 }
 
-// State asks addr's /state and returns its status code.
-func (p *HTTPPeers) State(ctx context.Context, addr string) (int, error) {
-	status, _, err := p.get(ctx, addr, api.PathState)
+// State asks addr's /state. The status is what HAProxy acts on and is
+// returned whatever the body; the body is decoded for views only.
+func (p *HTTPPeers) State(ctx context.Context, addr string) (int, *api.StateBody, error) {
+	status, body, err := p.get(ctx, addr, api.PathState)
 	if errors.Is(err, errBodyTooLarge) {
-		err = nil // the status is what HAProxy acts on, whatever the body
+		return status, nil, nil
 	}
-	return status, err
+	if err != nil {
+		return status, nil, err
+	}
+	var b api.StateBody
+	if json.Unmarshal(body, &b) != nil {
+		return status, nil, nil
+	}
+	return status, &b, nil
 }
 
 func (p *HTTPPeers) get(ctx context.Context, addr, path string) (int, []byte, error) {

@@ -120,7 +120,7 @@ func TestHTTPPeersDoNotFollowRedirects(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testPeerTimeout)
 	defer cancel()
-	if status, err := peers.State(ctx, redirector); status != http.StatusFound || err != nil {
+	if status, _, err := peers.State(ctx, redirector); status != http.StatusFound || err != nil {
 		t.Errorf("State via redirect = %d, %v; want 302 itself", status, err)
 	}
 	if n := targetHits.Load(); n != 0 {
@@ -133,12 +133,13 @@ func TestHTTPPeersState(t *testing.T) {
 		name       string
 		handler    func(http.ResponseWriter, *http.Request, <-chan struct{})
 		wantStatus int
+		wantState  api.State // "" when the body must not decode
 		wantErr    string
 	}{
-		{name: "200 primary", handler: answer(200, `{"State":"Primary"}`), wantStatus: 200},
-		{name: "202 standby", handler: answer(202, `{"State":"Standby"}`), wantStatus: 202},
-		{name: "503 down", handler: answer(503, `{"State":"Down"}`), wantStatus: 503},
-		{name: "509 unknown", handler: answer(api.StatusUnknown, `{"State":"Unknown"}`), wantStatus: api.StatusUnknown},
+		{name: "200 primary", handler: answer(200, `{"State":"Primary"}`), wantStatus: 200, wantState: api.StatePrimary},
+		{name: "202 standby", handler: answer(202, `{"State":"Standby"}`), wantStatus: 202, wantState: api.StateStandby},
+		{name: "503 down", handler: answer(503, `{"State":"Down"}`), wantStatus: 503, wantState: api.StateDown},
+		{name: "509 unknown", handler: answer(api.StatusUnknown, `{"State":"Unknown"}`), wantStatus: api.StatusUnknown, wantState: api.StateUnknown},
 		{name: "huge body still gives its status", handler: answer(200, strings.Repeat("x", 1<<20)), wantStatus: 200},
 		{name: "garbage body still gives its status", handler: answer(202, "not json"), wantStatus: 202},
 		{name: "headers never sent: bounded by ctx", handler: stallBeforeHeaders, wantErr: "deadline exceeded"},
@@ -157,7 +158,7 @@ func TestHTTPPeersState(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), testPeerTimeout)
 			defer cancel()
 			start := time.Now()
-			status, err := peers.State(ctx, addr)
+			status, body, err := peers.State(ctx, addr)
 			if took := time.Since(start); took >= 10*testPeerTimeout {
 				t.Errorf("State took %s, want well under %s", took, 10*testPeerTimeout)
 			}
@@ -169,6 +170,12 @@ func TestHTTPPeersState(t *testing.T) {
 			}
 			if err != nil || status != tt.wantStatus {
 				t.Errorf("State = %d, %v; want %d", status, err, tt.wantStatus)
+			}
+			switch {
+			case tt.wantState == "" && body != nil:
+				t.Errorf("body decoded as %+v, want none", body)
+			case tt.wantState != "" && (body == nil || body.State != tt.wantState):
+				t.Errorf("body = %+v, want State %s", body, tt.wantState)
 			}
 		})
 	}
@@ -182,7 +189,7 @@ func TestHTTPPeersUnreachable(t *testing.T) {
 	if got, err, _ := askPrimary(peers, addr); got != "" || err == nil {
 		t.Errorf("Primary of a closed port = %q, %v; want an error", got, err)
 	}
-	if _, err := peers.State(context.Background(), addr); err == nil {
+	if _, _, err := peers.State(context.Background(), addr); err == nil {
 		t.Error("State of a closed port gave no error")
 	}
 }

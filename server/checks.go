@@ -82,7 +82,7 @@ func (s *Server) handleRealPrimary(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, drainingBody)
 		return
 	}
-	res := s.verdicts.RealPrimary(r.Context())
+	res := s.verdicts.Survey(r.Context()).RealPrimary
 	body := api.RealPrimaryBody{Unreachable: res.Unreachable}
 	switch len(res.Claimants) {
 	case 1:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/consensus"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // fakeVerdicts is the Verdicts the handlers read, set by each test.
@@ -18,6 +19,8 @@ type fakeVerdicts struct {
 	snapshot    *consensus.Snapshot
 	facts       *consensus.Snapshot
 	realPrimary consensus.RealPrimaryResult
+	nodes       []repmgr.Node
+	answers     map[string]consensus.StateAnswer
 }
 
 func (f *fakeVerdicts) Snapshot(context.Context) *consensus.Snapshot {
@@ -32,10 +35,10 @@ func (f *fakeVerdicts) Facts(context.Context) *consensus.Snapshot {
 	return f.facts
 }
 
-func (f *fakeVerdicts) RealPrimary(context.Context) consensus.RealPrimaryResult {
+func (f *fakeVerdicts) Survey(context.Context) consensus.Survey {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.realPrimary
+	return consensus.Survey{Nodes: f.nodes, Answers: f.answers, RealPrimary: f.realPrimary}
 }
 
 func (f *fakeVerdicts) setSnapshot(s *consensus.Snapshot) {

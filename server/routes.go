@@ -30,6 +30,7 @@ func (s *Server) Handler() http.Handler {
 	check(api.PathHealth, s.handleHealth)
 	check(api.PathReadiness, s.handleReadiness)
 	check(api.PathLiveness, s.handleLiveness)
+	r.Get(api.PathCluster, s.handleCluster)
 	if s.events != nil {
 		r.Get(api.PathEvents, s.handleEvents)
 	}

@@ -18,7 +18,7 @@ import (
 type Verdicts interface {
 	Snapshot(ctx context.Context) *consensus.Snapshot
 	Facts(ctx context.Context) *consensus.Snapshot
-	RealPrimary(ctx context.Context) consensus.RealPrimaryResult
+	Survey(ctx context.Context) consensus.Survey
 }
 
 // Options configure a Server.

@@ -1,0 +1,58 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/consensus"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// handleCluster answers every registered node with its own /state answer:
+// like "repmgr cluster show", but with each node's quorum view. It is made of
+// the same cached survey as /realPrimary.
+func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
+	sv := s.verdicts.Survey(r.Context())
+	self := s.verdicts.Snapshot(r.Context())
+	body := api.ClusterBody{
+		Node:      self.Verdict.Node,
+		Claimants: sv.RealPrimary.Claimants,
+		CheckedAt: sv.RealPrimary.CheckedAt.UTC(),
+		Nodes:     make([]api.ClusterNode, 0, len(sv.Nodes)),
+	}
+	if sv.RealPrimary.Primary != "" {
+		body.RealPrimary = &sv.RealPrimary.Primary
+	}
+	names := map[int]string{}
+	for _, n := range sv.Nodes {
+		names[n.ID] = n.Name
+	}
+	for _, n := range sv.Nodes {
+		body.Nodes = append(body.Nodes, clusterNode(n, names, sv.Answers[n.Name], self))
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func clusterNode(n repmgr.Node, names map[int]string, a consensus.StateAnswer, self *consensus.Snapshot) api.ClusterNode {
+	cn := api.ClusterNode{ID: n.ID, Name: n.Name, Location: n.Location, Type: n.Type, Priority: n.Priority, Active: n.Active}
+	if n.UpstreamID != nil {
+		cn.Upstream = names[*n.UpstreamID]
+	}
+	if a.Err != nil {
+		cn.Error = a.Err.Error()
+		return cn
+	}
+	cn.Reachable, cn.Status = true, a.Status
+	b := a.Body
+	if a.Self {
+		sb := stateBody(self)
+		b = &sb
+	}
+	if b == nil {
+		cn.Error = "answer did not decode"
+		return cn
+	}
+	cn.State, cn.Votes, cn.Needed = b.State, b.Votes, b.Needed
+	cn.Streaming, cn.LagBytes, cn.LagSeconds = b.Streaming, b.LagBytes, b.LagSeconds
+	return cn
+}
