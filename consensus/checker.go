@@ -242,6 +242,8 @@ func (c *Checker) noteChange(s *Snapshot) bool {
 	if prev == s.Verdict.State {
 		return false
 	}
+	// The survey holds this node's answer too: it must not outlive a change.
+	c.cache.Delete(keySurvey)
 	level := slog.LevelInfo
 	if s.Verdict.State == api.StateUnknown || s.Verdict.State == api.StateDown {
 		level = slog.LevelWarn

@@ -3,6 +3,7 @@ package consensus
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
@@ -58,7 +59,8 @@ func Site(self string, nodes []repmgr.Node) (me repmgr.Node, peers []repmgr.Node
 func Decide(in Input) Verdict {
 	v := Verdict{Node: in.Self, CheckedAt: in.Facts.ProbedAt}
 	if in.ProbeErr != nil {
-		v.State, v.Reason = api.StateDown, "local database unreachable: "+in.ProbeErr.Error()
+		// pgx errors span lines (one per address tried): keep the reason one line.
+		v.State, v.Reason = api.StateDown, "local database unreachable: "+strings.Join(strings.Fields(in.ProbeErr.Error()), " ")
 		return v
 	}
 	me, peers, registered := Site(in.Self, in.Facts.Nodes)

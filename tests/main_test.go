@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -92,4 +93,22 @@ func stopQuorum(t *testing.T, n *lab.Node) {
 	if err := n.StopQuorum(); err != nil {
 		t.Error(err)
 	}
+}
+
+// runPgquorum runs the binary under test with args, bounded to 30 s, and
+// returns its combined output and exit code.
+func runPgquorum(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, pgquorumBin, args...).CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &exit):
+		return string(out), exit.ExitCode()
+	}
+	t.Fatalf("run pgquorum %v: %v", args, err)
+	return "", -1
 }

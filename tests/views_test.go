@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -118,5 +119,64 @@ func TestEventsAndMetrics(t *testing.T) {
 	})
 	if err != nil {
 		t.Error(err)
+	}
+}
+
+func TestClusterViewAndStatusCommand(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, threeNodes("dc1"), nil)
+	ctx := context.Background()
+	n1, n2 := c.Node("node1"), c.Node("node2")
+	waitState(t, n1, api.StatePrimary, settle)
+
+	var b api.ClusterBody
+	err := lab.WaitFor(ctx, settle, "node2 /cluster with node1 primary and two streaming standbys", func(ctx context.Context) error {
+		if status, err := n2.GetJSON(ctx, api.PathCluster, &b); err != nil || status != 200 {
+			return fmt.Errorf("%d %v", status, err)
+		}
+		if b.RealPrimary == nil || *b.RealPrimary != "node1" || len(b.Nodes) != 3 {
+			return fmt.Errorf("got %+v", b)
+		}
+		for _, n := range b.Nodes[1:] {
+			if n.Status != 202 || n.Streaming == nil || !*n.Streaming || n.LagBytes == nil || n.Upstream != "node1" {
+				return fmt.Errorf("standby %+v", n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := b.Nodes[0]; p.Name != "node1" || p.Type != "primary" || p.Status != 200 || p.Votes != 3 || p.Needed != 2 {
+		t.Errorf("/cluster primary row = %+v", p)
+	}
+
+	out, code := runPgquorum(t, "status", "--url", n2.QuorumURL())
+	if code != 0 || !strings.Contains(out, "real primary: node1") || !strings.Contains(out, "Standby") {
+		t.Errorf("pgquorum status = exit %d:\n%s", code, out)
+	}
+	out, code = runPgquorum(t, "status", "--json", "--url", n2.QuorumURL())
+	var fromJSON api.ClusterBody
+	if code != 0 || json.Unmarshal([]byte(out), &fromJSON) != nil || len(fromJSON.Nodes) != 3 {
+		t.Errorf("pgquorum status --json = exit %d:\n%s", code, out)
+	}
+
+	if err := n1.StopPG(ctx, "immediate"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, n1, api.StateDown, settle)
+	err = lab.WaitFor(ctx, settle, "status exit 1 without a primary", func(context.Context) error {
+		out, code = runPgquorum(t, "status", "--url", n2.QuorumURL())
+		if code != 1 || !strings.Contains(out, "no real primary") {
+			return fmt.Errorf("exit %d:\n%s", code, out)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	stopQuorum(t, n2)
+	if out, code = runPgquorum(t, "status", "--url", n2.QuorumURL()); code != 2 {
+		t.Errorf("status against a stopped pgquorum = exit %d, want 2:\n%s", code, out)
 	}
 }

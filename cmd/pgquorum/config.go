@@ -256,14 +256,18 @@ func (p *valueParser) fail(key, want string, got any) {
 	p.errs = append(p.errs, fmt.Errorf("%s: want %s, got %q", key, want, fmt.Sprint(got)))
 }
 
+// str reads a scalar as text: YAML may well type "listen: 5999" as a number,
+// which the key's own check then judges.
 func (p *valueParser) str(key string) string {
 	switch x := p.v.Get(key).(type) {
 	case string:
 		return strings.TrimSpace(x)
 	case nil:
 		return ""
+	case int, int64, float64, bool:
+		return fmt.Sprint(x)
 	default:
-		p.fail(key, "a string", x)
+		p.fail(key, "a single value", x)
 		return ""
 	}
 }

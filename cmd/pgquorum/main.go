@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.SetContext(ctx)
 	root.AddCommand(newServeCmd(stdout, stderr))
+	root.AddCommand(newHAProxyConfigCmd(stdout), newAgentCmd(stdout))
+	root.AddCommand(newCheckCmd(stdout))
+	root.AddCommand(newStatusCmd(stdout))
 	err := root.Execute()
 	if err == nil {
 		return exitOK

@@ -75,7 +75,18 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		Logger:          log,
 		Observer:        metrics,
 	}, local, consensus.NewHTTPPeers())
-	srv := server.New(server.Options{Logger: log, Metrics: metrics, Events: local}, checker)
+	agent, agentLn, err := listenAgent(cfg, checker, log)
+	if err != nil {
+		return failedErr(err)
+	}
+	srvOpts := server.Options{Logger: log, Metrics: metrics, Events: local}
+	agentErr := make(chan error, 1)
+	if agent != nil {
+		defer agentLn.Close()
+		srvOpts.AgentAdmin = agent.AdminHandler()
+		go func() { agentErr <- agent.Serve(ctx, agentLn) }()
+	}
+	srv := server.New(srvOpts, checker)
 	hs := srv.HTTPServer(cfg.Listen)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -89,6 +100,8 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 	select {
 	case err := <-serveErr:
 		return failedErr(fmt.Errorf("serve HTTP: %w", err))
+	case err := <-agentErr:
+		return failedErr(fmt.Errorf("serve HAProxy agent: %w", err))
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: answering 503 to every check")

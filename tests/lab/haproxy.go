@@ -197,26 +197,33 @@ func (h *HAProxy) Stats(ctx context.Context) (map[string]ServerStat, error) {
 	return stats, nil
 }
 
-// WaitServer waits until cond holds for proxy/server's stats.
+// WaitServer waits until cond holds for proxy/server's stats. On timeout it
+// reports cond's last complaint, not the socket error the deadline caused.
 func (h *HAProxy) WaitServer(ctx context.Context, proxy, server string, timeout time.Duration, what string, cond func(ServerStat) error) error {
+	var last error
 	return WaitFor(ctx, timeout, fmt.Sprintf("haproxy %s/%s %s", proxy, server, what), func(ctx context.Context) error {
 		stats, err := h.Stats(ctx)
 		if err != nil {
+			if ctx.Err() != nil && last != nil {
+				return last
+			}
 			return err
 		}
 		s, ok := stats[proxy+"/"+server]
 		if !ok {
 			return fmt.Errorf("no server %s/%s in show stat", proxy, server)
 		}
-		return cond(s)
+		last = cond(s)
+		return last
 	})
 }
 
-// WaitStatus waits until proxy/server shows exactly status (e.g. "UP",
-// "DOWN", "DRAIN (agent)", "MAINT").
+// WaitStatus waits until proxy/server shows status (UP, DOWN, DRAIN, MAINT),
+// with or without the source HAProxy adds in parentheses: "DOWN" matches
+// "DOWN (agent)", but not the transitional "DOWN 1/2".
 func (h *HAProxy) WaitStatus(ctx context.Context, proxy, server, status string, timeout time.Duration) error {
 	return h.WaitServer(ctx, proxy, server, timeout, "to be "+status, func(s ServerStat) error {
-		if s.Status != status {
+		if s.Status != status && !strings.HasPrefix(s.Status, status+" (") {
 			return fmt.Errorf("status %q (check %s %d, agent %q)", s.Status, s.CheckStatus, s.CheckCode, s.LastAgent)
 		}
 		return nil

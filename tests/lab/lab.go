@@ -212,4 +212,6 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 	}
 }
 
-func (c *Cluster) path(parts ...string) string { return filepath.Join(append([]string{c.Dir}, parts...)...) }
+func (c *Cluster) path(parts ...string) string {
+	return filepath.Join(append([]string{c.Dir}, parts...)...)
+}

@@ -1,0 +1,17 @@
+# pgquorum: a static binary on a distroless base, running as a non-root user.
+# It runs beside PostgreSQL, so give it the node's network (--network host) and
+# a config: docker run --network host -v /etc/pgquorum:/etc/pgquorum:ro pgquorum
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN make static VERSION=${VERSION}
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /src/bin/pgquorum /usr/local/bin/pgquorum
+USER nonroot:nonroot
+EXPOSE 5999
+ENTRYPOINT ["/usr/local/bin/pgquorum"]
+CMD ["serve", "--config", "/etc/pgquorum/pgquorum.yaml"]

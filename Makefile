@@ -1,0 +1,26 @@
+# pgquorum: the README's two commands are scripts/demo.sh and scripts/test.sh;
+# these targets are shortcuts for working on the code.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO ?= go
+
+.PHONY: build static test unit bench demo
+
+build:
+	$(GO) build -o bin/pgquorum ./cmd/pgquorum
+
+# The static, trimmed binary the Dockerfile ships.
+static:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/pgquorum ./cmd/pgquorum
+
+test:
+	bash scripts/test.sh
+
+# Unit tests only: no PostgreSQL, no root.
+unit:
+	$(GO) test -race -short ./...
+
+bench:
+	bash scripts/bench.sh
+
+demo:
+	bash scripts/demo.sh

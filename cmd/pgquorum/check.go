@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgquorum/pgquorum/api"
+)
+
+// exitUnreachable is what "check" returns when it got no pgquorum verdict at
+// all. It shares its value with exitUsage: keepalived only tells zero from
+// non-zero, and both mean "do not trust this node".
+const exitUnreachable = 2
+
+const (
+	defaultCheckTimeout = 2 * time.Second
+	// maxStateBody bounds what is read of /state; the body only feeds the
+	// printed line, so a larger one is simply not described.
+	maxStateBody = 16 << 10
+)
+
+// expectation is what "check --expect" compares the local verdict with.
+type expectation string
+
+const (
+	expectPrimary expectation = "primary" // 200: primary with a majority of its site
+	expectStandby expectation = "standby" // 202: in recovery
+	expectUp      expectation = "up"      // the local database is up: any state but Down
+)
+
+func parseExpectation(s string) (expectation, error) {
+	switch e := expectation(s); e {
+	case expectPrimary, expectStandby, expectUp:
+		return e, nil
+	}
+	return "", fmt.Errorf("--expect %q: want primary, standby or up", s)
+}
+
+func (e expectation) matches(s api.State) bool {
+	switch e {
+	case expectPrimary:
+		return s == api.StatePrimary
+	case expectStandby:
+		return s == api.StateStandby
+	case expectUp:
+		return s != api.StateDown
+	}
+	return false
+}
+
+// stateOfStatus inverts api.State.HTTPStatus; ok is false for a code /state
+// never answers (a proxy's 502, a wrong URL's 404), which is no verdict.
+func stateOfStatus(code int) (s api.State, ok bool) {
+	for _, s := range []api.State{api.StatePrimary, api.StateStandby, api.StateDown, api.StateUnknown} {
+		if s.HTTPStatus() == code {
+			return s, true
+		}
+	}
+	return "", false
+}
+
+const checkLong = `Ask the local pgquorum for this node's verdict (GET <url>/state) and exit 0
+when it matches --expect, for keepalived's vrrp_script / track_script.
+
+The decision comes from the HTTP status alone (200 Primary, 202 Standby,
+503 Down, 509 Unknown); the JSON body is only used to describe the verdict.
+
+  --expect primary   the node is the primary with a majority of its site (200)
+  --expect standby   the node is a standby (202)
+  --expect up        the local database is up: any state except Down (503),
+                     so a Primary, a Standby and an Unknown primary all match
+
+Exit codes:
+  0  the verdict matches (one line on stdout)
+  1  pgquorum answered and the verdict does not match, Down included
+     (one line on stderr)
+  2  no verdict: pgquorum unreachable, --timeout passed, an answer that is not
+     HTTP or a status /state never answers; also a usage error such as an
+     invalid --expect. keepalived treats every non-zero exit as a failure.
+
+--timeout bounds the whole call: connect, request and reading the answer.`
+
+func newCheckCmd(stdout io.Writer) *cobra.Command {
+	var expect, base string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "check --expect primary|standby|up",
+		Short: "Exit 0 when the local node's verdict matches (for keepalived)",
+		Long:  checkLong,
+		Args:  cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&expect, "expect", "", "primary, standby or up (required)")
+	cmd.Flags().StringVar(&base, "url", defaultLocalURL, "base URL of the pgquorum to ask")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultCheckTimeout, "bound of the whole call")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		want, err := parseExpectation(expect)
+		if err != nil {
+			return usageErr(err)
+		}
+		if timeout <= 0 {
+			return usageErr(fmt.Errorf("--timeout %s: must be positive", timeout))
+		}
+		target, err := stateURL(base)
+		if err != nil {
+			return usageErr(err)
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+		defer cancel()
+		return check(ctx, target, want, stdout)
+	}
+	return cmd
+}
+
+// stateURL appends api.PathState to the base URL given with --url.
+func stateURL(base string) (string, error) {
+	u, err := parseBaseURL(base)
+	if err != nil {
+		return "", err
+	}
+	return u.JoinPath(api.PathState).String(), nil
+}
+
+// check asks target once and turns the answer into the command's exit code.
+func check(ctx context.Context, target string, want expectation, stdout io.Writer) error {
+	a, err := askState(ctx, target)
+	if err != nil {
+		return &exitError{code: exitUnreachable, err: fmt.Errorf("unreachable: %w", err)}
+	}
+	if !want.matches(a.state) {
+		return failedErr(fmt.Errorf("not %s: %s", want, a.describe(target)))
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", want, a.describe(target))
+	return nil
+}
+
+// stateAnswer is one answer of /state: the state its status code means and,
+// when the body decodes, the body, which only serves to describe it.
+type stateAnswer struct {
+	state   api.State
+	body    *api.StateBody
+	bodyErr error
+}
+
+// askState GETs target; ctx bounds the whole exchange, body included. Only a
+// missing or foreign status is an error: a body that does not decode leaves
+// the status-based verdict as it is.
+func askState(ctx context.Context, target string) (stateAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return stateAnswer{}, fmt.Errorf("GET %s: %w", target, err)
+	}
+	resp, err := newLocalClient().Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return stateAnswer{}, fmt.Errorf("timed out: %w", err)
+		}
+		return stateAnswer{}, err // *url.Error already names the method and URL
+	}
+	defer resp.Body.Close()
+	state, ok := stateOfStatus(resp.StatusCode)
+	if !ok {
+		return stateAnswer{}, fmt.Errorf("GET %s answered %d, which is no pgquorum state", target, resp.StatusCode)
+	}
+	a := stateAnswer{state: state}
+	a.body, a.bodyErr = decodeState(resp.Body)
+	return a, nil
+}
+
+func decodeState(r io.Reader) (*api.StateBody, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, maxStateBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if len(raw) > maxStateBody {
+		return nil, fmt.Errorf("body larger than %d bytes", maxStateBody)
+	}
+	var b api.StateBody
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, fmt.Errorf("decode body: %w", err)
+	}
+	return &b, nil
+}
+
+// describe says who answered what, on one line, e.g.
+// "node1 is Primary (3 votes, 2 needed)" or "node2 is Standby".
+func (a stateAnswer) describe(target string) string {
+	if a.body == nil {
+		return oneLine(fmt.Sprintf("%s answers %s (%v)", target, a.state, a.bodyErr))
+	}
+	who := a.body.Node
+	if who == "" {
+		who = target
+	}
+	s := fmt.Sprintf("%s is %s", who, a.state)
+	if a.state == api.StatePrimary || a.state == api.StateUnknown {
+		s += fmt.Sprintf(" (%d votes, %d needed)", a.body.Votes, a.body.Needed)
+	}
+	if a.body.State != "" && a.body.State != a.state {
+		s += fmt.Sprintf(" (body says %s)", a.body.State)
+	}
+	if a.body.Reason != "" {
+		s += ": " + a.body.Reason
+	}
+	return oneLine(s)
+}
+
+// maxLine bounds the printed line: keepalived and syslog lines are short.
+const maxLine = 300
+
+// oneLine keeps the promise of one printed line whatever the body holds.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if r := []rune(s); len(r) > maxLine {
+		s = string(r[:maxLine]) + "…"
+	}
+	return s
+}

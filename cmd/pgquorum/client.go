@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/pgquorum/pgquorum/api"
+)
+
+// defaultLocalURL is where the CLI finds the local pgquorum.
+var defaultLocalURL = "http://127.0.0.1:" + strconv.Itoa(api.DefaultPort)
+
+// parseBaseURL checks a --url flag: http(s)://host:port, nothing else.
+func parseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--url: want http://host:port, got %q", raw)
+	}
+	return u, nil
+}
+
+// newLocalClient never uses a proxy (pgquorum is asked directly; the
+// environment of keepalived or cron may carry an http_proxy) and never
+// follows a redirect (a node answers for itself).
+func newLocalClient() *http.Client {
+	return &http.Client{
+		Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// getJSON GETs target and decodes at most limit bytes of its body into v.
+// ctx bounds the whole exchange, body included.
+func getJSON(ctx context.Context, target string, limit int64, v any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return 0, fmt.Errorf("GET %s: %w", target, err)
+	}
+	resp, err := newLocalClient().Do(req)
+	if err != nil {
+		return 0, err // *url.Error names the method and URL
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("GET %s: read body: %w", target, err)
+	}
+	if int64(len(raw)) > limit {
+		return resp.StatusCode, fmt.Errorf("GET %s: answer larger than %d bytes", target, limit)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return resp.StatusCode, fmt.Errorf("GET %s: decode answer: %w", target, err)
+	}
+	return resp.StatusCode, nil
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgquorum/pgquorum/api"
+)
+
+const statusLong = `Print every node of the cluster as the local pgquorum sees it (GET
+<url>/cluster): repmgr's metadata (id, name, location, type, priority,
+upstream) and each node's own answer to /state, with votes and replication lag.
+
+Exit codes: 0 when exactly one node answers 200 (a real primary), 1 when none
+or several do (split-brain), 2 when pgquorum could not be asked.`
+
+// maxClusterBody bounds the /cluster answer read: ample for hundreds of nodes.
+const maxClusterBody = 4 << 20
+
+func newStatusCmd(stdout io.Writer) *cobra.Command {
+	var base string
+	var asJSON bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster with each node's quorum view, like repmgr cluster show",
+		Long:  statusLong,
+		Args:  cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&base, "url", defaultLocalURL, "base URL of the pgquorum to ask")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the /cluster answer as JSON")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "bound of the whole call")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		u, err := parseBaseURL(base)
+		if err != nil {
+			return usageErr(err)
+		}
+		if timeout <= 0 {
+			return usageErr(fmt.Errorf("--timeout: want a positive duration, got %s", timeout))
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+		defer cancel()
+		var b api.ClusterBody
+		status, err := getJSON(ctx, u.JoinPath(api.PathCluster).String(), maxClusterBody, &b)
+		if err == nil && status != 200 {
+			err = fmt.Errorf("GET %s answered %d", api.PathCluster, status)
+		}
+		if err != nil {
+			return &exitError{code: exitUnreachable, err: fmt.Errorf("unreachable: %w", err)}
+		}
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(b); err != nil {
+				return failedErr(err)
+			}
+		} else {
+			printCluster(stdout, b)
+		}
+		if b.RealPrimary == nil {
+			return failedErr(errors.New(noRealPrimary(b)))
+		}
+		return nil
+	}
+	return cmd
+}
+
+func noRealPrimary(b api.ClusterBody) string {
+	if len(b.Claimants) > 1 {
+		return "split-brain: " + strings.Join(b.Claimants, ", ") + " all answer 200"
+	}
+	return "no real primary: no node answers 200"
+}
+
+func printCluster(w io.Writer, b api.ClusterBody) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tLOCATION\tTYPE\tACTIVE\tUPSTREAM\tPRIO\tHTTP\tSTATE\tVOTES\tLAG")
+	for _, n := range b.Nodes {
+		state, code, votes := string(n.State), "-", "-"
+		if n.Reachable {
+			code = fmt.Sprint(n.Status)
+		}
+		if state == "" {
+			state = "unreachable"
+			if n.Reachable {
+				state = "?"
+			}
+		}
+		if n.State == api.StatePrimary || n.State == api.StateUnknown {
+			votes = fmt.Sprintf("%d/%d", n.Votes, n.Needed)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.Name, n.Location, n.Type, n.Active,
+			orDash(n.Upstream), n.Priority, code, state, votes, lag(n))
+	}
+	tw.Flush()
+	if b.RealPrimary != nil {
+		fmt.Fprintf(w, "real primary: %s (asked %s at %s)\n", *b.RealPrimary, b.Node, b.CheckedAt.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(w, "%s (asked %s at %s)\n", noRealPrimary(b), b.Node, b.CheckedAt.Format(time.RFC3339))
+	}
+}
+
+func lag(n api.ClusterNode) string {
+	if n.LagBytes == nil && n.LagSeconds == nil {
+		if n.Streaming != nil && !*n.Streaming {
+			return "not streaming"
+		}
+		return "-"
+	}
+	var parts []string
+	if n.LagBytes != nil {
+		parts = append(parts, fmt.Sprintf("%d B", *n.LagBytes))
+	}
+	if n.LagSeconds != nil {
+		parts = append(parts, fmt.Sprintf("%.1fs", *n.LagSeconds))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

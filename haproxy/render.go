@@ -1,0 +1,194 @@
+package haproxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+)
+
+// Options shape the rendered haproxy.cfg. Start from DefaultOptions: Render
+// rejects zero timings and counts instead of guessing them.
+type Options struct {
+	RWListen    string // bind address of the read-write listener, host:port (host may be empty: all addresses)
+	ROListen    string // bind address of the read-only listener
+	StatsListen string // bind address of the stats page
+	StatsSocket string // optional path of an admin-level stats socket ("" renders none)
+
+	Inter time.Duration // interval between two checks of a server
+	Fall  int           // consecutive failed checks before a server is marked DOWN
+	Rise  int           // consecutive passed checks before a server is marked UP
+
+	AgentPort  int           // default agent-check port of every server; 0 renders no agent-check
+	AgentInter time.Duration // interval between two agent checks; 0 means Inter
+
+	MaxConn        int
+	TimeoutConnect time.Duration
+	TimeoutClient  time.Duration // long: PostgreSQL sessions sit idle between queries
+	TimeoutServer  time.Duration
+}
+
+// DefaultOptions follow common Patroni/HAProxy practice: 5000 read-write,
+// 5001 read-only, 7000 stats. A check every second with fall 2 marks a demoted
+// primary DOWN within about two seconds of its first non-200 answer.
+func DefaultOptions() Options {
+	return Options{
+		RWListen:       ":5000",
+		ROListen:       ":5001",
+		StatsListen:    ":7000",
+		Inter:          time.Second,
+		Fall:           2,
+		Rise:           2,
+		MaxConn:        1000,
+		TimeoutConnect: 4 * time.Second,
+		TimeoutClient:  30 * time.Minute,
+		TimeoutServer:  30 * time.Minute,
+	}
+}
+
+// Server is one PostgreSQL node HAProxy may send clients to.
+type Server struct {
+	Name      string // repmgr node_name; HAProxy's server name
+	Host      string // PostgreSQL host, as in the node's conninfo
+	Port      int    // PostgreSQL port
+	CheckPort int    // pgquorum HTTP port on Host
+	AgentPort int    // pgquorum agent port on Host; 0 means Options.AgentPort
+}
+
+// Agent-send lines: each listener tells the one agent port which role it is
+// asking about.
+const (
+	RoleRW = "rw"
+	RoleRO = "ro"
+)
+
+// maxTimeout is the longest timer HAProxy accepts (2^31-1 ms).
+const maxTimeout = (1<<31 - 1) * time.Millisecond
+
+// serverName is what HAProxy accepts as a proxy or server name.
+var serverName = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+
+// Render returns a complete haproxy.cfg for servers, or every problem with
+// opts and servers at once.
+func Render(opts Options, servers []Server) (string, error) {
+	if err := errors.Join(opts.Validate(), validateServers(servers, opts.AgentPort)); err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := cfgTemplate.Execute(&b, renderData{Options: opts, Servers: servers, CheckPath: api.PathState}); err != nil {
+		return "", fmt.Errorf("render haproxy.cfg: %w", err)
+	}
+	return b.String(), nil
+}
+
+// FieldError is a bad option, named by its Options field so that a caller
+// can name its own flag or key instead.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports every bad option as a *FieldError.
+func (o Options) Validate() error {
+	var errs []error
+	listens := map[string]string{}
+	for _, l := range []struct{ name, addr string }{{"RWListen", o.RWListen}, {"ROListen", o.ROListen}, {"StatsListen", o.StatsListen}} {
+		if err := checkListen(l.addr); err != nil {
+			errs = append(errs, fieldErr(l.name, "want host:port such as :5000 or 127.0.0.1:5000, got %q: %v", l.addr, err))
+			continue
+		}
+		if other, dup := listens[l.addr]; dup {
+			errs = append(errs, fieldErr(l.name, "%q is already the %s address", l.addr, other))
+		}
+		listens[l.addr] = l.name
+	}
+	if o.StatsSocket != "" && (!strings.HasPrefix(o.StatsSocket, "/") || strings.ContainsAny(o.StatsSocket, " \t\r\n\"'#")) {
+		errs = append(errs, fieldErr("StatsSocket", "want an absolute path without blanks or quotes, got %q", o.StatsSocket))
+	}
+	errs = append(errs, checkTimer("Inter", o.Inter, false), checkTimer("AgentInter", o.AgentInter, true),
+		checkTimer("TimeoutConnect", o.TimeoutConnect, false), checkTimer("TimeoutClient", o.TimeoutClient, false),
+		checkTimer("TimeoutServer", o.TimeoutServer, false))
+	errs = append(errs, checkRange("Fall", o.Fall, 1, 100), checkRange("Rise", o.Rise, 1, 100),
+		checkRange("MaxConn", o.MaxConn, 1, 1_000_000))
+	if o.AgentPort != 0 {
+		errs = append(errs, checkRange("AgentPort", o.AgentPort, 1, 65535))
+	}
+	return errors.Join(errs...)
+}
+
+func validateServers(servers []Server, defaultAgent int) error {
+	if len(servers) == 0 {
+		return errors.New("servers: none to render (witness nodes are never servers)")
+	}
+	var errs []error
+	seen := map[string]bool{}
+	withAgent := 0
+	for i, s := range servers {
+		where := fmt.Sprintf("server %d (%q)", i+1, s.Name)
+		if !serverName.MatchString(s.Name) {
+			errs = append(errs, fmt.Errorf("%s: name must be letters, digits, '_', '.', ':' or '-'", where))
+		} else if seen[s.Name] {
+			errs = append(errs, fmt.Errorf("%s: name used twice", where))
+		}
+		seen[s.Name] = true
+		if s.Host == "" || strings.ContainsAny(s.Host, " \t\r\n\"'#,/") {
+			errs = append(errs, fmt.Errorf("%s: want a host name or IP address, got %q", where, s.Host))
+		}
+		errs = append(errs, checkRange(where+": Port", s.Port, 1, 65535), checkRange(where+": CheckPort", s.CheckPort, 1, 65535))
+		if s.AgentPort != 0 {
+			errs = append(errs, checkRange(where+": AgentPort", s.AgentPort, 1, 65535))
+		}
+		if s.AgentPort != 0 {
+			withAgent++
+		}
+	}
+	// Without a default port, an agent-check on some servers only is a
+	// half-done configuration: the others would never drain.
+	if defaultAgent == 0 && withAgent > 0 && withAgent < len(servers) {
+		errs = append(errs, fmt.Errorf("servers: AgentPort set on %d of %d servers and Options.AgentPort is 0", withAgent, len(servers)))
+	}
+	return errors.Join(errs...)
+}
+
+func checkListen(addr string) error {
+	if strings.ContainsAny(addr, " \t\r\n\"'#,") {
+		return errors.New("contains a blank, quote, comma or '#'")
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+func checkTimer(name string, d time.Duration, zeroOK bool) error {
+	if d == 0 && zeroOK {
+		return nil
+	}
+	if d < time.Millisecond || d > maxTimeout || d%time.Millisecond != 0 {
+		return fieldErr(name, "want a whole number of milliseconds from 1ms to %s, got %s", maxTimeout, d)
+	}
+	return nil
+}
+
+func checkRange(name string, n, lo, hi int) error {
+	if n < lo || n > hi {
+		return fieldErr(name, "want %d to %d, got %d", lo, hi, n)
+	}
+	return nil
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The pgquorum demo: three real PostgreSQL 15 nodes managed by repmgr, one
+# pgquorum per node and HAProxy in front, all on 127.0.0.1. Prints what to
+# curl, then runs until Ctrl-C; with --tour it walks through a failover and
+# the return of the old primary, then stops. Everything it starts is stopped
+# on exit. Needs root (PostgreSQL runs as the postgres OS user).
+#   bash scripts/demo.sh [--tour] [--for 10m] [--port-base 25400]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+bash scripts/install-deps.sh
+bin=$(mktemp -d /tmp/pgquorum-bin-XXXXXX)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/pgquorum" ./cmd/pgquorum
+go build -o "$bin/pgquorum-demo" ./cmd/pgquorum-demo
+"$bin/pgquorum-demo" --pgquorum "$bin/pgquorum" "$@"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the whole pgquorum test suite: vet, format, unit tests, and the
+# integration tests that start real PostgreSQL 15 + repmgr clusters, real
+# HAProxy and keepalived on loopback. Needs root. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+bash scripts/install-deps.sh
+
+echo "== go vet" >&2
+go vet ./...
+echo "== gofmt" >&2
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt: these files need formatting:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+echo "== shell syntax" >&2
+for f in scripts/*.sh scripts/*/*.sh; do
+	[ -e "$f" ] && bash -n "$f"
+done
+echo "== go test -race" >&2
+go test -race -count=1 -timeout 15m ./...

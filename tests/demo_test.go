@@ -1,0 +1,53 @@
+package tests
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoTour runs the README's demo (pgquorum-demo --tour, what
+// scripts/demo.sh runs after installing packages) and checks its story.
+func TestDemoTour(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs PostgreSQL 15, repmgr, HAProxy and root")
+	}
+	requireTools(t)
+	t.Parallel()
+	demo := filepath.Join(t.TempDir(), "pgquorum-demo")
+	if out, err := exec.Command("go", "build", "-o", demo, "../cmd/pgquorum-demo").CombinedOutput(); err != nil {
+		t.Fatalf("build demo: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// A port base of its own, below the ephemeral range the other tests use.
+	out, err := exec.CommandContext(ctx, demo, "--pgquorum", pgquorumBin, "--tour", "--port-base", "27400").CombinedOutput()
+	t.Logf("demo output:\n%s", out)
+	if err != nil {
+		t.Fatalf("demo --tour: %v", err)
+	}
+	text := string(out)
+	steps := []string{
+		"writes through HAProxy :27601 land on node1",
+		"1. Kill node1's PostgreSQL",
+		"writes through HAProxy :27601: refused",
+		"node2  509   Unknown  1/2",
+		"node2  200   Primary  2/2",
+		"writes through HAProxy :27601 land on node2",
+		"node1  509   Unknown  1/2",
+		"/realPrimary (asked node3): 200 node2",
+		"node1  202   Standby",
+		"Tour done",
+	}
+	rest := text
+	for _, s := range steps {
+		i := strings.Index(rest, s)
+		if i < 0 {
+			t.Fatalf("demo output lacks %q after the earlier steps", s)
+		}
+		rest = rest[i+len(s):]
+	}
+}
