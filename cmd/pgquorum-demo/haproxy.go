@@ -65,7 +65,7 @@ func (d *demoRun) printWrites(ctx context.Context) {
 	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=repmgr dbname=repmgr sslmode=disable connect_timeout=2", d.port(rwOffset))
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		fmt.Fprintf(d.out, "  writes through HAProxy :%d: refused — no server passes /state 200\n", d.port(rwOffset))
+		fmt.Fprintf(d.out, "  writes through HAProxy :%d: refused — no server passes /state 200 (%v)\n", d.port(rwOffset), err)
 		return
 	}
 	defer conn.Close(ctx)

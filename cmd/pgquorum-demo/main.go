@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/tests/lab"
 )
 
@@ -33,6 +34,7 @@ type options struct {
 	tour     bool
 	runFor   time.Duration
 	portBase int
+	keep     bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -43,6 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.tour, "tour", false, "walk through a failover, then stop")
 	fs.DurationVar(&o.runFor, "for", 0, "stop after this long (default: until Ctrl-C)")
 	fs.IntVar(&o.portBase, "port-base", 25400, "PostgreSQL on port-base+1..3, pgquorum on port-base+101..103, HAProxy on port-base+201..203")
+	fs.BoolVar(&o.keep, "keep", false, "keep the cluster's directories after exit (logs are always kept)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -89,8 +92,18 @@ func demo(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
-	defer c.Close()
+	defer func() {
+		_ = c.Close()
+		if !o.keep {
+			os.RemoveAll(c.Dir) // the data directories; demo.log stays
+		}
+	}()
 	d := &demoRun{c: c, out: out, dir: dir}
+	// HAProxy's first checks should see the settled cluster, not node1
+	// waiting for its peers' pgquorum to start.
+	if err := d.waitState(ctx, "node1", api.StatePrimary); err != nil {
+		return err
+	}
 	if err := d.startHAProxy(ctx, o.pgquorum); err != nil {
 		return err
 	}

@@ -22,11 +22,24 @@ type demoRun struct {
 
 const stepTimeout = 30 * time.Second
 
+// waitSettled waits for node1's majority, then for HAProxy's first checks:
+// HAProxy 2.6 starts every server UP until a check says otherwise, so the
+// standbys must be seen DOWN and node1 UP after a passed check.
 func (d *demoRun) waitSettled(ctx context.Context) error {
 	if err := d.waitState(ctx, "node1", api.StatePrimary); err != nil {
 		return err
 	}
-	return d.waitWriter(ctx, "node1", "UP")
+	for _, node := range []string{"node2", "node3"} {
+		if err := d.waitWriter(ctx, node, "DOWN"); err != nil {
+			return err
+		}
+	}
+	return d.haproxy.WaitServer(ctx, "postgres_rw", "node1", stepTimeout, "UP after a passed check", func(s lab.ServerStat) error {
+		if s.Status != "UP" || s.CheckStatus != "L7OK" {
+			return fmt.Errorf("status %q, last check %q", s.Status, s.CheckStatus)
+		}
+		return nil
+	})
 }
 
 // waitWriter waits until HAProxy's read-write listener shows node as status.

@@ -42,7 +42,7 @@ type HAProxy struct {
 
 // StartHAProxy checks cfg with "haproxy -c", runs "haproxy -f cfg -db" in the
 // foreground with its output in the cluster's log, and waits until its admin
-// socket answers. The caller stops it with Stop.
+// socket answers. Stop it with Stop; Close stops it too.
 func (c *Cluster) StartHAProxy(ctx context.Context, cfg string) (*HAProxy, error) {
 	path, socket := c.HAProxyPaths()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -64,6 +64,9 @@ func (c *Cluster) StartHAProxy(ctx context.Context, cfg string) (*HAProxy, error
 		return nil, fmt.Errorf("lab: start haproxy: %w", err)
 	}
 	h := &HAProxy{Config: path, Socket: socket, cmd: cmd, done: make(chan struct{})}
+	c.mu.Lock()
+	c.haproxies = append(c.haproxies, h) // Close stops it if the caller does not
+	c.mu.Unlock()
 	go func() {
 		c.logOutput("haproxy", out)
 		_ = cmd.Wait()

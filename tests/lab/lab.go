@@ -47,6 +47,9 @@ type Cluster struct {
 	opts  Options
 	run   repmgr.Runner
 	owner *user.User
+
+	mu        sync.Mutex
+	haproxies []*HAProxy // started by StartHAProxy, stopped by Close
 }
 
 // Start builds and starts a cluster: initdb and "repmgr primary register" on
@@ -165,6 +168,11 @@ func (c *Cluster) Node(name string) *Node {
 // removes its directory. It reports pgquorum processes that did not exit
 // cleanly, such as a race-detector build that found a data race.
 func (c *Cluster) Close() error {
+	c.mu.Lock()
+	for _, h := range c.haproxies {
+		h.Stop()
+	}
+	c.mu.Unlock()
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Nodes))
 	for i, n := range c.Nodes {
