@@ -21,6 +21,14 @@ type Options struct {
 	StatsListen string // bind address of the stats page
 	StatsSocket string // optional path of an admin-level stats socket ("" renders none)
 
+	// ServerStateFile is where HAProxy loads its servers' last known state
+	// at start ("" loads none). Without it HAProxy 2.6 starts every server
+	// UP until its first check: a standby or a 509 old primary would take
+	// writes for up to Inter after each start or reload. The file must be
+	// refreshed ("show servers state" on StatsSocket) just before each
+	// reload or stop: scripts/haproxy/save-state.sh.
+	ServerStateFile string
+
 	Inter time.Duration // interval between two checks of a server
 	Fall  int           // consecutive failed checks before a server is marked DOWN
 	Rise  int           // consecutive passed checks before a server is marked UP
@@ -114,8 +122,18 @@ func (o Options) Validate() error {
 		}
 		listens[l.addr] = l.name
 	}
-	if o.StatsSocket != "" && (!strings.HasPrefix(o.StatsSocket, "/") || strings.ContainsAny(o.StatsSocket, " \t\r\n\"'#")) {
-		errs = append(errs, fieldErr("StatsSocket", "want an absolute path without blanks or quotes, got %q", o.StatsSocket))
+	for _, p := range []struct{ name, path string }{{"StatsSocket", o.StatsSocket}, {"ServerStateFile", o.ServerStateFile}} {
+		if p.path != "" && !cfgPath(p.path) {
+			errs = append(errs, fieldErr(p.name, "want an absolute path without blanks or quotes, got %q", p.path))
+		}
+	}
+	// A state file nobody can refresh goes stale: it is dumped through
+	// the admin socket, the only one a rendered config has.
+	switch {
+	case o.ServerStateFile != "" && o.StatsSocket == "":
+		errs = append(errs, fieldErr("ServerStateFile", "needs StatsSocket: the state is saved through it (show servers state)"))
+	case o.ServerStateFile != "" && o.ServerStateFile == o.StatsSocket:
+		errs = append(errs, fieldErr("ServerStateFile", "%q is already the StatsSocket path", o.ServerStateFile))
 	}
 	errs = append(errs, checkTimer("Inter", o.Inter, false), checkTimer("AgentInter", o.AgentInter, true),
 		checkTimer("TimeoutConnect", o.TimeoutConnect, false), checkTimer("TimeoutClient", o.TimeoutClient, false),
@@ -160,6 +178,12 @@ func validateServers(servers []Server, defaultAgent int) error {
 		errs = append(errs, fmt.Errorf("servers: AgentPort set on %d of %d servers and Options.AgentPort is 0", withAgent, len(servers)))
 	}
 	return errors.Join(errs...)
+}
+
+// cfgPath tells whether p can stand unquoted in haproxy.cfg as an absolute
+// path.
+func cfgPath(p string) bool {
+	return strings.HasPrefix(p, "/") && !strings.ContainsAny(p, " \t\r\n\"'#\\")
 }
 
 func checkListen(addr string) error {

@@ -173,6 +173,11 @@ func TestRenderRejectsBadInput(t *testing.T) {
 		{"zero rise", mod(func(o *Options) { o.Rise = 0 }), threeServers(), "Rise: want 1 to 100, got 0"},
 		{"agent port out of range", mod(func(o *Options) { o.AgentPort = 70000 }), threeServers(), "AgentPort: want 1 to 65535"},
 		{"relative stats socket", mod(func(o *Options) { o.StatsSocket = "haproxy.sock" }), threeServers(), "StatsSocket: want an absolute path"},
+		{"relative server state file", mod(func(o *Options) { o.StatsSocket, o.ServerStateFile = "/run/h.sock", "state" }), threeServers(), "ServerStateFile: want an absolute path"},
+		{"server state file with a blank", mod(func(o *Options) { o.StatsSocket, o.ServerStateFile = "/run/h.sock", "/var/lib/my state" }), threeServers(), "ServerStateFile: want an absolute path"},
+		{"server state file with a backslash", mod(func(o *Options) { o.StatsSocket, o.ServerStateFile = "/run/h.sock", `/var/lib/a\b` }), threeServers(), "ServerStateFile: want an absolute path"},
+		{"server state file without a stats socket", mod(func(o *Options) { o.ServerStateFile = "/var/lib/haproxy/state" }), threeServers(), "ServerStateFile: needs StatsSocket"},
+		{"server state file at the stats socket path", mod(func(o *Options) { o.StatsSocket, o.ServerStateFile = "/run/h.sock", "/run/h.sock" }), threeServers(), `ServerStateFile: "/run/h.sock" is already the StatsSocket path`},
 		{"zero client timeout", mod(func(o *Options) { o.TimeoutClient = 0 }), threeServers(), "TimeoutClient: want"},
 		{"no servers", DefaultOptions(), nil, "servers: none to render"},
 		{"server name with a blank", DefaultOptions(), withServer(func(s *Server) { s.Name = "node 2" }), `server 2 ("node 2"): name must be`},
@@ -245,5 +250,80 @@ func TestValidateErrorsNameTheirField(t *testing.T) {
 	}
 	if strings.Join(fields, ",") != "RWListen,Inter" {
 		t.Fatalf("fields %v, want RWListen,Inter", fields)
+	}
+}
+
+// block returns the trimmed lines of the top-level section whose header is
+// exactly header ("global", "defaults", "listen stats").
+func block(cfg, header string) []string {
+	var out []string
+	in := false
+	for _, l := range strings.Split(cfg, "\n") {
+		if strings.TrimSpace(l) == "" || strings.HasPrefix(strings.TrimSpace(l), "#") {
+			continue
+		}
+		if !strings.HasPrefix(l, " ") {
+			in = l == header
+			continue
+		}
+		if in {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return out
+}
+
+func TestRenderServerStateFile(t *testing.T) {
+	withState := DefaultOptions()
+	withState.StatsSocket = "/run/haproxy/pgquorum.sock"
+	withState.ServerStateFile = "/var/lib/haproxy/pgquorum.state"
+	socketOnly := DefaultOptions()
+	socketOnly.StatsSocket = "/run/haproxy/pgquorum.sock"
+
+	tests := []struct {
+		name             string
+		opts             Options
+		global, defaults []string // lines each section must hold
+		absentAnywhere   []string // substrings no line may hold
+	}{
+		{
+			name:     "state file set: global names it, defaults load it for every listener",
+			opts:     withState,
+			global:   []string{"server-state-file /var/lib/haproxy/pgquorum.state", "stats socket /run/haproxy/pgquorum.sock mode 600 level admin"},
+			defaults: []string{"load-server-state-from-file global", "mode tcp"},
+		},
+		{
+			name:           "no state file: neither directive is rendered",
+			opts:           socketOnly,
+			global:         []string{"stats socket /run/haproxy/pgquorum.sock mode 600 level admin"},
+			absentAnywhere: []string{"server-state", "load-server-state-from-file"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Render(tc.opts, threeServers())
+			if err != nil {
+				t.Fatalf("Render: %v", err)
+			}
+			for _, s := range []struct {
+				header string
+				want   []string
+			}{{"global", tc.global}, {"defaults", tc.defaults}} {
+				lines := block(cfg, s.header)
+				for _, want := range s.want {
+					if !hasLine(lines, want) {
+						t.Errorf("%s lacks %q; has:\n%s", s.header, want, strings.Join(lines, "\n"))
+					}
+				}
+			}
+			for _, absent := range tc.absentAnywhere {
+				if strings.Contains(cfg, absent) {
+					t.Errorf("config holds %q:\n%s", absent, cfg)
+				}
+			}
+			// The state file does not exist here: haproxy -c must accept
+			// the config anyway, as HAProxy starts without one.
+			haproxyCheck(t, cfg)
+		})
 	}
 }

@@ -66,6 +66,12 @@ func addr(s Server) string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port
 //     and lets dead peers be noticed.
 //   - The read-only listener balances by least connections, HAProxy's advice
 //     for long sessions such as SQL ones.
+//   - "server-state-file" + "load-server-state-from-file global" (with
+//     ServerStateFile) start each server in the state the previous HAProxy
+//     saw, matched by listener and server name, instead of UP until its first
+//     check. A missing file only logs a warning. "init-addr" has no "last",
+//     so addresses still come from this config; ports do not (see
+//     scripts/haproxy/README.md).
 var cfgTemplate = template.Must(template.New("haproxy.cfg").Funcs(template.FuncMap{"haproxyTime": haproxyTime, "addr": addr}).Parse(
 	`# Rendered by "pgquorum haproxy-config". Each server is checked on its
 # pgquorum port: the read-write listener passes only /state 200 (Primary with
@@ -75,9 +81,15 @@ global
 {{- if .StatsSocket}}
     stats socket {{.StatsSocket}} mode 600 level admin
 {{- end}}
+{{- if .ServerStateFile}}
+    server-state-file {{.ServerStateFile}}
+{{- end}}
 
 defaults
     mode tcp
+{{- if .ServerStateFile}}
+    load-server-state-from-file global
+{{- end}}
     option tcpka
     timeout connect {{haproxyTime .TimeoutConnect}}
     timeout client {{haproxyTime .TimeoutClient}}

@@ -31,7 +31,13 @@ Witness nodes are left out. Each server is checked on its host at
 
 With --agent-port, every server also gets an HAProxy agent-check on that
 port (pgquorum's server.agent_listen), so "pgquorum agent drain" on a node
-takes it out of the listeners gracefully.`
+takes it out of the listeners gracefully.
+
+With --server-state-file (and --stats-socket), HAProxy starts each server in
+the state the previous HAProxy saved there instead of UP until its first
+check, which would let a standby take writes after every restart or reload.
+Save the state just before each reload or stop: see
+scripts/haproxy/save-state.sh.`
 
 // haproxyFlags are the flags of "pgquorum haproxy-config".
 type haproxyFlags struct {
@@ -48,7 +54,7 @@ type haproxyFlags struct {
 var optionFlags = map[string]string{
 	"RWListen": "--rw-listen", "ROListen": "--ro-listen", "StatsListen": "--stats-listen",
 	"StatsSocket": "--stats-socket", "Inter": "--inter", "Fall": "--fall", "Rise": "--rise",
-	"AgentPort": "--agent-port", "AgentInter": "--agent-inter",
+	"AgentPort": "--agent-port", "AgentInter": "--agent-inter", "ServerStateFile": "--server-state-file",
 }
 
 // fieldsToFlags rewrites field names inside a message ("already the
@@ -82,6 +88,7 @@ func newHAProxyConfigCmd(stdout io.Writer) *cobra.Command {
 	fs.StringVar(&f.opts.ROListen, "ro-listen", f.opts.ROListen, "read-only listener, host:port")
 	fs.StringVar(&f.opts.StatsListen, "stats-listen", f.opts.StatsListen, "stats page, host:port")
 	fs.StringVar(&f.opts.StatsSocket, "stats-socket", "", "path of an admin stats socket (default: none)")
+	fs.StringVar(&f.opts.ServerStateFile, "server-state-file", "", "state file HAProxy loads its servers' state from at start; needs --stats-socket (default: none)")
 	fs.DurationVar(&f.opts.Inter, "inter", f.opts.Inter, "interval between two checks of a server")
 	fs.IntVar(&f.opts.Fall, "fall", f.opts.Fall, "failed checks before a server is marked DOWN")
 	fs.IntVar(&f.opts.Rise, "rise", f.opts.Rise, "passed checks before a server is marked UP")

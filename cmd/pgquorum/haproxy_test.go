@@ -37,6 +37,8 @@ func TestHAProxyConfigFlagErrors(t *testing.T) {
 		{"agent port out of range", append([]string{"--agent-port", "99999"}, twoNodes...), "--agent-port: want 1 to 65535"},
 		{"check port out of range", append([]string{"--check-port", "0"}, twoNodes...), "--check-port: want 1 to 65535, got 0"},
 		{"relative stats socket", append([]string{"--stats-socket", "h.sock"}, twoNodes...), "--stats-socket: want an absolute path"},
+		{"relative server state file", append([]string{"--stats-socket", "/run/h.sock", "--server-state-file", "state"}, twoNodes...), "--server-state-file: want an absolute path"},
+		{"server state file without a stats socket", append([]string{"--server-state-file", "/var/lib/haproxy/state"}, twoNodes...), "--server-state-file: needs --stats-socket"},
 		{"node without a name", []string{"--node", "10.0.0.1:5432"}, `--node "10.0.0.1:5432": want name=host:pgport[:checkport]`},
 		{"node without a port", []string{"--node", "n1=10.0.0.1"}, `--node "n1=10.0.0.1": want name=host:pgport[:checkport]: pgport "" is not a number`},
 		{"node with a bad check port", []string{"--node", "n1=10.0.0.1:5432:x"}, `checkport "x" is not a number`},
@@ -87,6 +89,22 @@ func TestHAProxyConfigFromNodeFlags(t *testing.T) {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q", want)
 		}
+	}
+}
+
+func TestHAProxyConfigServerStateFile(t *testing.T) {
+	args := append([]string{"haproxy-config", "--stats-socket", "/run/haproxy/pgquorum.sock",
+		"--server-state-file", "/var/lib/haproxy/pgquorum.state"}, twoNodes...)
+	code, cfg, errOut := runPgquorum(t, args...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	global, defaults, _ := strings.Cut(cfg, "\ndefaults\n")
+	if !strings.Contains(global, "\n    server-state-file /var/lib/haproxy/pgquorum.state\n") {
+		t.Errorf("global section lacks the server-state-file line:\n%s", global)
+	}
+	if !strings.Contains(defaults, "\n    load-server-state-from-file global\n") || strings.Contains(global, "load-server-state") {
+		t.Errorf("load-server-state-from-file global is not in the defaults section:\n%s", cfg)
 	}
 }
 
