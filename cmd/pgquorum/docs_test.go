@@ -1,0 +1,59 @@
+package main
+
+import (
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/spf13/viper"
+)
+
+// TestDocsNameEveryConfigKey keeps the README's configuration table and the
+// example config true to the keys the code reads: a key documented but never
+// read, or read but undocumented, fails here.
+func TestDocsNameEveryConfigKey(t *testing.T) {
+	want := make([]string, 0, len(configKeys))
+	for _, k := range configKeys {
+		want = append(want, k.name)
+	}
+	sort.Strings(want)
+
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `([a-z_]+\\.[a-z_]+)` \\|")
+	var inTable []string
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		inTable = append(inTable, m[1])
+	}
+	sort.Strings(inTable)
+	if strings.Join(inTable, " ") != strings.Join(want, " ") {
+		t.Errorf("README configuration table lists\n  %v\nthe code reads\n  %v", inTable, want)
+	}
+
+	v := viper.New()
+	v.SetConfigFile("../../scripts/pgquorum.example.yaml")
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	// Walk the file's sections rather than AllKeys: an empty map such as
+	// "peers: {}" is a documented key that AllKeys would not list.
+	var example []string
+	for _, sec := range []string{"node", "server", "database", "repmgr", "consensus", "log"} {
+		for name := range v.GetStringMap(sec) {
+			example = append(example, sec+"."+name)
+		}
+	}
+	for _, top := range v.AllKeys() {
+		if !knownKey(top) {
+			example = append(example, top)
+		}
+	}
+	sort.Strings(example)
+	if strings.Join(example, " ") != strings.Join(want, " ") {
+		t.Errorf("scripts/pgquorum.example.yaml sets\n  %v\nthe code reads\n  %v", example, want)
+	}
+}
