@@ -90,20 +90,31 @@ func (p *HTTPPeers) Primary(ctx context.Context, addr string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	named, err := decodePrimary(status, body)
+	if err != nil {
+		return "", fmt.Errorf("%s%s: %w", addr, api.PathPrimary, err)
+	}
+	return named, nil
+}
+
+// decodePrimary reads a /primary answer as a vote: a name only from a 200
+// whose body names one; "" (no vote, no error) from a 503; an error from
+// anything else.
+func decodePrimary(status int, body []byte) (string, error) {
 	switch status {
 	case http.StatusOK:
 		var b api.PrimaryBody
 		if err := json.Unmarshal(body, &b); err != nil {
-			return "", fmt.Errorf("decode %s%s: %w", addr, api.PathPrimary, err)
+			return "", fmt.Errorf("decode: %w", err)
 		}
 		if b.Primary == nil || *b.Primary == "" {
-			return "", fmt.Errorf("%s%s: 200 without a primary", addr, api.PathPrimary)
+			return "", errors.New("200 without a primary")
 		}
 		return *b.Primary, nil
 	case http.StatusServiceUnavailable:
 		return "", nil
 	default:
-		return "", fmt.Errorf("%s%s: unexpected status %d", addr, api.PathPrimary, status)
+		return "", fmt.Errorf("unexpected status %d", status)
 	}
 }
 

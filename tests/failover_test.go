@@ -26,7 +26,7 @@ func TestFailoverByRepmgrAndOldPrimaryReturning(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, n1, api.StateDown, settle)
-	if _, err := n2.Repmgr(ctx, "standby", "promote"); err != nil {
+	if err := n2.Promote(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Until node3 follows, its metadata (replicated from the dead primary)
@@ -34,7 +34,7 @@ func TestFailoverByRepmgrAndOldPrimaryReturning(t *testing.T) {
 	waitVerdict(t, n2, "509 with 1 of 2 votes before node3 follows", func(status int, b api.StateBody) bool {
 		return status == api.StatusUnknown && b.Votes == 1 && b.Needed == 2
 	})
-	if _, err := n3.Repmgr(ctx, "standby", "follow"); err != nil {
+	if err := n3.Follow(ctx); err != nil {
 		t.Fatal(err)
 	}
 	followed := time.Now()
@@ -64,7 +64,7 @@ func TestFailoverByRepmgrAndOldPrimaryReturning(t *testing.T) {
 	if err := n1.StopPG(ctx, "fast"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n1.Repmgr(ctx, "node", "rejoin", "-d", n2.Conninfo(), "--force-rewind"); err != nil {
+	if err := n1.Rejoin(ctx, n2); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, n1, api.StateStandby, settle)

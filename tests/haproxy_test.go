@@ -245,10 +245,10 @@ func failoverMovesWrites(t *testing.T, c *lab.Cluster, h *labHAProxy) {
 		return err == nil && port == n2.PGPort
 	})
 	promoteStart := time.Now()
-	if _, err := n2.Repmgr(ctx, "standby", "promote"); err != nil {
+	if err := n2.Promote(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n3.Repmgr(ctx, "standby", "follow"); err != nil {
+	if err := n3.Follow(ctx); err != nil {
 		t.Fatal(err)
 	}
 	followed := time.Now()

@@ -87,10 +87,10 @@ func TestKeepalivedMovesVIPWithThePrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, n1, api.StateDown, settle)
-	if _, err := n2.Repmgr(ctx, "standby", "promote"); err != nil {
+	if err := n2.Promote(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n3.Repmgr(ctx, "standby", "follow"); err != nil {
+	if err := n3.Follow(ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, n2, api.StatePrimary, settle)

@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.tour, "tour", false, "walk through a failover, then stop")
 	fs.DurationVar(&o.runFor, "for", 0, "stop after this long (default: until Ctrl-C)")
 	fs.IntVar(&o.portBase, "port-base", 25400, "PostgreSQL on port-base+1..3, pgquorum on port-base+101..103, HAProxy on port-base+201..203")
-	fs.BoolVar(&o.keep, "keep", false, "keep the cluster's directories after exit (logs are always kept)")
+	fs.BoolVar(&o.keep, "keep", false, "keep logs and data directories after a clean exit (a failed run always keeps them)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func demo(ctx context.Context, o options, out io.Writer) error {
+func demo(ctx context.Context, o options, out io.Writer) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: PostgreSQL and repmgr are run as the postgres OS user")
 	}
@@ -64,6 +64,14 @@ func demo(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// A clean run leaves nothing behind; a failed one keeps its logs.
+	defer func() {
+		if err == nil && !o.keep {
+			os.RemoveAll(dir)
+			return
+		}
+		fmt.Fprintf(out, "Logs and data kept in %s\n", dir)
+	}()
 	if err := os.Chmod(dir, 0o755); err != nil { // the postgres OS user works below it
 		return err
 	}
@@ -77,7 +85,7 @@ func demo(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	defer logFile.Close()
-	fmt.Fprintf(out, "Starting 3 PostgreSQL nodes with repmgr, a pgquorum each and HAProxy (logs: %s)…\n", logFile.Name())
+	fmt.Fprintf(out, "Starting 3 PostgreSQL nodes with repmgr, a pgquorum each and HAProxy (log: %s)…\n", logFile.Name())
 	start := time.Now()
 	c, err := lab.Start(ctx, lab.Options{
 		Nodes:    []lab.NodeSpec{{Name: "node1", Location: "dc1"}, {Name: "node2", Location: "dc1"}, {Name: "node3", Location: "dc1"}},
@@ -92,12 +100,7 @@ func demo(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
-	defer func() {
-		_ = c.Close()
-		if !o.keep {
-			os.RemoveAll(c.Dir) // the data directories; demo.log stays
-		}
-	}()
+	defer c.Close()
 	d := &demoRun{c: c, out: out, dir: dir}
 	// HAProxy's first checks should see the settled cluster, not node1
 	// waiting for its peers' pgquorum to start.

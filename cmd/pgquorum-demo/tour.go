@@ -127,13 +127,13 @@ func (d *demoRun) tour(ctx context.Context) error {
 			return d.waitWriter(ctx, "node1", "DOWN")
 		}},
 		{"repmgr standby promote on node2: it runs as primary, but node3's metadata still names node1", func(ctx context.Context) error {
-			if _, err := n2.Repmgr(ctx, "standby", "promote"); err != nil {
+			if err := n2.Promote(ctx); err != nil {
 				return err
 			}
 			return d.waitState(ctx, "node2", api.StateUnknown)
 		}},
 		{"repmgr standby follow on node3: node2 gains its majority", func(ctx context.Context) error {
-			if _, err := n3.Repmgr(ctx, "standby", "follow"); err != nil {
+			if err := n3.Follow(ctx); err != nil {
 				return err
 			}
 			if err := d.waitState(ctx, "node2", api.StatePrimary); err != nil {
@@ -151,7 +151,7 @@ func (d *demoRun) tour(ctx context.Context) error {
 			if err := n1.StopPG(ctx, "fast"); err != nil {
 				return err
 			}
-			if _, err := n1.Repmgr(ctx, "node", "rejoin", "-d", n2.Conninfo(), "--force-rewind"); err != nil {
+			if err := n1.Rejoin(ctx, n2); err != nil {
 				return err
 			}
 			return d.waitState(ctx, "node1", api.StateStandby)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -60,6 +61,10 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 // then stops accepting and lets in-flight requests finish.
 func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).With("node", cfg.NodeName)
+	if _, err := exec.LookPath(cfg.RepmgrBin); err != nil {
+		// Serving needs no repmgr; say so once, as operators expect it beside PostgreSQL.
+		log.Warn("repmgr.bin not found; serving anyway", "repmgr.bin", cfg.RepmgrBin, "error", err)
+	}
 	local, err := repmgr.Open(repmgr.Options{DSN: string(cfg.DSN), MaxConns: int32(cfg.MaxConns), Timeout: cfg.DBTimeout})
 	if err != nil {
 		return usageErr(fmt.Errorf("database.dsn: %w", err))

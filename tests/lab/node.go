@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // Node is one PostgreSQL instance of a lab cluster and its pgquorum.
@@ -145,6 +147,39 @@ func (n *Node) pg(ctx context.Context, name string, args ...string) (string, err
 // Repmgr runs "repmgr -f <repmgr.conf> args…" as the cluster's OS user.
 func (n *Node) Repmgr(ctx context.Context, args ...string) (string, error) {
 	return n.pg(ctx, "repmgr", append([]string{"-f", n.RepmgrConf()}, args...)...)
+}
+
+// cli is pgquorum's own repmgr wrapper for this node, so that failovers in
+// the tests go through the code an operator's tooling would use.
+func (n *Node) cli() repmgr.CLI {
+	return repmgr.CLI{Bin: "repmgr", ConfigFile: n.RepmgrConf(), Runner: n.c.run}
+}
+
+func (n *Node) logged(what string, out string, err error) error {
+	n.c.opts.Logf("%s: repmgr %s\n%s", n.Name, what, strings.TrimSpace(out))
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// Promote runs "repmgr standby promote" on the node.
+func (n *Node) Promote(ctx context.Context) error {
+	out, err := n.cli().Promote(ctx)
+	return n.logged("standby promote", out, err)
+}
+
+// Follow runs "repmgr standby follow" on the node.
+func (n *Node) Follow(ctx context.Context) error {
+	out, err := n.cli().Follow(ctx)
+	return n.logged("standby follow", out, err)
+}
+
+// Rejoin runs "repmgr node rejoin --force-rewind" on the stopped node,
+// following upstream.
+func (n *Node) Rejoin(ctx context.Context, upstream *Node) error {
+	out, err := n.cli().Rejoin(ctx, upstream.Conninfo(), true)
+	return n.logged("node rejoin", out, err)
 }
 
 func (n *Node) initPrimary(ctx context.Context) error {
