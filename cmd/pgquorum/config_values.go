@@ -1,0 +1,142 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// valueParser reads typed values out of viper, collecting one error per bad
+// key that names the key, the expected form and what it got.
+type valueParser struct {
+	v    *viper.Viper
+	errs []error
+}
+
+func (p *valueParser) fail(key, want string, got any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: want %s, got %q", key, want, fmt.Sprint(got)))
+}
+
+// str reads a scalar as text: YAML may well type "listen: 5999" as a number,
+// which the key's own check then judges.
+func (p *valueParser) str(key string) string {
+	switch x := p.v.Get(key).(type) {
+	case string:
+		return strings.TrimSpace(x)
+	case nil:
+		return ""
+	case int, int64, float64, bool:
+		return fmt.Sprint(x)
+	default:
+		p.fail(key, "a single value", x)
+		return ""
+	}
+}
+
+func (p *valueParser) intRange(key string, lo, hi int) int {
+	raw := p.v.Get(key)
+	n, err := strconv.Atoi(strings.TrimSpace(fmt.Sprint(raw)))
+	if err != nil || n < lo || n > hi {
+		p.fail(key, fmt.Sprintf("an integer from %d to %d", lo, hi), raw)
+		return 0
+	}
+	return n
+}
+
+func (p *valueParser) positiveDuration(key string) time.Duration {
+	raw := p.v.Get(key)
+	var d time.Duration
+	var err error
+	switch x := raw.(type) {
+	case time.Duration:
+		d = x
+	case string:
+		d, err = time.ParseDuration(strings.TrimSpace(x))
+	default:
+		err = errors.New("not a string")
+	}
+	if err != nil || d <= 0 {
+		p.fail(key, "a positive duration such as 1s or 500ms", raw)
+		return 0
+	}
+	return d
+}
+
+func (p *valueParser) oneOf(key string, allowed ...string) string {
+	s := strings.ToLower(p.str(key))
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	p.fail(key, "one of "+strings.Join(allowed, ", "), p.v.Get(key))
+	return ""
+}
+
+func (p *valueParser) hostPort(key string, optional bool) string {
+	s := p.str(key)
+	if s == "" && optional {
+		return ""
+	}
+	if err := checkHostPort(s); err != nil {
+		p.fail(key, "host:port, such as :5999 or 127.0.0.1:5999", s)
+	}
+	return s
+}
+
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+// peers accepts a YAML map, the map a --consensus.peers flag gives, or the
+// "name=host:port,name=host:port" string an environment variable gives.
+func (p *valueParser) peers(key string) map[string]string {
+	out := map[string]string{}
+	raw := p.v.Get(key)
+	add := func(name string, addr any) {
+		a := strings.TrimSpace(fmt.Sprint(addr))
+		if name == "" || checkHostPort(a) != nil {
+			p.fail(key+"."+name, "host:port for each node name", a)
+			return
+		}
+		out[name] = a
+	}
+	switch x := raw.(type) {
+	case map[string]any:
+		for k, a := range x {
+			add(k, a)
+		}
+	case map[string]string:
+		for k, a := range x {
+			add(k, a)
+		}
+	case string:
+		for _, item := range strings.Split(x, ",") {
+			if item = strings.TrimSpace(item); item == "" {
+				continue
+			}
+			name, addr, ok := strings.Cut(item, "=")
+			if !ok {
+				p.fail(key, "name=host:port,name=host:port", item)
+				continue
+			}
+			add(strings.TrimSpace(name), addr)
+		}
+	case nil:
+	default:
+		p.fail(key, "a map of node name to host:port", raw)
+	}
+	return out
+}
