@@ -21,5 +21,12 @@ echo "== shell syntax" >&2
 for f in scripts/*.sh scripts/*/*.sh; do
 	[ -e "$f" ] && bash -n "$f"
 done
+echo "== static build, as the Dockerfile makes it" >&2
+make -s static
+if ldd bin/pgquorum >/dev/null 2>&1; then
+	echo "static build: bin/pgquorum is dynamically linked" >&2
+	exit 1
+fi
+bin/pgquorum --version
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 15m ./...
