@@ -77,7 +77,7 @@ func TestHTTPPeersPrimary(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := peerServer(t, tt.handler)
-			got, err, took := askPrimary(peers, addr)
+			got, took, err := askPrimary(peers, addr)
 			if took >= 10*testPeerTimeout {
 				t.Errorf("Primary took %s, want well under %s", took, 10*testPeerTimeout)
 			}
@@ -94,12 +94,12 @@ func TestHTTPPeersPrimary(t *testing.T) {
 	}
 }
 
-func askPrimary(p *HTTPPeers, addr string) (string, error, time.Duration) {
+func askPrimary(p *HTTPPeers, addr string) (string, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), testPeerTimeout)
 	defer cancel()
 	start := time.Now()
 	got, err := p.Primary(ctx, addr)
-	return got, err, time.Since(start)
+	return got, time.Since(start), err
 }
 
 // TestHTTPPeersDoNotFollowRedirects: a peer answers for itself; the target
@@ -114,7 +114,7 @@ func TestHTTPPeersDoNotFollowRedirects(t *testing.T) {
 		http.Redirect(w, r, "http://"+target+r.URL.Path, http.StatusFound)
 	})
 	peers := NewHTTPPeers()
-	got, err, _ := askPrimary(peers, redirector)
+	got, _, err := askPrimary(peers, redirector)
 	if got != "" || err == nil || !strings.Contains(err.Error(), "unexpected status 302") {
 		t.Errorf("Primary via redirect = %q, %v; want no vote and a 302 error", got, err)
 	}
@@ -186,7 +186,7 @@ func TestHTTPPeersUnreachable(t *testing.T) {
 	addr := srv.Listener.Addr().String()
 	srv.Close() // nothing listens there any more
 	peers := NewHTTPPeers()
-	if got, err, _ := askPrimary(peers, addr); got != "" || err == nil {
+	if got, _, err := askPrimary(peers, addr); got != "" || err == nil {
 		t.Errorf("Primary of a closed port = %q, %v; want an error", got, err)
 	}
 	if _, _, err := peers.State(context.Background(), addr); err == nil {

@@ -88,7 +88,7 @@ func parseConfigLine(line string) (key, val string, ok bool, err error) {
 			return "", "", false, fmt.Errorf("%s: %w", key, err)
 		}
 	} else {
-		val, rest, _ = strings.Cut(rest, "#")
+		val, _, _ = strings.Cut(rest, "#") // a bare value ends at a comment
 		val = strings.TrimSpace(val)
 		rest = ""
 	}
