@@ -151,8 +151,8 @@ func TestDSNNeverPrintsPassword(t *testing.T) {
 		"sslpassword=s3cret", "postgres://h/db?sslpassword=s3cret&password=s3cret"} {
 		t.Run(string(dsn), func(t *testing.T) {
 			for what, got := range map[string]string{
-				"String":   dsn.String(),
-				"%v":       fmt.Sprintf("%v", dsn),
+				"String": dsn.String(),
+				"%v":     fmt.Sprintf("%v", dsn),
 				//lint:ignore S1025 the test checks what the %s verb prints
 				"%s":       fmt.Sprintf("%s", dsn),
 				"LogValue": dsn.LogValue().String(),
