@@ -103,7 +103,7 @@ func health(role string, snap *consensus.Snapshot) (bool, string) {
 		return true, fmt.Sprintf("Primary with %d votes, %d needed", v.Votes, v.Needed)
 	case role == RoleRO && v.State != api.StateStandby:
 		return false, fmt.Sprintf("%s, not a standby", v.State)
-	case role == RoleRO && snap.Facts.WAL.ReceiverStatus != "streaming":
+	case role == RoleRO && !snap.Facts.WAL.Streaming():
 		return false, fmt.Sprintf("Standby not streaming (wal receiver %q)", snap.Facts.WAL.ReceiverStatus)
 	case v.State == api.StatePrimary || v.State == api.StateStandby:
 		return true, string(v.State) // RoleRO streaming, or no role: the http check tells the roles apart

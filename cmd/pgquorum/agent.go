@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -31,28 +32,30 @@ The override lives in the pgquorum process: a restart of pgquorum returns
 the node to ready. Only clients on the node's own host may change it.`
 
 func newAgentCmd(stdout io.Writer) *cobra.Command {
-	var base string
+	var target localFlags
 	var weight int
-	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "agent [ready|drain|maint|status]",
 		Short: "Show or set this node's HAProxy agent override (ready, drain, maint)",
 		Long:  agentLong,
 		Args:  cobra.MaximumNArgs(1),
 	}
-	cmd.Flags().StringVar(&base, "url", defaultLocalURL, "base URL of the local pgquorum")
+	target.register(cmd.Flags(), 5*time.Second)
 	cmd.Flags().IntVar(&weight, "weight", 100, "weight percentage to set with the mode, 1 to 256")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "bound on the request")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		mode := "status"
 		if len(args) == 1 {
 			mode = args[0]
 		}
-		req, err := agentRequest(cmd.Context(), base, mode, weight, timeout, cmd.Flags().Changed("weight"))
+		u, err := target.base()
 		if err != nil {
 			return usageErr(err)
 		}
-		body, err := doAgentRequest(req, timeout)
+		req, err := agentRequest(cmd.Context(), u, mode, weight, cmd.Flags().Changed("weight"))
+		if err != nil {
+			return usageErr(err)
+		}
+		body, err := doAgentRequest(req, target.timeout)
 		if err != nil {
 			return failedErr(err)
 		}
@@ -63,18 +66,12 @@ func newAgentCmd(stdout io.Writer) *cobra.Command {
 }
 
 // agentRequest checks the arguments and builds the request they call for.
-func agentRequest(ctx context.Context, base, mode string, weight int, timeout time.Duration, weightSet bool) (*http.Request, error) {
-	if _, err := parseBaseURL(base); err != nil {
-		return nil, err
-	}
-	if timeout <= 0 {
-		return nil, fmt.Errorf("--timeout: want a positive duration, got %s", timeout)
-	}
+func agentRequest(ctx context.Context, base *url.URL, mode string, weight int, weightSet bool) (*http.Request, error) {
 	if mode == "status" {
 		if weightSet {
 			return nil, fmt.Errorf("--weight: only with ready, drain or maint")
 		}
-		return http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+api.PathAgent, nil)
+		return http.NewRequestWithContext(ctx, http.MethodGet, base.JoinPath(api.PathAgent).String(), nil)
 	}
 	if err := (haproxy.Override{Mode: haproxy.Mode(mode), Weight: weight}).Validate(); err != nil {
 		if strings.HasPrefix(err.Error(), "weight") {
@@ -82,7 +79,7 @@ func agentRequest(ctx context.Context, base, mode string, weight int, timeout ti
 		}
 		return nil, fmt.Errorf("mode: want ready, drain, maint or status, got %q", mode)
 	}
-	target := strings.TrimSuffix(base, "/") + api.PathAgent + "/" + mode + "?weight=" + strconv.Itoa(weight)
+	target := base.JoinPath(api.PathAgent, mode).String() + "?weight=" + strconv.Itoa(weight)
 	return http.NewRequestWithContext(ctx, http.MethodPut, target, nil)
 }
 

@@ -90,8 +90,8 @@ Exit codes:
 --timeout bounds the whole call: connect, request and reading the answer.`
 
 func newCheckCmd(stdout io.Writer) *cobra.Command {
-	var expect, base string
-	var timeout time.Duration
+	var expect string
+	var target localFlags
 	cmd := &cobra.Command{
 		Use:   "check --expect primary|standby|up",
 		Short: "Exit 0 when the local node's verdict matches (for keepalived)",
@@ -99,34 +99,21 @@ func newCheckCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.Flags().StringVar(&expect, "expect", "", "primary, standby or up (required)")
-	cmd.Flags().StringVar(&base, "url", defaultLocalURL, "base URL of the pgquorum to ask")
-	cmd.Flags().DurationVar(&timeout, "timeout", defaultCheckTimeout, "bound of the whole call")
+	target.register(cmd.Flags(), defaultCheckTimeout)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		want, err := parseExpectation(expect)
 		if err != nil {
 			return usageErr(err)
 		}
-		if timeout <= 0 {
-			return usageErr(fmt.Errorf("--timeout %s: must be positive", timeout))
-		}
-		target, err := stateURL(base)
+		u, err := target.base()
 		if err != nil {
 			return usageErr(err)
 		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+		ctx, cancel := context.WithTimeout(cmd.Context(), target.timeout)
 		defer cancel()
-		return check(ctx, target, want, stdout)
+		return check(ctx, u.JoinPath(api.PathState).String(), want, stdout)
 	}
 	return cmd
-}
-
-// stateURL appends api.PathState to the base URL given with --url.
-func stateURL(base string) (string, error) {
-	u, err := parseBaseURL(base)
-	if err != nil {
-		return "", err
-	}
-	return u.JoinPath(api.PathState).String(), nil
 }
 
 // check asks target once and turns the answer into the command's exit code.

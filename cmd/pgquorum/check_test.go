@@ -211,7 +211,7 @@ func TestCheckUsageErrors(t *testing.T) {
 		{"unknown --expect", []string{"--expect", "master"}, `--expect "master": want primary, standby or up`},
 		{"URL without scheme", []string{"--expect", "up", "--url", "127.0.0.1:5999"}, "--url"},
 		{"non-HTTP scheme", []string{"--expect", "up", "--url", "ftp://127.0.0.1"}, `--url: want http://host:port, got "ftp://127.0.0.1"`},
-		{"zero timeout", []string{"--expect", "up", "--timeout", "0s"}, "--timeout 0s: must be positive"},
+		{"zero timeout", []string{"--expect", "up", "--timeout", "0s"}, "--timeout: want a positive duration, got 0s"},
 		{"positional argument", []string{"--expect", "up", "extra"}, "unknown command"},
 	}
 	for _, tc := range cases {

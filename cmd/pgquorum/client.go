@@ -8,12 +8,39 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/pgquorum/pgquorum/api"
 )
 
 // defaultLocalURL is where the CLI finds the local pgquorum.
 var defaultLocalURL = "http://127.0.0.1:" + strconv.Itoa(api.DefaultPort)
+
+// localFlags are the --url and --timeout of every command that asks a
+// pgquorum over HTTP.
+type localFlags struct {
+	url     string
+	timeout time.Duration
+}
+
+func (f *localFlags) register(fs *pflag.FlagSet, timeout time.Duration) {
+	fs.StringVar(&f.url, "url", defaultLocalURL, "base URL of the pgquorum to ask")
+	fs.DurationVar(&f.timeout, "timeout", timeout, "bound of the whole call")
+}
+
+// base checks both flags and returns the base URL.
+func (f localFlags) base() (*url.URL, error) {
+	u, err := parseBaseURL(f.url)
+	if err != nil {
+		return nil, err
+	}
+	if f.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout: want a positive duration, got %s", f.timeout)
+	}
+	return u, nil
+}
 
 // parseBaseURL checks a --url flag: http(s)://host:port, nothing else.
 func parseBaseURL(raw string) (*url.URL, error) {

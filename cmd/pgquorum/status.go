@@ -26,27 +26,22 @@ or several do (split-brain), 2 when pgquorum could not be asked.`
 const maxClusterBody = 4 << 20
 
 func newStatusCmd(stdout io.Writer) *cobra.Command {
-	var base string
+	var target localFlags
 	var asJSON bool
-	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster with each node's quorum view, like repmgr cluster show",
 		Long:  statusLong,
 		Args:  cobra.NoArgs,
 	}
-	cmd.Flags().StringVar(&base, "url", defaultLocalURL, "base URL of the pgquorum to ask")
+	target.register(cmd.Flags(), 5*time.Second)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the /cluster answer as JSON")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "bound of the whole call")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		u, err := parseBaseURL(base)
+		u, err := target.base()
 		if err != nil {
 			return usageErr(err)
 		}
-		if timeout <= 0 {
-			return usageErr(fmt.Errorf("--timeout: want a positive duration, got %s", timeout))
-		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+		ctx, cancel := context.WithTimeout(cmd.Context(), target.timeout)
 		defer cancel()
 		var b api.ClusterBody
 		status, err := getJSON(ctx, u.JoinPath(api.PathCluster).String(), maxClusterBody, &b)
