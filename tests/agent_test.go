@@ -117,9 +117,7 @@ func TestHAProxyAgentDrainsAStandby(t *testing.T) {
 	ctx := context.Background()
 	n1, n2, n3 := c.Node("node1"), c.Node("node2"), c.Node("node3")
 	servers := startAgents(t, c)
-	waitState(t, n1, api.StatePrimary, settle)
-	waitState(t, n2, api.StateStandby, settle)
-	waitState(t, n3, api.StateStandby, settle)
+	waitSettled(t, c)
 	h := startHAProxyWithAgents(t, c, servers)
 	h.waitStatus(t, map[string]string{"postgres_rw/node1": "UP", "postgres_ro/node2": "UP", "postgres_ro/node3": "UP",
 		"postgres_rw/node2": "DOWN", "postgres_ro/node1": "DOWN"})

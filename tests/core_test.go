@@ -31,6 +31,15 @@ func waitState(t *testing.T, n *lab.Node, want api.State, timeout time.Duration)
 	return took
 }
 
+// waitSettled waits until a fresh three-node site answers as it should:
+// node1 Primary, node2 and node3 Standby.
+func waitSettled(t *testing.T, c *lab.Cluster) {
+	t.Helper()
+	waitState(t, c.Node("node1"), api.StatePrimary, settle)
+	waitState(t, c.Node("node2"), api.StateStandby, settle)
+	waitState(t, c.Node("node3"), api.StateStandby, settle)
+}
+
 func getState(t *testing.T, n *lab.Node) (int, api.StateBody) {
 	t.Helper()
 	var b api.StateBody
@@ -86,10 +95,8 @@ func namedPrimary(t *testing.T, n *lab.Node) (int, string) {
 func TestThreeNodeSiteAnswers200And202(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, threeNodes("dc1"), nil)
-	n1, n2, n3 := c.Node("node1"), c.Node("node2"), c.Node("node3")
-	waitState(t, n1, api.StatePrimary, settle)
-	waitState(t, n2, api.StateStandby, settle)
-	waitState(t, n3, api.StateStandby, settle)
+	n1 := c.Node("node1")
+	waitSettled(t, c)
 
 	status, b := getState(t, n1)
 	if status != 200 || b.State != api.StatePrimary || b.Node != "node1" || b.Location != "dc1" || b.Votes != 3 || b.Needed != 2 {

@@ -151,9 +151,7 @@ func TestHAProxyFollowsTheQuorumPrimary(t *testing.T) {
 	c := startCluster(t, threeNodes("dc1"), nil)
 	ctx := context.Background()
 	n1, n2, n3 := c.Node("node1"), c.Node("node2"), c.Node("node3")
-	waitState(t, n1, api.StatePrimary, settle)
-	waitState(t, n2, api.StateStandby, settle)
-	waitState(t, n3, api.StateStandby, settle)
+	waitSettled(t, c)
 	if err := n1.Exec(ctx, "CREATE TABLE haproxy_writes(id serial PRIMARY KEY, port int)"); err != nil {
 		t.Fatal(err)
 	}

@@ -96,9 +96,7 @@ func TestKeepalivedCheckCommandAgainstLiveCluster(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, threeNodes("dc1"), nil)
 	n1, n2, n3 := c.Node("node1"), c.Node("node2"), c.Node("node3")
-	waitState(t, n1, api.StatePrimary, settle)
-	waitState(t, n2, api.StateStandby, settle)
-	waitState(t, n3, api.StateStandby, settle)
+	waitSettled(t, c)
 	check := func(n *lab.Node, expect string) []string {
 		return []string{"check", "--expect", expect, "--url", n.QuorumURL(), "--timeout", "2s"}
 	}
