@@ -31,6 +31,49 @@ const (
 	PathReadiness = "/readiness"
 )
 
+// PathVote is the peers' internal endpoint, not meant for operators: a node
+// that runs as primary asks every other registered node to vouch for it, by
+// POSTing a VoteRequest. The answer is a VoteAnswer with status 200, whether
+// the vote is granted or refused; 400 for a request that does not decode.
+// See docs/quorum.md for the rules and the lease.
+const PathVote = "/internal/v1/vote"
+
+// VoteProtocol is the version of VoteRequest and VoteAnswer. A node counts
+// only answers of its own version.
+const VoteProtocol = 1
+
+// MaxVoteBody bounds a VoteRequest and a VoteAnswer on the wire.
+const MaxVoteBody = 4 << 10
+
+// VoteRequest asks a peer to vouch for the candidate: the node that sends it.
+type VoteRequest struct {
+	Protocol    int    `json:"protocol"`
+	Candidate   string `json:"candidate"`    // repmgr node_name
+	CandidateID int    `json:"candidate_id"` // repmgr node_id
+	SystemID    string `json:"system_identifier"`
+	Timeline    int    `json:"timeline"` // the candidate's current timeline
+}
+
+// VoteAnswer is a peer's answer, naming who answered: a vote counts only
+// when the voter answered as the very node that was asked, a registered node
+// other than the candidate, of the candidate's system identifier (a repmgr
+// witness, which has its own, is known by its registration instead).
+type VoteAnswer struct {
+	Protocol  int    `json:"protocol"`
+	Voter     string `json:"voter"`      // the voter's repmgr node_name
+	VoterID   int    `json:"voter_id"`   // its repmgr node_id
+	VoterType string `json:"voter_type"` // its repmgr type: primary, standby or witness
+	SystemID  string `json:"system_identifier"`
+	Timeline  int    `json:"timeline"`  // the voter's timeline (its own, for a witness)
+	Candidate string `json:"candidate"` // whom this answer is about
+	Granted   bool   `json:"granted"`
+	Reason    string `json:"reason"`
+	// LeaseMillis: when granted, how long the voter vouches for nobody else;
+	// when refused because of an earlier vote, how long until it may change.
+	LeaseMillis int64  `json:"lease_ms,omitempty"`
+	LeaseHolder string `json:"lease_holder,omitempty"` // who holds the voter's lease
+}
+
 // PathAgent is the operator's HAProxy agent override: GET shows it, PUT or
 // POST PathAgent+"/{mode}" (ready, drain, maint) sets it. Loopback only.
 const PathAgent = "/agent"
@@ -74,14 +117,23 @@ func (s State) HTTPStatus() int {
 
 // StateBody is the JSON answer of /state.
 type StateBody struct {
-	State     State     `json:"State"`
-	Node      string    `json:"node"`
-	Location  string    `json:"location"`
-	Votes     int       `json:"votes"`
-	Needed    int       `json:"needed"`
-	CheckedAt time.Time `json:"checked_at"`
-	Voters    []string  `json:"voters,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
+	State    State  `json:"State"`
+	Node     string `json:"node"`
+	Location string `json:"location"`
+	// Votes and Needed are counted in the node's own location; with scope
+	// "cluster" the cluster-wide count must also reach its majority.
+	Votes         int       `json:"votes"`
+	Needed        int       `json:"needed"`
+	Scope         string    `json:"scope,omitempty"` // "cluster" or "site"
+	ClusterVotes  int       `json:"cluster_votes"`
+	ClusterNeeded int       `json:"cluster_needed"`
+	CheckedAt     time.Time `json:"checked_at"`
+	Voters        []string  `json:"voters,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	// Refusals says, for a node running as primary without its majority,
+	// why each other node cast no vote for it.
+	Refusals map[string]string `json:"refusals,omitempty"`
+	Timeline int               `json:"timeline,omitempty"`
 	// Replication, where known: a standby's receiver state and lag behind
 	// the WAL end its upstream last reported.
 	Streaming  *bool    `json:"streaming,omitempty"`
@@ -113,30 +165,36 @@ type RealPrimaryBody struct {
 // ClusterBody is the JSON answer of /cluster: every registered node, as this
 // node's repmgr metadata lists them, with its own answer to /state.
 type ClusterBody struct {
-	Node        string        `json:"node"` // the node that answered
-	RealPrimary *string       `json:"realPrimary"`
-	Claimants   []string      `json:"claimants,omitempty"`
-	CheckedAt   time.Time     `json:"checked_at"`
-	Nodes       []ClusterNode `json:"nodes"`
+	Node        string   `json:"node"` // the node that answered
+	RealPrimary *string  `json:"realPrimary"`
+	Claimants   []string `json:"claimants,omitempty"`
+	// SplitBrain is true while several nodes answer 200 on /state, confirmed
+	// by a second survey of the claimants.
+	SplitBrain bool          `json:"split_brain"`
+	CheckedAt  time.Time     `json:"checked_at"`
+	Nodes      []ClusterNode `json:"nodes"`
 }
 
 // ClusterNode is one node of /cluster. Status is the HTTP status of its
 // /state (0 when unreachable); the replication fields are as it reports them.
 type ClusterNode struct {
-	ID         int      `json:"id"`
-	Name       string   `json:"name"`
-	Location   string   `json:"location"`
-	Type       string   `json:"type"`
-	Priority   int      `json:"priority"`
-	Active     bool     `json:"active"`
-	Upstream   string   `json:"upstream,omitempty"`
-	Reachable  bool     `json:"reachable"`
-	Status     int      `json:"status"`
-	State      State    `json:"state,omitempty"`
-	Votes      int      `json:"votes"`
-	Needed     int      `json:"needed"`
-	Streaming  *bool    `json:"streaming,omitempty"`
-	LagBytes   *int64   `json:"lag_bytes,omitempty"`
-	LagSeconds *float64 `json:"lag_seconds,omitempty"`
-	Error      string   `json:"error,omitempty"`
+	ID            int      `json:"id"`
+	Name          string   `json:"name"`
+	Location      string   `json:"location"`
+	Type          string   `json:"type"`
+	Priority      int      `json:"priority"`
+	Active        bool     `json:"active"`
+	Upstream      string   `json:"upstream,omitempty"`
+	Reachable     bool     `json:"reachable"`
+	Status        int      `json:"status"`
+	State         State    `json:"state,omitempty"`
+	Votes         int      `json:"votes"`
+	Needed        int      `json:"needed"`
+	ClusterVotes  int      `json:"cluster_votes"`
+	ClusterNeeded int      `json:"cluster_needed"`
+	Timeline      int      `json:"timeline,omitempty"`
+	Streaming     *bool    `json:"streaming,omitempty"`
+	LagBytes      *int64   `json:"lag_bytes,omitempty"`
+	LagSeconds    *float64 `json:"lag_seconds,omitempty"`
+	Error         string   `json:"error,omitempty"`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,18 +20,21 @@ type Prober interface {
 	Probe(ctx context.Context) (repmgr.Facts, error)
 }
 
-// Observer is told about every refresh, for metrics.
+// Observer is told about every refresh and every survey, for metrics.
 type Observer interface {
 	Refreshed(s *Snapshot, took time.Duration, changed bool)
+	Surveyed(sv Survey)
 }
 
 // Options configure a Checker.
 type Options struct {
-	Self            string        // this node's repmgr node_name
-	RefreshInterval time.Duration // how often the local node is probed and the site polled
+	Identity        Identity
+	Scope           Scope
+	RefreshInterval time.Duration // how often the local node is probed and the peers polled
 	CacheTTL        time.Duration // a verdict older than this is never served
-	PeerTimeout     time.Duration // bound on each poll of the site's peers
+	PeerTimeout     time.Duration // bound on each poll of the peers
 	Addresses       Addresses
+	Ballot          *Ballot // this node's vote; required
 	Logger          *slog.Logger
 	Observer        Observer         // optional
 	Now             func() time.Time // optional; time.Now
@@ -38,15 +42,17 @@ type Options struct {
 
 // Snapshot is one refresh: the facts, the votes and the verdict drawn from them.
 type Snapshot struct {
-	Facts    repmgr.Facts
-	ProbeErr error
-	Votes    map[string]string // site peer → node its /primary named
-	PeerErrs map[string]error  // site peer → why it cast no vote
-	Verdict  Verdict
+	Facts       repmgr.Facts
+	ProbeErr    error
+	IdentityErr error
+	SelfVote    PeerVote
+	Votes       map[int]PeerVote // by node_id of every other node polled
+	Verdict     Verdict
 }
 
 // Checker keeps the local node's verdict fresh and answers from its cache, so
 // that any number of health checks costs the database one probe per refresh.
+// It is also this node's voter: Vote answers the other nodes' polls.
 type Checker struct {
 	opts   Options
 	prober Prober
@@ -54,9 +60,13 @@ type Checker struct {
 	cache  *gocache.Cache
 	flight singleflight.Group
 
-	mu    sync.Mutex
-	last  api.State     // for logging changes only
-	nodes []repmgr.Node // last registered nodes seen, for /realPrimary while the DB is down
+	mu         sync.Mutex
+	last       api.State     // for logging changes only
+	lastVoters []string      // for noticing a verdict in flux
+	fluxUntil  time.Time     // re-poll every fluxInterval until then
+	nodes      []repmgr.Node // last registered nodes seen, for /realPrimary while the DB is down
+	warnedSite bool
+	split      splitBrain
 }
 
 const (
@@ -64,6 +74,11 @@ const (
 	keyFacts    = "facts"
 	keySurvey   = "survey"
 )
+
+// fluxInterval is how soon a node whose verdict is in flux polls again:
+// a new primary waiting for its voters' leases to run out, or for the
+// standbys to follow it, answers 200 within this of getting its majority.
+const fluxInterval = 50 * time.Millisecond
 
 // NewChecker returns a Checker; call Run to keep it fresh.
 func NewChecker(opts Options, prober Prober, peers Peers) *Checker {
@@ -73,20 +88,42 @@ func NewChecker(opts Options, prober Prober, peers Peers) *Checker {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Scope == "" {
+		opts.Scope = ScopeCluster
+	}
 	return &Checker{opts: opts, prober: prober, peers: peers, cache: gocache.New(opts.CacheTTL, 10*opts.CacheTTL)}
 }
 
-// Run refreshes the verdict every RefreshInterval until ctx ends.
+// Run refreshes the verdict every RefreshInterval, or every fluxInterval
+// while it is in flux, and surveys the cluster for split-brain, until ctx
+// ends.
 func (c *Checker) Run(ctx context.Context) {
-	t := time.NewTicker(c.opts.RefreshInterval)
+	go c.watchClaimants(ctx)
+	t := time.NewTimer(0)
 	defer t.Stop()
+	lastProbe := time.Time{}
 	for {
-		c.refresh(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		// In flux, the poll is repeated on the facts of the last probe while
+		// they are younger than a refresh interval: the database still costs
+		// one probe per interval.
+		maxAge := time.Duration(0)
+		if c.opts.Now().Sub(lastProbe) < c.opts.RefreshInterval {
+			maxAge = c.opts.RefreshInterval
+		}
+		s := c.refresh(ctx, maxAge)
+		if s.Facts.ProbedAt.After(lastProbe) {
+			lastProbe = s.Facts.ProbedAt
+		}
+		next := c.opts.RefreshInterval - c.opts.Now().Sub(lastProbe)
+		if c.inFlux(s) {
+			next = min(next, fluxInterval)
+		}
+		t.Reset(max(next, time.Millisecond))
 	}
 }
 
@@ -96,14 +133,20 @@ func (c *Checker) Snapshot(ctx context.Context) *Snapshot {
 	if s, ok := c.cached(keySnapshot); ok {
 		return s
 	}
-	return c.refresh(ctx)
+	return c.refresh(ctx, fluxInterval)
 }
 
 // Facts returns the local node's facts without polling peers: what /primary
-// needs. Keeping it apart from the verdict means two nodes that both run as
-// primary never wait on each other's verdicts.
+// and the vote need. Keeping it apart from the verdict means two nodes that
+// both run as primary never wait on each other's verdicts.
 func (c *Checker) Facts(ctx context.Context) *Snapshot {
-	if s, ok := c.cached(keyFacts); ok {
+	return c.facts(ctx, c.opts.CacheTTL)
+}
+
+// facts returns facts no older than maxAge, probing when the cached ones are
+// older; concurrent callers share one probe.
+func (c *Checker) facts(ctx context.Context, maxAge time.Duration) *Snapshot {
+	if s, ok := c.cached(keyFacts); ok && c.opts.Now().Sub(s.Facts.ProbedAt) < maxAge {
 		return s
 	}
 	v, _, _ := c.flight.Do(keyFacts, func() (any, error) {
@@ -114,18 +157,25 @@ func (c *Checker) Facts(ctx context.Context) *Snapshot {
 	return v.(*Snapshot)
 }
 
-// refresh computes a new snapshot. The computation is detached from the
-// caller's cancellation because other callers may be sharing it; its own
-// bound is the probe timeout plus PeerTimeout.
-func (c *Checker) refresh(ctx context.Context) *Snapshot {
+// refresh computes a new snapshot from facts no older than maxAge (0: a new
+// probe). The computation is detached from the caller's cancellation because
+// other callers may be sharing it; its own bound is the probe timeout plus
+// PeerTimeout.
+func (c *Checker) refresh(ctx context.Context, maxAge time.Duration) *Snapshot {
 	v, _, _ := c.flight.Do(keySnapshot, func() (any, error) {
 		start := c.opts.Now()
-		s := c.probe(context.WithoutCancel(ctx))
-		c.store(keyFacts, s)
-		if s.ProbeErr == nil && !s.Facts.InRecovery {
-			s.Votes, s.PeerErrs = c.poll(context.WithoutCancel(ctx), s.Facts.Nodes)
+		ctx := context.WithoutCancel(ctx)
+		f := c.facts(ctx, maxAge)
+		s := &Snapshot{Facts: f.Facts, ProbeErr: f.ProbeErr, IdentityErr: f.IdentityErr}
+		if me, ok := c.candidate(s); ok {
+			req := api.VoteRequest{Protocol: api.VoteProtocol, Candidate: me.Name, CandidateID: me.ID,
+				SystemID: s.Facts.Server.SystemID, Timeline: s.Facts.Server.Timeline}
+			self := c.answer(f, req)
+			s.SelfVote = PeerVote{Answer: &self}
+			s.Votes = c.poll(ctx, me, s.Facts.Nodes, req)
 		}
-		s.Verdict = Decide(Input{Self: c.opts.Self, Facts: s.Facts, ProbeErr: s.ProbeErr, Votes: s.Votes})
+		s.Verdict = Decide(Input{Identity: c.opts.Identity, Scope: c.opts.Scope, Facts: s.Facts, ProbeErr: s.ProbeErr,
+			IdentityErr: s.IdentityErr, SelfVote: s.SelfVote, Votes: s.Votes})
 		c.refuseStale(&s.Verdict, s.Facts.ProbedAt)
 		c.store(keySnapshot, s)
 		changed := c.noteChange(s)
@@ -135,6 +185,16 @@ func (c *Checker) refresh(ctx context.Context) *Snapshot {
 		return s, nil
 	})
 	return v.(*Snapshot)
+}
+
+// candidate tells whether this node should ask for votes: its own database
+// answered, is its own, runs as primary and is registered (not as a witness).
+func (c *Checker) candidate(s *Snapshot) (repmgr.Node, bool) {
+	if s.ProbeErr != nil || s.IdentityErr != nil || s.Facts.InRecovery {
+		return repmgr.Node{}, false
+	}
+	me, ok, err := c.opts.Identity.Self(s.Facts.Nodes)
+	return me, ok && err == nil && me.Type != repmgr.TypeWitness
 }
 
 // refuseStale fails closed when the refresh itself outlived CacheTTL (a probe
@@ -153,60 +213,90 @@ func (c *Checker) probe(ctx context.Context) *Snapshot {
 	start := c.opts.Now()
 	facts, err := c.prober.Probe(ctx)
 	facts.ProbedAt = start
+	s := &Snapshot{Facts: facts, ProbeErr: err}
 	if err == nil {
+		s.IdentityErr = CheckIdentity(c.opts.Identity, facts)
 		c.mu.Lock()
 		c.nodes = facts.Nodes
+		warn := !c.warnedSite && c.opts.Scope == ScopeSite && len(locations(facts.Nodes)) > 1
+		c.warnedSite = c.warnedSite || warn
 		c.mu.Unlock()
+		if warn {
+			c.opts.Logger.Warn("consensus.scope is site, and the cluster spans several locations: each location may confirm a primary of its own",
+				"locations", locations(facts.Nodes))
+		}
 	}
-	return &Snapshot{Facts: facts, ProbeErr: err}
+	return s
 }
 
-// poll asks the site's peers, concurrently, whom they name primary. Each
-// answer must arrive within PeerTimeout of the poll's start; a late, failed
-// or malformed answer is no vote.
-func (c *Checker) poll(ctx context.Context, nodes []repmgr.Node) (map[string]string, map[string]error) {
-	_, peers, ok := Site(c.opts.Self, nodes)
-	if !ok || len(peers) == 0 {
-		return nil, nil
+func locations(nodes []repmgr.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		if !slices.Contains(out, n.Location) {
+			out = append(out, n.Location)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// poll asks the other registered nodes, concurrently, to vouch for this one:
+// every location with scope cluster, its own with scope site. Each answer
+// must arrive within PeerTimeout of the poll's start; a late, failed or
+// malformed answer is no vote.
+func (c *Checker) poll(ctx context.Context, me repmgr.Node, nodes []repmgr.Node, req api.VoteRequest) map[int]PeerVote {
+	var peers []repmgr.Node
+	for _, n := range nodes {
+		if n.ID != me.ID && (c.opts.Scope == ScopeCluster || n.Location == me.Location) {
+			peers = append(peers, n)
+		}
+	}
+	votes := make(map[int]PeerVote, len(peers))
+	if len(peers) == 0 {
+		return votes
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout)
 	defer cancel()
 	type answer struct {
-		peer, named string
-		err         error
+		id int
+		PeerVote
 	}
 	ch := make(chan answer, len(peers))
 	for _, p := range peers {
+		votes[p.ID] = PeerVote{Err: context.DeadlineExceeded} // until it answers
 		go func() {
 			addr, err := c.opts.Addresses.Of(p)
 			if err != nil {
-				ch <- answer{peer: p.Name, err: err}
+				ch <- answer{p.ID, PeerVote{Err: err}}
 				return
 			}
-			named, err := c.peers.Primary(ctx, addr)
-			ch <- answer{peer: p.Name, named: named, err: err}
+			a, err := c.peers.Vote(ctx, addr, req)
+			ch <- answer{p.ID, PeerVote{Answer: a, Err: err}}
 		}()
-	}
-	votes, errs := make(map[string]string, len(peers)), map[string]error{}
-	for _, p := range peers {
-		votes[p.Name] = ""
-		errs[p.Name] = context.DeadlineExceeded // until it answers
 	}
 	// Stop at the deadline even if a Peers implementation ignores ctx.
 	for range peers {
 		select {
 		case a := <-ch:
-			votes[a.peer] = a.named
-			delete(errs, a.peer)
-			if a.err != nil {
-				errs[a.peer] = a.err
-				c.opts.Logger.Debug("peer cast no vote", "peer", a.peer, "error", a.err)
-			}
+			votes[a.id] = a.PeerVote
 		case <-ctx.Done():
-			return votes, errs
+			return votes
 		}
 	}
-	return votes, errs
+	return votes
+}
+
+// inFlux tells whether the verdict may change any moment: a node running as
+// primary without its majority, whose inputs changed within the last few
+// lease periods. It is re-polled every fluxInterval meanwhile; an old primary
+// that stays refused falls back to the refresh interval.
+func (c *Checker) inFlux(s *Snapshot) bool {
+	if s.Verdict.State != api.StateUnknown || len(s.Votes) == 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opts.Now().Before(c.fluxUntil)
 }
 
 // store caches s until CacheTTL after its facts were gathered, so that a
@@ -233,38 +323,33 @@ func (c *Checker) cached(key string) (*Snapshot, bool) {
 	return s, true
 }
 
-// noteChange logs a change of state once, with every input of the decision.
+// noteChange logs a change of state once, with every input of the decision,
+// and notes whether the verdict is in flux.
 func (c *Checker) noteChange(s *Snapshot) bool {
+	v := s.Verdict
 	c.mu.Lock()
 	prev := c.last
-	c.last = s.Verdict.State
+	c.last = v.State
+	if prev != v.State || !slices.Equal(c.lastVoters, v.Voters) {
+		c.fluxUntil = c.opts.Now().Add(2*LeaseFor(c.opts.CacheTTL) + c.opts.RefreshInterval)
+	}
+	c.lastVoters = v.Voters
 	c.mu.Unlock()
-	if prev == s.Verdict.State {
+	if prev == v.State {
 		return false
 	}
 	// The survey holds this node's answer too: it must not outlive a change.
 	c.cache.Delete(keySurvey)
 	level := slog.LevelInfo
-	if s.Verdict.State == api.StateUnknown || s.Verdict.State == api.StateDown {
+	if v.State == api.StateUnknown || v.State == api.StateDown {
 		level = slog.LevelWarn
 	}
-	v := s.Verdict
 	c.opts.Logger.Log(context.Background(), level, "state changed",
 		"from", string(prev), "to", string(v.State), "reason", v.Reason,
-		"votes", v.Votes, "needed", v.Needed, "voters", v.Voters, "location", v.Location,
-		"in_recovery", s.Facts.InRecovery, "peer_votes", s.Votes, "peer_errors", errStrings(s.PeerErrs))
+		"votes", v.Votes, "needed", v.Needed, "cluster_votes", v.ClusterVotes, "cluster_needed", v.ClusterNeeded,
+		"scope", string(v.Scope), "voters", v.Voters, "refusals", v.Refusals, "location", v.Location,
+		"in_recovery", s.Facts.InRecovery, "timeline", s.Facts.Server.Timeline)
 	return true
-}
-
-func errStrings(errs map[string]error) map[string]string {
-	if len(errs) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(errs))
-	for k, err := range errs {
-		out[k] = err.Error()
-	}
-	return out
 }
 
 // KnownNodes returns the registered nodes as last read from the local node.

@@ -33,19 +33,21 @@ func newHarness(nodes []repmgr.Node, inRecovery bool, answers map[string]peerAns
 	for name, a := range answers {
 		byAddr[addr(name)] = a
 	}
+	facts := primaryFacts(nodes)
+	facts.InRecovery = inRecovery
 	h := &harness{
-		prober: &fakeProber{facts: repmgr.Facts{Nodes: nodes, InRecovery: inRecovery}},
-		peers:  newFakePeers(byAddr),
+		prober: &fakeProber{facts: facts},
+		peers:  newFakePeers(nodes, byAddr),
 		clock:  newFakeClock(),
 	}
 	h.checker = NewChecker(Options{
-		Self: "n1", RefreshInterval: time.Hour, CacheTTL: testTTL, PeerTimeout: testPeerTimeout,
-		Addresses: Addresses{Port: 5999}, Now: h.clock.Now,
+		Identity: Identity{Name: "n1"}, RefreshInterval: time.Hour, CacheTTL: testTTL, PeerTimeout: testPeerTimeout,
+		Addresses: Addresses{Port: 5999}, Now: h.clock.Now, Ballot: openBallot(h.clock, testTTL),
 	}, h.prober, h.peers)
 	return h
 }
 
-var votesForN1 = map[string]peerAnswer{"n2": {primary: "n1"}, "n3": {primary: "n1"}}
+var votesForN1 = map[string]peerAnswer{"n2": grant, "n3": grant}
 
 // TestSnapshotConcurrentCallersShareOneProbe parks every caller inside the
 // shared computation before the probe may finish, then counts probes.
@@ -75,8 +77,8 @@ func TestSnapshotConcurrentCallersShareOneProbe(t *testing.T) {
 			t.Fatalf("caller %d got a different snapshot than caller 0", i)
 		}
 	}
-	if primary, _ := h.peers.calls(); !maps.Equal(primary, map[string]int{addr("n2"): 1, addr("n3"): 1}) {
-		t.Errorf("peer polls = %v, want one per peer", primary)
+	if vote, _ := h.peers.calls(); !maps.Equal(vote, map[string]int{addr("n2"): 1, addr("n3"): 1}) {
+		t.Errorf("peer polls = %v, want one per peer", vote)
 	}
 	if v := results[0].Verdict; v.State != api.StatePrimary || v.Votes != 3 {
 		t.Errorf("verdict = %+v, want Primary with 3 votes", v)
@@ -117,9 +119,9 @@ func TestSnapshotCache(t *testing.T) {
 }
 
 func totalCalls(p *fakePeers) int {
-	primary, state := p.calls()
+	vote, state := p.calls()
 	n := 0
-	for _, c := range primary {
+	for _, c := range vote {
 		n += c
 	}
 	for _, c := range state {
@@ -166,7 +168,7 @@ func TestHangingPeer(t *testing.T) {
 		wantVotes int
 	}{
 		{name: "one of two peers hangs: majority from the other", want: api.StatePrimary, wantVotes: 2,
-			answers: map[string]peerAnswer{"n2": {hang: true}, "n3": {primary: "n1"}}},
+			answers: map[string]peerAnswer{"n2": {hang: true}, "n3": grant}},
 		{name: "both peers hang: no majority", want: api.StateUnknown, wantVotes: 1,
 			answers: map[string]peerAnswer{"n2": {hang: true}, "n3": {hang: true}}},
 	}
@@ -181,8 +183,8 @@ func TestHangingPeer(t *testing.T) {
 			if s.Verdict.State != tt.want || s.Verdict.Votes != tt.wantVotes {
 				t.Errorf("verdict = %s with %d votes, want %s with %d", s.Verdict.State, s.Verdict.Votes, tt.want, tt.wantVotes)
 			}
-			if s.Votes["n2"] != "" || !errors.Is(s.PeerErrs["n2"], context.DeadlineExceeded) {
-				t.Errorf("hanging n2: vote %q, error %v; want no vote and a deadline error", s.Votes["n2"], s.PeerErrs["n2"])
+			if v := s.Votes[2]; v.Answer != nil || !errors.Is(v.Err, context.DeadlineExceeded) {
+				t.Errorf("hanging n2: answer %+v, error %v; want none and a deadline error", v.Answer, v.Err)
 			}
 		})
 	}
@@ -193,14 +195,14 @@ func TestHangingPeer(t *testing.T) {
 func TestPeerDeafToItsContext(t *testing.T) {
 	deaf := make(chan struct{})
 	defer close(deaf)
-	h := newHarness(site(3), false, map[string]peerAnswer{"n2": {deaf: deaf, status: 202}, "n3": {primary: "n1", status: 202}})
+	h := newHarness(site(3), false, map[string]peerAnswer{"n2": {deaf: deaf, status: 202}, "n3": {status: 202}})
 	start := time.Now()
 	s := h.checker.Snapshot(context.Background())
 	if took := time.Since(start); took >= 10*testPeerTimeout {
 		t.Errorf("refresh took %s with a deaf peer, want well under %s", took, 10*testPeerTimeout)
 	}
-	if s.Verdict.State != api.StatePrimary || s.Verdict.Votes != 2 || !errors.Is(s.PeerErrs["n2"], context.DeadlineExceeded) {
-		t.Errorf("verdict %s with %d votes, n2 error %v; want Primary with 2 and a deadline error for n2", s.Verdict.State, s.Verdict.Votes, s.PeerErrs["n2"])
+	if s.Verdict.State != api.StatePrimary || s.Verdict.Votes != 2 || !errors.Is(s.Votes[2].Err, context.DeadlineExceeded) {
+		t.Errorf("verdict %s with %d votes, n2 error %v; want Primary with 2 and a deadline error for n2", s.Verdict.State, s.Verdict.Votes, s.Votes[2].Err)
 	}
 	start = time.Now()
 	r := h.checker.RealPrimary(context.Background())

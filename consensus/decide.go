@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,102 +11,206 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
+// Scope is how far the majority behind a primary must reach.
+type Scope string
+
+const (
+	// ScopeCluster needs a majority of the node's own location and a
+	// majority of every registered node, all locations together.
+	ScopeCluster Scope = "cluster"
+	// ScopeSite needs a majority of the node's own location only.
+	ScopeSite Scope = "site"
+)
+
+// PeerVote is one answer to "do you vouch for me?": this node's own, or a
+// peer's.
+type PeerVote struct {
+	Answer *api.VoteAnswer // nil when the peer did not answer
+	Err    error           // why it did not
+}
+
 // Input is everything a verdict depends on.
 type Input struct {
-	Self     string       // this node's repmgr node_name
-	Facts    repmgr.Facts // one probe of the local node
-	ProbeErr error        // non-nil when the probe failed: the node is Down
-	// Votes maps each polled peer of the site to the node its /primary named;
-	// "" when it named none, failed or timed out.
-	Votes map[string]string
+	Identity    Identity
+	Scope       Scope
+	Facts       repmgr.Facts // one probe of the local node
+	ProbeErr    error        // non-nil when the probe failed: the node is Down
+	IdentityErr error        // non-nil when the database reached is not this node's
+	// SelfVote is this node's own vote for itself, through its own Vouch
+	// and Ballot like any other voter's.
+	SelfVote PeerVote
+	// Votes holds the answer of every other registered node, by node_id.
+	Votes map[int]PeerVote
 }
 
 // Verdict is what a node says about itself on /state.
 type Verdict struct {
-	State     api.State
-	Node      string
-	Location  string
-	Votes     int      // this node plus the site peers that name it primary
-	Needed    int      // majority of the nodes registered in the site
-	Voters    []string // who voted, this node first
-	Reason    string
-	CheckedAt time.Time // when the facts were gathered
+	State         api.State
+	Node          string
+	Location      string
+	Scope         Scope
+	Votes         int // valid votes from the node's own location, its own included
+	Needed        int // majority of the nodes registered in that location
+	ClusterVotes  int // valid votes from every location
+	ClusterNeeded int // majority of every registered node
+	Voters        []string
+	Refusals      map[string]string // node name → why it cast no valid vote
+	Timeline      int
+	Reason        string
+	CheckedAt     time.Time // when the facts were gathered
 }
 
-// Majority is the smallest number of votes that wins a site of n nodes.
+// Majority is the smallest number of votes that wins among n nodes.
 func Majority(n int) int { return n/2 + 1 }
 
-// Site returns this node's row and the other nodes registered in its
-// location, whatever their type or active flag: a site's size does not shrink
-// because some of its nodes are down, or a partition could vote itself a
-// majority.
-func Site(self string, nodes []repmgr.Node) (me repmgr.Node, peers []repmgr.Node, ok bool) {
-	me, ok = repmgr.ByName(nodes, self)
-	if !ok {
-		return me, nil, false
-	}
+// Site returns the nodes registered in location, whatever their type or
+// active flag: a site's size does not shrink because some of its nodes are
+// down, or a partition could vote itself a majority.
+func Site(location string, nodes []repmgr.Node) []repmgr.Node {
+	var out []repmgr.Node
 	for _, n := range nodes {
-		if n.Location == me.Location && n.Name != self {
-			peers = append(peers, n)
+		if n.Location == location {
+			out = append(out, n)
 		}
 	}
-	return me, peers, true
+	return out
 }
 
-// Decide judges the local node. It fails closed: an unreachable database is
-// Down, and a node running as primary is Primary only with a majority of its
-// site behind it; inconsistent inputs (not registered, a witness out of
-// recovery) answer Unknown, never Primary.
+// Decide judges the local node. It fails closed: an unreachable database, or
+// one that is not this node's, is Down; a node running as primary is Primary
+// only with the majorities its scope requires, counted from valid votes;
+// inconsistent inputs answer Unknown, never Primary.
 func Decide(in Input) Verdict {
-	v := Verdict{Node: in.Self, CheckedAt: in.Facts.ProbedAt}
-	if in.ProbeErr != nil {
-		// pgx errors span lines (one per address tried): keep the reason one line.
-		v.State, v.Reason = api.StateDown, "local database unreachable: "+strings.Join(strings.Fields(in.ProbeErr.Error()), " ")
+	v := Verdict{Node: in.Identity.Name, Scope: in.Scope, CheckedAt: in.Facts.ProbedAt, Timeline: in.Facts.Server.Timeline}
+	switch {
+	case in.ProbeErr != nil:
+		v.State, v.Reason = api.StateDown, "local database unreachable: "+oneLine(in.ProbeErr)
+		return v
+	case in.IdentityErr != nil:
+		v.State, v.Reason = api.StateDown, "not this node's database: "+oneLine(in.IdentityErr)
 		return v
 	}
-	me, peers, registered := Site(in.Self, in.Facts.Nodes)
-	v.Location = me.Location
+	me, registered, err := in.Identity.Self(in.Facts.Nodes)
 	if registered {
-		v.Needed = Majority(len(peers) + 1)
+		v.Location = me.Location
+		v.Needed = Majority(len(Site(me.Location, in.Facts.Nodes)))
+		v.ClusterNeeded = Majority(len(in.Facts.Nodes))
 	}
 	switch {
 	case in.Facts.InRecovery:
 		v.State, v.Reason = api.StateStandby, "in recovery"
 		return v
+	case err != nil:
+		v.State, v.Reason = api.StateUnknown, "running as primary, but "+err.Error()
+		return v
 	case !registered:
-		v.State, v.Reason = api.StateUnknown, fmt.Sprintf("running as primary but %q is not registered in repmgr.nodes", in.Self)
+		v.State, v.Reason = api.StateUnknown, fmt.Sprintf("running as primary but %q is not registered in repmgr.nodes", in.Identity.Name)
 		return v
 	case me.Type == repmgr.TypeWitness:
 		v.State, v.Reason = api.StateUnknown, "witness node: never a primary"
 		return v
 	}
-	v.Voters = []string{in.Self}
-	for _, p := range peers {
-		if in.Votes[p.Name] == in.Self {
-			v.Voters = append(v.Voters, p.Name)
-		}
-	}
-	sort.Strings(v.Voters[1:])
-	v.Votes = len(v.Voters)
-	if v.Votes >= v.Needed {
-		v.State = api.StatePrimary
-		v.Reason = fmt.Sprintf("%d of %d nodes in location %q name it primary", v.Votes, len(peers)+1, v.Location)
+	v.count(me, in)
+	siteOK := v.Votes >= v.Needed
+	clusterOK := in.Scope == ScopeSite || v.ClusterVotes >= v.ClusterNeeded
+	if siteOK && clusterOK {
+		v.State, v.Reason = api.StatePrimary, v.tally(me.Location, len(in.Facts.Nodes))
+		v.Refusals = nil
 		return v
 	}
 	v.State = api.StateUnknown
-	v.Reason = fmt.Sprintf("running as primary without a majority: %d of %d votes needed in location %q", v.Votes, v.Needed, v.Location)
+	v.Reason = "running as primary without a majority: " + v.tally(me.Location, len(in.Facts.Nodes))
 	return v
 }
 
-// NamedPrimary is what /primary answers: the single node that this node's
-// metadata records as the active primary. It names none when the metadata
-// records zero or several, so a confused node never casts a vote.
-func NamedPrimary(nodes []repmgr.Node) (string, bool) {
-	ps := repmgr.ActivePrimaries(nodes)
-	if len(ps) != 1 {
-		return "", false
+// count tallies the valid votes: this node's own, and each other registered
+// node's that passes validVote, each voter once however many rows or
+// addresses lead to it.
+func (v *Verdict) count(me repmgr.Node, in Input) {
+	v.Refusals = map[string]string{}
+	counted := map[int]bool{}
+	add := func(n repmgr.Node) {
+		counted[n.ID] = true
+		v.Voters = append(v.Voters, n.Name)
+		v.ClusterVotes++
+		if n.Location == me.Location {
+			v.Votes++
+		}
 	}
-	return ps[0].Name, true
+	if a := in.SelfVote.Answer; a != nil && a.Granted && in.SelfVote.Err == nil {
+		add(me)
+	} else {
+		v.Refusals[me.Name] = "own vote: " + refusal(in.SelfVote)
+	}
+	for _, n := range in.Facts.Nodes {
+		if n.ID == me.ID {
+			continue
+		}
+		pv := in.Votes[n.ID]
+		switch err := validVote(me, n, in.Facts.Server.SystemID, pv); {
+		case err != nil:
+			v.Refusals[n.Name] = err.Error()
+		case counted[n.ID]:
+			v.Refusals[n.Name] = fmt.Sprintf("node_id %d already counted", n.ID)
+		default:
+			add(n)
+		}
+	}
+	sort.Strings(v.Voters)
+}
+
+// validVote checks that the answer polled from registered node n is a vote
+// for me: from n itself (its name and node_id), not from me, in the same
+// protocol, for me, granted, and from the same cluster (the same system
+// identifier; a witness, with a system identifier of its own, must be
+// registered as one).
+func validVote(me, n repmgr.Node, systemID string, pv PeerVote) error {
+	a := pv.Answer
+	switch {
+	case a == nil:
+		return errors.New(refusal(pv))
+	case a.Protocol != api.VoteProtocol:
+		return fmt.Errorf("answered in vote protocol %d, not %d", a.Protocol, api.VoteProtocol)
+	case a.Voter == me.Name || a.VoterID == me.ID:
+		return fmt.Errorf("the answer came from this node itself (%s, node_id %d): its address leads back here", a.Voter, a.VoterID)
+	case a.Voter != n.Name || a.VoterID != n.ID:
+		return fmt.Errorf("answered as %q (node_id %d), not as %q (node_id %d)", a.Voter, a.VoterID, n.Name, n.ID)
+	case a.Candidate != me.Name:
+		return fmt.Errorf("answered about %q", a.Candidate)
+	case n.Type == repmgr.TypeWitness && a.VoterType != repmgr.TypeWitness:
+		return fmt.Errorf("registered as a witness but answered as a %s", a.VoterType)
+	case n.Type != repmgr.TypeWitness && (a.SystemID == "" || a.SystemID != systemID):
+		return fmt.Errorf("system identifier %q is not ours (%s)", a.SystemID, systemID)
+	case !a.Granted:
+		return errors.New(refusal(pv))
+	}
+	return nil
+}
+
+func refusal(pv PeerVote) string {
+	switch {
+	case pv.Err != nil:
+		return "no answer: " + oneLine(pv.Err)
+	case pv.Answer == nil:
+		return "not asked"
+	case pv.Answer.Granted:
+		return "granted"
+	}
+	return "refused: " + pv.Answer.Reason
+}
+
+func (v *Verdict) tally(location string, clusterSize int) string {
+	site := fmt.Sprintf("%d votes (%d needed) in location %q", v.Votes, v.Needed, location)
+	if v.Scope == ScopeSite {
+		return site + " (scope site)"
+	}
+	return fmt.Sprintf("%s, %d (%d needed) in the cluster of %d nodes", site, v.ClusterVotes, v.ClusterNeeded, clusterSize)
+}
+
+// oneLine keeps a reason on one line: pgx errors span lines, one per address
+// tried.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // StateAnswer is one node's answer to /state, as seen by /realPrimary.

@@ -12,20 +12,6 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-func node(name, typ, location string, active bool) repmgr.Node {
-	return repmgr.Node{Name: name, Type: typ, Location: location, Active: active,
-		Conninfo: "host=" + name + " user=repmgr dbname=repmgr"}
-}
-
-// site returns n1 as the active primary of dc1 and n2…n<size> as its standbys.
-func site(size int) []repmgr.Node {
-	nodes := []repmgr.Node{node("n1", repmgr.TypePrimary, "dc1", true)}
-	for i := 2; i <= size; i++ {
-		nodes = append(nodes, node(fmt.Sprintf("n%d", i), repmgr.TypeStandby, "dc1", true))
-	}
-	return nodes
-}
-
 // majorityOf is written out rather than computed, so the test does not share
 // an arithmetic mistake with Majority.
 var majorityOf = map[int]int{1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 4}
@@ -38,28 +24,55 @@ func TestMajority(t *testing.T) {
 	}
 }
 
+// granted is a valid vote from n for candidate.
+func granted(n repmgr.Node, candidate string) PeerVote {
+	return PeerVote{Answer: &api.VoteAnswer{Protocol: api.VoteProtocol, Voter: n.Name, VoterID: n.ID, VoterType: n.Type,
+		SystemID: testSystemID, Timeline: 1, Candidate: candidate, Granted: true}}
+}
+
+// refused is n's refusal, for reason.
+func refused(n repmgr.Node, candidate, reason string) PeerVote {
+	v := granted(n, candidate)
+	v.Answer.Granted, v.Answer.Reason = false, reason
+	return v
+}
+
+// with returns pv's answer changed by edit: how a vote is made invalid.
+func with(pv PeerVote, edit func(*api.VoteAnswer)) PeerVote {
+	a := *pv.Answer
+	edit(&a)
+	return PeerVote{Answer: &a}
+}
+
+// input is n1 judging itself on nodes, its own vote granted, with votes.
+func input(nodes []repmgr.Node, votes map[int]PeerVote) Input {
+	me, _ := repmgr.ByName(nodes, "n1")
+	return Input{Identity: Identity{Name: "n1"}, Scope: ScopeCluster, Facts: primaryFacts(nodes),
+		SelfVote: granted(me, "n1"), Votes: votes}
+}
+
 // TestDecideVotes covers every site size from 1 to 7 with every possible
-// number of votes: this node's own plus 0…size-1 peers naming it. Peers that
-// do not vote for it name another node or none, which must not count.
+// number of votes: this node's own plus 0…size-1 peers vouching for it. The
+// peers that do not vouch refuse or do not answer, which must not count.
 func TestDecideVotes(t *testing.T) {
 	probedAt := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	for size := 1; size <= 7; size++ {
 		needed := majorityOf[size]
 		for votes := 1; votes <= size; votes++ {
 			t.Run(fmt.Sprintf("site%d/votes%dof%dneeded", size, votes, needed), func(t *testing.T) {
-				in := Input{Self: "n1", Facts: repmgr.Facts{Nodes: site(size), ProbedAt: probedAt},
-					Votes: map[string]string{}}
-				var wantVoters []string = []string{"n1"}
-				for i := 2; i <= size; i++ {
-					peer := fmt.Sprintf("n%d", i)
+				nodes := site(size)
+				in := input(nodes, map[int]PeerVote{})
+				in.Facts.ProbedAt = probedAt
+				wantVoters := []string{"n1"}
+				for _, n := range nodes[1:] {
 					switch {
-					case i <= votes:
-						in.Votes[peer] = "n1"
-						wantVoters = append(wantVoters, peer)
-					case i%2 == 0:
-						in.Votes[peer] = "" // named none
+					case n.ID <= votes:
+						in.Votes[n.ID] = granted(n, "n1")
+						wantVoters = append(wantVoters, n.Name)
+					case n.ID%2 == 0:
+						in.Votes[n.ID] = refused(n, "n1", "my metadata names n2 the active primary")
 					default:
-						in.Votes[peer] = "n2" // names another node
+						in.Votes[n.ID] = PeerVote{Err: errors.New("connection refused")}
 					}
 				}
 				v := Decide(in)
@@ -67,15 +80,19 @@ func TestDecideVotes(t *testing.T) {
 				if votes >= needed {
 					wantState = api.StatePrimary
 				}
-				if v.State != wantState || v.Votes != votes || v.Needed != needed {
-					t.Fatalf("Decide = %s with %d votes, %d needed; want %s, %d, %d (reason %q)",
-						v.State, v.Votes, v.Needed, wantState, votes, needed, v.Reason)
+				if v.State != wantState || v.Votes != votes || v.Needed != needed || v.ClusterVotes != votes || v.ClusterNeeded != needed {
+					t.Fatalf("Decide = %s with %d/%d votes, %d/%d needed; want %s, %d, %d (reason %q)",
+						v.State, v.Votes, v.ClusterVotes, v.Needed, v.ClusterNeeded, wantState, votes, needed, v.Reason)
 				}
+				slices.Sort(wantVoters)
 				if !slices.Equal(v.Voters, wantVoters) {
 					t.Errorf("Voters = %v, want %v", v.Voters, wantVoters)
 				}
-				if v.Node != "n1" || v.Location != "dc1" || !v.CheckedAt.Equal(probedAt) {
-					t.Errorf("Verdict = %+v, want node n1 in dc1 checked at the probe time", v)
+				if v.Node != "n1" || v.Location != "dc1" || !v.CheckedAt.Equal(probedAt) || v.Timeline != 1 {
+					t.Errorf("Verdict = %+v, want node n1 in dc1 on timeline 1, checked at the probe time", v)
+				}
+				if wantState == api.StateUnknown && len(v.Refusals) != size-votes {
+					t.Errorf("Refusals = %v, want one for each of the %d nodes that did not vouch", v.Refusals, size-votes)
 				}
 			})
 		}
@@ -83,92 +100,209 @@ func TestDecideVotes(t *testing.T) {
 }
 
 func TestDecideStates(t *testing.T) {
-	allVote := map[string]string{"n2": "n1", "n3": "n1"}
-	withWitness := append(site(2), node("w", repmgr.TypeWitness, "dc1", true))
-	witnessSelf := []repmgr.Node{node("n1", repmgr.TypePrimary, "dc1", true), node("n2", repmgr.TypeStandby, "dc1", true),
-		node("w", repmgr.TypeWitness, "dc1", true)}
-	otherSite := append(site(3), node("r1", repmgr.TypeStandby, "dc2", true), node("r2", repmgr.TypeStandby, "dc2", true),
-		node("r3", repmgr.TypeStandby, "dc2", true), node("r4", repmgr.TypeStandby, "dc2", true))
-	inactive := append(site(2), node("n3", repmgr.TypeStandby, "dc1", false), node("n4", repmgr.TypePrimary, "dc1", false))
+	nodes := site(3)
+	allVote := map[int]PeerVote{2: granted(nodes[1], "n1"), 3: granted(nodes[2], "n1")}
+	witnessSelf := []repmgr.Node{node(1, "n1", repmgr.TypeWitness, "dc1", true), node(2, "n2", repmgr.TypePrimary, "dc1", true)}
+	twice := append(site(3), node(4, "n1", repmgr.TypeStandby, "dc1", true))
 	tests := []struct {
 		name       string
-		self       string
-		facts      repmgr.Facts
-		probeErr   error
-		votes      map[string]string
+		in         Input
 		want       api.State
 		wantVotes  int
 		wantNeeded int
 		wantReason string
 	}{
-		{name: "probe error is Down whatever the votes", self: "n1", facts: repmgr.Facts{Nodes: site(3)},
-			probeErr: errors.New("connection refused"), votes: allVote, want: api.StateDown, wantReason: "connection refused"},
-		{name: "in recovery is Standby even with votes", self: "n2", facts: repmgr.Facts{InRecovery: true, Nodes: site(3)},
-			votes: map[string]string{"n1": "n2", "n3": "n2"}, want: api.StateStandby, wantNeeded: 2},
-		{name: "in recovery and unregistered is still Standby", self: "ghost", facts: repmgr.Facts{InRecovery: true, Nodes: site(3)},
-			want: api.StateStandby},
-		{name: "primary with majority", self: "n1", facts: repmgr.Facts{Nodes: site(3)}, votes: allVote,
-			want: api.StatePrimary, wantVotes: 3, wantNeeded: 2},
-		{name: "primary without majority is Unknown", self: "n1", facts: repmgr.Facts{Nodes: site(3)},
-			votes: map[string]string{"n2": "n3", "n3": ""}, want: api.StateUnknown, wantVotes: 1, wantNeeded: 2},
-		{name: "primary with no votes map is Unknown", self: "n1", facts: repmgr.Facts{Nodes: site(3)},
-			want: api.StateUnknown, wantVotes: 1, wantNeeded: 2},
-		{name: "node not registered is Unknown", self: "ghost", facts: repmgr.Facts{Nodes: site(3)},
-			votes: map[string]string{"n2": "ghost", "n3": "ghost"}, want: api.StateUnknown, wantReason: "not registered"},
-		{name: "empty metadata is Unknown", self: "n1", facts: repmgr.Facts{}, want: api.StateUnknown, wantReason: "not registered"},
-		{name: "witness out of recovery is never Primary", self: "w", facts: repmgr.Facts{Nodes: witnessSelf},
-			votes: map[string]string{"n1": "w", "n2": "w"}, want: api.StateUnknown, wantNeeded: 2, wantReason: "witness"},
-		{name: "witness peer's vote counts", self: "n1", facts: repmgr.Facts{Nodes: withWitness},
-			votes: map[string]string{"w": "n1", "n2": ""}, want: api.StatePrimary, wantVotes: 2, wantNeeded: 2},
-		{name: "nodes of other locations neither count nor vote", self: "n1", facts: repmgr.Facts{Nodes: otherSite},
-			votes: map[string]string{"r1": "n1", "r2": "n1", "r3": "n1", "r4": "n1"}, want: api.StateUnknown, wantVotes: 1, wantNeeded: 2},
-		{name: "other location's nodes do not make a lone node lose", self: "r1", facts: repmgr.Facts{Nodes: append(site(3),
-			node("r1", repmgr.TypePrimary, "dc2", true))}, want: api.StatePrimary, wantVotes: 1, wantNeeded: 1},
-		{name: "inactive nodes still count in site size", self: "n1", facts: repmgr.Facts{Nodes: inactive},
-			votes: map[string]string{"n2": "n1"}, want: api.StateUnknown, wantVotes: 2, wantNeeded: 3},
-		{name: "inactive node's vote counts like any other", self: "n1", facts: repmgr.Facts{Nodes: inactive},
-			votes: map[string]string{"n2": "n1", "n3": "n1"}, want: api.StatePrimary, wantVotes: 3, wantNeeded: 3},
-		{name: "vote of a peer not registered is ignored", self: "n1", facts: repmgr.Facts{Nodes: site(3)},
-			votes: map[string]string{"stranger": "n1", "n2": ""}, want: api.StateUnknown, wantVotes: 1, wantNeeded: 2},
+		{name: "probe error is Down whatever the votes",
+			in:   func() Input { in := input(nodes, allVote); in.ProbeErr = errors.New("connection\nrefused"); return in }(),
+			want: api.StateDown, wantReason: "local database unreachable: connection refused"},
+		{name: "another node's database is Down whatever the votes",
+			in:   func() Input { in := input(nodes, allVote); in.IdentityErr = errors.New("port 5433"); return in }(),
+			want: api.StateDown, wantReason: "not this node's database: port 5433"},
+		{name: "in recovery is Standby even with votes",
+			in:   func() Input { in := input(nodes, allVote); in.Facts.InRecovery = true; return in }(),
+			want: api.StateStandby, wantNeeded: 2, wantReason: "in recovery"},
+		{name: "primary with majority", in: input(nodes, allVote), want: api.StatePrimary, wantVotes: 3, wantNeeded: 2,
+			wantReason: `3 votes (2 needed) in location "dc1", 3 (2 needed) in the cluster of 3 nodes`},
+		{name: "primary without majority is Unknown", in: input(nodes, map[int]PeerVote{3: refused(nodes[2], "n1", "busy")}),
+			want: api.StateUnknown, wantVotes: 1, wantNeeded: 2, wantReason: "running as primary without a majority"},
+		{name: "own vote refused: peers alone may not suffice",
+			in: func() Input {
+				in := input(nodes, map[int]PeerVote{2: granted(nodes[1], "n1")})
+				in.SelfVote = refused(nodes[0], "n1", "my metadata names n2 the active primary")
+				return in
+			}(), want: api.StateUnknown, wantVotes: 1, wantNeeded: 2},
+		{name: "own vote refused: peers that are a majority suffice",
+			in: func() Input {
+				in := input(nodes, allVote)
+				in.SelfVote = refused(nodes[0], "n1", "my metadata names n2 the active primary")
+				return in
+			}(), want: api.StatePrimary, wantVotes: 2, wantNeeded: 2},
+		{name: "node not registered is Unknown", in: func() Input { in := input(nodes[1:], nil); return in }(),
+			want: api.StateUnknown, wantReason: "not registered"},
+		{name: "empty metadata is Unknown", in: input(nil, nil), want: api.StateUnknown, wantReason: "not registered"},
+		{name: "name registered twice is Unknown", in: input(twice, allVote), want: api.StateUnknown,
+			wantReason: `node "n1" is registered 2 times in repmgr.nodes (node_id [1 4])`},
+		{name: "name registered twice, the node_id of repmgr.conf tells",
+			in: func() Input { in := input(twice, allVote); in.Identity.NodeID = 1; return in }(),
+			want: api.StatePrimary, wantVotes: 3, wantNeeded: 3},
+		{name: "witness out of recovery is never Primary",
+			in: Input{Identity: Identity{Name: "n1"}, Facts: primaryFacts(witnessSelf), SelfVote: granted(witnessSelf[0], "n1"),
+				Votes: map[int]PeerVote{2: granted(witnessSelf[1], "n1")}},
+			want: api.StateUnknown, wantNeeded: 2, wantReason: "witness"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := Decide(Input{Self: tt.self, Facts: tt.facts, ProbeErr: tt.probeErr, Votes: tt.votes})
+			v := Decide(tt.in)
 			if v.State != tt.want || v.Votes != tt.wantVotes || v.Needed != tt.wantNeeded {
 				t.Fatalf("Decide = %s, %d votes, %d needed (%q); want %s, %d, %d",
 					v.State, v.Votes, v.Needed, v.Reason, tt.want, tt.wantVotes, tt.wantNeeded)
 			}
-			if !strings.Contains(v.Reason, tt.wantReason) || v.Reason == "" {
-				t.Errorf("Reason = %q, want a reason containing %q", v.Reason, tt.wantReason)
+			if !strings.Contains(v.Reason, tt.wantReason) || v.Reason == "" || strings.Contains(v.Reason, "\n") {
+				t.Errorf("Reason = %q, want one line containing %q", v.Reason, tt.wantReason)
 			}
-			if v.Node != tt.self {
-				t.Errorf("Node = %q, want %q", v.Node, tt.self)
+			if v.State == api.StatePrimary && len(v.Refusals) != 0 {
+				t.Errorf("Primary verdict carries refusals %v", v.Refusals)
 			}
 		})
 	}
 }
 
-func TestNamedPrimary(t *testing.T) {
-	oldPrimary := node("n1", repmgr.TypePrimary, "dc1", false) // after a failover
+// TestDecideCountsOnlyValidVotes: n1 has its own vote and n2's; n3's answer
+// would make the majority of a 4-node site (3 of 4) unless it is invalid.
+func TestDecideCountsOnlyValidVotes(t *testing.T) {
+	nodes := site(4)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	base := func(v3 PeerVote) map[int]PeerVote {
+		return map[int]PeerVote{2: granted(n2, "n1"), 3: v3, 4: refused(nodes[3], "n1", "down")}
+	}
+	witness := node(3, "n3", repmgr.TypeWitness, "dc1", true)
+	withWitness := []repmgr.Node{n1, n2, witness, nodes[3]}
+	dupName := append(site(3), node(5, "n2", repmgr.TypeStandby, "dc1", true))
 	tests := []struct {
-		name   string
-		nodes  []repmgr.Node
-		want   string
-		wantOK bool
+		name       string
+		nodes      []repmgr.Node
+		votes      map[int]PeerVote
+		want       api.State
+		wantVotes  int
+		wantRefuse string // in the refusal of the node the test is about
+		about      string
 	}{
-		{name: "no nodes names none", nodes: nil},
-		{name: "no active primary names none", nodes: []repmgr.Node{node("n2", repmgr.TypeStandby, "dc1", true), oldPrimary}},
-		{name: "one active primary", nodes: site(3), want: "n1", wantOK: true},
-		{name: "two active primaries name none", nodes: append(site(2), node("n3", repmgr.TypePrimary, "dc2", true))},
-		{name: "inactive old primary is ignored", nodes: []repmgr.Node{oldPrimary,
-			node("n2", repmgr.TypePrimary, "dc1", true), node("n3", repmgr.TypeStandby, "dc1", true)}, want: "n2", wantOK: true},
-		{name: "active witness is not a primary", nodes: []repmgr.Node{node("w", repmgr.TypeWitness, "dc1", true)}},
+		{name: "a valid vote counts", nodes: nodes, votes: base(granted(n3, "n1")), want: api.StatePrimary, wantVotes: 3},
+		{name: "no answer", nodes: nodes, votes: base(PeerVote{Err: errors.New("timeout")}), want: api.StateUnknown, wantVotes: 2,
+			about: "n3", wantRefuse: "no answer: timeout"},
+		{name: "not asked", nodes: nodes, votes: map[int]PeerVote{2: granted(n2, "n1")}, want: api.StateUnknown, wantVotes: 2,
+			about: "n3", wantRefuse: "not asked"},
+		{name: "refused", nodes: nodes, votes: base(refused(n3, "n1", "I stream from n2")), want: api.StateUnknown, wantVotes: 2,
+			about: "n3", wantRefuse: "refused: I stream from n2"},
+		{name: "answer from this node itself: its address leads back here", nodes: nodes,
+			votes: base(with(granted(n3, "n1"), func(a *api.VoteAnswer) { a.Voter, a.VoterID = "n1", 1 })),
+			want:  api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: "from this node itself"},
+		{name: "answer from this node under another name", nodes: nodes,
+			votes: base(with(granted(n3, "n1"), func(a *api.VoteAnswer) { a.VoterID = 1 })),
+			want:  api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: "from this node itself"},
+		{name: "answer as another registered node", nodes: nodes,
+			votes: base(granted(n2, "n1")), want: api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: `answered as "n2" (node_id 2), not as "n3" (node_id 3)`},
+		{name: "answer with the right name but another node_id", nodes: nodes,
+			votes: base(with(granted(n3, "n1"), func(a *api.VoteAnswer) { a.VoterID = 9 })),
+			want:  api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: "node_id 9"},
+		{name: "another system identifier: another cluster", nodes: nodes,
+			votes: base(with(granted(n3, "n1"), func(a *api.VoteAnswer) { a.SystemID = "42" })),
+			want:  api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: `system identifier "42" is not ours`},
+		{name: "no system identifier", nodes: nodes,
+			votes: base(with(granted(n3, "n1"), func(a *api.VoteAnswer) { a.SystemID = "" })),
+			want:  api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: "system identifier"},
+		{name: "another protocol", nodes: nodes,
+			votes: base(with(granted(n3, "n1"), func(a *api.VoteAnswer) { a.Protocol = 2 })),
+			want:  api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: "vote protocol 2"},
+		{name: "a vote about another candidate", nodes: nodes,
+			votes: base(granted(n3, "n2")), want: api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: `answered about "n2"`},
+		{name: "a witness votes with a system identifier of its own", nodes: withWitness,
+			votes: base(with(granted(witness, "n1"), func(a *api.VoteAnswer) { a.SystemID = "99" })), want: api.StatePrimary, wantVotes: 3},
+		{name: "a standby cannot pass for a witness to skip the identifier", nodes: nodes,
+			votes: base(with(granted(n3, "n1"), func(a *api.VoteAnswer) { a.VoterType, a.SystemID = repmgr.TypeWitness, "99" })),
+			want:  api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: "system identifier"},
+		{name: "a registered witness must answer as one", nodes: withWitness,
+			votes: base(with(granted(witness, "n1"), func(a *api.VoteAnswer) { a.VoterType = repmgr.TypeStandby })),
+			want:  api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: "registered as a witness but answered as a standby"},
+		{name: "two rows with a peer's name count that peer once", nodes: dupName,
+			votes: map[int]PeerVote{2: granted(n2, "n1"), 3: refused(n3, "n1", "no"), 5: granted(n2, "n1")},
+			want:  api.StateUnknown, wantVotes: 2, about: "n2", wantRefuse: `not as "n2" (node_id 5)`},
+		{name: "a vote keyed by an unregistered node_id is ignored", nodes: nodes,
+			votes: map[int]PeerVote{2: granted(n2, "n1"), 7: granted(node(7, "n7", repmgr.TypeStandby, "dc1", true), "n1")},
+			want:  api.StateUnknown, wantVotes: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := NamedPrimary(tt.nodes)
-			if got != tt.want || ok != tt.wantOK {
-				t.Errorf("NamedPrimary = %q, %v; want %q, %v", got, ok, tt.want, tt.wantOK)
+			v := Decide(input(tt.nodes, tt.votes))
+			if v.State != tt.want || v.Votes != tt.wantVotes {
+				t.Fatalf("Decide = %s with %d votes (%q, refusals %v); want %s with %d", v.State, v.Votes, v.Reason, v.Refusals, tt.want, tt.wantVotes)
+			}
+			if tt.about != "" && tt.want != api.StatePrimary && !strings.Contains(v.Refusals[tt.about], tt.wantRefuse) {
+				t.Errorf("refusal of %s = %q, want it to contain %q", tt.about, v.Refusals[tt.about], tt.wantRefuse)
+			}
+		})
+	}
+}
+
+// TestDecideScope runs two locations with a witness: dc1 holds n1 (primary),
+// n2, n3; dc2 holds r1, r2; the witness w sits in dc3. Six nodes: the cluster
+// majority is 4.
+func TestDecideScope(t *testing.T) {
+	n := site(3)
+	r1, r2 := node(4, "r1", repmgr.TypeStandby, "dc2", true), node(5, "r2", repmgr.TypeStandby, "dc2", true)
+	w := node(6, "w", repmgr.TypeWitness, "dc3", true)
+	all := []repmgr.Node{n[0], n[1], n[2], r1, r2, w}
+	// Four nodes: dc1 with two, dc2 with one, the witness breaking the tie.
+	small := []repmgr.Node{n[0], n[1], r1, w}
+	votes := func(nodes []repmgr.Node, cand string, ids ...int) map[int]PeerVote {
+		m := map[int]PeerVote{}
+		for _, id := range ids {
+			x, _ := repmgr.ByID(nodes, id)
+			m[id] = granted(x, cand)
+		}
+		return m
+	}
+	promotedR1 := []repmgr.Node{node(1, "n1", repmgr.TypePrimary, "dc1", false), n[1], n[2],
+		node(4, "r1", repmgr.TypePrimary, "dc2", true), r2, w}
+	tests := []struct {
+		name              string
+		self              string
+		nodes             []repmgr.Node
+		votes             map[int]PeerVote
+		scope             Scope
+		want              api.State
+		wantSite, wantAll int
+		wantNeeded        [2]int
+	}{
+		{name: "cluster: the site and the cluster vouch", self: "n1", nodes: all, votes: votes(all, "n1", 2, 3, 6),
+			scope: ScopeCluster, want: api.StatePrimary, wantSite: 3, wantAll: 4, wantNeeded: [2]int{2, 4}},
+		{name: "cluster: the whole site without the cluster majority is not enough", self: "n1", nodes: all, votes: votes(all, "n1", 2, 3),
+			scope: ScopeCluster, want: api.StateUnknown, wantSite: 3, wantAll: 3, wantNeeded: [2]int{2, 4}},
+		{name: "cluster: the cluster majority without the site is not enough", self: "n1", nodes: all, votes: votes(all, "n1", 4, 5, 6),
+			scope: ScopeCluster, want: api.StateUnknown, wantSite: 1, wantAll: 4, wantNeeded: [2]int{2, 4}},
+		{name: "site: the site alone is enough", self: "n1", nodes: all, votes: votes(all, "n1", 2, 3),
+			scope: ScopeSite, want: api.StatePrimary, wantSite: 3, wantAll: 3, wantNeeded: [2]int{2, 4}},
+		{name: "cluster: a second site promoting its own primary never has the cluster", self: "r1", nodes: promotedR1,
+			votes: votes(promotedR1, "r1", 5), scope: ScopeCluster, want: api.StateUnknown, wantSite: 2, wantAll: 2, wantNeeded: [2]int{2, 4}},
+		{name: "site: a second site promoting its own primary has its site", self: "r1", nodes: promotedR1,
+			votes: votes(promotedR1, "r1", 5), scope: ScopeSite, want: api.StatePrimary, wantSite: 2, wantAll: 2, wantNeeded: [2]int{2, 4}},
+		{name: "witness breaks the tie for the site that keeps it", self: "n1", nodes: small, votes: votes(small, "n1", 2, 6),
+			scope: ScopeCluster, want: api.StatePrimary, wantSite: 2, wantAll: 3, wantNeeded: [2]int{2, 3}},
+		{name: "without the witness, half the cluster is no majority", self: "n1", nodes: small, votes: votes(small, "n1", 2),
+			scope: ScopeCluster, want: api.StateUnknown, wantSite: 2, wantAll: 2, wantNeeded: [2]int{2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			me, _ := repmgr.ByName(tt.nodes, tt.self)
+			v := Decide(Input{Identity: Identity{Name: tt.self}, Scope: tt.scope, Facts: primaryFacts(tt.nodes),
+				SelfVote: granted(me, tt.self), Votes: tt.votes})
+			if v.State != tt.want || v.Votes != tt.wantSite || v.ClusterVotes != tt.wantAll ||
+				v.Needed != tt.wantNeeded[0] || v.ClusterNeeded != tt.wantNeeded[1] {
+				t.Fatalf("Decide = %s, votes %d/%d needed %d/%d (%q); want %s, %d/%d needed %v",
+					v.State, v.Votes, v.ClusterVotes, v.Needed, v.ClusterNeeded, v.Reason, tt.want, tt.wantSite, tt.wantAll, tt.wantNeeded)
+			}
+			if v.Scope != tt.scope {
+				t.Errorf("Scope = %q, want %q", v.Scope, tt.scope)
 			}
 		})
 	}

@@ -3,6 +3,8 @@ package consensus
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"runtime"
 	"strings"
 	"sync"
@@ -72,26 +74,36 @@ func (p *fakeProber) Calls() int {
 	return p.calls
 }
 
-// peerAnswer is how a fake peer answers; hang makes it wait for its ctx.
+// peerAnswer is how a fake peer answers: to a vote request (as itself, with
+// a grant unless refuse is set, or exactly vote when set) and to /state
+// (status, body). hang makes it wait for its ctx; deaf makes it ignore ctx
+// and answer only once closed.
 type peerAnswer struct {
-	primary string
-	status  int
-	err     error
-	hang    bool
-	deaf    chan struct{} // when set: ignore ctx and answer only once closed
-	body    *api.StateBody
+	as     string // the node it answers as; default: the node at that address
+	refuse string // refuse the vote with this reason
+	vote   *api.VoteAnswer
+	status int
+	body   *api.StateBody
+	err    error
+	hang   bool
+	deaf   chan struct{}
 }
 
-// fakePeers answers /primary and /state per address and counts the calls.
+// grant answers as the node at its address, granting every vote.
+var grant = peerAnswer{}
+
+// fakePeers answers vote requests and /state per address and counts the calls.
 type fakePeers struct {
-	mu           sync.Mutex
-	answers      map[string]peerAnswer // addr → answer
-	primaryCalls map[string]int
-	stateCalls   map[string]int
+	mu         sync.Mutex
+	nodes      []repmgr.Node // to answer as a registered node: its node_id
+	answers    map[string]peerAnswer
+	voteCalls  map[string]int
+	stateCalls map[string]int
+	requests   []api.VoteRequest
 }
 
-func newFakePeers(answers map[string]peerAnswer) *fakePeers {
-	return &fakePeers{answers: answers, primaryCalls: map[string]int{}, stateCalls: map[string]int{}}
+func newFakePeers(nodes []repmgr.Node, answers map[string]peerAnswer) *fakePeers {
+	return &fakePeers{nodes: nodes, answers: answers, voteCalls: map[string]int{}, stateCalls: map[string]int{}}
 }
 
 func (f *fakePeers) answer(ctx context.Context, addr string, calls map[string]int) (peerAnswer, error) {
@@ -113,12 +125,26 @@ func (f *fakePeers) answer(ctx context.Context, addr string, calls map[string]in
 	return a, a.err
 }
 
-func (f *fakePeers) Primary(ctx context.Context, addr string) (string, error) {
-	a, err := f.answer(ctx, addr, f.primaryCalls)
+func (f *fakePeers) Vote(ctx context.Context, addr string, req api.VoteRequest) (*api.VoteAnswer, error) {
+	a, err := f.answer(ctx, addr, f.voteCalls)
+	f.mu.Lock()
+	f.requests = append(f.requests, req)
+	f.mu.Unlock()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return a.primary, nil
+	if a.vote != nil {
+		v := *a.vote
+		return &v, nil
+	}
+	name := a.as
+	if name == "" {
+		name = strings.TrimSuffix(addr, ":5999")
+	}
+	me, _ := repmgr.ByName(f.nodes, name)
+	v := &api.VoteAnswer{Protocol: api.VoteProtocol, Voter: name, VoterID: me.ID, VoterType: me.Type,
+		SystemID: testSystemID, Timeline: 1, Candidate: req.Candidate, Granted: a.refuse == "", Reason: a.refuse}
+	return v, nil
 }
 
 func (f *fakePeers) State(ctx context.Context, addr string) (int, *api.StateBody, error) {
@@ -129,18 +155,11 @@ func (f *fakePeers) State(ctx context.Context, addr string) (int, *api.StateBody
 	return a.status, a.body, nil
 }
 
-// calls returns the total calls and those to each address.
-func (f *fakePeers) calls() (primary, state map[string]int) {
+// calls returns the calls to each address.
+func (f *fakePeers) calls() (vote, state map[string]int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	primary, state = map[string]int{}, map[string]int{}
-	for k, v := range f.primaryCalls {
-		primary[k] = v
-	}
-	for k, v := range f.stateCalls {
-		state[k] = v
-	}
-	return primary, state
+	return maps.Clone(f.voteCalls), maps.Clone(f.stateCalls)
 }
 
 var errUnknownPeer = errors.New("fake peer: no answer configured for this address")
@@ -167,4 +186,69 @@ func goroutinesIn(fn string) int {
 	buf := make([]byte, 1<<20)
 	n := runtime.Stack(buf, true)
 	return strings.Count(string(buf[:n]), fn)
+}
+
+const testSystemID = "7712879221244077529"
+
+// node returns a registered node whose conninfo host is its name.
+func node(id int, name, typ, location string, active bool) repmgr.Node {
+	return repmgr.Node{ID: id, Name: name, Type: typ, Location: location, Active: active, Priority: 100,
+		Conninfo: "host=" + name + " user=repmgr dbname=repmgr"}
+}
+
+// site returns n1 as the active primary of dc1 and n2…n<size> as its
+// standbys, node_id i for ni.
+func site(size int) []repmgr.Node {
+	nodes := []repmgr.Node{node(1, "n1", repmgr.TypePrimary, "dc1", true)}
+	for i := 2; i <= size; i++ {
+		nodes = append(nodes, node(i, fmt.Sprintf("n%d", i), repmgr.TypeStandby, "dc1", true))
+	}
+	return nodes
+}
+
+// primaryFacts are what n1 sees of itself as the primary of nodes, on
+// timeline 1.
+func primaryFacts(nodes []repmgr.Node) repmgr.Facts {
+	return repmgr.Facts{Nodes: nodes, Server: repmgr.Server{SystemID: testSystemID, Timeline: 1}}
+}
+
+// Mono reads the fake clock as a Monotonic one.
+func (c *fakeClock) Mono() time.Duration {
+	return c.Now().Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+}
+
+// memLeases is a LeaseStore in memory; err makes every Save fail.
+type memLeases struct {
+	mu    sync.Mutex
+	lease Lease
+	found bool
+	saves int
+	err   error
+}
+
+func (m *memLeases) Load() (Lease, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lease, m.found, nil
+}
+
+func (m *memLeases) Save(l Lease) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return m.err
+	}
+	m.lease, m.found = l, true
+	m.saves++
+	return nil
+}
+
+// openBallot returns a ballot that holds no lease, as after a restart whose
+// recorded lease has long run out.
+func openBallot(clock *fakeClock, ttl time.Duration) *Ballot {
+	b, err := NewBallot(LeaseFor(ttl), clock.Mono, &memLeases{found: true})
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

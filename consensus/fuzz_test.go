@@ -7,35 +7,46 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 )
 
-// FuzzDecodePrimary feeds arbitrary peer answers to the vote decoder: it
-// never panics, a vote comes only from a 200 whose JSON names that very node,
-// and a 503 is never an error.
-func FuzzDecodePrimary(f *testing.F) {
-	f.Add(200, []byte(`{"Primary":"node1"}`))
-	f.Add(200, []byte(`{"Primary":null}`))
-	f.Add(200, []byte(`{"Primary":""}`))
-	f.Add(200, []byte(`{"Primary":"node1","Primary":"node2"}`))
-	f.Add(200, []byte(`{"primary":"node1"}`))
-	f.Add(200, []byte(`["node1"]`))
-	f.Add(503, []byte(`{"State":"Down"}`))
-	f.Add(509, []byte(`{"Primary":"node1"}`))
+// FuzzVoteAnswer feeds arbitrary peer answers to the vote decoder and, when
+// one decodes, to Decide as n3's vote in a 3-node site where n1 has its own
+// vote only: it never panics, an answer comes only from a 200 that decodes
+// strictly, and it makes n1 Primary only when it is a granted vote of the
+// current protocol from n3 (name and node_id) for n1 with n1's system
+// identifier.
+func FuzzVoteAnswer(f *testing.F) {
+	valid := `{"protocol":1,"voter":"n3","voter_id":3,"voter_type":"standby","system_identifier":"` + testSystemID +
+		`","timeline":1,"candidate":"n1","granted":true,"reason":"my metadata names it the active primary"}`
+	f.Add(200, []byte(valid))
+	f.Add(200, []byte(`{"protocol":1,"voter":"n1","voter_id":1,"system_identifier":"`+testSystemID+`","candidate":"n1","granted":true}`))
+	f.Add(200, []byte(`{"protocol":1,"voter":"n3","voter_id":3,"system_identifier":"1","candidate":"n1","granted":true}`))
+	f.Add(200, []byte(`{"protocol":2,"voter":"n3","voter_id":3,"system_identifier":"`+testSystemID+`","candidate":"n1","granted":true}`))
+	f.Add(200, []byte(valid+valid))
+	f.Add(200, []byte(`{"granted":true,"extra":1}`))
+	f.Add(200, []byte(`{"voter":"n3","voter":"n2"}`))
+	f.Add(200, []byte(`["n1"]`))
+	f.Add(503, []byte(valid))
 	f.Add(302, []byte(``))
+	nodes := site(3)
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		named, err := decodePrimary(status, body)
-		if named != "" {
-			if status != 200 || err != nil {
-				t.Fatalf("vote %q from status %d (err %v)", named, status, err)
+		a, err := decodeVote(status, body)
+		if a == nil {
+			if err == nil {
+				t.Fatalf("status %d gave neither an answer nor an error", status)
 			}
-			var b api.PrimaryBody
-			if json.Unmarshal(body, &b) != nil || b.Primary == nil || *b.Primary != named {
-				t.Fatalf("vote %q not what the body %q names", named, body)
-			}
+			return
 		}
-		if status == 503 && (named != "" || err != nil) {
-			t.Fatalf("503 gave vote %q, error %v; want no vote and no error", named, err)
+		if status != 200 || err != nil {
+			t.Fatalf("answer %+v from status %d (err %v)", a, status, err)
 		}
-		if status != 200 && status != 503 && err == nil {
-			t.Fatalf("status %d accepted without error", status)
+		var plain api.VoteAnswer
+		if json.Unmarshal(body, &plain) != nil || plain != *a {
+			t.Fatalf("answer %+v is not what the body %q says", a, body)
+		}
+		v := Decide(input(nodes, map[int]PeerVote{3: {Answer: a}}))
+		isVote := a.Protocol == api.VoteProtocol && a.Voter == "n3" && a.VoterID == 3 && a.Candidate == "n1" &&
+			a.SystemID == testSystemID && a.Granted
+		if (v.State == api.StatePrimary) != isVote {
+			t.Fatalf("answer %+v made n1 %s (%s)", a, v.State, v.Reason)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,8 +19,8 @@ import (
 
 // Peers asks other pgquorum instances what they see.
 type Peers interface {
-	// Primary returns the node named by addr's /primary, "" if it names none.
-	Primary(ctx context.Context, addr string) (string, error)
+	// Vote asks addr to vouch for the candidate of req.
+	Vote(ctx context.Context, addr string, req api.VoteRequest) (*api.VoteAnswer, error)
 	// State returns the HTTP status of addr's /state, and its body when it
 	// decodes (nil when not).
 	State(ctx context.Context, addr string) (int, *api.StateBody, error)
@@ -58,9 +59,10 @@ func (a Addresses) override(name string) (string, bool) {
 	return "", false
 }
 
-// maxPeerBody bounds what is read from a peer: a broken or hostile peer can
-// waste at most this much memory and the peer timeout.
-const maxPeerBody = 4 << 10
+// maxStateBody bounds a /state answer read from a peer (a vote answer is
+// bounded by api.MaxVoteBody): a broken or hostile peer can waste at most
+// this much memory and the peer timeout.
+const maxStateBody = 16 << 10
 
 // HTTPPeers is the Peers implementation over HTTP.
 type HTTPPeers struct {
@@ -84,44 +86,47 @@ func NewHTTPPeers() *HTTPPeers {
 	}}
 }
 
-// Primary asks addr's /primary. The caller's ctx bounds the whole exchange.
-func (p *HTTPPeers) Primary(ctx context.Context, addr string) (string, error) {
-	status, body, err := p.get(ctx, addr, api.PathPrimary)
+// Vote asks addr to vouch for this node. The caller's ctx bounds the whole
+// exchange.
+func (p *HTTPPeers) Vote(ctx context.Context, addr string, req api.VoteRequest) (*api.VoteAnswer, error) {
+	body, err := json.Marshal(req)
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("encode vote request: %w", err)
 	}
-	named, err := decodePrimary(status, body)
+	status, answer, err := p.do(ctx, http.MethodPost, addr, api.PathVote, body, api.MaxVoteBody)
 	if err != nil {
-		return "", fmt.Errorf("%s%s: %w", addr, api.PathPrimary, err)
+		return nil, err
 	}
-	return named, nil
+	a, err := decodeVote(status, answer)
+	if err != nil {
+		return nil, fmt.Errorf("%s%s: %w", addr, api.PathVote, err)
+	}
+	return a, nil
 }
 
-// decodePrimary reads a /primary answer as a vote: a name only from a 200
-// whose body names one; "" (no vote, no error) from a 503; an error from
-// anything else.
-func decodePrimary(status int, body []byte) (string, error) {
-	switch status {
-	case http.StatusOK:
-		var b api.PrimaryBody
-		if err := json.Unmarshal(body, &b); err != nil {
-			return "", fmt.Errorf("decode: %w", err)
-		}
-		if b.Primary == nil || *b.Primary == "" {
-			return "", errors.New("200 without a primary")
-		}
-		return *b.Primary, nil
-	case http.StatusServiceUnavailable:
-		return "", nil
-	default:
-		return "", fmt.Errorf("unexpected status %d", status)
+// decodeVote reads a vote answer: only a 200 whose body decodes, with no
+// unknown field and no trailing data, is an answer at all. Whether it is a
+// valid vote is for Decide to judge.
+func decodeVote(status int, body []byte) (*api.VoteAnswer, error) {
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("unexpected status %d", status)
 	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var a api.VoteAnswer
+	if err := dec.Decode(&a); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("decode: trailing data after the answer")
+	}
+	return &a, nil
 }
 
 // State asks addr's /state. The status is what HAProxy acts on and is
 // returned whatever the body; the body is decoded for views only.
 func (p *HTTPPeers) State(ctx context.Context, addr string) (int, *api.StateBody, error) {
-	status, body, err := p.get(ctx, addr, api.PathState)
+	status, body, err := p.do(ctx, http.MethodGet, addr, api.PathState, nil, maxStateBody)
 	if errors.Is(err, errBodyTooLarge) {
 		return status, nil, nil
 	}
@@ -135,24 +140,31 @@ func (p *HTTPPeers) State(ctx context.Context, addr string) (int, *api.StateBody
 	return status, &b, nil
 }
 
-func (p *HTTPPeers) get(ctx context.Context, addr, path string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+func (p *HTTPPeers) do(ctx context.Context, method, addr, path string, body []byte, limit int) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, rd)
 	if err != nil {
 		return 0, nil, fmt.Errorf("ask %s%s: %w", addr, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("ask %s%s: %w", addr, path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPeerBody+1))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return 0, nil, fmt.Errorf("read %s%s: %w", addr, path, err)
 	}
-	if len(body) > maxPeerBody {
-		return resp.StatusCode, nil, fmt.Errorf("read %s%s: %w", addr, path, errBodyTooLarge)
+	if len(answer) > limit {
+		return resp.StatusCode, nil, fmt.Errorf("read %s%s: answer larger than %d bytes: %w", addr, path, limit, errBodyTooLarge)
 	}
-	return resp.StatusCode, body, nil
+	return resp.StatusCode, answer, nil
 }
 
-var errBodyTooLarge = errors.New("answer larger than 4 KiB")
+var errBodyTooLarge = errors.New("answer too large")

@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,66 +41,77 @@ func stallBeforeHeaders(_ http.ResponseWriter, r *http.Request, release <-chan s
 
 func stallInBody(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(`{"Primary":`))
+	_, _ = w.Write([]byte(`{"voter":`))
 	w.(http.Flusher).Flush()
 	stallBeforeHeaders(w, r, release)
 }
 
-// padded is a valid /primary body naming n1, padded with spaces to size bytes.
+// voteBody is a valid vote answer from n2 for n1.
+const voteBody = `{"protocol":1,"voter":"n2","voter_id":2,"voter_type":"standby","system_identifier":"1","timeline":1,"candidate":"n1","granted":true,"reason":"ok"}`
+
+// padded is voteBody padded with spaces to size bytes.
 func padded(size int) string {
-	b := `{"Primary":"n1"}`
-	return b + strings.Repeat(" ", size-len(b))
+	return voteBody + strings.Repeat(" ", size-len(voteBody))
 }
 
-func TestHTTPPeersPrimary(t *testing.T) {
+func TestHTTPPeersVote(t *testing.T) {
 	tests := []struct {
-		name    string
-		handler func(http.ResponseWriter, *http.Request, <-chan struct{})
-		want    string
-		wantErr string
+		name      string
+		handler   func(http.ResponseWriter, *http.Request, <-chan struct{})
+		wantVoter string
+		wantErr   string
 	}{
-		{name: "200 names the primary", handler: answer(200, `{"Primary":"n1"}`), want: "n1"},
-		{name: "body of exactly 4 KiB is read", handler: answer(200, padded(4<<10)), want: "n1"},
-		{name: "503 with null primary is no vote without error", handler: answer(503, `{"Primary":null}`)},
-		{name: "503 of a down node is no vote without error", handler: answer(503, `{"State":"Down"}`)},
-		{name: "200 with null primary is an error", handler: answer(200, `{"Primary":null}`), wantErr: "200 without a primary"},
-		{name: "200 without primary is an error", handler: answer(200, `{}`), wantErr: "200 without a primary"},
-		{name: "200 with empty primary is an error", handler: answer(200, `{"Primary":""}`), wantErr: "200 without a primary"},
+		{name: "200 with an answer", handler: answer(200, voteBody), wantVoter: "n2"},
+		{name: "body of exactly 4 KiB is read", handler: answer(200, padded(4<<10)), wantVoter: "n2"},
 		{name: "200 with garbage is an error", handler: answer(200, `<html>hello</html>`), wantErr: "decode"},
-		{name: "200 with a number for primary is an error", handler: answer(200, `{"Primary":1}`), wantErr: "decode"},
-		{name: "body over 4 KiB is an error", handler: answer(200, padded(4<<10+1)), wantErr: "larger than 4 KiB"},
-		{name: "huge body is an error", handler: answer(200, padded(1<<20)), wantErr: "larger than 4 KiB"},
-		{name: "500 is an error", handler: answer(500, `{"Primary":"n1"}`), wantErr: "unexpected status 500"},
+		{name: "200 with an unknown field is an error", handler: answer(200, `{"voter":"n2","vote":"n1"}`), wantErr: "unknown field"},
+		{name: "200 with two answers is an error", handler: answer(200, voteBody+voteBody), wantErr: "trailing data"},
+		{name: "200 with a wrong type is an error", handler: answer(200, `{"granted":"yes"}`), wantErr: "decode"},
+		{name: "body over 4 KiB is an error", handler: answer(200, padded(4<<10+1)), wantErr: "larger than 4096 bytes"},
+		{name: "huge body is an error", handler: answer(200, padded(1<<20)), wantErr: "larger than 4096 bytes"},
+		{name: "503 is an error", handler: answer(503, voteBody), wantErr: "unexpected status 503"},
 		{name: "headers never sent: bounded by ctx", handler: stallBeforeHeaders, wantErr: "deadline exceeded"},
 		{name: "body never finishes: bounded by ctx", handler: stallInBody, wantErr: "deadline exceeded"},
 	}
 	peers := NewHTTPPeers()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := peerServer(t, tt.handler)
-			got, took, err := askPrimary(peers, addr)
+			var got api.VoteRequest
+			addr := peerServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
+				if r.Method != http.MethodPost || r.URL.Path != api.PathVote || json.NewDecoder(r.Body).Decode(&got) != nil {
+					http.Error(w, "bad request", http.StatusBadRequest)
+					return
+				}
+				tt.handler(w, r, release)
+			})
+			a, took, err := askVote(peers, addr)
 			if took >= 10*testPeerTimeout {
-				t.Errorf("Primary took %s, want well under %s", took, 10*testPeerTimeout)
+				t.Errorf("Vote took %s, want well under %s", took, 10*testPeerTimeout)
 			}
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || got != "" {
-					t.Fatalf("Primary = %q, %v; want no vote and an error containing %q", got, err, tt.wantErr)
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || a != nil {
+					t.Fatalf("Vote = %+v, %v; want no answer and an error containing %q", a, err, tt.wantErr)
 				}
 				return
 			}
-			if err != nil || got != tt.want {
-				t.Errorf("Primary = %q, %v; want %q", got, err, tt.want)
+			if err != nil || a == nil || a.Voter != tt.wantVoter || !a.Granted {
+				t.Errorf("Vote = %+v, %v; want a granted answer from %q", a, err, tt.wantVoter)
+			}
+			if got != testRequest {
+				t.Errorf("peer received %+v, want %+v", got, testRequest)
 			}
 		})
 	}
 }
 
-func askPrimary(p *HTTPPeers, addr string) (string, time.Duration, error) {
+var testRequest = api.VoteRequest{Protocol: api.VoteProtocol, Candidate: "n1", CandidateID: 1, SystemID: "1", Timeline: 1}
+
+func askVote(p *HTTPPeers, addr string) (*api.VoteAnswer, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), testPeerTimeout)
 	defer cancel()
 	start := time.Now()
-	got, err := p.Primary(ctx, addr)
-	return got, time.Since(start), err
+	a, err := p.Vote(ctx, addr, testRequest)
+	return a, time.Since(start), err
 }
 
 // TestHTTPPeersDoNotFollowRedirects: a peer answers for itself; the target
@@ -108,15 +120,15 @@ func TestHTTPPeersDoNotFollowRedirects(t *testing.T) {
 	var targetHits atomic.Int32
 	target := peerServer(t, func(w http.ResponseWriter, _ *http.Request, _ <-chan struct{}) {
 		targetHits.Add(1)
-		_, _ = w.Write([]byte(`{"Primary":"n9"}`))
+		_, _ = w.Write([]byte(voteBody))
 	})
 	redirector := peerServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
 		http.Redirect(w, r, "http://"+target+r.URL.Path, http.StatusFound)
 	})
 	peers := NewHTTPPeers()
-	got, _, err := askPrimary(peers, redirector)
-	if got != "" || err == nil || !strings.Contains(err.Error(), "unexpected status 302") {
-		t.Errorf("Primary via redirect = %q, %v; want no vote and a 302 error", got, err)
+	a, _, err := askVote(peers, redirector)
+	if a != nil || err == nil || !strings.Contains(err.Error(), "unexpected status 302") {
+		t.Errorf("Vote via redirect = %+v, %v; want no answer and a 302 error", a, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testPeerTimeout)
 	defer cancel()
@@ -186,8 +198,8 @@ func TestHTTPPeersUnreachable(t *testing.T) {
 	addr := srv.Listener.Addr().String()
 	srv.Close() // nothing listens there any more
 	peers := NewHTTPPeers()
-	if got, _, err := askPrimary(peers, addr); got != "" || err == nil {
-		t.Errorf("Primary of a closed port = %q, %v; want an error", got, err)
+	if a, _, err := askVote(peers, addr); a != nil || err == nil {
+		t.Errorf("Vote of a closed port = %+v, %v; want an error", a, err)
 	}
 	if _, _, err := peers.State(context.Background(), addr); err == nil {
 		t.Error("State of a closed port gave no error")

@@ -10,37 +10,53 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// TestPollAsksOnlyTheSitesPeers: the nodes of other locations are
-// configured to vote for n1, so polling them would also change the verdict.
-func TestPollAsksOnlyTheSitesPeers(t *testing.T) {
-	twoSites := append(site(3), node("r1", repmgr.TypeStandby, "dc2", true), node("r2", repmgr.TypeStandby, "dc2", true))
-	everyoneVotes := map[string]peerAnswer{"n2": {primary: "n1"}, "n3": {primary: ""},
-		"r1": {primary: "n1"}, "r2": {primary: "n1"}}
+// TestPollAsks: with scope cluster a primary asks every other registered node
+// once, with scope site only those of its location; nodes that are no
+// candidate ask nobody. n3 refuses, so the verdict tells whom was asked.
+func TestPollAsks(t *testing.T) {
+	twoSites := append(site(3), node(4, "r1", repmgr.TypeStandby, "dc2", true), node(5, "r2", repmgr.TypeStandby, "dc2", true))
+	everyoneVotes := map[string]peerAnswer{"n2": grant, "n3": {refuse: "no"}, "r1": grant, "r2": grant}
+	withWitness := append(site(3), node(4, "w", repmgr.TypeWitness, "dc1", true))
 	tests := []struct {
 		name       string
 		nodes      []repmgr.Node
+		self       string
+		scope      Scope
 		inRecovery bool
 		probeErr   error
 		wantPolls  map[string]int
 		want       api.State
 	}{
-		{name: "primary polls its site's peers once each, never itself or dc2", nodes: twoSites,
+		{name: "cluster scope: every other node once, never itself", nodes: twoSites, scope: ScopeCluster,
+			wantPolls: map[string]int{addr("n2"): 1, addr("n3"): 1, addr("r1"): 1, addr("r2"): 1}, want: api.StatePrimary},
+		{name: "site scope: its location's nodes once, never dc2's", nodes: twoSites, scope: ScopeSite,
 			wantPolls: map[string]int{addr("n2"): 1, addr("n3"): 1}, want: api.StatePrimary},
 		{name: "standby polls nobody", nodes: twoSites, inRecovery: true, wantPolls: map[string]int{}, want: api.StateStandby},
 		{name: "down node polls nobody", nodes: twoSites, probeErr: errors.New("refused"), wantPolls: map[string]int{},
 			want: api.StateDown},
-		{name: "lone node of its site polls nobody", nodes: []repmgr.Node{node("n1", repmgr.TypePrimary, "dc9", true),
-			node("r1", repmgr.TypeStandby, "dc2", true)}, wantPolls: map[string]int{}, want: api.StatePrimary},
+		{name: "site scope: lone node of its site polls nobody and needs only itself", nodes: []repmgr.Node{node(1, "n1", repmgr.TypePrimary, "dc9", true),
+			node(2, "r1", repmgr.TypeStandby, "dc2", true)}, scope: ScopeSite, wantPolls: map[string]int{}, want: api.StatePrimary},
+		{name: "cluster scope: lone node of its site needs the other location too", nodes: []repmgr.Node{node(1, "n1", repmgr.TypePrimary, "dc9", true),
+			node(2, "r1", repmgr.TypeStandby, "dc2", true)}, scope: ScopeCluster, wantPolls: map[string]int{addr("r1"): 1}, want: api.StatePrimary},
 		{name: "unregistered node polls nobody", nodes: twoSites[1:], wantPolls: map[string]int{}, want: api.StateUnknown},
+		{name: "witness polls nobody", nodes: withWitness, self: "w", wantPolls: map[string]int{}, want: api.StateUnknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(tt.nodes, tt.inRecovery, everyoneVotes)
-			h.prober.set(repmgr.Facts{Nodes: tt.nodes, InRecovery: tt.inRecovery}, tt.probeErr)
+			if tt.self != "" {
+				h.checker.opts.Identity.Name = tt.self
+			}
+			if tt.scope != "" {
+				h.checker.opts.Scope = tt.scope
+			}
+			facts := primaryFacts(tt.nodes)
+			facts.InRecovery = tt.inRecovery
+			h.prober.set(facts, tt.probeErr)
 			s := h.checker.Snapshot(context.Background())
-			primary, state := h.peers.calls()
-			if !maps.Equal(primary, tt.wantPolls) || len(state) != 0 {
-				t.Errorf("polled /primary %v and /state %v, want /primary %v only", primary, state, tt.wantPolls)
+			vote, state := h.peers.calls()
+			if !maps.Equal(vote, tt.wantPolls) || len(state) != 0 {
+				t.Errorf("asked for votes %v and /state %v, want votes %v only", vote, state, tt.wantPolls)
 			}
 			if s.Verdict.State != tt.want {
 				t.Errorf("verdict = %s (%s), want %s", s.Verdict.State, s.Verdict.Reason, tt.want)
@@ -54,9 +70,9 @@ func TestPollPeerWithoutAddressCastsNoVote(t *testing.T) {
 	nodes[1].Conninfo = "host=/var/run/postgresql user=repmgr" // a socket is no address for a peer
 	h := newHarness(nodes, false, votesForN1)
 	s := h.checker.Snapshot(context.Background())
-	if s.Votes["n2"] != "" || s.PeerErrs["n2"] == nil || s.Verdict.Votes != 2 {
-		t.Errorf("n2 without address: vote %q, error %v, votes %d; want no vote, an error, 2 votes",
-			s.Votes["n2"], s.PeerErrs["n2"], s.Verdict.Votes)
+	if v := s.Votes[2]; v.Answer != nil || v.Err == nil || s.Verdict.Votes != 2 {
+		t.Errorf("n2 without address: answer %+v, error %v, votes %d; want no answer, an error, 2 votes",
+			v.Answer, v.Err, s.Verdict.Votes)
 	}
 }
 
@@ -69,8 +85,8 @@ func TestFactsDoesNotPollPeers(t *testing.T) {
 			t.Fatalf("%d peer calls, %d probes, cached %v; want 0, 1, true",
 				totalCalls(h.peers), h.prober.Calls(), first == second)
 		}
-		if name, ok := NamedPrimary(first.Facts.Nodes); !ok || name != "n1" || first.ProbeErr != nil {
-			t.Errorf("facts name %q (%v), error %v; want n1", name, ok, first.ProbeErr)
+		if p, ok := repmgr.NamedPrimary(first.Facts.Nodes); !ok || p.Name != "n1" || first.ProbeErr != nil {
+			t.Errorf("facts name %q (%v), error %v; want n1", p.Name, ok, first.ProbeErr)
 		}
 	})
 	t.Run("after a refresh: served from it without a probe", func(t *testing.T) {

@@ -15,13 +15,12 @@ import (
 // cluster is n1 (primary), n2, n3 in dc1 and r1 in dc2: /realPrimary asks
 // every location.
 func cluster() []repmgr.Node {
-	return append(site(3), node("r1", repmgr.TypeStandby, "dc2", true))
+	return append(site(3), node(4, "r1", repmgr.TypeStandby, "dc2", true))
 }
 
 func TestRealPrimarySharedAndCached(t *testing.T) {
 	const callers = 8
-	answers := map[string]peerAnswer{"n2": {primary: "n1", status: 202}, "n3": {primary: "n1", status: 202},
-		"r1": {status: 202}}
+	answers := map[string]peerAnswer{"n2": {status: 202}, "n3": {status: 202}, "r1": {status: 202}}
 	h := newHarness(cluster(), false, answers)
 	h.prober.gate = make(chan struct{})
 	results := make([]RealPrimaryResult, callers)
@@ -63,31 +62,40 @@ func TestRealPrimaryAnswers(t *testing.T) {
 	tests := []struct {
 		name     string
 		answers  map[string]peerAnswer
-		probeErr error
-		want     RealPrimaryResult
+		probeErr  error
+		want      RealPrimaryResult
+		wantSplit bool
 	}{
 		{name: "split brain: two claimants name nobody", answers: map[string]peerAnswer{
-			"n2": {primary: "n1", status: 202}, "n3": {primary: "n1", status: 202}, "r1": {status: 200}},
-			want: RealPrimaryResult{Claimants: []string{"n1", "r1"}, Asked: 4}},
-		{name: "hanging and failing nodes are unreachable", answers: map[string]peerAnswer{
-			"n2": {primary: "n1", status: 202}, "n3": {hang: true, primary: "n1"}, "r1": {err: errors.New("refused")}},
-			want: RealPrimaryResult{Primary: "n1", Claimants: []string{"n1"}, Unreachable: []string{"n3", "r1"}, Asked: 4}},
+			"n2": {status: 202}, "n3": {status: 202}, "r1": {status: 200}},
+			want: RealPrimaryResult{Claimants: []string{"n1", "r1"}, Asked: 4}, wantSplit: true},
+		{name: "hanging and failing nodes are unreachable, and cost n1 the cluster majority", answers: map[string]peerAnswer{
+			"n2": {status: 202}, "n3": {hang: true}, "r1": {err: errors.New("refused")}},
+			want: RealPrimaryResult{Unreachable: []string{"n3", "r1"}, Asked: 4}},
+		{name: "a hanging node is unreachable", answers: map[string]peerAnswer{
+			"n2": {status: 202}, "n3": {hang: true}, "r1": {status: 202}},
+			want: RealPrimaryResult{Primary: "n1", Claimants: []string{"n1"}, Unreachable: []string{"n3"}, Asked: 4}},
 		{name: "this node without majority: nobody", answers: map[string]peerAnswer{
-			"n2": {status: 202}, "n3": {status: 202}, "r1": {status: 202}},
+			"n2": {status: 202, refuse: "no"}, "n3": {status: 202, refuse: "no"}, "r1": {status: 202, refuse: "no"}},
 			want: RealPrimaryResult{Asked: 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(cluster(), false, tt.answers)
 			start := time.Now()
-			got := h.checker.RealPrimary(context.Background())
-			// Two PeerTimeouts at most: the verdict's poll, then /state.
+			sv := h.checker.Survey(context.Background())
+			got := sv.RealPrimary
+			// Three PeerTimeouts at most: the verdict's poll, /state, and
+			// /state of the claimants again.
 			if took := time.Since(start); took >= 10*testPeerTimeout {
 				t.Errorf("RealPrimary took %s, want well under %s", took, 10*testPeerTimeout)
 			}
 			tt.want.CheckedAt = h.clock.Now()
 			if !equalResult(got, tt.want) {
 				t.Errorf("RealPrimary = %+v, want %+v", got, tt.want)
+			}
+			if sv.SplitBrain != tt.wantSplit {
+				t.Errorf("SplitBrain = %v, want %v", sv.SplitBrain, tt.wantSplit)
 			}
 		})
 	}
@@ -96,7 +104,7 @@ func TestRealPrimaryAnswers(t *testing.T) {
 // TestRealPrimaryWhileDown: with its database down, the node still asks the
 // nodes it last saw registered, and answers 503 for itself.
 func TestRealPrimaryWhileDown(t *testing.T) {
-	answers := map[string]peerAnswer{"n2": {primary: "n2", status: 200}, "n3": {status: 202}, "r1": {status: 202}}
+	answers := map[string]peerAnswer{"n2": {status: 200}, "n3": {status: 202}, "r1": {status: 202}}
 	h := newHarness(cluster(), false, answers)
 	h.checker.Snapshot(context.Background())
 	h.prober.set(repmgr.Facts{}, errors.New("connection refused"))

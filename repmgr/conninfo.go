@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -136,6 +137,23 @@ func ConninfoHost(conninfo string) (string, error) {
 		return "", fmt.Errorf("conninfo host %q is a Unix socket directory", host)
 	}
 	return host, nil
+}
+
+// ConninfoPort returns the first port of a conninfo, libpq's 5432 by default.
+func ConninfoPort(conninfo string) (int, error) {
+	kv, err := ParseConninfo(conninfo)
+	if err != nil {
+		return 0, err
+	}
+	s, _, _ := strings.Cut(kv["port"], ",")
+	if s == "" {
+		return 5432, nil
+	}
+	p, err := strconv.Atoi(s)
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("conninfo port %q is not a port", s)
+	}
+	return p, nil
 }
 
 // DSN is a connection string that may hold a password. It prints redacted, so

@@ -25,9 +25,12 @@ SELECT e.node_id, coalesce(n.node_name, ''), e.event, e.successful, e.event_time
 
 // Events returns the latest limit events, newest first.
 func (l *Local) Events(ctx context.Context, limit int) ([]Event, error) {
+	if l.views == nil {
+		return nil, ErrNoViewConnections
+	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
-	rows, err := l.pool.Query(ctx, eventsSQL, limit)
+	rows, err := l.views.Query(ctx, eventsSQL, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read repmgr.events: %w", err)
 	}

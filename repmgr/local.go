@@ -8,35 +8,61 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Options configure the connection to the local node.
 type Options struct {
-	DSN      string        // libpq conninfo or URI of the local node
-	MaxConns int32         // pool ceiling; pgquorum needs one for the probe and two for operator views
+	DSN string // libpq conninfo or URI of the local node
+	// MaxConns is the ceiling of connections, 1 to 3: one is the probe's
+	// alone, the others serve operator views (none when MaxConns is 1).
+	MaxConns int32
 	Timeout  time.Duration // bound on connect and on every statement
 }
 
-// Local is the local PostgreSQL node, reached through a small pool.
+// probeConnLifetime bounds how long the probe reuses one connection. A
+// postmaster that accepts no new connections (stopped, out of slots) leaves
+// pooled connections working: the probe connects anew this often, so that it
+// notices within a few seconds.
+const probeConnLifetime = 3 * time.Second
+
+// ErrNoViewConnections is returned by operator views when database.max_conns
+// leaves every connection to the probe.
+var ErrNoViewConnections = errors.New("database.max_conns is 1: the only connection is kept for the probe")
+
+// Local is the local PostgreSQL node, reached through two small pools: one
+// connection for the probe that operator views can never take, and the rest
+// for the views.
 type Local struct {
-	pool    *pgxpool.Pool
+	probe   *pgxpool.Pool
+	views   *pgxpool.Pool // nil when MaxConns is 1
 	timeout time.Duration
 }
 
-// Open prepares the pool. It does not connect: a node whose database is down
+// Open prepares the pools. It does not connect: a node whose database is down
 // must still start and answer "Down".
 func Open(opts Options) (*Local, error) {
-	cfg, err := PoolConfig(opts)
+	probeCfg, err := PoolConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		return nil, fmt.Errorf("create pool: %w", err)
+	probeCfg.MaxConns = 1
+	probeCfg.MaxConnLifetime = probeConnLifetime
+	probeCfg.MaxConnLifetimeJitter = 0
+	l := &Local{timeout: opts.Timeout}
+	if l.probe, err = pgxpool.NewWithConfig(context.Background(), probeCfg); err != nil {
+		return nil, fmt.Errorf("create probe pool: %w", err)
 	}
-	return &Local{pool: pool, timeout: opts.Timeout}, nil
+	if opts.MaxConns > 1 {
+		viewsCfg, _ := PoolConfig(opts) // parsed above already
+		viewsCfg.MaxConns = opts.MaxConns - 1
+		if l.views, err = pgxpool.NewWithConfig(context.Background(), viewsCfg); err != nil {
+			l.probe.Close()
+			return nil, fmt.Errorf("create views pool: %w", err)
+		}
+	}
+	return l, nil
 }
 
 // PoolConfig builds a safe management-session profile: few connections, an
@@ -54,6 +80,9 @@ func PoolConfig(opts Options) (*pgxpool.Config, error) {
 	cfg.MaxConnIdleTime = time.Minute
 	cfg.HealthCheckPeriod = 15 * time.Second
 	cfg.ConnConfig.ConnectTimeout = opts.Timeout
+	// One round trip per statement, even on a fresh connection: nothing to
+	// prepare first.
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	rp := cfg.ConnConfig.RuntimeParams
 	rp["application_name"] = "pgquorum"
 	rp["statement_timeout"] = ms
@@ -65,46 +94,83 @@ func PoolConfig(opts Options) (*pgxpool.Config, error) {
 }
 
 // Close releases every connection.
-func (l *Local) Close() { l.pool.Close() }
+func (l *Local) Close() {
+	l.probe.Close()
+	if l.views != nil {
+		l.views.Close()
+	}
+}
 
 // probeSQL reads everything a verdict needs in one round trip, so each refresh
-// costs the node one statement. repmgr.nodes is folded into JSON so the row
-// exists even when the table is empty. pg_stat_wal_receiver.latest_end_lsn is
-// the upstream's WAL end from its last message: the standby's lag is known
-// without asking the primary.
+// costs the node one statement. pg_is_in_recovery() is read once, so the row
+// is consistent even if a promotion completes while it runs. repmgr.nodes is
+// folded into JSON so the row exists even when the table is empty.
+// pg_stat_wal_receiver.latest_end_lsn is the upstream's WAL end from its last
+// message: the standby's lag is known without asking the primary.
+//
+// The timeline: a primary's is in the name of its current WAL file. A
+// standby's is not exposed directly (pg_control_checkpoint() lags until the
+// next restartpoint), so it is the newest of what it shows: its WAL
+// receiver's, its control file's, and its newest history file where the role
+// may list pg_wal.
 const probeSQL = `
-WITH r AS (SELECT status, received_tli, latest_end_lsn FROM pg_stat_wal_receiver)
-SELECT pg_is_in_recovery(),
-       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()
+WITH r AS (SELECT status, received_tli, latest_end_lsn, sender_host, sender_port, conninfo FROM pg_stat_wal_receiver),
+     s AS (SELECT pg_is_in_recovery() AS in_recovery)
+SELECT s.in_recovery,
+       pg_wal_lsn_diff(CASE WHEN s.in_recovery THEN pg_last_wal_receive_lsn()
                             ELSE pg_current_wal_lsn() END, '0/0')::bigint,
        pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,
        (SELECT pg_wal_lsn_diff(latest_end_lsn, '0/0')::bigint FROM r),
-       CASE WHEN NOT pg_is_in_recovery() THEN NULL
+       CASE WHEN NOT s.in_recovery THEN NULL
             WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
             ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END,
        (SELECT status FROM r),
        (SELECT received_tli FROM r),
+       (SELECT sender_host FROM r),
+       (SELECT sender_port FROM r),
+       (SELECT conninfo FROM r),
+       (SELECT system_identifier::text FROM pg_control_system()),
+       CASE WHEN s.in_recovery THEN greatest(
+                 (SELECT received_tli FROM r),
+                 (SELECT timeline_id FROM pg_control_checkpoint()),
+                 (SELECT min_recovery_end_timeline FROM pg_control_recovery()),
+                 CASE WHEN has_function_privilege('pg_ls_waldir()', 'execute') THEN
+                      (SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir()
+                        WHERE name ~ '^[0-9A-F]{8}\.history$') END)
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+       current_setting('port')::int,
+       (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
+       (SELECT coalesce(json_agg(application_name ORDER BY application_name), '[]') FROM pg_stat_replication),
        (SELECT coalesce(json_agg(json_build_object(
                  'id', node_id, 'name', node_name, 'type', type, 'location', location,
                  'active', active, 'priority', priority, 'conninfo', conninfo,
                  'upstream_id', upstream_node_id) ORDER BY node_id), '[]')
-          FROM repmgr.nodes)`
+          FROM repmgr.nodes)
+  FROM s`
 
-// Probe reads pg_is_in_recovery(), the WAL positions and repmgr.nodes. Any
-// error means the caller must treat the node as down.
+// Probe reads the role, WAL positions, identity and timeline of the local
+// database and repmgr.nodes. Any error means the caller must treat the node
+// as down.
 func (l *Local) Probe(ctx context.Context) (Facts, error) {
 	var f Facts
 	err := l.retry(ctx, func(ctx context.Context) error {
-		var nodesJSON []byte
-		var status *string
-		w := &f.WAL
-		err := l.pool.QueryRow(ctx, probeSQL).Scan(&f.InRecovery, &w.Position, &w.Replayed,
-			&w.PrimaryPosition, &w.ReplayDelay, &status, &w.ReceivedTimeline, &nodesJSON)
+		f = Facts{}
+		var nodesJSON, downstreams []byte
+		var status, senderHost, conninfo, dataDir *string
+		var senderPort *int32
+		w, sv := &f.WAL, &f.Server
+		err := l.probe.QueryRow(ctx, probeSQL).Scan(&f.InRecovery, &w.Position, &w.Replayed,
+			&w.PrimaryPosition, &w.ReplayDelay, &status, &w.ReceivedTimeline, &senderHost, &senderPort, &conninfo,
+			&sv.SystemID, &sv.Timeline, &sv.Port, &dataDir, &downstreams, &nodesJSON)
 		if err != nil {
 			return err
 		}
-		if status != nil {
-			w.ReceiverStatus = *status
+		w.ReceiverStatus, w.SenderHost, w.ReceiverConninfo, sv.DataDir = deref(status), deref(senderHost), deref(conninfo), deref(dataDir)
+		if senderPort != nil {
+			w.SenderPort = int(*senderPort)
+		}
+		if err := json.Unmarshal(downstreams, &sv.Downstreams); err != nil {
+			return fmt.Errorf("decode pg_stat_replication: %w", err)
 		}
 		if err := json.Unmarshal(nodesJSON, &f.Nodes); err != nil {
 			return fmt.Errorf("decode repmgr.nodes: %w", err)
@@ -117,16 +183,25 @@ func (l *Local) Probe(ctx context.Context) (Facts, error) {
 	return f, nil
 }
 
-// retry runs fn under the probe timeout, once more if the first attempt failed
-// on a pooled connection that died (a restarted server leaves those behind)
-// rather than on a server-side error. Both attempts share one deadline:
-// ctx's, capped at l.timeout.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// retry runs fn under the probe timeout, and once more on any error while
+// time is left: after a restart of PostgreSQL, the pooled connection fails
+// with an I/O error or with 57P01 (terminated by the administrator), and the
+// first refresh after the server accepts connections again must report the
+// truth, not that stale connection. The pool discards a connection that
+// broke, so the second attempt connects anew. Both attempts share one deadline: ctx's,
+// capped at l.timeout.
 func (l *Local) retry(ctx context.Context, fn func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	err := fn(ctx)
-	var pgErr *pgconn.PgError
-	if err == nil || errors.As(err, &pgErr) || ctx.Err() != nil {
+	if err == nil || ctx.Err() != nil {
 		return err
 	}
 	return fn(ctx)

@@ -1,6 +1,9 @@
 package repmgr
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Node types as repmgr records them in repmgr.nodes.type.
 const (
@@ -26,7 +29,24 @@ type Facts struct {
 	InRecovery bool
 	Nodes      []Node
 	WAL        WAL
+	Server     Server
 	ProbedAt   time.Time // when the probe started (set by its caller): the facts are at least this old
+}
+
+// Server is what the database that was reached says about itself: enough to
+// tell whether it is this node's own database, and which cluster and timeline
+// it belongs to.
+type Server struct {
+	SystemID string // pg_control_system().system_identifier, as text: it does not fit a JSON number
+	// Timeline is the current timeline on a primary; on a standby the newest
+	// one it knows of (its WAL receiver's, its history files', its control
+	// file's), which is never newer than the truth.
+	Timeline int
+	Port     int    // the server's port setting
+	DataDir  string // "" when the role may not read data_directory
+	// Downstreams are the application_names of the walsenders: the nodes
+	// streaming from this database.
+	Downstreams []string
 }
 
 // WAL is the local node's replication position, in bytes since 0/0.
@@ -40,6 +60,9 @@ type WAL struct {
 	ReplayDelay      *float64 // seconds behind the last replayed commit; 0 when all received WAL is replayed
 	ReceiverStatus   string   // pg_stat_wal_receiver.status ("streaming"…), "" without a receiver
 	ReceivedTimeline *int32
+	SenderHost       string // where the WAL receiver is connected: pg_stat_wal_receiver.sender_host
+	SenderPort       int
+	ReceiverConninfo string // pg_stat_wal_receiver.conninfo (passwords obfuscated by PostgreSQL)
 }
 
 // Streaming tells whether a standby's WAL receiver is streaming.
@@ -64,6 +87,16 @@ func ByName(nodes []Node, name string) (Node, bool) {
 	return Node{}, false
 }
 
+// ByID returns the node registered with node_id id.
+func ByID(nodes []Node, id int) (Node, bool) {
+	for _, n := range nodes {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
 // ActivePrimaries returns the nodes recorded as active primaries. A healthy
 // metadata table has exactly one; after a failover the old primary's row keeps
 // type "primary" with active = false, so type alone is not enough.
@@ -75,4 +108,26 @@ func ActivePrimaries(nodes []Node) []Node {
 		}
 	}
 	return out
+}
+
+// NamedPrimary is the single node the metadata records as the active
+// primary. It names none when the metadata records zero or several, so a
+// confused node never casts a vote.
+func NamedPrimary(nodes []Node) (Node, bool) {
+	ps := ActivePrimaries(nodes)
+	if len(ps) != 1 {
+		return Node{}, false
+	}
+	return ps[0], true
+}
+
+// Endpoint returns the host and port of a node's conninfo.
+func (n Node) Endpoint() (host string, port int, err error) {
+	if host, err = ConninfoHost(n.Conninfo); err != nil {
+		return "", 0, fmt.Errorf("node %q: %w", n.Name, err)
+	}
+	if port, err = ConninfoPort(n.Conninfo); err != nil {
+		return "", 0, fmt.Errorf("node %q: %w", n.Name, err)
+	}
+	return host, port, nil
 }

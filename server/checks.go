@@ -2,12 +2,12 @@ package server
 
 import (
 	"encoding/json"
-	"time"
-
 	"net/http"
+	"time"
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 var drainingBody = api.DownBody{State: api.StateDown, Reason: "pgquorum is shutting down"}
@@ -41,7 +41,12 @@ func stateBody(snap *consensus.Snapshot) api.StateBody {
 	v := snap.Verdict
 	b := api.StateBody{
 		State: v.State, Node: v.Node, Location: v.Location, Votes: v.Votes, Needed: v.Needed,
+		Scope: string(v.Scope), ClusterVotes: v.ClusterVotes, ClusterNeeded: v.ClusterNeeded,
 		CheckedAt: v.CheckedAt.UTC().Truncate(time.Millisecond), Voters: v.Voters, Reason: v.Reason,
+		Refusals: v.Refusals, Timeline: v.Timeline,
+	}
+	if v.State == api.StateDown {
+		b.Timeline = 0 // not known for sure
 	}
 	if v.State == api.StateStandby {
 		wal := snap.Facts.WAL
@@ -63,16 +68,20 @@ func (s *Server) handlePrimary(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	snap := s.verdicts.Facts(r.Context())
-	if snap.ProbeErr != nil {
+	switch {
+	case snap.ProbeErr != nil:
 		writeJSON(w, http.StatusServiceUnavailable, api.DownBody{State: api.StateDown, Reason: snap.ProbeErr.Error()})
 		return
+	case snap.IdentityErr != nil:
+		writeJSON(w, http.StatusServiceUnavailable, api.DownBody{State: api.StateDown, Reason: "not this node's database: " + snap.IdentityErr.Error()})
+		return
 	}
-	name, ok := consensus.NamedPrimary(snap.Facts.Nodes)
+	p, ok := repmgr.NamedPrimary(snap.Facts.Nodes)
 	if !ok {
 		writeJSON(w, http.StatusServiceUnavailable, api.PrimaryBody{Reason: "repmgr.nodes records no single active primary"})
 		return
 	}
-	writeJSON(w, http.StatusOK, api.PrimaryBody{Primary: &name})
+	writeJSON(w, http.StatusOK, api.PrimaryBody{Primary: &p.Name})
 }
 
 // handleRealPrimary asks every registered node's /state: exactly one 200 is

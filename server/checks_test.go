@@ -20,8 +20,8 @@ import (
 var checkedAt = time.Date(2026, 11, 21, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))
 
 func snapshotIn(state api.State, votes, needed int) *consensus.Snapshot {
-	return &consensus.Snapshot{Verdict: consensus.Verdict{State: state, Node: "n1", Location: "dc1",
-		Votes: votes, Needed: needed, CheckedAt: checkedAt, Reason: "because"}}
+	return &consensus.Snapshot{Verdict: consensus.Verdict{State: state, Node: "n1", Location: "dc1", Scope: consensus.ScopeCluster,
+		Votes: votes, Needed: needed, ClusterVotes: votes + 1, ClusterNeeded: needed + 1, Timeline: 3, CheckedAt: checkedAt, Reason: "because"}}
 }
 
 // TestStateEndpoints: / and /state answer each state with the same status to
@@ -33,19 +33,20 @@ func TestStateEndpoints(t *testing.T) {
 		votes      int
 		needed     int
 		wantStatus int
+		wantTL     string // the timeline, unless Down
 		wantExtra  string // replication fields, on a standby only
 	}{
-		{state: api.StatePrimary, votes: 2, needed: 2, wantStatus: 200},
-		{state: api.StateStandby, votes: 0, needed: 2, wantStatus: 202, wantExtra: `,"streaming":false`},
+		{state: api.StatePrimary, votes: 2, needed: 2, wantStatus: 200, wantTL: `,"timeline":3`},
+		{state: api.StateStandby, votes: 0, needed: 2, wantStatus: 202, wantTL: `,"timeline":3`, wantExtra: `,"streaming":false`},
 		{state: api.StateDown, wantStatus: 503},
-		{state: api.StateUnknown, votes: 1, needed: 2, wantStatus: 509},
+		{state: api.StateUnknown, votes: 1, needed: 2, wantStatus: 509, wantTL: `,"timeline":3`},
 	}
 	for _, tt := range tests {
 		fake := &fakeVerdicts{snapshot: snapshotIn(tt.state, tt.votes, tt.needed)}
 		url := startServer(t, New(Options{}, fake))
 		wantBody := `{"State":"` + string(tt.state) + `","node":"n1","location":"dc1","votes":` + itoa(tt.votes) +
-			`,"needed":` + itoa(tt.needed) + `,"checked_at":"2026-11-21T11:00:00.123Z","reason":"because"` +
-			tt.wantExtra + "}\n"
+			`,"needed":` + itoa(tt.needed) + `,"scope":"cluster","cluster_votes":` + itoa(tt.votes+1) + `,"cluster_needed":` + itoa(tt.needed+1) +
+			`,"checked_at":"2026-11-21T11:00:00.123Z","reason":"because"` + tt.wantTL + tt.wantExtra + "}\n"
 		for _, path := range []string{api.PathRoot, api.PathState} {
 			for _, method := range checkMethodsUnderTest {
 				t.Run(string(tt.state)+"/"+method+path, func(t *testing.T) {
@@ -94,6 +95,7 @@ func TestStateBodyFieldNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"State": "Standby", "node": "n1", "location": "dc1", "votes": 0.0, "needed": 2.0,
+		"scope": "cluster", "cluster_votes": 1.0, "cluster_needed": 3.0, "timeline": 3.0,
 		"checked_at": "2026-11-21T11:00:00.123Z", "voters": []any{"n1", "n3"}, "reason": "because",
 		"streaming": true, "lag_bytes": 600.0, "lag_seconds": 1.5}
 	if !reflect.DeepEqual(got, want) {

@@ -15,10 +15,11 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 	sv := s.verdicts.Survey(r.Context())
 	self := s.verdicts.Snapshot(r.Context())
 	body := api.ClusterBody{
-		Node:      self.Verdict.Node,
-		Claimants: sv.RealPrimary.Claimants,
-		CheckedAt: sv.RealPrimary.CheckedAt.UTC(),
-		Nodes:     make([]api.ClusterNode, 0, len(sv.Nodes)),
+		Node:       self.Verdict.Node,
+		Claimants:  sv.RealPrimary.Claimants,
+		SplitBrain: sv.SplitBrain,
+		CheckedAt:  sv.RealPrimary.CheckedAt.UTC(),
+		Nodes:      make([]api.ClusterNode, 0, len(sv.Nodes)),
 	}
 	if sv.RealPrimary.Primary != "" {
 		body.RealPrimary = &sv.RealPrimary.Primary
@@ -53,6 +54,7 @@ func clusterNode(n repmgr.Node, names map[int]string, a consensus.StateAnswer, s
 		return cn
 	}
 	cn.State, cn.Votes, cn.Needed = b.State, b.Votes, b.Needed
+	cn.ClusterVotes, cn.ClusterNeeded, cn.Timeline = b.ClusterVotes, b.ClusterNeeded, b.Timeline
 	cn.Streaming, cn.LagBytes, cn.LagSeconds = b.Streaming, b.LagBytes, b.LagSeconds
 	return cn
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
@@ -21,6 +22,9 @@ type fakeVerdicts struct {
 	realPrimary consensus.RealPrimaryResult
 	nodes       []repmgr.Node
 	answers     map[string]consensus.StateAnswer
+	splitBrain  bool
+	vote        api.VoteAnswer
+	voteReq     *api.VoteRequest
 }
 
 func (f *fakeVerdicts) Snapshot(context.Context) *consensus.Snapshot {
@@ -38,7 +42,14 @@ func (f *fakeVerdicts) Facts(context.Context) *consensus.Snapshot {
 func (f *fakeVerdicts) Survey(context.Context) consensus.Survey {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return consensus.Survey{Nodes: f.nodes, Answers: f.answers, RealPrimary: f.realPrimary}
+	return consensus.Survey{Nodes: f.nodes, Answers: f.answers, RealPrimary: f.realPrimary, SplitBrain: f.splitBrain}
+}
+
+func (f *fakeVerdicts) Vote(_ context.Context, req api.VoteRequest) api.VoteAnswer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.voteReq = &req
+	return f.vote
 }
 
 func (f *fakeVerdicts) setSnapshot(s *consensus.Snapshot) {

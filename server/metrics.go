@@ -21,6 +21,11 @@ type Metrics struct {
 	inRecovery  prometheus.Gauge
 	votes       prometheus.Gauge
 	needed      prometheus.Gauge
+	clVotes     prometheus.Gauge
+	clNeeded    prometheus.Gauge
+	splitBrain  prometheus.Gauge
+	claimants   prometheus.Gauge
+	episodes    prometheus.Counter
 	peerUp      *prometheus.GaugeVec
 	refresh     prometheus.Histogram
 	probes      prometheus.Counter
@@ -30,8 +35,9 @@ type Metrics struct {
 	lastProbeOK prometheus.Gauge
 	lagBytes    prometheus.Gauge
 
-	mu   sync.Mutex
-	prev api.State
+	mu    sync.Mutex
+	prev  api.State
+	split bool
 }
 
 var allStates = []api.State{api.StatePrimary, api.StateStandby, api.StateUnknown, api.StateDown}
@@ -45,9 +51,14 @@ func NewMetrics() *Metrics {
 		reg:        prometheus.NewRegistry(),
 		state:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgquorum_state", Help: "1 for the node's current verdict (the decided role), 0 for the others."}, []string{"state"}),
 		inRecovery: g("in_recovery", "1 when PostgreSQL reports pg_is_in_recovery() (the observed role), 0 when not, -1 when unknown."),
-		votes:      g("votes", "Votes for this node in its site at the last refresh, itself included."),
-		needed:     g("votes_needed", "Votes a majority of this node's site needs."),
-		peerUp:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgquorum_peer_up", Help: "1 when the site peer answered the last poll of /primary, 0 when not."}, []string{"peer"}),
+		votes:      g("votes", "Valid votes for this node from its own location at the last refresh, its own included."),
+		needed:     g("votes_needed", "Votes a majority of this node's location needs."),
+		clVotes:    g("cluster_votes", "Valid votes for this node from every location at the last refresh."),
+		clNeeded:   g("cluster_votes_needed", "Votes a majority of every registered node needs (binding with consensus.scope cluster)."),
+		splitBrain: g("split_brain", "1 while several nodes answer 200 on /state, confirmed by a second survey; 0 otherwise."),
+		claimants:  g("claimants", "Nodes that answered 200 on /state in the last survey."),
+		episodes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "pgquorum_split_brain_episodes_total", Help: "Split-brain episodes this node has seen begin."}),
+		peerUp:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgquorum_peer_up", Help: "1 when the peer answered the last vote request (granted or not), 0 when not."}, []string{"peer"}),
 		refresh: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgquorum_refresh_duration_seconds", Help: "Time to probe the local node and poll the site.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
 		probes:      prometheus.NewCounter(prometheus.CounterOpts{Name: "pgquorum_db_probes_total", Help: "Probes of the local database."}),
@@ -57,7 +68,7 @@ func NewMetrics() *Metrics {
 		lastProbeOK: g("last_successful_probe_timestamp_seconds", "When the local database last answered a probe."),
 		lagBytes:    g("replication_lag_bytes", "Standby: WAL not yet replayed, against the upstream's last reported WAL end; -1 when unknown or not a standby."),
 	}
-	m.reg.MustRegister(m.state, m.inRecovery, m.votes, m.needed, m.peerUp, m.refresh, m.probes, m.probeErrors,
+	m.reg.MustRegister(m.state, m.inRecovery, m.votes, m.needed, m.clVotes, m.clNeeded, m.splitBrain, m.claimants, m.episodes, m.peerUp, m.refresh, m.probes, m.probeErrors,
 		m.transitions, m.lastRefresh, m.lastProbeOK, m.lagBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -85,9 +96,13 @@ func (m *Metrics) Refreshed(s *consensus.Snapshot, took time.Duration, _ bool) {
 	}
 	m.votes.Set(float64(v.Votes))
 	m.needed.Set(float64(v.Needed))
+	m.clVotes.Set(float64(v.ClusterVotes))
+	m.clNeeded.Set(float64(v.ClusterNeeded))
 	m.peerUp.Reset() // only the peers polled this time, so departed nodes vanish
-	for peer := range s.Votes {
-		m.peerUp.WithLabelValues(peer).Set(b2f(s.PeerErrs[peer] == nil))
+	for _, n := range s.Facts.Nodes {
+		if pv, polled := s.Votes[n.ID]; polled {
+			m.peerUp.WithLabelValues(n.Name).Set(b2f(pv.Err == nil && pv.Answer != nil))
+		}
 	}
 	m.mu.Lock()
 	if m.prev != "" && m.prev != v.State {
@@ -95,6 +110,18 @@ func (m *Metrics) Refreshed(s *consensus.Snapshot, took time.Duration, _ bool) {
 	}
 	m.prev = v.State
 	m.mu.Unlock()
+}
+
+// Surveyed implements consensus.Observer.
+func (m *Metrics) Surveyed(sv consensus.Survey) {
+	m.claimants.Set(float64(len(sv.RealPrimary.Claimants)))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sv.SplitBrain && !m.split {
+		m.episodes.Inc()
+	}
+	m.split = sv.SplitBrain
+	m.splitBrain.Set(b2f(sv.SplitBrain))
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -31,6 +31,7 @@ func (s *Server) Handler() http.Handler {
 	check(api.PathReadiness, s.handleReadiness)
 	check(api.PathLiveness, s.handleLiveness)
 	r.Get(api.PathCluster, s.handleCluster)
+	r.Post(api.PathVote, s.handleVote)
 	if s.events != nil {
 		r.Get(api.PathEvents, s.handleEvents)
 	}

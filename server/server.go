@@ -11,6 +11,7 @@ import (
 	gocache "github.com/patrickmn/go-cache"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
 )
 
@@ -19,6 +20,7 @@ type Verdicts interface {
 	Snapshot(ctx context.Context) *consensus.Snapshot
 	Facts(ctx context.Context) *consensus.Snapshot
 	Survey(ctx context.Context) consensus.Survey
+	Vote(ctx context.Context, req api.VoteRequest) api.VoteAnswer
 }
 
 // Options configure a Server.

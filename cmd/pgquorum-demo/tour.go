@@ -51,6 +51,21 @@ func (d *demoRun) waitState(ctx context.Context, node string, want api.State) er
 	return d.c.Node(node).WaitStatus(ctx, api.PathState, want.HTTPStatus(), stepTimeout)
 }
 
+// waitVotes waits until node answers want with votes votes.
+func (d *demoRun) waitVotes(ctx context.Context, node string, want api.State, votes int) error {
+	n := d.c.Node(node)
+	return lab.WaitFor(ctx, stepTimeout, fmt.Sprintf("%s %s with %d votes", node, want, votes), func(ctx context.Context) error {
+		var b api.StateBody
+		if _, err := n.GetJSON(ctx, api.PathState, &b); err != nil {
+			return err
+		}
+		if b.State != want || b.Votes != votes {
+			return fmt.Errorf("%s with %d votes: %s", b.State, b.Votes, b.Reason)
+		}
+		return nil
+	})
+}
+
 // printStates prints every node's /state and the cluster's /realPrimary.
 func (d *demoRun) printStates(ctx context.Context) {
 	tw := tabwriter.NewWriter(d.out, 2, 4, 2, ' ', 0)
@@ -130,7 +145,8 @@ func (d *demoRun) tour(ctx context.Context) error {
 			if err := n2.Promote(ctx); err != nil {
 				return err
 			}
-			return d.waitState(ctx, "node2", api.StateUnknown)
+			// Its own vote, once its metadata records the promotion.
+			return d.waitVotes(ctx, "node2", api.StateUnknown, 1)
 		}},
 		{"repmgr standby follow on node3: node2 gains its majority", func(ctx context.Context) error {
 			if err := n3.Follow(ctx); err != nil {

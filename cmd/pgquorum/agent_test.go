@@ -22,6 +22,9 @@ func (standbyVerdicts) Snapshot(context.Context) *consensus.Snapshot {
 }
 func (v standbyVerdicts) Facts(ctx context.Context) *consensus.Snapshot { return v.Snapshot(ctx) }
 func (standbyVerdicts) Survey(context.Context) consensus.Survey         { return consensus.Survey{} }
+func (standbyVerdicts) Vote(context.Context, api.VoteRequest) api.VoteAnswer {
+	return api.VoteAnswer{Reason: "not in this test"}
+}
 
 // agentServer serves the real server handler with (or without) the agent's
 // admin handler mounted, as "serve" does.

@@ -27,12 +27,18 @@ type Config struct {
 
 	RepmgrConfigFile string
 	RepmgrBin        string
+	// From repmgr.conf, when it is read: what proves the database reached
+	// is this node's.
+	NodeID  int
+	DataDir string
 
 	RefreshInterval time.Duration
 	CacheTTL        time.Duration
 	PeerTimeout     time.Duration
 	PeerPort        int
 	Peers           map[string]string
+	Scope           string
+	StateDir        string
 
 	LogLevel  string
 	LogFormat string
@@ -61,6 +67,8 @@ var configKeys = []configKey{
 	{"consensus.peer_timeout", "500ms", "bound on each poll of a peer"},
 	{"consensus.peer_port", 5999, "port of the peers' pgquorum"},
 	{"consensus.peers", map[string]string{}, "peer addresses, name=host:port,… (default: conninfo host + peer_port)"},
+	{"consensus.scope", "cluster", "cluster (a majority of the location and of the whole cluster) or site (of the location only)"},
+	{"consensus.state_dir", "", "directory where the vote lease survives restarts (empty: a restarted pgquorum vouches for nobody for one lease)"},
 	{"log.level", "info", "debug, info, warn or error"},
 	{"log.format", "text", "text or json"},
 }
@@ -122,6 +130,8 @@ func loadConfig(v *viper.Viper, file string, environ []string) (Config, error) {
 		PeerTimeout:      p.positiveDuration("consensus.peer_timeout"),
 		PeerPort:         p.intRange("consensus.peer_port", 1, 65535),
 		Peers:            p.peers("consensus.peers"),
+		Scope:            p.oneOf("consensus.scope", "cluster", "site"),
+		StateDir:         p.dir("consensus.state_dir"),
 		LogLevel:         p.oneOf("log.level", "debug", "info", "warn", "error"),
 		LogFormat:        p.oneOf("log.format", "text", "json"),
 	}
@@ -137,11 +147,9 @@ func loadConfig(v *viper.Viper, file string, environ []string) (Config, error) {
 }
 
 // fillFromRepmgr takes node.name and database.dsn from repmgr.conf when they
-// are not set, as repmgr itself knows them.
+// are not set, as repmgr itself knows them, and the node_id and data
+// directory that prove the database reached is this node's.
 func (c *Config) fillFromRepmgr() []error {
-	if c.NodeName != "" && c.DSN != "" {
-		return nil
-	}
 	if c.RepmgrConfigFile == "" {
 		var errs []error
 		if c.NodeName == "" {
@@ -157,10 +165,14 @@ func (c *Config) fillFromRepmgr() []error {
 		return []error{fmt.Errorf("repmgr.config_file: %w", err)}
 	}
 	var errs []error
-	if c.NodeName == "" {
-		if c.NodeName = rc.NodeName; c.NodeName == "" {
-			errs = append(errs, fmt.Errorf("node.name: not set, and %s has no node_name", c.RepmgrConfigFile))
-		}
+	c.NodeID, c.DataDir = rc.NodeID, rc.DataDirectory
+	switch {
+	case c.NodeName == "" && rc.NodeName == "":
+		errs = append(errs, fmt.Errorf("node.name: not set, and %s has no node_name", c.RepmgrConfigFile))
+	case c.NodeName == "":
+		c.NodeName = rc.NodeName
+	case rc.NodeName != "" && rc.NodeName != c.NodeName:
+		errs = append(errs, fmt.Errorf("node.name: want the node_name of %s (%q), got %q", c.RepmgrConfigFile, rc.NodeName, c.NodeName))
 	}
 	if c.DSN == "" {
 		if c.DSN = repmgr.DSN(rc.Conninfo); c.DSN == "" {
@@ -240,5 +252,7 @@ func printConfig(w io.Writer, c Config) {
 	fmt.Fprintf(w, "database.dsn: %s\ndatabase.max_conns: %d\ndatabase.timeout: %s\n", c.DSN, c.MaxConns, c.DBTimeout)
 	fmt.Fprintf(w, "repmgr.config_file: %s\nrepmgr.bin: %s\n", c.RepmgrConfigFile, c.RepmgrBin)
 	fmt.Fprintf(w, "consensus.refresh_interval: %s\nconsensus.cache_ttl: %s\nconsensus.peer_timeout: %s\n", c.RefreshInterval, c.CacheTTL, c.PeerTimeout)
-	fmt.Fprintf(w, "consensus.peer_port: %d\nconsensus.peers: %s\nlog.level: %s\nlog.format: %s\n", c.PeerPort, strings.Join(peers, ","), c.LogLevel, c.LogFormat)
+	fmt.Fprintf(w, "consensus.peer_port: %d\nconsensus.peers: %s\n", c.PeerPort, strings.Join(peers, ","))
+	fmt.Fprintf(w, "consensus.scope: %s\nconsensus.state_dir: %s\n", c.Scope, c.StateDir)
+	fmt.Fprintf(w, "log.level: %s\nlog.format: %s\n", c.LogLevel, c.LogFormat)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -76,6 +77,19 @@ func (p *valueParser) oneOf(key string, allowed ...string) string {
 	}
 	p.fail(key, "one of "+strings.Join(allowed, ", "), p.v.Get(key))
 	return ""
+}
+
+// dir reads an optional path that must name an existing directory.
+func (p *valueParser) dir(key string) string {
+	s := p.str(key)
+	if s == "" {
+		return ""
+	}
+	if fi, err := os.Stat(s); err != nil || !fi.IsDir() {
+		p.fail(key, "an existing directory", s)
+		return ""
+	}
+	return s
 }
 
 func (p *valueParser) hostPort(key string, optional bool) string {

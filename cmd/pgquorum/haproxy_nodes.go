@@ -27,7 +27,7 @@ func serversFromNodes(nodes []repmgr.Node, location string, checkPort int, check
 			errs = append(errs, fmt.Errorf("node %s: %w (list the nodes with --node instead)", n.Name, err))
 			continue
 		}
-		port, err := conninfoPort(n.Conninfo)
+		port, err := repmgr.ConninfoPort(n.Conninfo)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("node %s: %w", n.Name, err))
 			continue
@@ -67,23 +67,6 @@ func unusedNames(flag string, m map[string]int, used map[string]bool) error {
 	}
 	sort.Strings(bad)
 	return fmt.Errorf("%s: no node named %s", flag, strings.Join(bad, ", "))
-}
-
-// conninfoPort is the first port of a conninfo, libpq's 5432 by default.
-func conninfoPort(conninfo string) (int, error) {
-	kv, err := repmgr.ParseConninfo(conninfo)
-	if err != nil {
-		return 0, err
-	}
-	s, _, _ := strings.Cut(kv["port"], ",")
-	if s == "" {
-		return 5432, nil
-	}
-	p, err := strconv.Atoi(s)
-	if err != nil || p < 1 || p > 65535 {
-		return 0, fmt.Errorf("conninfo port %q is not a port", s)
-	}
-	return p, nil
 }
 
 // parseNodeFlags reads --node name=host:pgport[:checkport] values; an IPv6

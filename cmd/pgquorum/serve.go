@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -47,6 +48,35 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
+// leaseFileName is the ballot's lease, in consensus.state_dir.
+const leaseFileName = "vote-lease.json"
+
+// newBallot returns this node's vote, its lease persisted in
+// consensus.state_dir when one is set. The directory must be writable: a vote
+// that cannot be recorded is refused, so find out now rather than at the
+// first poll.
+func newBallot(cfg Config, log *slog.Logger) (*consensus.Ballot, error) {
+	lease := consensus.LeaseFor(cfg.CacheTTL)
+	if cfg.StateDir == "" {
+		log.Info("consensus.state_dir is not set: vouching for nobody, itself included, for one vote lease", "lease", lease)
+		return consensus.NewBallot(lease, consensus.SystemMonotonic, nil)
+	}
+	probe, err := os.CreateTemp(cfg.StateDir, ".write-test-*")
+	if err != nil {
+		return nil, fmt.Errorf("consensus.state_dir: want a writable directory: %w", err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	store := consensus.LeaseFile{Path: filepath.Join(cfg.StateDir, leaseFileName)}
+	b, err := consensus.NewBallot(lease, consensus.SystemMonotonic, store)
+	if err != nil {
+		log.Warn("vote lease not restored", "error", err)
+	}
+	l, remaining := b.Current()
+	log.Info("vote lease", "holder", l.Holder, "remaining", remaining.Round(time.Millisecond), "file", store.Path)
+	return b, nil
+}
+
 func newLogger(level, format string, w io.Writer) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level)) // validated by loadConfig
@@ -70,9 +100,15 @@ func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
 		return usageErr(fmt.Errorf("database.dsn: %w", err))
 	}
 	defer local.Close()
+	ballot, err := newBallot(cfg, log)
+	if err != nil {
+		return failedErr(err)
+	}
 	metrics := server.NewMetrics()
 	checker := consensus.NewChecker(consensus.Options{
-		Self:            cfg.NodeName,
+		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
+		Scope:           consensus.Scope(cfg.Scope),
+		Ballot:          ballot,
 		RefreshInterval: cfg.RefreshInterval,
 		CacheTTL:        cfg.CacheTTL,
 		PeerTimeout:     cfg.PeerTimeout,

@@ -34,6 +34,7 @@ func (n *Node) QuorumConfig() string {
 		"consensus.cache_ttl":        "1s",
 		"consensus.peer_timeout":     "200ms",
 		"database.timeout":           "500ms",
+		"consensus.state_dir":        n.Dir,
 		"log.level":                  "info",
 	}
 	for k, v := range n.c.opts.Quorum {

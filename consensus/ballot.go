@@ -1,0 +1,105 @@
+package consensus
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// LeaseFor is how long a vote binds its voter, for a given consensus.cache_ttl:
+// the TTL plus a tenth. The tenth absorbs clock-rate drift between the voter
+// (whose clock times the lease) and the candidate (whose clock times its
+// cached verdict): the argument in docs/quorum.md holds while the two rates
+// differ by less than 4.7%, thousands of times what real clocks drift.
+func LeaseFor(cacheTTL time.Duration) time.Duration { return cacheTTL + cacheTTL/10 }
+
+// Monotonic reads a clock that never jumps, as a duration since an arbitrary
+// origin. The daemon's is CLOCK_MONOTONIC, which keeps counting across
+// restarts of the process (not of the machine), so a persisted lease can be
+// honoured by the next process.
+type Monotonic func() time.Duration
+
+// Lease is a vote granted: to whom, and until when on the Monotonic clock.
+type Lease struct {
+	Holder   string
+	HolderID int
+	Until    time.Duration
+}
+
+// LeaseStore persists a ballot's lease across restarts of pgquorum. Load
+// returns found = false when there is nothing valid to honour (no file, or a
+// file from before the machine rebooted).
+type LeaseStore interface {
+	Load() (l Lease, found bool, err error)
+	Save(Lease) error
+}
+
+// Ballot is this node's single vote. Whoever it vouches for holds a lease on
+// it: until the lease runs out, the node vouches for nobody else, so every
+// verdict built on its vote has expired before it can help build another
+// node's. Renewing the lease for the same holder is always allowed.
+type Ballot struct {
+	mu     sync.Mutex
+	lease  time.Duration
+	now    Monotonic
+	store  LeaseStore // nil: not persisted
+	cur    Lease
+	stored time.Duration // the Until last saved
+}
+
+// NewBallot returns a ballot that honours any lease an earlier process may
+// have granted: the one its store recorded, or, with no record to go by, a
+// lease held by nobody for one whole lease period.
+func NewBallot(lease time.Duration, now Monotonic, store LeaseStore) (*Ballot, error) {
+	b := &Ballot{lease: lease, now: now, store: store}
+	quiet := Lease{Until: now() + lease}
+	if store == nil {
+		b.cur = quiet
+		return b, nil
+	}
+	l, found, err := store.Load()
+	switch {
+	case err != nil:
+		b.cur = quiet
+		return b, fmt.Errorf("load vote lease: %w (vouching for nobody for %s)", err, lease)
+	case !found:
+		b.cur = quiet
+	default:
+		b.cur, b.stored = l, l.Until
+	}
+	return b, nil
+}
+
+// Grant gives the vote to candidate (node_id id) unless another node holds
+// an unexpired lease on it. It returns whether the vote was granted, the
+// holder of the lease afterwards and how long that lease has to run.
+func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaining time.Duration, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if now < b.cur.Until && (b.cur.Holder != candidate || b.cur.HolderID != id) {
+		return false, b.cur, b.cur.Until - now, nil
+	}
+	next := Lease{Holder: candidate, HolderID: id, Until: now + b.lease}
+	if b.store != nil && (next.Until > b.stored || next.Holder != b.cur.Holder || next.HolderID != b.cur.HolderID) {
+		// Saved with a horizon of two leases, so that renewals write about
+		// once per lease period rather than at every poll.
+		saved := next
+		saved.Until = now + 2*b.lease
+		if err := b.store.Save(saved); err != nil {
+			// Unrecorded, the vote could be given again by a restarted
+			// process before its lease ran out: refuse it.
+			return false, b.cur, max(0, b.cur.Until-now), fmt.Errorf("record vote lease: %w", err)
+		}
+		b.stored = saved.Until
+	}
+	b.cur = next
+	return true, next, b.lease, nil
+}
+
+// Current returns the lease and how long it has to run (0 when expired).
+func (b *Ballot) Current() (Lease, time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cur, max(0, b.cur.Until-b.now())
+}

@@ -1,0 +1,68 @@
+package consensus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+)
+
+// voteRefreshAge bounds how old the facts behind a refused vote may be: a
+// standby that has just started to follow a new primary must not refuse it
+// on facts from before, for up to a refresh interval. A refusal on older
+// facts probes again, at most once per voteRefreshAge.
+const voteRefreshAge = 100 * time.Millisecond
+
+// Vote answers a peer that asks this node to vouch for it: Vouch on the
+// node's current facts, then the ballot's lease. It never blocks longer than
+// one probe of the local database.
+func (c *Checker) Vote(ctx context.Context, req api.VoteRequest) api.VoteAnswer {
+	f := c.Facts(ctx)
+	a := c.answer(f, req)
+	if !a.Granted && a.LeaseHolder == "" && c.opts.Now().Sub(f.Facts.ProbedAt) >= voteRefreshAge {
+		a = c.answer(c.facts(ctx, voteRefreshAge), req)
+	}
+	return a
+}
+
+// answer is this node's vote on facts f, its own self-vote included. Only a
+// vote Vouch allows reaches the ballot, so a refusal never takes a lease.
+func (c *Checker) answer(f *Snapshot, req api.VoteRequest) api.VoteAnswer {
+	a := api.VoteAnswer{Protocol: api.VoteProtocol, Voter: c.opts.Identity.Name, Candidate: req.Candidate,
+		SystemID: f.Facts.Server.SystemID, Timeline: f.Facts.Server.Timeline}
+	me, registered, err := c.opts.Identity.Self(f.Facts.Nodes)
+	a.VoterID, a.VoterType = me.ID, me.Type
+	var ok bool
+	switch {
+	case req.Protocol != api.VoteProtocol:
+		a.Reason = fmt.Sprintf("I speak vote protocol %d, not %d", api.VoteProtocol, req.Protocol)
+	case f.ProbeErr != nil:
+		a.Reason = "my database is unreachable: " + oneLine(f.ProbeErr)
+	case f.IdentityErr != nil:
+		a.Reason = "my database.dsn reaches another node's database: " + oneLine(f.IdentityErr)
+	case err != nil:
+		a.Reason = err.Error()
+	case !registered:
+		a.Reason = fmt.Sprintf("%q is not registered in my repmgr.nodes", c.opts.Identity.Name)
+	default:
+		ok, a.Reason = Vouch(me, f.Facts, req)
+	}
+	if !ok {
+		return a
+	}
+	granted, lease, remaining, err := c.opts.Ballot.Grant(req.Candidate, req.CandidateID)
+	a.Granted, a.LeaseMillis = granted, remaining.Milliseconds()
+	switch {
+	case err != nil:
+		a.Reason = "cannot record my vote: " + err.Error()
+	case !granted && lease.Holder == "":
+		a.Reason = fmt.Sprintf("I started recently and vouch for nobody for another %s, until any vote I gave before has expired", remaining.Round(time.Millisecond))
+	case !granted:
+		a.LeaseHolder = lease.Holder
+		a.Reason = fmt.Sprintf("I vouch for %s for another %s (%s)", lease.Holder, remaining.Round(time.Millisecond), a.Reason)
+	default:
+		a.LeaseHolder = lease.Holder
+	}
+	return a
+}
