@@ -143,7 +143,7 @@ func TestDecideStates(t *testing.T) {
 		{name: "name registered twice is Unknown", in: input(twice, allVote), want: api.StateUnknown,
 			wantReason: `node "n1" is registered 2 times in repmgr.nodes (node_id [1 4])`},
 		{name: "name registered twice, the node_id of repmgr.conf tells",
-			in: func() Input { in := input(twice, allVote); in.Identity.NodeID = 1; return in }(),
+			in:   func() Input { in := input(twice, allVote); in.Identity.NodeID = 1; return in }(),
 			want: api.StatePrimary, wantVotes: 3, wantNeeded: 3},
 		{name: "witness out of recovery is never Primary",
 			in: Input{Identity: Identity{Name: "n1"}, Facts: primaryFacts(witnessSelf), SelfVote: granted(witnessSelf[0], "n1"),

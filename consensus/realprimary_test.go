@@ -60,8 +60,8 @@ func TestRealPrimarySharedAndCached(t *testing.T) {
 
 func TestRealPrimaryAnswers(t *testing.T) {
 	tests := []struct {
-		name     string
-		answers  map[string]peerAnswer
+		name      string
+		answers   map[string]peerAnswer
 		probeErr  error
 		want      RealPrimaryResult
 		wantSplit bool
