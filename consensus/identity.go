@@ -44,6 +44,7 @@ func (id Identity) Self(nodes []repmgr.Node) (me repmgr.Node, ok bool, err error
 // CheckIdentity proves, as far as the facts allow, that database.dsn reached
 // this node's own database and not another node's: every check that the
 // facts make possible must pass, and the error says which one did not.
+//   - the node_id of repmgr.conf is the one registered for node.name;
 //   - the server's port is the port of this node's repmgr conninfo;
 //   - its data directory is the data_directory of this node's repmgr.conf;
 //   - a standby does not stream under the name of another registered node;
@@ -53,6 +54,9 @@ func CheckIdentity(id Identity, f repmgr.Facts) error {
 	me, registered, err := id.Self(f.Nodes)
 	if err != nil {
 		return err
+	}
+	if other, named := repmgr.ByName(f.Nodes, id.Name); !registered && named && id.NodeID != 0 {
+		return fmt.Errorf("repmgr.conf says node_id %d, but node %q is registered with node_id %d", id.NodeID, id.Name, other.ID)
 	}
 	if registered {
 		if port, err := repmgr.ConninfoPort(me.Conninfo); err == nil && f.Server.Port != 0 && port != f.Server.Port {
