@@ -130,8 +130,8 @@ type StateBody struct {
 	CheckedAt     time.Time `json:"checked_at"`
 	Voters        []string  `json:"voters,omitempty"`
 	Reason        string    `json:"reason,omitempty"`
-	// Refusals says, for a node running as primary without its majority,
-	// why each other node cast no vote for it.
+	// Refusals says, for a node running as primary, why each registered node
+	// that cast no valid vote for it did not.
 	Refusals map[string]string `json:"refusals,omitempty"`
 	Timeline int               `json:"timeline,omitempty"`
 	// Replication, where known: a standby's receiver state and lag behind

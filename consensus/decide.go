@@ -115,7 +115,6 @@ func Decide(in Input) Verdict {
 	clusterOK := in.Scope == ScopeSite || v.ClusterVotes >= v.ClusterNeeded
 	if siteOK && clusterOK {
 		v.State, v.Reason = api.StatePrimary, v.tally(me.Location, len(in.Facts.Nodes))
-		v.Refusals = nil
 		return v
 	}
 	v.State = api.StateUnknown
@@ -149,9 +148,9 @@ func (v *Verdict) count(me repmgr.Node, in Input) {
 		pv := in.Votes[n.ID]
 		switch err := validVote(me, n, in.Facts.Server.SystemID, pv); {
 		case err != nil:
-			v.Refusals[n.Name] = err.Error()
+			v.Refusals[rowName(n, in.Facts.Nodes)] = err.Error()
 		case counted[n.ID]:
-			v.Refusals[n.Name] = fmt.Sprintf("node_id %d already counted", n.ID)
+			v.Refusals[rowName(n, in.Facts.Nodes)] = fmt.Sprintf("node_id %d already counted", n.ID)
 		default:
 			add(n)
 		}
@@ -185,6 +184,17 @@ func validVote(me, n repmgr.Node, systemID string, pv PeerVote) error {
 		return errors.New(refusal(pv))
 	}
 	return nil
+}
+
+// rowName names a row of repmgr.nodes: its node_name, with its node_id when
+// another row has that name too.
+func rowName(n repmgr.Node, nodes []repmgr.Node) string {
+	for _, o := range nodes {
+		if o.Name == n.Name && o.ID != n.ID {
+			return fmt.Sprintf("%s (node_id %d)", n.Name, n.ID)
+		}
+	}
+	return n.Name
 }
 
 func refusal(pv PeerVote) string {

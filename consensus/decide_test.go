@@ -160,8 +160,10 @@ func TestDecideStates(t *testing.T) {
 			if !strings.Contains(v.Reason, tt.wantReason) || v.Reason == "" || strings.Contains(v.Reason, "\n") {
 				t.Errorf("Reason = %q, want one line containing %q", v.Reason, tt.wantReason)
 			}
-			if v.State == api.StatePrimary && len(v.Refusals) != 0 {
-				t.Errorf("Primary verdict carries refusals %v", v.Refusals)
+			for name := range v.Refusals {
+				if slices.Contains(v.Voters, name) {
+					t.Errorf("%s is both a voter and refused: %v", name, v.Refusals)
+				}
 			}
 		})
 	}
@@ -226,7 +228,7 @@ func TestDecideCountsOnlyValidVotes(t *testing.T) {
 			want:  api.StateUnknown, wantVotes: 2, about: "n3", wantRefuse: "registered as a witness but answered as a standby"},
 		{name: "two rows with a peer's name count that peer once", nodes: dupName,
 			votes: map[int]PeerVote{2: granted(n2, "n1"), 3: refused(n3, "n1", "no"), 5: granted(n2, "n1")},
-			want:  api.StateUnknown, wantVotes: 2, about: "n2", wantRefuse: `not as "n2" (node_id 5)`},
+			want:  api.StateUnknown, wantVotes: 2, about: "n2 (node_id 5)", wantRefuse: `not as "n2" (node_id 5)`},
 		{name: "a vote keyed by an unregistered node_id is ignored", nodes: nodes,
 			votes: map[int]PeerVote{2: granted(n2, "n1"), 7: granted(node(7, "n7", repmgr.TypeStandby, "dc1", true), "n1")},
 			want:  api.StateUnknown, wantVotes: 2},

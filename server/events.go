@@ -23,32 +23,42 @@ const (
 	eventsTTL = time.Second
 )
 
-// handleEvents answers the latest repmgr events, newest first.
+// handleEvents answers the latest repmgr events, newest first. Whatever the
+// limit, the database is asked for the latest maxEventLimit once per
+// eventsTTL and every limit is served from that one list: no request pattern
+// can make /events cost more than one query a second.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	limit, err := eventLimit(r.URL.Query().Get("limit"))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	key := "events:" + strconv.Itoa(limit)
-	if x, ok := s.views.Get(key); ok {
-		writeJSON(w, http.StatusOK, x)
-		return
-	}
-	v, err, _ := s.flight.Do(key, func() (any, error) {
-		events, err := s.events.Events(context.WithoutCancel(r.Context()), limit)
-		if err == nil {
-			s.views.Set(key, events, eventsTTL)
-		}
-		return events, err
-	})
+	events, err := s.latestEvents(r)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, events[:min(limit, len(events))])
 }
 
+const keyEvents = "events"
+
+func (s *Server) latestEvents(r *http.Request) ([]repmgr.Event, error) {
+	if x, ok := s.views.Get(keyEvents); ok {
+		return x.([]repmgr.Event), nil
+	}
+	v, err, _ := s.flight.Do(keyEvents, func() (any, error) {
+		events, err := s.events.Events(context.WithoutCancel(r.Context()), maxEventLimit)
+		if err == nil {
+			s.views.Set(keyEvents, events, eventsTTL)
+		}
+		return events, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]repmgr.Event), nil
+}
 func eventLimit(raw string) (int, error) {
 	if raw == "" {
 		return defaultEventLimit, nil

@@ -23,6 +23,7 @@ const DefaultPGBin = "/usr/lib/postgresql/15/bin"
 type NodeSpec struct {
 	Name     string
 	Location string
+	Upstream string // clone from and stream from this node (a cascade); default the first node
 }
 
 // Options configure a lab cluster.
@@ -139,18 +140,27 @@ func (c *Cluster) chown(path string) error {
 	return nil
 }
 
-// cloneStandbys clones every standby concurrently: each is independent.
+// cloneStandbys clones the standbys of the primary concurrently, each being
+// independent, then the cascaded ones from their upstreams.
 func (c *Cluster) cloneStandbys(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Nodes))
 	for i, n := range c.Nodes[1:] {
+		if c.opts.Nodes[i+1].Upstream != "" {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.cloneFrom(ctx, c.Nodes[0])
+			errs[i] = n.cloneFrom(ctx, c.Nodes[0], false)
 		}()
 	}
 	wg.Wait()
+	for i, n := range c.Nodes[1:] {
+		if up := c.opts.Nodes[i+1].Upstream; up != "" && errs[i] == nil {
+			errs[i] = n.cloneFrom(ctx, c.Node(up), true)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -201,20 +211,25 @@ func freePort() (int, error) {
 }
 
 // WaitFor polls cond every 50 ms until it returns nil or timeout passes, and
-// returns cond's last error then.
+// returns cond's last error then: the last one not caused by the deadline
+// itself, which says more than "context deadline exceeded".
 func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	var last error
 	for {
 		err := cond(ctx)
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting %s for %s: %w", timeout, what, err)
+			return fmt.Errorf("waiting %s for %s: %w", timeout, what, last)
 		case <-t.C:
 		}
 	}

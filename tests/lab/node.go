@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +25,9 @@ type Node struct {
 	Dir        string // holds data/, repmgr.conf, logs
 	c          *Cluster
 	quorum     *quorumProc
+
+	logMu     sync.Mutex
+	quorumLog []string // pgquorum output, for LogLines
 }
 
 func (c *Cluster) newNode(id int, spec NodeSpec) (*Node, error) {
@@ -207,17 +211,24 @@ func (n *Node) initPrimary(ctx context.Context) error {
 	return err
 }
 
-func (n *Node) cloneFrom(ctx context.Context, primary *Node) error {
-	if _, err := n.Repmgr(ctx, "-h", "127.0.0.1", "-p", strconv.Itoa(primary.PGPort), "-U", "repmgr", "-d", "repmgr",
-		"standby", "clone", "--fast-checkpoint"); err != nil {
+// cloneFrom clones the node from upstream and registers it; cascade says
+// upstream is a standby, which the node then streams from.
+func (n *Node) cloneFrom(ctx context.Context, upstream *Node, cascade bool) error {
+	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(upstream.PGPort), "-U", "repmgr", "-d", "repmgr", "standby", "clone", "--fast-checkpoint"}
+	register := []string{"standby", "register", "--wait-sync=15"}
+	if cascade {
+		args = append(args, "--upstream-node-id="+strconv.Itoa(upstream.ID))
+		register = append(register, "--upstream-node-id="+strconv.Itoa(upstream.ID))
+	}
+	if _, err := n.Repmgr(ctx, args...); err != nil {
 		return err
 	}
 	if err := n.StartPG(ctx); err != nil {
 		return err
 	}
 	// "standby register" refuses a standby still in "catchup": wait for streaming.
-	err := WaitFor(ctx, 30*time.Second, n.Name+" streaming from "+primary.Name, func(ctx context.Context) error {
-		k, err := primary.QueryInt(ctx, "SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", n.Name)
+	err := WaitFor(ctx, 30*time.Second, n.Name+" streaming from "+upstream.Name, func(ctx context.Context) error {
+		k, err := upstream.QueryInt(ctx, "SELECT count(*) FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", n.Name)
 		if err == nil && k != 1 {
 			err = fmt.Errorf("%d streaming walsenders", k)
 		}
@@ -226,8 +237,40 @@ func (n *Node) cloneFrom(ctx context.Context, primary *Node) error {
 	if err != nil {
 		return err
 	}
-	_, err = n.Repmgr(ctx, "standby", "register", "--wait-sync=15")
+	_, err = n.Repmgr(ctx, register...)
 	return err
+}
+
+// PromoteByHand promotes the standby with pg_promote(), outside repmgr: its
+// repmgr metadata still names the old primary.
+func (n *Node) PromoteByHand(ctx context.Context) error {
+	if err := n.Exec(ctx, "SELECT pg_promote(true, 30)"); err != nil {
+		return fmt.Errorf("%s: pg_promote: %w", n.Name, err)
+	}
+	return nil
+}
+
+// Repoint makes the standby stream from upstream by changing
+// primary_conninfo and reloading, outside repmgr. It streams without a
+// replication slot: its slot lives on the old upstream.
+func (n *Node) Repoint(ctx context.Context, upstream *Node) error {
+	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=repmgr application_name=%s", upstream.PGPort, n.Name)
+	for _, sql := range []string{"ALTER SYSTEM SET primary_conninfo = '" + conninfo + "'",
+		"ALTER SYSTEM SET primary_slot_name = ''", "SELECT pg_reload_conf()"} {
+		if err := n.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("%s: re-point to %s: %w", n.Name, upstream.Name, err)
+		}
+	}
+	return nil
+}
+
+// StreamsFrom tells whether n's WAL receiver streams from upstream.
+func (n *Node) StreamsFrom(ctx context.Context, upstream *Node) (bool, error) {
+	k, err := n.QueryInt(ctx, "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_port = $1", upstream.PGPort)
+	if err != nil {
+		return false, fmt.Errorf("%s: %s", n.Name, strings.Join(strings.Fields(err.Error()), " "))
+	}
+	return k == 1, nil
 }
 
 // StartPG starts PostgreSQL and waits until it accepts connections.

@@ -37,6 +37,14 @@ func (n *Node) QuorumConfig() string {
 		"consensus.state_dir":        n.Dir,
 		"log.level":                  "info",
 	}
+	var peers []string
+	for _, p := range n.c.Nodes {
+		peers = append(peers, fmt.Sprintf("%s=127.0.0.1:%d", p.Name, p.QuorumPort))
+	}
+	sort.Strings(peers)
+	// Every pgquorum has its own port here; a test may give other
+	// addresses, or "" for none (conninfo host and peer_port).
+	keys["consensus.peers"] = strings.Join(peers, ",")
 	for k, v := range n.c.opts.Quorum {
 		keys[k] = v
 	}
@@ -45,12 +53,6 @@ func (n *Node) QuorumConfig() string {
 		sec, name, _ := strings.Cut(k, ".")
 		sections[sec] = append(sections[sec], fmt.Sprintf("  %s: %q", name, v))
 	}
-	var peers []string
-	for _, p := range n.c.Nodes {
-		peers = append(peers, fmt.Sprintf("    %s: \"127.0.0.1:%d\"", p.Name, p.QuorumPort))
-	}
-	sort.Strings(peers)
-	sections["consensus"] = append(sections["consensus"], "  peers:\n"+strings.Join(peers, "\n"))
 	names := make([]string, 0, len(sections))
 	for s := range sections {
 		names = append(names, s)
@@ -113,9 +115,32 @@ func (n *Node) StartQuorum() error {
 
 func (n *Node) logLines(what string, r io.Reader) {
 	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
+		n.logMu.Lock()
+		if len(n.quorumLog) < maxLogLines {
+			n.quorumLog = append(n.quorumLog, sc.Text())
+		}
+		n.logMu.Unlock()
 		n.c.opts.Logf("%s %s: %s", n.Name, what, sc.Text())
 	}
+}
+
+// maxLogLines bounds the pgquorum output a node keeps for LogLines.
+const maxLogLines = 100000
+
+// LogLines returns the lines of the node's pgquorum output (every process
+// started on it) that contain substr.
+func (n *Node) LogLines(substr string) []string {
+	n.logMu.Lock()
+	defer n.logMu.Unlock()
+	var out []string
+	for _, l := range n.quorumLog {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // StopQuorum stops the node's pgquorum with SIGTERM (SIGKILL after 10 s)
