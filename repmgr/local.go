@@ -90,6 +90,8 @@ func PoolConfig(opts Options) (*pgxpool.Config, error) {
 	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(10*opts.Timeout.Milliseconds(), 10)
 	rp["default_transaction_read_only"] = "on"
 	rp["search_path"] = "pg_catalog"
+	// A health checker's query must not take the server's parallel workers.
+	rp["max_parallel_workers_per_gather"] = "0"
 	return cfg, nil
 }
 

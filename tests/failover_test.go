@@ -19,6 +19,7 @@ func TestFailoverByRepmgrAndOldPrimaryReturning(t *testing.T) {
 	ctx := context.Background()
 	n1, n2, n3 := c.Node("node1"), c.Node("node2"), c.Node("node3")
 	waitSettled(t, c)
+	watchStates(t, c)
 
 	if err := n1.StopPG(ctx, "immediate"); err != nil {
 		t.Fatal(err)
@@ -85,27 +86,27 @@ func waitRealPrimary(t *testing.T, n *lab.Node, want string) {
 	}
 }
 
-// TestTwoSitesOnlyThePrimarysSiteVotes runs a 3 + 2 layout: the nodes of the
-// other location name the same primary, but neither count nor vote.
-func TestTwoSitesOnlyThePrimarysSiteVotes(t *testing.T) {
+// TestTwoSitesNeedTheirSiteAndTheCluster runs a 3 + 2 layout with scope
+// cluster: the primary needs a majority of its own location and of all five.
+func TestTwoSitesNeedTheirSiteAndTheCluster(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, []lab.NodeSpec{
 		{Name: "node1", Location: "dc1"}, {Name: "node2", Location: "dc1"}, {Name: "node3", Location: "dc1"},
 		{Name: "node4", Location: "dc2"}, {Name: "node5", Location: "dc2"},
 	}, nil)
 	n1, n4 := c.Node("node1"), c.Node("node4")
-	waitVerdict(t, n1, "200 with 3 of 2 votes in dc1", func(status int, b api.StateBody) bool {
-		return status == 200 && b.Votes == 3 && b.Needed == 2 && b.Location == "dc1"
+	waitVerdict(t, n1, "200 with 3 of 2 votes in dc1, 5 of 3 in the cluster", func(status int, b api.StateBody) bool {
+		return status == 200 && b.Votes == 3 && b.Needed == 2 && b.Location == "dc1" && b.ClusterVotes == 5 && b.ClusterNeeded == 3
 	})
 	if status, b := getState(t, n4); status != 202 || b.Location != "dc2" || b.Needed != 2 {
 		t.Errorf("node4 /state = %d %+v, want 202 in dc2 with a site of 2", status, b)
 	}
 
-	// Losing the whole other site changes nothing.
+	// Losing the whole other site leaves dc1's three: a cluster majority.
 	stopQuorum(t, c.Node("node4"))
 	stopQuorum(t, c.Node("node5"))
 	waitVerdict(t, n1, "still 200 with dc2 gone", func(status int, b api.StateBody) bool {
-		return status == 200 && b.Votes == 3
+		return status == 200 && b.Votes == 3 && b.ClusterVotes == 3
 	})
 	for _, n := range []string{"node4", "node5"} {
 		if err := c.Node(n).StartQuorum(); err != nil {
@@ -113,15 +114,16 @@ func TestTwoSitesOnlyThePrimarysSiteVotes(t *testing.T) {
 		}
 	}
 
-	// Losing its own site's peers loses the majority, though dc2 names node1.
+	// Losing its own site's peers loses the majority of dc1, though dc2
+	// vouches for node1 and the cluster count (3 of 5) would suffice.
 	stopQuorum(t, c.Node("node2"))
 	stopQuorum(t, c.Node("node3"))
-	waitVerdict(t, n1, "509 with 1 of 2 votes", func(status int, b api.StateBody) bool {
-		return status == api.StatusUnknown && b.Votes == 1 && b.Needed == 2
+	waitVerdict(t, n1, "509 with 1 of 2 votes in dc1 and 3 in the cluster", func(status int, b api.StateBody) bool {
+		return status == api.StatusUnknown && b.Votes == 1 && b.Needed == 2 && b.ClusterVotes == 3
 	})
 	for _, n := range []string{"node4", "node5"} {
 		if status, name := namedPrimary(t, c.Node(n)); status != 200 || name != "node1" {
-			t.Errorf("%s /primary = %d %q, want node1 (a vote that must not count)", n, status, name)
+			t.Errorf("%s /primary = %d %q, want node1 (votes that do not suffice alone)", n, status, name)
 		}
 	}
 }
