@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/config"
 	"github.com/pgquorum/pgquorum/haproxy"
 )
 
@@ -113,7 +114,7 @@ func doAgentRequest(req *http.Request, timeout time.Duration) (api.AgentBody, er
 
 // listenAgent opens server.agent_listen; it returns a nil Agent when the
 // agent is off.
-func listenAgent(cfg Config, src haproxy.VerdictSource, log *slog.Logger) (*haproxy.Agent, net.Listener, error) {
+func listenAgent(cfg config.Config, src haproxy.VerdictSource, log *slog.Logger) (*haproxy.Agent, net.Listener, error) {
 	if cfg.AgentListen == "" {
 		return nil, nil, nil
 	}

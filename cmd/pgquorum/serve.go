@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgquorum/pgquorum/config"
 	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/repmgr"
 	"github.com/pgquorum/pgquorum/server"
@@ -31,16 +32,16 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Run the daemon beside the local PostgreSQL node",
 		Args:  cobra.NoArgs,
 	}
-	v := newConfigViper(cmd.Flags())
+	v := config.NewViper(cmd.Flags())
 	cmd.Flags().StringVar(&configFile, "config", "", "YAML config file")
 	cmd.Flags().BoolVar(&checkOnly, "check-config", false, "validate the configuration, print it (password redacted) and exit")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := loadConfig(v, configFile, os.Environ())
+		cfg, err := config.Load(v, configFile, os.Environ())
 		if err != nil {
 			return usageErr(fmt.Errorf("invalid configuration:\n%w", err))
 		}
 		if checkOnly {
-			printConfig(stdout, cfg)
+			cfg.Print(stdout)
 			return nil
 		}
 		return serve(cmd.Context(), cfg, stderr)
@@ -55,7 +56,7 @@ const leaseFileName = "vote-lease.json"
 // consensus.state_dir when one is set. The directory must be writable: a vote
 // that cannot be recorded is refused, so find out now rather than at the
 // first poll.
-func newBallot(cfg Config, log *slog.Logger) (*consensus.Ballot, error) {
+func newBallot(cfg config.Config, log *slog.Logger) (*consensus.Ballot, error) {
 	lease := consensus.LeaseFor(cfg.CacheTTL)
 	if cfg.StateDir == "" {
 		log.Info("consensus.state_dir is not set: vouching for nobody, itself included, for one vote lease", "lease", lease)
@@ -79,7 +80,7 @@ func newBallot(cfg Config, log *slog.Logger) (*consensus.Ballot, error) {
 
 func newLogger(level, format string, w io.Writer) *slog.Logger {
 	var l slog.Level
-	_ = l.UnmarshalText([]byte(level)) // validated by loadConfig
+	_ = l.UnmarshalText([]byte(level)) // validated by config.Load
 	opts := &slog.HandlerOptions{Level: l}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -89,7 +90,7 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 
 // serve runs until ctx ends: on SIGTERM it first answers 503 to every check,
 // then stops accepting and lets in-flight requests finish.
-func serve(ctx context.Context, cfg Config, stderr io.Writer) error {
+func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).With("node", cfg.NodeName)
 	if _, err := exec.LookPath(cfg.RepmgrBin); err != nil {
 		// Serving needs no repmgr; say so once, as operators expect it beside PostgreSQL.

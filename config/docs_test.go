@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -14,13 +14,13 @@ import (
 // example config true to the keys the code reads: a key documented but never
 // read, or read but undocumented, fails here.
 func TestDocsNameEveryConfigKey(t *testing.T) {
-	want := make([]string, 0, len(configKeys))
-	for _, k := range configKeys {
+	want := make([]string, 0, len(Keys))
+	for _, k := range Keys {
 		want = append(want, k.name)
 	}
 	sort.Strings(want)
 
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestDocsNameEveryConfigKey(t *testing.T) {
 	}
 
 	v := viper.New()
-	v.SetConfigFile("../../scripts/pgquorum.example.yaml")
+	v.SetConfigFile("../scripts/pgquorum.example.yaml")
 	if err := v.ReadInConfig(); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestDocsNameEveryConfigKey(t *testing.T) {
 		}
 	}
 	for _, top := range v.AllKeys() {
-		if !knownKey(top) {
+		if !KnownKey(top) {
 			example = append(example, top)
 		}
 	}

@@ -1,4 +1,7 @@
-package main
+// Package config reads and validates pgquorum's configuration: every key from
+// a YAML file, PGQUORUM_* variables and flags, with all problems reported at
+// once, each naming its key and the form expected.
+package config
 
 import (
 	"errors"
@@ -44,16 +47,16 @@ type Config struct {
 	LogFormat string
 }
 
-// configKey is one configuration key: its default and what the flag help says.
-type configKey struct {
+// Key is one configuration key: its default and what the flag help says.
+type Key struct {
 	name  string
 	def   any
 	usage string
 }
 
-// configKeys lists every key "pgquorum serve" accepts. Each is read from the
+// Keys lists every key "pgquorum serve" accepts. Each is read from the
 // config file, from PGQUORUM_<SECTION>_<KEY> and from --<section>.<key>.
-var configKeys = []configKey{
+var Keys = []Key{
 	{"node.name", "", "this node's repmgr node_name (default: node_name of repmgr.config_file)"},
 	{"server.listen", ":5999", "HTTP listen address, host:port"},
 	{"server.agent_listen", "", "HAProxy agent-check listen address, host:port (empty: off)"},
@@ -79,14 +82,14 @@ func envName(key string) string {
 	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
-// newConfigViper returns a viper that knows every key, reads the environment
+// NewViper returns a viper that knows every key, reads the environment
 // and is bound to flags registered on fs.
-func newConfigViper(fs *pflag.FlagSet) *viper.Viper {
+func NewViper(fs *pflag.FlagSet) *viper.Viper {
 	v := viper.New()
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	for _, k := range configKeys {
+	for _, k := range Keys {
 		v.SetDefault(k.name, k.def)
 		switch d := k.def.(type) {
 		case int:
@@ -101,10 +104,10 @@ func newConfigViper(fs *pflag.FlagSet) *viper.Viper {
 	return v
 }
 
-// loadConfig reads file (if any) into v, rejects unknown keys in the file and
+// Load reads file (if any) into v, rejects unknown keys in the file and
 // the environment, and validates every value. All problems are reported at
 // once, each naming its key and the expected form.
-func loadConfig(v *viper.Viper, file string, environ []string) (Config, error) {
+func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 	var errs []error
 	if file != "" {
 		v.SetConfigFile(file)
@@ -195,8 +198,8 @@ func (c *Config) checkTimings() []error {
 	return nil
 }
 
-func knownKey(key string) bool {
-	for _, k := range configKeys {
+func KnownKey(key string) bool {
+	for _, k := range Keys {
 		if key == k.name || strings.HasPrefix(key, "consensus.peers.") {
 			return true
 		}
@@ -209,7 +212,7 @@ func unknownFileKeys(v *viper.Viper, file string) []error {
 	keys := v.AllKeys()
 	sort.Strings(keys)
 	for _, k := range keys {
-		if !knownKey(k) {
+		if !KnownKey(k) {
 			errs = append(errs, fmt.Errorf("%s: unknown key %q (known keys: %s)", file, k, knownKeyList()))
 		}
 	}
@@ -220,7 +223,7 @@ func unknownFileKeys(v *viper.Viper, file string) []error {
 // silently ignore.
 func unknownEnvKeys(environ []string) []error {
 	known := map[string]bool{}
-	for _, k := range configKeys {
+	for _, k := range Keys {
 		known[envName(k.name)] = true
 	}
 	var errs []error
@@ -234,15 +237,15 @@ func unknownEnvKeys(environ []string) []error {
 }
 
 func knownKeyList() string {
-	names := make([]string, len(configKeys))
-	for i, k := range configKeys {
+	names := make([]string, len(Keys))
+	for i, k := range Keys {
 		names[i] = k.name
 	}
 	return strings.Join(names, ", ")
 }
 
-// printConfig writes the effective configuration, password redacted.
-func printConfig(w io.Writer, c Config) {
+// Print writes the effective configuration, password redacted.
+func (c Config) Print(w io.Writer) {
 	peers := make([]string, 0, len(c.Peers))
 	for k, v := range c.Peers {
 		peers = append(peers, k+"="+v)
