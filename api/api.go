@@ -134,6 +134,7 @@ type StateBody struct {
 	// that cast no valid vote for it did not.
 	Refusals map[string]string `json:"refusals,omitempty"`
 	Timeline int               `json:"timeline,omitempty"`
+	Failover *FailoverStatus   `json:"failover,omitempty"`
 	// Replication, where known: a standby's receiver state and lag behind
 	// the WAL end its upstream last reported.
 	Streaming  *bool    `json:"streaming,omitempty"`
@@ -197,4 +198,94 @@ type ClusterNode struct {
 	LagBytes      *int64   `json:"lag_bytes,omitempty"`
 	LagSeconds    *float64 `json:"lag_seconds,omitempty"`
 	Error         string   `json:"error,omitempty"`
+}
+
+// PathReport is the peers' internal endpoint through which the failover
+// coordinator (the Raft leader) gathers every node's facts: POST a
+// ReportRequest, get a Report.
+const PathReport = "/internal/v1/report"
+
+// PathHistory lists the failover decisions committed through Raft, newest
+// first (HistoryBody).
+const PathHistory = "/history"
+
+// ReportRequest is the coordinator's poll. It tells each node what the
+// coordinator sees (for /state), and may ask it to probe a node's database
+// directly: how the loss of a primary whose pgquorum is silent is confirmed.
+type ReportRequest struct {
+	Protocol    int    `json:"protocol"`
+	Coordinator string `json:"coordinator"`
+	Phase       string `json:"phase"` // the coordinator's failover state
+	PhaseReason string `json:"phase_reason,omitempty"`
+	ProbeNode   string `json:"probe_node,omitempty"` // probe this node's database directly
+}
+
+// Report is one node's facts, as the coordinator needs them to detect the
+// loss of the primary and to rank the candidates.
+type Report struct {
+	Protocol       int             `json:"protocol"`
+	Node           string          `json:"node"`
+	NodeID         int             `json:"node_id"`
+	Location       string          `json:"location"`
+	Priority       int             `json:"priority"`
+	Type           string          `json:"type"`  // repmgr type of its own row
+	State          State           `json:"state"` // its /state verdict
+	DBUp           bool            `json:"db_up"`
+	DBError        string          `json:"db_error,omitempty"`
+	DownForMS      int64           `json:"down_for_ms,omitempty"` // how long its database has been failing, by its own clock
+	InRecovery     bool            `json:"in_recovery"`
+	Timeline       int             `json:"timeline"`
+	ReceivedLSN    int64           `json:"received_lsn"` // a standby's last received WAL; a primary's current WAL
+	ReplayedLSN    int64           `json:"replayed_lsn"`
+	Receiver       string          `json:"receiver,omitempty"` // its WAL receiver's status
+	Upstream       string          `json:"upstream,omitempty"` // the registered node it streams from
+	RepmgrdRunning bool            `json:"repmgrd_running"`
+	RepmgrdPaused  bool            `json:"repmgrd_paused"`
+	Probe          *Probe          `json:"probe,omitempty"`  // the direct probe asked for
+	Action         *Action         `json:"action,omitempty"` // what it is doing for the committed decision
+	Failover       *FailoverStatus `json:"failover,omitempty"`
+}
+
+// Probe is the outcome of a direct probe of another node's database.
+type Probe struct {
+	Node  string `json:"node"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// Action is a node's progress on the committed decision of Epoch.
+type Action struct {
+	Epoch  uint64 `json:"epoch"`
+	Kind   string `json:"kind"` // promote, repoint, follow
+	Done   bool   `json:"done"`
+	Failed bool   `json:"failed"`
+	Error  string `json:"error,omitempty"`
+}
+
+// FailoverStatus is the failover object of /state and of every node of
+// /cluster.
+type FailoverStatus struct {
+	Mode        string `json:"mode"`
+	State       string `json:"state"`
+	Epoch       uint64 `json:"epoch"`
+	Primary     string `json:"primary,omitempty"`     // the committed primary of Epoch
+	Coordinator string `json:"coordinator,omitempty"` // the Raft leader
+	Reason      string `json:"reason,omitempty"`
+}
+
+// Decision is one committed failover decision.
+type Decision struct {
+	Epoch      uint64    `json:"epoch"`
+	At         time.Time `json:"at"`
+	Primary    string    `json:"primary"`
+	PrimaryID  int       `json:"primary_id"`
+	OldPrimary string    `json:"old_primary,omitempty"`
+	Reason     string    `json:"reason"`
+}
+
+// HistoryBody is the answer of PathHistory.
+type HistoryBody struct {
+	Node        string     `json:"node"`
+	Coordinator string     `json:"coordinator,omitempty"`
+	Decisions   []Decision `json:"decisions"`
 }

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
 	"github.com/pgquorum/pgquorum/repmgr"
@@ -43,66 +43,37 @@ type Config struct {
 	Scope           string
 	StateDir        string
 
+	Failover Failover
+
 	LogLevel  string
 	LogFormat string
 }
 
-// Key is one configuration key: its default and what the flag help says.
-type Key struct {
-	name  string
-	def   any
-	usage string
+// Failover modes.
+const (
+	ModeOff      = "off"      // report only
+	ModePgquorum = "pgquorum" // pgquorum's controller fails over through repmgr
+)
+
+// Failover is the failover.* section.
+type Failover struct {
+	Mode             string
+	Profile          string
+	RaftListen       string
+	RaftDir          string
+	RaftPeers        map[string]string
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	Grace            time.Duration
+	Cooldown         time.Duration
+	Locations        []string
+	PromoteCommand   string // "": repmgr standby promote
+	FollowCommand    string // "": repmgr standby follow
+	CommandTimeout   time.Duration
 }
 
-// Keys lists every key "pgquorum serve" accepts. Each is read from the
-// config file, from PGQUORUM_<SECTION>_<KEY> and from --<section>.<key>.
-var Keys = []Key{
-	{"node.name", "", "this node's repmgr node_name (default: node_name of repmgr.config_file)"},
-	{"server.listen", ":5999", "HTTP listen address, host:port"},
-	{"server.agent_listen", "", "HAProxy agent-check listen address, host:port (empty: off)"},
-	{"database.dsn", "", "DSN of the local node (default: conninfo of repmgr.config_file)"},
-	{"database.max_conns", 3, "pool size, 1 to 3"},
-	{"database.timeout", "1s", "bound on connecting to and querying the local node"},
-	{"repmgr.config_file", "", "path of this node's repmgr.conf"},
-	{"repmgr.bin", "repmgr", "repmgr binary"},
-	{"consensus.refresh_interval", "1s", "how often the verdict is refreshed"},
-	{"consensus.cache_ttl", "3s", "a verdict older than this is never served"},
-	{"consensus.peer_timeout", "500ms", "bound on each poll of a peer"},
-	{"consensus.peer_port", 5999, "port of the peers' pgquorum"},
-	{"consensus.peers", map[string]string{}, "peer addresses, name=host:port,… (default: conninfo host + peer_port)"},
-	{"consensus.scope", "cluster", "cluster (a majority of the location and of the whole cluster) or site (of the location only)"},
-	{"consensus.state_dir", "", "directory where the vote lease survives restarts (empty: a restarted pgquorum vouches for nobody for one lease)"},
-	{"log.level", "info", "debug, info, warn or error"},
-	{"log.format", "text", "text or json"},
-}
-
-const envPrefix = "PGQUORUM"
-
-func envName(key string) string {
-	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-}
-
-// NewViper returns a viper that knows every key, reads the environment
-// and is bound to flags registered on fs.
-func NewViper(fs *pflag.FlagSet) *viper.Viper {
-	v := viper.New()
-	v.SetEnvPrefix(envPrefix)
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	for _, k := range Keys {
-		v.SetDefault(k.name, k.def)
-		switch d := k.def.(type) {
-		case int:
-			fs.Int(k.name, d, k.usage)
-		case map[string]string:
-			fs.StringToString(k.name, nil, k.usage)
-		default:
-			fs.String(k.name, fmt.Sprint(d), k.usage)
-		}
-		_ = v.BindPFlag(k.name, fs.Lookup(k.name))
-	}
-	return v
-}
+// Enabled tells whether pgquorum acts, beyond reporting.
+func (f Failover) Enabled() bool { return f.Mode != ModeOff }
 
 // Load reads file (if any) into v, rejects unknown keys in the file and
 // the environment, and validates every value. All problems are reported at
@@ -119,6 +90,11 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 	}
 	errs = append(errs, unknownEnvKeys(environ)...)
 	p := &valueParser{v: v}
+	profile := p.oneOf("failover.profile", "default", "fast")
+	p.profile = Profiles[profile]
+	if p.profile == nil {
+		p.profile = Profiles["default"] // already reported; read the rest anyway
+	}
 	c := Config{
 		NodeName:         p.str("node.name"),
 		Listen:           p.hostPort("server.listen", false),
@@ -135,12 +111,28 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 		Peers:            p.peers("consensus.peers"),
 		Scope:            p.oneOf("consensus.scope", "cluster", "site"),
 		StateDir:         p.dir("consensus.state_dir"),
-		LogLevel:         p.oneOf("log.level", "debug", "info", "warn", "error"),
-		LogFormat:        p.oneOf("log.format", "text", "json"),
+		Failover: Failover{
+			Mode:             p.oneOf("failover.mode", ModeOff, ModePgquorum),
+			Profile:          profile,
+			RaftListen:       p.hostPort("failover.raft_listen", false),
+			RaftDir:          p.str("failover.raft_dir"),
+			RaftPeers:        p.peers("failover.raft_peers"),
+			HeartbeatTimeout: p.positiveDuration("failover.raft_heartbeat_timeout"),
+			ElectionTimeout:  p.positiveDuration("failover.raft_election_timeout"),
+			Grace:            p.positiveDuration("failover.grace"),
+			Cooldown:         p.positiveDuration("failover.cooldown"),
+			Locations:        p.list("failover.locations"),
+			PromoteCommand:   p.str("failover.promote_command"),
+			FollowCommand:    p.str("failover.follow_command"),
+			CommandTimeout:   p.positiveDuration("failover.command_timeout"),
+		},
+		LogLevel:  p.oneOf("log.level", "debug", "info", "warn", "error"),
+		LogFormat: p.oneOf("log.format", "text", "json"),
 	}
 	errs = append(errs, p.errs...)
 	errs = append(errs, c.fillFromRepmgr()...)
 	errs = append(errs, c.checkTimings()...)
+	errs = append(errs, c.checkFailover()...)
 	if c.DSN != "" {
 		if _, err := repmgr.PoolConfig(repmgr.Options{DSN: string(c.DSN)}); err != nil {
 			errs = append(errs, fmt.Errorf("database.dsn: want a libpq conninfo or postgres:// URI: %v", err))
@@ -198,64 +190,59 @@ func (c *Config) checkTimings() []error {
 	return nil
 }
 
-func KnownKey(key string) bool {
-	for _, k := range Keys {
-		if key == k.name || strings.HasPrefix(key, "consensus.peers.") {
-			return true
-		}
+// checkFailover needs, when pgquorum acts, somewhere to keep the Raft log
+// and a repmgr.conf for the default commands, and a grace that lets the
+// primary's own pgquorum see its database at least twice.
+func (c *Config) checkFailover() []error {
+	f := &c.Failover
+	if f.RaftDir == "" && c.StateDir != "" {
+		f.RaftDir = filepath.Join(c.StateDir, "raft")
 	}
-	return false
-}
-
-func unknownFileKeys(v *viper.Viper, file string) []error {
+	if !f.Enabled() {
+		return nil
+	}
 	var errs []error
-	keys := v.AllKeys()
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !KnownKey(k) {
-			errs = append(errs, fmt.Errorf("%s: unknown key %q (known keys: %s)", file, k, knownKeyList()))
-		}
+	if f.RaftDir == "" {
+		errs = append(errs, fmt.Errorf("failover.raft_dir: required with failover.mode %s (or set consensus.state_dir)", f.Mode))
+	}
+	if c.RepmgrConfigFile == "" && (f.PromoteCommand == "" || f.FollowCommand == "") {
+		errs = append(errs, fmt.Errorf("repmgr.config_file: required with failover.mode %s for the default promote and follow commands", f.Mode))
+	}
+	if f.Grace > 0 && c.RefreshInterval > 0 && f.Grace < 2*c.RefreshInterval {
+		errs = append(errs, fmt.Errorf("failover.grace: want at least two refresh intervals (%s), got %s", 2*c.RefreshInterval, f.Grace))
 	}
 	return errs
 }
 
-// unknownEnvKeys catches misspelt PGQUORUM_ variables, which viper would
-// silently ignore.
-func unknownEnvKeys(environ []string) []error {
-	known := map[string]bool{}
-	for _, k := range Keys {
-		known[envName(k.name)] = true
-	}
-	var errs []error
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, envPrefix+"_") && !known[name] {
-			errs = append(errs, fmt.Errorf("environment: unknown variable %s", name))
-		}
-	}
-	return errs
-}
-
-func knownKeyList() string {
-	names := make([]string, len(Keys))
-	for i, k := range Keys {
-		names[i] = k.name
-	}
-	return strings.Join(names, ", ")
-}
-
-// Print writes the effective configuration, password redacted.
+// Print writes the effective configuration, password redacted, one key a
+// line in the order of Keys.
 func (c Config) Print(w io.Writer) {
-	peers := make([]string, 0, len(c.Peers))
-	for k, v := range c.Peers {
-		peers = append(peers, k+"="+v)
+	f := c.Failover
+	values := map[string]any{
+		"node.name": c.NodeName, "server.listen": c.Listen, "server.agent_listen": c.AgentListen,
+		"database.dsn": c.DSN, "database.max_conns": c.MaxConns, "database.timeout": c.DBTimeout,
+		"repmgr.config_file": c.RepmgrConfigFile, "repmgr.bin": c.RepmgrBin,
+		"consensus.refresh_interval": c.RefreshInterval, "consensus.cache_ttl": c.CacheTTL,
+		"consensus.peer_timeout": c.PeerTimeout, "consensus.peer_port": c.PeerPort, "consensus.peers": addressList(c.Peers),
+		"consensus.scope": c.Scope, "consensus.state_dir": c.StateDir,
+		"failover.mode": f.Mode, "failover.profile": f.Profile, "failover.raft_listen": f.RaftListen,
+		"failover.raft_dir": f.RaftDir, "failover.raft_peers": addressList(f.RaftPeers),
+		"failover.raft_heartbeat_timeout": f.HeartbeatTimeout, "failover.raft_election_timeout": f.ElectionTimeout,
+		"failover.grace": f.Grace, "failover.cooldown": f.Cooldown, "failover.locations": strings.Join(f.Locations, ","),
+		"failover.promote_command": f.PromoteCommand, "failover.follow_command": f.FollowCommand,
+		"failover.command_timeout": f.CommandTimeout,
+		"log.level":                c.LogLevel, "log.format": c.LogFormat,
 	}
-	sort.Strings(peers)
-	fmt.Fprintf(w, "node.name: %s\nserver.listen: %s\nserver.agent_listen: %s\n", c.NodeName, c.Listen, c.AgentListen)
-	fmt.Fprintf(w, "database.dsn: %s\ndatabase.max_conns: %d\ndatabase.timeout: %s\n", c.DSN, c.MaxConns, c.DBTimeout)
-	fmt.Fprintf(w, "repmgr.config_file: %s\nrepmgr.bin: %s\n", c.RepmgrConfigFile, c.RepmgrBin)
-	fmt.Fprintf(w, "consensus.refresh_interval: %s\nconsensus.cache_ttl: %s\nconsensus.peer_timeout: %s\n", c.RefreshInterval, c.CacheTTL, c.PeerTimeout)
-	fmt.Fprintf(w, "consensus.peer_port: %d\nconsensus.peers: %s\n", c.PeerPort, strings.Join(peers, ","))
-	fmt.Fprintf(w, "consensus.scope: %s\nconsensus.state_dir: %s\n", c.Scope, c.StateDir)
-	fmt.Fprintf(w, "log.level: %s\nlog.format: %s\n", c.LogLevel, c.LogFormat)
+	for _, k := range Keys {
+		fmt.Fprintf(w, "%s: %v\n", k.name, values[k.name])
+	}
+}
+
+func addressList(m map[string]string) string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }

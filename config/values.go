@@ -15,8 +15,17 @@ import (
 // valueParser reads typed values out of viper, collecting one error per bad
 // key that names the key, the expected form and what it got.
 type valueParser struct {
-	v    *viper.Viper
-	errs []error
+	v       *viper.Viper
+	profile map[string]string // defaults of the keys that have none of their own
+	errs    []error
+}
+
+// get is the key's value: the explicit one, or its profile's default.
+func (p *valueParser) get(key string) any {
+	if d, ok := p.profile[key]; ok && !p.v.IsSet(key) {
+		return d
+	}
+	return p.v.Get(key)
 }
 
 func (p *valueParser) fail(key, want string, got any) {
@@ -26,7 +35,7 @@ func (p *valueParser) fail(key, want string, got any) {
 // str reads a scalar as text: YAML may well type "listen: 5999" as a number,
 // which the key's own check then judges.
 func (p *valueParser) str(key string) string {
-	switch x := p.v.Get(key).(type) {
+	switch x := p.get(key).(type) {
 	case string:
 		return strings.TrimSpace(x)
 	case nil:
@@ -40,7 +49,7 @@ func (p *valueParser) str(key string) string {
 }
 
 func (p *valueParser) intRange(key string, lo, hi int) int {
-	raw := p.v.Get(key)
+	raw := p.get(key)
 	n, err := strconv.Atoi(strings.TrimSpace(fmt.Sprint(raw)))
 	if err != nil || n < lo || n > hi {
 		p.fail(key, fmt.Sprintf("an integer from %d to %d", lo, hi), raw)
@@ -50,7 +59,7 @@ func (p *valueParser) intRange(key string, lo, hi int) int {
 }
 
 func (p *valueParser) positiveDuration(key string) time.Duration {
-	raw := p.v.Get(key)
+	raw := p.get(key)
 	var d time.Duration
 	var err error
 	switch x := raw.(type) {
@@ -75,7 +84,7 @@ func (p *valueParser) oneOf(key string, allowed ...string) string {
 			return s
 		}
 	}
-	p.fail(key, "one of "+strings.Join(allowed, ", "), p.v.Get(key))
+	p.fail(key, "one of "+strings.Join(allowed, ", "), p.get(key))
 	return ""
 }
 
@@ -114,11 +123,36 @@ func checkHostPort(s string) error {
 	return nil
 }
 
+// list accepts a YAML list or a comma-separated string of names.
+func (p *valueParser) list(key string) []string {
+	var items []string
+	switch x := p.get(key).(type) {
+	case nil:
+	case string:
+		items = strings.Split(x, ",")
+	case []any:
+		for _, i := range x {
+			items = append(items, fmt.Sprint(i))
+		}
+	case []string:
+		items = x
+	default:
+		p.fail(key, "a list of names, or a,b,c", x)
+	}
+	var out []string
+	for _, i := range items {
+		if i = strings.TrimSpace(i); i != "" {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // peers accepts a YAML map, the map a --consensus.peers flag gives, or the
 // "name=host:port,name=host:port" string an environment variable gives.
 func (p *valueParser) peers(key string) map[string]string {
 	out := map[string]string{}
-	raw := p.v.Get(key)
+	raw := p.get(key)
 	add := func(name string, addr any) {
 		a := strings.TrimSpace(fmt.Sprint(addr))
 		if name == "" || checkHostPort(a) != nil {

@@ -67,6 +67,7 @@ type Checker struct {
 	nodes      []repmgr.Node // last registered nodes seen, for /realPrimary while the DB is down
 	warnedSite bool
 	split      splitBrain
+	downSince  time.Time // when a probe first failed after the last success; zero while up
 }
 
 const (
@@ -216,6 +217,9 @@ func (c *Checker) probe(ctx context.Context) *Snapshot {
 	s := &Snapshot{Facts: facts, ProbeErr: err}
 	if err == nil {
 		s.IdentityErr = CheckIdentity(c.opts.Identity, facts)
+	}
+	c.noteDown(s.ProbeErr != nil || s.IdentityErr != nil)
+	if err == nil {
 		c.mu.Lock()
 		c.nodes = facts.Nodes
 		warn := !c.warnedSite && c.opts.Scope == ScopeSite && len(locations(facts.Nodes)) > 1
@@ -227,6 +231,31 @@ func (c *Checker) probe(ctx context.Context) *Snapshot {
 		}
 	}
 	return s
+}
+
+// noteDown keeps since when the local database has been failing, counted
+// from the first failed probe's answer: a stall shorter than the probe
+// timeout never shows.
+func (c *Checker) noteDown(down bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !down:
+		c.downSince = time.Time{}
+	case c.downSince.IsZero():
+		c.downSince = c.opts.Now()
+	}
+}
+
+// DownFor is how long the local database has been failing without a break;
+// 0 while it answers.
+func (c *Checker) DownFor() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.downSince.IsZero() {
+		return 0
+	}
+	return c.opts.Now().Sub(c.downSince)
 }
 
 func locations(nodes []repmgr.Node) []string {

@@ -123,6 +123,27 @@ func decodeVote(status int, body []byte) (*api.VoteAnswer, error) {
 	return &a, nil
 }
 
+// Report asks addr for its failover report. The caller's ctx bounds the
+// whole exchange.
+func (p *HTTPPeers) Report(ctx context.Context, addr string, req api.ReportRequest) (*api.Report, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode report request: %w", err)
+	}
+	status, answer, err := p.do(ctx, http.MethodPost, addr, api.PathReport, body, maxStateBody)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("%s%s: unexpected status %d", addr, api.PathReport, status)
+	}
+	var r api.Report
+	if err := json.Unmarshal(answer, &r); err != nil {
+		return nil, fmt.Errorf("%s%s: decode: %w", addr, api.PathReport, err)
+	}
+	return &r, nil
+}
+
 // State asks addr's /state. The status is what HAProxy acts on and is
 // returned whatever the body; the body is decoded for views only.
 func (p *HTTPPeers) State(ctx context.Context, addr string) (int, *api.StateBody, error) {

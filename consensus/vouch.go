@@ -41,7 +41,7 @@ func Vouch(me repmgr.Node, f repmgr.Facts, req api.VoteRequest) (bool, string) {
 	case req.Timeline < f.Server.Timeline:
 		return false, fmt.Sprintf("it is on timeline %d, older than mine (%d)", req.Timeline, f.Server.Timeline)
 	}
-	up, streams := upstream(f)
+	up, streams := Upstream(f)
 	switch {
 	case !streams:
 		return metadataVerdict(namesCand, named, hasPrimary)
@@ -67,11 +67,11 @@ func metadataVerdict(namesCand bool, named repmgr.Node, hasPrimary bool) (bool, 
 	return false, "my metadata names no single active primary"
 }
 
-// upstream is the registered node a standby's WAL receiver is connected to,
+// Upstream is the registered node a standby's WAL receiver is connected to,
 // matched on the host and port of its conninfo. streams is false when there
 // is no receiver, or when its sender matches no registered node (a VIP or
 // proxy in between): the metadata alone decides then.
-func upstream(f repmgr.Facts) (up repmgr.Node, streams bool) {
+func Upstream(f repmgr.Facts) (up repmgr.Node, streams bool) {
 	if f.WAL.SenderHost == "" {
 		return repmgr.Node{}, false
 	}

@@ -3,6 +3,7 @@ package repmgr
 import (
 	"context"
 	"fmt"
+	"strconv"
 )
 
 // CLI drives failover through the repmgr command line tool, so that repmgr's
@@ -32,6 +33,13 @@ func (c CLI) Promote(ctx context.Context) (string, error) {
 // Follow points this standby at the current primary ("repmgr standby follow").
 func (c CLI) Follow(ctx context.Context) (string, error) {
 	return c.run(ctx, "standby", "follow")
+}
+
+// FollowUpstream points this standby at the node of upstreamID ("repmgr
+// standby follow --upstream-node-id"): repmgr records it as the standby's
+// upstream and sets up its replication slot there.
+func (c CLI) FollowUpstream(ctx context.Context, upstreamID int) (string, error) {
+	return c.run(ctx, "standby", "follow", "--upstream-node-id="+strconv.Itoa(upstreamID))
 }
 
 // Rejoin brings a stopped former primary back as a standby of the primary

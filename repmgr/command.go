@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"os/user"
 	"strconv"
@@ -52,7 +53,7 @@ func (r Runner) Run(ctx context.Context, name string, args ...string) (string, e
 	cmd.Env = r.Env
 	cmd.WaitDelay = 5 * time.Second // a child that keeps our pipe open must not hang us
 	if r.User != "" {
-		cred, err := credential(r.User)
+		cred, err := Credential(r.User)
 		if err != nil {
 			return "", err
 		}
@@ -80,7 +81,19 @@ func (r Runner) Run(ctx context.Context, name string, args ...string) (string, e
 	return out.String(), nil
 }
 
-func credential(name string) (*syscall.Credential, error) {
+// Shell runs an operator's command line with /bin/sh -c, with extra
+// environment variables, as Run does.
+func (r Runner) Shell(ctx context.Context, cmdline string, env ...string) (string, error) {
+	base := r.Env
+	if base == nil {
+		base = os.Environ() // what Run would have inherited
+	}
+	r.Env = append(append([]string(nil), base...), env...)
+	return r.Run(ctx, "/bin/sh", "-c", cmdline)
+}
+
+// Credential is the uid and gid of the OS user name, to run a process as.
+func Credential(name string) (*syscall.Credential, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, fmt.Errorf("look up OS user %q: %w", name, err)

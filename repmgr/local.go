@@ -143,10 +143,12 @@ SELECT s.in_recovery,
        current_setting('port')::int,
        (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
        (SELECT coalesce(json_agg(application_name ORDER BY application_name), '[]') FROM pg_stat_replication),
+       CASE WHEN to_regprocedure('repmgr.repmgrd_is_running()') IS NOT NULL THEN repmgr.repmgrd_is_running() END,
+       CASE WHEN to_regprocedure('repmgr.repmgrd_is_paused()') IS NOT NULL THEN repmgr.repmgrd_is_paused() END,
        (SELECT coalesce(json_agg(json_build_object(
                  'id', node_id, 'name', node_name, 'type', type, 'location', location,
                  'active', active, 'priority', priority, 'conninfo', conninfo,
-                 'upstream_id', upstream_node_id) ORDER BY node_id), '[]')
+                 'upstream_id', upstream_node_id, 'repluser', repluser) ORDER BY node_id), '[]')
           FROM repmgr.nodes)
   FROM s`
 
@@ -160,10 +162,11 @@ func (l *Local) Probe(ctx context.Context) (Facts, error) {
 		var nodesJSON, downstreams []byte
 		var status, senderHost, conninfo, dataDir *string
 		var senderPort *int32
+		var repmgrdRunning, repmgrdPaused *bool
 		w, sv := &f.WAL, &f.Server
 		err := l.probe.QueryRow(ctx, probeSQL).Scan(&f.InRecovery, &w.Position, &w.Replayed,
 			&w.PrimaryPosition, &w.ReplayDelay, &status, &w.ReceivedTimeline, &senderHost, &senderPort, &conninfo,
-			&sv.SystemID, &sv.Timeline, &sv.Port, &dataDir, &downstreams, &nodesJSON)
+			&sv.SystemID, &sv.Timeline, &sv.Port, &dataDir, &downstreams, &repmgrdRunning, &repmgrdPaused, &nodesJSON)
 		if err != nil {
 			return err
 		}
@@ -171,6 +174,8 @@ func (l *Local) Probe(ctx context.Context) (Facts, error) {
 		if senderPort != nil {
 			w.SenderPort = int(*senderPort)
 		}
+		f.Repmgrd.Running = repmgrdRunning != nil && *repmgrdRunning
+		f.Repmgrd.Paused = repmgrdPaused != nil && *repmgrdPaused
 		if err := json.Unmarshal(downstreams, &sv.Downstreams); err != nil {
 			return fmt.Errorf("decode pg_stat_replication: %w", err)
 		}

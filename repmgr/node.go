@@ -22,6 +22,7 @@ type Node struct {
 	Priority   int    `json:"priority"`
 	Conninfo   string `json:"conninfo"`
 	UpstreamID *int   `json:"upstream_id"`
+	Repluser   string `json:"repluser"`
 }
 
 // Facts is what one probe of the local node observed.
@@ -30,6 +31,7 @@ type Facts struct {
 	Nodes      []Node
 	WAL        WAL
 	Server     Server
+	Repmgrd    Repmgrd
 	ProbedAt   time.Time // when the probe started (set by its caller): the facts are at least this old
 }
 
@@ -47,6 +49,13 @@ type Server struct {
 	// Downstreams are the application_names of the walsenders: the nodes
 	// streaming from this database.
 	Downstreams []string
+}
+
+// Repmgrd is what the repmgr extension knows of the local repmgrd: both
+// false when repmgr is not preloaded.
+type Repmgrd struct {
+	Running bool
+	Paused  bool
 }
 
 // WAL is the local node's replication position, in bytes since 0/0.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -19,24 +20,35 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, drainingBody)
 		return
 	}
-	e := s.encodeState(s.verdicts.Snapshot(r.Context()))
+	e := s.encodeState(s.verdicts.Snapshot(r.Context()), s.failoverStatus(r.Context()))
 	writeBody(w, e.status, e.body)
 }
 
-func (s *Server) encodeState(snap *consensus.Snapshot) *encoded {
-	if e := s.state.Load(); e != nil && e.snap == snap {
+func (s *Server) encodeState(snap *consensus.Snapshot, fs api.FailoverStatus) *encoded {
+	if e := s.state.Load(); e != nil && e.snap == snap && e.fs == fs {
 		return e
 	}
-	body, err := json.Marshal(stateBody(snap))
+	b := stateBody(snap)
+	b.Failover = &fs
+	body, err := json.Marshal(b)
 	if err != nil {
 		s.log.Error("encode /state", "error", err)
 	}
-	e := &encoded{snap: snap, status: snap.Verdict.State.HTTPStatus(), body: body}
+	e := &encoded{snap: snap, fs: fs, status: snap.Verdict.State.HTTPStatus(), body: body}
 	s.state.Store(e)
 	return e
 }
 
-// stateBody is the /state answer for a snapshot.
+// failoverStatus is the failover object of /state.
+func (s *Server) failoverStatus(ctx context.Context) api.FailoverStatus {
+	if s.failover == nil {
+		return api.FailoverStatus{Mode: "off", State: "Off"}
+	}
+	return s.failover.Status(ctx)
+}
+
+// stateBody is the /state answer for a snapshot, without the failover
+// object.
 func stateBody(snap *consensus.Snapshot) api.StateBody {
 	v := snap.Verdict
 	b := api.StateBody{

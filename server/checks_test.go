@@ -46,7 +46,8 @@ func TestStateEndpoints(t *testing.T) {
 		url := startServer(t, New(Options{}, fake))
 		wantBody := `{"State":"` + string(tt.state) + `","node":"n1","location":"dc1","votes":` + itoa(tt.votes) +
 			`,"needed":` + itoa(tt.needed) + `,"scope":"cluster","cluster_votes":` + itoa(tt.votes+1) + `,"cluster_needed":` + itoa(tt.needed+1) +
-			`,"checked_at":"2026-11-21T11:00:00.123Z","reason":"because"` + tt.wantTL + tt.wantExtra + "}\n"
+			`,"checked_at":"2026-11-21T11:00:00.123Z","reason":"because"` + tt.wantTL +
+			`,"failover":{"mode":"off","state":"Off","epoch":0}` + tt.wantExtra + "}\n"
 		for _, path := range []string{api.PathRoot, api.PathState} {
 			for _, method := range checkMethodsUnderTest {
 				t.Run(string(tt.state)+"/"+method+path, func(t *testing.T) {
@@ -96,6 +97,7 @@ func TestStateBodyFieldNames(t *testing.T) {
 	}
 	want := map[string]any{"State": "Standby", "node": "n1", "location": "dc1", "votes": 0.0, "needed": 2.0,
 		"scope": "cluster", "cluster_votes": 1.0, "cluster_needed": 3.0, "timeline": 3.0,
+		"failover":   map[string]any{"mode": "off", "state": "Off", "epoch": 0.0},
 		"checked_at": "2026-11-21T11:00:00.123Z", "voters": []any{"n1", "n3"}, "reason": "because",
 		"streaming": true, "lag_bytes": 600.0, "lag_seconds": 1.5}
 	if !reflect.DeepEqual(got, want) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
+	"github.com/pgquorum/pgquorum/failover"
 )
 
 // Metrics records every refresh of the verdict for Prometheus, in a registry
@@ -134,4 +136,37 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// WatchFailover exports the failover controller's status, read at every
+// scrape: pgquorum_failover_state{state} (one-hot), pgquorum_failover_epoch
+// and pgquorum_failover_coordinator (1 on the Raft leader).
+func (m *Metrics) WatchFailover(self string, status func(context.Context) api.FailoverStatus) {
+	m.reg.MustRegister(&failoverCollector{self: self, status: status})
+}
+
+var (
+	failoverStateDesc = prometheus.NewDesc("pgquorum_failover_state", "1 for the node's failover state, 0 for the others.", []string{"state"}, nil)
+	failoverEpochDesc = prometheus.NewDesc("pgquorum_failover_epoch", "Epoch of the latest committed failover decision.", nil, nil)
+	failoverCoordDesc = prometheus.NewDesc("pgquorum_failover_coordinator", "1 when this node leads the Raft group and coordinates failover.", nil, nil)
+)
+
+type failoverCollector struct {
+	self   string
+	status func(context.Context) api.FailoverStatus
+}
+
+func (c *failoverCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- failoverStateDesc
+	ch <- failoverEpochDesc
+	ch <- failoverCoordDesc
+}
+
+func (c *failoverCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.status(context.Background())
+	for _, st := range failover.AllStates {
+		ch <- prometheus.MustNewConstMetric(failoverStateDesc, prometheus.GaugeValue, b2f(string(st) == s.State), string(st))
+	}
+	ch <- prometheus.MustNewConstMetric(failoverEpochDesc, prometheus.GaugeValue, float64(s.Epoch))
+	ch <- prometheus.MustNewConstMetric(failoverCoordDesc, prometheus.GaugeValue, b2f(s.Coordinator == c.self))
 }

@@ -88,7 +88,7 @@ func (s *Server) roleCheck(w http.ResponseWriter, r *http.Request, fits func(*co
 	if fits(snap, maxLag) {
 		status = http.StatusOK
 	}
-	writeBody(w, status, s.encodeState(snap).body)
+	writeBody(w, status, s.encodeState(snap, s.failoverStatus(r.Context())).body)
 }
 
 // lagParam reads ?lag= as bytes: a plain number, or with a PostgreSQL-style

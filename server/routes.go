@@ -32,6 +32,8 @@ func (s *Server) Handler() http.Handler {
 	check(api.PathLiveness, s.handleLiveness)
 	r.Get(api.PathCluster, s.handleCluster)
 	r.Post(api.PathVote, s.handleVote)
+	r.Post(api.PathReport, s.handleReport)
+	r.Get(api.PathHistory, s.handleHistory)
 	if s.events != nil {
 		r.Get(api.PathEvents, s.handleEvents)
 	}

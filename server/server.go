@@ -23,6 +23,14 @@ type Verdicts interface {
 	Vote(ctx context.Context, req api.VoteRequest) api.VoteAnswer
 }
 
+// Failover is the failover controller as the handlers see it;
+// *failover.Controller is one. Without one, failover.mode is off.
+type Failover interface {
+	Status(ctx context.Context) api.FailoverStatus
+	History() api.HistoryBody
+	Report(ctx context.Context, req api.ReportRequest) api.Report
+}
+
 // Options configure a Server.
 type Options struct {
 	Logger  *slog.Logger
@@ -31,6 +39,8 @@ type Options struct {
 	// AgentAdmin is optional: the HAProxy agent's override, served under
 	// api.PathAgent.
 	AgentAdmin http.Handler
+	Failover   Failover // optional
+	Self       string   // this node's name, for /history without a controller
 }
 
 // Server holds the handlers' dependencies.
@@ -40,6 +50,8 @@ type Server struct {
 	metrics  *Metrics
 	events   EventSource
 	agent    http.Handler
+	failover Failover
+	self     string
 	views    *gocache.Cache // short-lived answers of the operator views
 	flight   singleflight.Group
 	draining atomic.Bool
@@ -47,9 +59,10 @@ type Server struct {
 }
 
 // encoded is a snapshot's /state answer, kept so that repeated checks of one
-// verdict do not encode it again.
+// verdict (and one failover status) do not encode it again.
 type encoded struct {
 	snap   *consensus.Snapshot
+	fs     api.FailoverStatus
 	status int
 	body   []byte
 }
@@ -60,7 +73,7 @@ func New(opts Options, verdicts Verdicts) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Server{verdicts: verdicts, log: opts.Logger, metrics: opts.Metrics, events: opts.Events,
-		agent: opts.AgentAdmin, views: gocache.New(eventsTTL, time.Minute)}
+		agent: opts.AgentAdmin, failover: opts.Failover, self: opts.Self, views: gocache.New(eventsTTL, time.Minute)}
 }
 
 // Drain makes every check answer 503 from now on, so that HAProxy moves

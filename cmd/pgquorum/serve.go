@@ -106,6 +106,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return failedErr(err)
 	}
 	metrics := server.NewMetrics()
+	peers := consensus.NewHTTPPeers()
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
 		Scope:           consensus.Scope(cfg.Scope),
@@ -116,12 +117,21 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		Addresses:       consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
 		Logger:          log,
 		Observer:        metrics,
-	}, local, consensus.NewHTTPPeers())
+	}, local, peers)
 	agent, agentLn, err := listenAgent(cfg, checker, log)
 	if err != nil {
 		return failedErr(err)
 	}
-	srvOpts := server.Options{Logger: log, Metrics: metrics, Events: local}
+	srvOpts := server.Options{Logger: log, Metrics: metrics, Events: local, Self: cfg.NodeName}
+	ctlErr := make(chan error, 1)
+	if cfg.Failover.Enabled() {
+		ctl := newController(cfg, checker, local, peers, log, stderr)
+		srvOpts.Failover = ctl
+		metrics.WatchFailover(cfg.NodeName, ctl.Status)
+		go func() { ctlErr <- ctl.Run(ctx) }()
+	} else {
+		close(ctlErr)
+	}
 	agentErr := make(chan error, 1)
 	if agent != nil {
 		defer agentLn.Close()
@@ -144,6 +154,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return failedErr(fmt.Errorf("serve HTTP: %w", err))
 	case err := <-agentErr:
 		return failedErr(fmt.Errorf("serve HAProxy agent: %w", err))
+	case err, ok := <-ctlErr:
+		if ok && err != nil {
+			return failedErr(fmt.Errorf("failover: %w", err))
+		}
+		<-ctx.Done() // the controller returned because ctx ended, or was never started
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: answering 503 to every check")
@@ -152,6 +167,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return failedErr(fmt.Errorf("shut down HTTP server: %w", err))
+	}
+	if err := <-ctlErr; err != nil { // the Raft member closes its files before we exit
+		return failedErr(fmt.Errorf("failover: %w", err))
 	}
 	return nil
 }

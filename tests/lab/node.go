@@ -22,6 +22,7 @@ type Node struct {
 	Location   string
 	PGPort     int
 	QuorumPort int
+	RaftPort   int    // where its pgquorum takes Raft traffic, with failover.mode pgquorum
 	Dir        string // holds data/, repmgr.conf, logs
 	c          *Cluster
 	quorum     *quorumProc
@@ -31,7 +32,7 @@ type Node struct {
 }
 
 func (c *Cluster) newNode(id int, spec NodeSpec) (*Node, error) {
-	pg, q := c.opts.PortBase+id, c.opts.PortBase+100+id
+	pg, q, raft := c.opts.PortBase+id, c.opts.PortBase+100+id, c.opts.PortBase+300+id
 	if c.opts.PortBase == 0 {
 		var err error
 		if pg, err = freePort(); err != nil {
@@ -40,11 +41,14 @@ func (c *Cluster) newNode(id int, spec NodeSpec) (*Node, error) {
 		if q, err = freePort(); err != nil {
 			return nil, err
 		}
+		if raft, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	if spec.Location == "" {
 		spec.Location = "default"
 	}
-	n := &Node{ID: id, Name: spec.Name, Location: spec.Location, PGPort: pg, QuorumPort: q, Dir: c.path(spec.Name), c: c}
+	n := &Node{ID: id, Name: spec.Name, Location: spec.Location, PGPort: pg, QuorumPort: q, RaftPort: raft, Dir: c.path(spec.Name), c: c}
 	if err := os.MkdirAll(n.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
@@ -68,6 +72,9 @@ func (n *Node) Conninfo() string {
 // QuorumURL is the base URL of the node's pgquorum.
 func (n *Node) QuorumURL() string { return fmt.Sprintf("http://127.0.0.1:%d", n.QuorumPort) }
 
+// repmgrConf is the node's repmgr.conf. Its service_promote_command is a
+// pg_ctl promote that waits for the promotion to complete, so that repmgr
+// records it at once instead of after its one-second poll.
 func (n *Node) repmgrConf() string {
 	return fmt.Sprintf(`node_id=%d
 node_name='%s'
@@ -80,8 +87,9 @@ use_replication_slots=yes
 pg_ctl_options='-l %s -o "%s"'
 promote_check_timeout=15
 standby_follow_timeout=15
+service_promote_command='%s/pg_ctl -D %s -w -t 15 promote'
 log_level=INFO
-`, n.ID, n.Name, n.Conninfo(), n.DataDir(), n.Location, n.c.opts.PGBin, n.logFile(), n.serverOptions())
+`, n.ID, n.Name, n.Conninfo(), n.DataDir(), n.Location, n.c.opts.PGBin, n.logFile(), n.serverOptions(), n.c.opts.PGBin, n.DataDir())
 }
 
 // serverOptions are the node's own settings, given on the postgres command

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // quorumProc is a running pgquorum process.
@@ -37,14 +39,18 @@ func (n *Node) QuorumConfig() string {
 		"consensus.state_dir":        n.Dir,
 		"log.level":                  "info",
 	}
-	var peers []string
+	var peers, raftPeers []string
 	for _, p := range n.c.Nodes {
 		peers = append(peers, fmt.Sprintf("%s=127.0.0.1:%d", p.Name, p.QuorumPort))
+		raftPeers = append(raftPeers, fmt.Sprintf("%s=127.0.0.1:%d", p.Name, p.RaftPort))
 	}
 	sort.Strings(peers)
-	// Every pgquorum has its own port here; a test may give other
+	sort.Strings(raftPeers)
+	// Every pgquorum has its own ports here; a test may give other
 	// addresses, or "" for none (conninfo host and peer_port).
 	keys["consensus.peers"] = strings.Join(peers, ",")
+	keys["failover.raft_listen"] = fmt.Sprintf("127.0.0.1:%d", n.RaftPort)
+	keys["failover.raft_peers"] = strings.Join(raftPeers, ",")
 	for k, v := range n.c.opts.Quorum {
 		keys[k] = v
 	}
@@ -75,10 +81,26 @@ func (n *Node) StartQuorum() error {
 	if err := os.WriteFile(cfg, []byte(n.QuorumConfig()), 0o644); err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
-	cmd := exec.Command(n.c.opts.Pgquorum, "serve", "--config", cfg)
+	bin, err := n.c.quorumBinary()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "serve", "--config", cfg)
 	// halt_on_error makes a race-detector build stop at the first race, so
-	// the test that provoked it fails rather than a later one.
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "GORACE=halt_on_error=1"}
+	// the test that provoked it fails rather than a later one. PATH has the
+	// PostgreSQL tools repmgr runs.
+	cmd.Env = []string{"PATH=" + n.c.opts.PGBin + ":/usr/bin:/bin", "GORACE=halt_on_error=1", "LC_ALL=C"}
+	if n.c.owner != nil {
+		// As in production (scripts/pgquorum.service), pgquorum runs as
+		// the postgres OS user: repmgr and pg_ctl refuse root.
+		cred, err := repmgr.Credential(n.c.opts.OSUser)
+		if err != nil {
+			return err
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Env = append(cmd.Env, "HOME="+n.c.owner.HomeDir, "USER="+n.c.owner.Username)
+		cmd.Dir = n.Dir
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -124,6 +146,38 @@ func (n *Node) logLines(what string, r io.Reader) {
 		n.logMu.Unlock()
 		n.c.opts.Logf("%s %s: %s", n.Name, what, sc.Text())
 	}
+}
+
+// quorumBinary is the pgquorum binary the cluster's OS user can run: a copy
+// in the cluster's directory when that user is not the caller, whose own
+// temporary directories it may not enter.
+func (c *Cluster) quorumBinary() (string, error) {
+	if c.owner == nil {
+		return c.opts.Pgquorum, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dst := c.path("bin", "pgquorum")
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("lab: %w", err)
+	}
+	src, err := os.Open(c.opts.Pgquorum)
+	if err != nil {
+		return "", fmt.Errorf("lab: pgquorum binary: %w", err)
+	}
+	defer src.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return "", fmt.Errorf("lab: %w", err)
+	}
+	if _, err := io.Copy(out, src); err != nil {
+		out.Close()
+		return "", fmt.Errorf("lab: copy pgquorum: %w", err)
+	}
+	return dst, out.Close()
 }
 
 // maxLogLines bounds the pgquorum output a node keeps for LogLines.

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+
+	"github.com/pgquorum/pgquorum/config"
+	"github.com/pgquorum/pgquorum/consensus"
+	"github.com/pgquorum/pgquorum/failover"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// raftOptions maps the failover.raft_* keys onto the Raft member's options.
+func raftOptions(cfg config.Config, logOutput io.Writer) failover.RaftOptions {
+	f := cfg.Failover
+	return failover.RaftOptions{Self: cfg.NodeName, Dir: f.RaftDir, Bind: f.RaftListen, Peers: f.RaftPeers,
+		HeartbeatTimeout: f.HeartbeatTimeout, ElectionTimeout: f.ElectionTimeout,
+		LogOutput: logOutput, LogDebug: cfg.LogLevel == "debug", LogJSON: cfg.LogFormat == "json"}
+}
+
+// newController builds the failover controller of "serve": it acts through
+// repmgr's command line, as the OS user pgquorum runs as.
+func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.Local, peers *consensus.HTTPPeers,
+	log *slog.Logger, stderr io.Writer) *failover.Controller {
+	f := cfg.Failover
+	runner := repmgr.Runner{Logger: log}
+	cmds := failover.Commands{
+		CLI:            repmgr.CLI{Bin: cfg.RepmgrBin, ConfigFile: cfg.RepmgrConfigFile, Runner: runner},
+		Local:          local,
+		Self:           cfg.NodeName,
+		PromoteCommand: f.PromoteCommand,
+		FollowCommand:  f.FollowCommand,
+	}
+	return failover.New(failover.Options{
+		Self: cfg.NodeName, Mode: f.Mode, Grace: f.Grace, Cooldown: f.Cooldown, CommandTimeout: f.CommandTimeout,
+		RefreshInterval: cfg.RefreshInterval, PeerTimeout: cfg.PeerTimeout, Locations: f.Locations,
+		Raft:      raftOptions(cfg, stderr),
+		Addresses: consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
+		Logger:    log.With("component", "failover"),
+	}, checker, cmds, peers)
+}

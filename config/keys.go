@@ -1,0 +1,165 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Key is one configuration key: its default and what the flag help says.
+// A key whose default is nil takes it from failover.profile.
+type Key struct {
+	name  string
+	def   any
+	usage string
+}
+
+// Keys lists every key "pgquorum serve" accepts. Each is read from the
+// config file, from PGQUORUM_<SECTION>_<KEY> and from --<section>.<key>.
+var Keys = []Key{
+	{"node.name", "", "this node's repmgr node_name (default: node_name of repmgr.config_file)"},
+	{"server.listen", ":5999", "HTTP listen address, host:port"},
+	{"server.agent_listen", "", "HAProxy agent-check listen address, host:port (empty: off)"},
+	{"database.dsn", "", "DSN of the local node (default: conninfo of repmgr.config_file)"},
+	{"database.max_conns", 3, "connections to the local node, 1 to 3: one for the probe, the others for operator views"},
+	{"database.timeout", nil, "bound on connecting to and querying the local node"},
+	{"repmgr.config_file", "", "path of this node's repmgr.conf"},
+	{"repmgr.bin", "repmgr", "repmgr binary"},
+	{"consensus.refresh_interval", nil, "how often the verdict is refreshed"},
+	{"consensus.cache_ttl", nil, "a verdict older than this is never served"},
+	{"consensus.peer_timeout", nil, "bound on each poll of a peer"},
+	{"consensus.peer_port", 5999, "port of the peers' pgquorum"},
+	{"consensus.peers", map[string]string{}, "peer addresses, name=host:port,… (default: conninfo host + peer_port)"},
+	{"consensus.scope", "cluster", "cluster (a majority of the location and of the whole cluster) or site (of the location only)"},
+	{"consensus.state_dir", "", "directory where the vote lease survives restarts (empty: a restarted pgquorum vouches for nobody for one lease)"},
+	{"failover.mode", "off", "off (report only), pgquorum (pgquorum fails over through repmgr)"},
+	{"failover.profile", "default", "default or fast: the defaults of every timing"},
+	{"failover.raft_listen", ":5997", "Raft address of this node's pgquorum, host:port"},
+	{"failover.raft_dir", "", "Raft log and snapshots (default: <consensus.state_dir>/raft)"},
+	{"failover.raft_peers", map[string]string{}, "Raft addresses, name=host:port,… (default: conninfo host + raft_listen port)"},
+	{"failover.raft_heartbeat_timeout", nil, "Raft heartbeat timeout"},
+	{"failover.raft_election_timeout", nil, "Raft election timeout"},
+	{"failover.grace", nil, "how long the primary must be lost, continuously, before a failover"},
+	{"failover.cooldown", "60s", "at least this long between two promotions"},
+	{"failover.locations", "", "locations besides the lost primary's whose standbys may be promoted, a,b,…"},
+	{"failover.promote_command", "", "command the chosen standby runs (default: repmgr -f <repmgr.config_file> standby promote)"},
+	{"failover.follow_command", "", "command the other standbys run (default: repmgr -f <repmgr.config_file> standby follow --upstream-node-id=<id>)"},
+	{"failover.command_timeout", "60s", "bound on each promote or follow command"},
+	{"log.level", "info", "debug, info, warn or error"},
+	{"log.format", "text", "text or json"},
+}
+
+// Profiles give the timings that keys with a nil default take, by the value
+// of failover.profile. An explicit key always wins.
+var Profiles = map[string]map[string]string{
+	"default": {
+		"consensus.refresh_interval":      "1s",
+		"consensus.cache_ttl":             "3s",
+		"consensus.peer_timeout":          "500ms",
+		"database.timeout":                "1s",
+		"failover.grace":                  "3s",
+		"failover.raft_heartbeat_timeout": "1s",
+		"failover.raft_election_timeout":  "1s",
+	},
+	"fast": {
+		"consensus.refresh_interval":      "200ms",
+		"consensus.cache_ttl":             "1s",
+		"consensus.peer_timeout":          "200ms",
+		"database.timeout":                "400ms",
+		"failover.grace":                  "1s",
+		"failover.raft_heartbeat_timeout": "300ms",
+		"failover.raft_election_timeout":  "300ms",
+	},
+}
+
+// mapKeys hold a map of node name to address: their subkeys are the map's.
+var mapKeys = []string{"consensus.peers", "failover.raft_peers"}
+
+const envPrefix = "PGQUORUM"
+
+func envName(key string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// NewViper returns a viper that knows every key, reads the environment
+// and is bound to flags registered on fs.
+func NewViper(fs *pflag.FlagSet) *viper.Viper {
+	v := viper.New()
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for _, k := range Keys {
+		switch d := k.def.(type) {
+		case nil:
+			// Not a viper default, so that IsSet tells an explicit value.
+			fs.String(k.name, "", fmt.Sprintf("%s (default: %s, fast profile: %s)", k.usage,
+				Profiles["default"][k.name], Profiles["fast"][k.name]))
+		case int:
+			v.SetDefault(k.name, d)
+			fs.Int(k.name, d, k.usage)
+		case map[string]string:
+			v.SetDefault(k.name, d)
+			fs.StringToString(k.name, nil, k.usage)
+		default:
+			v.SetDefault(k.name, d)
+			fs.String(k.name, fmt.Sprint(d), k.usage)
+		}
+		_ = v.BindPFlag(k.name, fs.Lookup(k.name))
+	}
+	return v
+}
+
+// KnownKey tells whether key, as viper spells it, is one pgquorum reads.
+func KnownKey(key string) bool {
+	for _, k := range Keys {
+		if key == k.name {
+			return true
+		}
+	}
+	for _, m := range mapKeys {
+		if strings.HasPrefix(key, m+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func unknownFileKeys(v *viper.Viper, file string) []error {
+	var errs []error
+	keys := v.AllKeys()
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !KnownKey(k) {
+			errs = append(errs, fmt.Errorf("%s: unknown key %q (known keys: %s)", file, k, knownKeyList()))
+		}
+	}
+	return errs
+}
+
+// unknownEnvKeys catches misspelt PGQUORUM_ variables, which viper would
+// silently ignore.
+func unknownEnvKeys(environ []string) []error {
+	known := map[string]bool{}
+	for _, k := range Keys {
+		known[envName(k.name)] = true
+	}
+	var errs []error
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, envPrefix+"_") && !known[name] {
+			errs = append(errs, fmt.Errorf("environment: unknown variable %s", name))
+		}
+	}
+	return errs
+}
+
+func knownKeyList() string {
+	names := make([]string, len(Keys))
+	for i, k := range Keys {
+		names[i] = k.name
+	}
+	return strings.Join(names, ", ")
+}

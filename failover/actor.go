@@ -1,0 +1,216 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/consensus"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// What a node does for a committed decision.
+const (
+	actionPromote = "promote" // the chosen standby promotes itself
+	actionRepoint = "repoint" // the others stream from it at once, by primary_conninfo and a reload
+	actionFollow  = "follow"  // then, once it is promoted, follow it the repmgr way
+)
+
+// maxAttempts bounds how often an action is tried for one decision.
+const maxAttempts = 3
+
+type actKey struct {
+	epoch uint64
+	kind  string
+}
+
+// act runs this node's part of the committed decisions: on every change of
+// the replicated state, and every refresh interval to see the effects.
+func (c *Controller) act(ctx context.Context) {
+	t := time.NewTicker(c.opts.RefreshInterval)
+	defer t.Stop()
+	attempts := map[actKey]*attempt{}
+	for {
+		changed := c.fsm.Changed()
+		c.step(ctx, attempts)
+		c.noteState(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+type attempt struct {
+	n    int
+	last time.Time
+	ok   bool
+}
+
+// step does what the latest decision asks of this node, if anything. It
+// acts only on a committed decision and only while it hears from a leader,
+// so that a node catching up on an old log does not act on a stale one.
+func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
+	st := c.fsm.State()
+	d, ok := st.Latest()
+	if !ok || !c.ready() {
+		return
+	}
+	f := c.local.Facts(ctx)
+	if f.ProbeErr != nil || f.IdentityErr != nil {
+		return
+	}
+	me, registered := repmgr.ByName(f.Facts.Nodes, c.opts.Self)
+	primary, known := repmgr.ByID(f.Facts.Nodes, d.PrimaryID)
+	switch {
+	case !registered || !known || !f.Facts.InRecovery:
+		return // a primary that is not the committed one is for fencing to handle
+	case d.Primary == c.opts.Self:
+		c.try(ctx, attempts, d, actionPromote, func(ctx context.Context) error {
+			out, err := c.actions.Promote(ctx, d)
+			c.opts.Logger.Info("promote command", "epoch", d.Epoch, "output", out, "error", err)
+			return err
+		})
+		return
+	}
+	if up, streams := consensus.Upstream(f.Facts); !streams || up.ID != primary.ID {
+		c.try(ctx, attempts, d, actionRepoint, func(ctx context.Context) error {
+			return c.actions.Repoint(ctx, primary)
+		})
+	}
+	if me.UpstreamID != nil && *me.UpstreamID == primary.ID {
+		return // repmgr already records it as this standby's upstream
+	}
+	if inRecovery, err := c.actions.InRecovery(ctx, primary); err != nil || inRecovery {
+		return // follow a primary only once it is one
+	}
+	c.try(ctx, attempts, d, actionFollow, func(ctx context.Context) error {
+		out, err := c.actions.Follow(ctx, d, primary)
+		c.opts.Logger.Info("follow command", "epoch", d.Epoch, "primary", d.Primary, "output", out, "error", err)
+		return err
+	})
+}
+
+// try runs an action for decision d unless it already succeeded, failed too
+// often, or failed too recently; a newer decision cancels it.
+func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d api.Decision, kind string, fn func(context.Context) error) {
+	k := actKey{d.Epoch, kind}
+	a := attempts[k]
+	if a == nil {
+		a = &attempt{}
+		attempts[k] = a
+	}
+	now := c.opts.Now()
+	if a.ok || a.n >= maxAttempts || (a.n > 0 && now.Sub(a.last) < 10*c.opts.RefreshInterval) {
+		return
+	}
+	a.n++
+	a.last = now
+	c.setActing(ctx, kind)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	stop := c.cancelOnNewEpoch(ctx, cancel, d.Epoch)
+	err := fn(ctx)
+	stop()
+	cancel()
+	c.setActing(ctx, "")
+	a.ok = err == nil
+	rec := &api.Action{Epoch: d.Epoch, Kind: kind, Done: err == nil, Failed: err != nil && a.n >= maxAttempts}
+	if kind == actionPromote && err != nil {
+		rec.Failed = true // the coordinator chooses again rather than wait for retries
+	}
+	if err != nil {
+		rec.Error = oneLine(err)
+		c.opts.Logger.Error("failover action failed", "epoch", d.Epoch, "action", kind, "attempt", a.n, "error", err)
+	}
+	c.mu.Lock()
+	c.done[d.Epoch] = rec
+	c.mu.Unlock()
+}
+
+func (c *Controller) setActing(ctx context.Context, kind string) {
+	c.mu.Lock()
+	c.acting = kind
+	c.mu.Unlock()
+	c.noteState(ctx)
+}
+
+// cancelOnNewEpoch cancels an action as soon as a decision newer than epoch
+// is applied: a promote command must not go on once another node was chosen.
+func (c *Controller) cancelOnNewEpoch(ctx context.Context, cancel context.CancelFunc, epoch uint64) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		for {
+			changed := c.fsm.Changed()
+			if c.fsm.State().Epoch != epoch {
+				cancel()
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// Commands are the real Actions: repmgr's command line for promote and
+// follow (or the operator's commands), and a reload for the re-point.
+type Commands struct {
+	CLI            repmgr.CLI
+	Local          *repmgr.Local
+	Self           string
+	PromoteCommand string // "": repmgr standby promote
+	FollowCommand  string // "": repmgr standby follow --upstream-node-id
+}
+
+func decisionEnv(d api.Decision, self string, primary repmgr.Node) []string {
+	return []string{
+		"PGQUORUM_NODE=" + self,
+		fmt.Sprintf("PGQUORUM_EPOCH=%d", d.Epoch),
+		"PGQUORUM_NEW_PRIMARY=" + d.Primary,
+		fmt.Sprintf("PGQUORUM_NEW_PRIMARY_ID=%d", d.PrimaryID),
+		"PGQUORUM_NEW_PRIMARY_CONNINFO=" + primary.Conninfo,
+		"PGQUORUM_OLD_PRIMARY=" + d.OldPrimary,
+	}
+}
+
+// Promote implements Actions.
+func (x Commands) Promote(ctx context.Context, d api.Decision) (string, error) {
+	if x.PromoteCommand == "" {
+		return x.CLI.Promote(ctx)
+	}
+	return x.CLI.Runner.Shell(ctx, x.PromoteCommand, decisionEnv(d, x.Self, repmgr.Node{})...)
+}
+
+// Follow implements Actions.
+func (x Commands) Follow(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
+	if x.FollowCommand == "" {
+		return x.CLI.FollowUpstream(ctx, primary.ID)
+	}
+	return x.CLI.Runner.Shell(ctx, x.FollowCommand, decisionEnv(d, x.Self, primary)...)
+}
+
+// Repoint implements Actions. With an operator's follow command it does
+// nothing: that command alone decides how this standby follows.
+func (x Commands) Repoint(ctx context.Context, primary repmgr.Node) error {
+	if x.FollowCommand != "" {
+		return nil
+	}
+	conninfo, err := repmgr.ReplicationConninfo(primary, x.Self)
+	if err != nil {
+		return err
+	}
+	return x.Local.Repoint(ctx, conninfo)
+}
+
+// InRecovery implements Actions.
+func (x Commands) InRecovery(ctx context.Context, n repmgr.Node) (bool, error) {
+	return repmgr.InRecovery(ctx, n.Conninfo)
+}

@@ -1,0 +1,237 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// coordinate runs a round every refresh interval while this node leads the
+// Raft group: gather every node's report, keep the membership in step with
+// repmgr.nodes, detect the loss of the primary and commit its successor.
+func (c *Controller) coordinate(ctx context.Context) {
+	t := time.NewTicker(c.opts.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r := c.raft()
+		if r == nil || r.State() != raft.Leader {
+			c.det.Reset()
+			continue
+		}
+		phase, reason := c.round(ctx)
+		c.mu.Lock()
+		c.phase = phaseSeen{state: phase, reason: reason, at: c.opts.Now()}
+		c.mu.Unlock()
+		c.noteState(ctx)
+	}
+}
+
+// round is one round of the coordinator; it returns the cluster's phase.
+func (c *Controller) round(ctx context.Context) (State, string) {
+	nodes := c.local.KnownNodes()
+	st := c.fsm.State()
+	c.mu.Lock()
+	probe := ""
+	if c.silent {
+		probe = st.Primary
+	}
+	prev := c.phase
+	c.mu.Unlock()
+	reports := c.gather(ctx, nodes, api.ReportRequest{Protocol: api.VoteProtocol, Coordinator: c.opts.Self,
+		Phase: string(prev.state), PhaseReason: prev.reason, ProbeNode: probe})
+	c.mu.Lock()
+	c.silent = st.Primary != "" && reports[st.Primary] == nil
+	c.mu.Unlock()
+	if what, err := c.node.reconcile(c.opts.Raft, nodes, c.opts.CommandTimeout); err != nil {
+		c.opts.Logger.Warn("raft membership", "error", err)
+	} else if what != "" {
+		c.opts.Logger.Info("raft membership", "change", what)
+	}
+	if st.Epoch == 0 {
+		return c.adopt(reports)
+	}
+	lost, ok := repmgr.ByName(nodes, st.Primary)
+	if !ok {
+		return StateBlocked, fmt.Sprintf("the committed primary %s is not registered in repmgr.nodes", st.Primary)
+	}
+	if why := c.promotionFailed(st, reports); why != "" {
+		return c.elect(ctx, st, lost, nodes, reports, why)
+	}
+	if p := reports[st.Primary]; p != nil && p.DBUp && p.InRecovery {
+		return "", "" // the committed primary is being promoted
+	}
+	det := c.det.Observe(Round{Now: c.opts.Now(), Primary: st.Primary, Members: len(nodes), Reports: reports})
+	switch {
+	case det.Lost:
+		return c.elect(ctx, st, lost, nodes, reports, det.Reason)
+	case det.Suspect:
+		return StateSuspect, det.Reason
+	}
+	return "", ""
+}
+
+// gather asks every registered node for its report, concurrently, each
+// within the peer timeout; this node answers for itself. A node that does
+// not answer has no report.
+func (c *Controller) gather(ctx context.Context, nodes []repmgr.Node, req api.ReportRequest) map[string]*api.Report {
+	type answer struct {
+		name string
+		rep  *api.Report
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout)
+	defer cancel()
+	ch := make(chan answer, len(nodes))
+	asked := 0
+	for _, n := range nodes {
+		if n.Name == c.opts.Self {
+			continue
+		}
+		asked++
+		go func() {
+			addr, err := c.opts.Addresses.Of(n)
+			if err != nil {
+				ch <- answer{n.Name, nil}
+				return
+			}
+			rep, err := c.peers.Report(ctx, addr, req)
+			if err != nil || rep.Node != n.Name {
+				rep = nil // no answer, or not from that node
+			}
+			ch <- answer{n.Name, rep}
+		}()
+	}
+	reports := map[string]*api.Report{}
+	own := c.Report(ctx, req)
+	reports[c.opts.Self] = &own
+	for range asked {
+		select {
+		case a := <-ch:
+			if a.rep != nil {
+				reports[a.name] = a.rep
+			}
+		case <-ctx.Done():
+			return reports
+		}
+	}
+	return reports
+}
+
+// adopt commits the first epoch: the node that answers 200 now. Before it,
+// pgquorum acts on nothing.
+func (c *Controller) adopt(reports map[string]*api.Report) (State, string) {
+	var claimants []string
+	for name, r := range reports {
+		if r.State == api.StatePrimary {
+			claimants = append(claimants, name)
+		}
+	}
+	if len(claimants) != 1 {
+		sort.Strings(claimants)
+		return StateJoining, fmt.Sprintf("waiting for exactly one node answering 200 to adopt as the primary (now: %v)", claimants)
+	}
+	p := reports[claimants[0]]
+	d := api.Decision{Epoch: 1, At: c.opts.Now().UTC(), Primary: p.Node, PrimaryID: p.NodeID, Reason: "adopted: the primary confirmed by its majority"}
+	if err := c.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d}); err != nil {
+		return StateJoining, "adopting " + p.Node + ": " + err.Error()
+	}
+	c.opts.Logger.Info("failover decision committed", "epoch", d.Epoch, "primary", d.Primary, "reason", d.Reason)
+	return "", ""
+}
+
+// promotionFailed says why the committed primary's promotion is given up:
+// it reported its promote command failed, or it is still in recovery a
+// command timeout plus a grace after the decision.
+func (c *Controller) promotionFailed(st Replicated, reports map[string]*api.Report) string {
+	d, ok := st.Latest()
+	p := reports[st.Primary]
+	if !ok || p == nil || !p.DBUp || !p.InRecovery {
+		return ""
+	}
+	if a := p.Action; a != nil && a.Epoch == d.Epoch && a.Kind == actionPromote && a.Failed {
+		return fmt.Sprintf("the promotion of %s failed: %s", d.Primary, a.Error)
+	}
+	if c.opts.Now().Sub(d.At) > c.opts.CommandTimeout+c.opts.Grace {
+		return fmt.Sprintf("%s is still in recovery %s after it was chosen", d.Primary, c.opts.Now().Sub(d.At).Round(time.Second))
+	}
+	return ""
+}
+
+// elect chooses and commits the successor of lost, unless something forbids
+// acting now: repmgrd, the cooldown, or no candidate.
+func (c *Controller) elect(ctx context.Context, st Replicated, lost repmgr.Node, nodes []repmgr.Node, reports map[string]*api.Report, why string) (State, string) {
+	if blocked := repmgrdActive(reports); blocked != "" {
+		return StateBlocked, why + "; but " + blocked
+	}
+	latest, _ := st.Latest()
+	failedPromotion := reports[st.Primary] != nil && reports[st.Primary].InRecovery
+	if since := c.opts.Now().Sub(latest.At); since < c.opts.Cooldown && !failedPromotion && st.Epoch > 1 {
+		return StateBlocked, fmt.Sprintf("%s; but the last promotion was %s ago, within failover.cooldown %s", why, since.Round(time.Second), c.opts.Cooldown)
+	}
+	now := c.opts.Now()
+	c.mu.Lock()
+	if failedPromotion {
+		c.excluded[st.Primary] = exclusion{why: why, until: now.Add(c.opts.Cooldown)}
+	}
+	exclude := map[string]string{}
+	for k, x := range c.excluded {
+		if now.Before(x.until) {
+			exclude[k] = x.why
+		} else {
+			delete(c.excluded, k)
+		}
+	}
+	c.mu.Unlock()
+	e, err := Elect(lost, c.opts.Locations, nodes, reports, exclude)
+	if err != nil {
+		return StateBlocked, why + "; but " + err.Error()
+	}
+	d := api.Decision{Epoch: st.Epoch + 1, At: c.opts.Now().UTC(), Primary: e.Winner.Name, PrimaryID: e.Winner.ID,
+		OldPrimary: st.Primary, Reason: why + "; chose " + e.Reason}
+	c.mu.Lock()
+	c.phase = phaseSeen{state: StateElecting, reason: d.Reason, at: c.opts.Now()}
+	c.mu.Unlock()
+	if err := c.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d}); err != nil {
+		return StateElecting, "committing " + e.Winner.Name + ": " + err.Error()
+	}
+	c.det.Reset()
+	c.opts.Logger.Warn("failover decision committed", "epoch", d.Epoch, "primary", d.Primary, "old_primary", d.OldPrimary,
+		"reason", d.Reason, "ranking", rankingNames(e.Ranking))
+	return "", ""
+}
+
+// repmgrdActive names the nodes whose repmgrd runs with failover unpaused:
+// two controllers must never race to promote.
+func repmgrdActive(reports map[string]*api.Report) string {
+	var active []string
+	for name, r := range reports {
+		if r.RepmgrdRunning && !r.RepmgrdPaused {
+			active = append(active, name)
+		}
+	}
+	if len(active) == 0 {
+		return ""
+	}
+	sort.Strings(active)
+	return fmt.Sprintf("repmgrd runs with automatic failover unpaused on %s: pause it (repmgr service pause) or stop it, or set failover.mode off",
+		strings.Join(active, ", "))
+}
+
+func rankingNames(r []Candidate) []string {
+	out := make([]string, len(r))
+	for i, c := range r {
+		out[i] = fmt.Sprintf("%s(lsn %d, prio %d)", c.Name, c.Received, c.Priority)
+	}
+	return out
+}

@@ -1,0 +1,47 @@
+package failover
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/pgquorum/pgquorum/api"
+)
+
+// EntryVersion is the version of the log entries this code writes and
+// understands. An entry of another version is refused by Apply, the same way
+// on every node.
+const EntryVersion = 1
+
+// EntryType says what a log entry holds.
+type EntryType string
+
+// EntryDecision commits a new primary for the next epoch.
+const EntryDecision EntryType = "decision"
+
+// Entry is one record of the Raft log.
+type Entry struct {
+	Version  int           `json:"v"`
+	Type     EntryType     `json:"type"`
+	Decision *api.Decision `json:"decision,omitempty"`
+}
+
+// Encode renders an entry for raft.Apply.
+func (e Entry) Encode() []byte {
+	b, err := json.Marshal(e)
+	if err != nil {
+		panic(fmt.Sprintf("encode log entry: %v", err)) // plain structs always encode
+	}
+	return b
+}
+
+// DecodeEntry reads a log entry.
+func DecodeEntry(b []byte) (Entry, error) {
+	var e Entry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Entry{}, fmt.Errorf("decode log entry: %w", err)
+	}
+	if e.Version != EntryVersion {
+		return Entry{}, fmt.Errorf("log entry version %d, this pgquorum understands %d", e.Version, EntryVersion)
+	}
+	return e, nil
+}

@@ -1,0 +1,235 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// RaftOptions configure this node's member of the Raft group.
+type RaftOptions struct {
+	Self             string            // server ID: the repmgr node_name
+	Dir              string            // log, stable store and snapshots
+	Bind             string            // failover.raft_listen
+	Peers            map[string]string // failover.raft_peers: node name → host:port
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	LogOutput        io.Writer
+	LogDebug         bool
+	LogJSON          bool
+}
+
+// Address is where node n's pgquorum takes Raft traffic: its entry in
+// failover.raft_peers, or the host of its repmgr conninfo with the port of
+// failover.raft_listen.
+func (o RaftOptions) Address(n repmgr.Node) (string, error) {
+	for k, addr := range o.Peers {
+		if k == n.Name || strings.EqualFold(k, n.Name) {
+			return addr, nil
+		}
+	}
+	_, port, err := net.SplitHostPort(o.Bind)
+	if err != nil {
+		return "", fmt.Errorf("failover.raft_listen %q: %w", o.Bind, err)
+	}
+	host, err := repmgr.ConninfoHost(n.Conninfo)
+	if err != nil {
+		return "", fmt.Errorf("raft address of node %q: %w", n.Name, err)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// Configuration is the Raft membership the registered nodes make: every
+// node of repmgr.nodes, witnesses included, as a voter named by node_name.
+func (o RaftOptions) Configuration(nodes []repmgr.Node) (raft.Configuration, error) {
+	var cfg raft.Configuration
+	for _, n := range nodes {
+		addr, err := o.Address(n)
+		if err != nil {
+			return raft.Configuration{}, err
+		}
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(n.Name), Address: raft.ServerAddress(addr)})
+	}
+	sort.Slice(cfg.Servers, func(i, j int) bool { return cfg.Servers[i].ID < cfg.Servers[j].ID })
+	return cfg, nil
+}
+
+// raftNode is the running Raft member and what it holds open.
+type raftNode struct {
+	r         *raft.Raft
+	transport *raft.NetworkTransport
+	store     *raftboltdb.BoltStore
+}
+
+func (o RaftOptions) logger() hclog.Logger {
+	level := hclog.Warn
+	if o.LogDebug {
+		level = hclog.Debug
+	}
+	out := o.LogOutput
+	if out == nil {
+		out = os.Stderr
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: level, Output: out, JSONFormat: o.LogJSON})
+}
+
+func (o RaftOptions) config() *raft.Config {
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = raft.ServerID(o.Self)
+	cfg.HeartbeatTimeout = o.HeartbeatTimeout
+	cfg.ElectionTimeout = o.ElectionTimeout
+	// A leader steps down once it has not heard from a majority for this
+	// long; raft wants it no longer than the heartbeat timeout.
+	cfg.LeaderLeaseTimeout = o.HeartbeatTimeout / 2
+	cfg.CommitTimeout = min(50*time.Millisecond, o.HeartbeatTimeout/4)
+	cfg.SnapshotThreshold = 256
+	cfg.TrailingLogs = 512
+	cfg.Logger = o.logger()
+	return cfg
+}
+
+// openRaft starts this node's Raft member. With no state in Dir yet, it
+// bootstraps the group from the registered nodes, as every node does with
+// the same repmgr.nodes: raft accepts identical bootstraps.
+func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, error) {
+	self, ok := repmgr.ByName(nodes, o.Self)
+	if !ok {
+		return nil, fmt.Errorf("raft: %q is not registered in repmgr.nodes", o.Self)
+	}
+	advertise, err := o.Address(self)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("failover.raft_dir: %w", err)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(o.Dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("open raft store in %s: %w", o.Dir, err)
+	}
+	log := o.logger()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.Dir, 2, log)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open raft snapshots in %s: %w", o.Dir, err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", advertise)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raft address %s of %s: %w", advertise, o.Self, err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(o.Bind, addr, 3, 2*time.Second, log)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("failover.raft_listen %s: %w", o.Bind, err)
+	}
+	cfg := o.config()
+	existing, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("read raft state: %w", err)
+	}
+	r, err := raft.NewRaft(cfg, fsm, store, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	if !existing {
+		conf, err := o.Configuration(nodes)
+		if err == nil {
+			err = r.BootstrapCluster(conf).Error()
+		}
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			_ = r.Shutdown().Error()
+			trans.Close()
+			store.Close()
+			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		}
+	}
+	return &raftNode{r: r, transport: trans, store: store}, nil
+}
+
+// Close stops the member and releases its files and port.
+func (n *raftNode) Close() error {
+	err := n.r.Shutdown().Error()
+	return errors.Join(err, n.transport.Close(), n.store.Close())
+}
+
+// reconcile brings the Raft membership one step closer to the registered
+// nodes: it adds a missing node, updates a moved one, or removes one no
+// longer registered, one change per call as raft wants, and says what it
+// did. Only the leader calls it.
+func (n *raftNode) reconcile(o RaftOptions, nodes []repmgr.Node, timeout time.Duration) (string, error) {
+	want, err := o.Configuration(nodes)
+	if err != nil {
+		return "", err
+	}
+	f := n.r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return "", fmt.Errorf("read raft configuration: %w", err)
+	}
+	have := map[raft.ServerID]raft.Server{}
+	for _, s := range f.Configuration().Servers {
+		have[s.ID] = s
+	}
+	for _, s := range want.Servers {
+		if h, ok := have[s.ID]; !ok || h.Address != s.Address || h.Suffrage != raft.Voter {
+			if err := n.r.AddVoter(s.ID, s.Address, 0, timeout).Error(); err != nil {
+				return "", fmt.Errorf("add %s to the raft group: %w", s.ID, err)
+			}
+			return fmt.Sprintf("added %s (%s) to the raft group", s.ID, s.Address), nil
+		}
+	}
+	registered := map[raft.ServerID]bool{}
+	for _, s := range want.Servers {
+		registered[s.ID] = true
+	}
+	for id := range have {
+		if !registered[id] && id != raft.ServerID(o.Self) {
+			if err := n.r.RemoveServer(id, 0, timeout).Error(); err != nil {
+				return "", fmt.Errorf("remove %s from the raft group: %w", id, err)
+			}
+			return fmt.Sprintf("removed %s, no longer registered, from the raft group", id), nil
+		}
+	}
+	return "", nil
+}
+
+// Recover rewrites the Raft membership of a stopped node to voters, for
+// when a majority of the group is lost for good: run it on every surviving
+// node, with the same voters, before starting their pgquorum again.
+func Recover(o RaftOptions, voters []repmgr.Node) error {
+	conf, err := o.Configuration(voters)
+	if err != nil {
+		return err
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(o.Dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft store in %s (is pgquorum still running?): %w", o.Dir, err)
+	}
+	defer store.Close()
+	log := o.logger()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.Dir, 2, log)
+	if err != nil {
+		return fmt.Errorf("open raft snapshots in %s: %w", o.Dir, err)
+	}
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(o.Self))
+	if err := raft.RecoverCluster(o.config(), NewFSM(), store, store, snaps, trans, conf); err != nil {
+		return fmt.Errorf("recover raft group: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,34 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/pgquorum/pgquorum/api"
+)
+
+// handleHistory lists the committed failover decisions, newest first.
+func (s *Server) handleHistory(w http.ResponseWriter, _ *http.Request) {
+	if s.failover == nil {
+		writeJSON(w, http.StatusOK, api.HistoryBody{Node: s.self, Decisions: []api.Decision{}})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.failover.History())
+}
+
+// handleReport answers the failover coordinator's poll with this node's
+// report.
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	if s.failover == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "failover.mode is off on this node"})
+		return
+	}
+	var req api.ReportRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, api.MaxVoteBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode report request: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.failover.Report(r.Context(), req))
+}
