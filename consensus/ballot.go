@@ -24,6 +24,8 @@ type Lease struct {
 	Holder   string
 	HolderID int
 	Until    time.Duration
+	// Saved is when a LeaseStore recorded it, on the Monotonic clock.
+	Saved time.Duration
 }
 
 // LeaseStore persists a ballot's lease across restarts of pgquorum. Load
@@ -45,11 +47,16 @@ type Ballot struct {
 	store  LeaseStore // nil: not persisted
 	cur    Lease
 	stored time.Duration // the Until last saved
+	saved  time.Duration // when it was saved
+	fresh  bool          // something was saved by this process
 }
 
 // NewBallot returns a ballot that honours any lease an earlier process may
-// have granted: the one its store recorded, or, with no record to go by, a
-// lease held by nobody for one whole lease period.
+// have granted: the one its store recorded less than a lease ago, or, with no
+// such record to go by, a lease held by nobody for one whole lease period.
+// An older record may predate votes given since by a process that ran
+// without a store: that process's quiet period was over a lease after the
+// record's writer stopped, and it recorded nothing.
 func NewBallot(lease time.Duration, now Monotonic, store LeaseStore) (*Ballot, error) {
 	b := &Ballot{lease: lease, now: now, store: store}
 	quiet := Lease{Until: now() + lease}
@@ -62,7 +69,7 @@ func NewBallot(lease time.Duration, now Monotonic, store LeaseStore) (*Ballot, e
 	case err != nil:
 		b.cur = quiet
 		return b, fmt.Errorf("load vote lease: %w (vouching for nobody for %s)", err, lease)
-	case !found:
+	case !found || now()-l.Saved >= lease:
 		b.cur = quiet
 	default:
 		b.cur, b.stored = l, l.Until
@@ -81,17 +88,18 @@ func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaini
 		return false, b.cur, b.cur.Until - now, nil
 	}
 	next := Lease{Holder: candidate, HolderID: id, Until: now + b.lease}
-	if b.store != nil && (next.Until > b.stored || next.Holder != b.cur.Holder || next.HolderID != b.cur.HolderID) {
-		// Saved with a horizon of two leases, so that renewals write about
-		// once per lease period rather than at every poll.
+	if b.store != nil && (!b.fresh || now-b.saved >= b.lease/4 || next.Holder != b.cur.Holder || next.HolderID != b.cur.HolderID) {
+		// Saved with a horizon of two leases, at least every quarter
+		// lease while renewing, so that a process restarted within
+		// about half a lease finds a record fresh enough to honour.
 		saved := next
-		saved.Until = now + 2*b.lease
+		saved.Until, saved.Saved = now+2*b.lease, now
 		if err := b.store.Save(saved); err != nil {
 			// Unrecorded, the vote could be given again by a restarted
 			// process before its lease ran out: refuse it.
 			return false, b.cur, max(0, b.cur.Until-now), fmt.Errorf("record vote lease: %w", err)
 		}
-		b.stored = saved.Until
+		b.stored, b.saved, b.fresh = saved.Until, now, true
 	}
 	b.cur = next
 	return true, next, b.lease, nil

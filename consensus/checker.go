@@ -176,7 +176,7 @@ func (c *Checker) refresh(ctx context.Context, maxAge time.Duration) *Snapshot {
 			s.Votes = c.poll(ctx, me, s.Facts.Nodes, req)
 		}
 		s.Verdict = Decide(Input{Identity: c.opts.Identity, Scope: c.opts.Scope, Facts: s.Facts, ProbeErr: s.ProbeErr,
-			IdentityErr: s.IdentityErr, SelfVote: s.SelfVote, Votes: s.Votes})
+			IdentityErr: s.IdentityErr, SelfVote: s.SelfVote, Votes: s.Votes, MinLease: LeaseFor(c.opts.CacheTTL)})
 		c.refuseStale(&s.Verdict, s.Facts.ProbedAt)
 		c.store(keySnapshot, s)
 		changed := c.noteChange(s)

@@ -41,6 +41,11 @@ type Input struct {
 	SelfVote PeerVote
 	// Votes holds the answer of every other registered node, by node_id.
 	Votes map[int]PeerVote
+	// MinLease is the shortest lease a peer's granted vote may carry:
+	// LeaseFor of this node's cache TTL. A voter whose lease is shorter
+	// (another consensus.cache_ttl) is free again before this node's
+	// verdict expires. 0: not checked.
+	MinLease time.Duration
 }
 
 // Verdict is what a node says about itself on /state.
@@ -146,7 +151,7 @@ func (v *Verdict) count(me repmgr.Node, in Input) {
 			continue
 		}
 		pv := in.Votes[n.ID]
-		switch err := validVote(me, n, in.Facts.Server.SystemID, pv); {
+		switch err := validVote(me, n, in.Facts.Server.SystemID, in.MinLease, pv); {
 		case err != nil:
 			v.Refusals[rowName(n, in.Facts.Nodes)] = err.Error()
 		case counted[n.ID]:
@@ -163,7 +168,7 @@ func (v *Verdict) count(me repmgr.Node, in Input) {
 // protocol, for me, granted, and from the same cluster (the same system
 // identifier; a witness, with a system identifier of its own, must be
 // registered as one).
-func validVote(me, n repmgr.Node, systemID string, pv PeerVote) error {
+func validVote(me, n repmgr.Node, systemID string, minLease time.Duration, pv PeerVote) error {
 	a := pv.Answer
 	switch {
 	case a == nil:
@@ -182,6 +187,9 @@ func validVote(me, n repmgr.Node, systemID string, pv PeerVote) error {
 		return fmt.Errorf("system identifier %q is not ours (%s)", a.SystemID, systemID)
 	case !a.Granted:
 		return errors.New(refusal(pv))
+	case a.LeaseMillis < minLease.Milliseconds():
+		return fmt.Errorf("its lease of %dms is shorter than %s: consensus.cache_ttl must be the same on every node",
+			a.LeaseMillis, minLease)
 	}
 	return nil
 }

@@ -144,6 +144,9 @@ func (f *fakePeers) Vote(ctx context.Context, addr string, req api.VoteRequest) 
 	me, _ := repmgr.ByName(f.nodes, name)
 	v := &api.VoteAnswer{Protocol: api.VoteProtocol, Voter: name, VoterID: me.ID, VoterType: me.Type,
 		SystemID: testSystemID, Timeline: 1, Candidate: req.Candidate, Granted: a.refuse == "", Reason: a.refuse}
+	if v.Granted {
+		v.LeaseMillis = LeaseFor(testTTL).Milliseconds()
+	}
 	return v, nil
 }
 
@@ -244,9 +247,10 @@ func (m *memLeases) Save(l Lease) error {
 }
 
 // openBallot returns a ballot that holds no lease, as after a restart whose
-// recorded lease has long run out.
+// recorded lease, saved just before, has run out.
 func openBallot(clock *fakeClock, ttl time.Duration) *Ballot {
-	b, err := NewBallot(LeaseFor(ttl), clock.Mono, &memLeases{found: true})
+	now := clock.Mono()
+	b, err := NewBallot(LeaseFor(ttl), clock.Mono, &memLeases{found: true, lease: Lease{Until: now, Saved: now}})
 	if err != nil {
 		panic(err)
 	}

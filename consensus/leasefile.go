@@ -36,6 +36,7 @@ type leaseRecord struct {
 	Holder   string `json:"holder"`
 	HolderID int    `json:"holder_id"`
 	UntilNS  int64  `json:"until_monotonic_ns"`
+	SavedNS  int64  `json:"saved_monotonic_ns"`
 	BootID   string `json:"boot_id"`
 }
 
@@ -70,7 +71,7 @@ func (f LeaseFile) Load() (Lease, bool, error) {
 	if r.BootID != boot {
 		return Lease{}, false, nil
 	}
-	return Lease{Holder: r.Holder, HolderID: r.HolderID, Until: time.Duration(r.UntilNS)}, true, nil
+	return Lease{Holder: r.Holder, HolderID: r.HolderID, Until: time.Duration(r.UntilNS), Saved: time.Duration(r.SavedNS)}, true, nil
 }
 
 // Save implements LeaseStore: write a temporary file, then rename it over
@@ -81,7 +82,7 @@ func (f LeaseFile) Save(l Lease) error {
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(leaseRecord{Holder: l.Holder, HolderID: l.HolderID, UntilNS: int64(l.Until), BootID: boot})
+	b, err := json.Marshal(leaseRecord{Holder: l.Holder, HolderID: l.HolderID, UntilNS: int64(l.Until), SavedNS: int64(l.Saved), BootID: boot})
 	if err != nil {
 		return err
 	}
