@@ -281,6 +281,9 @@ type Decision struct {
 	PrimaryID  int       `json:"primary_id"`
 	OldPrimary string    `json:"old_primary,omitempty"`
 	Reason     string    `json:"reason"`
+	// PromotedAt is when the coordinator saw the chosen node run as
+	// primary; null until then (and for the adopted first epoch).
+	PromotedAt *time.Time `json:"promoted_at,omitempty"`
 }
 
 // HistoryBody is the answer of PathHistory.

@@ -110,10 +110,13 @@ func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d ap
 	a.n++
 	a.last = now
 	c.setActing(ctx, kind)
-	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
-	stop := c.cancelOnNewEpoch(ctx, cancel, d.Epoch)
+	ctx, cancel := context.WithTimeoutCause(ctx, c.opts.CommandTimeout,
+		fmt.Errorf("failover.command_timeout (%s) exceeded", c.opts.CommandTimeout))
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	stop := c.cancelOnNewEpoch(ctx, cancelCause, d.Epoch)
 	err := fn(ctx)
 	stop()
+	cancelCause(nil)
 	cancel()
 	c.setActing(ctx, "")
 	a.ok = err == nil
@@ -139,13 +142,13 @@ func (c *Controller) setActing(ctx context.Context, kind string) {
 
 // cancelOnNewEpoch cancels an action as soon as a decision newer than epoch
 // is applied: a promote command must not go on once another node was chosen.
-func (c *Controller) cancelOnNewEpoch(ctx context.Context, cancel context.CancelFunc, epoch uint64) (stop func()) {
+func (c *Controller) cancelOnNewEpoch(ctx context.Context, cancel context.CancelCauseFunc, epoch uint64) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		for {
 			changed := c.fsm.Changed()
-			if c.fsm.State().Epoch != epoch {
-				cancel()
+			if now := c.fsm.State().Epoch; now != epoch {
+				cancel(fmt.Errorf("the decision of epoch %d was superseded by epoch %d", epoch, now))
 				return
 			}
 			select {

@@ -66,6 +66,10 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 	if !ok {
 		return StateBlocked, fmt.Sprintf("the committed primary %s is not registered in repmgr.nodes", st.Primary)
 	}
+	latest, _ := st.Latest()
+	if p := reports[st.Primary]; latest.PromotedAt == nil && p != nil && p.DBUp && !p.InRecovery {
+		c.notePromoted(latest)
+	}
 	if why := c.promotionFailed(st, reports); why != "" {
 		return c.elect(ctx, st, lost, nodes, reports, why)
 	}
@@ -150,13 +154,25 @@ func (c *Controller) adopt(reports map[string]*api.Report) (State, string) {
 	return "", ""
 }
 
+// notePromoted records that the committed primary runs as one.
+func (c *Controller) notePromoted(d api.Decision) {
+	p := Promoted{Epoch: d.Epoch, At: c.opts.Now().UTC()}
+	if err := c.commit(Entry{Version: EntryVersion, Type: EntryPromoted, Promoted: &p}); err != nil {
+		c.opts.Logger.Warn("record the promotion", "epoch", d.Epoch, "error", err)
+		return
+	}
+	if d.OldPrimary != "" {
+		c.opts.Logger.Info("promotion recorded", "epoch", d.Epoch, "primary", d.Primary, "after", p.At.Sub(d.At).Round(time.Millisecond))
+	}
+}
+
 // promotionFailed says why the committed primary's promotion is given up:
 // it reported its promote command failed, or it is still in recovery a
 // command timeout plus a grace after the decision.
 func (c *Controller) promotionFailed(st Replicated, reports map[string]*api.Report) string {
 	d, ok := st.Latest()
 	p := reports[st.Primary]
-	if !ok || p == nil || !p.DBUp || !p.InRecovery {
+	if !ok || d.PromotedAt != nil || p == nil || !p.DBUp || !p.InRecovery {
 		return ""
 	}
 	if a := p.Action; a != nil && a.Epoch == d.Epoch && a.Kind == actionPromote && a.Failed {
@@ -175,10 +191,11 @@ func (c *Controller) elect(ctx context.Context, st Replicated, lost repmgr.Node,
 		return StateBlocked, why + "; but " + blocked
 	}
 	latest, _ := st.Latest()
-	failedPromotion := reports[st.Primary] != nil && reports[st.Primary].InRecovery
-	if since := c.opts.Now().Sub(latest.At); since < c.opts.Cooldown && !failedPromotion && st.Epoch > 1 {
-		return StateBlocked, fmt.Sprintf("%s; but the last promotion was %s ago, within failover.cooldown %s", why, since.Round(time.Second), c.opts.Cooldown)
+	if last := st.LastPromotion(); !last.IsZero() && c.opts.Now().Sub(last) < c.opts.Cooldown {
+		return StateBlocked, fmt.Sprintf("%s; but the last promotion was %s ago, within failover.cooldown %s",
+			why, c.opts.Now().Sub(last).Round(time.Second), c.opts.Cooldown)
 	}
+	failedPromotion := latest.PromotedAt == nil && latest.OldPrimary != ""
 	now := c.opts.Now()
 	c.mu.Lock()
 	if failedPromotion {

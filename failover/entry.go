@@ -3,6 +3,7 @@ package failover
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/pgquorum/pgquorum/api"
 )
@@ -15,14 +16,26 @@ const EntryVersion = 1
 // EntryType says what a log entry holds.
 type EntryType string
 
-// EntryDecision commits a new primary for the next epoch.
-const EntryDecision EntryType = "decision"
+const (
+	// EntryDecision commits a new primary for the next epoch.
+	EntryDecision EntryType = "decision"
+	// EntryPromoted records that the primary of the current epoch runs as
+	// one: the cooldown counts from it.
+	EntryPromoted EntryType = "promoted"
+)
 
 // Entry is one record of the Raft log.
 type Entry struct {
 	Version  int           `json:"v"`
 	Type     EntryType     `json:"type"`
 	Decision *api.Decision `json:"decision,omitempty"`
+	Promoted *Promoted     `json:"promoted,omitempty"`
+}
+
+// Promoted is the payload of EntryPromoted.
+type Promoted struct {
+	Epoch uint64    `json:"epoch"`
+	At    time.Time `json:"at"`
 }
 
 // Encode renders an entry for raft.Apply.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -67,12 +68,27 @@ func (f *FSM) Apply(l *raft.Log) any {
 		if n := len(f.state.History); n > maxHistory {
 			f.state.History = append([]api.Decision(nil), f.state.History[n-maxHistory:]...)
 		}
+	case EntryPromoted:
+		p := e.Promoted
+		n := len(f.state.History)
+		if p == nil || n == 0 || p.Epoch != f.state.Epoch || f.state.History[n-1].PromotedAt != nil {
+			return fmt.Errorf("%w: promotion of epoch %d, current %d", ErrStaleEpoch, promotedEpoch(p), f.state.Epoch)
+		}
+		at := p.At
+		f.state.History[n-1].PromotedAt = &at
 	default:
 		return fmt.Errorf("unknown log entry type %q", e.Type)
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
 	return nil
+}
+
+func promotedEpoch(p *Promoted) uint64 {
+	if p == nil {
+		return 0
+	}
+	return p.Epoch
 }
 
 func epochOf(d *api.Decision) uint64 {
@@ -89,6 +105,17 @@ func (f *FSM) State() Replicated {
 	s := f.state
 	s.History = append([]api.Decision(nil), s.History...)
 	return s
+}
+
+// LastPromotion is when the latest promotion happened (not counting the
+// adoption of the first primary); zero when none did.
+func (r Replicated) LastPromotion() time.Time {
+	for i := len(r.History) - 1; i >= 0; i-- {
+		if d := r.History[i]; d.PromotedAt != nil && d.OldPrimary != "" {
+			return *d.PromotedAt
+		}
+	}
+	return time.Time{}
 }
 
 // Changed returns a channel closed at the next change.

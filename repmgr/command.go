@@ -72,7 +72,7 @@ func (r Runner) Run(ctx context.Context, name string, args ...string) (string, e
 	case err != nil && ctx.Err() != nil:
 		// Killed because ctx ended: its "exit code -1" is not the tool's answer,
 		// and callers must not mistake a timeout for a refusal.
-		return out.String(), fmt.Errorf("run %s: %w", line, ctx.Err())
+		return out.String(), fmt.Errorf("run %s: %w", line, context.Cause(ctx))
 	case errors.As(err, &exit):
 		return out.String(), &CommandError{Command: line, ExitCode: exit.ExitCode(), Output: out.String()}
 	case err != nil:

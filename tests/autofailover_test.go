@@ -3,8 +3,8 @@ package tests
 import (
 	"context"
 	"fmt"
-	"os"
-	"syscall"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -23,6 +23,46 @@ var failoverKeys = map[string]string{
 	"failover.raft_election_timeout":  "500ms",
 }
 
+// Budgets of a failover with failoverKeys, from the fault to the decision
+// and to the new primary's 200: correctness bounds, far above what is
+// measured (bench-failover measures).
+const (
+	decisionBudget = 8 * time.Second
+	primaryBudget  = 15 * time.Second
+)
+
+// withKeys returns failoverKeys with more.
+func withKeys(more map[string]string) map[string]string {
+	keys := maps.Clone(failoverKeys)
+	maps.Copy(keys, more)
+	return keys
+}
+
+// failoverRig is a cluster failing over by itself, watched: every node's
+// /state polled, writes going through HAProxy.
+type failoverRig struct {
+	c      *lab.Cluster
+	poller *lab.StatePoller
+	h      *labHAProxy
+	w      *lab.WriteProber
+}
+
+// startFailoverRig starts the cluster with keys, waits for node1 to be the
+// adopted primary of epoch 1, and starts watching.
+func startFailoverRig(t *testing.T, nodes []lab.NodeSpec, keys map[string]string) *failoverRig {
+	t.Helper()
+	c := startClusterWith(t, lab.Options{Nodes: nodes, Quorum: keys, OwnAddresses: true})
+	waitState(t, c.Node("node1"), api.StatePrimary, settle)
+	if d := waitDecision(t, c, 1, settle); d.Primary != "node1" {
+		t.Fatalf("epoch 1 adopted %s, want node1", d.Primary)
+	}
+	r := &failoverRig{c: c, poller: watchStates(t, c)}
+	r.h = startHAProxyFromRepmgr(t, c)
+	r.h.waitStatus(t, map[string]string{"postgres_rw/node1": "UP"})
+	r.w = startWrites(t, c.Node("node1"), r.h)
+	return r
+}
+
 // history asks n for /history.
 func history(ctx context.Context, n *lab.Node) (api.HistoryBody, error) {
 	var h api.HistoryBody
@@ -33,14 +73,17 @@ func history(ctx context.Context, n *lab.Node) (api.HistoryBody, error) {
 	return h, err
 }
 
-// waitEpoch waits until every node's /history has a decision of epoch at
-// least epoch, and returns the latest one as node1 sees it... as the first
-// node that answers sees it.
-func waitDecision(t *testing.T, c *lab.Cluster, epoch uint64, timeout time.Duration) api.Decision {
+// waitDecision waits until every running pgquorum (or every one of only,
+// when given) holds a decision of at least epoch, and returns the latest.
+func waitDecision(t *testing.T, c *lab.Cluster, epoch uint64, timeout time.Duration, only ...*lab.Node) api.Decision {
 	t.Helper()
+	nodes := c.Nodes
+	if len(only) > 0 {
+		nodes = only
+	}
 	var d api.Decision
 	err := lab.WaitFor(context.Background(), timeout, fmt.Sprintf("every node to hold a decision of epoch %d", epoch), func(ctx context.Context) error {
-		for _, n := range c.Nodes {
+		for _, n := range nodes {
 			if n.QuorumPID() == 0 {
 				continue
 			}
@@ -61,48 +104,54 @@ func waitDecision(t *testing.T, c *lab.Cluster, epoch uint64, timeout time.Durat
 	return d
 }
 
-// killPostmaster sends SIGKILL to n's postmaster, as a crash would.
-func killPostmaster(t *testing.T, n *lab.Node) {
+// holdEpoch asserts that no node commits a decision past epoch for d.
+func holdEpoch(t *testing.T, c *lab.Cluster, epoch uint64, d time.Duration) {
 	t.Helper()
-	pid := n.PostmasterPID()
-	p, err := os.FindProcess(pid)
-	if err != nil || pid == 0 {
-		t.Fatalf("postmaster of %s: pid %d, %v", n.Name, pid, err)
-	}
-	if err := p.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		for _, n := range c.Nodes {
+			if n.QuorumPID() == 0 {
+				continue
+			}
+			h, err := history(context.Background(), n)
+			if err == nil && len(h.Decisions) > 0 && h.Decisions[0].Epoch > epoch {
+				t.Fatalf("%s committed %+v: a failover that must not happen", n.Name, h.Decisions[0])
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func TestAutomaticFailoverOnPrimaryCrash(t *testing.T) {
-	t.Parallel()
-	c := startCluster(t, threeNodes("dc1"), failoverKeys)
-	ctx := context.Background()
-	n1 := c.Node("node1")
-	waitSettled(t, c)
-	adopted := waitDecision(t, c, 1, settle)
-	if adopted.Primary != "node1" {
-		t.Fatalf("epoch 1 adopted %s, want node1", adopted.Primary)
+// failedOver waits for the decision of epoch replacing old (as every
+// running node, or only those given, holds it), then for its primary's 200,
+// within the budgets from the fault, and returns it.
+func (r *failoverRig) failedOver(t *testing.T, epoch uint64, old string, fault time.Time, only ...*lab.Node) *lab.Node {
+	t.Helper()
+	d := waitDecision(t, r.c, epoch, primaryBudget, only...)
+	if d.OldPrimary != old || d.Primary == old {
+		t.Fatalf("epoch %d = %+v, want a node replacing %s", epoch, d, old)
 	}
-	poller := watchStates(t, c)
-	h := startHAProxyFromRepmgr(t, c)
-	h.waitStatus(t, map[string]string{"postgres_rw/node1": "UP"})
-	w := startWrites(t, n1, h)
-	time.Sleep(500 * time.Millisecond)
+	p := r.c.Node(d.Primary)
+	waitState(t, p, api.StatePrimary, primaryBudget)
+	first, _ := r.poller.FirstPrimary(d.Primary, fault)
+	t.Logf("epoch %d: %s replaces %s, decided %s after the fault, 200 after %s: %s", d.Epoch, d.Primary, old,
+		d.At.Sub(fault).Round(time.Millisecond), first.Sub(fault).Round(time.Millisecond), d.Reason)
+	if took := d.At.Sub(fault); took > decisionBudget {
+		t.Errorf("decision %s after the fault, budget %s", took, decisionBudget)
+	}
+	if took := first.Sub(fault); took > primaryBudget {
+		t.Errorf("new primary's 200 %s after the fault, budget %s", took, primaryBudget)
+	}
+	return p
+}
 
-	killPostmaster(t, n1)
-	killed := time.Now()
-	d := waitDecision(t, c, 2, 30*time.Second)
-	if d.OldPrimary != "node1" || (d.Primary != "node2" && d.Primary != "node3") {
-		t.Fatalf("epoch 2 = %+v, want node2 or node3 replacing node1", d)
-	}
-	newPrimary := c.Node(d.Primary)
-	waitState(t, newPrimary, api.StatePrimary, 30*time.Second)
-	first, _ := poller.FirstPrimary(d.Primary, killed)
-	t.Logf("node1 killed; decision %d after %s (%s); %s answered 200 after %s", d.Epoch,
-		d.At.Sub(killed).Round(time.Millisecond), d.Reason, d.Primary, first.Sub(killed).Round(time.Millisecond))
-	err := lab.WaitFor(ctx, settle, "writes to reach the new primary", func(context.Context) error {
-		if b := w.Backends(); len(b) < 2 || b[len(b)-1] != newPrimary.PGPort {
+// writesMoveTo waits until writes through HAProxy land on p, stops the
+// prober and checks the history of the writes: one primary per timeline,
+// timelines in order, never back to an earlier primary.
+func (r *failoverRig) writesMoveTo(t *testing.T, p *lab.Node) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), settle, "writes to reach "+p.Name, func(context.Context) error {
+		if b := r.w.Backends(); b[len(b)-1] != p.PGPort {
 			return fmt.Errorf("backends %v", b)
 		}
 		return nil
@@ -110,16 +159,268 @@ func TestAutomaticFailoverOnPrimaryCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	outage, _ := w.LongestOutage()
-	t.Logf("longest write outage through HAProxy: %s", outage.Round(time.Millisecond))
-	w.Stop()
-	checkWritesOnlyTo(t, w, n1, newPrimary)
-	for _, n := range c.Nodes {
-		if n == n1 || n == newPrimary {
-			continue
+	outage, at := r.w.LongestOutage()
+	t.Logf("longest write outage through HAProxy: %s from %s", outage.Round(time.Millisecond), at.Format("15:04:05.000"))
+	r.w.Stop()
+	checkWriteHistory(t, r.w)
+}
+
+// checkWriteHistory fails unless the acknowledged writes, in the order they
+// were acknowledged, went to one server per timeline, with timelines only
+// growing: no write acknowledged by a primary once another took over.
+func checkWriteHistory(t *testing.T, w *lab.WriteProber) {
+	t.Helper()
+	acked := w.Acked()
+	slices.SortFunc(acked, func(a, b lab.Write) int { return a.Done.Compare(b.Done) })
+	portOf := map[int]int{}
+	for i, x := range acked {
+		if p, ok := portOf[x.Timeline]; ok && p != x.Port {
+			t.Errorf("timeline %d acknowledged by ports %d and %d", x.Timeline, p, x.Port)
 		}
-		waitVerdict(t, n, "a standby following "+d.Primary, func(status int, b api.StateBody) bool {
-			return status == 202 && b.Failover != nil && b.Failover.State == "Following"
+		portOf[x.Timeline] = x.Port
+		if i > 0 && x.Timeline < acked[i-1].Timeline {
+			t.Errorf("write %d acknowledged on timeline %d after write %d on timeline %d", x.Seq, x.Timeline, acked[i-1].Seq, acked[i-1].Timeline)
+		}
+	}
+	if len(acked) == 0 {
+		t.Error("no write acknowledged")
+	}
+	t.Logf("%d of %d writes acknowledged; timeline → port: %v; backends in order %v", len(acked), len(w.Writes()), portOf, w.Backends())
+}
+
+// oldPrimaryReturns starts old's PostgreSQL again: it runs as primary on its
+// old timeline and must answer 509, Deposed, and take no write.
+func (r *failoverRig) oldPrimaryReturns(t *testing.T, old *lab.Node) {
+	t.Helper()
+	if err := old.StartPG(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitVerdict(t, old, "509, Deposed", func(status int, b api.StateBody) bool {
+		return status == api.StatusUnknown && b.Failover != nil && b.Failover.State == "Deposed"
+	})
+	holdState(t, old, api.StateUnknown, 4*refresh)
+}
+
+func TestFailoverWhenThePostmasterIsKilled(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), failoverKeys)
+	n1 := r.c.Node("node1")
+	time.Sleep(300 * time.Millisecond) // writes land on node1 first
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	p := r.failedOver(t, 2, "node1", time.Now())
+	r.writesMoveTo(t, p)
+	for _, n := range r.c.Nodes {
+		if n != n1 && n != p {
+			waitVerdict(t, n, "a standby following "+p.Name, func(status int, b api.StateBody) bool {
+				return status == 202 && b.Failover != nil && b.Failover.State == "Following" && b.Failover.Primary == p.Name
+			})
+		}
+	}
+	r.oldPrimaryReturns(t, n1)
+}
+
+func TestFailoverWhenTheWholePrimaryNodeIsLost(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), failoverKeys)
+	n1 := r.c.Node("node1")
+	time.Sleep(300 * time.Millisecond)
+	n1.KillQuorum()
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	p := r.failedOver(t, 2, "node1", time.Now())
+	if d := waitDecision(t, r.c, 2, settle); !containsAll(d.Reason, "silent", "direct probes") {
+		t.Errorf("decision reason %q, want the silent pgquorum and the failed direct probes", d.Reason)
+	}
+	r.writesMoveTo(t, p)
+}
+
+// TestNoFailoverWhenPgquorumAloneDies: the primary's PostgreSQL runs on; its
+// pgquorum is killed and comes back. Its database answers the others'
+// direct probes, so nothing is decided.
+func TestNoFailoverWhenPgquorumAloneDies(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), failoverKeys)
+	n1 := r.c.Node("node1")
+	n1.KillQuorum()
+	holdEpoch(t, r.c, 1, 3*time.Second+4*refresh)
+	if err := n1.StartQuorum(); err != nil {
+		t.Fatal(err)
+	}
+	took := waitState(t, n1, api.StatePrimary, settle)
+	t.Logf("node1's pgquorum back: 200 after %s (its vote lease restored from consensus.state_dir)", took)
+	holdEpoch(t, r.c, 1, 2*time.Second)
+	r.w.Stop()
+	checkWriteHistory(t, r.w)
+}
+
+// TestFailoverWhenThePrimaryIsCutOff: nftables drops every packet between
+// node1 and its peers (HAProxy still reaches everyone). node1 loses its
+// votes and answers 509; the others elect a successor; healed, node1 is
+// Deposed.
+func TestFailoverWhenThePrimaryIsCutOff(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), failoverKeys)
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	time.Sleep(300 * time.Millisecond)
+	if err := r.c.Partition(context.Background(), []*lab.Node{n1}, []*lab.Node{n2, n3}); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	waitState(t, n1, api.StateUnknown, settle)
+	p := r.failedOver(t, 2, "node1", cut, n2, n3) // node1 cannot hear of it yet
+	r.writesMoveTo(t, p)
+	if err := r.c.Heal(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitVerdict(t, n1, "509, Deposed once it hears of epoch 2", func(status int, b api.StateBody) bool {
+		return status == api.StatusUnknown && b.Failover != nil && b.Failover.State == "Deposed" && b.Failover.Epoch == 2
+	})
+}
+
+// TestNoFailoverOnAOneSecondStall: with the fast profile, every process of
+// the primary's PostgreSQL is stopped for one second. The primary answers
+// 503 meanwhile, but no failover follows.
+func TestNoFailoverOnAOneSecondStall(t *testing.T) {
+	t.Parallel()
+	keys := withKeys(map[string]string{"failover.profile": "fast", "failover.grace": lab.Unset,
+		"failover.raft_heartbeat_timeout": lab.Unset, "failover.raft_election_timeout": lab.Unset,
+		"consensus.refresh_interval": lab.Unset, "consensus.cache_ttl": lab.Unset,
+		"consensus.peer_timeout": lab.Unset, "database.timeout": lab.Unset})
+	r := startFailoverRig(t, threeNodes("dc1"), keys)
+	n1 := r.c.Node("node1")
+	for i := range 3 {
+		if err := n1.StallInstance(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, n1, api.StatePrimary, settle)
+		t.Logf("stall %d over", i+1)
+	}
+	holdEpoch(t, r.c, 1, 2*time.Second)
+	r.w.Stop()
+	checkWriteHistory(t, r.w)
+}
+
+// TestFailoverPromoteCommandFailsOrHangs: node2, the best candidate, has a
+// promote command that fails, or that hangs past failover.command_timeout.
+// The coordinator gives it up and commits node3 instead.
+func TestFailoverPromoteCommandFailsOrHangs(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, command string }{
+		{"fails", "echo refusing to promote >&2; exit 3"},
+		{"hangs", "sleep 600"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{"failover.command_timeout": "3s"}))
+			n1, n2 := r.c.Node("node1"), r.c.Node("node2")
+			if err := n2.RestartQuorumWith(map[string]string{"failover.promote_command": tt.command}); err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, n1, api.StatePrimary, settle)
+			if err := n1.KillPostmaster(); err != nil {
+				t.Fatal(err)
+			}
+			killed := time.Now()
+			d := waitDecision(t, r.c, 2, primaryBudget)
+			if d.Primary != "node2" {
+				t.Skipf("epoch 2 chose %s, not node2 whose command %s", d.Primary, tt.name)
+			}
+			d3 := waitDecision(t, r.c, 3, 3*primaryBudget)
+			if d3.Primary != "node3" || d3.OldPrimary != "node2" {
+				t.Fatalf("epoch 3 = %+v, want node3 in place of node2", d3)
+			}
+			waitState(t, r.c.Node("node3"), api.StatePrimary, primaryBudget)
+			t.Logf("epoch 3 after %s: %s", d3.At.Sub(killed).Round(time.Millisecond), d3.Reason)
+			r.writesMoveTo(t, r.c.Node("node3"))
 		})
 	}
+}
+
+// TestFailoverCandidateDiesMidPromotion: node2's promote command waits, then
+// promotes; while it waits, node2's PostgreSQL is killed. Its promotion never
+// comes: node3 is committed in its place. node3 alone is no majority of
+// three: once node2's PostgreSQL is back, still a standby, pgquorum points it
+// at node3, whose votes are then complete.
+func TestFailoverCandidateDiesMidPromotion(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), failoverKeys)
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	marker := n2.Dir + "/promoting"
+	cmd := fmt.Sprintf("touch %s; sleep 2; repmgr -f %s standby promote", marker, n2.RepmgrConf())
+	if err := n2.RestartQuorumWith(map[string]string{"failover.promote_command": cmd}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, n1, api.StatePrimary, settle)
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if d := waitDecision(t, r.c, 2, primaryBudget); d.Primary != "node2" {
+		t.Skipf("epoch 2 chose %s, not node2", d.Primary)
+	}
+	err := lab.WaitFor(context.Background(), settle, "node2's promote command to start", func(context.Context) error {
+		return fileExists(marker)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n2.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	d3 := waitDecision(t, r.c, 3, 3*primaryBudget)
+	if d3.Primary != "node3" {
+		t.Fatalf("epoch 3 = %+v, want node3", d3)
+	}
+	waitState(t, n3, api.StateUnknown, primaryBudget) // promoted, with 1 vote of 2 needed
+	holdState(t, n3, api.StateUnknown, 4*refresh)
+	if err := n2.StartPG(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, n3, api.StatePrimary, primaryBudget)
+	waitVerdict(t, n2, "a standby following node3", func(status int, b api.StateBody) bool {
+		return status == 202 && b.Failover != nil && b.Failover.State == "Following" && b.Failover.Primary == "node3"
+	})
+	t.Logf("epoch 3 after %s: %s", d3.At.Sub(killed).Round(time.Millisecond), d3.Reason)
+	r.writesMoveTo(t, n3)
+}
+
+// TestFailoverAcrossTwoSites: dc1 holds node1 (primary), node2 and node3,
+// dc2 node4 and node5. Losing all of dc2 changes nothing. Losing node1
+// promotes a standby of dc1, never one of dc2.
+func TestFailoverAcrossTwoSites(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, []lab.NodeSpec{
+		{Name: "node1", Location: "dc1"}, {Name: "node2", Location: "dc1"}, {Name: "node3", Location: "dc1"},
+		{Name: "node4", Location: "dc2"}, {Name: "node5", Location: "dc2"},
+	}, failoverKeys)
+	ctx := context.Background()
+	n1, n4, n5 := r.c.Node("node1"), r.c.Node("node4"), r.c.Node("node5")
+	for _, n := range []*lab.Node{n4, n5} {
+		n.KillQuorum()
+		if err := n.KillPostmaster(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holdEpoch(t, r.c, 1, 3*time.Second)
+	holdState(t, n1, api.StatePrimary, 2*refresh)
+	for _, n := range []*lab.Node{n4, n5} {
+		if err := n.StartPG(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.StartQuorum(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitVerdict(t, n1, "200 with all 5 votes again", func(status int, b api.StateBody) bool { return status == 200 && b.ClusterVotes == 5 })
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	p := r.failedOver(t, 2, "node1", time.Now())
+	if p.Location != "dc1" {
+		t.Errorf("%s of %s promoted in place of dc1's primary", p.Name, p.Location)
+	}
+	r.writesMoveTo(t, p)
 }

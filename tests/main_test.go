@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,6 +47,13 @@ func testMain(m *testing.M) int {
 // startCluster brings up a real cluster for t and tears it down after.
 func startCluster(t *testing.T, nodes []lab.NodeSpec, quorum map[string]string) *lab.Cluster {
 	t.Helper()
+	return startClusterWith(t, lab.Options{Nodes: nodes, Quorum: quorum})
+}
+
+// startClusterWith brings up a real cluster of opts (its pgquorum and log
+// given here) for t and tears it down after.
+func startClusterWith(t *testing.T, opts lab.Options) *lab.Cluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: needs PostgreSQL 15, repmgr and root (run scripts/test.sh)")
 	}
@@ -53,11 +61,12 @@ func startCluster(t *testing.T, nodes []lab.NodeSpec, quorum map[string]string) 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	c, err := lab.Start(ctx, lab.Options{Nodes: nodes, Pgquorum: pgquorumBin, Quorum: quorum, Logf: t.Logf})
+	opts.Pgquorum, opts.Logf = pgquorumBin, t.Logf
+	c, err := lab.Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)
 	}
-	t.Logf("cluster of %d nodes up in %s under %s", len(nodes), time.Since(start).Round(time.Millisecond), c.Dir)
+	t.Logf("cluster of %d nodes up in %s under %s", len(opts.Nodes), time.Since(start).Round(time.Millisecond), c.Dir)
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
 			t.Error(err)
@@ -93,6 +102,22 @@ func stopQuorum(t *testing.T, n *lab.Node) {
 	if err := n.StopQuorum(); err != nil {
 		t.Error(err)
 	}
+}
+
+// containsAll tells whether s contains every one of parts.
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// fileExists is nil once path exists.
+func fileExists(path string) error {
+	_, err := os.Stat(path)
+	return err
 }
 
 // runPgquorum runs the binary under test with args, bounded to 30 s, and

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgquorum/pgquorum/repmgr"
@@ -39,6 +41,10 @@ type Options struct {
 	// PortBase, when set, gives fixed ports: node i gets PostgreSQL on
 	// PortBase+i and pgquorum on PortBase+100+i. Default: free ports.
 	PortBase int
+	// OwnAddresses gives each node a loopback address of its own,
+	// 127.77.<cluster>.<node id>, so that Partition can cut nodes apart.
+	// Default: every node on 127.0.0.1.
+	OwnAddresses bool
 }
 
 // Cluster is a running lab cluster.
@@ -51,6 +57,19 @@ type Cluster struct {
 
 	mu        sync.Mutex
 	haproxies []*HAProxy // started by StartHAProxy, stopped by Close
+	subnet    int        // with OwnAddresses: the third byte of its nodes' addresses
+	firewall  *Firewall  // with OwnAddresses: the nftables table of Partition
+}
+
+// clusters numbers the clusters with addresses of their own.
+var clusters atomic.Int32
+
+// host is the loopback address of node id.
+func (c *Cluster) host(id int) string {
+	if c.subnet == 0 {
+		return "127.0.0.1"
+	}
+	return fmt.Sprintf("127.77.%d.%d", c.subnet, id)
 }
 
 // Start builds and starts a cluster: initdb and "repmgr primary register" on
@@ -70,6 +89,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		opts.OSUser = "postgres"
 	}
 	c := &Cluster{opts: opts}
+	if opts.OwnAddresses {
+		c.subnet = int(clusters.Add(1)%250) + 1
+	}
 	defer func() {
 		if err != nil {
 			_ = c.Close()
@@ -128,17 +150,38 @@ func (c *Cluster) prepareDir() error {
 	return nil
 }
 
-func (c *Cluster) chown(path string) error {
-	if c.owner == nil {
+func (c *Cluster) chown(path string) error { return chownTo(c.owner, path) }
+
+func chownTo(u *user.User, path string) error {
+	if u == nil {
 		return nil
 	}
-	uid, _ := strconv.Atoi(c.owner.Uid)
-	gid, _ := strconv.Atoi(c.owner.Gid)
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
 	if err := os.Chown(path, uid, gid); err != nil {
 		return fmt.Errorf("lab: chown %s: %w", path, err)
 	}
 	return nil
 }
+
+// nodeUser returns the OS user pgqlab<id>, creating it (a system user of
+// the postgres group, without a home) on first use.
+func nodeUser(id int) (*user.User, error) {
+	name := fmt.Sprintf("pgqlab%d", id)
+	usersMu.Lock()
+	defer usersMu.Unlock()
+	if u, err := user.Lookup(name); err == nil {
+		return u, nil
+	}
+	out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+		"--shell", "/usr/sbin/nologin", "--gid", "postgres", name).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("lab: useradd %s: %w: %s", name, err, out)
+	}
+	return user.Lookup(name)
+}
+
+var usersMu sync.Mutex
 
 // cloneStandbys clones the standbys of the primary concurrently, each being
 // independent, then the cascaded ones from their upstreams.
@@ -182,7 +225,11 @@ func (c *Cluster) Close() error {
 	for _, h := range c.haproxies {
 		h.Stop()
 	}
+	fw := c.firewall
 	c.mu.Unlock()
+	if fw != nil {
+		fw.Remove()
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Nodes))
 	for i, n := range c.Nodes {

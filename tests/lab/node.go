@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,12 +21,15 @@ type Node struct {
 	ID         int
 	Name       string
 	Location   string
+	Host       string // the loopback address its PostgreSQL and pgquorum listen on
 	PGPort     int
 	QuorumPort int
 	RaftPort   int    // where its pgquorum takes Raft traffic, with failover.mode pgquorum
 	Dir        string // holds data/, repmgr.conf, logs
 	c          *Cluster
 	quorum     *quorumProc
+	owner      *user.User    // the OS user its PostgreSQL and pgquorum run as; nil: the caller
+	run        repmgr.Runner // runs PostgreSQL tools as owner
 
 	logMu     sync.Mutex
 	quorumLog []string // pgquorum output, for LogLines
@@ -48,11 +52,25 @@ func (c *Cluster) newNode(id int, spec NodeSpec) (*Node, error) {
 	if spec.Location == "" {
 		spec.Location = "default"
 	}
-	n := &Node{ID: id, Name: spec.Name, Location: spec.Location, PGPort: pg, QuorumPort: q, RaftPort: raft, Dir: c.path(spec.Name), c: c}
+	n := &Node{ID: id, Name: spec.Name, Location: spec.Location, Host: c.host(id), PGPort: pg, QuorumPort: q, RaftPort: raft,
+		Dir: c.path(spec.Name), c: c, owner: c.owner}
+	if c.subnet != 0 && c.owner != nil {
+		// A user of its own, so that Partition can tell its traffic from
+		// the other nodes': on loopback every connection comes from 127.0.0.1.
+		u, err := nodeUser(id)
+		if err != nil {
+			return nil, err
+		}
+		n.owner = u
+	}
+	n.run = c.run
+	if n.owner != nil {
+		n.run.User = n.owner.Username
+	}
 	if err := os.MkdirAll(n.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	if err := c.chown(n.Dir); err != nil {
+	if err := n.chown(n.Dir); err != nil {
 		return nil, err
 	}
 	return n, n.writeFile("repmgr.conf", n.repmgrConf())
@@ -66,11 +84,11 @@ func (n *Node) RepmgrConf() string { return filepath.Join(n.Dir, "repmgr.conf") 
 
 // Conninfo is how repmgr and pgquorum reach this node.
 func (n *Node) Conninfo() string {
-	return fmt.Sprintf("host=127.0.0.1 port=%d user=repmgr dbname=repmgr connect_timeout=2", n.PGPort)
+	return fmt.Sprintf("host=%s port=%d user=repmgr dbname=repmgr connect_timeout=2", n.Host, n.PGPort)
 }
 
 // QuorumURL is the base URL of the node's pgquorum.
-func (n *Node) QuorumURL() string { return fmt.Sprintf("http://127.0.0.1:%d", n.QuorumPort) }
+func (n *Node) QuorumURL() string { return fmt.Sprintf("http://%s:%d", n.Host, n.QuorumPort) }
 
 // repmgrConf is the node's repmgr.conf. Its service_promote_command is a
 // pg_ctl promote that waits for the promotion to complete, so that repmgr
@@ -96,13 +114,12 @@ log_level=INFO
 // line (by us and by repmgr through pg_ctl_options) rather than in a file of
 // the data directory, which clone and pg_rewind copy from another node.
 func (n *Node) serverOptions() string {
-	return fmt.Sprintf("-p %d -k %s", n.PGPort, n.Dir)
+	return fmt.Sprintf("-p %d -k %s -c listen_addresses=%s", n.PGPort, n.Dir, n.Host)
 }
 
 func (n *Node) logFile() string { return filepath.Join(n.Dir, "postgres.log") }
 
 const sharedConf = `
-listen_addresses = '127.0.0.1'
 max_connections = 40
 shared_buffers = 16MB
 fsync = off
@@ -120,8 +137,8 @@ log_line_prefix = '%m [%p] '
 
 const hbaConf = `local all all trust
 local replication all trust
-host all all 127.0.0.1/32 trust
-host replication all 127.0.0.1/32 trust
+host all all 127.0.0.0/8 trust
+host replication all 127.0.0.0/8 trust
 `
 
 func (n *Node) writeFile(name, content string) error {
@@ -129,8 +146,11 @@ func (n *Node) writeFile(name, content string) error {
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
-	return n.c.chown(p)
+	return n.chown(p)
 }
+
+// chown gives path to the node's OS user.
+func (n *Node) chown(path string) error { return chownTo(n.owner, path) }
 
 func (n *Node) appendFile(path, content string) error {
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
@@ -148,7 +168,7 @@ func (n *Node) pg(ctx context.Context, name string, args ...string) (string, err
 	if !strings.Contains(name, "/") && name != "repmgr" {
 		bin = filepath.Join(n.c.opts.PGBin, name)
 	}
-	out, err := n.c.run.Run(ctx, bin, args...)
+	out, err := n.run.Run(ctx, bin, args...)
 	n.c.opts.Logf("%s: %s %s\n%s", n.Name, name, strings.Join(args, " "), strings.TrimSpace(out))
 	if err != nil {
 		return out, fmt.Errorf("%s: %w", n.Name, err)
@@ -164,7 +184,7 @@ func (n *Node) Repmgr(ctx context.Context, args ...string) (string, error) {
 // cli is pgquorum's own repmgr wrapper for this node, so that failovers in
 // the tests go through the code an operator's tooling would use.
 func (n *Node) cli() repmgr.CLI {
-	return repmgr.CLI{Bin: "repmgr", ConfigFile: n.RepmgrConf(), Runner: n.c.run}
+	return repmgr.CLI{Bin: "repmgr", ConfigFile: n.RepmgrConf(), Runner: n.run}
 }
 
 func (n *Node) logged(what string, out string, err error) error {
@@ -204,14 +224,14 @@ func (n *Node) initPrimary(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(n.DataDir(), "pg_hba.conf"), []byte(hbaConf), 0o600); err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
-	if err := n.c.chown(filepath.Join(n.DataDir(), "pg_hba.conf")); err != nil {
+	if err := n.chown(filepath.Join(n.DataDir(), "pg_hba.conf")); err != nil {
 		return err
 	}
 	if err := n.StartPG(ctx); err != nil {
 		return err
 	}
 	for _, sql := range []string{"CREATE USER repmgr SUPERUSER", "CREATE DATABASE repmgr OWNER repmgr"} {
-		if _, err := n.pg(ctx, "psql", "-h", "127.0.0.1", "-p", strconv.Itoa(n.PGPort), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql); err != nil {
+		if _, err := n.pg(ctx, "psql", "-h", n.Host, "-p", strconv.Itoa(n.PGPort), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql); err != nil {
 			return err
 		}
 	}
@@ -222,7 +242,7 @@ func (n *Node) initPrimary(ctx context.Context) error {
 // cloneFrom clones the node from upstream and registers it; cascade says
 // upstream is a standby, which the node then streams from.
 func (n *Node) cloneFrom(ctx context.Context, upstream *Node, cascade bool) error {
-	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(upstream.PGPort), "-U", "repmgr", "-d", "repmgr", "standby", "clone", "--fast-checkpoint"}
+	args := []string{"-h", upstream.Host, "-p", strconv.Itoa(upstream.PGPort), "-U", "repmgr", "-d", "repmgr", "standby", "clone", "--fast-checkpoint"}
 	register := []string{"standby", "register", "--wait-sync=15"}
 	if cascade {
 		args = append(args, "--upstream-node-id="+strconv.Itoa(upstream.ID))
@@ -262,7 +282,7 @@ func (n *Node) PromoteByHand(ctx context.Context) error {
 // primary_conninfo and reloading, outside repmgr. It streams without a
 // replication slot: its slot lives on the old upstream.
 func (n *Node) Repoint(ctx context.Context, upstream *Node) error {
-	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=repmgr application_name=%s", upstream.PGPort, n.Name)
+	conninfo := fmt.Sprintf("host=%s port=%d user=repmgr application_name=%s", upstream.Host, upstream.PGPort, n.Name)
 	for _, sql := range []string{"ALTER SYSTEM SET primary_conninfo = '" + conninfo + "'",
 		"ALTER SYSTEM SET primary_slot_name = ''", "SELECT pg_reload_conf()"} {
 		if err := n.Exec(ctx, sql); err != nil {

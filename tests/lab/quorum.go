@@ -19,6 +19,10 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
+// Unset, as the value of a key in Options.Quorum, leaves out a key the lab
+// sets by default: the key takes pgquorum's own default (its profile's).
+const Unset = "\x00unset"
+
 // quorumProc is a running pgquorum process.
 type quorumProc struct {
 	cmd  *exec.Cmd
@@ -29,7 +33,7 @@ type quorumProc struct {
 func (n *Node) QuorumConfig() string {
 	keys := map[string]string{
 		"node.name":                  n.Name,
-		"server.listen":              fmt.Sprintf("127.0.0.1:%d", n.QuorumPort),
+		"server.listen":              fmt.Sprintf("%s:%d", n.Host, n.QuorumPort),
 		"repmgr.config_file":         n.RepmgrConf(),
 		"database.dsn":               n.Conninfo(),
 		"consensus.refresh_interval": "250ms",
@@ -41,18 +45,21 @@ func (n *Node) QuorumConfig() string {
 	}
 	var peers, raftPeers []string
 	for _, p := range n.c.Nodes {
-		peers = append(peers, fmt.Sprintf("%s=127.0.0.1:%d", p.Name, p.QuorumPort))
-		raftPeers = append(raftPeers, fmt.Sprintf("%s=127.0.0.1:%d", p.Name, p.RaftPort))
+		peers = append(peers, fmt.Sprintf("%s=%s:%d", p.Name, p.Host, p.QuorumPort))
+		raftPeers = append(raftPeers, fmt.Sprintf("%s=%s:%d", p.Name, p.Host, p.RaftPort))
 	}
 	sort.Strings(peers)
 	sort.Strings(raftPeers)
 	// Every pgquorum has its own ports here; a test may give other
 	// addresses, or "" for none (conninfo host and peer_port).
 	keys["consensus.peers"] = strings.Join(peers, ",")
-	keys["failover.raft_listen"] = fmt.Sprintf("127.0.0.1:%d", n.RaftPort)
+	keys["failover.raft_listen"] = fmt.Sprintf("%s:%d", n.Host, n.RaftPort)
 	keys["failover.raft_peers"] = strings.Join(raftPeers, ",")
 	for k, v := range n.c.opts.Quorum {
 		keys[k] = v
+		if v == Unset {
+			delete(keys, k)
+		}
 	}
 	sections := map[string][]string{}
 	for k, v := range keys {
@@ -90,15 +97,15 @@ func (n *Node) StartQuorum() error {
 	// the test that provoked it fails rather than a later one. PATH has the
 	// PostgreSQL tools repmgr runs.
 	cmd.Env = []string{"PATH=" + n.c.opts.PGBin + ":/usr/bin:/bin", "GORACE=halt_on_error=1", "LC_ALL=C"}
-	if n.c.owner != nil {
+	if n.owner != nil {
 		// As in production (scripts/pgquorum.service), pgquorum runs as
-		// the postgres OS user: repmgr and pg_ctl refuse root.
-		cred, err := repmgr.Credential(n.c.opts.OSUser)
+		// the node's PostgreSQL OS user: repmgr and pg_ctl refuse root.
+		cred, err := repmgr.Credential(n.owner.Username)
 		if err != nil {
 			return err
 		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		cmd.Env = append(cmd.Env, "HOME="+n.c.owner.HomeDir, "USER="+n.c.owner.Username)
+		cmd.Env = append(cmd.Env, "HOME="+n.Dir, "USER="+n.owner.Username)
 		cmd.Dir = n.Dir
 	}
 	out, err := cmd.StdoutPipe()

@@ -1,0 +1,83 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// KillQuorum ends the node's pgquorum with SIGKILL, as a crash would, and
+// waits for it.
+func (n *Node) KillQuorum() {
+	p := n.quorum
+	if p == nil {
+		return
+	}
+	n.quorum = nil
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// KillPostmaster sends SIGKILL to the node's postmaster, as a crash would;
+// its backends notice and exit.
+func (n *Node) KillPostmaster() error {
+	pid := n.PostmasterPID()
+	if pid == 0 {
+		return fmt.Errorf("lab: %s: no postmaster", n.Name)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("lab: kill postmaster of %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// instancePIDs returns the postmaster's PID, then its children's.
+func (n *Node) instancePIDs() ([]int, error) {
+	pm := n.PostmasterPID()
+	if pm == 0 {
+		return nil, fmt.Errorf("lab: %s: no postmaster", n.Name)
+	}
+	pids := []int{pm}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces, so cut at the last ')'.
+		s := string(b)
+		rest := s[strings.LastIndexByte(s, ')')+1:]
+		fields := strings.Fields(rest)
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(fields[1]); ppid == pm {
+			pid, _ := strconv.Atoi(strings.Fields(s)[0])
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// StallInstance stops every process of the node's PostgreSQL (SIGSTOP), the
+// postmaster first so that it starts no new one, for d, then lets them run
+// again: a stall of the whole instance, as a stuck disk or a paused VM gives.
+func (n *Node) StallInstance(d time.Duration) error {
+	pids, err := n.instancePIDs()
+	if err != nil {
+		return err
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	n.c.opts.Logf("lab: %s: stopped %d PostgreSQL processes for %s", n.Name, len(pids), d)
+	time.Sleep(d)
+	for i := len(pids) - 1; i >= 0; i-- {
+		_ = syscall.Kill(pids[i], syscall.SIGCONT)
+	}
+	return nil
+}

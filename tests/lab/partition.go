@@ -1,0 +1,90 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// Firewall is an nftables table of the cluster's own that drops traffic
+// between chosen pairs of its nodes (Options OwnAddresses): a network
+// partition between processes of one machine. On loopback every connection
+// leaves from 127.0.0.1, so a packet is told by its sender's OS user (each
+// node has its own) and its destination (each node has its own address).
+// Dropping every packet one side sends to the other stalls every connection
+// between them, as a real partition does.
+type Firewall struct {
+	table string
+}
+
+func nft(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "nft", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Partition drops every packet between each node of a and each node of b,
+// both ways, until Heal. The traffic of other processes (HAProxy's, the
+// test's own) still flows.
+func (c *Cluster) Partition(ctx context.Context, a, b []*Node) error {
+	if c.subnet == 0 || c.owner == nil {
+		return fmt.Errorf("lab: Partition needs Options.OwnAddresses, as root")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.firewall == nil {
+		fw := &Firewall{table: fmt.Sprintf("pgq_lab_%d", c.subnet)}
+		_ = nft(ctx, "delete", "table", "inet", fw.table) // left over by a killed run
+		if err := nft(ctx, "add", "table", "inet", fw.table); err != nil {
+			return err
+		}
+		if err := nft(ctx, "add", "chain", "inet", fw.table, "out", "{ type filter hook output priority 0; policy accept; }"); err != nil {
+			return err
+		}
+		c.firewall = fw
+	}
+	for _, x := range a {
+		for _, y := range b {
+			for _, pair := range [][2]*Node{{x, y}, {y, x}} {
+				if err := nft(ctx, "add", "rule", "inet", c.firewall.table, "out",
+					"meta", "skuid", pair[0].owner.Uid, "ip", "daddr", pair[1].Host, "drop"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	c.opts.Logf("lab: partition %v | %v", names(a), names(b))
+	return nil
+}
+
+// Heal lets every packet through again.
+func (c *Cluster) Heal(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.firewall == nil {
+		return nil
+	}
+	c.opts.Logf("lab: heal the partition")
+	return nft(ctx, "flush", "chain", "inet", c.firewall.table, "out")
+}
+
+// Remove deletes the table.
+func (f *Firewall) Remove() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = nft(ctx, "delete", "table", "inet", f.table)
+}
+
+func names(nodes []*Node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.Name
+	}
+	return out
+}
