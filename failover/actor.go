@@ -76,16 +76,19 @@ func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
 		})
 		return
 	}
+	// Follow a committed primary only while it answers: never point a
+	// standby at a dead one.
+	inRecovery, err := c.actions.InRecovery(ctx, primary)
+	if err != nil {
+		return
+	}
 	if up, streams := consensus.Upstream(f.Facts); !streams || up.ID != primary.ID {
 		c.try(ctx, attempts, d, actionRepoint, func(ctx context.Context) error {
 			return c.actions.Repoint(ctx, primary)
 		})
 	}
-	if me.UpstreamID != nil && *me.UpstreamID == primary.ID {
-		return // repmgr already records it as this standby's upstream
-	}
-	if inRecovery, err := c.actions.InRecovery(ctx, primary); err != nil || inRecovery {
-		return // follow a primary only once it is one
+	if inRecovery || (me.UpstreamID != nil && *me.UpstreamID == primary.ID) {
+		return // follow it the repmgr way once it is promoted, unless repmgr already records it
 	}
 	c.try(ctx, attempts, d, actionFollow, func(ctx context.Context) error {
 		out, err := c.actions.Follow(ctx, d, primary)

@@ -59,8 +59,8 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 	} else if what != "" {
 		c.opts.Logger.Info("raft membership", "change", what)
 	}
-	if st.Epoch == 0 {
-		return c.adopt(reports)
+	if st.Epoch == 0 || adoptable(st, reports) != "" {
+		return c.adopt(st, reports)
 	}
 	lost, ok := repmgr.ByName(nodes, st.Primary)
 	if !ok {
@@ -132,25 +132,55 @@ func (c *Controller) gather(ctx context.Context, nodes []repmgr.Node, req api.Re
 	return reports
 }
 
-// adopt commits the first epoch: the node that answers 200 now. Before it,
-// pgquorum acts on nothing.
-func (c *Controller) adopt(reports map[string]*api.Report) (State, string) {
-	var claimants []string
+// claimants are the nodes answering 200.
+func claimants(reports map[string]*api.Report) []string {
+	var out []string
 	for name, r := range reports {
 		if r.State == api.StatePrimary {
-			claimants = append(claimants, name)
+			out = append(out, name)
 		}
 	}
-	if len(claimants) != 1 {
-		sort.Strings(claimants)
-		return StateJoining, fmt.Sprintf("waiting for exactly one node answering 200 to adopt as the primary (now: %v)", claimants)
+	sort.Strings(out)
+	return out
+}
+
+// adoptable names the node to adopt as the primary of a new epoch: the one
+// node answering 200 while the committed primary does not run as one, or is
+// down: someone else (repmgrd, an operator) promoted it. A 200 is a majority
+// behind it, so recording it is safe, and it keeps the standbys from being
+// pointed back at a dead primary.
+func adoptable(st Replicated, reports map[string]*api.Report) string {
+	cl := claimants(reports)
+	if len(cl) != 1 || cl[0] == st.Primary {
+		return ""
 	}
-	p := reports[claimants[0]]
-	d := api.Decision{Epoch: 1, At: c.opts.Now().UTC(), Primary: p.Node, PrimaryID: p.NodeID, Reason: "adopted: the primary confirmed by its majority"}
+	if p := reports[st.Primary]; p != nil && p.DBUp && !p.InRecovery {
+		return "" // the committed primary runs: this is for the split-brain watch, not for us
+	}
+	return cl[0]
+}
+
+// adopt commits as the primary of the next epoch the node that answers 200
+// now: at the first epoch, before which pgquorum acts on nothing, or after a
+// promotion made outside pgquorum.
+func (c *Controller) adopt(st Replicated, reports map[string]*api.Report) (State, string) {
+	cl := claimants(reports)
+	if len(cl) != 1 {
+		return StateJoining, fmt.Sprintf("waiting for exactly one node answering 200 to adopt as the primary (now: %v)", cl)
+	}
+	p := reports[cl[0]]
+	d := api.Decision{Epoch: st.Epoch + 1, At: c.opts.Now().UTC(), Primary: p.Node, PrimaryID: p.NodeID, OldPrimary: st.Primary,
+		Reason: "adopted: the primary confirmed by its majority"}
+	if st.Epoch > 0 {
+		d.Reason = fmt.Sprintf("adopted: %s answers 200, promoted outside pgquorum in place of %s", p.Node, st.Primary)
+		now := d.At
+		d.PromotedAt = &now
+	}
 	if err := c.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d}); err != nil {
 		return StateJoining, "adopting " + p.Node + ": " + err.Error()
 	}
-	c.opts.Logger.Info("failover decision committed", "epoch", d.Epoch, "primary", d.Primary, "reason", d.Reason)
+	c.det.Reset()
+	c.opts.Logger.Info("failover decision committed", "epoch", d.Epoch, "primary", d.Primary, "old_primary", d.OldPrimary, "reason", d.Reason)
 	return "", ""
 }
 

@@ -424,3 +424,51 @@ func TestFailoverAcrossTwoSites(t *testing.T) {
 	}
 	r.writesMoveTo(t, p)
 }
+
+// TestPgquorumStandsBackWhileRepmgrdRuns: repmgrd runs on every node with
+// automatic failover (2 attempts × 1 s) and pgquorum with failover.mode
+// pgquorum. When node1 dies, pgquorum sees the loss first but refuses to act,
+// saying why; repmgrd promotes, and pgquorum adopts what repmgrd did as the
+// next epoch without running any command of its own.
+func TestPgquorumStandsBackWhileRepmgrdRuns(t *testing.T) {
+	t.Parallel()
+	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: failoverKeys,
+		Repmgrd: &lab.RepmgrdOptions{ReconnectAttempts: 2, ReconnectInterval: 1}})
+	for _, n := range c.Nodes {
+		if err := n.StartRepmgrd(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSettled(t, c)
+	waitDecision(t, c, 1, settle)
+	watchStates(t, c)
+	ctx := context.Background()
+	n1 := c.Node("node1")
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	err := lab.WaitFor(ctx, primaryBudget, "a node to say pgquorum is blocked by repmgrd", func(ctx context.Context) error {
+		for _, n := range c.Nodes[1:] {
+			var b api.StateBody
+			if _, err := n.GetJSON(ctx, api.PathState, &b); err == nil && b.Failover != nil &&
+				b.Failover.State == "Blocked" && containsAll(b.Failover.Reason, "repmgrd runs with automatic failover unpaused") {
+				t.Logf("%s: %s", n.Name, b.Failover.Reason)
+				return nil
+			}
+		}
+		return fmt.Errorf("not yet")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := waitDecision(t, c, 2, 60*time.Second)
+	if !containsAll(d.Reason, "adopted", "promoted outside pgquorum") || d.OldPrimary != "node1" {
+		t.Fatalf("epoch 2 = %+v, want what repmgrd did, adopted", d)
+	}
+	waitState(t, c.Node(d.Primary), api.StatePrimary, settle)
+	for _, n := range c.Nodes {
+		if lines := n.LogLines(`msg="promote command"`); len(lines) > 0 {
+			t.Errorf("%s: pgquorum ran a promote command while repmgrd runs: %q", n.Name, lines)
+		}
+	}
+}

@@ -41,6 +41,9 @@ type Options struct {
 	// PortBase, when set, gives fixed ports: node i gets PostgreSQL on
 	// PortBase+i and pgquorum on PortBase+100+i. Default: free ports.
 	PortBase int
+	// Repmgrd, when set, adds repmgrd's failover settings to every
+	// repmgr.conf; StartRepmgrd runs it.
+	Repmgrd *RepmgrdOptions
 	// OwnAddresses gives each node a loopback address of its own,
 	// 127.77.<cluster>.<node id>, so that Partition can cut nodes apart.
 	// Default: every node on 127.0.0.1.
@@ -236,7 +239,7 @@ func (c *Cluster) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.StopQuorum()
+			errs[i] = errors.Join(n.StopQuorum(), n.StopRepmgrd())
 			n.killPG()
 		}()
 	}

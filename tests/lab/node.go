@@ -28,6 +28,7 @@ type Node struct {
 	Dir        string // holds data/, repmgr.conf, logs
 	c          *Cluster
 	quorum     *quorumProc
+	repmgrd    *Proc
 	owner      *user.User    // the OS user its PostgreSQL and pgquorum run as; nil: the caller
 	run        repmgr.Runner // runs PostgreSQL tools as owner
 
@@ -73,7 +74,7 @@ func (c *Cluster) newNode(id int, spec NodeSpec) (*Node, error) {
 	if err := n.chown(n.Dir); err != nil {
 		return nil, err
 	}
-	return n, n.writeFile("repmgr.conf", n.repmgrConf())
+	return n, n.writeFile("repmgr.conf", n.repmgrConf()+n.repmgrdConf())
 }
 
 // DataDir is the node's PGDATA.
