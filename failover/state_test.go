@@ -1,0 +1,141 @@
+package failover
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// following is a healthy standby n2 streaming from the committed primary n1,
+// with no coordinator phase: the view each case of TestNodeState edits.
+func following() NodeView {
+	return NodeView{Enabled: true, Self: "n2", DBUp: true, InRecovery: true, Upstream: "n1", Primary: "n1"}
+}
+
+// leading is the committed primary n1, confirmed.
+func leading() NodeView {
+	return NodeView{Enabled: true, Self: "n1", DBUp: true, Confirmed: true, Primary: "n1"}
+}
+
+func TestNodeState(t *testing.T) {
+	tests := []struct {
+		name   string
+		view   NodeView
+		state  State
+		reason string // a part of the reason
+	}{
+		// Every state, from the plainest view that reaches it.
+		{name: "failover.mode off is Off", view: NodeView{Self: "n2", DBUp: true, InRecovery: true, Primary: "n1"},
+			state: StateOff, reason: "failover.mode is off"},
+		{name: "a node whose database is down is Down", view: func() NodeView { v := following(); v.DBUp = false; return v }(),
+			state: StateDown, reason: "its database is down"},
+		{name: "a node running the promote command is Promoting", view: func() NodeView { v := following(); v.Acting = "promote"; return v }(),
+			state: StatePromoting, reason: "running the promote command"},
+		{name: "a node re-pointing is Repointing to the committed primary", view: func() NodeView { v := following(); v.Acting = "repoint"; return v }(),
+			state: StateRepointing, reason: "re-pointing to n1"},
+		{name: "a node running the follow command is Repointing too", view: func() NodeView { v := following(); v.Acting = "follow"; return v }(),
+			state: StateRepointing, reason: "re-pointing to n1"},
+		{name: "no committed primary yet is Joining", view: func() NodeView { v := following(); v.Primary = ""; return v }(),
+			state: StateJoining, reason: "no primary committed yet"},
+		{name: "the coordinator's Suspect is every node's, with its reason", view: func() NodeView {
+			v := following()
+			v.Phase, v.PhaseReason = "Suspect", "n1's pgquorum is silent"
+			return v
+		}(), state: StateSuspect, reason: "n1's pgquorum is silent"},
+		{name: "the coordinator's Electing is every node's, with its reason", view: func() NodeView {
+			v := following()
+			v.Phase, v.PhaseReason = "Electing", "chose n3"
+			return v
+		}(), state: StateElecting, reason: "chose n3"},
+		{name: "the coordinator's Blocked is every node's, with its reason", view: func() NodeView {
+			v := following()
+			v.Phase, v.PhaseReason = "Blocked", "repmgrd runs"
+			return v
+		}(), state: StateBlocked, reason: "repmgrd runs"},
+		{name: "the committed primary still in recovery is Promoting", view: func() NodeView { v := leading(); v.InRecovery = true; v.Confirmed = false; return v }(),
+			state: StatePromoting, reason: "still in recovery"},
+		{name: "the committed primary confirmed by its majority is Leading", view: leading(),
+			state: StateLeading, reason: "confirmed by its majority"},
+		{name: "the committed primary not confirmed is Unconfirmed", view: func() NodeView { v := leading(); v.Confirmed = false; return v }(),
+			state: StateUnconfirmed, reason: "not confirmed"},
+		{name: "a node running as primary that is not the committed one is Deposed", view: func() NodeView { v := following(); v.InRecovery = false; v.Upstream = ""; return v }(),
+			state: StateDeposed, reason: "n1 is the committed primary"},
+		{name: "a confirmed primary that is not the committed one is Deposed still", view: func() NodeView {
+			v := following()
+			v.InRecovery, v.Upstream, v.Confirmed = false, "", true
+			return v
+		}(), state: StateDeposed, reason: "runs as primary, but n1"},
+		{name: "a standby streaming from the committed primary is Following it", view: following(),
+			state: StateFollowing, reason: "streams from n1"},
+		{name: "a standby streaming from another node is Following, not streaming from the primary", view: func() NodeView { v := following(); v.Upstream = "n3"; return v }(),
+			state: StateFollowing, reason: "not streaming from it at the moment"},
+		{name: "a standby with no receiver is Following, not streaming", view: func() NodeView { v := following(); v.Upstream = ""; return v }(),
+			state: StateFollowing, reason: "a standby of n1"},
+
+		// Precedence: Off, then Down, then the action, then Joining, then the
+		// coordinator's phase, then what the node itself is.
+		{name: "Off comes before Down and before any action", view: NodeView{Self: "n2", Acting: "promote", Phase: "Blocked"},
+			state: StateOff},
+		{name: "Down comes before the action in progress", view: func() NodeView { v := following(); v.DBUp, v.Acting = false, "promote"; return v }(),
+			state: StateDown},
+		{name: "Down comes before the coordinator's phase", view: func() NodeView { v := following(); v.DBUp, v.Phase = false, "Suspect"; return v }(),
+			state: StateDown},
+		{name: "the action in progress comes before the coordinator's phase", view: func() NodeView {
+			v := following()
+			v.Acting, v.Phase, v.PhaseReason = "repoint", "Blocked", "repmgrd runs"
+			return v
+		}(), state: StateRepointing},
+		{name: "Joining comes before the coordinator's phase", view: func() NodeView {
+			v := following()
+			v.Primary, v.Phase, v.PhaseReason = "", "Blocked", "waiting for exactly one node answering 200"
+			return v
+		}(), state: StateJoining, reason: "no primary committed yet"},
+		{name: "the coordinator's phase comes before Leading", view: func() NodeView { v := leading(); v.Phase, v.PhaseReason = "Suspect", "s"; return v }(),
+			state: StateSuspect},
+		{name: "the coordinator's phase comes before Deposed", view: func() NodeView {
+			v := following()
+			v.InRecovery, v.Phase, v.PhaseReason = false, "Electing", "e"
+			return v
+		}(), state: StateElecting},
+		{name: "the coordinator's phase comes before Promoting in recovery", view: func() NodeView {
+			v := leading()
+			v.InRecovery, v.Phase, v.PhaseReason = true, "Blocked", "b"
+			return v
+		}(), state: StateBlocked},
+		{name: "a phase the coordinator does not share is ignored: Following", view: func() NodeView { v := following(); v.Phase = "Leading"; return v }(),
+			state: StateFollowing, reason: "streams from n1"},
+		{name: "an empty phase is ignored: Leading", view: func() NodeView { v := leading(); v.Phase, v.PhaseReason = "", "stale"; return v }(),
+			state: StateLeading},
+		{name: "a committed primary that is not in recovery is Leading, whatever its upstream", view: func() NodeView { v := leading(); v.Upstream = "n3"; return v }(),
+			state: StateLeading},
+	}
+	reached := map[State]bool{} // outside the subtests, so that -run picking some does not fail the check below
+	for _, tt := range tests {
+		state, reason := NodeState(tt.view)
+		reached[state] = true
+		t.Run(tt.name, func(t *testing.T) {
+			if state != tt.state {
+				t.Errorf("NodeState(%+v) = %s (%s), want %s", tt.view, state, reason, tt.state)
+			}
+			if reason == "" || !strings.Contains(reason, tt.reason) {
+				t.Errorf("reason %q, want it to say %q", reason, tt.reason)
+			}
+		})
+	}
+	for _, s := range AllStates {
+		if !reached[s] {
+			t.Errorf("no case reaches %s", s)
+		}
+	}
+}
+
+func TestAllStatesListsEveryStateOnce(t *testing.T) {
+	want := []State{StateOff, StateJoining, StateDown, StateFollowing, StateLeading, StateUnconfirmed,
+		StateSuspect, StateElecting, StatePromoting, StateRepointing, StateDeposed, StateBlocked}
+	got := slices.Clone(AllStates)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("AllStates = %v, want each of %v once", AllStates, want)
+	}
+}
