@@ -33,10 +33,15 @@ type RaftOptions struct {
 
 // Address is where node n's pgquorum takes Raft traffic: its entry in
 // failover.raft_peers, or the host of its repmgr conninfo with the port of
-// failover.raft_listen.
+// failover.raft_listen. An entry named exactly wins over one that differs
+// only by case (viper lower-cases the keys of a YAML map, an environment
+// variable keeps them): the map's order must not choose.
 func (o RaftOptions) Address(n repmgr.Node) (string, error) {
+	if addr, ok := o.Peers[n.Name]; ok {
+		return addr, nil
+	}
 	for k, addr := range o.Peers {
-		if k == n.Name || strings.EqualFold(k, n.Name) {
+		if strings.EqualFold(k, n.Name) {
 			return addr, nil
 		}
 	}

@@ -73,6 +73,25 @@ func TestAddress(t *testing.T) {
 	}
 }
 
+// TestAddressPrefersTheExactName: a raft_peers given as a string
+// (PGQUORUM_FAILOVER_RAFT_PEERS="Node1=a:1,node1=b:2") keeps its keys' case,
+// so two keys can differ by case only. The exact name must win, every time,
+// as in consensus.Addresses: a map's order is random, and two nodes that
+// resolved the same peer differently would bootstrap different
+// configurations.
+func TestAddressPrefersTheExactName(t *testing.T) {
+	o := RaftOptions{Bind: ":5997", Peers: map[string]string{"Node1": "upper.example:6000", "node1": "lower.example:6000"}}
+	for _, name := range []string{"node1", "Node1"} {
+		want := o.Peers[name]
+		for i := range 200 { // map order is random: one draw could pass by luck
+			got, err := o.Address(repmgr.Node{Name: name, Conninfo: "host=db1"})
+			if err != nil || got != want {
+				t.Fatalf("draw %d: Address(%s) = %q, %v; want %q, its exact entry", i, name, got, err, want)
+			}
+		}
+	}
+}
+
 func TestConfiguration(t *testing.T) {
 	nodes := []repmgr.Node{
 		{ID: 3, Name: "n3", Type: repmgr.TypeStandby, Conninfo: "host=db3"},
