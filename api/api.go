@@ -237,8 +237,9 @@ type Report struct {
 	Timeline       int             `json:"timeline"`
 	ReceivedLSN    int64           `json:"received_lsn"` // a standby's last received WAL; a primary's current WAL
 	ReplayedLSN    int64           `json:"replayed_lsn"`
-	Receiver       string          `json:"receiver,omitempty"` // its WAL receiver's status
-	Upstream       string          `json:"upstream,omitempty"` // the registered node it streams from
+	Receiver       string          `json:"receiver,omitempty"`      // its WAL receiver's status
+	Upstream       string          `json:"upstream,omitempty"`      // the registered node it streams from
+	Named          string          `json:"named_primary,omitempty"` // the active primary its own repmgr.nodes names
 	RepmgrdRunning bool            `json:"repmgrd_running"`
 	RepmgrdPaused  bool            `json:"repmgrd_paused"`
 	Probe          *Probe          `json:"probe,omitempty"`  // the direct probe asked for

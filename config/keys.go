@@ -60,7 +60,7 @@ var Profiles = map[string]map[string]string{
 		"consensus.cache_ttl":             "3s",
 		"consensus.peer_timeout":          "500ms",
 		"database.timeout":                "1s",
-		"failover.grace":                  "3s",
+		"failover.grace":                  "2s",
 		"failover.raft_heartbeat_timeout": "1s",
 		"failover.raft_election_timeout":  "1s",
 	},

@@ -64,14 +64,15 @@ type Controller struct {
 	fsm     *FSM
 	det     *Detector
 
-	mu        sync.Mutex
-	node      *raftNode
-	phase     phaseSeen // the coordinator's phase, as it last told this node (or this node's own, as coordinator)
-	acting    string    // action in progress
-	lastState State
-	done      map[uint64]*api.Action // this node's action per epoch
-	excluded  map[string]exclusion   // standbys whose promotion failed
-	silent    bool                   // the primary's pgquorum did not answer the last round
+	mu           sync.Mutex
+	node         *raftNode
+	phase        phaseSeen // the coordinator's phase, as it last told this node (or this node's own, as coordinator)
+	acting       string    // action in progress
+	lastState    State
+	done         map[uint64]*api.Action // this node's action per epoch
+	excluded     map[string]exclusion   // standbys whose promotion failed
+	silent       bool                   // the primary's pgquorum did not answer the last round
+	lastHandOver time.Time              // when leadership was last passed on
 }
 
 // exclusion keeps a standby whose promotion failed out of the elections
@@ -267,6 +268,9 @@ func (c *Controller) ownReport(ctx context.Context) api.Report {
 	}
 	if up, ok := consensus.Upstream(f.Facts); ok {
 		r.Upstream = up.Name
+	}
+	if p, ok := repmgr.NamedPrimary(f.Facts.Nodes); ok && r.DBUp {
+		r.Named = p.Name
 	}
 	if s := c.local.Snapshot(ctx); s != nil {
 		r.State = s.Verdict.State

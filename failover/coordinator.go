@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -17,7 +18,7 @@ import (
 // Raft group: gather every node's report, keep the membership in step with
 // repmgr.nodes, detect the loss of the primary and commit its successor.
 func (c *Controller) coordinate(ctx context.Context) {
-	t := time.NewTicker(c.opts.RefreshInterval)
+	t := time.NewTimer(c.opts.RefreshInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -25,18 +26,54 @@ func (c *Controller) coordinate(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		r := c.raft()
-		if r == nil || r.State() != raft.Leader {
+		next := c.opts.RefreshInterval
+		if r := c.raft(); r == nil || r.State() != raft.Leader {
 			c.det.Reset()
-			continue
+		} else if c.handOver(r) {
+			next = c.opts.RefreshInterval
+		} else {
+			phase, reason := c.round(ctx)
+			c.mu.Lock()
+			c.phase = phaseSeen{state: phase, reason: reason, at: c.opts.Now()}
+			c.mu.Unlock()
+			c.noteState(ctx)
+			if phase == StateSuspect {
+				// Decide as soon as the grace is over, not at the next refresh.
+				next = min(next, suspectInterval)
+			}
 		}
-		phase, reason := c.round(ctx)
-		c.mu.Lock()
-		c.phase = phaseSeen{state: phase, reason: reason, at: c.opts.Now()}
-		c.mu.Unlock()
-		c.noteState(ctx)
+		t.Reset(next)
 	}
 }
+
+// handOver passes Raft leadership on when this node is the committed
+// primary: losing the whole primary node must not also cost the election
+// of a new coordinator before detection can start. It says whether it did.
+func (c *Controller) handOver(r *raft.Raft) bool {
+	st := c.fsm.State()
+	if st.Primary != c.opts.Self {
+		return false
+	}
+	c.mu.Lock()
+	recent := c.opts.Now().Sub(c.lastHandOver) < 10*c.opts.RefreshInterval
+	c.mu.Unlock()
+	if recent {
+		return false
+	}
+	c.mu.Lock()
+	c.lastHandOver = c.opts.Now()
+	c.mu.Unlock()
+	if err := r.LeadershipTransfer().Error(); err != nil {
+		c.opts.Logger.Debug("hand raft leadership over", "error", err)
+		return false
+	}
+	c.opts.Logger.Info("handed raft leadership over: the coordinator should not be the primary it watches")
+	return true
+}
+
+// suspectInterval is how often the coordinator runs a round while it
+// suspects the primary.
+const suspectInterval = 100 * time.Millisecond
 
 // round is one round of the coordinator; it returns the cluster's phase.
 func (c *Controller) round(ctx context.Context) (State, string) {
@@ -49,10 +86,18 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 	}
 	prev := c.phase
 	c.mu.Unlock()
-	reports := c.gather(ctx, nodes, api.ReportRequest{Protocol: api.VoteProtocol, Coordinator: c.opts.Self,
-		Phase: string(prev.state), PhaseReason: prev.reason, ProbeNode: probe})
+	req := api.ReportRequest{Protocol: api.VoteProtocol, Coordinator: c.opts.Self,
+		Phase: string(prev.state), PhaseReason: prev.reason, ProbeNode: probe}
+	reports := c.gather(ctx, nodes, req)
+	silent := st.Primary != "" && reports[st.Primary] == nil
+	if silent && probe == "" {
+		// The primary's pgquorum fell silent this round: ask every node to
+		// probe its database now rather than a round later.
+		req.ProbeNode = st.Primary
+		reports = c.gather(ctx, nodes, req)
+	}
 	c.mu.Lock()
-	c.silent = st.Primary != "" && reports[st.Primary] == nil
+	c.silent = silent
 	c.mu.Unlock()
 	if what, err := c.node.reconcile(c.opts.Raft, nodes, c.opts.CommandTimeout); err != nil {
 		c.opts.Logger.Warn("raft membership", "error", err)
@@ -60,7 +105,7 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 		c.opts.Logger.Info("raft membership", "change", what)
 	}
 	if st.Epoch == 0 || adoptable(st, reports) != "" {
-		return c.adopt(st, reports)
+		return c.adopt(st, nodes, reports)
 	}
 	lost, ok := repmgr.ByName(nodes, st.Primary)
 	if !ok {
@@ -162,22 +207,35 @@ func adoptable(st Replicated, reports map[string]*api.Report) string {
 
 // adopt commits as the primary of the next epoch the node that answers 200
 // now: at the first epoch, before which pgquorum acts on nothing, or after a
-// promotion made outside pgquorum.
-func (c *Controller) adopt(st Replicated, reports map[string]*api.Report) (State, string) {
+// promotion made outside pgquorum. At the first epoch with no node
+// answering 200 (pgquorum starting while the primary is down, or in its
+// quiet period), it adopts the active primary that the metadata of a
+// majority of the registered nodes names, so that a failover is possible.
+func (c *Controller) adopt(st Replicated, nodes []repmgr.Node, reports map[string]*api.Report) (State, string) {
 	cl := claimants(reports)
-	if len(cl) != 1 {
+	var d api.Decision
+	switch {
+	case len(cl) == 1:
+		p := reports[cl[0]]
+		d = api.Decision{Primary: p.Node, PrimaryID: p.NodeID, Reason: "adopted: the primary confirmed by its majority"}
+	case len(cl) == 0 && st.Epoch == 0:
+		name, who := namedByMajority(nodes, reports)
+		n, ok := repmgr.ByName(nodes, name)
+		if !ok {
+			return StateJoining, "waiting for a node answering 200, or a majority naming the same primary, to adopt"
+		}
+		d = api.Decision{Primary: n.Name, PrimaryID: n.ID, Reason: "adopted: the active primary the metadata of " + strings.Join(who, ", ") + " names"}
+	default:
 		return StateJoining, fmt.Sprintf("waiting for exactly one node answering 200 to adopt as the primary (now: %v)", cl)
 	}
-	p := reports[cl[0]]
-	d := api.Decision{Epoch: st.Epoch + 1, At: c.opts.Now().UTC(), Primary: p.Node, PrimaryID: p.NodeID, OldPrimary: st.Primary,
-		Reason: "adopted: the primary confirmed by its majority"}
+	d.Epoch, d.At, d.OldPrimary = st.Epoch+1, c.opts.Now().UTC(), st.Primary
 	if st.Epoch > 0 {
-		d.Reason = fmt.Sprintf("adopted: %s answers 200, promoted outside pgquorum in place of %s", p.Node, st.Primary)
+		d.Reason = fmt.Sprintf("adopted: %s answers 200, promoted outside pgquorum in place of %s", d.Primary, st.Primary)
 		now := d.At
 		d.PromotedAt = &now
 	}
 	if err := c.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d}); err != nil {
-		return StateJoining, "adopting " + p.Node + ": " + err.Error()
+		return StateJoining, "adopting " + d.Primary + ": " + err.Error()
 	}
 	c.det.Reset()
 	c.opts.Logger.Info("failover decision committed", "epoch", d.Epoch, "primary", d.Primary, "old_primary", d.OldPrimary, "reason", d.Reason)
@@ -256,6 +314,24 @@ func (c *Controller) elect(ctx context.Context, st Replicated, lost repmgr.Node,
 	c.opts.Logger.Warn("failover decision committed", "epoch", d.Epoch, "primary", d.Primary, "old_primary", d.OldPrimary,
 		"reason", d.Reason, "ranking", rankingNames(e.Ranking))
 	return "", ""
+}
+
+// namedByMajority is the active primary that the metadata of a majority of
+// the registered nodes names, and who names it.
+func namedByMajority(nodes []repmgr.Node, reports map[string]*api.Report) (string, []string) {
+	by := map[string][]string{}
+	for name, r := range reports {
+		if r.Named != "" {
+			by[r.Named] = append(by[r.Named], name)
+		}
+	}
+	for primary, who := range by {
+		if len(who) >= consensus.Majority(len(nodes)) {
+			sort.Strings(who)
+			return primary, who
+		}
+	}
+	return "", nil
 }
 
 // repmgrdActive names the nodes whose repmgrd runs with failover unpaused:

@@ -59,7 +59,7 @@ func startFailoverRig(t *testing.T, nodes []lab.NodeSpec, keys map[string]string
 	r := &failoverRig{c: c, poller: watchStates(t, c)}
 	r.h = startHAProxyFromRepmgr(t, c)
 	r.h.waitStatus(t, map[string]string{"postgres_rw/node1": "UP"})
-	r.w = startWrites(t, c.Node("node1"), r.h)
+	r.w = startWrites(t, c, c.Node("node1"), r.h)
 	return r
 }
 

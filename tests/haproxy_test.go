@@ -3,8 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,24 +46,19 @@ func listenArgs(t *testing.T) (args []string, rw, ro int) {
 }
 
 // startHAProxyFromRepmgr renders haproxy.cfg with the real CLI from node1's
-// repmgr.nodes (every lab pgquorum has its own port on 127.0.0.1, given by
+// repmgr.nodes (every lab pgquorum has its own port, given by
 // --node-check-port), starts HAProxy on it and stops it after the test.
 func startHAProxyFromRepmgr(t *testing.T, c *lab.Cluster) *labHAProxy {
 	t.Helper()
-	cfgPath, socket := c.HAProxyPaths()
-	args, rw, ro := listenArgs(t)
-	args = append([]string{"haproxy-config", "--dsn", c.Nodes[0].Conninfo(), "--stats-socket", socket, "--output", cfgPath + ".rendered"}, args...)
-	for _, n := range c.Nodes {
-		args = append(args, "--node-check-port", fmt.Sprintf("%s=%d", n.Name, n.QuorumPort))
-	}
-	if out, err := exec.Command(pgquorumBin, args...).CombinedOutput(); err != nil {
-		t.Fatalf("pgquorum haproxy-config: %v\n%s", err, out)
-	}
-	cfg, err := os.ReadFile(cfgPath + ".rendered")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, l, err := c.StartHAProxyFromRepmgr(ctx, pgquorumBin, lab.HAProxyTimings{Inter: hapInter, Fall: hapFall, Rise: hapRise})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startHAProxy(t, c, string(cfg), rw, ro)
+	t.Cleanup(h.Stop)
+	t.Logf("haproxy pid %d: read-write on %d, read-only on %d", h.PID(), l.RW, l.RO)
+	return &labHAProxy{HAProxy: h, rw: l.RW, ro: l.RO}
 }
 
 func startHAProxy(t *testing.T, c *lab.Cluster, cfg string, rw, ro int) *labHAProxy {

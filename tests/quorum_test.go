@@ -59,9 +59,9 @@ func holdState(t *testing.T, n *lab.Node, want api.State, d time.Duration) {
 
 // startWrites creates the prober's table on primary and writes through
 // HAProxy's read-write listener until the test ends.
-func startWrites(t *testing.T, primary *lab.Node, h *labHAProxy) *lab.WriteProber {
+func startWrites(t *testing.T, c *lab.Cluster, primary *lab.Node, h *labHAProxy) *lab.WriteProber {
 	t.Helper()
-	if err := lab.CreateWriteTable(context.Background(), primary); err != nil {
+	if err := c.CreateWriteTable(context.Background(), primary); err != nil {
 		t.Fatal(err)
 	}
 	w := lab.StartWriteProber(h.rw, 20*time.Millisecond)
@@ -98,7 +98,7 @@ func TestLoneSitePromotedByHandStaysUnknown(t *testing.T) {
 	watchStates(t, c)
 	h := startHAProxyFromRepmgr(t, c)
 	h.waitStatus(t, map[string]string{"postgres_rw/node1": "UP", "postgres_rw/node3": "DOWN"})
-	w := startWrites(t, n1, h)
+	w := startWrites(t, c, n1, h)
 
 	if err := n3.PromoteByHand(ctx); err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func TestSecondSiteWithItsOwnPrimaryNeverConfirmed(t *testing.T) {
 	defer poller.Stop()
 	h := startHAProxyFromRepmgr(t, c)
 	h.waitStatus(t, map[string]string{"postgres_rw/node1": "UP", "postgres_rw/node4": "DOWN"})
-	w := startWrites(t, n1, h)
+	w := startWrites(t, c, n1, h)
 
 	if err := n5.Repoint(ctx, n4); err != nil {
 		t.Fatal(err)

@@ -232,3 +232,47 @@ func (h *HAProxy) WaitStatus(ctx context.Context, proxy, server, status string, 
 		return nil
 	})
 }
+
+// HAProxyTimings are the health-check settings given to
+// "pgquorum haproxy-config": --inter, --fall, --rise.
+type HAProxyTimings struct {
+	Inter      time.Duration
+	Fall, Rise int
+}
+
+// Listeners are the ports of a started HAProxy's listeners.
+type Listeners struct {
+	RW, RO, Stats int
+}
+
+// StartHAProxyFromRepmgr renders haproxy.cfg with the real pgquorum CLI
+// (binary bin) from the first node's repmgr.nodes, every node checked at its
+// own pgquorum port, with free loopback ports for the listeners; starts
+// HAProxy on it (Close stops it) and returns it with its listeners.
+func (c *Cluster) StartHAProxyFromRepmgr(ctx context.Context, bin string, t HAProxyTimings) (*HAProxy, Listeners, error) {
+	var l Listeners
+	for _, p := range []*int{&l.RW, &l.RO, &l.Stats} {
+		port, err := freePort()
+		if err != nil {
+			return nil, l, err
+		}
+		*p = port
+	}
+	path, socket := c.HAProxyPaths()
+	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
+	args := []string{"haproxy-config", "--dsn", c.Nodes[0].Conninfo(), "--stats-socket", socket, "--output", path + ".rendered",
+		"--rw-listen", addr(l.RW), "--ro-listen", addr(l.RO), "--stats-listen", addr(l.Stats),
+		"--inter", t.Inter.String(), "--fall", strconv.Itoa(t.Fall), "--rise", strconv.Itoa(t.Rise)}
+	for _, n := range c.Nodes {
+		args = append(args, "--node-check-port", fmt.Sprintf("%s=%d", n.Name, n.QuorumPort))
+	}
+	if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
+		return nil, l, fmt.Errorf("lab: pgquorum haproxy-config: %w\n%s", err, out)
+	}
+	cfg, err := os.ReadFile(path + ".rendered")
+	if err != nil {
+		return nil, l, fmt.Errorf("lab: %w", err)
+	}
+	h, err := c.StartHAProxy(ctx, string(cfg))
+	return h, l, err
+}

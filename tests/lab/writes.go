@@ -11,13 +11,33 @@ import (
 )
 
 // WriteTable is where the write prober writes: every row says which server
-// (port) and timeline acknowledged it. Create it on the primary with
-// CreateWriteTable before starting a prober.
+// (port) and timeline acknowledged it. Create it with CreateWriteTable
+// before starting a prober.
 const WriteTable = "pgq_writes"
 
-// CreateWriteTable creates WriteTable on n, to replicate to its standbys.
-func CreateWriteTable(ctx context.Context, n *Node) error {
-	return n.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+WriteTable+` (seq bigint PRIMARY KEY, port int NOT NULL, timeline int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`)
+// CreateWriteTable creates WriteTable on primary and waits until every other
+// node has replayed it: the lab commits asynchronously, and a primary killed
+// right after would otherwise take the table with it.
+func (c *Cluster) CreateWriteTable(ctx context.Context, primary *Node) error {
+	if err := primary.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+WriteTable+` (seq bigint PRIMARY KEY, port int NOT NULL, timeline int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`); err != nil {
+		return err
+	}
+	for _, n := range c.Nodes {
+		if n == primary {
+			continue
+		}
+		err := WaitFor(ctx, 30*time.Second, n.Name+" to replay "+WriteTable, func(ctx context.Context) error {
+			k, err := n.QueryInt(ctx, `SELECT count(*) FROM pg_class WHERE relname = $1`, WriteTable)
+			if err == nil && k != 1 {
+				err = fmt.Errorf("%s has no %s yet", n.Name, WriteTable)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Write is one write the prober sent, and what acknowledged it.
