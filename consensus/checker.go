@@ -171,7 +171,7 @@ func (c *Checker) refresh(ctx context.Context, maxAge time.Duration) *Snapshot {
 		if me, ok := c.candidate(s); ok {
 			req := api.VoteRequest{Protocol: api.VoteProtocol, Candidate: me.Name, CandidateID: me.ID,
 				SystemID: s.Facts.Server.SystemID, Timeline: s.Facts.Server.Timeline}
-			self := c.answer(f, req)
+			self, _ := c.answer(f, req)
 			s.SelfVote = PeerVote{Answer: &self}
 			s.Votes = c.poll(ctx, me, s.Facts.Nodes, req)
 		}

@@ -646,7 +646,7 @@ func (s *sim) poll(n *simNode, f *Snapshot) {
 	}
 	req := api.VoteRequest{Protocol: api.VoteProtocol, Candidate: me.Name, CandidateID: me.ID,
 		SystemID: snap.Facts.Server.SystemID, Timeline: snap.Facts.Server.Timeline}
-	self := c.answer(f, req)
+	self, _ := c.answer(f, req)
 	snap.SelfVote = PeerVote{Answer: &self}
 	p.poll.req = req
 	snap.Votes = map[int]PeerVote{}
@@ -698,12 +698,13 @@ func (s *sim) request(n *simNode, e simEvent) {
 		if !ok {
 			f = s.probe(n, s.nowOf(n))
 		}
-		a := c.answer(f, e.poll.req)
-		if !a.Granted && a.LeaseHolder == "" && s.nowOf(n).Sub(f.Facts.ProbedAt) >= voteRefreshAge {
+		asked := s.nowOf(n)
+		a, vouched := c.answer(f, e.poll.req)
+		if !vouched && asked.Sub(f.Facts.ProbedAt) >= voteRefreshAge {
 			if f, ok = s.cachedFacts(n, voteRefreshAge); !ok {
 				f = s.probe(n, s.nowOf(n))
 			}
-			a = c.answer(f, e.poll.req)
+			a, _ = c.answer(f, e.poll.req)
 		}
 		if !a.Granted && a.LeaseHolder != "" && a.LeaseHolder != a.Candidate {
 			s.stats.leaseRefusals++

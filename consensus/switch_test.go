@@ -202,7 +202,7 @@ func (d *duel) refresh(x *duelNode, byRun bool) {
 		}
 		req := api.VoteRequest{Protocol: api.VoteProtocol, Candidate: me.Name, CandidateID: me.ID,
 			SystemID: snap.Facts.Server.SystemID, Timeline: snap.Facts.Server.Timeline}
-		self := x.chk.answer(f, req)
+		self, _ := x.chk.answer(f, req)
 		snap.SelfVote = PeerVote{Answer: &self}
 		snap.Votes = map[int]PeerVote{d.v.row.ID: {Err: context.DeadlineExceeded}, other.row.ID: {Err: context.DeadlineExceeded}}
 		rec.send = d.now
@@ -267,7 +267,7 @@ func (d *duel) refresh(x *duelNode, byRun bool) {
 func (d *duel) vote(peer *duelNode, req api.VoteRequest) api.VoteAnswer {
 	f := &Snapshot{Facts: peer.facts()}
 	f.Facts.ProbedAt = d.nowOf(peer)
-	a := peer.chk.answer(f, req)
+	a, _ := peer.chk.answer(f, req)
 	if peer == d.v {
 		switch {
 		case a.Granted && req.Candidate == "n1":

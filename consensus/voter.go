@@ -18,18 +18,22 @@ const voteRefreshAge = 100 * time.Millisecond
 // node's current facts, then the ballot's lease. It never blocks longer than
 // one probe of the local database.
 func (c *Checker) Vote(ctx context.Context, req api.VoteRequest) api.VoteAnswer {
+	asked := c.opts.Now()
 	f := c.Facts(ctx)
-	a := c.answer(f, req)
-	if !a.Granted && a.LeaseHolder == "" && c.opts.Now().Sub(f.Facts.ProbedAt) >= voteRefreshAge {
-		a = c.answer(c.facts(ctx, voteRefreshAge), req)
+	a, vouched := c.answer(f, req)
+	// Only a refusal that rests on the facts can change with new ones, and
+	// only facts older than this call are worth probing again.
+	if !vouched && asked.Sub(f.Facts.ProbedAt) >= voteRefreshAge {
+		a, _ = c.answer(c.facts(ctx, voteRefreshAge), req)
 	}
 	return a
 }
 
 // answer is this node's vote on facts f, its own self-vote included. Only a
 // vote Vouch allows reaches the ballot, so a refusal never takes a lease.
-func (c *Checker) answer(f *Snapshot, req api.VoteRequest) api.VoteAnswer {
-	a := api.VoteAnswer{Protocol: api.VoteProtocol, Voter: c.opts.Identity.Name, Candidate: req.Candidate,
+// vouched tells whether Vouch allowed it: whether the ballot decided.
+func (c *Checker) answer(f *Snapshot, req api.VoteRequest) (a api.VoteAnswer, vouched bool) {
+	a = api.VoteAnswer{Protocol: api.VoteProtocol, Voter: c.opts.Identity.Name, Candidate: req.Candidate,
 		SystemID: f.Facts.Server.SystemID, Timeline: f.Facts.Server.Timeline}
 	me, registered, err := c.opts.Identity.Self(f.Facts.Nodes)
 	a.VoterID, a.VoterType = me.ID, me.Type
@@ -49,7 +53,7 @@ func (c *Checker) answer(f *Snapshot, req api.VoteRequest) api.VoteAnswer {
 		ok, a.Reason = Vouch(me, f.Facts, req)
 	}
 	if !ok {
-		return a
+		return a, false
 	}
 	granted, lease, remaining, err := c.opts.Ballot.Grant(req.Candidate, req.CandidateID)
 	a.Granted, a.LeaseMillis = granted, remaining.Milliseconds()
@@ -64,5 +68,5 @@ func (c *Checker) answer(f *Snapshot, req api.VoteRequest) api.VoteAnswer {
 	default:
 		a.LeaseHolder = lease.Holder
 	}
-	return a
+	return a, true
 }

@@ -137,6 +137,10 @@ func TestClusterViewAndStatusCommand(t *testing.T) {
 		if b.RealPrimary == nil || *b.RealPrimary != "node1" || len(b.Nodes) != 3 {
 			return fmt.Errorf("got %+v", b)
 		}
+		// Every vote, once every pgquorum is past its start-up quiet lease.
+		if p := b.Nodes[0]; p.Votes != 3 {
+			return fmt.Errorf("primary row %+v", p)
+		}
 		for _, n := range b.Nodes[1:] {
 			if n.Status != 202 || n.Streaming == nil || !*n.Streaming || n.LagBytes == nil || n.Upstream != "node1" {
 				return fmt.Errorf("standby %+v", n)
