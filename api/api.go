@@ -174,6 +174,10 @@ type ClusterBody struct {
 	SplitBrain bool          `json:"split_brain"`
 	CheckedAt  time.Time     `json:"checked_at"`
 	Nodes      []ClusterNode `json:"nodes"`
+	// Failover is the answering node's failover status, and Decisions the
+	// latest committed decisions, newest first.
+	Failover  *FailoverStatus `json:"failover,omitempty"`
+	Decisions []Decision      `json:"decisions,omitempty"`
 }
 
 // ClusterNode is one node of /cluster. Status is the HTTP status of its
@@ -194,6 +198,7 @@ type ClusterNode struct {
 	ClusterVotes  int      `json:"cluster_votes"`
 	ClusterNeeded int      `json:"cluster_needed"`
 	Timeline      int      `json:"timeline,omitempty"`
+	Failover      string   `json:"failover,omitempty"` // its failover state
 	Streaming     *bool    `json:"streaming,omitempty"`
 	LagBytes      *int64   `json:"lag_bytes,omitempty"`
 	LagSeconds    *float64 `json:"lag_seconds,omitempty"`

@@ -73,7 +73,7 @@ type Failover struct {
 }
 
 // Enabled tells whether pgquorum acts, beyond reporting.
-func (f Failover) Enabled() bool { return f.Mode != ModeOff }
+func (f Failover) Enabled() bool { return f.Mode != ModeOff && f.Mode != "" }
 
 // Load reads file (if any) into v, rejects unknown keys in the file and
 // the environment, and validates every value. All problems are reported at

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/pgquorum/pgquorum/repmgr"
 )
@@ -71,6 +72,17 @@ func (o RaftOptions) Configuration(nodes []repmgr.Node) (raft.Configuration, err
 	return cfg, nil
 }
 
+// openStore opens the log and stable store, without waiting forever for a
+// lock another process holds.
+func openStore(dir string) (*raftboltdb.BoltStore, error) {
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: 5 * time.Second}})
+	if err != nil {
+		return nil, fmt.Errorf("open raft store in %s: %w", dir, err)
+	}
+	return store, nil
+}
+
 // raftNode is the running Raft member and what it holds open.
 type raftNode struct {
 	r         *raft.Raft
@@ -120,9 +132,9 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("failover.raft_dir: %w", err)
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(o.Dir, "raft.db")})
+	store, err := openStore(o.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("open raft store in %s: %w", o.Dir, err)
+		return nil, err
 	}
 	log := o.logger()
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.Dir, 2, log)
@@ -222,9 +234,9 @@ func Recover(o RaftOptions, voters []repmgr.Node) error {
 	if err != nil {
 		return err
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(o.Dir, "raft.db")})
+	store, err := openStore(o.Dir)
 	if err != nil {
-		return fmt.Errorf("open raft store in %s (is pgquorum still running?): %w", o.Dir, err)
+		return fmt.Errorf("%w (is pgquorum still running?)", err)
 	}
 	defer store.Close()
 	log := o.logger()

@@ -24,15 +24,28 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 	if sv.RealPrimary.Primary != "" {
 		body.RealPrimary = &sv.RealPrimary.Primary
 	}
+	fs := s.failoverStatus(r.Context())
+	body.Failover = &fs
+	if s.failover != nil {
+		h := s.failover.History().Decisions
+		body.Decisions = h[:min(len(h), clusterDecisions)]
+	}
 	names := map[int]string{}
 	for _, n := range sv.Nodes {
 		names[n.ID] = n.Name
 	}
 	for _, n := range sv.Nodes {
-		body.Nodes = append(body.Nodes, clusterNode(n, names, sv.Answers[n.Name], self))
+		cn := clusterNode(n, names, sv.Answers[n.Name], self)
+		if sv.Answers[n.Name].Self {
+			cn.Failover = fs.State
+		}
+		body.Nodes = append(body.Nodes, cn)
 	}
 	writeJSON(w, http.StatusOK, body)
 }
+
+// clusterDecisions is how many of the latest decisions /cluster shows.
+const clusterDecisions = 5
 
 func clusterNode(n repmgr.Node, names map[int]string, a consensus.StateAnswer, self *consensus.Snapshot) api.ClusterNode {
 	cn := api.ClusterNode{ID: n.ID, Name: n.Name, Location: n.Location, Type: n.Type, Priority: n.Priority, Active: n.Active}
@@ -55,6 +68,9 @@ func clusterNode(n repmgr.Node, names map[int]string, a consensus.StateAnswer, s
 	}
 	cn.State, cn.Votes, cn.Needed = b.State, b.Votes, b.Needed
 	cn.ClusterVotes, cn.ClusterNeeded, cn.Timeline = b.ClusterVotes, b.ClusterNeeded, b.Timeline
+	if b.Failover != nil {
+		cn.Failover = b.Failover.State
+	}
 	cn.Streaming, cn.LagBytes, cn.LagSeconds = b.Streaming, b.LagBytes, b.LagSeconds
 	return cn
 }

@@ -157,7 +157,11 @@ func TestRestartedDatabaseReportedAtTheFirstRefresh(t *testing.T) {
 				t.Fatal(err)
 			}
 			up := time.Now()
-			waitState(t, n1, api.StatePrimary, settle)
+			// A verdict cached from before the restart may still be served:
+			// wait for one probed after it.
+			waitVerdict(t, n1, "200 from facts probed after the restart", func(status int, b api.StateBody) bool {
+				return status == 200 && b.CheckedAt.After(up)
+			})
 			seen := verdicts()
 			var after []string
 			for _, v := range seen {

@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(newHAProxyConfigCmd(stdout), newAgentCmd(stdout))
 	root.AddCommand(newCheckCmd(stdout))
 	root.AddCommand(newStatusCmd(stdout))
+	root.AddCommand(newRaftRecoverCmd(stdout, stderr))
 	err := root.Execute()
 	if err == nil {
 		return exitOK

@@ -17,7 +17,9 @@ import (
 
 const statusLong = `Print every node of the cluster as the local pgquorum sees it (GET
 <url>/cluster): repmgr's metadata (id, name, location, type, priority,
-upstream) and each node's own answer to /state, with votes and replication lag.
+upstream) and each node's own answer to /state, with votes, replication lag
+and failover state; then the failover mode, epoch, committed primary,
+coordinator, and the latest decisions.
 
 Exit codes: 0 when exactly one node answers 200 (a real primary), 1 when none
 or several do (split-brain), 2 when pgquorum could not be asked.`
@@ -77,7 +79,7 @@ func noRealPrimary(b api.ClusterBody) string {
 
 func printCluster(w io.Writer, b api.ClusterBody) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tLOCATION\tTYPE\tACTIVE\tUPSTREAM\tPRIO\tHTTP\tSTATE\tVOTES\tLAG")
+	fmt.Fprintln(tw, "ID\tNAME\tLOCATION\tTYPE\tACTIVE\tUPSTREAM\tPRIO\tHTTP\tSTATE\tVOTES\tLAG\tFAILOVER")
 	for _, n := range b.Nodes {
 		state, code, votes := string(n.State), "-", "-"
 		if n.Reachable {
@@ -92,14 +94,32 @@ func printCluster(w io.Writer, b api.ClusterBody) {
 		if n.State == api.StatePrimary || n.State == api.StateUnknown {
 			votes = fmt.Sprintf("%d/%d", n.Votes, n.Needed)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.Name, n.Location, n.Type, n.Active,
-			orDash(n.Upstream), n.Priority, code, state, votes, lag(n))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Name, n.Location, n.Type, n.Active,
+			orDash(n.Upstream), n.Priority, code, state, votes, lag(n), orDash(n.Failover))
 	}
 	tw.Flush()
+	printFailover(w, b)
 	if b.RealPrimary != nil {
 		fmt.Fprintf(w, "real primary: %s (asked %s at %s)\n", *b.RealPrimary, b.Node, b.CheckedAt.Format(time.RFC3339))
 	} else {
 		fmt.Fprintf(w, "%s (asked %s at %s)\n", noRealPrimary(b), b.Node, b.CheckedAt.Format(time.RFC3339))
+	}
+}
+
+// printFailover prints the failover status and the latest decisions.
+func printFailover(w io.Writer, b api.ClusterBody) {
+	f := b.Failover
+	if f == nil || f.Mode == "off" {
+		fmt.Fprintln(w, "failover: off (pgquorum only reports)")
+		return
+	}
+	fmt.Fprintf(w, "failover: %s, epoch %d, primary %s, coordinator %s\n", f.Mode, f.Epoch, orDash(f.Primary), orDash(f.Coordinator))
+	for _, d := range b.Decisions {
+		from := ""
+		if d.OldPrimary != "" {
+			from = d.OldPrimary + " -> "
+		}
+		fmt.Fprintf(w, "  epoch %d at %s: %s%s: %s\n", d.Epoch, d.At.Format(time.RFC3339), from, d.Primary, d.Reason)
 	}
 }
 
