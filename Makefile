@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 
-.PHONY: build static test unit bench demo
+.PHONY: build static test unit bench bench-failover demo
 
 build:
 	$(GO) build -o bin/pgquorum ./cmd/pgquorum
@@ -21,6 +21,11 @@ unit:
 
 bench:
 	bash scripts/bench.sh
+
+# Write outage of a failover through HAProxy: pgquorum (default and fast
+# profiles) against repmgrd (defaults, 2 x 1 s), 5 runs each; about 25 min.
+bench-failover:
+	bash scripts/bench-failover.sh
 
 demo:
 	bash scripts/demo.sh

@@ -4,7 +4,7 @@
 # Go is expected at /usr/local/go (as on our machines); set GO to override.
 set -euo pipefail
 
-packages=(postgresql-15 postgresql-15-repmgr haproxy keepalived wrk iproute2 curl ca-certificates socat)
+packages=(postgresql-15 postgresql-15-repmgr haproxy keepalived nftables wrk iproute2 curl ca-certificates socat)
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-deps: run as root (apt-get, and PostgreSQL runs as the postgres OS user)" >&2

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Measures the write outage of a failover through HAProxy on real lab
+# clusters: pgquorum's own controller (default and fast profiles) and, in the
+# same run, repmgrd (its defaults, and 2 reconnect attempts x 1 s), for a
+# SIGKILL of the primary's postmaster and for the loss of the whole primary
+# node. Prints the median and the maximum of each. Needs root.
+#   bash scripts/bench-failover.sh [--runs 5] [--only "pgquorum fast"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+bash scripts/install-deps.sh
+bin=$(mktemp -d /tmp/pgquorum-bench-XXXXXX)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/pgquorum" ./cmd/pgquorum
+go build -o "$bin/benchfailover" ./tests/benchfailover
+"$bin/benchfailover" --pgquorum "$bin/pgquorum" "$@"
