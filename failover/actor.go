@@ -75,6 +75,12 @@ func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
 			return err
 		})
 		return
+	case me.Type != repmgr.TypeStandby:
+		// A former primary coming back as a standby is rejoined, not
+		// followed: leave it to repmgr node rejoin.
+		return
+	case me.UpstreamID != nil && *me.UpstreamID == primary.ID:
+		return // repmgr already records it as this standby's upstream
 	}
 	// Follow a committed primary only while it answers: never point a
 	// standby at a dead one.
@@ -82,13 +88,15 @@ func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
 	if err != nil {
 		return
 	}
-	if up, streams := consensus.Upstream(f.Facts); !streams || up.ID != primary.ID {
+	// Until its promotion is recorded, stream from the chosen node at once,
+	// so as to vouch for it the moment it is promoted.
+	if up, streams := consensus.Upstream(f.Facts); d.PromotedAt == nil && (!streams || up.ID != primary.ID) {
 		c.try(ctx, attempts, d, actionRepoint, func(ctx context.Context) error {
 			return c.actions.Repoint(ctx, primary)
 		})
 	}
-	if inRecovery || (me.UpstreamID != nil && *me.UpstreamID == primary.ID) {
-		return // follow it the repmgr way once it is promoted, unless repmgr already records it
+	if inRecovery {
+		return // follow it the repmgr way once it is promoted
 	}
 	c.try(ctx, attempts, d, actionFollow, func(ctx context.Context) error {
 		out, err := c.actions.Follow(ctx, d, primary)

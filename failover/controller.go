@@ -67,6 +67,7 @@ type Controller struct {
 	mu           sync.Mutex
 	node         *raftNode
 	phase        phaseSeen // the coordinator's phase, as it last told this node (or this node's own, as coordinator)
+	coordPhase   phaseSeen // this node's own phase as coordinator, from its previous round
 	acting       string    // action in progress
 	lastState    State
 	done         map[uint64]*api.Action // this node's action per epoch

@@ -29,12 +29,16 @@ func (c *Controller) coordinate(ctx context.Context) {
 		next := c.opts.RefreshInterval
 		if r := c.raft(); r == nil || r.State() != raft.Leader {
 			c.det.Reset()
+			c.mu.Lock()
+			c.coordPhase = phaseSeen{} // a new leader starts from its own rounds, not from what it heard
+			c.mu.Unlock()
 		} else if c.handOver(r) {
 			next = c.opts.RefreshInterval
 		} else {
 			phase, reason := c.round(ctx)
 			c.mu.Lock()
 			c.phase = phaseSeen{state: phase, reason: reason, at: c.opts.Now()}
+			c.coordPhase = c.phase
 			c.mu.Unlock()
 			c.noteState(ctx)
 			if phase == StateSuspect {
@@ -84,7 +88,7 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 	if c.silent {
 		probe = st.Primary
 	}
-	prev := c.phase
+	prev := c.coordPhase
 	c.mu.Unlock()
 	req := api.ReportRequest{Protocol: api.VoteProtocol, Coordinator: c.opts.Self,
 		Phase: string(prev.state), PhaseReason: prev.reason, ProbeNode: probe}
@@ -306,6 +310,7 @@ func (c *Controller) elect(ctx context.Context, st Replicated, lost repmgr.Node,
 		OldPrimary: st.Primary, Reason: why + "; chose " + e.Reason}
 	c.mu.Lock()
 	c.phase = phaseSeen{state: StateElecting, reason: d.Reason, at: c.opts.Now()}
+	c.coordPhase = c.phase
 	c.mu.Unlock()
 	if err := c.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d}); err != nil {
 		return StateElecting, "committing " + e.Winner.Name + ": " + err.Error()

@@ -31,15 +31,19 @@ func TestDemoTour(t *testing.T) {
 	}
 	text := string(out)
 	steps := []string{
+		"/history: epoch 1, primary node1",
 		"writes through HAProxy :27601 land on node1",
-		"1. Kill node1's PostgreSQL",
-		"writes through HAProxy :27601: refused",
-		"node2  509   Unknown  1/2",
-		"node2  200   Primary  2/2",
-		"writes through HAProxy :27601 land on node2",
-		"node1  509   Unknown  1/2",
-		"/realPrimary (asked node3): 200 node2",
-		"node1  202   Standby",
+		"1. Kill -9 node1's postmaster",
+		"node1: 503 Down, Down",
+		"Standby, Suspect",
+		"Standby, Promoting",
+		"Primary  2/2    Leading",
+		"/history: epoch 2, primary node",
+		"writes through HAProxy :27601 land on node",
+		"2. Start old node1 again",
+		"node1  509   Unknown  1/2    Deposed",
+		"3. repmgr node rejoin",
+		"node1  202   Standby  -      Following",
 		"Tour done",
 	}
 	rest := text

@@ -26,7 +26,7 @@ func (d *demoRun) startHAProxy(ctx context.Context, pgquorum string) error {
 	cfgPath, socket := d.c.HAProxyPaths()
 	args := []string{"haproxy-config", "--dsn", d.c.Nodes[0].Conninfo(), "--output", cfgPath + ".rendered",
 		"--rw-listen", d.addr(rwOffset), "--ro-listen", d.addr(roOffset), "--stats-listen", d.addr(statsOffset),
-		"--stats-socket", socket, "--inter", "1s", "--fall", "2", "--rise", "1"}
+		"--stats-socket", socket, "--inter", "200ms", "--fall", "2", "--rise", "1"} // the fast profile's settings
 	for _, n := range d.c.Nodes {
 		args = append(args, "--node-check-port", n.Name+"="+strconv.Itoa(n.QuorumPort))
 	}

@@ -85,14 +85,18 @@ func demo(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	defer logFile.Close()
-	fmt.Fprintf(out, "Starting 3 PostgreSQL nodes with repmgr, a pgquorum each and HAProxy (log: %s)…\n", logFile.Name())
+	fmt.Fprintf(out, "Starting 3 PostgreSQL nodes with repmgr, a pgquorum each (automatic failover, fast profile) and HAProxy (log: %s)…\n", logFile.Name())
 	start := time.Now()
 	c, err := lab.Start(ctx, lab.Options{
 		Nodes:    []lab.NodeSpec{{Name: "node1", Location: "dc1"}, {Name: "node2", Location: "dc1"}, {Name: "node3", Location: "dc1"}},
 		Pgquorum: o.pgquorum,
 		PortBase: o.portBase,
 		BaseDir:  filepath.Join(dir, "cluster"),
-		Quorum:   map[string]string{"consensus.refresh_interval": "1s", "consensus.cache_ttl": "3s", "consensus.peer_timeout": "500ms", "database.timeout": "1s"},
+		// Automatic failover with the fast profile: the lab's own timings
+		// are left out so that the profile's apply.
+		Quorum: map[string]string{"failover.mode": "pgquorum", "failover.profile": "fast",
+			"consensus.refresh_interval": lab.Unset, "consensus.cache_ttl": lab.Unset,
+			"consensus.peer_timeout": lab.Unset, "database.timeout": lab.Unset},
 		Logf: func(format string, args ...any) {
 			fmt.Fprintf(logFile, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
 		},

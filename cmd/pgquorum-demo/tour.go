@@ -29,6 +29,17 @@ func (d *demoRun) waitSettled(ctx context.Context) error {
 	if err := d.waitState(ctx, "node1", api.StatePrimary); err != nil {
 		return err
 	}
+	// pgquorum fails over once its coordinator has adopted the primary.
+	err := lab.WaitFor(ctx, stepTimeout, "the first failover epoch", func(ctx context.Context) error {
+		var h api.HistoryBody
+		if _, err := d.c.Node("node3").GetJSON(ctx, api.PathHistory, &h); err != nil || len(h.Decisions) == 0 {
+			return fmt.Errorf("no decision yet (%v)", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	for _, node := range []string{"node2", "node3"} {
 		if err := d.waitWriter(ctx, node, "DOWN"); err != nil {
 			return err
@@ -51,43 +62,32 @@ func (d *demoRun) waitState(ctx context.Context, node string, want api.State) er
 	return d.c.Node(node).WaitStatus(ctx, api.PathState, want.HTTPStatus(), stepTimeout)
 }
 
-// waitVotes waits until node answers want with votes votes.
-func (d *demoRun) waitVotes(ctx context.Context, node string, want api.State, votes int) error {
-	n := d.c.Node(node)
-	return lab.WaitFor(ctx, stepTimeout, fmt.Sprintf("%s %s with %d votes", node, want, votes), func(ctx context.Context) error {
-		var b api.StateBody
-		if _, err := n.GetJSON(ctx, api.PathState, &b); err != nil {
-			return err
-		}
-		if b.State != want || b.Votes != votes {
-			return fmt.Errorf("%s with %d votes: %s", b.State, b.Votes, b.Reason)
-		}
-		return nil
-	})
-}
-
-// printStates prints every node's /state and the cluster's /realPrimary.
+// printStates prints every node's /state, the cluster's /realPrimary and
+// the latest failover decision.
 func (d *demoRun) printStates(ctx context.Context) {
 	tw := tabwriter.NewWriter(d.out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NODE\tHTTP\tSTATE\tVOTES\tREASON")
+	fmt.Fprintln(tw, "  NODE\tHTTP\tSTATE\tVOTES\tFAILOVER\tREASON")
 	for _, n := range d.c.Nodes {
 		var b api.StateBody
 		status, err := n.GetJSON(ctx, api.PathState, &b)
 		if err != nil {
-			fmt.Fprintf(tw, "  %s\t-\tunreachable\t\t%v\n", n.Name, err)
+			fmt.Fprintf(tw, "  %s\t-\tunreachable\t\t\t%v\n", n.Name, err)
 			continue
 		}
-		if len(b.Reason) > 100 {
-			b.Reason = b.Reason[:100] + "…"
+		if len(b.Reason) > 90 {
+			b.Reason = b.Reason[:90] + "…"
 		}
-		votes := "-"
+		votes, fo := "-", "-"
 		if b.State == api.StatePrimary || b.State == api.StateUnknown {
 			votes = fmt.Sprintf("%d/%d", b.Votes, b.Needed)
 		}
-		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", n.Name, status, b.State, votes, b.Reason)
+		if b.Failover != nil {
+			fo = b.Failover.State
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\n", n.Name, status, b.State, votes, fo, b.Reason)
 	}
 	tw.Flush()
-	for _, n := range []*lab.Node{d.c.Node("node3")} { // node3 stays up throughout
+	for _, n := range []*lab.Node{d.c.Node("node3")} { // node3 answers throughout
 		var rp api.RealPrimaryBody
 		status, err := n.GetJSON(ctx, api.PathRealPrimary, &rp)
 		if err != nil {
@@ -102,8 +102,42 @@ func (d *demoRun) printStates(ctx context.Context) {
 			fmt.Fprintf(d.out, " — split-brain, claimants %s", strings.Join(rp.Claimants, ", "))
 		}
 		fmt.Fprintln(d.out)
+		var h api.HistoryBody
+		if _, err := n.GetJSON(ctx, api.PathHistory, &h); err == nil && len(h.Decisions) > 0 {
+			dec := h.Decisions[0]
+			fmt.Fprintf(d.out, "  /history: epoch %d, primary %s (coordinator %s)\n", dec.Epoch, dec.Primary, h.Coordinator)
+		}
 	}
 	d.printWrites(ctx)
+}
+
+// watchFailover prints every change of a node's /state status or failover
+// state, with the time since start, until done says stop or ctx ends.
+func (d *demoRun) watchFailover(ctx context.Context, start time.Time, done func() bool) {
+	last := map[string]string{}
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for !done() {
+		for _, n := range d.c.Nodes {
+			var b api.StateBody
+			status, err := n.GetJSON(ctx, api.PathState, &b)
+			now := fmt.Sprintf("%d %s", status, b.State)
+			if err != nil {
+				now = "unreachable"
+			} else if b.Failover != nil {
+				now += ", " + b.Failover.State
+			}
+			if last[n.Name] != now {
+				fmt.Fprintf(d.out, "   +%5.2fs  %s: %s\n", time.Since(start).Seconds(), n.Name, now)
+				last[n.Name] = now
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (d *demoRun) printEndpoints() {
@@ -126,48 +160,44 @@ type step struct {
 	do  func(context.Context) error
 }
 
-// tour kills the primary, fails over with repmgr, brings the old primary back
-// and rejoins it, showing what pgquorum and HAProxy answer at each step.
+// tour kills the primary and lets pgquorum fail over by itself, then brings
+// the old primary back and rejoins it, showing what pgquorum and HAProxy
+// answer at each step.
 func (d *demoRun) tour(ctx context.Context) error {
-	n1, n2, n3 := d.c.Node("node1"), d.c.Node("node2"), d.c.Node("node3")
+	n1 := d.c.Node("node1")
 	d.printStates(ctx)
+	var newPrimary *lab.Node
 	steps := []step{
-		{"Kill node1's PostgreSQL (pg_ctl stop -m immediate), as a crash would", func(ctx context.Context) error {
-			if err := n1.StopPG(ctx, "immediate"); err != nil {
+		{"Kill -9 node1's postmaster, as a crash would. pgquorum's coordinator sees node1's database down, waits failover.grace (1 s), commits a new primary through Raft, and it promotes itself with repmgr while the other standby re-points to it", func(ctx context.Context) error {
+			if err := n1.KillPostmaster(); err != nil {
 				return err
 			}
-			if err := d.waitState(ctx, "node1", api.StateDown); err != nil {
-				return err
+			start := time.Now()
+			d.watchFailover(ctx, start, func() bool {
+				for _, n := range d.c.Nodes[1:] {
+					if status, _, err := n.Get(ctx, api.PathState); err == nil && status == 200 {
+						newPrimary = n
+						return true
+					}
+				}
+				return time.Since(start) > stepTimeout
+			})
+			if newPrimary == nil {
+				return fmt.Errorf("no new primary within %s", stepTimeout)
 			}
-			return d.waitWriter(ctx, "node1", "DOWN")
+			return d.waitWriter(ctx, newPrimary.Name, "UP")
 		}},
-		{"repmgr standby promote on node2: it runs as primary, but node3's metadata still names node1", func(ctx context.Context) error {
-			if err := n2.Promote(ctx); err != nil {
-				return err
-			}
-			// Its own vote, once its metadata records the promotion.
-			return d.waitVotes(ctx, "node2", api.StateUnknown, 1)
-		}},
-		{"repmgr standby follow on node3: node2 gains its majority", func(ctx context.Context) error {
-			if err := n3.Follow(ctx); err != nil {
-				return err
-			}
-			if err := d.waitState(ctx, "node2", api.StatePrimary); err != nil {
-				return err
-			}
-			return d.waitWriter(ctx, "node2", "UP")
-		}},
-		{"Start old node1 again: it runs as a primary and its own metadata names itself — split-brain as PostgreSQL sees it", func(ctx context.Context) error {
+		{"Start old node1 again: it runs as a primary on its old timeline, but it is not the committed primary: 509, Deposed", func(ctx context.Context) error {
 			if err := n1.StartPG(ctx); err != nil {
 				return err
 			}
 			return d.waitState(ctx, "node1", api.StateUnknown)
 		}},
-		{"repmgr node rejoin --force-rewind on node1: it becomes a standby of node2", func(ctx context.Context) error {
+		{"repmgr node rejoin --force-rewind on node1: it becomes a standby of the new primary", func(ctx context.Context) error {
 			if err := n1.StopPG(ctx, "fast"); err != nil {
 				return err
 			}
-			if err := n1.Rejoin(ctx, n2); err != nil {
+			if err := n1.Rejoin(ctx, newPrimary); err != nil {
 				return err
 			}
 			return d.waitState(ctx, "node1", api.StateStandby)

@@ -304,6 +304,7 @@ func (n *Node) StreamsFrom(ctx context.Context, upstream *Node) (bool, error) {
 
 // StartPG starts PostgreSQL and waits until it accepts connections.
 func (n *Node) StartPG(ctx context.Context) error {
+	n.clearZombieLock()
 	_, err := n.pg(ctx, "pg_ctl", "-D", n.DataDir(), "-l", n.logFile(), "-o", n.serverOptions(), "-w", "-t", "30", "start")
 	return err
 }
@@ -313,6 +314,28 @@ func (n *Node) StartPG(ctx context.Context) error {
 func (n *Node) StopPG(ctx context.Context, mode string) error {
 	_, err := n.pg(ctx, "pg_ctl", "-D", n.DataDir(), "-m", mode, "-w", "-t", "30", "stop")
 	return err
+}
+
+// clearZombieLock removes postmaster.pid (and the lock of its Unix socket)
+// when the postmaster it names is a
+// zombie: one killed by a test (SIGKILL), orphaned, that this machine's init
+// has not reaped yet. PostgreSQL would take the zombie for a live postmaster
+// and refuse to start.
+func (n *Node) clearZombieLock() {
+	pid := n.PostmasterPID()
+	if pid == 0 {
+		return
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return
+	}
+	s := string(b)
+	if fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(fields) > 0 && fields[0] == "Z" {
+		n.c.opts.Logf("lab: %s: postmaster %d is a zombie; removing its lock files", n.Name, pid)
+		_ = os.Remove(filepath.Join(n.DataDir(), "postmaster.pid"))
+		_ = os.Remove(filepath.Join(n.Dir, fmt.Sprintf(".s.PGSQL.%d.lock", n.PGPort)))
+	}
 }
 
 // PostmasterPID reads the postmaster's PID, 0 if none is recorded.
