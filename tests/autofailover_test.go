@@ -472,3 +472,30 @@ func TestPgquorumStandsBackWhileRepmgrdRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestNoFailoverWhenTheMajoritySiteIsLost: dc1 (node1, primary, node2,
+// node3) is lost whole. dc2's two nodes are no majority of the five, of Raft
+// or of the votes: they promote nothing and nobody answers 200, by design
+// (docs/quorum.md, availability).
+func TestNoFailoverWhenTheMajoritySiteIsLost(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, []lab.NodeSpec{
+		{Name: "node1", Location: "dc1"}, {Name: "node2", Location: "dc1"}, {Name: "node3", Location: "dc1"},
+		{Name: "node4", Location: "dc2"}, {Name: "node5", Location: "dc2"},
+	}, withKeys(map[string]string{"failover.locations": "dc2"}))
+	for _, n := range r.c.Nodes[:3] {
+		n.KillQuorum()
+		if err := n.KillPostmaster(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n4, n5 := r.c.Node("node4"), r.c.Node("node5")
+	holdEpoch(t, r.c, 1, 4*time.Second)
+	for _, n := range []*lab.Node{n4, n5} {
+		holdState(t, n, api.StateStandby, 2*refresh)
+		var b api.StateBody
+		if _, err := n.GetJSON(context.Background(), api.PathState, &b); err != nil || b.Failover == nil || b.Failover.Primary != "node1" {
+			t.Errorf("%s /state failover = %+v (%v), want node1 still the committed primary", n.Name, b.Failover, err)
+		}
+	}
+}
