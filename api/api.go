@@ -277,6 +277,10 @@ type FailoverStatus struct {
 	Primary     string `json:"primary,omitempty"`     // the committed primary of Epoch
 	Coordinator string `json:"coordinator,omitempty"` // the Raft leader
 	Reason      string `json:"reason,omitempty"`
+	Paused      bool   `json:"paused,omitempty"`
+	PauseReason string `json:"pause_reason,omitempty"`
+	// Switchover is the switchover in progress, if any.
+	Switchover *Switchover `json:"switchover,omitempty"`
 }
 
 // Decision is one committed failover decision.
@@ -294,7 +298,79 @@ type Decision struct {
 
 // HistoryBody is the answer of PathHistory.
 type HistoryBody struct {
-	Node        string     `json:"node"`
-	Coordinator string     `json:"coordinator,omitempty"`
-	Decisions   []Decision `json:"decisions"`
+	Node        string       `json:"node"`
+	Coordinator string       `json:"coordinator,omitempty"`
+	Decisions   []Decision   `json:"decisions"`
+	Fences      []Fence      `json:"fences,omitempty"`      // newest first
+	Switchovers []Switchover `json:"switchovers,omitempty"` // newest first
+}
+
+// Operators' actions. Each goes through the failover coordinator and the
+// Raft log, from any node.
+const (
+	PathSwitchover = "/switchover" // POST SwitchoverRequest starts one; GET shows the latest
+	PathPause      = "/pause"      // POST PauseRequest
+	PathResume     = "/resume"     // POST
+	// PathCommand is the peers' internal endpoint that carries an action
+	// to the coordinator (a Command).
+	PathCommand = "/internal/v1/command"
+	// PathRelease is the peers' internal endpoint through which a primary
+	// that stepped down for a switchover releases the votes leased to it.
+	PathRelease = "/internal/v1/release"
+)
+
+// SwitchoverRequest asks for a planned switchover to To.
+type SwitchoverRequest struct {
+	To string `json:"to"`
+}
+
+// PauseRequest pauses automatic failover, saying why.
+type PauseRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Command is an action on its way to the coordinator.
+type Command struct {
+	Kind   string    `json:"kind"` // switchover, pause, resume, fence
+	To     string    `json:"to,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	Node   string    `json:"node,omitempty"` // who asks (a fence: who fenced itself)
+	At     time.Time `json:"at,omitempty"`
+}
+
+// CommandResult is the coordinator's answer to a Command.
+type CommandResult struct {
+	OK         bool        `json:"ok"`
+	Error      string      `json:"error,omitempty"`
+	Switchover *Switchover `json:"switchover,omitempty"`
+}
+
+// Switchover is a planned switchover as the Raft log records it.
+type Switchover struct {
+	ID    uint64    `json:"id"` // the epoch it started from
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	Phase string    `json:"phase"` // demoting, promoting, done, aborted
+	Steps []Step    `json:"steps"`
+	Start time.Time `json:"start"`
+	Error string    `json:"error,omitempty"`
+}
+
+// Step is one step of a switchover, as it happened.
+type Step struct {
+	At   time.Time `json:"at"`
+	What string    `json:"what"`
+}
+
+// Fence is a primary that was made to take no more writes.
+type Fence struct {
+	Node   string    `json:"node"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
+// ReleaseRequest releases the votes leased to Holder.
+type ReleaseRequest struct {
+	Holder   string `json:"holder"`
+	HolderID int    `json:"holder_id"`
 }

@@ -53,6 +53,7 @@ type Config struct {
 const (
 	ModeOff      = "off"      // report only
 	ModePgquorum = "pgquorum" // pgquorum's controller fails over through repmgr
+	ModeRepmgrd  = "repmgrd"  // repmgrd fails over; pgquorum failover-check gates it
 )
 
 // Failover is the failover.* section.
@@ -70,6 +71,11 @@ type Failover struct {
 	PromoteCommand   string // "": repmgr standby promote
 	FollowCommand    string // "": repmgr standby follow
 	CommandTimeout   time.Duration
+	SwitchoverMaxLag int64
+	Fence            string // "off", "stop" or a command
+	FenceAfter       time.Duration
+	AutoRejoin       bool
+	RejoinCommand    string // "": repmgr node rejoin --force-rewind
 }
 
 // Enabled tells whether pgquorum acts, beyond reporting.
@@ -112,7 +118,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 		Scope:            p.oneOf("consensus.scope", "cluster", "site"),
 		StateDir:         p.dir("consensus.state_dir"),
 		Failover: Failover{
-			Mode:             p.oneOf("failover.mode", ModeOff, ModePgquorum),
+			Mode:             p.oneOf("failover.mode", ModeOff, ModePgquorum, ModeRepmgrd),
 			Profile:          profile,
 			RaftListen:       p.hostPort("failover.raft_listen", false),
 			RaftDir:          p.str("failover.raft_dir"),
@@ -125,6 +131,11 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 			PromoteCommand:   p.str("failover.promote_command"),
 			FollowCommand:    p.str("failover.follow_command"),
 			CommandTimeout:   p.positiveDuration("failover.command_timeout"),
+			SwitchoverMaxLag: p.bytes("failover.switchover_max_lag"),
+			Fence:            p.str("failover.fence"),
+			FenceAfter:       p.positiveDuration("failover.fence_after"),
+			AutoRejoin:       p.boolean("failover.auto_rejoin"),
+			RejoinCommand:    p.str("failover.rejoin_command"),
 		},
 		LogLevel:  p.oneOf("log.level", "debug", "info", "warn", "error"),
 		LogFormat: p.oneOf("log.format", "text", "json"),
@@ -208,6 +219,15 @@ func (c *Config) checkFailover() []error {
 	if c.RepmgrConfigFile == "" && (f.PromoteCommand == "" || f.FollowCommand == "") {
 		errs = append(errs, fmt.Errorf("repmgr.config_file: required with failover.mode %s for the default promote and follow commands", f.Mode))
 	}
+	if c.RepmgrConfigFile == "" && f.AutoRejoin && f.RejoinCommand == "" {
+		errs = append(errs, fmt.Errorf("repmgr.config_file: required with failover.auto_rejoin for the default rejoin command"))
+	}
+	if f.Fence == "stop" && c.DataDir == "" {
+		errs = append(errs, fmt.Errorf("failover.fence: stop needs the data_directory of repmgr.config_file"))
+	}
+	if f.Fence == "" {
+		errs = append(errs, fmt.Errorf("failover.fence: want off, stop or a command, got \"\""))
+	}
 	if f.Grace > 0 && c.RefreshInterval > 0 && f.Grace < 2*c.RefreshInterval {
 		errs = append(errs, fmt.Errorf("failover.grace: want at least two refresh intervals (%s), got %s", 2*c.RefreshInterval, f.Grace))
 	}
@@ -230,8 +250,10 @@ func (c Config) Print(w io.Writer) {
 		"failover.raft_heartbeat_timeout": f.HeartbeatTimeout, "failover.raft_election_timeout": f.ElectionTimeout,
 		"failover.grace": f.Grace, "failover.cooldown": f.Cooldown, "failover.locations": strings.Join(f.Locations, ","),
 		"failover.promote_command": f.PromoteCommand, "failover.follow_command": f.FollowCommand,
-		"failover.command_timeout": f.CommandTimeout,
-		"log.level":                c.LogLevel, "log.format": c.LogFormat,
+		"failover.command_timeout": f.CommandTimeout, "failover.switchover_max_lag": f.SwitchoverMaxLag,
+		"failover.fence": f.Fence, "failover.fence_after": f.FenceAfter, "failover.auto_rejoin": f.AutoRejoin,
+		"failover.rejoin_command": f.RejoinCommand,
+		"log.level":               c.LogLevel, "log.format": c.LogFormat,
 	}
 	for _, k := range Keys {
 		fmt.Fprintf(w, "%s: %v\n", k.name, values[k.name])

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/pgquorum/pgquorum/api"
 )
 
 // valueParser reads typed values out of viper, collecting one error per bad
@@ -121,6 +123,35 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("bad port %q", port)
 	}
 	return nil
+}
+
+// bytes reads a byte count: 16777216, 16MB, 512kB.
+func (p *valueParser) bytes(key string) int64 {
+	raw := p.get(key)
+	n, err := api.ParseBytes(fmt.Sprint(raw))
+	if err != nil {
+		p.fail(key, "a byte count such as 16777216 or 16MB", raw)
+		return 0
+	}
+	return n
+}
+
+// boolean reads true or false (YAML's, or the strings a flag or the
+// environment give).
+func (p *valueParser) boolean(key string) bool {
+	switch x := p.get(key).(type) {
+	case bool:
+		return x
+	case string:
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "true", "yes", "on", "1":
+			return true
+		case "false", "no", "off", "0", "":
+			return false
+		}
+	}
+	p.fail(key, "true or false", p.get(key))
+	return false
 }
 
 // list accepts a YAML list or a comma-separated string of names.

@@ -3,8 +3,6 @@ package server
 import (
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
@@ -98,31 +96,9 @@ func lagParam(r *http.Request) (*int64, error) {
 	if raw == "" {
 		return nil, nil
 	}
-	n, err := ParseBytes(raw)
+	n, err := api.ParseBytes(raw)
 	if err != nil {
 		return nil, fmt.Errorf("lag: %w", err)
 	}
 	return &n, nil
-}
-
-var byteUnits = []struct {
-	suffix string
-	factor int64
-}{{"tb", 1 << 40}, {"gb", 1 << 30}, {"mb", 1 << 20}, {"kb", 1 << 10}, {"b", 1}}
-
-// ParseBytes parses "16777216", "16MB", "16 MB" or "512kB".
-func ParseBytes(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	factor := int64(1)
-	for _, u := range byteUnits {
-		if strings.HasSuffix(t, u.suffix) {
-			t, factor = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.factor
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/factor {
-		return 0, fmt.Errorf("want a byte count such as 16777216 or 16MB, got %q", s)
-	}
-	return n * factor, nil
 }

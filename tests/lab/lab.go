@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pgquorum/pgquorum/repmgr"
@@ -61,11 +62,32 @@ type Cluster struct {
 	mu        sync.Mutex
 	haproxies []*HAProxy // started by StartHAProxy, stopped by Close
 	subnet    int        // with OwnAddresses: the third byte of its nodes' addresses
+	subnetLck *os.File   // holds subnet against other test processes
 	firewall  *Firewall  // with OwnAddresses: the nftables table of Partition
 }
 
 // clusters numbers the clusters with addresses of their own.
 var clusters atomic.Int32
+
+// reserveSubnet picks a third address byte no other cluster, in this or
+// another test process on the machine, is using: test binaries of several
+// packages or checkouts run at once and would otherwise share addresses
+// and firewall tables. The lock is an flock, so it dies with the process.
+func reserveSubnet() (int, *os.File, error) {
+	for range 250 {
+		n := int(clusters.Add(1)%250) + 1
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("pgq-lab-subnet-%d.lock", n)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return 0, nil, fmt.Errorf("lab: subnet lock: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		return n, f, nil
+	}
+	return 0, nil, errors.New("lab: every 127.77.x subnet is in use")
+}
 
 // host is the loopback address of node id.
 func (c *Cluster) host(id int) string {
@@ -92,14 +114,16 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		opts.OSUser = "postgres"
 	}
 	c := &Cluster{opts: opts}
-	if opts.OwnAddresses {
-		c.subnet = int(clusters.Add(1)%250) + 1
-	}
 	defer func() {
 		if err != nil {
 			_ = c.Close()
 		}
 	}()
+	if opts.OwnAddresses {
+		if c.subnet, c.subnetLck, err = reserveSubnet(); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.prepareDir(); err != nil {
 		return nil, err
 	}
@@ -246,6 +270,9 @@ func (c *Cluster) Close() error {
 	wg.Wait()
 	if c.Dir != "" && c.opts.BaseDir == "" {
 		os.RemoveAll(c.Dir)
+	}
+	if c.subnetLck != nil {
+		c.subnetLck.Close() // releases the flock
 	}
 	return errors.Join(errs...)
 }
