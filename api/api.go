@@ -174,10 +174,12 @@ type ClusterBody struct {
 	SplitBrain bool          `json:"split_brain"`
 	CheckedAt  time.Time     `json:"checked_at"`
 	Nodes      []ClusterNode `json:"nodes"`
-	// Failover is the answering node's failover status, and Decisions the
-	// latest committed decisions, newest first.
-	Failover  *FailoverStatus `json:"failover,omitempty"`
-	Decisions []Decision      `json:"decisions,omitempty"`
+	// Failover is the answering node's failover status, and Decisions,
+	// Fences and Switchovers the latest committed ones, newest first.
+	Failover    *FailoverStatus `json:"failover,omitempty"`
+	Decisions   []Decision      `json:"decisions,omitempty"`
+	Fences      []Fence         `json:"fences,omitempty"`
+	Switchovers []Switchover    `json:"switchovers,omitempty"`
 }
 
 // ClusterNode is one node of /cluster. Status is the HTTP status of its
@@ -262,10 +264,13 @@ type Probe struct {
 // Action is a node's progress on the committed decision of Epoch.
 type Action struct {
 	Epoch  uint64 `json:"epoch"`
-	Kind   string `json:"kind"` // promote, repoint, follow
+	Kind   string `json:"kind"` // promote, repoint, follow; demote, restart, rejoin (switchover); fence
 	Done   bool   `json:"done"`
 	Failed bool   `json:"failed"`
 	Error  string `json:"error,omitempty"`
+	// LSN is, for a demote, the shutdown checkpoint the successor must
+	// have received.
+	LSN int64 `json:"lsn,omitempty"`
 }
 
 // FailoverStatus is the failover object of /state and of every node of
@@ -294,6 +299,9 @@ type Decision struct {
 	// PromotedAt is when the coordinator saw the chosen node run as
 	// primary; null until then (and for the adopted first epoch).
 	PromotedAt *time.Time `json:"promoted_at,omitempty"`
+	// AllowedAt is when "pgquorum failover-check" let repmgrd promote
+	// Primary (failover.mode repmgrd): once per decision.
+	AllowedAt *time.Time `json:"allowed_at,omitempty"`
 }
 
 // HistoryBody is the answer of PathHistory.
@@ -314,10 +322,28 @@ const (
 	// PathCommand is the peers' internal endpoint that carries an action
 	// to the coordinator (a Command).
 	PathCommand = "/internal/v1/command"
-	// PathRelease is the peers' internal endpoint through which a primary
-	// that stepped down for a switchover releases the votes leased to it.
+	// PathRelease is the peers' internal endpoint through which the
+	// coordinator of a switchover has the votes leased to the stopped old
+	// primary released.
 	PathRelease = "/internal/v1/release"
+	// PathFailoverCheck is what "pgquorum failover-check" asks its own
+	// node (POST, FailoverCheckRequest): may repmgrd promote it now?
+	PathFailoverCheck = "/failover-check"
 )
+
+// FailoverCheckRequest asks whether repmgrd may promote this node, waiting
+// up to WaitMS for the Raft group to decide.
+type FailoverCheckRequest struct {
+	WaitMS int64 `json:"wait_ms"`
+}
+
+// FailoverCheckAnswer is the answer of PathFailoverCheck.
+type FailoverCheckAnswer struct {
+	Allowed bool   `json:"allowed"`
+	Node    string `json:"node"`
+	Epoch   uint64 `json:"epoch,omitempty"`
+	Reason  string `json:"reason"`
+}
 
 // SwitchoverRequest asks for a planned switchover to To.
 type SwitchoverRequest struct {
@@ -331,8 +357,9 @@ type PauseRequest struct {
 
 // Command is an action on its way to the coordinator.
 type Command struct {
-	Kind   string    `json:"kind"` // switchover, pause, resume, fence
+	Kind   string    `json:"kind"` // switchover, pause, resume, fence, allow
 	To     string    `json:"to,omitempty"`
+	Epoch  uint64    `json:"epoch,omitempty"` // allow: the decision repmgrd may carry out
 	Reason string    `json:"reason,omitempty"`
 	Node   string    `json:"node,omitempty"` // who asks (a fence: who fenced itself)
 	At     time.Time `json:"at,omitempty"`

@@ -34,6 +34,9 @@ type Config struct {
 	// is this node's.
 	NodeID  int
 	DataDir string
+	// Repmgr is the whole of repmgr.conf as read: how to stop and start
+	// the instance, for fencing and switchover.
+	Repmgr repmgr.Config
 
 	RefreshInterval time.Duration
 	CacheTTL        time.Duration
@@ -171,7 +174,7 @@ func (c *Config) fillFromRepmgr() []error {
 		return []error{fmt.Errorf("repmgr.config_file: %w", err)}
 	}
 	var errs []error
-	c.NodeID, c.DataDir = rc.NodeID, rc.DataDirectory
+	c.NodeID, c.DataDir, c.Repmgr = rc.NodeID, rc.DataDirectory, rc
 	switch {
 	case c.NodeName == "" && rc.NodeName == "":
 		errs = append(errs, fmt.Errorf("node.name: not set, and %s has no node_name", c.RepmgrConfigFile))
@@ -216,7 +219,7 @@ func (c *Config) checkFailover() []error {
 	if f.RaftDir == "" {
 		errs = append(errs, fmt.Errorf("failover.raft_dir: required with failover.mode %s (or set consensus.state_dir)", f.Mode))
 	}
-	if c.RepmgrConfigFile == "" && (f.PromoteCommand == "" || f.FollowCommand == "") {
+	if c.RepmgrConfigFile == "" && f.Mode == ModePgquorum && (f.PromoteCommand == "" || f.FollowCommand == "") {
 		errs = append(errs, fmt.Errorf("repmgr.config_file: required with failover.mode %s for the default promote and follow commands", f.Mode))
 	}
 	if c.RepmgrConfigFile == "" && f.AutoRejoin && f.RejoinCommand == "" {

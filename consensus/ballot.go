@@ -111,3 +111,26 @@ func (b *Ballot) Current() (Lease, time.Duration) {
 	defer b.mu.Unlock()
 	return b.cur, max(0, b.cur.Until-b.now())
 }
+
+// Release ends the lease of holder (node_id id) now, if it holds the vote:
+// a primary that has stopped for a switchover gives its votes back so that
+// its successor need not wait a lease for them. The caller must know the
+// holder can no longer take writes; Release only checks who holds the vote.
+func (b *Ballot) Release(holder string, id int) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if b.cur.Holder != holder || b.cur.HolderID != id || now >= b.cur.Until {
+		return false, nil
+	}
+	if b.store != nil {
+		// Recorded, so that a restarted process does not honour the
+		// released lease's longer horizon (which would only delay it).
+		if err := b.store.Save(Lease{Until: now, Saved: now}); err != nil {
+			return false, fmt.Errorf("record released vote lease: %w", err)
+		}
+		b.stored, b.saved = now, now
+	}
+	b.cur = Lease{Until: now}
+	return true, nil
+}

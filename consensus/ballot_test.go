@@ -452,3 +452,56 @@ func mustGrant(t *testing.T, b *Ballot, candidate string, id int) Lease {
 	}
 	return l
 }
+
+func TestBallotRelease(t *testing.T) {
+	const L = testLease
+	diskFull := errors.New("no space left on device")
+	tests := []struct {
+		name      string
+		holder    string
+		id        int
+		advance   time.Duration
+		storeErr  error
+		released  bool
+		wantErr   bool
+		grantNext bool // Y may have the vote afterwards
+	}{
+		{name: "the holder's lease ends now", holder: "X", id: 7, released: true, grantNext: true},
+		{name: "another node cannot release it", holder: "Y", id: 8},
+		{name: "the same name with another node_id cannot", holder: "X", id: 8},
+		{name: "an expired lease has nothing to release", holder: "X", id: 7, advance: L, grantNext: true},
+		{name: "an unrecorded release is refused", holder: "X", id: 7, storeErr: diskFull, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			store := openStore(clock)
+			b, err := NewBallot(L, clock.Mono, store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustGrant(t, b, "X", 7)
+			clock.Advance(tt.advance)
+			store.err = tt.storeErr
+			released, err := b.Release(tt.holder, tt.id)
+			if released != tt.released || (err != nil) != tt.wantErr {
+				t.Fatalf("Release(%s, %d) = %v, %v; want %v, error %v", tt.holder, tt.id, released, err, tt.released, tt.wantErr)
+			}
+			recorded := store.lease
+			store.err = nil
+			if granted, _, _, _ := b.Grant("Y", 8); granted != tt.grantNext {
+				t.Fatalf("Y granted %v after the release, want %v", granted, tt.grantNext)
+			}
+			if tt.released {
+				// A restarted process must find the lease released.
+				b2, err := NewBallot(L, clock.Mono, &memLeases{found: true, lease: recorded})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if granted, _, _, _ := b2.Grant("Z", 9); !granted {
+					t.Fatal("a restarted ballot honours a released lease")
+				}
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
@@ -68,6 +69,8 @@ type Checker struct {
 	warnedSite bool
 	split      splitBrain
 	downSince  time.Time // when a probe first failed after the last success; zero while up
+
+	stepDown atomic.Pointer[string] // why this node takes no writes, while it steps down
 }
 
 const (
@@ -132,9 +135,49 @@ func (c *Checker) Run(ctx context.Context) {
 // expired; concurrent callers share that computation.
 func (c *Checker) Snapshot(ctx context.Context) *Snapshot {
 	if s, ok := c.cached(keySnapshot); ok {
+		return c.steppedDown(s)
+	}
+	return c.steppedDown(c.refresh(ctx, fluxInterval))
+}
+
+// StepDown makes this node answer Down (503) instead of Primary or Unknown,
+// at once and until StepDown(""), and stop asking for votes: a primary
+// handing over in a switchover, or being fenced, must drop out of HAProxy's
+// write backend before its database stops.
+func (c *Checker) StepDown(reason string) {
+	if reason == "" {
+		c.stepDown.Store(nil)
+	} else {
+		c.stepDown.Store(&reason)
+	}
+	c.cache.Delete(keySnapshot)
+	c.opts.Logger.Info("stepping down", "stepping_down", reason != "", "reason", reason)
+}
+
+// Release ends the lease on this node's vote that holder holds, if it
+// does: see Ballot.Release.
+func (c *Checker) Release(holder string, holderID int) (bool, error) {
+	return c.opts.Ballot.Release(holder, holderID)
+}
+
+// SteppingDown is the reason given to StepDown, "" when not stepping down.
+func (c *Checker) SteppingDown() string {
+	if r := c.stepDown.Load(); r != nil {
+		return *r
+	}
+	return ""
+}
+
+// steppedDown applies StepDown to s: also to a snapshot cached, or computed
+// by a refresh already running, when StepDown was called.
+func (c *Checker) steppedDown(s *Snapshot) *Snapshot {
+	why := c.stepDown.Load()
+	if why == nil || (s.Verdict.State != api.StatePrimary && s.Verdict.State != api.StateUnknown) {
 		return s
 	}
-	return c.refresh(ctx, fluxInterval)
+	cp := *s
+	cp.Verdict.State, cp.Verdict.Reason = api.StateDown, "stepping down: "+*why
+	return &cp
 }
 
 // Facts returns the local node's facts without polling peers: what /primary
@@ -178,6 +221,7 @@ func (c *Checker) refresh(ctx context.Context, maxAge time.Duration) *Snapshot {
 		s.Verdict = Decide(Input{Identity: c.opts.Identity, Scope: c.opts.Scope, Facts: s.Facts, ProbeErr: s.ProbeErr,
 			IdentityErr: s.IdentityErr, SelfVote: s.SelfVote, Votes: s.Votes, MinLease: LeaseFor(c.opts.CacheTTL)})
 		c.refuseStale(&s.Verdict, s.Facts.ProbedAt)
+		s = c.steppedDown(s)
 		c.store(keySnapshot, s)
 		changed := c.noteChange(s)
 		if c.opts.Observer != nil {
@@ -191,7 +235,7 @@ func (c *Checker) refresh(ctx context.Context, maxAge time.Duration) *Snapshot {
 // candidate tells whether this node should ask for votes: its own database
 // answered, is its own, runs as primary and is registered (not as a witness).
 func (c *Checker) candidate(s *Snapshot) (repmgr.Node, bool) {
-	if s.ProbeErr != nil || s.IdentityErr != nil || s.Facts.InRecovery {
+	if s.ProbeErr != nil || s.IdentityErr != nil || s.Facts.InRecovery || c.stepDown.Load() != nil {
 		return repmgr.Node{}, false
 	}
 	me, ok, err := c.opts.Identity.Self(s.Facts.Nodes)

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,7 +16,17 @@ const (
 	actionPromote = "promote" // the chosen standby promotes itself
 	actionRepoint = "repoint" // the others stream from it at once, by primary_conninfo and a reload
 	actionFollow  = "follow"  // then, once it is promoted, follow it the repmgr way
+	actionDemote  = "demote"  // a switchover's old primary steps down and stops
+	actionRestart = "restart" // and starts again when the switchover is aborted
+	actionRejoin  = "rejoin"  // a former primary comes back as a standby
+	actionFence   = "fence"   // a primary that must take no more writes
 )
+
+// oneShot are the actions tried once per decision: a failure is reported
+// and left to the coordinator or the operator, never retried in a loop.
+func oneShot(kind string) bool {
+	return kind == actionPromote || kind == actionDemote || kind == actionRejoin || kind == actionFence
+}
 
 // maxAttempts bounds how often an action is tried for one decision.
 const maxAttempts = 3
@@ -55,13 +66,27 @@ type attempt struct {
 // so that a node catching up on an old log does not act on a stale one.
 func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
 	st := c.fsm.State()
+	f := c.local.Facts(ctx)
+	c.flushFences(ctx)
+	// Fencing does not wait for a leader: a primary cut off from every
+	// peer is the one it is for.
+	c.stepFence(ctx, st, f, attempts)
 	d, ok := st.Latest()
 	if !ok || !c.ready() {
 		return
 	}
-	f := c.local.Facts(ctx)
-	if f.ProbeErr != nil || f.IdentityErr != nil {
+	if c.stepSwitchover(ctx, st, f, attempts) {
 		return
+	}
+	if st.Paused() {
+		return // no automatic action while paused
+	}
+	if f.ProbeErr != nil || f.IdentityErr != nil {
+		c.stepRejoin(ctx, st, attempts)
+		return
+	}
+	if c.opts.Mode == ModeRepmgrd {
+		return // repmgrd promotes and follows; failover-check gates it
 	}
 	me, registered := repmgr.ByName(f.Facts.Nodes, c.opts.Self)
 	primary, known := repmgr.ByID(f.Facts.Nodes, d.PrimaryID)
@@ -105,9 +130,12 @@ func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
 	})
 }
 
+// errNotTried is try's answer when the action was not run this time.
+var errNotTried = errors.New("not tried")
+
 // try runs an action for decision d unless it already succeeded, failed too
 // often, or failed too recently; a newer decision cancels it.
-func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d api.Decision, kind string, fn func(context.Context) error) {
+func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d api.Decision, kind string, fn func(context.Context) error) error {
 	k := actKey{d.Epoch, kind}
 	a := attempts[k]
 	if a == nil {
@@ -116,7 +144,7 @@ func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d ap
 	}
 	now := c.opts.Now()
 	if a.ok || a.n >= maxAttempts || (a.n > 0 && now.Sub(a.last) < 10*c.opts.RefreshInterval) {
-		return
+		return errNotTried
 	}
 	a.n++
 	a.last = now
@@ -132,8 +160,11 @@ func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d ap
 	c.setActing(ctx, "")
 	a.ok = err == nil
 	rec := &api.Action{Epoch: d.Epoch, Kind: kind, Done: err == nil, Failed: err != nil && a.n >= maxAttempts}
-	if kind == actionPromote && err != nil {
-		rec.Failed = true // the coordinator chooses again rather than wait for retries
+	if oneShot(kind) && err != nil {
+		// The coordinator chooses again (promote), aborts the switchover
+		// (demote), or the operator takes over (rejoin, fence).
+		rec.Failed = true
+		a.n = maxAttempts
 	}
 	if err != nil {
 		rec.Error = oneLine(err)
@@ -142,6 +173,7 @@ func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d ap
 	c.mu.Lock()
 	c.done[d.Epoch] = rec
 	c.mu.Unlock()
+	return err
 }
 
 func (c *Controller) setActing(ctx context.Context, kind string) {
@@ -179,9 +211,12 @@ func (c *Controller) cancelOnNewEpoch(ctx context.Context, cancel context.Cancel
 type Commands struct {
 	CLI            repmgr.CLI
 	Local          *repmgr.Local
+	Service        repmgr.Service // stops and starts the local instance as repmgr does
 	Self           string
 	PromoteCommand string // "": repmgr standby promote
 	FollowCommand  string // "": repmgr standby follow --upstream-node-id
+	RejoinCommand  string // "": repmgr node rejoin --force-rewind
+	FenceCommand   string // failover.fence when it is a command
 }
 
 func decisionEnv(d api.Decision, self string, primary repmgr.Node) []string {
@@ -227,4 +262,37 @@ func (x Commands) Repoint(ctx context.Context, primary repmgr.Node) error {
 // InRecovery implements Actions.
 func (x Commands) InRecovery(ctx context.Context, n repmgr.Node) (bool, error) {
 	return repmgr.InRecovery(ctx, n.Conninfo)
+}
+
+// Checkpoint implements Actions.
+func (x Commands) Checkpoint(ctx context.Context) error { return x.Local.Checkpoint(ctx) }
+
+// Stop implements Actions.
+func (x Commands) Stop(ctx context.Context) (string, error) { return x.Service.Stop(ctx) }
+
+// Start implements Actions.
+func (x Commands) Start(ctx context.Context) (string, error) { return x.Service.Start(ctx) }
+
+// Stopped implements Actions.
+func (x Commands) Stopped(ctx context.Context) (repmgr.Control, bool, error) {
+	running, err := x.Service.Running(ctx)
+	if err != nil || running {
+		return repmgr.Control{}, running, err
+	}
+	ctl, err := x.Service.Controldata(ctx)
+	return ctl, false, err
+}
+
+// Rejoin implements Actions: repmgr node rejoin to primary, rewinding
+// when the histories diverged, or the operator's command.
+func (x Commands) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
+	if x.RejoinCommand == "" {
+		return x.CLI.Rejoin(ctx, primary.Conninfo, true)
+	}
+	return x.CLI.Runner.Shell(ctx, x.RejoinCommand, decisionEnv(d, x.Self, primary)...)
+}
+
+// Fence implements Actions: the operator's fence command.
+func (x Commands) Fence(ctx context.Context, reason string) (string, error) {
+	return x.CLI.Runner.Shell(ctx, x.FenceCommand, "PGQUORUM_NODE="+x.Self, "PGQUORUM_FENCE_REASON="+reason)
 }

@@ -19,18 +19,36 @@ import (
 // Options configure a Controller.
 type Options struct {
 	Self            string
-	Mode            string // "pgquorum"
+	Mode            string // ModePgquorum or ModeRepmgrd
 	Grace           time.Duration
 	Cooldown        time.Duration
 	CommandTimeout  time.Duration
 	RefreshInterval time.Duration
 	PeerTimeout     time.Duration
 	Locations       []string
-	Raft            RaftOptions
-	Addresses       consensus.Addresses // where every node's pgquorum answers HTTP
-	Logger          *slog.Logger
-	Now             func() time.Time // optional; time.Now
+	// SwitchoverMaxLag bounds how far behind a switchover target may be.
+	SwitchoverMaxLag int64
+	// Fence is FenceOff, FenceStop or an operator's command.
+	Fence      string
+	FenceAfter time.Duration
+	AutoRejoin bool
+	Raft       RaftOptions
+	Addresses  consensus.Addresses // where every node's pgquorum answers HTTP
+	Logger     *slog.Logger
+	Now        func() time.Time // optional; time.Now
 }
+
+// Modes in which a Controller runs.
+const (
+	ModePgquorum = "pgquorum" // it promotes and re-points through repmgr
+	ModeRepmgrd  = "repmgrd"  // repmgrd does, once failover-check allows it
+)
+
+// Fence policies besides an operator's command.
+const (
+	FenceOff  = "off"
+	FenceStop = "stop"
+)
 
 // Local is the local node as the verdict sees it; *consensus.Checker is one.
 type Local interface {
@@ -38,6 +56,12 @@ type Local interface {
 	Snapshot(ctx context.Context) *consensus.Snapshot
 	DownFor() time.Duration
 	KnownNodes() []repmgr.Node
+	// StepDown("why") makes the node answer 503 instead of 200 or 509;
+	// StepDown("") ends that.
+	StepDown(reason string)
+	SteppingDown() string
+	// Release ends the lease on this node's vote held by holder.
+	Release(holder string, holderID int) (bool, error)
 }
 
 // Actions change PostgreSQL; *Commands is the real one.
@@ -46,11 +70,23 @@ type Actions interface {
 	Repoint(ctx context.Context, upstream repmgr.Node) error
 	Follow(ctx context.Context, d api.Decision, upstream repmgr.Node) (string, error)
 	InRecovery(ctx context.Context, n repmgr.Node) (bool, error)
+	// Checkpoint asks the local database for a checkpoint, so that the
+	// shutdown checkpoint that follows is short.
+	Checkpoint(ctx context.Context) error
+	Stop(ctx context.Context) (string, error)
+	Start(ctx context.Context) (string, error)
+	// Stopped reads the control file of the local instance when no
+	// postmaster runs; running tells whether one does.
+	Stopped(ctx context.Context) (ctl repmgr.Control, running bool, err error)
+	Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error)
+	Fence(ctx context.Context, reason string) (string, error)
 }
 
-// Reporters ask other nodes for their reports; *consensus.HTTPPeers is one.
+// Reporters ask other nodes for their reports and carry actions between
+// them; *consensus.HTTPPeers is one.
 type Reporters interface {
 	Report(ctx context.Context, addr string, req api.ReportRequest) (*api.Report, error)
+	Post(ctx context.Context, addr, path string, req, out any) error
 }
 
 // Controller is this node's part of automatic failover: a member of the Raft
@@ -74,6 +110,13 @@ type Controller struct {
 	excluded     map[string]exclusion   // standbys whose promotion failed
 	silent       bool                   // the primary's pgquorum did not answer the last round
 	lastHandOver time.Time              // when leadership was last passed on
+	demotedFor   uint64                 // ID+1 of the switchover this node stepped down and stopped for; 0: none
+	caughtUpWait map[uint64]time.Time   // per switchover: when the coordinator saw the old primary stopped
+	promotedSeen map[uint64]bool        // per switchover: its target's promotion was recorded as a step
+	unknownSince time.Time              // since when the local verdict has been 509
+	fencedFor    string                 // why this node fenced itself, until the episode ends
+	lastFence    string                 // the same, shown until the node runs again (as a standby)
+	fences       []api.Fence            // fences not yet recorded in the Raft log
 }
 
 // exclusion keeps a standby whose promotion failed out of the elections
@@ -98,7 +141,8 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{opts: opts, local: local, actions: actions, peers: peers, fsm: NewFSM(),
-		det: &Detector{Grace: opts.Grace}, done: map[uint64]*api.Action{}, excluded: map[string]exclusion{}}
+		det: &Detector{Grace: opts.Grace}, done: map[uint64]*api.Action{}, excluded: map[string]exclusion{},
+		caughtUpWait: map[uint64]time.Time{}, promotedSeen: map[uint64]bool{}}
 }
 
 // Run joins the Raft group once the local database has shown the
@@ -183,14 +227,27 @@ func (c *Controller) ready() bool {
 func (c *Controller) Status(ctx context.Context) api.FailoverStatus {
 	st := c.fsm.State()
 	state, reason := c.nodeState(ctx, st)
-	return api.FailoverStatus{Mode: c.opts.Mode, State: string(state), Epoch: st.Epoch, Primary: st.Primary,
-		Coordinator: c.coordinator(), Reason: reason}
+	fs := api.FailoverStatus{Mode: c.opts.Mode, State: string(state), Epoch: st.Epoch, Primary: st.Primary,
+		Coordinator: c.coordinator(), Reason: reason, Paused: st.Paused()}
+	if fs.Paused {
+		fs.PauseReason = st.Pause.Reason
+	}
+	if sw, ok := st.Switchover(); ok {
+		fs.Switchover = &sw
+	}
+	return fs
 }
 
 func (c *Controller) nodeState(ctx context.Context, st Replicated) (State, string) {
 	f := c.local.Facts(ctx)
 	v := NodeView{Enabled: true, Self: c.opts.Self, DBUp: f.ProbeErr == nil && f.IdentityErr == nil,
 		InRecovery: f.Facts.InRecovery, Primary: st.Primary}
+	if st.Paused() {
+		v.Paused = "paused"
+		if st.Pause.Reason != "" {
+			v.Paused += ": " + st.Pause.Reason
+		}
+	}
 	if up, ok := consensus.Upstream(f.Facts); ok {
 		v.Upstream = up.Name
 	}
@@ -198,7 +255,10 @@ func (c *Controller) nodeState(ctx context.Context, st Replicated) (State, strin
 		v.Confirmed = s.Verdict.State == api.StatePrimary
 	}
 	c.mu.Lock()
-	v.Acting = c.acting
+	v.Acting, v.Fenced = c.acting, c.lastFence
+	if sw, ok := st.Switchover(); ok && c.demotedFor == sw.ID+1 && sw.Phase == PhaseDemoting {
+		v.Demoting = sw.To
+	}
 	if p := c.phase; c.opts.Now().Sub(p.at) < 3*c.opts.RefreshInterval+c.opts.PeerTimeout {
 		v.Phase, v.PhaseReason = string(p.state), p.reason
 	}
@@ -225,6 +285,12 @@ func (c *Controller) History() api.HistoryBody {
 	b := api.HistoryBody{Node: c.opts.Self, Coordinator: c.coordinator(), Decisions: []api.Decision{}}
 	for i := len(st.History) - 1; i >= 0; i-- {
 		b.Decisions = append(b.Decisions, st.History[i])
+	}
+	for i := len(st.Fences) - 1; i >= 0; i-- {
+		b.Fences = append(b.Fences, st.Fences[i])
+	}
+	for i := len(st.Switchovers) - 1; i >= 0; i-- {
+		b.Switchovers = append(b.Switchovers, st.Switchovers[i])
 	}
 	return b
 }

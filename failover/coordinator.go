@@ -108,6 +108,11 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 	} else if what != "" {
 		c.opts.Logger.Info("raft membership", "change", what)
 	}
+	if sw, ok := st.Switchover(); ok {
+		if state, reason, handled := c.driveSwitchover(ctx, st, sw, nodes, reports); handled {
+			return state, reason
+		}
+	}
 	if st.Epoch == 0 || adoptable(st, reports) != "" {
 		return c.adopt(st, nodes, reports)
 	}
@@ -118,6 +123,10 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 	latest, _ := st.Latest()
 	if p := reports[st.Primary]; latest.PromotedAt == nil && p != nil && p.DBUp && !p.InRecovery {
 		c.notePromoted(latest)
+	}
+	if st.Paused() {
+		c.det.Reset()
+		return StatePaused, fmt.Sprintf("automatic failover paused on %s at %s: %s", st.Pause.By, st.Pause.At.Format(time.RFC3339), st.Pause.Reason)
 	}
 	if why := c.promotionFailed(st, reports); why != "" {
 		return c.elect(ctx, st, lost, nodes, reports, why)
@@ -279,7 +288,7 @@ func (c *Controller) promotionFailed(st Replicated, reports map[string]*api.Repo
 // elect chooses and commits the successor of lost, unless something forbids
 // acting now: repmgrd, the cooldown, or no candidate.
 func (c *Controller) elect(ctx context.Context, st Replicated, lost repmgr.Node, nodes []repmgr.Node, reports map[string]*api.Report, why string) (State, string) {
-	if blocked := repmgrdActive(reports); blocked != "" {
+	if blocked := repmgrdActive(reports); blocked != "" && c.opts.Mode != ModeRepmgrd {
 		return StateBlocked, why + "; but " + blocked
 	}
 	latest, _ := st.Latest()

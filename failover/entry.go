@@ -22,17 +22,38 @@ const (
 	// EntryPromoted records that the primary of the current epoch runs as
 	// one: the cooldown counts from it.
 	EntryPromoted EntryType = "promoted"
+	// EntryPause pauses or resumes automatic failover.
+	EntryPause EntryType = "pause"
+	// EntryFence records that a node fenced its database.
+	EntryFence EntryType = "fence"
+	// EntrySwitchover starts a switchover or records one of its steps.
+	EntrySwitchover EntryType = "switchover"
+	// EntryAllow records that repmgrd may promote the committed primary
+	// of an epoch (failover.mode repmgrd): once.
+	EntryAllow EntryType = "allow"
 )
 
 // Entry is one record of the Raft log.
 type Entry struct {
-	Version  int           `json:"v"`
-	Type     EntryType     `json:"type"`
-	Decision *api.Decision `json:"decision,omitempty"`
-	Promoted *Promoted     `json:"promoted,omitempty"`
+	Version    int             `json:"v"`
+	Type       EntryType       `json:"type"`
+	Decision   *api.Decision   `json:"decision,omitempty"`
+	Promoted   *Promoted       `json:"promoted,omitempty"`
+	Pause      *Pause          `json:"pause,omitempty"`
+	Fence      *api.Fence      `json:"fence,omitempty"`
+	Switchover *api.Switchover `json:"switchover,omitempty"`
+	Allow      *Promoted       `json:"allow,omitempty"` // the epoch whose primary repmgrd may promote
 }
 
-// Promoted is the payload of EntryPromoted.
+// Pause is the payload of EntryPause.
+type Pause struct {
+	Paused bool      `json:"paused"`
+	Reason string    `json:"reason,omitempty"`
+	By     string    `json:"by,omitempty"` // the node the operator asked
+	At     time.Time `json:"at"`
+}
+
+// Promoted is the payload of EntryPromoted and EntryAllow.
 type Promoted struct {
 	Epoch uint64    `json:"epoch"`
 	At    time.Time `json:"at"`

@@ -2,8 +2,10 @@ package failover
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,16 +14,45 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 )
 
-// maxHistory bounds the decisions the FSM keeps for /history.
-const maxHistory = 100
+// maxHistory bounds the decisions the FSM keeps for /history; fences and
+// switchovers are kept fewer.
+const (
+	maxHistory     = 100
+	maxFences      = 50
+	maxSwitchovers = 20
+)
+
+// Phases of a switchover.
+const (
+	PhaseDemoting  = "demoting"  // the primary steps down and stops; its successor catches up
+	PhasePromoting = "promoting" // the successor is the committed primary of the next epoch
+	PhaseDone      = "done"
+	PhaseAborted   = "aborted" // given up before the promotion: the old primary stays
+)
 
 // Replicated is the state every node holds the same, by applying the same
 // log in the same order.
 type Replicated struct {
-	Epoch     uint64         `json:"epoch"`
-	Primary   string         `json:"primary"`
-	PrimaryID int            `json:"primary_id"`
-	History   []api.Decision `json:"history"` // oldest first
+	Epoch       uint64           `json:"epoch"`
+	Primary     string           `json:"primary"`
+	PrimaryID   int              `json:"primary_id"`
+	History     []api.Decision   `json:"history"` // oldest first
+	Pause       *Pause           `json:"pause,omitempty"`
+	Fences      []api.Fence      `json:"fences,omitempty"`      // oldest first
+	Switchovers []api.Switchover `json:"switchovers,omitempty"` // oldest first
+}
+
+// Paused tells whether automatic failover is paused.
+func (r Replicated) Paused() bool { return r.Pause != nil && r.Pause.Paused }
+
+// Switchover is the switchover in progress (demoting or promoting), if any.
+func (r Replicated) Switchover() (api.Switchover, bool) {
+	if n := len(r.Switchovers); n > 0 {
+		if sw := r.Switchovers[n-1]; sw.Phase == PhaseDemoting || sw.Phase == PhasePromoting {
+			return sw, true
+		}
+	}
+	return api.Switchover{}, false
 }
 
 // Latest is the decision of the current epoch.
@@ -64,10 +95,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 			return fmt.Errorf("%w: epoch %d after %d", ErrStaleEpoch, epochOf(d), f.state.Epoch)
 		}
 		f.state.Epoch, f.state.Primary, f.state.PrimaryID = d.Epoch, d.Primary, d.PrimaryID
-		f.state.History = append(f.state.History, *d)
-		if n := len(f.state.History); n > maxHistory {
-			f.state.History = append([]api.Decision(nil), f.state.History[n-maxHistory:]...)
-		}
+		f.state.History = keepLast(append(f.state.History, *d), maxHistory)
+		f.decisionEndsDemotion(*d)
 	case EntryPromoted:
 		p := e.Promoted
 		n := len(f.state.History)
@@ -76,12 +105,100 @@ func (f *FSM) Apply(l *raft.Log) any {
 		}
 		at := p.At
 		f.state.History[n-1].PromotedAt = &at
+	case EntryAllow:
+		p := e.Allow
+		n := len(f.state.History)
+		if p == nil || n == 0 || p.Epoch != f.state.Epoch || f.state.History[n-1].AllowedAt != nil || f.state.History[n-1].OldPrimary == "" {
+			// Once per decision: two repmgrd instances are never both
+			// allowed.
+			return fmt.Errorf("%w: no promotion of epoch %d to allow (current %d)", ErrRefused, promotedEpoch(p), f.state.Epoch)
+		}
+		at := p.At
+		f.state.History[n-1].AllowedAt = &at
+	case EntryPause:
+		if e.Pause == nil {
+			return fmt.Errorf("%w: pause entry without payload", ErrRefused)
+		}
+		p := *e.Pause
+		f.state.Pause = &p
+	case EntryFence:
+		if e.Fence == nil || e.Fence.Node == "" {
+			return fmt.Errorf("%w: fence entry without a node", ErrRefused)
+		}
+		f.state.Fences = keepLast(append(f.state.Fences, *e.Fence), maxFences)
+	case EntrySwitchover:
+		if err := f.applySwitchover(e.Switchover); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("unknown log entry type %q", e.Type)
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
 	return nil
+}
+
+// ErrRefused is what Apply returns for an entry that does not fit the
+// state: an action that lost a race, refused the same way on every node.
+var ErrRefused = errors.New("refused")
+
+// applySwitchover starts a switchover (a new ID, in phase demoting) or
+// records a step of the one in progress. Only these transitions exist:
+// demoting → aborted, promoting → done; demoting → promoting comes with
+// the decision (decisionEndsDemotion), so that the two are one entry.
+func (f *FSM) applySwitchover(sw *api.Switchover) error {
+	if sw == nil {
+		return fmt.Errorf("%w: switchover entry without payload", ErrRefused)
+	}
+	cur, running := f.state.Switchover()
+	if !running || cur.ID != sw.ID {
+		latest, ok := f.state.Latest()
+		switch {
+		case running:
+			return fmt.Errorf("%w: a switchover from %s to %s is in progress", ErrRefused, cur.From, cur.To)
+		case sw.Phase != PhaseDemoting || sw.ID != f.state.Epoch || !ok || latest.PromotedAt == nil || sw.From != f.state.Primary:
+			return fmt.Errorf("%w: a switchover starts from the promoted primary of the current epoch %d", ErrRefused, f.state.Epoch)
+		}
+		f.state.Switchovers = keepLast(append(f.state.Switchovers, *sw), maxSwitchovers)
+		return nil
+	}
+	next := sw.Phase
+	if !(cur.Phase == PhaseDemoting && next == PhaseAborted) && !(cur.Phase == PhasePromoting && next == PhaseDone) && next != cur.Phase {
+		return fmt.Errorf("%w: switchover %d cannot go from %s to %s", ErrRefused, cur.ID, cur.Phase, next)
+	}
+	last := &f.state.Switchovers[len(f.state.Switchovers)-1]
+	last.Phase = next
+	last.Steps = append(last.Steps, sw.Steps...)
+	if sw.Error != "" {
+		last.Error = sw.Error
+	}
+	return nil
+}
+
+// decisionEndsDemotion moves a switchover in phase demoting on: to
+// promoting when d commits its target, to aborted when a failover
+// committed another node.
+func (f *FSM) decisionEndsDemotion(d api.Decision) {
+	cur, running := f.state.Switchover()
+	if !running || cur.Phase != PhaseDemoting {
+		return
+	}
+	last := &f.state.Switchovers[len(f.state.Switchovers)-1]
+	step := api.Step{At: d.At, What: fmt.Sprintf("committed %s as the primary of epoch %d", d.Primary, d.Epoch)}
+	if d.Primary == cur.To {
+		last.Phase = PhasePromoting
+	} else {
+		last.Phase, last.Error = PhaseAborted, "superseded by the decision of epoch "+fmt.Sprint(d.Epoch)+": "+d.Reason
+	}
+	last.Steps = append(last.Steps, step)
+}
+
+// keepLast keeps the last n items of s, in a new array once it trims.
+func keepLast[T any](s []T, n int) []T {
+	if len(s) <= n {
+		return s
+	}
+	return append([]T(nil), s[len(s)-n:]...)
 }
 
 func promotedEpoch(p *Promoted) uint64 {
@@ -104,6 +221,15 @@ func (f *FSM) State() Replicated {
 	defer f.mu.RUnlock()
 	s := f.state
 	s.History = append([]api.Decision(nil), s.History...)
+	s.Fences = slices.Clone(s.Fences)
+	s.Switchovers = slices.Clone(s.Switchovers)
+	for i := range s.Switchovers {
+		s.Switchovers[i].Steps = slices.Clone(s.Switchovers[i].Steps)
+	}
+	if p := f.state.Pause; p != nil {
+		cp := *p
+		s.Pause = &cp
+	}
 	return s
 }
 

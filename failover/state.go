@@ -18,11 +18,17 @@ const (
 	StateRepointing  State = "Repointing"  // this node re-points to the committed primary, then follows it
 	StateDeposed     State = "Deposed"     // runs as primary but is not the committed primary
 	StateBlocked     State = "Blocked"     // the coordinator may not act: the reason says why
+	StatePaused      State = "Paused"      // automatic failover is paused cluster-wide (pgquorum pause)
+	StateSwitchover  State = "Switchover"  // a switchover is in progress: the coordinator drives it
+	StateDemoting    State = "Demoting"    // this primary steps down and stops for a switchover
+	StateRejoining   State = "Rejoining"   // this former primary runs repmgr node rejoin
+	StateFenced      State = "Fenced"      // this node fenced its database: it takes no writes
 )
 
 // AllStates lists every state, for metrics.
 var AllStates = []State{StateOff, StateJoining, StateDown, StateFollowing, StateLeading, StateUnconfirmed,
-	StateSuspect, StateElecting, StatePromoting, StateRepointing, StateDeposed, StateBlocked}
+	StateSuspect, StateElecting, StatePromoting, StateRepointing, StateDeposed, StateBlocked,
+	StatePaused, StateSwitchover, StateDemoting, StateRejoining, StateFenced}
 
 // NodeView is what decides a node's state.
 type NodeView struct {
@@ -33,10 +39,13 @@ type NodeView struct {
 	Confirmed  bool   // its /state answers 200
 	Upstream   string // the node it streams from
 	Primary    string // the committed primary; "" before the first decision
-	Acting     string // the action in progress: promote, repoint or follow; ""
+	Acting     string // the action in progress: promote, repoint, follow, demote, rejoin, fence; ""
 	// Phase is the coordinator's cluster-wide state, as it last said:
-	// Suspect, Electing or Blocked matter to every node.
+	// Suspect, Electing, Blocked, Paused and Switchover matter to every node.
 	Phase, PhaseReason string
+	Paused             string // why automatic failover is paused; "" when not
+	Demoting           string // the switchover this node steps down for; ""
+	Fenced             string // why this node fenced itself; ""
 }
 
 // NodeState is the state of a node and why.
@@ -44,17 +53,25 @@ func NodeState(v NodeView) (State, string) {
 	switch {
 	case !v.Enabled:
 		return StateOff, "failover.mode is off: pgquorum only reports"
+	case v.Acting == actionDemote || v.Demoting != "":
+		return StateDemoting, "stepping down for the switchover to " + v.Demoting
+	case v.Acting == actionRejoin:
+		return StateRejoining, "rejoining " + v.Primary + " as a standby"
+	case v.Acting == actionFence || v.Fenced != "":
+		return StateFenced, v.Fenced
 	case !v.DBUp:
 		return StateDown, "its database is down"
-	case v.Acting == "promote":
+	case v.Acting == actionPromote:
 		return StatePromoting, "running the promote command"
 	case v.Acting != "":
 		return StateRepointing, "re-pointing to " + v.Primary
 	case v.Primary == "":
 		return StateJoining, "no primary committed yet"
+	case v.Paused != "":
+		return StatePaused, v.Paused
 	}
 	switch State(v.Phase) {
-	case StateSuspect, StateElecting, StateBlocked:
+	case StateSuspect, StateElecting, StateBlocked, StateSwitchover, StatePaused:
 		return State(v.Phase), v.PhaseReason
 	}
 	switch {

@@ -106,6 +106,30 @@ func TestNodeState(t *testing.T) {
 			state: StateFollowing, reason: "streams from n1"},
 		{name: "an empty phase is ignored: Leading", view: func() NodeView { v := leading(); v.Phase, v.PhaseReason = "", "stale"; return v }(),
 			state: StateLeading},
+		{name: "a paused cluster is Paused on every node, with why", view: func() NodeView { v := leading(); v.Paused = "paused: upgrade"; return v }(),
+			state: StatePaused, reason: "upgrade"},
+		{name: "the coordinator's Switchover is every node's", view: func() NodeView {
+			v := following()
+			v.Phase, v.PhaseReason = "Switchover", "switchover from n1 to n3"
+			return v
+		}(), state: StateSwitchover, reason: "from n1 to n3"},
+		{name: "a primary stepping down for a switchover is Demoting, its database down or not", view: func() NodeView {
+			v := leading()
+			v.DBUp, v.Demoting = false, "n3"
+			return v
+		}(), state: StateDemoting, reason: "switchover to n3"},
+		{name: "a former primary running repmgr node rejoin is Rejoining", view: func() NodeView {
+			v := following()
+			v.DBUp, v.Acting, v.Primary = false, "rejoin", "n3"
+			return v
+		}(), state: StateRejoining, reason: "rejoining n3"},
+		{name: "a fenced node is Fenced, with why, before Down", view: func() NodeView {
+			v := following()
+			v.DBUp, v.Fenced = false, "runs as primary, but n3 is the committed primary"
+			return v
+		}(), state: StateFenced, reason: "n3 is the committed primary"},
+		{name: "Fenced comes before Paused", view: func() NodeView { v := leading(); v.Fenced, v.Paused = "509 for 10s", "paused"; return v }(),
+			state: StateFenced, reason: "509"},
 		{name: "a committed primary that is not in recovery is Leading, whatever its upstream", view: func() NodeView { v := leading(); v.Upstream = "n3"; return v }(),
 			state: StateLeading},
 	}
@@ -131,7 +155,8 @@ func TestNodeState(t *testing.T) {
 
 func TestAllStatesListsEveryStateOnce(t *testing.T) {
 	want := []State{StateOff, StateJoining, StateDown, StateFollowing, StateLeading, StateUnconfirmed,
-		StateSuspect, StateElecting, StatePromoting, StateRepointing, StateDeposed, StateBlocked}
+		StateSuspect, StateElecting, StatePromoting, StateRepointing, StateDeposed, StateBlocked,
+		StatePaused, StateSwitchover, StateDemoting, StateRejoining, StateFenced}
 	got := slices.Clone(AllStates)
 	slices.Sort(got)
 	slices.Sort(want)

@@ -44,6 +44,20 @@ func (l *Local) Repoint(ctx context.Context, primaryConninfo string) error {
 	return nil
 }
 
+// Checkpoint runs a CHECKPOINT (superuser or pg_checkpoint), bounded by ctx
+// alone: it takes as long as the dirty buffers need.
+func (l *Local) Checkpoint(ctx context.Context) error {
+	conn, err := l.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
 // quoteLiteral quotes s as an SQL string literal (standard_conforming_strings).
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 

@@ -16,6 +16,11 @@ type Config struct {
 	Conninfo      string
 	Location      string
 	DataDirectory string
+	// How repmgr itself starts and stops the instance; Service does the same.
+	PGBinDir            string
+	PGCtlOptions        string
+	ServiceStartCommand string
+	ServiceStopCommand  string
 }
 
 // ReadConfigFile reads and parses a repmgr.conf.
@@ -34,6 +39,11 @@ func ReadConfigFile(path string) (Config, error) {
 		Conninfo:      kv["conninfo"],
 		Location:      kv["location"],
 		DataDirectory: kv["data_directory"],
+
+		PGBinDir:            kv["pg_bindir"],
+		PGCtlOptions:        kv["pg_ctl_options"],
+		ServiceStartCommand: kv["service_start_command"],
+		ServiceStopCommand:  kv["service_stop_command"],
 	}
 	if c.Location == "" {
 		c.Location = "default" // repmgr's own default

@@ -27,8 +27,10 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 	fs := s.failoverStatus(r.Context())
 	body.Failover = &fs
 	if s.failover != nil {
-		h := s.failover.History().Decisions
-		body.Decisions = h[:min(len(h), clusterDecisions)]
+		h := s.failover.History()
+		body.Decisions = h.Decisions[:min(len(h.Decisions), clusterDecisions)]
+		body.Fences = h.Fences[:min(len(h.Fences), clusterDecisions)]
+		body.Switchovers = h.Switchovers[:min(len(h.Switchovers), 1)]
 	}
 	names := map[int]string{}
 	for _, n := range sv.Nodes {
@@ -44,7 +46,8 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-// clusterDecisions is how many of the latest decisions /cluster shows.
+// clusterDecisions is how many of the latest decisions (and fences)
+// /cluster shows; of the switchovers, only the latest.
 const clusterDecisions = 5
 
 func clusterNode(n repmgr.Node, names map[int]string, a consensus.StateAnswer, self *consensus.Snapshot) api.ClusterNode {

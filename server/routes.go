@@ -33,7 +33,18 @@ func (s *Server) Handler() http.Handler {
 	r.Get(api.PathCluster, s.handleCluster)
 	r.Post(api.PathVote, s.handleVote)
 	r.Post(api.PathReport, s.handleReport)
+	r.Post(api.PathCommand, s.handleCommand)
+	r.Post(api.PathRelease, s.handleRelease)
 	r.Get(api.PathHistory, s.handleHistory)
+	r.Get(api.PathSwitchover, s.handleShowSwitchover)
+	// Every request that changes the cluster goes in this group.
+	r.Group(func(r chi.Router) {
+		r.Use(adminOnly)
+		r.Post(api.PathSwitchover, s.handleSwitchover)
+		r.Post(api.PathPause, s.handlePause)
+		r.Post(api.PathResume, s.handleResume)
+		r.Post(api.PathFailoverCheck, s.handleFailoverCheck)
+	})
 	if s.events != nil {
 		r.Get(api.PathEvents, s.handleEvents)
 	}

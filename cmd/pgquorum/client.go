@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,9 +65,30 @@ func newLocalClient() *http.Client {
 // getJSON GETs target and decodes at most limit bytes of its body into v.
 // ctx bounds the whole exchange, body included.
 func getJSON(ctx context.Context, target string, limit int64, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	return doJSON(ctx, http.MethodGet, target, nil, limit, v)
+}
+
+// postJSON POSTs body as JSON to target and decodes at most limit bytes of
+// the answer into v, whatever the status, which it returns.
+func postJSON(ctx context.Context, target string, body any, limit int64, v any) (int, error) {
+	b, err := json.Marshal(body)
 	if err != nil {
-		return 0, fmt.Errorf("GET %s: %w", target, err)
+		return 0, fmt.Errorf("POST %s: encode: %w", target, err)
+	}
+	return doJSON(ctx, http.MethodPost, target, b, limit, v)
+}
+
+func doJSON(ctx context.Context, method, target string, body []byte, limit int64, v any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, target, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := newLocalClient().Do(req)
 	if err != nil {
@@ -75,13 +97,13 @@ func getJSON(ctx context.Context, target string, limit int64, v any) (int, error
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return resp.StatusCode, fmt.Errorf("GET %s: read body: %w", target, err)
+		return resp.StatusCode, fmt.Errorf("%s %s: read body: %w", method, target, err)
 	}
 	if int64(len(raw)) > limit {
-		return resp.StatusCode, fmt.Errorf("GET %s: answer larger than %d bytes", target, limit)
+		return resp.StatusCode, fmt.Errorf("%s %s: answer larger than %d bytes", method, target, limit)
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
-		return resp.StatusCode, fmt.Errorf("GET %s: decode answer: %w", target, err)
+		return resp.StatusCode, fmt.Errorf("%s %s (status %d): decode answer: %w", method, target, resp.StatusCode, err)
 	}
 	return resp.StatusCode, nil
 }

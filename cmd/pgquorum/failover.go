@@ -27,13 +27,20 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 	cmds := failover.Commands{
 		CLI:            repmgr.CLI{Bin: cfg.RepmgrBin, ConfigFile: cfg.RepmgrConfigFile, Runner: runner},
 		Local:          local,
+		Service:        repmgr.Service{Runner: runner, Conf: cfg.Repmgr},
 		Self:           cfg.NodeName,
 		PromoteCommand: f.PromoteCommand,
 		FollowCommand:  f.FollowCommand,
+		RejoinCommand:  f.RejoinCommand,
+	}
+	fence := f.Fence
+	if fence != failover.FenceOff && fence != failover.FenceStop {
+		cmds.FenceCommand = fence
 	}
 	return failover.New(failover.Options{
 		Self: cfg.NodeName, Mode: f.Mode, Grace: f.Grace, Cooldown: f.Cooldown, CommandTimeout: f.CommandTimeout,
 		RefreshInterval: cfg.RefreshInterval, PeerTimeout: cfg.PeerTimeout, Locations: f.Locations,
+		SwitchoverMaxLag: f.SwitchoverMaxLag, Fence: fence, FenceAfter: f.FenceAfter, AutoRejoin: f.AutoRejoin,
 		Raft:      raftOptions(cfg, stderr),
 		Addresses: consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
 		Logger:    log.With("component", "failover"),

@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(newCheckCmd(stdout))
 	root.AddCommand(newStatusCmd(stdout))
 	root.AddCommand(newRaftRecoverCmd(stdout, stderr))
+	root.AddCommand(newSwitchoverCmd(stdout), newPauseCmd(stdout), newResumeCmd(stdout), newFailoverCheckCmd(stdout))
 	err := root.Execute()
 	if err == nil {
 		return exitOK

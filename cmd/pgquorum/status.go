@@ -114,6 +114,18 @@ func printFailover(w io.Writer, b api.ClusterBody) {
 		return
 	}
 	fmt.Fprintf(w, "failover: %s, epoch %d, primary %s, coordinator %s\n", f.Mode, f.Epoch, orDash(f.Primary), orDash(f.Coordinator))
+	if f.Paused {
+		fmt.Fprintf(w, "PAUSED: no automatic failover, fence or rejoin until pgquorum resume (%s)\n", orDash(f.PauseReason))
+	}
+	if sw := f.Switchover; sw != nil {
+		fmt.Fprintf(w, "switchover in progress: %s -> %s, %s since %s\n", sw.From, sw.To, sw.Phase, sw.Start.Format(time.RFC3339))
+	} else if len(b.Switchovers) > 0 {
+		sw := b.Switchovers[0]
+		fmt.Fprintf(w, "last switchover: %s -> %s at %s, %s %s\n", sw.From, sw.To, sw.Start.Format(time.RFC3339), sw.Phase, sw.Error)
+	}
+	for _, fe := range b.Fences {
+		fmt.Fprintf(w, "  fenced %s at %s: %s\n", fe.Node, fe.At.Format(time.RFC3339), fe.Reason)
+	}
 	for _, d := range b.Decisions {
 		from := ""
 		if d.OldPrimary != "" {

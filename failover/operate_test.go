@@ -1,0 +1,289 @@
+package failover
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// promotedState is the replicated state where p is the promoted primary of
+// epoch 1.
+func promotedState() Replicated {
+	at := t0
+	return Replicated{Epoch: 1, Primary: "p", PrimaryID: 1,
+		History: []api.Decision{{Epoch: 1, Primary: "p", PrimaryID: 1, At: t0, PromotedAt: &at}}}
+}
+
+// switchoverReports are the reports of a healthy cluster: p the confirmed
+// primary at LSN 1000 on timeline 1, s2 and s3 streaming from it.
+func switchoverReports() map[string]*api.Report {
+	p := &api.Report{Node: "p", NodeID: 1, Type: repmgr.TypePrimary, State: api.StatePrimary, DBUp: true, Timeline: 1, ReceivedLSN: 1000}
+	s2 := edited(standby(electS2, 1, 900), func(r *api.Report) { r.Upstream, r.Receiver = "p", "streaming" })
+	s3 := edited(standby(electS3, 1, 1000), func(r *api.Report) { r.Upstream, r.Receiver = "p", "streaming" })
+	return map[string]*api.Report{"p": p, "s2": s2, "s3": s3}
+}
+
+func TestCheckSwitchover(t *testing.T) {
+	nodes := []repmgr.Node{lostP, electS2, electS3, electW6}
+	tests := []struct {
+		name    string
+		to      string
+		state   func(*Replicated)
+		reports func(map[string]*api.Report)
+		maxLag  int64
+		lag     int64
+		err     string // a part of the refusal; "" to start
+	}{
+		{name: "a streaming standby within the lag starts", to: "s2", maxLag: 100, lag: 100},
+		{name: "a standby further behind than switchover_max_lag is refused", to: "s2", maxLag: 99, lag: 100, err: "100 bytes behind p, more than failover.switchover_max_lag (99)"},
+		{name: "an unknown node is refused", to: "nope", maxLag: 1 << 20, err: `"nope" is not registered`},
+		{name: "a witness is refused", to: "w6", maxLag: 1 << 20, err: "registered as a witness"},
+		{name: "the primary itself is refused", to: "p", maxLag: 1 << 20, err: "p is the primary already"},
+		{name: "during a failover (not promoted yet) it is refused", to: "s2", maxLag: 1 << 20,
+			state: func(r *Replicated) { r.History[0].PromotedAt = nil }, err: "a failover is in progress"},
+		{name: "during another switchover it is refused", to: "s2", maxLag: 1 << 20,
+			state: func(r *Replicated) {
+				r.Switchovers = []api.Switchover{{ID: 1, From: "p", To: "s3", Phase: PhaseDemoting}}
+			}, err: "a switchover from p to s3 is in progress"},
+		{name: "before any decision it is refused", to: "s2", maxLag: 1 << 20,
+			state: func(r *Replicated) { *r = Replicated{} }, err: "no primary is committed"},
+		{name: "a target that streams from another node is refused", to: "s2", maxLag: 1 << 20,
+			reports: func(m map[string]*api.Report) { m["s2"].Upstream = "s3" }, err: "does not stream from p"},
+		{name: "a target whose receiver is not streaming is refused", to: "s2", maxLag: 1 << 20,
+			reports: func(m map[string]*api.Report) { m["s2"].Receiver = "waiting" }, err: "does not stream from p"},
+		{name: "a target that did not answer is refused", to: "s2", maxLag: 1 << 20,
+			reports: func(m map[string]*api.Report) { delete(m, "s2") }, err: "s2's pgquorum did not answer"},
+		{name: "a target whose database is down is refused", to: "s2", maxLag: 1 << 20,
+			reports: func(m map[string]*api.Report) { m["s2"].DBUp, m["s2"].DBError = false, "refused" }, err: "database is down"},
+		{name: "a primary not confirmed (509) is refused", to: "s2", maxLag: 1 << 20,
+			reports: func(m map[string]*api.Report) { m["p"].State = api.StateUnknown }, err: "the primary p is not confirmed"},
+		{name: "a target on another timeline is refused", to: "s2", maxLag: 1 << 20,
+			reports: func(m map[string]*api.Report) { m["s2"].Timeline = 2 }, err: "timeline 2"},
+		{name: "an active repmgrd is refused", to: "s2", maxLag: 1 << 20,
+			reports: func(m map[string]*api.Report) { m["s3"].RepmgrdRunning = true }, err: "repmgrd runs"},
+		{name: "a paused repmgrd is fine", to: "s2", maxLag: 1 << 20, lag: 100,
+			reports: func(m map[string]*api.Report) { m["s3"].RepmgrdRunning, m["s3"].RepmgrdPaused = true, true }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := promotedState()
+			if tt.state != nil {
+				tt.state(&st)
+			}
+			reports := switchoverReports()
+			if tt.reports != nil {
+				tt.reports(reports)
+			}
+			lag, err := CheckSwitchover(st, tt.to, nodes, reports, tt.maxLag)
+			if tt.err == "" {
+				if err != nil || lag != tt.lag {
+					t.Fatalf("CheckSwitchover = %d, %v; want lag %d and no error", lag, err, tt.lag)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("CheckSwitchover error %v, want it to say %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestFenceReason(t *testing.T) {
+	deposed := FenceView{Policy: FenceStop, Self: "p", DBUp: true, Registered: true, Ready: true, Primary: "s2", Epoch: 3, FenceAfter: 10 * time.Second}
+	tests := []struct {
+		name string
+		edit func(*FenceView)
+		want string // a part of the reason; "" for no fence
+	}{
+		{name: "a primary that is not the committed one is fenced", want: "s2 is the committed primary of epoch 3"},
+		{name: "not with failover.fence off", edit: func(v *FenceView) { v.Policy = FenceOff }},
+		{name: "not while paused", edit: func(v *FenceView) { v.Paused = true }},
+		{name: "not a standby", edit: func(v *FenceView) { v.InRecovery = true }},
+		{name: "not a stopped database", edit: func(v *FenceView) { v.DBUp = false }},
+		{name: "not an unregistered node", edit: func(v *FenceView) { v.Registered = false }},
+		{name: "not the committed primary", edit: func(v *FenceView) { v.Primary = "p" }},
+		{name: "not before any decision", edit: func(v *FenceView) { v.Primary = "" }},
+		{name: "not on a stale view (no leader heard)", edit: func(v *FenceView) { v.Ready = false }},
+		{name: "509 for fence_after is fenced, leader or not", edit: func(v *FenceView) { v.Ready, v.UnknownFor = false, 10*time.Second },
+			want: "answered 509"},
+		{name: "509 for less than fence_after is not", edit: func(v *FenceView) { v.Ready, v.UnknownFor = false, 9*time.Second }},
+		{name: "a command policy fences alike", edit: func(v *FenceView) { v.Policy = "/usr/local/bin/block-writes" }, want: "committed primary"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := deposed
+			if tt.edit != nil {
+				tt.edit(&v)
+			}
+			got := FenceReason(v)
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Fatalf("FenceReason = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestGate(t *testing.T) {
+	at := t0
+	chosen := api.Decision{Epoch: 2, Primary: "s2", OldPrimary: "p", Reason: "p lost"}
+	tests := []struct {
+		name           string
+		view           GateView
+		allowed, final bool
+		why            string
+	}{
+		{name: "the committed successor is allowed", view: GateView{Mode: ModeRepmgrd, Self: "s2", Ready: true, HasAny: true, Latest: chosen},
+			allowed: true, final: true, why: "s2 is the committed successor of p"},
+		{name: "another standby is refused for good", view: GateView{Mode: ModeRepmgrd, Self: "s3", Ready: true, HasAny: true, Latest: chosen},
+			final: true, why: "the raft group chose s2, not s3"},
+		{name: "a second allowance is refused", view: GateView{Mode: ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
+			Latest: func() api.Decision { d := chosen; d.AllowedAt = &at; return d }()}, final: true, why: "allowed to promote s2 for epoch 2 already"},
+		{name: "once promoted, refused", view: GateView{Mode: ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
+			Latest: func() api.Decision { d := chosen; d.PromotedAt = &at; return d }()}, final: true, why: "promoted already"},
+		{name: "no decision yet: wait", view: GateView{Mode: ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
+			Latest: api.Decision{Epoch: 1, Primary: "p", PromotedAt: &at}}, why: "has not confirmed the loss of the primary p"},
+		{name: "no raft leader: wait", view: GateView{Mode: ModeRepmgrd, Self: "s2", HasAny: true, Latest: chosen}, why: "no raft leader"},
+		{name: "in pgquorum mode, refused", view: GateView{Mode: ModePgquorum, Self: "s2", Ready: true, HasAny: true, Latest: chosen},
+			final: true, why: "not repmgrd"},
+		{name: "the adopted first primary has nothing to promote", view: GateView{Mode: ModeRepmgrd, Self: "p", Ready: true, HasAny: true,
+			Latest: api.Decision{Epoch: 1, Primary: "p"}}, final: true, why: "nothing to promote"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			allowed, final, why := Gate(tt.view)
+			if allowed != tt.allowed || final != tt.final || !strings.Contains(why, tt.why) {
+				t.Fatalf("Gate = %v, %v, %q; want %v, %v, %q", allowed, final, why, tt.allowed, tt.final, tt.why)
+			}
+		})
+	}
+}
+
+func switchoverEntry(sw api.Switchover) Entry {
+	return Entry{Version: EntryVersion, Type: EntrySwitchover, Switchover: &sw}
+}
+
+func promoted(epoch uint64) Entry {
+	return Entry{Version: EntryVersion, Type: EntryPromoted, Promoted: &Promoted{Epoch: epoch, At: t0}}
+}
+
+func TestFSMOperatorEntries(t *testing.T) {
+	start := api.Switchover{ID: 1, From: "n1", To: "n2", Phase: PhaseDemoting, Steps: []api.Step{{What: "checked"}}}
+	step := func(phase, what string) Entry {
+		return switchoverEntry(api.Switchover{ID: 1, Phase: phase, Steps: []api.Step{{What: what}}})
+	}
+	base := []Entry{decision(1, "n1"), promoted(1)}
+	failover := decision(2, "n2")
+	failover.Decision.OldPrimary = "n1"
+	tests := []struct {
+		name    string
+		base    []Entry // default: base
+		entries []Entry // after base; the last one is checked
+		refused string  // a part of the last entry's refusal; "" if applied
+		check   func(t *testing.T, st Replicated)
+	}{
+		{name: "a pause is recorded, and a resume", entries: []Entry{
+			{Version: EntryVersion, Type: EntryPause, Pause: &Pause{Paused: true, Reason: "upgrade", By: "n2"}},
+		}, check: func(t *testing.T, st Replicated) {
+			if !st.Paused() || st.Pause.Reason != "upgrade" {
+				t.Fatalf("pause %+v", st.Pause)
+			}
+		}},
+		{name: "resume", entries: []Entry{
+			{Version: EntryVersion, Type: EntryPause, Pause: &Pause{Paused: true}},
+			{Version: EntryVersion, Type: EntryPause, Pause: &Pause{Paused: false}},
+		}, check: func(t *testing.T, st Replicated) {
+			if st.Paused() {
+				t.Fatal("still paused after resume")
+			}
+		}},
+		{name: "a fence is recorded", entries: []Entry{{Version: EntryVersion, Type: EntryFence, Fence: &api.Fence{Node: "n3", Reason: "509"}}},
+			check: func(t *testing.T, st Replicated) {
+				if len(st.Fences) != 1 || st.Fences[0].Node != "n3" {
+					t.Fatalf("fences %+v", st.Fences)
+				}
+			}},
+		{name: "a fence without a node is refused", entries: []Entry{{Version: EntryVersion, Type: EntryFence, Fence: &api.Fence{}}}, refused: "without a node"},
+		{name: "a switchover starts from the promoted primary", entries: []Entry{switchoverEntry(start)},
+			check: func(t *testing.T, st Replicated) {
+				if sw, ok := st.Switchover(); !ok || sw.Phase != PhaseDemoting {
+					t.Fatalf("switchover %+v, %v", sw, ok)
+				}
+			}},
+		{name: "not before the primary is promoted", base: []Entry{decision(1, "n1")}, entries: []Entry{switchoverEntry(start)},
+			refused: "starts from the promoted primary"},
+		{name: "not from another node than the primary", entries: []Entry{
+			switchoverEntry(api.Switchover{ID: 1, From: "n3", To: "n2", Phase: PhaseDemoting})}, refused: "starts from the promoted primary"},
+		{name: "not from a stale epoch", entries: []Entry{
+			switchoverEntry(api.Switchover{ID: 0, From: "n1", To: "n2", Phase: PhaseDemoting})}, refused: "starts from the promoted primary"},
+		{name: "not two at once", entries: []Entry{switchoverEntry(start),
+			switchoverEntry(api.Switchover{ID: 2, From: "n1", To: "n3", Phase: PhaseDemoting})}, refused: "in progress"},
+		{name: "steps are appended", entries: []Entry{switchoverEntry(start), step(PhaseDemoting, "stopped")},
+			check: func(t *testing.T, st Replicated) {
+				if sw, _ := st.Switchover(); len(sw.Steps) != 2 || sw.Steps[1].What != "stopped" {
+					t.Fatalf("steps %+v", sw.Steps)
+				}
+			}},
+		{name: "the decision for its target moves it to promoting", entries: []Entry{switchoverEntry(start), decision(2, "n2")},
+			check: func(t *testing.T, st Replicated) {
+				if sw, _ := st.Switchover(); sw.Phase != PhasePromoting || st.Primary != "n2" {
+					t.Fatalf("switchover %+v, primary %s", sw, st.Primary)
+				}
+			}},
+		{name: "a decision for another node aborts it", entries: []Entry{switchoverEntry(start), decision(2, "n3")},
+			check: func(t *testing.T, st Replicated) {
+				last := st.Switchovers[len(st.Switchovers)-1]
+				if last.Phase != PhaseAborted || !strings.Contains(last.Error, "superseded") {
+					t.Fatalf("switchover %+v", last)
+				}
+			}},
+		{name: "demoting can be aborted", entries: []Entry{switchoverEntry(start), step(PhaseAborted, "aborted")},
+			check: func(t *testing.T, st Replicated) {
+				if _, running := st.Switchover(); running {
+					t.Fatal("still running after abort")
+				}
+			}},
+		{name: "demoting cannot be done without the decision", entries: []Entry{switchoverEntry(start), step(PhaseDone, "done")}, refused: "cannot go from demoting to done"},
+		{name: "promoting cannot be aborted", entries: []Entry{switchoverEntry(start), decision(2, "n2"), step(PhaseAborted, "x")}, refused: "cannot go from promoting to aborted"},
+		{name: "promoting ends done", entries: []Entry{switchoverEntry(start), decision(2, "n2"), promoted(2), step(PhaseDone, "n1 is a standby of n2")},
+			check: func(t *testing.T, st Replicated) {
+				last := st.Switchovers[len(st.Switchovers)-1]
+				if last.Phase != PhaseDone || len(last.Steps) != 3 {
+					t.Fatalf("switchover %+v", last)
+				}
+			}},
+		{name: "repmgrd is allowed once per decision", entries: []Entry{failover,
+			{Version: EntryVersion, Type: EntryAllow, Allow: &Promoted{Epoch: 2, At: t0}},
+			{Version: EntryVersion, Type: EntryAllow, Allow: &Promoted{Epoch: 2, At: t0}}}, refused: "no promotion of epoch 2 to allow"},
+		{name: "not for a past epoch", entries: []Entry{failover,
+			{Version: EntryVersion, Type: EntryAllow, Allow: &Promoted{Epoch: 1, At: t0}}}, refused: "no promotion of epoch 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			first := base
+			if tt.base != nil {
+				first = tt.base
+			}
+			entries := append(append([]Entry(nil), first...), tt.entries...)
+			f := NewFSM()
+			var err error
+			for i, e := range entries {
+				if err = apply(f, uint64(i+1), e.Encode()); err != nil && i < len(entries)-1 {
+					t.Fatalf("entry %d: %v", i+1, err)
+				}
+			}
+			switch {
+			case tt.refused != "" && (err == nil || !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tt.refused)):
+				t.Fatalf("last entry: %v, want refused saying %q", err, tt.refused)
+			case tt.refused == "" && err != nil:
+				t.Fatalf("last entry refused: %v", err)
+			}
+			if tt.check != nil {
+				tt.check(t, f.State())
+			}
+		})
+	}
+}

@@ -1,0 +1,74 @@
+package repmgr
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseLSN(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0/0", 0, true},
+		{"0/3000028", 0x3000028, true},
+		{"16/B374D848", 0x16<<32 | 0xB374D848, true},
+		{"16B374D848", 0, false},
+		{"x/1", 0, false},
+		{"1/100000000", 0, false}, // a half wider than 32 bits
+		{"FFFFFFFF/0", 0, false},  // beyond int64
+		{"", 0, false},
+	} {
+		got, err := ParseLSN(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseLSN(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// controldata is pg_controldata's output of PostgreSQL 15 for a cleanly
+// stopped primary, cut to the lines around the ones read.
+const controldata = `pg_control version number:            1300
+Catalog version number:               202209061
+Database system identifier:           7441234567890123456
+Database cluster state:               shut down
+pg_control last modified:             Fri 27 Nov 2026 17:00:00 UTC
+Latest checkpoint location:           0/5000028
+Latest checkpoint's REDO location:    0/5000028
+Latest checkpoint's REDO WAL file:    000000020000000000000005
+Latest checkpoint's TimeLineID:       2
+Latest checkpoint's PrevTimeLineID:   2
+`
+
+func TestParseControldata(t *testing.T) {
+	c, err := ParseControldata(controldata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Control{State: "shut down", Checkpoint: 0x5000028, Timeline: 2}); c != want {
+		t.Errorf("got %+v, want %+v", c, want)
+	}
+	for _, tt := range []struct{ name, out string }{
+		{"empty", ""},
+		{"no checkpoint", strings.ReplaceAll(controldata, "Latest checkpoint location:", "Other:")},
+		{"bad checkpoint", strings.ReplaceAll(controldata, "0/5000028\nLatest checkpoint's REDO location", "nowhere\nLatest checkpoint's REDO location")},
+		{"bad timeline", strings.ReplaceAll(controldata, "TimeLineID:       2", "TimeLineID:       two")},
+		{"another locale", strings.ReplaceAll(controldata, "Database cluster state", "État de l'instance")},
+	} {
+		if c, err := ParseControldata(tt.out); err == nil {
+			t.Errorf("%s: got %+v, want an error", tt.name, c)
+		}
+	}
+}
+
+func TestServiceCommands(t *testing.T) {
+	s := Service{Conf: Config{PGBinDir: "/usr/lib/postgresql/15/bin", DataDirectory: "/var/lib/pg's data", PGCtlOptions: `-l /tmp/pg.log -o "-p 5433"`}}
+	if got, want := s.pgctl("-m fast stop"), `'/usr/lib/postgresql/15/bin/pg_ctl' -l /tmp/pg.log -o "-p 5433" -w -D '/var/lib/pg'\''s data' -m fast stop`; got != want {
+		t.Errorf("pg_ctl command\n got %s\nwant %s", got, want)
+	}
+	s.Conf.PGBinDir, s.Conf.PGCtlOptions = "", ""
+	if got, want := s.pgctl("start"), `'pg_ctl' -w -D '/var/lib/pg'\''s data' start`; got != want {
+		t.Errorf("pg_ctl command without pg_bindir\n got %s\nwant %s", got, want)
+	}
+}

@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+)
+
+// Actions is what the operators' actions need of the failover controller;
+// *failover.Controller is one.
+type Actions interface {
+	Command(ctx context.Context, cmd api.Command) api.CommandResult
+	CommandFromPeer(ctx context.Context, cmd api.Command) api.CommandResult
+	FromPeer(ctx context.Context, ip net.IP) bool
+	Release(ctx context.Context, req api.ReleaseRequest) error
+	FailoverCheck(ctx context.Context, wait time.Duration) api.FailoverCheckAnswer
+}
+
+// maxFailoverCheckWait bounds how long one failover-check request waits.
+const maxFailoverCheckWait = time.Minute
+
+// adminOnly guards the operators' actions: they change the cluster, so
+// they are taken from the node's own host only, and never from a browser
+// page (a request with an Origin header).
+func adminOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ip := remoteIP(r); ip == nil || !ip.IsLoopback() {
+			writeJSON(w, http.StatusForbidden, errorBody("actions are taken from the node's own host only"))
+			return
+		}
+		if r.Header.Get("Origin") != "" {
+			writeJSON(w, http.StatusForbidden, errorBody("cross-origin requests are refused"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func remoteIP(r *http.Request) net.IP {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return nil
+	}
+	return net.ParseIP(host)
+}
+
+func errorBody(msg string) map[string]string { return map[string]string{"error": msg} }
+
+// actions returns the controller's actions, or answers 404 when failover
+// is off on this node.
+func (s *Server) actions(w http.ResponseWriter) (Actions, bool) {
+	a, ok := s.failover.(Actions)
+	if !ok || s.failover == nil {
+		writeJSON(w, http.StatusNotFound, errorBody("failover.mode is off on this node"))
+		return nil, false
+	}
+	return a, true
+}
+
+// decodeBody reads a small JSON body into v; an empty body leaves v as is.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, api.MaxVoteBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		writeJSON(w, http.StatusBadRequest, errorBody("decode request: "+err.Error()))
+		return false
+	}
+	return true
+}
+
+// writeResult answers a command: 200 when done, 409 when refused.
+func writeResult(w http.ResponseWriter, res api.CommandResult) {
+	status := http.StatusOK
+	if !res.OK {
+		status = http.StatusConflict
+	}
+	writeJSON(w, status, res)
+}
+
+func (s *Server) handleSwitchover(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.actions(w)
+	if !ok {
+		return
+	}
+	var req api.SwitchoverRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.To == "" {
+		writeJSON(w, http.StatusBadRequest, errorBody("to: want the name of the standby to switch over to"))
+		return
+	}
+	writeResult(w, a.Command(r.Context(), api.Command{Kind: "switchover", To: req.To}))
+}
+
+// handleShowSwitchover shows the latest switchover, as the Raft log has it.
+func (s *Server) handleShowSwitchover(w http.ResponseWriter, _ *http.Request) {
+	if s.failover == nil {
+		writeJSON(w, http.StatusNotFound, errorBody("failover.mode is off on this node"))
+		return
+	}
+	h := s.failover.History()
+	if len(h.Switchovers) == 0 {
+		writeJSON(w, http.StatusNotFound, errorBody("no switchover yet"))
+		return
+	}
+	writeJSON(w, http.StatusOK, h.Switchovers[0])
+}
+
+func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.actions(w)
+	if !ok {
+		return
+	}
+	var req api.PauseRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	writeResult(w, a.Command(r.Context(), api.Command{Kind: "pause", Reason: req.Reason}))
+}
+
+func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.actions(w)
+	if !ok {
+		return
+	}
+	writeResult(w, a.Command(r.Context(), api.Command{Kind: "resume"}))
+}
+
+// handleCommand is the coordinator's side of a command forwarded by a
+// peer: taken from the registered nodes' addresses only.
+func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.actions(w)
+	if !ok {
+		return
+	}
+	if !a.FromPeer(r.Context(), remoteIP(r)) {
+		writeJSON(w, http.StatusForbidden, errorBody("commands are taken from the registered nodes only"))
+		return
+	}
+	var cmd api.Command
+	if !decodeBody(w, r, &cmd) {
+		return
+	}
+	writeJSON(w, http.StatusOK, a.CommandFromPeer(r.Context(), cmd))
+}
+
+func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.actions(w)
+	if !ok {
+		return
+	}
+	var req api.ReleaseRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if err := a.Release(r.Context(), req); err != nil {
+		writeJSON(w, http.StatusConflict, errorBody(err.Error()))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"released": true})
+}
+
+// handleFailoverCheck answers "pgquorum failover-check" (200 either way:
+// the answer says whether repmgrd may promote).
+func (s *Server) handleFailoverCheck(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.actions(w)
+	if !ok {
+		return
+	}
+	var req api.FailoverCheckRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	wait := min(max(time.Duration(req.WaitMS)*time.Millisecond, 0), maxFailoverCheckWait)
+	writeJSON(w, http.StatusOK, a.FailoverCheck(r.Context(), wait))
+}
