@@ -286,6 +286,9 @@ func (x Commands) Stopped(ctx context.Context) (repmgr.Control, bool, error) {
 // Rejoin implements Actions: repmgr node rejoin to primary, rewinding
 // when the histories diverged, or the operator's command.
 func (x Commands) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
+	if err := repmgr.CheckpointAt(ctx, primary.Conninfo); err != nil {
+		return "", fmt.Errorf("checkpoint on %s before the rejoin (so that pg_rewind sees its timeline): %w", primary.Name, err)
+	}
 	if x.RejoinCommand == "" {
 		return x.CLI.Rejoin(ctx, primary.Conninfo, true)
 	}

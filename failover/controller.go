@@ -256,7 +256,7 @@ func (c *Controller) nodeState(ctx context.Context, st Replicated) (State, strin
 	}
 	c.mu.Lock()
 	v.Acting, v.Fenced = c.acting, c.lastFence
-	if sw, ok := st.Switchover(); ok && c.demotedFor == sw.ID+1 && sw.Phase == PhaseDemoting {
+	if sw, ok := st.Switchover(); ok && sw.Phase == PhaseDemoting && (c.demotedFor == sw.ID+1 || c.acting == actionDemote) {
 		v.Demoting = sw.To
 	}
 	if p := c.phase; c.opts.Now().Sub(p.at) < 3*c.opts.RefreshInterval+c.opts.PeerTimeout {

@@ -41,8 +41,9 @@ func (c *Controller) coordinate(ctx context.Context) {
 			c.coordPhase = c.phase
 			c.mu.Unlock()
 			c.noteState(ctx)
-			if phase == StateSuspect {
-				// Decide as soon as the grace is over, not at the next refresh.
+			if phase == StateSuspect || phase == StateSwitchover {
+				// Decide as soon as the grace is over, or the old
+				// primary has stopped, not at the next refresh.
 				next = min(next, suspectInterval)
 			}
 		}

@@ -40,7 +40,8 @@ func Gate(v GateView) (allowed, final bool, why string) {
 	case d.Primary != v.Self && d.PromotedAt == nil && d.OldPrimary != "":
 		return false, true, fmt.Sprintf("the raft group chose %s, not %s, to replace %s (epoch %d)", d.Primary, v.Self, d.OldPrimary, d.Epoch)
 	case d.Primary != v.Self:
-		return false, false, fmt.Sprintf("a majority has not confirmed the loss of the primary %s (epoch %d)", d.Primary, d.Epoch)
+		// Not final: the coordinator may yet decide it is lost.
+		return false, false, fmt.Sprintf("%s is the committed primary (epoch %d): a majority has not confirmed its loss", d.Primary, d.Epoch)
 	case d.OldPrimary == "":
 		return false, true, fmt.Sprintf("%s is the adopted primary of epoch %d: nothing to promote", v.Self, d.Epoch)
 	case d.PromotedAt != nil:

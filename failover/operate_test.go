@@ -145,7 +145,7 @@ func TestGate(t *testing.T) {
 		{name: "once promoted, refused", view: GateView{Mode: ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
 			Latest: func() api.Decision { d := chosen; d.PromotedAt = &at; return d }()}, final: true, why: "promoted already"},
 		{name: "no decision yet: wait", view: GateView{Mode: ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
-			Latest: api.Decision{Epoch: 1, Primary: "p", PromotedAt: &at}}, why: "has not confirmed the loss of the primary p"},
+			Latest: api.Decision{Epoch: 1, Primary: "p", PromotedAt: &at}}, why: "p is the committed primary (epoch 1): a majority has not confirmed its loss"},
 		{name: "no raft leader: wait", view: GateView{Mode: ModeRepmgrd, Self: "s2", HasAny: true, Latest: chosen}, why: "no raft leader"},
 		{name: "in pgquorum mode, refused", view: GateView{Mode: ModePgquorum, Self: "s2", Ready: true, HasAny: true, Latest: chosen},
 			final: true, why: "not repmgrd"},

@@ -99,11 +99,17 @@ func (c *Controller) lead(ctx context.Context, cmd api.Command) api.CommandResul
 	return refused("unknown command %q", cmd.Kind)
 }
 
-// FromPeer tells whether ip is the address of a registered node's
-// pgquorum: forwarded commands are taken from the peers only.
+// FromPeer tells whether ip may forward commands: the address of a
+// registered node's pgquorum, or loopback (this host, which may take
+// actions anyway). It keeps other hosts out when the peers are not
+// authenticated (consensus.peer_token, consensus.peer_tls), which is what
+// authenticates them.
 func (c *Controller) FromPeer(ctx context.Context, ip net.IP) bool {
 	if ip == nil {
 		return false
+	}
+	if ip.IsLoopback() {
+		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout)
 	defer cancel()

@@ -92,12 +92,7 @@ func ReplicationConninfo(upstream Node, self string) (string, error) {
 // connection and one statement, bounded by ctx. An error is a direct probe
 // that failed.
 func InRecovery(ctx context.Context, conninfo string) (bool, error) {
-	cfg, err := pgx.ParseConfig(conninfo)
-	if err != nil {
-		return false, fmt.Errorf("parse conninfo: %w", err)
-	}
-	cfg.RuntimeParams["application_name"] = "pgquorum"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := connectTo(ctx, conninfo)
 	if err != nil {
 		return false, err
 	}
@@ -105,4 +100,30 @@ func InRecovery(ctx context.Context, conninfo string) (bool, error) {
 	var inRecovery bool
 	err = conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
 	return inRecovery, err
+}
+
+// CheckpointAt runs a CHECKPOINT on the server of conninfo. A primary
+// promoted without one still has the old timeline in its control file, and
+// pg_rewind against it concludes that no rewind is needed: repmgr node
+// rejoin then starts a former primary whose WAL forked off, and it never
+// attaches.
+func CheckpointAt(ctx context.Context, conninfo string) error {
+	conn, err := connectTo(ctx, conninfo)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+func connectTo(ctx context.Context, conninfo string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(conninfo)
+	if err != nil {
+		return nil, fmt.Errorf("parse conninfo: %w", err)
+	}
+	cfg.RuntimeParams["application_name"] = "pgquorum"
+	return pgx.ConnectConfig(ctx, cfg)
 }

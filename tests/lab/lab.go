@@ -268,8 +268,8 @@ func (c *Cluster) Close() error {
 		}()
 	}
 	wg.Wait()
-	if c.Dir != "" && c.opts.BaseDir == "" {
-		os.RemoveAll(c.Dir)
+	if c.Dir != "" && c.opts.BaseDir == "" && os.Getenv("PGQ_LAB_KEEP") == "" {
+		os.RemoveAll(c.Dir) // PGQ_LAB_KEEP=1 keeps it, with the servers' logs, for a post-mortem
 	}
 	if c.subnetLck != nil {
 		c.subnetLck.Close() // releases the flock

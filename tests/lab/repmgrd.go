@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -17,7 +18,9 @@ type RepmgrdOptions struct {
 	ReconnectInterval int // seconds; repmgr's default: 10
 	// ValidationCommand, when set, is repmgrd's
 	// failover_validation_command; %n is replaced by the node's id, %a by
-	// its name.
+	// its name (by repmgrd), {pgquorum} by the base URL of the node's
+	// pgquorum and {pgquorum-bin} by the pgquorum binary its OS user can
+	// run (by the lab).
 	ValidationCommand string
 }
 
@@ -36,7 +39,12 @@ monitor_interval_secs=1
 repmgrd_pid_file='%[4]s'
 `, n.RepmgrConf(), o.ReconnectAttempts, o.ReconnectInterval, filepath.Join(n.Dir, "repmgrd.pid"))
 	if o.ValidationCommand != "" {
-		conf += fmt.Sprintf("failover_validation_command='%s'\n", o.ValidationCommand)
+		bin, err := n.c.quorumBinary()
+		if err != nil {
+			bin = err.Error() // the command fails, and says why
+		}
+		cmd := strings.NewReplacer("{pgquorum-bin}", bin, "{pgquorum}", n.QuorumURL()).Replace(o.ValidationCommand)
+		conf += fmt.Sprintf("failover_validation_command='%s'\n", cmd)
 	}
 	return conf
 }

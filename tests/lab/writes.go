@@ -157,3 +157,37 @@ func (p *WriteProber) LongestOutage() (time.Duration, time.Time) {
 	}
 	return longest, at
 }
+
+// LostWrites returns the sequence numbers of acked writes that n's table
+// does not hold: writes acknowledged to a client and lost since.
+func LostWrites(ctx context.Context, n *Node, acked []Write) ([]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=repmgr dbname=repmgr sslmode=disable", n.Host, n.PGPort))
+	if err != nil {
+		return nil, fmt.Errorf("lab: %s: %w", n.Name, err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT seq FROM `+WriteTable)
+	if err != nil {
+		return nil, fmt.Errorf("lab: %s: read the writes: %w", n.Name, err)
+	}
+	held := map[int64]bool{}
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		held[seq] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var lost []int64
+	for _, w := range acked {
+		if !held[w.Seq] {
+			lost = append(lost, w.Seq)
+		}
+	}
+	return lost, nil
+}
