@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 
-.PHONY: build static test unit bench bench-failover demo
+.PHONY: build static test unit bench bench-failover bench-switchover demo
 
 build:
 	$(GO) build -o bin/pgquorum ./cmd/pgquorum
@@ -26,6 +26,11 @@ bench:
 # profiles) against repmgrd (defaults, 2 x 1 s), 5 runs each; about 25 min.
 bench-failover:
 	bash scripts/bench-failover.sh
+
+# Write outage of "pgquorum switchover" through HAProxy, default and fast
+# profiles, 5 runs each; about 3 min.
+bench-switchover:
+	bash scripts/bench-failover.sh --only pgquorum --fault switchover
 
 demo:
 	bash scripts/demo.sh

@@ -142,7 +142,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 // state: an action that lost a race, refused the same way on every node.
 var ErrRefused = errors.New("refused")
 
-// applySwitchover starts a switchover (a new ID, in phase demoting) or
+// applySwitchover starts a switchover (a new ID, in phase demoting, from
+// the primary of the current epoch, promoted or adopted) or
 // records a step of the one in progress. Only these transitions exist:
 // demoting → aborted, promoting → done; demoting → promoting comes with
 // the decision (decisionEndsDemotion), so that the two are one entry.
@@ -156,7 +157,7 @@ func (f *FSM) applySwitchover(sw *api.Switchover) error {
 		switch {
 		case running:
 			return fmt.Errorf("%w: a switchover from %s to %s is in progress", ErrRefused, cur.From, cur.To)
-		case sw.Phase != PhaseDemoting || sw.ID != f.state.Epoch || !ok || latest.PromotedAt == nil || sw.From != f.state.Primary:
+		case sw.Phase != PhaseDemoting || sw.ID != f.state.Epoch || !ok || (latest.PromotedAt == nil && latest.OldPrimary != "") || sw.From != f.state.Primary:
 			return fmt.Errorf("%w: a switchover starts from the promoted primary of the current epoch %d", ErrRefused, f.state.Epoch)
 		}
 		f.state.Switchovers = keepLast(append(f.state.Switchovers, *sw), maxSwitchovers)

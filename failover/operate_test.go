@@ -44,7 +44,9 @@ func TestCheckSwitchover(t *testing.T) {
 		{name: "a witness is refused", to: "w6", maxLag: 1 << 20, err: "registered as a witness"},
 		{name: "the primary itself is refused", to: "p", maxLag: 1 << 20, err: "p is the primary already"},
 		{name: "during a failover (not promoted yet) it is refused", to: "s2", maxLag: 1 << 20,
-			state: func(r *Replicated) { r.History[0].PromotedAt = nil }, err: "a failover is in progress"},
+			state: func(r *Replicated) { r.History[0].PromotedAt, r.History[0].OldPrimary = nil, "x" }, err: "a failover is in progress"},
+		{name: "from an adopted primary, not promoted by pgquorum, it starts", to: "s2", maxLag: 1 << 20, lag: 100,
+			state: func(r *Replicated) { r.History[0].PromotedAt = nil }},
 		{name: "during another switchover it is refused", to: "s2", maxLag: 1 << 20,
 			state: func(r *Replicated) {
 				r.Switchovers = []api.Switchover{{ID: 1, From: "p", To: "s3", Phase: PhaseDemoting}}
@@ -213,8 +215,9 @@ func TestFSMOperatorEntries(t *testing.T) {
 					t.Fatalf("switchover %+v, %v", sw, ok)
 				}
 			}},
-		{name: "not before the primary is promoted", base: []Entry{decision(1, "n1")}, entries: []Entry{switchoverEntry(start)},
-			refused: "starts from the promoted primary"},
+		{name: "not before the primary is promoted", base: []Entry{decision(1, "n1"), failover}, entries: []Entry{
+			switchoverEntry(api.Switchover{ID: 2, From: "n2", To: "n1", Phase: PhaseDemoting})}, refused: "starts from the promoted primary"},
+		{name: "from an adopted primary", base: []Entry{decision(1, "n1")}, entries: []Entry{switchoverEntry(start)}},
 		{name: "not from another node than the primary", entries: []Entry{
 			switchoverEntry(api.Switchover{ID: 1, From: "n3", To: "n2", Phase: PhaseDemoting})}, refused: "starts from the promoted primary"},
 		{name: "not from a stale epoch", entries: []Entry{

@@ -42,7 +42,8 @@ func CheckSwitchover(st Replicated, to string, nodes []repmgr.Node, reports map[
 	switch {
 	case !ok:
 		return 0, errors.New("no primary is committed yet")
-	case latest.PromotedAt == nil:
+	case latest.PromotedAt == nil && latest.OldPrimary != "":
+		// (An adopted primary needs no promotion: its 200 is checked below.)
 		return 0, fmt.Errorf("a failover is in progress: %s, the primary of epoch %d, is not promoted yet", latest.Primary, latest.Epoch)
 	}
 	if sw, running := st.Switchover(); running {

@@ -3,8 +3,9 @@
 # clusters: pgquorum's own controller (default and fast profiles) and, in the
 # same run, repmgrd (its defaults, and 2 reconnect attempts x 1 s), for a
 # SIGKILL of the primary's postmaster and for the loss of the whole primary
-# node. Prints the median and the maximum of each. Needs root.
-#   bash scripts/bench-failover.sh [--runs 5] [--only "pgquorum fast"]
+# node, and for a planned switchover (pgquorum). Prints the median and the
+# maximum of each. Needs root.
+#   bash scripts/bench-failover.sh [--runs 5] [--only "pgquorum fast"] [--fault switchover]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"

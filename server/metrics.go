@@ -139,8 +139,9 @@ func b2f(b bool) float64 {
 }
 
 // WatchFailover exports the failover controller's status, read at every
-// scrape: pgquorum_failover_state{state} (one-hot), pgquorum_failover_epoch
-// and pgquorum_failover_coordinator (1 on the Raft leader).
+// scrape: pgquorum_failover_state{state} (one-hot), pgquorum_failover_epoch,
+// pgquorum_failover_coordinator (1 on the Raft leader),
+// pgquorum_failover_paused and pgquorum_failover_switchover_in_progress.
 func (m *Metrics) WatchFailover(self string, status func(context.Context) api.FailoverStatus) {
 	m.reg.MustRegister(&failoverCollector{self: self, status: status})
 }
@@ -149,6 +150,8 @@ var (
 	failoverStateDesc = prometheus.NewDesc("pgquorum_failover_state", "1 for the node's failover state, 0 for the others.", []string{"state"}, nil)
 	failoverEpochDesc = prometheus.NewDesc("pgquorum_failover_epoch", "Epoch of the latest committed failover decision.", nil, nil)
 	failoverCoordDesc = prometheus.NewDesc("pgquorum_failover_coordinator", "1 when this node leads the Raft group and coordinates failover.", nil, nil)
+	failoverPauseDesc = prometheus.NewDesc("pgquorum_failover_paused", "1 while automatic failover is paused cluster-wide (pgquorum pause).", nil, nil)
+	failoverSwDesc    = prometheus.NewDesc("pgquorum_failover_switchover_in_progress", "1 while a switchover is in progress.", nil, nil)
 )
 
 type failoverCollector struct {
@@ -160,6 +163,8 @@ func (c *failoverCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- failoverStateDesc
 	ch <- failoverEpochDesc
 	ch <- failoverCoordDesc
+	ch <- failoverPauseDesc
+	ch <- failoverSwDesc
 }
 
 func (c *failoverCollector) Collect(ch chan<- prometheus.Metric) {
@@ -169,4 +174,6 @@ func (c *failoverCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(failoverEpochDesc, prometheus.GaugeValue, float64(s.Epoch))
 	ch <- prometheus.MustNewConstMetric(failoverCoordDesc, prometheus.GaugeValue, b2f(s.Coordinator == c.self))
+	ch <- prometheus.MustNewConstMetric(failoverPauseDesc, prometheus.GaugeValue, b2f(s.Paused))
+	ch <- prometheus.MustNewConstMetric(failoverSwDesc, prometheus.GaugeValue, b2f(s.Switchover != nil))
 }

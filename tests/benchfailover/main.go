@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"slices"
 	"strings"
@@ -71,12 +72,15 @@ var setups = []setup{
 		repmgrd: &lab.RepmgrdOptions{ReconnectAttempts: 2, ReconnectInterval: 1}, haproxy: haproxyFast},
 }
 
-var faults = []string{"postmaster", "node"}
+// faults: a SIGKILL of the primary's postmaster, the loss of the whole
+// primary node, and a planned switchover to node2 (pgquorum only).
+var faults = []string{"postmaster", "node", "switchover"}
 
 type options struct {
 	pgquorum string
 	runs     int
 	only     string
+	fault    string
 	keep     bool
 }
 
@@ -87,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pgquorum, "pgquorum", "", "pgquorum binary")
 	fs.IntVar(&o.runs, "runs", 5, "runs of each setup and fault")
 	fs.StringVar(&o.only, "only", "", "run only the setups whose name contains this")
+	fs.StringVar(&o.fault, "fault", "", "run only this fault: postmaster, node or switchover")
 	fs.BoolVar(&o.keep, "v", false, "copy the clusters' logs to stderr")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -106,6 +111,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		for _, fault := range faults {
+			if (o.fault != "" && fault != o.fault) || (fault == "switchover" && s.repmgrd != nil) {
+				continue
+			}
 			for i := range o.runs {
 				if ctx.Err() != nil {
 					return 1
@@ -191,6 +199,9 @@ func measure(ctx context.Context, o options, s setup, fault string, stderr io.Wr
 	}); err != nil {
 		return 0, err
 	}
+	if fault == "switchover" {
+		return switchover(ctx, o, c, w)
+	}
 	if fault == "node" {
 		n1.KillQuorum()
 		n1.KillRepmgrd()
@@ -214,6 +225,37 @@ func measure(ctx context.Context, o options, s setup, fault string, stderr io.Wr
 		return 0, fmt.Errorf("%w (last write: %+v)", err, all[len(all)-1])
 	}
 	return first.Sub(at), nil
+}
+
+// switchover runs "pgquorum switchover --to node2" and returns the gap
+// between the last write node1 acknowledged and the first node2 did.
+func switchover(ctx context.Context, o options, c *lab.Cluster, w *lab.WriteProber) (time.Duration, error) {
+	n1, n2 := c.Node("node1"), c.Node("node2")
+	ctx2, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx2, o.pgquorum, "switchover", "--to", "node2", "--wait", "60s", "--url", n1.QuorumURL()).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("pgquorum switchover: %w: %s", err, out)
+	}
+	var last, first time.Time
+	err = lab.WaitFor(ctx, 30*time.Second, "a write acknowledged by node2", func(context.Context) error {
+		for _, x := range w.Acked() {
+			switch {
+			case x.Port == n1.PGPort:
+				last = x.Done
+			case x.Port == n2.PGPort && first.IsZero():
+				first = x.Done
+			}
+		}
+		if first.IsZero() {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return first.Sub(last), nil
 }
 
 func printTable(w io.Writer, results map[string][]time.Duration) {
