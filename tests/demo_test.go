@@ -44,6 +44,11 @@ func TestDemoTour(t *testing.T) {
 		"node1  509   Unknown  1/2    Deposed",
 		"3. repmgr node rejoin",
 		"node1  202   Standby  -      Following",
+		"4. pgquorum switchover --to node1",
+		"stepped down and stopped cleanly",
+		"committed node1 as the primary of epoch 3",
+		"switchover done: node1 is the primary",
+		"writes through HAProxy :27601 land on node1",
 		"Tour done",
 	}
 	rest := text

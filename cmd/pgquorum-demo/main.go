@@ -105,7 +105,7 @@ func demo(ctx context.Context, o options, out io.Writer) (err error) {
 		return fmt.Errorf("start cluster: %w", err)
 	}
 	defer c.Close()
-	d := &demoRun{c: c, out: out, dir: dir}
+	d := &demoRun{c: c, pgquorum: o.pgquorum, out: out, dir: dir}
 	// HAProxy's first checks should see the settled cluster, not node1
 	// waiting for its peers' pgquorum to start.
 	if err := d.waitState(ctx, "node1", api.StatePrimary); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os/exec"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,10 +15,11 @@ import (
 
 // demoRun is a running demo: the cluster, HAProxy and where to print.
 type demoRun struct {
-	c       *lab.Cluster
-	out     io.Writer
-	dir     string
-	haproxy *lab.HAProxy
+	c        *lab.Cluster
+	pgquorum string // the binary, for the commands the tour runs
+	out      io.Writer
+	dir      string
+	haproxy  *lab.HAProxy
 }
 
 const stepTimeout = 30 * time.Second
@@ -161,8 +163,8 @@ type step struct {
 }
 
 // tour kills the primary and lets pgquorum fail over by itself, then brings
-// the old primary back and rejoins it, showing what pgquorum and HAProxy
-// answer at each step.
+// the old primary back and rejoins it, and switches over to it again,
+// showing what pgquorum and HAProxy answer at each step.
 func (d *demoRun) tour(ctx context.Context) error {
 	n1 := d.c.Node("node1")
 	d.printStates(ctx)
@@ -201,6 +203,19 @@ func (d *demoRun) tour(ctx context.Context) error {
 				return err
 			}
 			return d.waitState(ctx, "node1", api.StateStandby)
+		}},
+		{"pgquorum switchover --to node1: a planned switchover back, through the Raft log. The primary steps down (503) and stops cleanly, node1 receives its last WAL and is promoted, and the old primary rejoins as a standby", func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 2*stepTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, d.pgquorum, "switchover", "--to", "node1", "--wait", stepTimeout.String(), "--url", n1.QuorumURL())
+			cmd.Stdout, cmd.Stderr = d.out, d.out
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("pgquorum switchover: %w", err)
+			}
+			if err := d.waitState(ctx, "node1", api.StatePrimary); err != nil {
+				return err
+			}
+			return d.waitWriter(ctx, "node1", "UP")
 		}},
 	}
 	for i, s := range steps {
