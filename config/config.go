@@ -75,6 +75,7 @@ type Failover struct {
 	FollowCommand    string // "": repmgr standby follow
 	CommandTimeout   time.Duration
 	SwitchoverMaxLag int64
+	SwitchoverDrain  time.Duration
 	Fence            string // "off", "stop" or a command
 	FenceAfter       time.Duration
 	AutoRejoin       bool
@@ -134,6 +135,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 			PromoteCommand:   p.str("failover.promote_command"),
 			FollowCommand:    p.str("failover.follow_command"),
 			CommandTimeout:   p.positiveDuration("failover.command_timeout"),
+			SwitchoverDrain:  p.duration("failover.switchover_drain"),
 			SwitchoverMaxLag: p.bytes("failover.switchover_max_lag"),
 			Fence:            p.str("failover.fence"),
 			FenceAfter:       p.positiveDuration("failover.fence_after"),
@@ -254,7 +256,8 @@ func (c Config) Print(w io.Writer) {
 		"failover.grace": f.Grace, "failover.cooldown": f.Cooldown, "failover.locations": strings.Join(f.Locations, ","),
 		"failover.promote_command": f.PromoteCommand, "failover.follow_command": f.FollowCommand,
 		"failover.command_timeout": f.CommandTimeout, "failover.switchover_max_lag": f.SwitchoverMaxLag,
-		"failover.fence": f.Fence, "failover.fence_after": f.FenceAfter, "failover.auto_rejoin": f.AutoRejoin,
+		"failover.switchover_drain": f.SwitchoverDrain,
+		"failover.fence":            f.Fence, "failover.fence_after": f.FenceAfter, "failover.auto_rejoin": f.AutoRejoin,
 		"failover.rejoin_command": f.RejoinCommand,
 		"log.level":               c.LogLevel, "log.format": c.LogFormat,
 	}

@@ -48,6 +48,7 @@ var Keys = []Key{
 	{"failover.promote_command", "", "command the chosen standby runs (default: repmgr -f <repmgr.config_file> standby promote)"},
 	{"failover.follow_command", "", "command the other standbys run (default: repmgr -f <repmgr.config_file> standby follow --upstream-node-id=<id>)"},
 	{"failover.command_timeout", "60s", "bound on each promote, follow, fence or rejoin command"},
+	{"failover.switchover_drain", nil, "how long a primary stepping down for a switchover answers 503 before it stops: HAProxy's fall × inter, so that clients queue for the new primary instead of failing"},
 	{"failover.switchover_max_lag", "16MB", "a switchover target may be at most this far behind (bytes, or kB/MB/GB)"},
 	{"failover.fence", "off", "what a primary that must take no more writes does: off, stop (pg_ctl stop -m fast) or a command"},
 	{"failover.fence_after", "10s", "a primary answering 509 this long is fenced"},
@@ -68,6 +69,7 @@ var Profiles = map[string]map[string]string{
 		"failover.grace":                  "2s",
 		"failover.raft_heartbeat_timeout": "1s",
 		"failover.raft_election_timeout":  "1s",
+		"failover.switchover_drain":       "1s",
 	},
 	"fast": {
 		"consensus.refresh_interval":      "200ms",
@@ -77,6 +79,7 @@ var Profiles = map[string]map[string]string{
 		"failover.grace":                  "1s",
 		"failover.raft_heartbeat_timeout": "300ms",
 		"failover.raft_election_timeout":  "300ms",
+		"failover.switchover_drain":       "400ms",
 	},
 }
 

@@ -61,22 +61,32 @@ func (p *valueParser) intRange(key string, lo, hi int) int {
 }
 
 func (p *valueParser) positiveDuration(key string) time.Duration {
-	raw := p.get(key)
-	var d time.Duration
-	var err error
-	switch x := raw.(type) {
-	case time.Duration:
-		d = x
-	case string:
-		d, err = time.ParseDuration(strings.TrimSpace(x))
-	default:
-		err = errors.New("not a string")
-	}
+	d, err := p.parseDuration(key)
 	if err != nil || d <= 0 {
-		p.fail(key, "a positive duration such as 1s or 500ms", raw)
+		p.fail(key, "a positive duration such as 1s or 500ms", p.get(key))
 		return 0
 	}
 	return d
+}
+
+// duration reads a duration of zero or more.
+func (p *valueParser) duration(key string) time.Duration {
+	d, err := p.parseDuration(key)
+	if err != nil || d < 0 {
+		p.fail(key, "a duration of zero or more such as 0s or 500ms", p.get(key))
+		return 0
+	}
+	return d
+}
+
+func (p *valueParser) parseDuration(key string) (time.Duration, error) {
+	switch x := p.get(key).(type) {
+	case time.Duration:
+		return x, nil
+	case string:
+		return time.ParseDuration(strings.TrimSpace(x))
+	}
+	return 0, errors.New("not a string")
 }
 
 func (p *valueParser) oneOf(key string, allowed ...string) string {

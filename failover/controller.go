@@ -28,6 +28,10 @@ type Options struct {
 	Locations       []string
 	// SwitchoverMaxLag bounds how far behind a switchover target may be.
 	SwitchoverMaxLag int64
+	// SwitchoverDrain is how long a primary stepping down answers 503
+	// before it stops: HAProxy marks it down meanwhile, and new clients
+	// then queue for the new primary rather than meet a refused connection.
+	SwitchoverDrain time.Duration
 	// Fence is FenceOff, FenceStop or an operator's command.
 	Fence      string
 	FenceAfter time.Duration

@@ -366,6 +366,11 @@ func (c *Controller) demote(ctx context.Context, sw api.Switchover) (int64, erro
 	c.demotedFor = sw.ID + 1
 	c.mu.Unlock()
 	c.local.StepDown("switchover to " + sw.To)
+	select {
+	case <-ctx.Done():
+		return 0, context.Cause(ctx)
+	case <-time.After(c.opts.SwitchoverDrain):
+	}
 	out, err := c.actions.Stop(ctx)
 	c.opts.Logger.Info("stop PostgreSQL for the switchover", "to", sw.To, "output", out, "error", err)
 	if err != nil {

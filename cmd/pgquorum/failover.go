@@ -40,7 +40,7 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 	return failover.New(failover.Options{
 		Self: cfg.NodeName, Mode: f.Mode, Grace: f.Grace, Cooldown: f.Cooldown, CommandTimeout: f.CommandTimeout,
 		RefreshInterval: cfg.RefreshInterval, PeerTimeout: cfg.PeerTimeout, Locations: f.Locations,
-		SwitchoverMaxLag: f.SwitchoverMaxLag, Fence: fence, FenceAfter: f.FenceAfter, AutoRejoin: f.AutoRejoin,
+		SwitchoverMaxLag: f.SwitchoverMaxLag, SwitchoverDrain: f.SwitchoverDrain, Fence: fence, FenceAfter: f.FenceAfter, AutoRejoin: f.AutoRejoin,
 		Raft:      raftOptions(cfg, stderr),
 		Addresses: consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
 		Logger:    log.With("component", "failover"),
