@@ -19,12 +19,17 @@ type FenceView struct {
 	Registered bool
 	// Ready is set when this node hears from a Raft leader, so that
 	// Primary, the committed primary, is current.
-	Ready      bool
-	Primary    string
-	Epoch      uint64
-	UnknownFor time.Duration // how long the local verdict has been 509
-	FenceAfter time.Duration
-	Paused     bool
+	Ready   bool
+	Primary string
+	// PrimaryRuns is set when the committed primary answers a direct
+	// probe as a running primary: only then is this node a second one. A
+	// node promoted outside pgquorum while the committed primary is down
+	// is adopted, not fenced.
+	PrimaryRuns bool
+	Epoch       uint64
+	UnknownFor  time.Duration // how long the local verdict has been 509
+	FenceAfter  time.Duration
+	Paused      bool
 }
 
 // FenceReason says why this node must be fenced now, "" when it need not:
@@ -36,8 +41,8 @@ func FenceReason(v FenceView) string {
 		return ""
 	case !v.DBUp || v.InRecovery || !v.Registered:
 		return ""
-	case v.Ready && v.Primary != "" && v.Primary != v.Self:
-		return fmt.Sprintf("runs as primary, but %s is the committed primary of epoch %d", v.Primary, v.Epoch)
+	case v.Ready && v.Primary != "" && v.Primary != v.Self && v.PrimaryRuns:
+		return fmt.Sprintf("runs as primary, but %s is the committed primary of epoch %d, and runs as one", v.Primary, v.Epoch)
 	case v.FenceAfter > 0 && v.UnknownFor >= v.FenceAfter:
 		return fmt.Sprintf("answered 509 (running as primary without a majority) for %s, failover.fence_after %s",
 			v.UnknownFor.Round(time.Second), v.FenceAfter)
@@ -65,9 +70,19 @@ func (c *Controller) stepFence(ctx context.Context, st Replicated, f *consensus.
 		c.mu.Unlock()
 	}
 	_, registered := repmgr.ByName(f.Facts.Nodes, c.opts.Self)
-	why := FenceReason(FenceView{Policy: c.opts.Fence, Self: c.opts.Self, DBUp: up, InRecovery: f.Facts.InRecovery,
+	v := FenceView{Policy: c.opts.Fence, Self: c.opts.Self, DBUp: up, InRecovery: f.Facts.InRecovery,
 		Registered: registered, Ready: c.ready(), Primary: st.Primary, Epoch: st.Epoch, UnknownFor: unknownFor,
-		FenceAfter: c.opts.FenceAfter, Paused: st.Paused()})
+		FenceAfter: c.opts.FenceAfter, Paused: st.Paused()}
+	if v.Policy != FenceOff && up && !v.InRecovery && v.Ready && st.Primary != "" && st.Primary != c.opts.Self {
+		// Probed only when it would decide.
+		if p, ok := repmgr.ByName(c.local.KnownNodes(), st.Primary); ok {
+			pctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout)
+			inRecovery, err := c.actions.InRecovery(pctx, p)
+			cancel()
+			v.PrimaryRuns = err == nil && !inRecovery
+		}
+	}
+	why := FenceReason(v)
 	c.mu.Lock()
 	fenced, demoting := c.fencedFor, c.demotedFor != 0
 	if !up || why == "" {

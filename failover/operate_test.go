@@ -95,7 +95,8 @@ func TestCheckSwitchover(t *testing.T) {
 }
 
 func TestFenceReason(t *testing.T) {
-	deposed := FenceView{Policy: FenceStop, Self: "p", DBUp: true, Registered: true, Ready: true, Primary: "s2", Epoch: 3, FenceAfter: 10 * time.Second}
+	deposed := FenceView{Policy: FenceStop, Self: "p", DBUp: true, Registered: true, Ready: true, Primary: "s2", PrimaryRuns: true,
+		Epoch: 3, FenceAfter: 10 * time.Second}
 	tests := []struct {
 		name string
 		edit func(*FenceView)
@@ -110,6 +111,7 @@ func TestFenceReason(t *testing.T) {
 		{name: "not the committed primary", edit: func(v *FenceView) { v.Primary = "p" }},
 		{name: "not before any decision", edit: func(v *FenceView) { v.Primary = "" }},
 		{name: "not on a stale view (no leader heard)", edit: func(v *FenceView) { v.Ready = false }},
+		{name: "not while the committed primary does not run (a promotion outside pgquorum, to adopt)", edit: func(v *FenceView) { v.PrimaryRuns = false }},
 		{name: "509 for fence_after is fenced, leader or not", edit: func(v *FenceView) { v.Ready, v.UnknownFor = false, 10*time.Second },
 			want: "answered 509"},
 		{name: "509 for less than fence_after is not", edit: func(v *FenceView) { v.Ready, v.UnknownFor = false, 9*time.Second }},
