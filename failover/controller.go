@@ -121,6 +121,7 @@ type Controller struct {
 	fencedFor    string                 // why this node fenced itself, until the episode ends
 	lastFence    string                 // the same, shown until the node runs again (as a standby)
 	fences       []api.Fence            // fences not yet recorded in the Raft log
+	flushing     bool                   // fences are being recorded
 }
 
 // exclusion keeps a standby whose promotion failed out of the elections

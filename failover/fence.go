@@ -130,12 +130,31 @@ func (c *Controller) stepFence(ctx context.Context, st Replicated, f *consensus.
 }
 
 // flushFences records this node's fences in the Raft log, through the
-// coordinator; those it cannot reach yet wait for the next step.
+// coordinator, in the background: an unreachable coordinator must not hold
+// up the actor. Those not recorded wait for the next step.
 func (c *Controller) flushFences(ctx context.Context) {
 	c.mu.Lock()
 	pending := c.fences
 	c.fences = nil
+	busy := c.flushing
+	c.flushing = c.flushing || len(pending) > 0
 	c.mu.Unlock()
+	if busy {
+		c.requeue(pending)
+		return
+	}
+	if len(pending) == 0 {
+		return
+	}
+	go func() {
+		c.recordFences(ctx, pending)
+		c.mu.Lock()
+		c.flushing = false
+		c.mu.Unlock()
+	}()
+}
+
+func (c *Controller) recordFences(ctx context.Context, pending []api.Fence) {
 	for i, f := range pending {
 		if c.coordinator() == "" {
 			c.requeue(pending[i:])
