@@ -245,7 +245,9 @@ func (s *Store) ServerTLS(mode ClientAuth) *tls.Config {
 			}
 			c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*m.Server},
 				NextProtos: []string{"http/1.1"}}
-			if m.clientCAs != nil || m.peerCAs != nil {
+			// Peers show their certificate on /internal/* whatever the
+			// mode; with none, no other client is asked for one.
+			if mode != ClientAuthNone || m.peerCAs != nil {
 				c.ClientAuth = tls.RequestClientCert
 			}
 			if mode == ClientAuthRequired {
