@@ -23,17 +23,12 @@ type Listener struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	slots     chan struct{}
-
-	mu     sync.Mutex
-	failed map[string]bool // remote hosts whose last handshake failed
+	notes     *LogOnce // by remote host
 }
 
 // maxPending bounds the handshakes under way; more connections are closed
 // at once.
 const maxPending = 64
-
-// maxFailedHosts bounds the hosts remembered for logging once.
-const maxFailedHosts = 1024
 
 // NewListener authenticates the connections of inner with handshake, each
 // within timeout, and starts accepting.
@@ -42,7 +37,7 @@ func NewListener(inner net.Listener, handshake func(net.Conn) (net.Conn, error),
 		log = slog.New(slog.DiscardHandler)
 	}
 	l := &Listener{inner: inner, handshake: handshake, timeout: timeout, log: log, ready: make(chan net.Conn),
-		done: make(chan struct{}), slots: make(chan struct{}, maxPending), failed: map[string]bool{}}
+		done: make(chan struct{}), slots: make(chan struct{}, maxPending), notes: &LogOnce{Log: log}}
 	go l.acceptLoop()
 	return l
 }
@@ -108,36 +103,14 @@ func (l *Listener) authenticate(conn net.Conn) {
 	host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
 	if err != nil {
 		conn.Close()
-		l.noteFailure(host, err)
+		l.notes.Failed(host, "unauthenticated connection refused (logged once per host until one passes)", "remote", host, "error", err)
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
-	l.noteSuccess(host)
+	l.notes.Passed(host, "connection authenticated again", "remote", host)
 	select {
 	case l.ready <- c:
 	case <-l.done:
 		c.Close()
-	}
-}
-
-func (l *Listener) noteFailure(host string, err error) {
-	l.mu.Lock()
-	first := !l.failed[host]
-	if first && len(l.failed) < maxFailedHosts {
-		l.failed[host] = true
-	}
-	l.mu.Unlock()
-	if first {
-		l.log.Warn("unauthenticated connection refused (logged once per host until one passes)", "remote", host, "error", err)
-	}
-}
-
-func (l *Listener) noteSuccess(host string) {
-	l.mu.Lock()
-	was := l.failed[host]
-	delete(l.failed, host)
-	l.mu.Unlock()
-	if was {
-		l.log.Info("connection authenticated again", "remote", host)
 	}
 }

@@ -288,7 +288,7 @@ func (s *Store) PeerClientTLS() *tls.Config {
 				return nil
 			}
 			if err := verifyChain(cs.PeerCertificates, m.peerCAs, x509.ExtKeyUsageServerAuth); err != nil {
-				return fmt.Errorf("peer certificate not signed by consensus.peer_tls.ca: %w", err)
+				return fmt.Errorf("peer certificate not signed by consensus.peer_tls.ca: %w: %w", err, ErrBadCredentials)
 			}
 			return nil
 		},

@@ -106,7 +106,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return failedErr(err)
 	}
 	metrics := server.NewMetrics()
-	peers := consensus.NewHTTPPeers()
+	peers := consensus.NewHTTPPeers(consensus.PeerAuth{})
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
 		Scope:           consensus.Scope(cfg.Scope),
