@@ -155,7 +155,7 @@ func chainOf(c *tls.Certificate) []*x509.Certificate {
 // Describe says which server certificate is served, for the log of a start
 // or a reload.
 func (m *Material) Describe() []any {
-	if m.Server == nil {
+	if m == nil || m.Server == nil {
 		return []any{"tls", false}
 	}
 	l := m.Server.Leaf
@@ -227,8 +227,13 @@ func (s *Store) Reload() (*Material, error) {
 	return m, nil
 }
 
-// Current is the material in use.
-func (s *Store) Current() *Material { return s.cur.Load() }
+// Current is the material in use; nil for a nil Store (no TLS at all).
+func (s *Store) Current() *Material {
+	if s == nil {
+		return nil
+	}
+	return s.cur.Load()
+}
 
 // ServerTLS is the server.listen configuration: each handshake takes the
 // material current at that moment, so a reload needs no new listener.
@@ -327,4 +332,45 @@ func CheckNames(cs *tls.ConnectionState, node string) error {
 		return fmt.Errorf("its certificate names %q, not %q", strings.Join(CertNames(leaf), ", "), node)
 	}
 	return nil
+}
+
+// LocalClientTLS is how a command run on the node reaches its own
+// pgquorum with the node's configuration: it trusts the certificate chain
+// the node serves (server.tls_cert) or any certificate of the peer CA,
+// whatever name it carries (the address is the node's own, from its own
+// configuration, and certificates name nodes rather than addresses), and
+// shows the node's peer certificate, else its server certificate, for
+// server.tls_client_auth required.
+func (m *Material) LocalClientTLS() *tls.Config {
+	own := x509.NewCertPool()
+	var show *tls.Certificate
+	if m.Server != nil {
+		for _, c := range chainOf(m.Server) {
+			own.AddCert(c)
+		}
+		show = m.Server
+	}
+	if m.Peer != nil {
+		show = m.Peer
+	}
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		InsecureSkipVerify: true, // verified below, without host names
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if show == nil {
+				return &tls.Certificate{}, nil
+			}
+			return show, nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			err := verifyChain(cs.PeerCertificates, own, x509.ExtKeyUsageServerAuth)
+			if err != nil && m.peerCAs != nil {
+				err = verifyChain(cs.PeerCertificates, m.peerCAs, x509.ExtKeyUsageServerAuth)
+			}
+			if err != nil {
+				return fmt.Errorf("the server's certificate is neither server.tls_cert nor signed by consensus.peer_tls.ca: %w", err)
+			}
+			return nil
+		},
+	}
 }
