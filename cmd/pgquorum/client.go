@@ -31,12 +31,19 @@ type localFlags struct {
 	url     string
 	config  string
 	timeout time.Duration
+	// TLS material of a host that is no node (an HAProxy host asking every
+	// node's https:// URL): the CA of the nodes' certificates and, for
+	// server.tls_client_auth required, a client certificate.
+	caFile, certFile, keyFile string
 }
 
 func (f *localFlags) register(fs *pflag.FlagSet, timeout time.Duration) {
 	fs.StringVar(&f.url, "url", defaultLocalURL, "base URL of the pgquorum to ask (default with --config: from server.listen)")
 	fs.StringVar(&f.config, "config", "", "the node's pgquorum config: URL, TLS material and admin token come from it")
 	fs.DurationVar(&f.timeout, "timeout", timeout, "bound of the whole call")
+	fs.StringVar(&f.caFile, "ca-file", "", "without --config: PEM CA certificates that sign the pgquorum's certificate (https:// URLs)")
+	fs.StringVar(&f.certFile, "cert", "", "without --config: PEM client certificate to show (with --key)")
+	fs.StringVar(&f.keyFile, "key", "", "without --config: PEM key of --cert")
 }
 
 // target is a pgquorum to ask: its base URL, a client holding the TLS
@@ -60,7 +67,14 @@ func (f localFlags) target(urlSet bool) (target, error) {
 		if err != nil {
 			return target{}, err
 		}
-		return target{base: u, timeout: f.timeout, client: newLocalClient(nil)}, nil
+		tc, err := f.tlsConfig()
+		if err != nil {
+			return target{}, err
+		}
+		return target{base: u, timeout: f.timeout, client: newLocalClient(tc)}, nil
+	}
+	if f.caFile != "" || f.certFile != "" || f.keyFile != "" {
+		return target{}, fmt.Errorf("--ca-file, --cert, --key: not with --config, which gives the node's own")
 	}
 	cfg, err := config.Load(config.NewViper(pflag.NewFlagSet("config", pflag.ContinueOnError)), f.config, os.Environ())
 	if err != nil {
@@ -82,6 +96,33 @@ func (f localFlags) target(urlSet bool) (target, error) {
 		}
 	}
 	return t, nil
+}
+
+// tlsConfig is the TLS material of --ca-file, --cert and --key; nil when
+// none is given (the system's CAs then verify an https:// URL).
+func (f localFlags) tlsConfig() (*tls.Config, error) {
+	if f.caFile == "" && f.certFile == "" && f.keyFile == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.caFile != "" {
+		pool, err := auth.ReadCAs(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		tc.RootCAs = pool
+	}
+	if (f.certFile == "") != (f.keyFile == "") {
+		return nil, fmt.Errorf("--cert, --key: want both or neither")
+	}
+	if f.certFile != "" {
+		c, err := auth.ReadKeyPair(f.certFile, f.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cert, --key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{*c}
+	}
+	return tc, nil
 }
 
 // targetFromConfig is how a command on the node reaches its own pgquorum,

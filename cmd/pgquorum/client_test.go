@@ -150,3 +150,49 @@ func TestCommandsWithConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckFromAHostThatIsNoNode: an HAProxy host asks a node's https://
+// URL with the nodes' CA and a client certificate given as files.
+func TestCheckFromAHostThatIsNoNode(t *testing.T) {
+	dir := t.TempDir()
+	nodes, err := testpki.NewCA("nodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, err := nodes.Write(dir, "nodes-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := nodes.Node("node1") // names 127.0.0.1 too: the URL's host is checked
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := leaf.Write(dir, "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := auth.NewStore(auth.Files{Node: "node1", ServerCert: cert, ServerKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := tokenServer(t, store)
+	url := "https://" + addr
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"with the nodes' CA", []string{"--ca-file", caFile}, exitOK},
+		{"with a client certificate too", []string{"--ca-file", caFile, "--cert", cert, "--key", key}, exitOK},
+		{"without the CA: no verdict", nil, exitUnreachable},
+		{"a certificate without its key", []string{"--ca-file", caFile, "--cert", cert}, exitUsage},
+		{"with --config too", []string{"--ca-file", caFile, "--config", "testdata/good.yaml"}, exitUsage},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"check", "--expect", "standby", "--url", url}, tt.args...)
+			if code, out, errOut := runPgquorum(t, args...); code != tt.code {
+				t.Errorf("exit %d, want %d: %s%s", code, tt.code, out, errOut)
+			}
+		})
+	}
+}
