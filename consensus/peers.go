@@ -188,8 +188,10 @@ func (p *HTTPPeers) Report(ctx context.Context, addr string, req api.ReportReque
 
 // State asks addr's /state. The status is what HAProxy acts on and is
 // returned whatever the body; the body is decoded for views only.
-// With CheckNames, the body must decode and name the node that the
-// certificate names: a status nobody vouches for is no status.
+// With CheckNames, a 200 counts only when its body names the node that the
+// certificate names: a claim nobody vouches for is no claim. Another status
+// claims nothing, and a node shutting down answers 503 without its name, so
+// one from a certificate of the peer CA is taken as it is.
 func (p *HTTPPeers) State(ctx context.Context, addr string) (int, *api.StateBody, error) {
 	x, err := p.do(ctx, http.MethodGet, addr, api.PathState, nil, maxStateBody)
 	if errors.Is(err, errBodyTooLarge) && !p.auth.CheckNames {
@@ -199,11 +201,14 @@ func (p *HTTPPeers) State(ctx context.Context, addr string) (int, *api.StateBody
 		return x.status, nil, err
 	}
 	var b api.StateBody
-	if json.Unmarshal(x.body, &b) != nil {
-		if p.auth.CheckNames {
-			return 0, nil, p.unauthenticated(addr, api.PathState, "its /state body does not decode, so it names no node")
-		}
+	decoded := json.Unmarshal(x.body, &b) == nil
+	switch {
+	case p.auth.CheckNames && x.status == http.StatusOK && (!decoded || b.Node == ""):
+		return 0, nil, p.unauthenticated(addr, api.PathState, "its 200 names no node")
+	case !decoded:
 		return x.status, nil, nil
+	case b.Node == "":
+		return x.status, &b, nil
 	}
 	if err := p.checkAnswerer(x, addr, api.PathState, b.Node); err != nil {
 		return 0, nil, err

@@ -20,6 +20,10 @@ import (
 
 // tlsPeer serves body over HTTPS with a certificate that ca issued for name.
 func tlsPeer(t *testing.T, ca *testpki.CA, name, body string) string {
+	return tlsPeerStatus(t, ca, name, http.StatusOK, body)
+}
+
+func tlsPeerStatus(t *testing.T, ca *testpki.CA, name string, status int, body string) string {
 	t.Helper()
 	leaf, err := ca.Node(name)
 	if err != nil {
@@ -30,6 +34,7 @@ func tlsPeer(t *testing.T, ca *testpki.CA, name, body string) string {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body)
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
@@ -190,5 +195,37 @@ func TestUnauthenticatedPeerLoggedOnce(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "authenticated again") {
 		t.Errorf("no line when the peer authenticated again:\n%s", logs.String())
+	}
+}
+
+// TestHTTPPeersStateOverTLS: a 200 counts only when its body names the node
+// the certificate names; a status that claims nothing (a node shutting down
+// answers 503 without its name) is taken as it is.
+func TestHTTPPeersStateOverTLS(t *testing.T) {
+	ca := mustCA(t)
+	tests := []struct {
+		name       string
+		status     int
+		body       string
+		wantStatus int
+		wantErr    bool
+	}{
+		{"200 naming node2", 200, `{"State":"Primary","node":"node2"}`, 200, false},
+		{"200 naming node3", 200, `{"State":"Primary","node":"node3"}`, 0, true},
+		{"200 naming nobody", 200, `{"State":"Primary"}`, 0, true},
+		{"200 that does not decode", 200, `<html>`, 0, true},
+		{"503 of a node shutting down", 503, `{"State":"Down","reason":"pgquorum is shutting down"}`, 503, false},
+	}
+	peers := NewHTTPPeers(PeerAuth{TLS: peerStore(t, ca).PeerClientTLS(), CheckNames: true})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := tlsPeerStatus(t, ca, "node2", tt.status, tt.body)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			status, _, err := peers.State(ctx, addr)
+			if status != tt.wantStatus || (err != nil) != tt.wantErr || (tt.wantErr && !errors.Is(err, ErrUnauthenticated)) {
+				t.Fatalf("State = %d, %v; want %d, error %t", status, err, tt.wantStatus, tt.wantErr)
+			}
+		})
 	}
 }
