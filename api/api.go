@@ -401,3 +401,12 @@ type ReleaseRequest struct {
 	Holder   string `json:"holder"`
 	HolderID int    `json:"holder_id"`
 }
+
+// Headers of the peer token scheme (consensus.peer_token): a signed request
+// carries a nonce, its time (Unix milliseconds) and its MAC; the answer
+// carries its MAC, bound to the request's nonce. See auth.PeerToken.
+const (
+	HeaderPeerNonce = "X-Pgquorum-Nonce"
+	HeaderPeerTime  = "X-Pgquorum-Time"
+	HeaderPeerMAC   = "X-Pgquorum-Mac"
+)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/pgquorum/pgquorum/auth"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -23,6 +24,8 @@ type Config struct {
 	Listen   string
 	// AgentListen is the optional TCP address of the HAProxy agent-check port.
 	AgentListen string
+
+	Security Security
 
 	DSN       repmgr.DSN
 	MaxConns  int
@@ -50,6 +53,35 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+}
+
+// Security is what proves clients and peers: the server.tls_*, admin and
+// consensus.peer_* keys.
+type Security struct {
+	TLSCert, TLSKey   string
+	TLSClientCA       string
+	TLSClientAuth     auth.ClientAuth
+	AdminToken        auth.Secret
+	AdminClients      []string
+	RequireAuthChecks bool
+	PeerCA            string
+	PeerCert, PeerKey string
+	PeerToken         auth.Secret
+}
+
+// ServerTLS tells whether server.listen serves HTTPS.
+func (s Security) ServerTLS() bool { return s.TLSCert != "" }
+
+// PeerTLS tells whether peers poll each other over mutual TLS.
+func (s Security) PeerTLS() bool { return s.PeerCA != "" }
+
+// AdminAuth tells whether actions need a credential rather than loopback.
+func (s Security) AdminAuth() bool { return s.AdminToken != "" || len(s.AdminClients) > 0 }
+
+// Files are the PEM files of node's TLS material.
+func (s Security) Files(node string) auth.Files {
+	return auth.Files{ServerCert: s.TLSCert, ServerKey: s.TLSKey, ClientCA: s.TLSClientCA,
+		PeerCA: s.PeerCA, PeerCert: s.PeerCert, PeerKey: s.PeerKey, Node: node}
 }
 
 // Failover modes.
@@ -106,9 +138,22 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 		p.profile = Profiles["default"] // already reported; read the rest anyway
 	}
 	c := Config{
-		NodeName:         p.str("node.name"),
-		Listen:           p.hostPort("server.listen", false),
-		AgentListen:      p.hostPort("server.agent_listen", true),
+		NodeName:    p.str("node.name"),
+		Listen:      p.hostPort("server.listen", false),
+		AgentListen: p.hostPort("server.agent_listen", true),
+		Security: Security{
+			TLSCert:           p.str("server.tls_cert"),
+			TLSKey:            p.str("server.tls_key"),
+			TLSClientCA:       p.str("server.tls_client_ca"),
+			TLSClientAuth:     auth.ClientAuth(p.oneOf("server.tls_client_auth", "none", "optional", "required")),
+			AdminToken:        p.secret("server.admin_token"),
+			AdminClients:      p.list("server.admin_clients"),
+			RequireAuthChecks: p.boolean("server.require_auth_for_checks"),
+			PeerCA:            p.str("consensus.peer_tls.ca"),
+			PeerCert:          p.str("consensus.peer_tls.cert"),
+			PeerKey:           p.str("consensus.peer_tls.key"),
+			PeerToken:         p.secret("consensus.peer_token"),
+		},
 		DSN:              repmgr.DSN(p.str("database.dsn")),
 		MaxConns:         p.intRange("database.max_conns", 1, 3),
 		DBTimeout:        p.positiveDuration("database.timeout"),
@@ -149,6 +194,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 	errs = append(errs, c.fillFromRepmgr()...)
 	errs = append(errs, c.checkTimings()...)
 	errs = append(errs, c.checkFailover()...)
+	errs = append(errs, c.Security.check(c.NodeName)...)
 	if c.DSN != "" {
 		if _, err := repmgr.PoolConfig(repmgr.Options{DSN: string(c.DSN)}); err != nil {
 			errs = append(errs, fmt.Errorf("database.dsn: want a libpq conninfo or postgres:// URI: %v", err))
@@ -242,10 +288,15 @@ func (c *Config) checkFailover() []error {
 // Print writes the effective configuration, password redacted, one key a
 // line in the order of Keys.
 func (c Config) Print(w io.Writer) {
-	f := c.Failover
+	f, sec := c.Failover, c.Security
 	values := map[string]any{
 		"node.name": c.NodeName, "server.listen": c.Listen, "server.agent_listen": c.AgentListen,
-		"database.dsn": c.DSN, "database.max_conns": c.MaxConns, "database.timeout": c.DBTimeout,
+		"server.tls_cert": sec.TLSCert, "server.tls_key": sec.TLSKey, "server.tls_client_ca": sec.TLSClientCA,
+		"server.tls_client_auth": sec.TLSClientAuth, "server.admin_token": sec.AdminToken,
+		"server.admin_clients": strings.Join(sec.AdminClients, ","), "server.require_auth_for_checks": sec.RequireAuthChecks,
+		"consensus.peer_tls.ca": sec.PeerCA, "consensus.peer_tls.cert": sec.PeerCert, "consensus.peer_tls.key": sec.PeerKey,
+		"consensus.peer_token": sec.PeerToken,
+		"database.dsn":         c.DSN, "database.max_conns": c.MaxConns, "database.timeout": c.DBTimeout,
 		"repmgr.config_file": c.RepmgrConfigFile, "repmgr.bin": c.RepmgrBin,
 		"consensus.refresh_interval": c.RefreshInterval, "consensus.cache_ttl": c.CacheTTL,
 		"consensus.peer_timeout": c.PeerTimeout, "consensus.peer_port": c.PeerPort, "consensus.peers": addressList(c.Peers),

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -23,6 +24,13 @@ var Keys = []Key{
 	{"node.name", "", "this node's repmgr node_name (default: node_name of repmgr.config_file)"},
 	{"server.listen", ":5999", "HTTP listen address, host:port"},
 	{"server.agent_listen", "", "HAProxy agent-check listen address, host:port (empty: off)"},
+	{"server.tls_cert", "", "PEM certificate (chain) of server.listen: with server.tls_key, every endpoint is HTTPS (reloaded on SIGHUP)"},
+	{"server.tls_key", "", "PEM private key of server.tls_cert"},
+	{"server.tls_client_ca", "", "PEM CA certificates that sign HTTPS clients' certificates (HAProxy's, operators')"},
+	{"server.tls_client_auth", "none", "none, optional or required: whether HTTPS clients show a certificate signed by server.tls_client_ca"},
+	{"server.admin_token", "", "bearer token that every action (agent override, switchover…) requires; file or environment only"},
+	{"server.admin_clients", "", "names of client certificates (signed by server.tls_client_ca) allowed to act, a,b,…"},
+	{"server.require_auth_for_checks", "false", "checks and views too need the admin token or a verified client certificate"},
 	{"database.dsn", "", "DSN of the local node (default: conninfo of repmgr.config_file)"},
 	{"database.max_conns", 3, "connections to the local node, 1 to 3: one for the probe, the others for operator views"},
 	{"database.timeout", nil, "bound on connecting to and querying the local node"},
@@ -35,6 +43,10 @@ var Keys = []Key{
 	{"consensus.peers", map[string]string{}, "peer addresses, name=host:port,… (default: conninfo host + peer_port)"},
 	{"consensus.scope", "cluster", "cluster (a majority of the location and of the whole cluster) or site (of the location only)"},
 	{"consensus.state_dir", "", "directory where the vote lease survives restarts (empty: a restarted pgquorum vouches for nobody for one lease)"},
+	{"consensus.peer_tls.ca", "", "PEM CA certificates that sign every node's certificate: peers poll each other over mutual TLS"},
+	{"consensus.peer_tls.cert", "", "PEM certificate of this node, naming its node_name, shown to peers"},
+	{"consensus.peer_tls.key", "", "PEM private key of consensus.peer_tls.cert"},
+	{"consensus.peer_token", "", "shared secret that authenticates peers without a PKI (HMAC; never sent); file or environment only"},
 	{"failover.mode", "off", "off (report only), pgquorum (pgquorum fails over through repmgr), repmgrd (repmgrd fails over, pgquorum failover-check gates it)"},
 	{"failover.profile", "default", "default or fast: the defaults of every timing"},
 	{"failover.raft_listen", ":5997", "Raft address of this node's pgquorum, host:port"},
@@ -86,6 +98,10 @@ var Profiles = map[string]map[string]string{
 // mapKeys hold a map of node name to address: their subkeys are the map's.
 var mapKeys = []string{"consensus.peers", "failover.raft_peers"}
 
+// secretKeys are never flags: a command line shows in ps and in shell
+// history. They come from the config file or the environment.
+var secretKeys = []string{"server.admin_token", "consensus.peer_token"}
+
 const envPrefix = "PGQUORUM"
 
 func envName(key string) string {
@@ -100,6 +116,10 @@ func NewViper(fs *pflag.FlagSet) *viper.Viper {
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 	for _, k := range Keys {
+		if slices.Contains(secretKeys, k.name) {
+			v.SetDefault(k.name, k.def)
+			continue
+		}
 		switch d := k.def.(type) {
 		case nil:
 			// Not a viper default, so that IsSet tells an explicit value.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/auth"
 )
 
 // valueParser reads typed values out of viper, collecting one error per bad
@@ -228,4 +229,19 @@ func (p *valueParser) peers(key string) map[string]string {
 		p.fail(key, "a map of node name to host:port", raw)
 	}
 	return out
+}
+
+// minSecret is the shortest token accepted: a guessable token protects
+// nothing. "openssl rand -hex 32" makes a good one.
+const minSecret = 16
+
+// secret reads a token. Its value never appears in an error.
+func (p *valueParser) secret(key string) auth.Secret {
+	s := p.str(key)
+	if s != "" && len(s) < minSecret {
+		p.errs = append(p.errs, fmt.Errorf("%s: want a secret of at least %d characters (such as the output of openssl rand -hex 32), got %d characters",
+			key, minSecret, len(s)))
+		return ""
+	}
+	return auth.Secret(s)
 }

@@ -3,10 +3,12 @@ package consensus
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/auth"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -64,23 +67,56 @@ func (a Addresses) override(name string) (string, bool) {
 // this much memory and the peer timeout.
 const maxStateBody = 16 << 10
 
+// PeerAuth is how this node proves itself to its peers and checks that an
+// answer comes from the node it asked. The zero value is plain HTTP, where
+// whatever answers on a peer's address speaks for it.
+type PeerAuth struct {
+	// TLS, when set, makes every poll HTTPS with it (auth.Store's
+	// PeerClientTLS: this node's certificate, the peer CA).
+	TLS *tls.Config
+	// CheckNames: an answer counts only when the peer's certificate names
+	// the node it answers as (consensus.peer_tls). The callers check that
+	// this is the node they asked: Decide's validVote the voter, the
+	// coordinator the report's node, askState the /state body's node.
+	CheckNames bool
+	// Token signs every request; an answer counts only with the MAC of the
+	// token over this very request's nonce (consensus.peer_token).
+	Token  *auth.PeerToken
+	Logger *slog.Logger
+}
+
+// ErrUnauthenticated is an answer that did not prove it came from the node
+// asked: no vote, no report, no /state, as if the peer had not answered.
+var ErrUnauthenticated = errors.New("unauthenticated answer")
+
 // HTTPPeers is the Peers implementation over HTTP.
 type HTTPPeers struct {
 	client *http.Client
+	auth   PeerAuth
+	scheme string
+	notes  *auth.LogOnce // by peer address
 }
 
 // NewHTTPPeers returns a client that never follows redirects (a peer answers
 // for itself) and keeps a few idle connections per peer so that polling every
-// second does not open a connection every second.
-func NewHTTPPeers() *HTTPPeers {
+// second does not open a connection (nor, over TLS, a handshake) every second.
+func NewHTTPPeers(pa PeerAuth) *HTTPPeers {
+	if pa.Logger == nil {
+		pa.Logger = slog.New(slog.DiscardHandler)
+	}
 	tr := &http.Transport{
 		Proxy:               nil, // peers are on the cluster network, never behind HTTP_PROXY
 		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     pa.TLS,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	return &HTTPPeers{client: &http.Client{
+	scheme := "http"
+	if pa.TLS != nil {
+		scheme = "https"
+	}
+	return &HTTPPeers{auth: pa, scheme: scheme, notes: &auth.LogOnce{Log: pa.Logger}, client: &http.Client{
 		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
@@ -93,13 +129,16 @@ func (p *HTTPPeers) Vote(ctx context.Context, addr string, req api.VoteRequest) 
 	if err != nil {
 		return nil, fmt.Errorf("encode vote request: %w", err)
 	}
-	status, answer, err := p.do(ctx, http.MethodPost, addr, api.PathVote, body, api.MaxVoteBody)
+	x, err := p.do(ctx, http.MethodPost, addr, api.PathVote, body, api.MaxVoteBody)
 	if err != nil {
 		return nil, err
 	}
-	a, err := decodeVote(status, answer)
+	a, err := decodeVote(x.status, x.body)
 	if err != nil {
 		return nil, fmt.Errorf("%s%s: %w", addr, api.PathVote, err)
+	}
+	if err := p.checkAnswerer(x, addr, api.PathVote, a.Voter); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -130,62 +169,142 @@ func (p *HTTPPeers) Report(ctx context.Context, addr string, req api.ReportReque
 	if err != nil {
 		return nil, fmt.Errorf("encode report request: %w", err)
 	}
-	status, answer, err := p.do(ctx, http.MethodPost, addr, api.PathReport, body, maxStateBody)
+	x, err := p.do(ctx, http.MethodPost, addr, api.PathReport, body, maxStateBody)
 	if err != nil {
 		return nil, err
 	}
-	if status != http.StatusOK {
-		return nil, fmt.Errorf("%s%s: unexpected status %d", addr, api.PathReport, status)
+	if x.status != http.StatusOK {
+		return nil, fmt.Errorf("%s%s: unexpected status %d", addr, api.PathReport, x.status)
 	}
 	var r api.Report
-	if err := json.Unmarshal(answer, &r); err != nil {
+	if err := json.Unmarshal(x.body, &r); err != nil {
 		return nil, fmt.Errorf("%s%s: decode: %w", addr, api.PathReport, err)
+	}
+	if err := p.checkAnswerer(x, addr, api.PathReport, r.Node); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
 
 // State asks addr's /state. The status is what HAProxy acts on and is
 // returned whatever the body; the body is decoded for views only.
+// With CheckNames, a 200 counts only when its body names the node that the
+// certificate names: a claim nobody vouches for is no claim. Another status
+// claims nothing, and a node shutting down answers 503 without its name, so
+// one from a certificate of the peer CA is taken as it is.
 func (p *HTTPPeers) State(ctx context.Context, addr string) (int, *api.StateBody, error) {
-	status, body, err := p.do(ctx, http.MethodGet, addr, api.PathState, nil, maxStateBody)
-	if errors.Is(err, errBodyTooLarge) {
-		return status, nil, nil
+	x, err := p.do(ctx, http.MethodGet, addr, api.PathState, nil, maxStateBody)
+	if errors.Is(err, errBodyTooLarge) && !p.auth.CheckNames {
+		return x.status, nil, nil
 	}
 	if err != nil {
-		return status, nil, err
+		return x.status, nil, err
 	}
 	var b api.StateBody
-	if json.Unmarshal(body, &b) != nil {
-		return status, nil, nil
+	decoded := json.Unmarshal(x.body, &b) == nil
+	switch {
+	case p.auth.CheckNames && x.status == http.StatusOK && (!decoded || b.Node == ""):
+		return 0, nil, p.unauthenticated(addr, api.PathState, "its 200 names no node")
+	case !decoded:
+		return x.status, nil, nil
+	case b.Node == "":
+		return x.status, &b, nil
 	}
-	return status, &b, nil
+	if err := p.checkAnswerer(x, addr, api.PathState, b.Node); err != nil {
+		return 0, nil, err
+	}
+	return x.status, &b, nil
 }
 
-func (p *HTTPPeers) do(ctx context.Context, method, addr, path string, body []byte, limit int) (int, []byte, error) {
+// exchange is one answer of a peer.
+type exchange struct {
+	status int
+	body   []byte
+	tls    *tls.ConnectionState // nil over HTTP
+}
+
+// do asks addr and reads at most limit bytes of its answer. With the peer
+// token, the request is signed and an answer without the token's MAC over
+// this request's nonce is ErrUnauthenticated; so is a TLS handshake that
+// failed on credentials.
+func (p *HTTPPeers) do(ctx context.Context, method, addr, path string, body []byte, limit int) (exchange, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, p.scheme+"://"+addr+path, rd)
 	if err != nil {
-		return 0, nil, fmt.Errorf("ask %s%s: %w", addr, path, err)
+		return exchange{}, fmt.Errorf("ask %s%s: %w", addr, path, err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	var nonce string
+	if p.auth.Token != nil {
+		if nonce, err = p.auth.Token.SignRequest(req, body); err != nil {
+			return exchange{}, fmt.Errorf("ask %s%s: %w", addr, path, err)
+		}
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("ask %s%s: %w", addr, path, err)
+		if isCredentialError(err) {
+			return exchange{}, p.unauthenticated(addr, path, err.Error())
+		}
+		return exchange{}, fmt.Errorf("ask %s%s: %w", addr, path, err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
-		return 0, nil, fmt.Errorf("read %s%s: %w", addr, path, err)
+		return exchange{}, fmt.Errorf("read %s%s: %w", addr, path, err)
 	}
+	x := exchange{status: resp.StatusCode, body: answer, tls: resp.TLS}
 	if len(answer) > limit {
-		return resp.StatusCode, nil, fmt.Errorf("read %s%s: answer larger than %d bytes: %w", addr, path, limit, errBodyTooLarge)
+		x.body = nil
+		return x, fmt.Errorf("read %s%s: answer larger than %d bytes: %w", addr, path, limit, errBodyTooLarge)
 	}
-	return resp.StatusCode, answer, nil
+	if p.auth.Token != nil {
+		if err := p.auth.Token.VerifyAnswer(nonce, resp.StatusCode, resp.Header, answer); err != nil {
+			return exchange{}, p.unauthenticated(addr, path, fmt.Sprintf("status %d: %v", resp.StatusCode, err))
+		}
+	}
+	return x, nil
+}
+
+// checkAnswerer checks, with CheckNames, that the certificate of x names
+// the node the answer says it comes from; the caller then checks that this
+// is the node it asked. An exchange that passes every configured check is
+// noted, so that a peer that failed before is logged as back.
+func (p *HTTPPeers) checkAnswerer(x exchange, addr, path, node string) error {
+	if p.auth.CheckNames {
+		if err := auth.CheckNames(x.tls, node); err != nil {
+			return p.unauthenticated(addr, path, fmt.Sprintf("answers as %q, but %v", node, err))
+		}
+	}
+	if p.auth.CheckNames || p.auth.Token != nil {
+		p.noteAuthenticated(addr)
+	}
+	return nil
+}
+
+// unauthenticated returns the ErrUnauthenticated of addr and logs it the
+// first time since addr last proved itself.
+func (p *HTTPPeers) unauthenticated(addr, path, why string) error {
+	err := fmt.Errorf("%s%s: %w: %s", addr, path, ErrUnauthenticated, why)
+	p.notes.Failed(addr, "peer's answer is not authenticated: it counts as no answer (logged once until it authenticates)",
+		"peer", addr, "error", err)
+	return err
+}
+
+func (p *HTTPPeers) noteAuthenticated(addr string) {
+	p.notes.Passed(addr, "peer's answers are authenticated again", "peer", addr)
+}
+
+// isCredentialError tells a TLS handshake that failed on a certificate (this
+// node's or the peer's) from a network failure.
+func isCredentialError(err error) bool {
+	var alert tls.AlertError
+	var verify *tls.CertificateVerificationError
+	return errors.Is(err, auth.ErrBadCredentials) || errors.As(err, &alert) || errors.As(err, &verify)
 }
 
 var errBodyTooLarge = errors.New("answer too large")

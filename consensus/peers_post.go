@@ -20,17 +20,17 @@ func (p *HTTPPeers) Post(ctx context.Context, addr, path string, req, out any) e
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", path, err)
 	}
-	status, answer, err := p.do(ctx, http.MethodPost, addr, path, body, maxActionBody)
+	x, err := p.do(ctx, http.MethodPost, addr, path, body, maxActionBody)
 	if err != nil {
 		return err
 	}
-	if status != http.StatusOK {
-		return fmt.Errorf("%s%s: status %d: %s", addr, path, status, firstLine(answer))
+	if x.status != http.StatusOK {
+		return fmt.Errorf("%s%s: status %d: %s", addr, path, x.status, firstLine(x.body))
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(answer, out); err != nil {
+	if err := json.Unmarshal(x.body, out); err != nil {
 		return fmt.Errorf("%s%s: decode: %w", addr, path, err)
 	}
 	return nil

@@ -73,7 +73,7 @@ func TestHTTPPeersVote(t *testing.T) {
 		{name: "headers never sent: bounded by ctx", handler: stallBeforeHeaders, wantErr: "deadline exceeded"},
 		{name: "body never finishes: bounded by ctx", handler: stallInBody, wantErr: "deadline exceeded"},
 	}
-	peers := NewHTTPPeers()
+	peers := NewHTTPPeers(PeerAuth{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got api.VoteRequest
@@ -125,7 +125,7 @@ func TestHTTPPeersDoNotFollowRedirects(t *testing.T) {
 	redirector := peerServer(t, func(w http.ResponseWriter, r *http.Request, _ <-chan struct{}) {
 		http.Redirect(w, r, "http://"+target+r.URL.Path, http.StatusFound)
 	})
-	peers := NewHTTPPeers()
+	peers := NewHTTPPeers(PeerAuth{})
 	a, _, err := askVote(peers, redirector)
 	if a != nil || err == nil || !strings.Contains(err.Error(), "unexpected status 302") {
 		t.Errorf("Vote via redirect = %+v, %v; want no answer and a 302 error", a, err)
@@ -157,7 +157,7 @@ func TestHTTPPeersState(t *testing.T) {
 		{name: "headers never sent: bounded by ctx", handler: stallBeforeHeaders, wantErr: "deadline exceeded"},
 		{name: "body never finishes: bounded by ctx", handler: stallInBody, wantErr: "deadline exceeded"},
 	}
-	peers := NewHTTPPeers()
+	peers := NewHTTPPeers(PeerAuth{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := peerServer(t, func(w http.ResponseWriter, r *http.Request, release <-chan struct{}) {
@@ -197,7 +197,7 @@ func TestHTTPPeersUnreachable(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	addr := srv.Listener.Addr().String()
 	srv.Close() // nothing listens there any more
-	peers := NewHTTPPeers()
+	peers := NewHTTPPeers(PeerAuth{})
 	if a, _, err := askVote(peers, addr); a != nil || err == nil {
 		t.Errorf("Vote of a closed port = %+v, %v; want an error", a, err)
 	}

@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -162,6 +163,11 @@ func (c *Checker) askState(ctx context.Context, n repmgr.Node) StateAnswer {
 		return StateAnswer{Node: n.Name, Err: err}
 	}
 	status, body, err := c.peers.State(ctx, addr)
+	if err == nil && body != nil && body.Node != "" && body.Node != n.Name {
+		// Another node answers at n's address (a wrong consensus.peers
+		// entry, or one standing in for it): its status is not n's.
+		return StateAnswer{Node: n.Name, Err: fmt.Errorf("%s answered as %q", addr, body.Node)}
+	}
 	return StateAnswer{Node: n.Name, Status: status, Body: body, Err: err}
 }
 

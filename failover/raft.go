@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/pgquorum/pgquorum/auth"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -30,6 +32,10 @@ type RaftOptions struct {
 	LogOutput        io.Writer
 	LogDebug         bool
 	LogJSON          bool
+	// Auth holds the peers' credentials, which the Raft transport uses too;
+	// zero: plain TCP.
+	Auth   auth.Stream
+	Logger *slog.Logger // for the authenticated transport's refusals
 }
 
 // Address is where node n's pgquorum takes Raft traffic: its entry in
@@ -147,7 +153,13 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 		store.Close()
 		return nil, fmt.Errorf("raft address %s of %s: %w", advertise, o.Self, err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(o.Bind, addr, 3, 2*time.Second, log)
+	initial, err := o.Configuration(nodes)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	members := &memberNames{initial: initial}
+	trans, err := newTransport(o, addr, members, log)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("failover.raft_listen %s: %w", o.Bind, err)
@@ -165,11 +177,9 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 		store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	members.r.Store(r)
 	if !existing {
-		conf, err := o.Configuration(nodes)
-		if err == nil {
-			err = r.BootstrapCluster(conf).Error()
-		}
+		err := r.BootstrapCluster(initial).Error()
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			_ = r.Shutdown().Error()
 			trans.Close()

@@ -36,6 +36,16 @@ type Options struct {
 	AgentPort  int           // default agent-check port of every server; 0 renders no agent-check
 	AgentInter time.Duration // interval between two agent checks; 0 means Inter
 
+	// CheckSSL makes every health check HTTPS (pgquorum's server.tls_cert):
+	// HAProxy verifies pgquorum's certificate against CAFile and that it
+	// names the server's node (verifyhost), and shows CrtFile (its client
+	// certificate and key in one PEM), when set, for server.tls_client_auth
+	// required or server.require_auth_for_checks. Traffic to PostgreSQL is
+	// not touched.
+	CheckSSL bool
+	CAFile   string
+	CrtFile  string
+
 	MaxConn        int
 	TimeoutConnect time.Duration
 	TimeoutClient  time.Duration // long: PostgreSQL sessions sit idle between queries
@@ -122,7 +132,14 @@ func (o Options) Validate() error {
 		}
 		listens[l.addr] = l.name
 	}
-	for _, p := range []struct{ name, path string }{{"StatsSocket", o.StatsSocket}, {"ServerStateFile", o.ServerStateFile}} {
+	switch {
+	case o.CheckSSL && o.CAFile == "":
+		errs = append(errs, fieldErr("CAFile", "required with CheckSSL: HAProxy must verify pgquorum's certificate"))
+	case !o.CheckSSL && (o.CAFile != "" || o.CrtFile != ""):
+		errs = append(errs, fieldErr("CheckSSL", "required with CAFile and CrtFile, which only serve TLS checks"))
+	}
+	for _, p := range []struct{ name, path string }{{"StatsSocket", o.StatsSocket}, {"ServerStateFile", o.ServerStateFile},
+		{"CAFile", o.CAFile}, {"CrtFile", o.CrtFile}} {
 		if p.path != "" && !cfgPath(p.path) {
 			errs = append(errs, fieldErr(p.name, "want an absolute path without blanks or quotes, got %q", p.path))
 		}

@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"crypto/x509"
 	"errors"
 	"os"
 	"os/exec"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgquorum/pgquorum/auth/testpki"
 )
 
 func threeServers() []Server {
@@ -187,6 +190,11 @@ func TestRenderRejectsBadInput(t *testing.T) {
 		{"server port 0", DefaultOptions(), withServer(func(s *Server) { s.Port = 0 }), `server 2 ("node2"): Port: want 1 to 65535, got 0`},
 		{"check port 0", DefaultOptions(), withServer(func(s *Server) { s.CheckPort = 0 }), `server 2 ("node2"): CheckPort: want 1 to 65535, got 0`},
 		{"agent port on one server only", DefaultOptions(), withServer(func(s *Server) { s.AgentPort = 5998 }), "AgentPort set on 1 of 3 servers"},
+		{"TLS checks without a CA", mod(func(o *Options) { o.CheckSSL = true }), threeServers(), "CAFile: required with CheckSSL"},
+		{"a CA without TLS checks", mod(func(o *Options) { o.CAFile = "/etc/haproxy/ca.crt" }), threeServers(), "CheckSSL: required with CAFile and CrtFile"},
+		{"a client certificate without TLS checks", mod(func(o *Options) { o.CrtFile = "/etc/haproxy/h.pem" }), threeServers(), "CheckSSL: required with CAFile and CrtFile"},
+		{"CA path with a blank", mod(func(o *Options) { o.CheckSSL, o.CAFile = true, "/etc/my ca.crt" }), threeServers(), "CAFile: want an absolute path"},
+		{"relative client certificate", mod(func(o *Options) { o.CheckSSL, o.CAFile, o.CrtFile = true, "/ca.crt", "h.pem" }), threeServers(), "CrtFile: want an absolute path"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -323,6 +331,55 @@ func TestRenderServerStateFile(t *testing.T) {
 			}
 			// The state file does not exist here: haproxy -c must accept
 			// the config anyway, as HAProxy starts without one.
+			haproxyCheck(t, cfg)
+		})
+	}
+}
+
+// TestRenderCheckSSL: TLS checks verify pgquorum's certificate and its
+// node name, optionally with a client certificate; haproxy -c loads the
+// real files.
+func TestRenderCheckSSL(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testpki.NewCA("pgquorum nodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, err := ca.Write(dir, "ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(testpki.Options{CN: "haproxy", Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt := filepath.Join(dir, "haproxy.pem")
+	if err := os.WriteFile(crt, append(leaf.CertPEM, leaf.KeyPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		crtFile string
+		want    string
+	}{
+		{"CA only", "", "server node1 10.0.0.1:5432 check port 5999 check-ssl verify required ca-file " + caFile + " verifyhost node1"},
+		{"CA and client certificate", crt, "server node2 10.0.0.2:5432 check port 5999 check-ssl verify required ca-file " + caFile + " crt " + crt + " verifyhost node2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			o.CheckSSL, o.CAFile, o.CrtFile = true, caFile, tc.crtFile
+			cfg, err := Render(o, threeServers())
+			if err != nil {
+				t.Fatalf("Render: %v", err)
+			}
+			for _, l := range [][]string{section(cfg, "postgres_rw"), section(cfg, "postgres_ro")} {
+				if !hasLine(l, tc.want) {
+					t.Errorf("listener lacks %q; has:\n%s", tc.want, strings.Join(l, "\n"))
+				}
+			}
+			if strings.Contains(cfg, " ssl ") {
+				t.Errorf("PostgreSQL traffic must not be TLS-wrapped by HAProxy:\n%s", cfg)
+			}
 			haproxyCheck(t, cfg)
 		})
 	}

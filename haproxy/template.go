@@ -49,6 +49,20 @@ func haproxyTime(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
 
+// CheckTLS returns the TLS options of s's health check, or "" when checks
+// are plain HTTP. verifyhost is the node's name: pgquorum's certificates
+// name nodes, and a certificate of another node on s's address fails.
+func (d renderData) CheckTLS(s Server) string {
+	if !d.CheckSSL {
+		return ""
+	}
+	out := " check-ssl verify required ca-file " + d.CAFile
+	if d.CrtFile != "" {
+		out += " crt " + d.CrtFile
+	}
+	return out + " verifyhost " + s.Name
+}
+
 func addr(s Server) string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
 
 // Why each line is there:
@@ -62,6 +76,8 @@ func addr(s Server) string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port
 //     resolve (that server stays in MAINT until a reload) rather than take
 //     every listener down with it.
 //   - option httpchk sends HTTP/1.0 without Host, which pgquorum accepts.
+//   - "check-ssl" (with CheckSSL) encrypts the check alone: the server's
+//     own traffic is PostgreSQL's, which HAProxy passes through untouched.
 //   - "option tcpka" keeps idle PostgreSQL sessions alive through firewalls
 //     and lets dead peers be noticed.
 //   - The read-only listener balances by least connections, HAProxy's advice
@@ -109,7 +125,7 @@ listen postgres_rw
     http-check expect status 200
     default-server inter {{haproxyTime .Inter}} fall {{.Fall}} rise {{.Rise}} on-marked-down shutdown-sessions weight 100 init-addr libc,none
 {{- range .Servers}}
-    server {{.Name}} {{addr .}} check port {{.CheckPort}}{{$.AgentRW .}}
+    server {{.Name}} {{addr .}} check port {{.CheckPort}}{{$.CheckTLS .}}{{$.AgentRW .}}
 {{- end}}
 
 listen postgres_ro
@@ -119,6 +135,6 @@ listen postgres_ro
     http-check expect status 202
     default-server inter {{haproxyTime .Inter}} fall {{.Fall}} rise {{.Rise}} on-marked-down shutdown-sessions weight 100 init-addr libc,none
 {{- range .Servers}}
-    server {{.Name}} {{addr .}} check port {{.CheckPort}}{{$.AgentRO .}}
+    server {{.Name}} {{addr .}} check port {{.CheckPort}}{{$.CheckTLS .}}{{$.AgentRO .}}
 {{- end}}
 `))

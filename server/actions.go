@@ -25,23 +25,6 @@ type Actions interface {
 // maxFailoverCheckWait bounds how long one failover-check request waits.
 const maxFailoverCheckWait = time.Minute
 
-// adminOnly guards the operators' actions: they change the cluster, so
-// they are taken from the node's own host only, and never from a browser
-// page (a request with an Origin header).
-func adminOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ip := remoteIP(r); ip == nil || !ip.IsLoopback() {
-			writeJSON(w, http.StatusForbidden, errorBody("actions are taken from the node's own host only"))
-			return
-		}
-		if r.Header.Get("Origin") != "" {
-			writeJSON(w, http.StatusForbidden, errorBody("cross-origin requests are refused"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 func remoteIP(r *http.Request) net.IP {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -49,8 +32,6 @@ func remoteIP(r *http.Request) net.IP {
 	}
 	return net.ParseIP(host)
 }
-
-func errorBody(msg string) map[string]string { return map[string]string{"error": msg} }
 
 // actions returns the controller's actions, or answers 404 when failover
 // is off on this node.

@@ -39,7 +39,7 @@ func freeBallot(tb testing.TB, lease time.Duration) *consensus.Ballot {
 func BenchmarkStateHandler(b *testing.B) {
 	c := consensus.NewChecker(consensus.Options{Identity: consensus.Identity{Name: "node1"}, RefreshInterval: time.Hour,
 		CacheTTL: time.Hour, PeerTimeout: time.Second, Ballot: freeBallot(b, time.Hour)},
-		staticProber{}, consensus.NewHTTPPeers())
+		staticProber{}, consensus.NewHTTPPeers(consensus.PeerAuth{}))
 	h := New(Options{}, c).Handler()
 	benchHandler(b, h, 200)
 }

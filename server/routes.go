@@ -12,47 +12,63 @@ import (
 // httpchk uses OPTIONS by default, and many setups use HEAD.
 var checkMethods = []string{http.MethodGet, http.MethodHead, http.MethodOptions}
 
-// Handler returns the router with every route of the API.
+// Handler returns the router with every route of the API, in three groups
+// by the credential they need (server/auth.go).
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	check := func(path string, h http.HandlerFunc) {
-		for _, m := range checkMethods {
-			r.Method(m, path, h)
-		}
+	if s.auth.PeerToken != nil {
+		r.Use(s.verifyPeerToken)
 	}
-	check(api.PathRoot, s.handleState)
-	check(api.PathState, s.handleState)
-	check(api.PathPrimary, s.handlePrimary)
-	check(api.PathRealPrimary, s.handleRealPrimary)
-	check(api.PathLeader, s.handleLeader)
-	check(api.PathReplica, s.handleReplica)
-	check(api.PathReadOnly, s.handleReadOnly)
-	check(api.PathHealth, s.handleHealth)
-	check(api.PathReadiness, s.handleReadiness)
-	check(api.PathLiveness, s.handleLiveness)
-	r.Get(api.PathCluster, s.handleCluster)
-	r.Post(api.PathVote, s.handleVote)
-	r.Post(api.PathReport, s.handleReport)
-	r.Post(api.PathCommand, s.handleCommand)
-	r.Post(api.PathRelease, s.handleRelease)
-	r.Get(api.PathHistory, s.handleHistory)
-	r.Get(api.PathSwitchover, s.handleShowSwitchover)
-	// Every request that changes the cluster goes in this group.
+	// Checks and views: open, unless server.require_auth_for_checks.
 	r.Group(func(r chi.Router) {
-		r.Use(adminOnly)
+		r.Use(s.requireReader)
+		check := func(path string, h http.HandlerFunc) {
+			for _, m := range checkMethods {
+				r.Method(m, path, h)
+			}
+		}
+		check(api.PathRoot, s.handleState)
+		check(api.PathState, s.handleState)
+		check(api.PathPrimary, s.handlePrimary)
+		check(api.PathRealPrimary, s.handleRealPrimary)
+		check(api.PathLeader, s.handleLeader)
+		check(api.PathReplica, s.handleReplica)
+		check(api.PathReadOnly, s.handleReadOnly)
+		check(api.PathHealth, s.handleHealth)
+		check(api.PathReadiness, s.handleReadiness)
+		check(api.PathLiveness, s.handleLiveness)
+		r.Get(api.PathCluster, s.handleCluster)
+		r.Get(api.PathHistory, s.handleHistory)
+		r.Get(api.PathSwitchover, s.handleShowSwitchover)
+		if s.events != nil {
+			r.Get(api.PathEvents, s.handleEvents)
+		}
+		if s.metrics != nil {
+			r.Method(http.MethodGet, api.PathMetrics, s.metrics.Handler())
+		}
+	})
+	// Peers' endpoints: their certificate or signature, when configured.
+	r.Group(func(r chi.Router) {
+		r.Use(s.requirePeer)
+		r.Post(api.PathVote, s.handleVote)
+		r.Post(api.PathReport, s.handleReport)
+		r.Post(api.PathCommand, s.handleCommand)
+		r.Post(api.PathRelease, s.handleRelease)
+	})
+	// Actions: every request that changes state belongs in this group, and
+	// only here, so that it needs server.admin_token or a certificate of
+	// server.admin_clients (loopback when neither is set) by being added to
+	// it: the HAProxy agent override, switchover, pause, resume and
+	// failover-check (which records repmgrd's allowance).
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireAdmin)
+		if s.agent != nil {
+			r.Mount(api.PathAgent, s.agent)
+		}
 		r.Post(api.PathSwitchover, s.handleSwitchover)
 		r.Post(api.PathPause, s.handlePause)
 		r.Post(api.PathResume, s.handleResume)
 		r.Post(api.PathFailoverCheck, s.handleFailoverCheck)
 	})
-	if s.events != nil {
-		r.Get(api.PathEvents, s.handleEvents)
-	}
-	if s.metrics != nil {
-		r.Method(http.MethodGet, api.PathMetrics, s.metrics.Handler())
-	}
-	if s.agent != nil {
-		r.Mount(api.PathAgent, s.agent)
-	}
 	return r
 }

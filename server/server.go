@@ -41,6 +41,9 @@ type Options struct {
 	AgentAdmin http.Handler
 	Failover   Failover // optional
 	Self       string   // this node's name, for /history without a controller
+	// Auth says which credentials each kind of request needs; the zero
+	// value configures none.
+	Auth AuthOptions
 }
 
 // Server holds the handlers' dependencies.
@@ -52,6 +55,7 @@ type Server struct {
 	agent    http.Handler
 	failover Failover
 	self     string
+	auth     AuthOptions
 	views    *gocache.Cache // short-lived answers of the operator views
 	flight   singleflight.Group
 	draining atomic.Bool
@@ -73,7 +77,7 @@ func New(opts Options, verdicts Verdicts) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Server{verdicts: verdicts, log: opts.Logger, metrics: opts.Metrics, events: opts.Events,
-		agent: opts.AgentAdmin, failover: opts.Failover, self: opts.Self, views: gocache.New(eventsTTL, time.Minute)}
+		agent: opts.AgentAdmin, failover: opts.Failover, self: opts.Self, auth: opts.Auth, views: gocache.New(eventsTTL, time.Minute)}
 }
 
 // Drain makes every check answer 503 from now on, so that HAProxy moves
@@ -92,6 +96,8 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		WriteTimeout:      15 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    8 << 10,
+		// Client certificates are verified once per connection.
+		ConnContext: s.connContext,
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,11 +16,11 @@ import (
 // maxActionAnswer bounds what is read of an action's answer.
 const maxActionAnswer = 256 << 10
 
-// action POSTs body to the local pgquorum's path and decodes the
-// CommandResult; a refusal is an error of its own.
-func action(ctx context.Context, base *url.URL, path string, body any) (api.CommandResult, error) {
+// action POSTs body to the pgquorum's path and decodes the CommandResult;
+// a refusal is an error of its own.
+func action(ctx context.Context, t target, path string, body any) (api.CommandResult, error) {
 	var res api.CommandResult
-	status, err := postJSON(ctx, base.JoinPath(path).String(), body, maxActionAnswer, &res)
+	status, err := t.postJSON(ctx, path, body, maxActionAnswer, &res)
 	switch {
 	case err != nil:
 		return res, err
@@ -52,7 +51,7 @@ Exit 0 when the switchover is done; 1 when it was refused, aborted, left
 the old primary out, or is still going on after --wait.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			base, err := lf.base()
+			t, err := lf.target(cmd.Flags().Changed("url"))
 			if err != nil {
 				return usageErr(err)
 			}
@@ -63,7 +62,7 @@ the old primary out, or is still going on after --wait.`,
 				return usageErr(fmt.Errorf("--wait: want a duration of zero or more, got %s", wait))
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), lf.timeout)
-			res, err := action(ctx, base, api.PathSwitchover, api.SwitchoverRequest{To: to})
+			res, err := action(ctx, t, api.PathSwitchover, api.SwitchoverRequest{To: to})
 			cancel()
 			if err != nil {
 				return failedErr(fmt.Errorf("switchover: %w", err))
@@ -73,7 +72,7 @@ the old primary out, or is still going on after --wait.`,
 			if wait == 0 {
 				return nil
 			}
-			return followSwitchover(cmd.Context(), stdout, base, *sw, printed, wait, lf.timeout)
+			return followSwitchover(cmd.Context(), stdout, t, *sw, printed, wait)
 		},
 	}
 	lf.register(cmd.Flags(), 15*time.Second)
@@ -84,7 +83,7 @@ the old primary out, or is still going on after --wait.`,
 
 // followSwitchover polls GET /switchover, printing new steps, until the
 // switchover is over or wait has passed.
-func followSwitchover(ctx context.Context, w io.Writer, base *url.URL, sw api.Switchover, printed int, wait, timeout time.Duration) error {
+func followSwitchover(ctx context.Context, w io.Writer, t target, sw api.Switchover, printed int, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		if sw.Phase == failover.PhaseDone || sw.Phase == failover.PhaseAborted {
@@ -99,8 +98,8 @@ func followSwitchover(ctx context.Context, w io.Writer, base *url.URL, sw api.Sw
 		case <-time.After(100 * time.Millisecond):
 		}
 		var cur api.Switchover
-		cctx, cancel := context.WithTimeout(ctx, timeout)
-		status, err := getJSON(cctx, base.JoinPath(api.PathSwitchover).String(), maxActionAnswer, &cur)
+		cctx, cancel := context.WithTimeout(ctx, t.timeout)
+		status, err := t.getJSON(cctx, api.PathSwitchover, maxActionAnswer, &cur)
 		cancel()
 		if err != nil || status != 200 || cur.ID != sw.ID {
 			continue // a node restarting or catching up: ask again
@@ -138,7 +137,7 @@ until "pgquorum resume". Every check keeps answering; /state, /cluster,
 "pgquorum status" and the metrics show the pause.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSimpleAction(cmd.Context(), stdout, lf, api.PathPause, api.PauseRequest{Reason: reason}, "automatic failover paused")
+			return runSimpleAction(cmd, stdout, lf, api.PathPause, api.PauseRequest{Reason: reason}, "automatic failover paused")
 		},
 	}
 	lf.register(cmd.Flags(), 15*time.Second)
@@ -153,21 +152,21 @@ func newResumeCmd(stdout io.Writer) *cobra.Command {
 		Short: "Resume automatic failover after pgquorum pause",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSimpleAction(cmd.Context(), stdout, lf, api.PathResume, struct{}{}, "automatic failover resumed")
+			return runSimpleAction(cmd, stdout, lf, api.PathResume, struct{}{}, "automatic failover resumed")
 		},
 	}
 	lf.register(cmd.Flags(), 15*time.Second)
 	return cmd
 }
 
-func runSimpleAction(ctx context.Context, w io.Writer, lf localFlags, path string, body any, done string) error {
-	base, err := lf.base()
+func runSimpleAction(cmd *cobra.Command, w io.Writer, lf localFlags, path string, body any, done string) error {
+	t, err := lf.target(cmd.Flags().Changed("url"))
 	if err != nil {
 		return usageErr(err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, lf.timeout)
+	ctx, cancel := context.WithTimeout(cmd.Context(), lf.timeout)
 	defer cancel()
-	if _, err := action(ctx, base, path, body); err != nil {
+	if _, err := action(ctx, t, path, body); err != nil {
 		return failedErr(err)
 	}
 	fmt.Fprintln(w, done)
@@ -181,7 +180,7 @@ func newFailoverCheckCmd(stdout io.Writer) *cobra.Command {
 		Short: "repmgrd's failover_validation_command: may repmgrd promote this node?",
 		Long: `With failover.mode repmgrd, set in repmgr.conf:
 
-  failover_validation_command='/usr/bin/pgquorum failover-check'
+  failover_validation_command='/usr/bin/pgquorum failover-check --config /etc/pgquorum/pgquorum.yaml'
 
 It asks the local pgquorum, prints one line and exits 0 only when the Raft
 group of the pgquorum daemons has committed this node as the successor of a
@@ -192,7 +191,7 @@ wait for the decision, 10 s by default: repmgrd runs the check with no
 timeout of its own and retries after election_rerun_interval).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			base, err := lf.base()
+			t, err := lf.target(cmd.Flags().Changed("url"))
 			if err != nil {
 				return usageErr(err)
 			}
@@ -202,7 +201,7 @@ timeout of its own and retries after election_rerun_interval).`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), lf.timeout)
 			defer cancel()
 			var ans api.FailoverCheckAnswer
-			status, err := postJSON(ctx, base.JoinPath(api.PathFailoverCheck).String(), api.FailoverCheckRequest{WaitMS: wait.Milliseconds()}, maxActionAnswer, &ans)
+			status, err := t.postJSON(ctx, api.PathFailoverCheck, api.FailoverCheckRequest{WaitMS: wait.Milliseconds()}, maxActionAnswer, &ans)
 			switch {
 			case err != nil:
 				fmt.Fprintf(stdout, "refused: no answer from pgquorum: %v\n", err)

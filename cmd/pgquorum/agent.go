@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +29,9 @@ port; the reply combines the node's verdict with this override:
   status  show the override and the replies each listener gets (no argument alike)
 
 The override lives in the pgquorum process: a restart of pgquorum returns
-the node to ready. Only clients on the node's own host may change it.`
+the node to ready. Setting it is an action: it needs server.admin_token
+(given by --config, from the node's own config) or an admin client
+certificate, or, when neither is configured, a client on the node's own host.`
 
 func newAgentCmd(stdout io.Writer) *cobra.Command {
 	var target localFlags
@@ -48,15 +49,17 @@ func newAgentCmd(stdout io.Writer) *cobra.Command {
 		if len(args) == 1 {
 			mode = args[0]
 		}
-		u, err := target.base()
+		t, err := target.target(cmd.Flags().Changed("url"))
 		if err != nil {
 			return usageErr(err)
 		}
-		req, err := agentRequest(cmd.Context(), u, mode, weight, cmd.Flags().Changed("weight"))
+		ctx, cancel := context.WithTimeout(cmd.Context(), t.timeout)
+		defer cancel()
+		req, err := agentRequest(ctx, t, mode, weight, cmd.Flags().Changed("weight"))
 		if err != nil {
 			return usageErr(err)
 		}
-		body, err := doAgentRequest(req, target.timeout)
+		body, err := doAgentRequest(t, req)
 		if err != nil {
 			return failedErr(err)
 		}
@@ -67,12 +70,12 @@ func newAgentCmd(stdout io.Writer) *cobra.Command {
 }
 
 // agentRequest checks the arguments and builds the request they call for.
-func agentRequest(ctx context.Context, base *url.URL, mode string, weight int, weightSet bool) (*http.Request, error) {
+func agentRequest(ctx context.Context, t target, mode string, weight int, weightSet bool) (*http.Request, error) {
 	if mode == "status" {
 		if weightSet {
 			return nil, fmt.Errorf("--weight: only with ready, drain or maint")
 		}
-		return http.NewRequestWithContext(ctx, http.MethodGet, base.JoinPath(api.PathAgent).String(), nil)
+		return t.newRequest(ctx, http.MethodGet, api.PathAgent, nil)
 	}
 	if err := (haproxy.Override{Mode: haproxy.Mode(mode), Weight: weight}).Validate(); err != nil {
 		if strings.HasPrefix(err.Error(), "weight") {
@@ -80,18 +83,21 @@ func agentRequest(ctx context.Context, base *url.URL, mode string, weight int, w
 		}
 		return nil, fmt.Errorf("mode: want ready, drain, maint or status, got %q", mode)
 	}
-	target := base.JoinPath(api.PathAgent, mode).String() + "?weight=" + strconv.Itoa(weight)
-	return http.NewRequestWithContext(ctx, http.MethodPut, target, nil)
+	req, err := t.newRequest(ctx, http.MethodPut, api.PathAgent+"/"+mode, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.URL.RawQuery = "weight=" + strconv.Itoa(weight)
+	return req, nil
 }
 
 // maxAgentBody bounds what is read of the answer.
 const maxAgentBody = 64 << 10
 
-func doAgentRequest(req *http.Request, timeout time.Duration) (api.AgentBody, error) {
+// doAgentRequest sends req to t; req's context bounds the whole exchange.
+func doAgentRequest(t target, req *http.Request) (api.AgentBody, error) {
 	var body api.AgentBody
-	client := newLocalClient()
-	client.Timeout = timeout
-	resp, err := client.Do(req)
+	resp, err := t.do(req)
 	if err != nil {
 		return body, fmt.Errorf("ask pgquorum: %w", err)
 	}

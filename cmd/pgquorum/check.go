@@ -105,27 +105,29 @@ func newCheckCmd(stdout io.Writer) *cobra.Command {
 		if err != nil {
 			return usageErr(err)
 		}
-		u, err := target.base()
+		t, err := target.target(cmd.Flags().Changed("url"))
 		if err != nil {
 			return usageErr(err)
 		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), target.timeout)
+		ctx, cancel := context.WithTimeout(cmd.Context(), t.timeout)
 		defer cancel()
-		return check(ctx, u.JoinPath(api.PathState).String(), want, stdout)
+		return check(ctx, t, want, stdout)
 	}
 	return cmd
 }
 
-// check asks target once and turns the answer into the command's exit code.
-func check(ctx context.Context, target string, want expectation, stdout io.Writer) error {
-	a, err := askState(ctx, target)
+// check asks t's /state once and turns the answer into the command's exit
+// code.
+func check(ctx context.Context, t target, want expectation, stdout io.Writer) error {
+	where := t.base.JoinPath(api.PathState).String()
+	a, err := askState(ctx, t)
 	if err != nil {
 		return &exitError{code: exitUnreachable, err: fmt.Errorf("unreachable: %w", err)}
 	}
 	if !want.matches(a.state) {
-		return failedErr(fmt.Errorf("not %s: %s", want, a.describe(target)))
+		return failedErr(fmt.Errorf("not %s: %s", want, a.describe(where)))
 	}
-	fmt.Fprintf(stdout, "%s: %s\n", want, a.describe(target))
+	fmt.Fprintf(stdout, "%s: %s\n", want, a.describe(where))
 	return nil
 }
 
@@ -137,15 +139,15 @@ type stateAnswer struct {
 	bodyErr error
 }
 
-// askState GETs target; ctx bounds the whole exchange, body included. Only a
-// missing or foreign status is an error: a body that does not decode leaves
-// the status-based verdict as it is.
-func askState(ctx context.Context, target string) (stateAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+// askState GETs t's /state; ctx bounds the whole exchange, body included.
+// Only a missing or foreign status is an error: a body that does not decode
+// leaves the status-based verdict as it is.
+func askState(ctx context.Context, t target) (stateAnswer, error) {
+	req, err := t.newRequest(ctx, http.MethodGet, api.PathState, nil)
 	if err != nil {
-		return stateAnswer{}, fmt.Errorf("GET %s: %w", target, err)
+		return stateAnswer{}, err
 	}
-	resp, err := newLocalClient().Do(req)
+	resp, err := t.do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return stateAnswer{}, fmt.Errorf("timed out: %w", err)
@@ -155,7 +157,7 @@ func askState(ctx context.Context, target string) (stateAnswer, error) {
 	defer resp.Body.Close()
 	state, ok := stateOfStatus(resp.StatusCode)
 	if !ok {
-		return stateAnswer{}, fmt.Errorf("GET %s answered %d, which is no pgquorum state", target, resp.StatusCode)
+		return stateAnswer{}, fmt.Errorf("GET %s answered %d, which is no pgquorum state", req.URL, resp.StatusCode)
 	}
 	a := stateAnswer{state: state}
 	a.body, a.bodyErr = decodeState(resp.Body)

@@ -69,13 +69,17 @@ func TestGoodConfigPrintsEffectiveValuesRedacted(t *testing.T) {
 		"consensus.refresh_interval: 500ms\n",
 		"consensus.peers: node2=10.0.0.2:5999,node3=[fd00::3]:5999\n",
 		"log.format: json\n",
+		"server.admin_token: [redacted]\n",
+		"consensus.peer_token: [redacted]\n",
 	} {
 		if !strings.Contains(stdout, line) {
 			t.Errorf("effective config lacks %q:\n%s", line, stdout)
 		}
 	}
-	if strings.Contains(stdout, "s3cret") {
-		t.Errorf("password printed:\n%s", stdout)
+	for _, secret := range []string{"s3cret", "t0ken"} {
+		if strings.Contains(stdout, secret) {
+			t.Errorf("secret %q printed:\n%s", secret, stdout)
+		}
 	}
 }
 
@@ -127,5 +131,16 @@ func TestEnvironmentErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit 2 containing %q", code, stderr, tt.want)
 			}
 		})
+	}
+}
+
+// TestTokensAreNotFlags: a token on a command line shows in ps and in shell
+// history, so serve has no flag for either.
+func TestTokensAreNotFlags(t *testing.T) {
+	for _, flag := range []string{"--server.admin_token", "--consensus.peer_token"} {
+		code, _, stderr := runCmd(t, "serve", "--config", "testdata/good.yaml", flag, "0123456789abcdef0123", "--check-config")
+		if code != exitUsage || !strings.Contains(stderr, "unknown flag: "+flag) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2, unknown flag", flag, code, stderr)
+		}
 	}
 }

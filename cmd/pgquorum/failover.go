@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/pgquorum/pgquorum/auth"
 	"github.com/pgquorum/pgquorum/config"
 	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/failover"
@@ -21,7 +22,11 @@ func raftOptions(cfg config.Config, logOutput io.Writer) failover.RaftOptions {
 // newController builds the failover controller of "serve": it acts through
 // repmgr's command line, as the OS user pgquorum runs as.
 func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.Local, peers *consensus.HTTPPeers,
-	log *slog.Logger, stderr io.Writer) *failover.Controller {
+	stream auth.Stream, log *slog.Logger, stderr io.Writer) *failover.Controller {
+	raft := raftOptions(cfg, stderr)
+	// The Raft transport proves this node, and checks its peers, with the
+	// credentials of the peers' HTTP exchanges.
+	raft.Auth, raft.Logger = stream, log
 	f := cfg.Failover
 	runner := repmgr.Runner{Logger: log}
 	cmds := failover.Commands{
@@ -41,7 +46,7 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 		Self: cfg.NodeName, Mode: f.Mode, Grace: f.Grace, Cooldown: f.Cooldown, CommandTimeout: f.CommandTimeout,
 		RefreshInterval: cfg.RefreshInterval, PeerTimeout: cfg.PeerTimeout, Locations: f.Locations,
 		SwitchoverMaxLag: f.SwitchoverMaxLag, SwitchoverDrain: f.SwitchoverDrain, Fence: fence, FenceAfter: f.FenceAfter, AutoRejoin: f.AutoRejoin,
-		Raft:      raftOptions(cfg, stderr),
+		Raft:      raft,
 		Addresses: consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
 		Logger:    log.With("component", "failover"),
 	}, checker, cmds, peers)

@@ -37,7 +37,13 @@ With --server-state-file (and --stats-socket), HAProxy starts each server in
 the state the previous HAProxy saved there instead of UP until its first
 check, which would let a standby take writes after every restart or reload.
 Save the state just before each reload or stop: see
-scripts/haproxy/save-state.sh.`
+scripts/haproxy/save-state.sh.
+
+With --check-ssl --ca-file F, the checks are HTTPS (pgquorum's
+server.tls_cert): HAProxy verifies each pgquorum's certificate against F and
+that it names the node ("check-ssl verify required ca-file F verifyhost
+<node>"). --crt F gives HAProxy a client certificate (certificate and key in
+one PEM) for server.tls_client_auth required or require_auth_for_checks.`
 
 // haproxyFlags are the flags of "pgquorum haproxy-config".
 type haproxyFlags struct {
@@ -55,6 +61,7 @@ var optionFlags = map[string]string{
 	"RWListen": "--rw-listen", "ROListen": "--ro-listen", "StatsListen": "--stats-listen",
 	"StatsSocket": "--stats-socket", "Inter": "--inter", "Fall": "--fall", "Rise": "--rise",
 	"AgentPort": "--agent-port", "AgentInter": "--agent-inter", "ServerStateFile": "--server-state-file",
+	"CheckSSL": "--check-ssl", "CAFile": "--ca-file", "CrtFile": "--crt",
 }
 
 // fieldsToFlags rewrites field names inside a message ("already the
@@ -94,6 +101,9 @@ func newHAProxyConfigCmd(stdout io.Writer) *cobra.Command {
 	fs.IntVar(&f.opts.Rise, "rise", f.opts.Rise, "passed checks before a server is marked UP")
 	fs.IntVar(&f.opts.AgentPort, "agent-port", 0, "pgquorum agent port (server.agent_listen) of every node; 0: no agent-check")
 	fs.DurationVar(&f.opts.AgentInter, "agent-inter", 0, "interval between two agent checks (default: --inter)")
+	fs.BoolVar(&f.opts.CheckSSL, "check-ssl", false, "check over HTTPS (pgquorum's server.tls_cert), verifying its certificate against --ca-file and the node name")
+	fs.StringVar(&f.opts.CAFile, "ca-file", "", "with --check-ssl: CA certificates that sign pgquorum's certificates")
+	fs.StringVar(&f.opts.CrtFile, "crt", "", "with --check-ssl: HAProxy's client certificate and key, one PEM (for server.tls_client_auth required)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return runHAProxyConfig(cmd.Context(), f, stdout)
 	}

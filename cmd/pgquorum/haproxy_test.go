@@ -47,6 +47,8 @@ func TestHAProxyConfigFlagErrors(t *testing.T) {
 		{"check port of an unknown node", append([]string{"--node-check-port", "node9=6000"}, twoNodes...), "--node-check-port: no node named node9"},
 		{"missing repmgr config", []string{"--repmgr-config", "/nonexistent/repmgr.conf"}, "--repmgr-config: read repmgr config"},
 		{"unknown flag", append([]string{"--listen", ":5000"}, twoNodes...), "unknown flag: --listen"},
+		{"TLS checks without a CA", append([]string{"--check-ssl"}, twoNodes...), "--ca-file: required with --check-ssl"},
+		{"client certificate without TLS checks", append([]string{"--crt", "/etc/haproxy/h.pem"}, twoNodes...), "--check-ssl: required with --ca-file and --crt"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -105,8 +105,13 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if err != nil {
 		return failedErr(err)
 	}
+	creds, err := loadCredentials(cfg)
+	if err != nil {
+		return usageErr(err)
+	}
+	creds.warn(log)
 	metrics := server.NewMetrics()
-	peers := consensus.NewHTTPPeers()
+	peers := consensus.NewHTTPPeers(creds.peerAuth(log))
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
 		Scope:           consensus.Scope(cfg.Scope),
@@ -122,10 +127,10 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if err != nil {
 		return failedErr(err)
 	}
-	srvOpts := server.Options{Logger: log, Metrics: metrics, Events: local, Self: cfg.NodeName}
+	srvOpts := server.Options{Logger: log, Metrics: metrics, Events: local, Self: cfg.NodeName, Auth: creds.serverAuth()}
 	ctlErr := make(chan error, 1)
 	if cfg.Failover.Enabled() {
-		ctl := newController(cfg, checker, local, peers, log, stderr)
+		ctl := newController(cfg, checker, local, peers, creds.stream(), log, stderr)
 		srvOpts.Failover = ctl
 		metrics.WatchFailover(cfg.NodeName, ctl.Status)
 		go func() { ctlErr <- ctl.Run(ctx) }()
@@ -144,9 +149,12 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if err != nil {
 		return failedErr(fmt.Errorf("server.listen: %w", err))
 	}
-	log.Info("pgquorum serving", "listen", ln.Addr().String(), "dsn", cfg.DSN, "version", version)
+	ln = creds.listen(ln)
+	log.Info("pgquorum serving", append([]any{"listen", ln.Addr().String(), "dsn", cfg.DSN, "version", version},
+		creds.tls.Current().Describe()...)...)
 
 	go checker.Run(ctx)
+	go creds.reloadOnHUP(ctx, log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	select {

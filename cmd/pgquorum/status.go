@@ -39,14 +39,14 @@ func newStatusCmd(stdout io.Writer) *cobra.Command {
 	target.register(cmd.Flags(), 5*time.Second)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the /cluster answer as JSON")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		u, err := target.base()
+		t, err := target.target(cmd.Flags().Changed("url"))
 		if err != nil {
 			return usageErr(err)
 		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), target.timeout)
+		ctx, cancel := context.WithTimeout(cmd.Context(), t.timeout)
 		defer cancel()
 		var b api.ClusterBody
-		status, err := getJSON(ctx, u.JoinPath(api.PathCluster).String(), maxClusterBody, &b)
+		status, err := t.getJSON(ctx, api.PathCluster, maxClusterBody, &b)
 		if err == nil && status != 200 {
 			err = fmt.Errorf("GET %s answered %d", api.PathCluster, status)
 		}

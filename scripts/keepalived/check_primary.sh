@@ -10,7 +10,10 @@
 # host, give it every node's URL.
 #
 # Environment: PGQUORUM_BIN (default: pgquorum from PATH),
-# PGQUORUM_CHECK_TIMEOUT (per URL, default 1s). The URLs are asked one after
+# PGQUORUM_CHECK_TIMEOUT (per URL, default 1s), PGQUORUM_CHECK_ARGS (more
+# arguments of "pgquorum check", e.g. "--ca-file /etc/keepalived/nodes-ca.crt
+# --cert /etc/keepalived/client.crt --key /etc/keepalived/client.key" for
+# https:// URLs). The URLs are asked one after
 # the other, so the vrrp_script "timeout" must exceed URLs x that timeout.
 #
 # Exit status: 0 a node answered Primary; 1 some node answered, none is the
@@ -28,7 +31,8 @@ export PATH
 answered=0
 seen=""
 for url in "$@"; do
-	if out=$("$bin" check --expect primary --url "$url" --timeout "$per_url" 2>&1); then
+	# shellcheck disable=SC2086 # PGQUORUM_CHECK_ARGS is a list of words
+	if out=$("$bin" check --expect primary --url "$url" --timeout "$per_url" ${PGQUORUM_CHECK_ARGS:-} 2>&1); then
 		echo "$out"
 		exit 0
 	else

@@ -247,9 +247,10 @@ type Listeners struct {
 
 // StartHAProxyFromRepmgr renders haproxy.cfg with the real pgquorum CLI
 // (binary bin) from the first node's repmgr.nodes, every node checked at its
-// own pgquorum port, with free loopback ports for the listeners; starts
-// HAProxy on it (Close stops it) and returns it with its listeners.
-func (c *Cluster) StartHAProxyFromRepmgr(ctx context.Context, bin string, t HAProxyTimings) (*HAProxy, Listeners, error) {
+// own pgquorum port, with free loopback ports for the listeners, and extra
+// arguments of haproxy-config; starts HAProxy on it (Close stops it) and
+// returns it with its listeners.
+func (c *Cluster) StartHAProxyFromRepmgr(ctx context.Context, bin string, t HAProxyTimings, extra ...string) (*HAProxy, Listeners, error) {
 	var l Listeners
 	for _, p := range []*int{&l.RW, &l.RO, &l.Stats} {
 		port, err := freePort()
@@ -266,6 +267,7 @@ func (c *Cluster) StartHAProxyFromRepmgr(ctx context.Context, bin string, t HAPr
 	for _, n := range c.Nodes {
 		args = append(args, "--node-check-port", fmt.Sprintf("%s=%d", n.Name, n.QuorumPort))
 	}
+	args = append(args, extra...)
 	if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
 		return nil, l, fmt.Errorf("lab: pgquorum haproxy-config: %w\n%s", err, out)
 	}

@@ -2,9 +2,11 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -33,7 +35,8 @@ type NodeSpec struct {
 type Options struct {
 	Nodes    []NodeSpec
 	Pgquorum string // path of the pgquorum binary; "" starts no pgquorum
-	// Quorum holds extra pgquorum config keys (e.g. "consensus.refresh_interval": "250ms").
+	// Quorum holds extra pgquorum config keys (e.g. "consensus.refresh_interval": "250ms");
+	// "{node}" in a value stands for each node's name.
 	Quorum  map[string]string
 	PGBin   string                           // default DefaultPGBin
 	OSUser  string                           // default "postgres" when running as root
@@ -42,6 +45,9 @@ type Options struct {
 	// PortBase, when set, gives fixed ports: node i gets PostgreSQL on
 	// PortBase+i and pgquorum on PortBase+100+i. Default: free ports.
 	PortBase int
+	// QuorumTLS, when set, makes the lab's own requests to pgquorum HTTPS
+	// with it from the start (see SetQuorumTLS).
+	QuorumTLS *tls.Config
 	// Repmgrd, when set, adds repmgrd's failover settings to every
 	// repmgr.conf; StartRepmgrd runs it.
 	Repmgrd *RepmgrdOptions
@@ -64,6 +70,10 @@ type Cluster struct {
 	subnet    int        // with OwnAddresses: the third byte of its nodes' addresses
 	subnetLck *os.File   // holds subnet against other test processes
 	firewall  *Firewall  // with OwnAddresses: the nftables table of Partition
+	// quorumTLS, when set, makes the lab's requests to pgquorum HTTPS
+	// (SetQuorumTLS), with quorumClient.
+	quorumTLS    *tls.Config
+	quorumClient *http.Client
 }
 
 // clusters numbers the clusters with addresses of their own.
@@ -114,6 +124,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		opts.OSUser = "postgres"
 	}
 	c := &Cluster{opts: opts}
+	c.SetQuorumTLS(opts.QuorumTLS)
 	defer func() {
 		if err != nil {
 			_ = c.Close()

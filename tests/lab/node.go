@@ -89,7 +89,10 @@ func (n *Node) Conninfo() string {
 }
 
 // QuorumURL is the base URL of the node's pgquorum.
-func (n *Node) QuorumURL() string { return fmt.Sprintf("http://%s:%d", n.Host, n.QuorumPort) }
+func (n *Node) QuorumURL() string {
+	_, scheme := n.c.client()
+	return fmt.Sprintf("%s://%s:%d", scheme, n.Host, n.QuorumPort)
+}
 
 // repmgrConf is the node's repmgr.conf. Its service_promote_command is a
 // pg_ctl promote that waits for the promotion to complete, so that repmgr

@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -56,27 +57,53 @@ func (n *Node) QuorumConfig() string {
 	keys["failover.raft_listen"] = fmt.Sprintf("%s:%d", n.Host, n.RaftPort)
 	keys["failover.raft_peers"] = strings.Join(raftPeers, ",")
 	for k, v := range n.c.opts.Quorum {
-		keys[k] = v
+		// {node} stands for the node's name: how one map gives each node
+		// its own file, such as its certificate.
+		keys[k] = strings.ReplaceAll(v, "{node}", n.Name)
 		if v == Unset {
 			delete(keys, k)
 		}
 	}
-	sections := map[string][]string{}
-	for k, v := range keys {
-		sec, name, _ := strings.Cut(k, ".")
-		sections[sec] = append(sections[sec], fmt.Sprintf("  %s: %q", name, v))
-	}
-	names := make([]string, 0, len(sections))
-	for s := range sections {
-		names = append(names, s)
-	}
-	sort.Strings(names)
 	var b strings.Builder
-	for _, s := range names {
-		sort.Strings(sections[s])
-		fmt.Fprintf(&b, "%s:\n%s\n", s, strings.Join(sections[s], "\n"))
-	}
+	writeYAML(&b, keys)
 	return b.String()
+}
+
+// writeYAML writes dotted keys as nested YAML sections (consensus.peer_tls.ca
+// under consensus: and peer_tls:), every value quoted.
+func writeYAML(b *strings.Builder, keys map[string]string) {
+	type tree map[string]any
+	root := tree{}
+	for k, v := range keys {
+		parts := strings.Split(k, ".")
+		t := root
+		for _, p := range parts[:len(parts)-1] {
+			sub, ok := t[p].(tree)
+			if !ok {
+				sub = tree{}
+				t[p] = sub
+			}
+			t = sub
+		}
+		t[parts[len(parts)-1]] = v
+	}
+	var write func(t tree, indent string)
+	write = func(t tree, indent string) {
+		names := make([]string, 0, len(t))
+		for n := range t {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if sub, ok := t[n].(tree); ok {
+				fmt.Fprintf(b, "%s%s:\n", indent, n)
+				write(sub, indent+"  ")
+				continue
+			}
+			fmt.Fprintf(b, "%s%s: %q\n", indent, n, t[n])
+		}
+	}
+	write(root, "")
 }
 
 // StartQuorum starts the node's pgquorum and waits until it answers HTTP.
@@ -236,13 +263,36 @@ func (n *Node) QuorumPID() int {
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
+// SetQuorumTLS makes the lab's own requests to every pgquorum of the
+// cluster (its start-up wait, Get, QuorumURL) HTTPS with cfg, or plain HTTP
+// again with nil: how a test follows the server.tls_* keys it gives.
+func (c *Cluster) SetQuorumTLS(cfg *tls.Config) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.quorumTLS = cfg
+	c.quorumClient = httpClient
+	if cfg != nil {
+		c.quorumClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	}
+}
+
+func (c *Cluster) client() (*http.Client, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.quorumTLS != nil {
+		return c.quorumClient, "https"
+	}
+	return httpClient, "http"
+}
+
 // Get asks the node's pgquorum for path and returns the status and body.
 func (n *Node) Get(ctx context.Context, path string) (int, []byte, error) {
+	client, _ := n.c.client()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.QuorumURL()+path, nil)
 	if err != nil {
 		return 0, nil, err
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
