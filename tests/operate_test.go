@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -311,4 +312,39 @@ func TestRepmgrdGatedByFailoverCheck(t *testing.T) {
 	if promoted != 1 {
 		t.Errorf("failover-check allowed %d times, want once", promoted)
 	}
+}
+
+// TestFailoverActionsNeedTheToken: with server.admin_token, pause,
+// resume and switchover are refused without it (401, nothing paused) and
+// taken with --config, which reads it from the node's own file.
+func TestFailoverActionsNeedTheToken(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{"server.admin_token": adminToken}))
+	n2 := r.c.Node("node2")
+	config := filepath.Join(n2.Dir, "pgquorum.yaml")
+	paused := func() bool {
+		_, b := getState(t, n2)
+		return b.Failover != nil && b.Failover.Paused
+	}
+	if out, code := runPgquorum(t, "pause", "--url", n2.QuorumURL()); code != 1 || !strings.Contains(out, "401") {
+		t.Fatalf("pause without the token: exit %d: %s; want 1 and a 401", code, out)
+	}
+	if out, code := runPgquorum(t, "switchover", "--to", "node3", "--url", n2.QuorumURL()); code != 1 || !strings.Contains(out, "401") {
+		t.Fatalf("switchover without the token: exit %d: %s; want 1 and a 401", code, out)
+	}
+	time.Sleep(3 * refresh)
+	if paused() {
+		t.Fatal("a refused pause paused the cluster")
+	}
+	if h, err := history(context.Background(), n2); err != nil || len(h.Switchovers) != 0 {
+		t.Fatalf("a refused switchover left %+v (%v)", h.Switchovers, err)
+	}
+	if out, code := runPgquorum(t, "pause", "--reason", "with the token", "--config", config); code != 0 {
+		t.Fatalf("pause --config: exit %d: %s", code, out)
+	}
+	waitVerdict(t, n2, "the pause", func(_ int, b api.StateBody) bool { return b.Failover != nil && b.Failover.Paused })
+	if out, code := runPgquorum(t, "resume", "--config", config); code != 0 {
+		t.Fatalf("resume --config: exit %d: %s", code, out)
+	}
+	waitVerdict(t, n2, "the resume", func(_ int, b api.StateBody) bool { return b.Failover != nil && !b.Failover.Paused })
 }

@@ -24,12 +24,14 @@ func action(ctx context.Context, t target, path string, body any) (api.CommandRe
 	switch {
 	case err != nil:
 		return res, err
+	case status == 200 && res.OK:
+		return res, nil
+	case status == 409 && res.Error != "":
+		return res, errors.New(res.Error) // refused by the coordinator, saying why
 	case res.Error != "":
-		return res, errors.New(res.Error)
-	case status != 200 || !res.OK:
-		return res, fmt.Errorf("%s answered %d", path, status)
+		return res, fmt.Errorf("POST %s: %d: %s", path, status, res.Error)
 	}
-	return res, nil
+	return res, fmt.Errorf("POST %s answered %d", path, status)
 }
 
 func newSwitchoverCmd(stdout io.Writer) *cobra.Command {
