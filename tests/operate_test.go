@@ -16,16 +16,6 @@ import (
 // Tests of issue 8: switchover, pause, fencing and rejoin, and the gate for
 // repmgrd, on real clusters behind real HAProxy.
 
-// latestSwitchover asks n for GET /switchover.
-func latestSwitchover(ctx context.Context, n *lab.Node) (api.Switchover, error) {
-	var sw api.Switchover
-	status, err := n.GetJSON(ctx, api.PathSwitchover, &sw)
-	if err == nil && status != 200 {
-		err = fmt.Errorf("%s /switchover answered %d", n.Name, status)
-	}
-	return sw, err
-}
-
 // standbyOf waits until n answers 202 and streams from primary, as /cluster
 // on n says.
 func standbyOf(t *testing.T, n, primary *lab.Node, timeout time.Duration) {
