@@ -64,6 +64,17 @@ func (a Addresses) override(name string) (string, bool) {
 // this much memory and the peer timeout.
 const maxStateBody = 16 << 10
 
+// maxPeerHeader bounds the response header read from a peer: a pgquorum
+// answer has a few hundred bytes of them, and net/http would otherwise read
+// up to 1 MB of headers before any body limit applies.
+const maxPeerHeader = 16 << 10
+
+// maxPeerExchange bounds a whole exchange with a peer (dial, request,
+// headers, body) whatever the caller's ctx says. Callers pass a shorter
+// deadline of their own (consensus.peer_timeout, the coordinator's round);
+// this is the backstop for one that passes none.
+const maxPeerExchange = 10 * time.Second
+
 // HTTPPeers is the Peers implementation over HTTP.
 type HTTPPeers struct {
 	client *http.Client
@@ -75,13 +86,18 @@ type HTTPPeers struct {
 func NewHTTPPeers() *HTTPPeers {
 	tr := &http.Transport{
 		Proxy:               nil, // peers are on the cluster network, never behind HTTP_PROXY
-		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         (&net.Dialer{Timeout: maxPeerExchange, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		// A peer that sends megabytes of headers, or drips them, is cut
+		// off here; the body is bounded by do's limit and ctx.
+		MaxResponseHeaderBytes: maxPeerHeader,
+		ResponseHeaderTimeout:  maxPeerExchange,
 	}
 	return &HTTPPeers{client: &http.Client{
 		Transport:     tr,
+		Timeout:       maxPeerExchange,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
