@@ -106,6 +106,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return failedErr(err)
 	}
 	metrics := server.NewMetrics()
+	metrics.WatchPool(local.PoolConns)
 	peers := consensus.NewHTTPPeers()
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
