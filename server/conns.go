@@ -2,10 +2,14 @@ package server
 
 import (
 	"container/list"
+	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // connCap keeps at most max connections open on the HTTP server. When a new
@@ -20,11 +24,16 @@ type connCap struct {
 	max     int
 	onCount func(open int) // optional: the number of open connections
 	onEvict func()         // optional: a connection closed to make room
+	// onQuiet (optional) runs, in a goroutine of its own, when the open
+	// connections fall back under max/8 after reaching max/2: a flood is
+	// over.
+	onQuiet func()
 
 	mu    sync.Mutex
 	conns map[net.Conn]*list.Element // open connections; nil element: active
 	fresh list.List                  // StateNew, oldest first
 	idle  list.List                  // StateIdle, oldest first
+	flood bool                       // max/2 reached, max/8 not since
 }
 
 func newConnCap(max int) *connCap {
@@ -63,7 +72,17 @@ func (c *connCap) track(conn net.Conn, state http.ConnState) {
 		}
 	}
 	open := len(c.conns)
+	quiet := false
+	switch {
+	case open >= c.max/2:
+		c.flood = true
+	case c.flood && open <= c.max/8:
+		c.flood, quiet = false, true
+	}
 	c.mu.Unlock()
+	if quiet && c.onQuiet != nil {
+		go c.onQuiet()
+	}
 	if c.onCount != nil {
 		c.onCount(open)
 	}
@@ -124,4 +143,39 @@ func defaultMaxConns() int {
 		return maxConnsFloor
 	}
 	return int(min(max(lim.Cur/4, maxConnsFloor), maxConnsCeiling))
+}
+
+// releaseEvery bounds how often memoryRelease gives memory back.
+const releaseEvery = time.Minute
+
+// memoryRelease returns what a connection cap calls once a flood is over:
+// it gives the memory the flood's connections held back to the OS, at most
+// once per releaseEvery. Left to itself the Go runtime keeps it for minutes:
+// the heap goal set during the flood holds off the next collection while
+// the daemon allocates little, and the scavenger keeps pages below that
+// goal. Two collections, because sync.Pool (net/http's buffers) keeps its
+// contents through one.
+func memoryRelease(log *slog.Logger) func() {
+	var mu sync.Mutex
+	var last time.Time
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !last.IsZero() && time.Since(last) < releaseEvery {
+			return
+		}
+		last = time.Now()
+		before := heapSys()
+		runtime.GC()
+		debug.FreeOSMemory()
+		log.Info("connection flood over: memory returned to the OS", "heap_before", before, "heap_after", heapSys())
+	}
+}
+
+// heapSys is the heap memory the runtime holds from the OS and has not
+// returned, in bytes.
+func heapSys() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapSys - m.HeapReleased
 }

@@ -169,3 +169,41 @@ func TestDefaultMaxConns(t *testing.T) {
 		t.Errorf("defaultMaxConns() = %d, want %d to %d", n, maxConnsFloor, maxConnsCeiling)
 	}
 }
+
+// TestConnCapQuietAfterFlood: onQuiet runs once when the open connections
+// fall to max/8 after reaching max/2, and not for ordinary traffic.
+func TestConnCapQuietAfterFlood(t *testing.T) {
+	var mu sync.Mutex
+	var closed []int
+	quiet := make(chan struct{}, 10)
+	c := newConnCap(16)
+	c.onQuiet = func() { quiet <- struct{}{} }
+	conns := make([]net.Conn, 16)
+	for i := range conns {
+		conns[i] = fakeConn{id: i, closed: &closed, mu: &mu}
+	}
+	for _, conn := range conns[:4] { // ordinary traffic: under max/2
+		c.track(conn, http.StateNew)
+	}
+	for _, conn := range conns[:4] {
+		c.track(conn, http.StateClosed)
+	}
+	for _, conn := range conns[:8] { // a flood: max/2 reached
+		c.track(conn, http.StateNew)
+	}
+	for _, conn := range conns[:6] { // 2 left = max/8
+		c.track(conn, http.StateClosed)
+	}
+	select {
+	case <-quiet:
+	case <-time.After(5 * time.Second):
+		t.Fatal("onQuiet did not run after the flood")
+	}
+	for _, conn := range conns[6:8] {
+		c.track(conn, http.StateClosed)
+	}
+	time.Sleep(10 * time.Millisecond) // a second call, if any, would be under way
+	if n := len(quiet); n != 0 {
+		t.Errorf("onQuiet ran %d more times, want once", n)
+	}
+}

@@ -82,6 +82,7 @@ func New(opts Options, verdicts Verdicts) *Server {
 		opts.MaxConns = defaultMaxConns()
 	}
 	conns := newConnCap(opts.MaxConns)
+	conns.onQuiet = memoryRelease(opts.Logger)
 	if m := opts.Metrics; m != nil {
 		conns.onCount = func(open int) { m.httpConns.Set(float64(open)) }
 		conns.onEvict = m.connsClosed.Inc
