@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 
-.PHONY: build static test unit bench bench-failover demo
+.PHONY: build static test unit lint bench bench-failover demo
 
 build:
 	$(GO) build -o bin/pgquorum ./cmd/pgquorum
@@ -18,6 +18,10 @@ test:
 # Unit tests only: no PostgreSQL, no root.
 unit:
 	$(GO) test -race -short ./...
+
+# staticcheck and govulncheck, at the versions scripts/test.sh pins.
+lint:
+	bash scripts/lint.sh
 
 bench:
 	bash scripts/bench.sh
