@@ -150,12 +150,22 @@ func (p *HTTPPeers) Report(ctx context.Context, addr string, req api.ReportReque
 	if err != nil {
 		return nil, err
 	}
+	r, err := decodeReport(status, answer)
+	if err != nil {
+		return nil, fmt.Errorf("%s%s: %w", addr, api.PathReport, err)
+	}
+	return r, nil
+}
+
+// decodeReport reads a failover report: only a 200 whose body decodes is
+// one.
+func decodeReport(status int, body []byte) (*api.Report, error) {
 	if status != http.StatusOK {
-		return nil, fmt.Errorf("%s%s: unexpected status %d", addr, api.PathReport, status)
+		return nil, fmt.Errorf("unexpected status %d", status)
 	}
 	var r api.Report
-	if err := json.Unmarshal(answer, &r); err != nil {
-		return nil, fmt.Errorf("%s%s: decode: %w", addr, api.PathReport, err)
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
 	}
 	return &r, nil
 }
@@ -170,11 +180,17 @@ func (p *HTTPPeers) State(ctx context.Context, addr string) (int, *api.StateBody
 	if err != nil {
 		return status, nil, err
 	}
+	return status, decodeState(body), nil
+}
+
+// decodeState reads a /state body for the views: nil when it does not
+// decode. Nothing is decided from it; the status is the peer's answer.
+func decodeState(body []byte) *api.StateBody {
 	var b api.StateBody
 	if json.Unmarshal(body, &b) != nil {
-		return status, nil, nil
+		return nil
 	}
-	return status, &b, nil
+	return &b
 }
 
 func (p *HTTPPeers) do(ctx context.Context, method, addr, path string, body []byte, limit int) (int, []byte, error) {
