@@ -127,14 +127,9 @@ func decodeVote(status int, body []byte) (*api.VoteAnswer, error) {
 	if status != http.StatusOK {
 		return nil, fmt.Errorf("unexpected status %d", status)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var a api.VoteAnswer
-	if err := dec.Decode(&a); err != nil {
+	if err := api.DecodeStrict(bytes.NewReader(body), &a); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decode: trailing data after the answer")
 	}
 	return &a, nil
 }
