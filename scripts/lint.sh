@@ -17,9 +17,11 @@ GOBIN="$tools" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSI
 GOBIN="$tools" go install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION"
 
 echo "== staticcheck $STATICCHECK_VERSION" >&2
-# The race build tag too: tests/race_test.go is only compiled with it.
+# The race and soak build tags too: tests/race_test.go and the soak are only
+# compiled with them (scripts/test.sh vets the rest).
+go vet -tags race,soak ./tests/...
 "$tools/staticcheck" ./...
-"$tools/staticcheck" -tags race ./tests/...
+"$tools/staticcheck" -tags race,soak ./tests/...
 
 echo "== govulncheck $GOVULNCHECK_VERSION" >&2
 # The database is fetched at every run. Where it cannot be reached (a
