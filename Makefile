@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 
-.PHONY: build static test unit bench bench-failover bench-switchover demo
+.PHONY: build static test unit lint soak bench bench-failover bench-switchover demo
 
 build:
 	$(GO) build -o bin/pgquorum ./cmd/pgquorum
@@ -18,6 +18,16 @@ test:
 # Unit tests only: no PostgreSQL, no root.
 unit:
 	$(GO) test -race -short ./...
+
+# staticcheck and govulncheck, at the versions scripts/test.sh pins.
+lint:
+	bash scripts/lint.sh
+
+# A bounded soak of a real cluster under checks and faults (SOAK_DURATION,
+# default 5m; about 7 min in all): fails on growth of goroutines, FDs, RSS,
+# pool or database sessions. Not part of CI.
+soak:
+	bash scripts/soak.sh
 
 bench:
 	bash scripts/bench.sh

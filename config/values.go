@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/auth"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // valueParser reads typed values out of viper, collecting one error per bad
@@ -125,10 +126,16 @@ func (p *valueParser) hostPort(key string, optional bool) string {
 	return s
 }
 
+// checkHostPort accepts host:port with a port of 1 to 65535 and a host that
+// is empty (every address, to listen on), a host name or an IP address: the
+// peers' addresses go into URLs, where '/', '?' or '@' would lead elsewhere.
 func checkHostPort(s string) error {
-	_, port, err := net.SplitHostPort(s)
+	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return err
+	}
+	if host != "" && !repmgr.IsHostName(host) {
+		return fmt.Errorf("bad host %q", host)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fmt.Errorf("bad port %q", port)

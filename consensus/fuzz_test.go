@@ -2,9 +2,14 @@ package consensus
 
 import (
 	"encoding/json"
+	"net"
+	"net/http"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // FuzzVoteAnswer feeds arbitrary peer answers to the vote decoder and, when
@@ -47,6 +52,101 @@ func FuzzVoteAnswer(f *testing.F) {
 			a.SystemID == testSystemID && a.Granted
 		if (v.State == api.StatePrimary) != isVote {
 			t.Fatalf("answer %+v made n1 %s (%s)", a, v.State, v.Reason)
+		}
+	})
+}
+
+// FuzzStateAnswer feeds arbitrary /state answers of n2 (n1 answering 200
+// as itself, n3 202) to the survey's count: a body never makes n2 a
+// claimant, only its status 200 does, whatever the body says; the body
+// decodes exactly when encoding/json takes it.
+func FuzzStateAnswer(f *testing.F) {
+	f.Add(200, []byte(`{"State":"Primary","node":"n2","votes":3,"needed":2}`))
+	f.Add(509, []byte(`{"State":"Primary","node":"n2","votes":3,"needed":2}`))
+	f.Add(202, []byte(`{"State":"Standby","streaming":true,"lag_bytes":-1,"lag_seconds":1e308}`))
+	f.Add(200, []byte(`{"State":"Down","checked_at":"not a time"}`))
+	f.Add(503, []byte(`{"refusals":{"n1":"x"},"failover":{"mode":"pgquorum","epoch":-1}}`))
+	f.Add(200, []byte(`null`))
+	f.Add(0, []byte(``))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		b := decodeState(body)
+		var plain api.StateBody
+		if decodes := json.Unmarshal(body, &plain) == nil; decodes != (b != nil) {
+			t.Fatalf("decodeState(%q) = %+v, json.Unmarshal error %v", body, b, !decodes)
+		}
+		answers := []StateAnswer{{Node: "n1", Status: 200, Self: true}, {Node: "n2", Status: status, Body: b}, {Node: "n3", Status: 202}}
+		primary, claimants, unreachable := RealPrimary(answers)
+		wantClaimants := []string{"n1"}
+		if status == 200 {
+			wantClaimants = []string{"n1", "n2"}
+		}
+		if !slices.Equal(claimants, wantClaimants) || len(unreachable) != 0 {
+			t.Fatalf("status %d body %q: claimants %v unreachable %v, want claimants %v", status, body, claimants, unreachable, wantClaimants)
+		}
+		if (primary == "n1") != (status != 200) || (primary != "" && primary != "n1") {
+			t.Fatalf("status %d: real primary %q", status, primary)
+		}
+	})
+}
+
+// FuzzReportAnswer: a failover report comes only from a 200 whose body
+// decodes, and is what the body says.
+func FuzzReportAnswer(f *testing.F) {
+	f.Add(200, []byte(`{"protocol":1,"node":"n2","node_id":2,"location":"dc1","state":"Standby","db_up":true,"in_recovery":true,"timeline":1,"received_lsn":100}`))
+	f.Add(200, []byte(`{"node":"n2","probe":{"node":"n1","ok":true},"action":null,"failover":{"state":"Following"}}`))
+	f.Add(200, []byte(`{"received_lsn":1e30}`))
+	f.Add(503, []byte(`{"node":"n2"}`))
+	f.Add(200, []byte(`{"node":"n2"}{"node":"n3"}`))
+	f.Add(200, []byte(`[]`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		r, err := decodeReport(status, body)
+		if (r == nil) == (err == nil) {
+			t.Fatalf("decodeReport(%d, %q) = %+v, %v: want exactly one of a report and an error", status, body, r, err)
+		}
+		if r == nil {
+			return
+		}
+		var plain api.Report
+		if status != 200 || json.Unmarshal(body, &plain) != nil || !reflect.DeepEqual(plain, *r) {
+			t.Fatalf("report %+v from status %d and body %q", r, status, body)
+		}
+	})
+}
+
+// FuzzPeerAddress: whatever conninfo a node has in repmgr.nodes (replicated
+// from any node's metadata), the address pgquorum asks for its vote is that
+// host and the peer port, and the request goes to exactly that host, port
+// and path, never elsewhere.
+func FuzzPeerAddress(f *testing.F) {
+	for _, s := range []string{
+		"host=db1 port=5432 user=repmgr",
+		"host=10.0.0.2,10.0.0.3 port=5432,5433",
+		"host=::1",
+		"host=fe80::1%eth0",
+		"host='db1/evil?x=' port=5432",
+		"host=user@db1",
+		"hostaddr=127.0.0.1",
+		"postgres://repmgr@[::1]:5432/repmgr",
+		"postgresql://db%2F1:5432/x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, conninfo string) {
+		addr, err := Addresses{Port: 5999}.Of(repmgr.Node{Name: "n2", Conninfo: conninfo})
+		if err != nil {
+			return
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || port != "5999" || host == "" {
+			t.Fatalf("conninfo %q: address %q (host %q, port %q, %v)", conninfo, addr, host, port, err)
+		}
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+api.PathVote, nil)
+		if err != nil {
+			return // no request, no vote
+		}
+		if req.URL.Host != addr || req.URL.Path != api.PathVote || req.URL.RawQuery != "" || req.URL.User != nil {
+			t.Fatalf("conninfo %q: address %q makes a request to host %q path %q query %q user %v",
+				conninfo, addr, req.URL.Host, req.URL.Path, req.URL.RawQuery, req.URL.User)
 		}
 	})
 }

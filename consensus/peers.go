@@ -89,6 +89,17 @@ type PeerAuth struct {
 // asked: no vote, no report, no /state, as if the peer had not answered.
 var ErrUnauthenticated = errors.New("unauthenticated answer")
 
+// maxPeerHeader bounds the response header read from a peer: a pgquorum
+// answer has a few hundred bytes of them, and net/http would otherwise read
+// up to 1 MB of headers before any body limit applies.
+const maxPeerHeader = 16 << 10
+
+// maxPeerExchange bounds a whole exchange with a peer (dial, request,
+// headers, body) whatever the caller's ctx says. Callers pass a shorter
+// deadline of their own (consensus.peer_timeout, the coordinator's round);
+// this is the backstop for one that passes none.
+const maxPeerExchange = 10 * time.Second
+
 // HTTPPeers is the Peers implementation over HTTP.
 type HTTPPeers struct {
 	client *http.Client
@@ -106,11 +117,15 @@ func NewHTTPPeers(pa PeerAuth) *HTTPPeers {
 	}
 	tr := &http.Transport{
 		Proxy:               nil, // peers are on the cluster network, never behind HTTP_PROXY
-		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         (&net.Dialer{Timeout: maxPeerExchange, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     pa.TLS,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		// A peer that sends megabytes of headers, or drips them, is cut
+		// off here; the body is bounded by do's limit and ctx.
+		MaxResponseHeaderBytes: maxPeerHeader,
+		ResponseHeaderTimeout:  maxPeerExchange,
 	}
 	scheme := "http"
 	if pa.TLS != nil {
@@ -118,6 +133,7 @@ func NewHTTPPeers(pa PeerAuth) *HTTPPeers {
 	}
 	return &HTTPPeers{auth: pa, scheme: scheme, notes: &auth.LogOnce{Log: pa.Logger}, client: &http.Client{
 		Transport:     tr,
+		Timeout:       maxPeerExchange,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
@@ -150,14 +166,9 @@ func decodeVote(status int, body []byte) (*api.VoteAnswer, error) {
 	if status != http.StatusOK {
 		return nil, fmt.Errorf("unexpected status %d", status)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var a api.VoteAnswer
-	if err := dec.Decode(&a); err != nil {
+	if err := api.DecodeStrict(bytes.NewReader(body), &a); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decode: trailing data after the answer")
 	}
 	return &a, nil
 }
@@ -173,15 +184,25 @@ func (p *HTTPPeers) Report(ctx context.Context, addr string, req api.ReportReque
 	if err != nil {
 		return nil, err
 	}
-	if x.status != http.StatusOK {
-		return nil, fmt.Errorf("%s%s: unexpected status %d", addr, api.PathReport, x.status)
-	}
-	var r api.Report
-	if err := json.Unmarshal(x.body, &r); err != nil {
-		return nil, fmt.Errorf("%s%s: decode: %w", addr, api.PathReport, err)
+	r, err := decodeReport(x.status, x.body)
+	if err != nil {
+		return nil, fmt.Errorf("%s%s: %w", addr, api.PathReport, err)
 	}
 	if err := p.checkAnswerer(x, addr, api.PathReport, r.Node); err != nil {
 		return nil, err
+	}
+	return r, nil
+}
+
+// decodeReport reads a failover report: only a 200 whose body decodes is
+// one.
+func decodeReport(status int, body []byte) (*api.Report, error) {
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("unexpected status %d", status)
+	}
+	var r api.Report
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
 	}
 	return &r, nil
 }
@@ -200,20 +221,27 @@ func (p *HTTPPeers) State(ctx context.Context, addr string) (int, *api.StateBody
 	if err != nil {
 		return x.status, nil, err
 	}
-	var b api.StateBody
-	decoded := json.Unmarshal(x.body, &b) == nil
+	b := decodeState(x.body)
 	switch {
-	case p.auth.CheckNames && x.status == http.StatusOK && (!decoded || b.Node == ""):
+	case p.auth.CheckNames && x.status == http.StatusOK && (b == nil || b.Node == ""):
 		return 0, nil, p.unauthenticated(addr, api.PathState, "its 200 names no node")
-	case !decoded:
-		return x.status, nil, nil
-	case b.Node == "":
-		return x.status, &b, nil
+	case b == nil || b.Node == "":
+		return x.status, b, nil
 	}
 	if err := p.checkAnswerer(x, addr, api.PathState, b.Node); err != nil {
 		return 0, nil, err
 	}
-	return x.status, &b, nil
+	return x.status, b, nil
+}
+
+// decodeState reads a /state body for the views: nil when it does not
+// decode. Nothing is decided from it; the status is the peer's answer.
+func decodeState(body []byte) *api.StateBody {
+	var b api.StateBody
+	if json.Unmarshal(body, &b) != nil {
+		return nil
+	}
+	return &b
 }
 
 // exchange is one answer of a peer.

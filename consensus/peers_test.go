@@ -114,6 +114,20 @@ func askVote(p *HTTPPeers, addr string) (*api.VoteAnswer, time.Duration, error) 
 	return a, time.Since(start), err
 }
 
+// askState asks addr's /state within testPeerTimeout and fails t when the
+// answer took 10× that: a correctness bound on a shared machine.
+func askState(t *testing.T, p *HTTPPeers, addr string) (int, *api.StateBody, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testPeerTimeout)
+	defer cancel()
+	start := time.Now()
+	status, body, err := p.State(ctx, addr)
+	if took := time.Since(start); took >= 10*testPeerTimeout {
+		t.Errorf("State took %s, want well under %s", took, 10*testPeerTimeout)
+	}
+	return status, body, err
+}
+
 // TestHTTPPeersDoNotFollowRedirects: a peer answers for itself; the target
 // of its redirect, which would name n9, must never be asked.
 func TestHTTPPeersDoNotFollowRedirects(t *testing.T) {
@@ -167,13 +181,7 @@ func TestHTTPPeersState(t *testing.T) {
 				}
 				tt.handler(w, r, release)
 			})
-			ctx, cancel := context.WithTimeout(context.Background(), testPeerTimeout)
-			defer cancel()
-			start := time.Now()
-			status, body, err := peers.State(ctx, addr)
-			if took := time.Since(start); took >= 10*testPeerTimeout {
-				t.Errorf("State took %s, want well under %s", took, 10*testPeerTimeout)
-			}
+			status, body, err := askState(t, peers, addr)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("State = %d, %v; want an error containing %q", status, err, tt.wantErr)

@@ -245,11 +245,16 @@ func (a *Agent) answer(ctx context.Context, conn net.Conn) {
 const maxSendLine = 64
 
 // readRole returns RoleRW or RoleRO if the peer sends that line within wait,
-// and "" otherwise (no agent-send, another string, or too long).
+// and "" otherwise (no agent-send, another string, or too long). One byte
+// more than maxSendLine is read, so that a longer line is known as such
+// rather than judged by its first bytes.
 func readRole(conn net.Conn, wait time.Duration) string {
 	_ = conn.SetReadDeadline(time.Now().Add(wait))
-	line, err := bufio.NewReaderSize(io.LimitReader(conn, maxSendLine), maxSendLine).ReadString('\n')
+	line, err := bufio.NewReaderSize(io.LimitReader(conn, maxSendLine+1), maxSendLine+1).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) && !isTimeout(err) {
+		return ""
+	}
+	if len(line) > maxSendLine {
 		return ""
 	}
 	switch r := strings.ToLower(strings.TrimSpace(line)); r {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
@@ -135,8 +136,29 @@ func ConninfoHost(conninfo string) (string, error) {
 		return "", errors.New("conninfo names no host")
 	case strings.HasPrefix(host, "/"):
 		return "", fmt.Errorf("conninfo host %q is a Unix socket directory", host)
+	case !IsHostName(host):
+		// Peers are asked at http://<host>:<port>/…: a host holding '/',
+		// '?', '@' and the like would send the request elsewhere.
+		return "", fmt.Errorf("conninfo host %q is neither a host name nor an IP address", host)
 	}
 	return host, nil
+}
+
+// IsHostName tells whether host is an IP address or made of the characters
+// of DNS names (letters, digits, '-', '.', and '_', which some resolvers
+// allow).
+func IsHostName(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for _, c := range []byte(host) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_':
+		default:
+			return false
+		}
+	}
+	return host != ""
 }
 
 // ConninfoPort returns the first port of a conninfo, libpq's 5432 by default.

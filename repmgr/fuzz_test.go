@@ -2,6 +2,8 @@ package repmgr
 
 import (
 	"maps"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -111,4 +113,42 @@ func FuzzParseConfig(f *testing.F) {
 // quotes doubled and backslashes escaped.
 func quoteConfig(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(v) + "'"
+}
+
+// FuzzConninfoHostPort checks, for any conninfo: ConninfoHost gives a host
+// name or IP address (never a socket directory, never a list, never one
+// with characters that would change a URL built on it), and ConninfoPort a
+// port from 1 to 65535, or an error; both say the same of the same input.
+func FuzzConninfoHostPort(f *testing.F) {
+	for _, s := range []string{
+		"host=db1 port=5432",
+		"host=db1,db2 port=5433,5434",
+		"host=/var/run/postgresql port=5432",
+		"hostaddr=10.0.0.1 port=0",
+		"host=::1 port=65536",
+		"host='a b' port=' 5432'",
+		"host=@abstract",
+		"postgres://u@db1:5432,db2:5433/x",
+		"postgresql://%2Fvar%2Frun/x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		host, herr := ConninfoHost(s)
+		if herr == nil {
+			if !IsHostName(host) {
+				t.Fatalf("ConninfoHost(%q) = %q", s, host)
+			}
+			if u, err := url.Parse("http://" + net.JoinHostPort(host, "5999") + "/x"); err == nil && (u.Hostname() != host || u.Path != "/x") {
+				t.Fatalf("ConninfoHost(%q) = %q, which a URL reads as host %q path %q", s, host, u.Hostname(), u.Path)
+			}
+		}
+		port, perr := ConninfoPort(s)
+		if perr == nil && (port < 1 || port > 65535) {
+			t.Fatalf("ConninfoPort(%q) = %d", s, port)
+		}
+		if h2, err := ConninfoHost(s); h2 != host || (err == nil) != (herr == nil) {
+			t.Fatalf("ConninfoHost(%q) twice: %q, %v then %q, %v", s, host, herr, h2, err)
+		}
+	})
 }

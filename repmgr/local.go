@@ -103,6 +103,16 @@ func (l *Local) Close() {
 	}
 }
 
+// PoolConns is the number of connections open in both pools: at most
+// Options.MaxConns.
+func (l *Local) PoolConns() int {
+	n := l.probe.Stat().TotalConns()
+	if l.views != nil {
+		n += l.views.Stat().TotalConns()
+	}
+	return int(n)
+}
+
 // probeSQL reads everything a verdict needs in one round trip, so each refresh
 // costs the node one statement. pg_is_in_recovery() is read once, so the row
 // is consistent even if a promotion completes while it runs. repmgr.nodes is

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole pgquorum test suite: vet, format, unit tests, and the
+# Runs the whole pgquorum test suite: vet, format, staticcheck, govulncheck,
+# unit tests with the fuzz targets' seed corpora, and the
 # integration tests that start real PostgreSQL 15 + repmgr clusters, real
 # HAProxy and keepalived on loopback. Needs root. Used by .ci/run.
 set -euo pipefail
@@ -17,6 +18,7 @@ if [ -n "$unformatted" ]; then
 	echo "$unformatted" >&2
 	exit 1
 fi
+bash scripts/lint.sh
 echo "== shell syntax" >&2
 for f in scripts/*.sh scripts/*/*.sh; do
 	[ -e "$f" ] && bash -n "$f"
@@ -29,4 +31,4 @@ if ldd bin/pgquorum >/dev/null 2>&1; then
 fi
 bin/pgquorum --version
 echo "== go test -race" >&2
-go test -race -count=1 -timeout 15m ./...
+go test -race -count=1 -timeout 20m ./...

@@ -36,6 +36,9 @@ type Metrics struct {
 	lastRefresh prometheus.Gauge
 	lastProbeOK prometheus.Gauge
 	lagBytes    prometheus.Gauge
+	httpConns   prometheus.Gauge
+	connsClosed prometheus.Counter
+	limited     *prometheus.CounterVec
 
 	mu    sync.Mutex
 	prev  api.State
@@ -69,9 +72,14 @@ func NewMetrics() *Metrics {
 		lastRefresh: g("last_refresh_timestamp_seconds", "When the last refresh started."),
 		lastProbeOK: g("last_successful_probe_timestamp_seconds", "When the local database last answered a probe."),
 		lagBytes:    g("replication_lag_bytes", "Standby: WAL not yet replayed, against the upstream's last reported WAL end; -1 when unknown or not a standby."),
+		httpConns:   g("http_connections", "Open connections of the HTTP server."),
+		connsClosed: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgquorum_http_connections_closed_total",
+			Help: "Connections the HTTP server closed to stay within its cap: the oldest one without a request, or a new one when all were busy."}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgquorum_http_rate_limited_total",
+			Help: "Requests for an operator view answered 429 because their client asked too often."}, []string{"path"}),
 	}
 	m.reg.MustRegister(m.state, m.inRecovery, m.votes, m.needed, m.clVotes, m.clNeeded, m.splitBrain, m.claimants, m.episodes, m.peerUp, m.refresh, m.probes, m.probeErrors,
-		m.transitions, m.lastRefresh, m.lastProbeOK, m.lagBytes,
+		m.transitions, m.lastRefresh, m.lastProbeOK, m.lagBytes, m.httpConns, m.connsClosed, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -129,6 +137,20 @@ func (m *Metrics) Surveyed(sv consensus.Survey) {
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// rateLimited counts a 429 of path; m may be nil.
+func (m *Metrics) rateLimited(path string) {
+	if m != nil {
+		m.limited.WithLabelValues(path).Inc()
+	}
+}
+
+// WatchPool exports the local database pool's open connections, read at
+// every scrape, as pgquorum_db_pool_connections.
+func (m *Metrics) WatchPool(conns func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgquorum_db_pool_connections",
+		Help: "Open connections of pgquorum's pools to the local database, the probe's included."}, func() float64 { return float64(conns()) }))
 }
 
 func b2f(b bool) float64 {

@@ -15,34 +15,34 @@ import (
 
 // handleLeader: 200 only for a primary with its site's majority.
 func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request) {
-	s.roleCheck(w, r, func(snap *consensus.Snapshot, _ *int64) bool {
+	s.roleCheck(w, r, false, func(snap *consensus.Snapshot, _ *int64) bool {
 		return snap.Verdict.State == api.StatePrimary
 	})
 }
 
 // handleReplica: 200 on a streaming standby within ?lag=.
 func (s *Server) handleReplica(w http.ResponseWriter, r *http.Request) {
-	s.roleCheck(w, r, replicaOK)
+	s.roleCheck(w, r, true, replicaOK)
 }
 
 // handleReadOnly: 200 on the majority primary or on a replica as /replica
 // would accept it.
 func (s *Server) handleReadOnly(w http.ResponseWriter, r *http.Request) {
-	s.roleCheck(w, r, func(snap *consensus.Snapshot, maxLag *int64) bool {
+	s.roleCheck(w, r, true, func(snap *consensus.Snapshot, maxLag *int64) bool {
 		return snap.Verdict.State == api.StatePrimary || replicaOK(snap, maxLag)
 	})
 }
 
 // handleHealth: 200 while the local database answers, whatever its role.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	s.roleCheck(w, r, func(snap *consensus.Snapshot, _ *int64) bool {
+	s.roleCheck(w, r, false, func(snap *consensus.Snapshot, _ *int64) bool {
 		return snap.Verdict.State != api.StateDown
 	})
 }
 
 // handleReadiness: the database answers and, on a standby, streams.
 func (s *Server) handleReadiness(w http.ResponseWriter, r *http.Request) {
-	s.roleCheck(w, r, func(snap *consensus.Snapshot, _ *int64) bool {
+	s.roleCheck(w, r, false, func(snap *consensus.Snapshot, _ *int64) bool {
 		switch snap.Verdict.State {
 		case api.StateDown:
 			return false
@@ -71,11 +71,17 @@ func replicaOK(snap *consensus.Snapshot, maxLag *int64) bool {
 	return known && lag <= *maxLag // an unknown lag fails a bounded check
 }
 
-func (s *Server) roleCheck(w http.ResponseWriter, r *http.Request, fits func(*consensus.Snapshot, *int64) bool) {
-	maxLag, err := lagParam(r)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-		return
+// roleCheck answers 200 when fits the snapshot, 503 when not. Only the
+// checks that take ?lag= (takesLag) read it: the others ignore it, as they
+// ignore any parameter, rather than fail on one they have no use for.
+func (s *Server) roleCheck(w http.ResponseWriter, r *http.Request, takesLag bool, fits func(*consensus.Snapshot, *int64) bool) {
+	var maxLag *int64
+	if takesLag {
+		var err error
+		if maxLag, err = lagParam(r); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
 	}
 	if s.draining.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, drainingBody)

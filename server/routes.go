@@ -30,18 +30,18 @@ func (s *Server) Handler() http.Handler {
 		check(api.PathRoot, s.handleState)
 		check(api.PathState, s.handleState)
 		check(api.PathPrimary, s.handlePrimary)
-		check(api.PathRealPrimary, s.handleRealPrimary)
+		check(api.PathRealPrimary, s.limited(api.PathRealPrimary, s.handleRealPrimary))
 		check(api.PathLeader, s.handleLeader)
 		check(api.PathReplica, s.handleReplica)
 		check(api.PathReadOnly, s.handleReadOnly)
 		check(api.PathHealth, s.handleHealth)
 		check(api.PathReadiness, s.handleReadiness)
 		check(api.PathLiveness, s.handleLiveness)
-		r.Get(api.PathCluster, s.handleCluster)
+		r.Get(api.PathCluster, s.limited(api.PathCluster, s.handleCluster))
 		r.Get(api.PathHistory, s.handleHistory)
 		r.Get(api.PathSwitchover, s.handleShowSwitchover)
 		if s.events != nil {
-			r.Get(api.PathEvents, s.handleEvents)
+			r.Get(api.PathEvents, s.limited(api.PathEvents, s.handleEvents))
 		}
 		if s.metrics != nil {
 			r.Method(http.MethodGet, api.PathMetrics, s.metrics.Handler())

@@ -44,6 +44,9 @@ type Options struct {
 	// Auth says which credentials each kind of request needs; the zero
 	// value configures none.
 	Auth AuthOptions
+	// MaxConns caps the HTTP server's open connections (see connCap).
+	// Default: a quarter of the file descriptor limit, 64 to 1024.
+	MaxConns int
 }
 
 // Server holds the handlers' dependencies.
@@ -60,6 +63,9 @@ type Server struct {
 	flight   singleflight.Group
 	draining atomic.Bool
 	state    atomic.Pointer[encoded] // /state body of the latest snapshot, encoded once
+
+	conns     *connCap
+	viewLimit *viewLimiter
 }
 
 // encoded is a snapshot's /state answer, kept so that repeated checks of one
@@ -76,8 +82,18 @@ func New(opts Options, verdicts Verdicts) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = defaultMaxConns()
+	}
+	conns := newConnCap(opts.MaxConns)
+	conns.onQuiet = memoryRelease(opts.Logger)
+	if m := opts.Metrics; m != nil {
+		conns.onCount = func(open int) { m.httpConns.Set(float64(open)) }
+		conns.onEvict = m.connsClosed.Inc
+	}
 	return &Server{verdicts: verdicts, log: opts.Logger, metrics: opts.Metrics, events: opts.Events,
-		agent: opts.AgentAdmin, failover: opts.Failover, self: opts.Self, auth: opts.Auth, views: gocache.New(eventsTTL, time.Minute)}
+		agent: opts.AgentAdmin, failover: opts.Failover, self: opts.Self, auth: opts.Auth, views: gocache.New(eventsTTL, time.Minute),
+		conns: conns, viewLimit: newViewLimiter(time.Now)}
 }
 
 // Drain makes every check answer 503 from now on, so that HAProxy moves
@@ -85,8 +101,10 @@ func New(opts Options, verdicts Verdicts) *Server {
 func (s *Server) Drain() { s.draining.Store(true) }
 
 // HTTPServer wraps the handler with timeouts that keep a slow or hostile
-// client from holding connections: the longest answer (/realPrimary on a
-// cache miss) takes the probe timeout plus two peer timeouts.
+// client from holding connections (the longest answer, /realPrimary on a
+// cache miss, takes the probe timeout plus two peer timeouts), and with the
+// cap on open connections, which keeps a flood of them from locking out
+// the clients that send a request.
 func (s *Server) HTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
@@ -98,6 +116,7 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		MaxHeaderBytes:    8 << 10,
 		// Client certificates are verified once per connection.
 		ConnContext: s.connContext,
+		ConnState:   s.conns.track,
 	}
 }
 

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/pgquorum/pgquorum/api"
@@ -13,14 +11,8 @@ import (
 // A node shutting down vouches for nobody.
 func (s *Server) handleVote(w http.ResponseWriter, r *http.Request) {
 	var req api.VoteRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, api.MaxVoteBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := api.DecodeStrict(http.MaxBytesReader(w, r.Body, api.MaxVoteBody), &req); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode vote request: " + err.Error()})
-		return
-	}
-	if dec.More() {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": errors.New("decode vote request: trailing data").Error()})
 		return
 	}
 	a := s.verdicts.Vote(r.Context(), req)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,14 +45,44 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
+// shippedBin is the binary as the Dockerfile ships it, without the race
+// detector, built at the first call: tests that measure the daemon's memory
+// use it, because a race-detector build keeps state of its own for every
+// goroutine that ever ran and never gives it back.
+func shippedBin(t *testing.T) string {
+	t.Helper()
+	shipped.once.Do(func() {
+		bin := filepath.Join(filepath.Dir(pgquorumBin), "pgquorum-shipped")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "../cmd/pgquorum")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			shipped.err = fmt.Errorf("build pgquorum without -race: %w\n%s", err, out)
+			return
+		}
+		shipped.path = bin
+	})
+	if shipped.err != nil {
+		t.Fatal(shipped.err)
+	}
+	return shipped.path
+}
+
+var shipped struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 // startCluster brings up a real cluster for t and tears it down after.
 func startCluster(t *testing.T, nodes []lab.NodeSpec, quorum map[string]string) *lab.Cluster {
 	t.Helper()
 	return startClusterWith(t, lab.Options{Nodes: nodes, Quorum: quorum})
 }
 
-// startClusterWith brings up a real cluster of opts (its pgquorum and log
-// given here) for t and tears it down after.
+// startClusterWith brings up a real cluster of opts (its log given here,
+// and its pgquorum unless opts names one) for t and tears it down after.
 func startClusterWith(t *testing.T, opts lab.Options) *lab.Cluster {
 	t.Helper()
 	if testing.Short() {
@@ -61,7 +92,10 @@ func startClusterWith(t *testing.T, opts lab.Options) *lab.Cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	opts.Pgquorum, opts.Logf = pgquorumBin, t.Logf
+	if opts.Pgquorum == "" {
+		opts.Pgquorum = pgquorumBin
+	}
+	opts.Logf = t.Logf
 	c, err := lab.Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)

@@ -111,6 +111,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	}
 	creds.warn(log)
 	metrics := server.NewMetrics()
+	metrics.WatchPool(local.PoolConns)
 	peers := consensus.NewHTTPPeers(creds.peerAuth(log))
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
