@@ -64,6 +64,26 @@ func (d *demoRun) waitState(ctx context.Context, node string, want api.State) er
 	return d.c.Node(node).WaitStatus(ctx, api.PathState, want.HTTPStatus(), stepTimeout)
 }
 
+// waitRegistered waits until every node's repmgr.nodes, as its /cluster
+// shows it, registers node as typ: repmgr's metadata reaches each node by
+// replication, a moment after the operation that changed it.
+func (d *demoRun) waitRegistered(ctx context.Context, node, typ string) error {
+	return lab.WaitFor(ctx, stepTimeout, node+" registered as "+typ+" everywhere", func(ctx context.Context) error {
+		for _, n := range d.c.Nodes {
+			var b api.ClusterBody
+			if _, err := n.GetJSON(ctx, api.PathCluster, &b); err != nil {
+				return err
+			}
+			for _, cn := range b.Nodes {
+				if cn.Name == node && cn.Type != typ {
+					return fmt.Errorf("%s's metadata registers %s as %s", n.Name, node, cn.Type)
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // printStates prints every node's /state, the cluster's /realPrimary and
 // the latest failover decision.
 func (d *demoRun) printStates(ctx context.Context) {
@@ -202,7 +222,10 @@ func (d *demoRun) tour(ctx context.Context) error {
 			if err := n1.Rejoin(ctx, newPrimary); err != nil {
 				return err
 			}
-			return d.waitState(ctx, "node1", api.StateStandby)
+			if err := d.waitState(ctx, "node1", api.StateStandby); err != nil {
+				return err
+			}
+			return d.waitRegistered(ctx, "node1", "standby")
 		}},
 		{"pgquorum switchover --to node1: a planned switchover back, through the Raft log. The primary steps down (503) and stops cleanly, node1 receives its last WAL and is promoted, and the old primary rejoins as a standby", func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*stepTimeout)

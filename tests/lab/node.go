@@ -214,6 +214,12 @@ func (n *Node) Follow(ctx context.Context) error {
 // Rejoin runs "repmgr node rejoin --force-rewind" on the stopped node,
 // following upstream.
 func (n *Node) Rejoin(ctx context.Context, upstream *Node) error {
+	// A primary promoted without a checkpoint since still shows the old
+	// timeline in its control file: pg_rewind would then find nothing to
+	// rewind, and n, started with WAL past the fork, would never attach.
+	if err := upstream.Exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("lab: checkpoint %s before the rejoin: %w", upstream.Name, err)
+	}
 	out, err := n.cli().Rejoin(ctx, upstream.Conninfo(), true)
 	return n.logged("node rejoin", out, err)
 }
