@@ -355,9 +355,18 @@ type PauseRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Kinds of Command.
+const (
+	CommandSwitchover = "switchover"
+	CommandPause      = "pause"
+	CommandResume     = "resume"
+	CommandFence      = "fence" // a node records that it fenced itself
+	CommandAllow      = "allow" // failover-check lets repmgrd promote
+)
+
 // Command is an action on its way to the coordinator.
 type Command struct {
-	Kind   string    `json:"kind"` // switchover, pause, resume, fence, allow
+	Kind   string    `json:"kind"` // one of the Command* kinds
 	To     string    `json:"to,omitempty"`
 	Epoch  uint64    `json:"epoch,omitempty"` // allow: the decision repmgrd may carry out
 	Reason string    `json:"reason,omitempty"`

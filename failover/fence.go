@@ -160,7 +160,7 @@ func (c *Controller) recordFences(ctx context.Context, pending []api.Fence) {
 			c.requeue(pending[i:])
 			return
 		}
-		res := c.Command(ctx, api.Command{Kind: CommandFence, Reason: f.Reason, At: f.At})
+		res := c.Command(ctx, api.Command{Kind: api.CommandFence, Reason: f.Reason, At: f.At})
 		if !res.OK {
 			c.opts.Logger.Debug("record the fence", "error", res.Error)
 			c.requeue(pending[i:])

@@ -66,7 +66,7 @@ func (c *Controller) FailoverCheck(ctx context.Context, wait time.Duration) api.
 		allowed, final, why := Gate(GateView{Mode: c.opts.Mode, Self: c.opts.Self, Ready: c.ready(), Latest: d, HasAny: ok})
 		ans.Epoch, ans.Reason = d.Epoch, why
 		if allowed {
-			res := c.Command(ctx, api.Command{Kind: CommandAllow, Epoch: d.Epoch})
+			res := c.Command(ctx, api.Command{Kind: api.CommandAllow, Epoch: d.Epoch})
 			ans.Allowed = res.OK
 			if !res.OK {
 				ans.Reason = "the allowance was not recorded: " + res.Error

@@ -13,15 +13,6 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// Operators' commands.
-const (
-	CommandSwitchover = "switchover"
-	CommandPause      = "pause"
-	CommandResume     = "resume"
-	CommandFence      = "fence" // a node records that it fenced itself
-	CommandAllow      = "allow" // failover-check lets repmgrd promote
-)
-
 // commandTimeout bounds a command carried to the coordinator: a round of
 // reports and a commit.
 func (c *Controller) commandTimeout() time.Duration {
@@ -78,22 +69,22 @@ func (c *Controller) CommandFromPeer(ctx context.Context, cmd api.Command) api.C
 // lead runs a command on the coordinator.
 func (c *Controller) lead(ctx context.Context, cmd api.Command) api.CommandResult {
 	switch cmd.Kind {
-	case CommandSwitchover:
+	case api.CommandSwitchover:
 		return c.startSwitchover(ctx, cmd)
-	case CommandPause, CommandResume:
-		p := Pause{Paused: cmd.Kind == CommandPause, Reason: cmd.Reason, By: cmd.Node, At: c.opts.Now().UTC()}
+	case api.CommandPause, api.CommandResume:
+		p := Pause{Paused: cmd.Kind == api.CommandPause, Reason: cmd.Reason, By: cmd.Node, At: c.opts.Now().UTC()}
 		if err := c.commit(Entry{Version: EntryVersion, Type: EntryPause, Pause: &p}); err != nil {
 			return refused("commit %s: %v", cmd.Kind, err)
 		}
 		c.opts.Logger.Warn("automatic failover "+map[bool]string{true: "paused", false: "resumed"}[p.Paused], "by", p.By, "reason", p.Reason)
 		return api.CommandResult{OK: true}
-	case CommandFence:
+	case api.CommandFence:
 		f := api.Fence{Node: cmd.Node, At: cmd.At, Reason: cmd.Reason}
 		if err := c.commit(Entry{Version: EntryVersion, Type: EntryFence, Fence: &f}); err != nil {
 			return refused("record the fence: %v", err)
 		}
 		return api.CommandResult{OK: true}
-	case CommandAllow:
+	case api.CommandAllow:
 		return c.allow(cmd)
 	}
 	return refused("unknown command %q", cmd.Kind)

@@ -210,19 +210,24 @@ func (c *Controller) finishSwitchover(st Replicated, sw api.Switchover, reports 
 	if failure != "" {
 		what = "done without the old primary: " + failure
 	}
-	e := api.Switchover{ID: sw.ID, Phase: PhaseDone, Error: failure, Steps: []api.Step{{At: c.opts.Now().UTC(), What: what}}}
-	if err := c.commit(Entry{Version: EntryVersion, Type: EntrySwitchover, Switchover: &e}); err != nil {
+	if err := c.commitSwitchover(sw, PhaseDone, what, failure); err != nil {
 		c.opts.Logger.Warn("record the end of the switchover", "error", err)
 		return
 	}
 	c.opts.Logger.Info("switchover done", "from", sw.From, "to", sw.To, "error", failure)
 }
 
+// commitSwitchover records a step of the switchover of sw's ID, moving it
+// to phase (with error, when it failed).
+func (c *Controller) commitSwitchover(sw api.Switchover, phase, what, failure string) error {
+	e := api.Switchover{ID: sw.ID, Phase: phase, Error: failure, Steps: []api.Step{{At: c.opts.Now().UTC(), What: what}}}
+	return c.commit(Entry{Version: EntryVersion, Type: EntrySwitchover, Switchover: &e})
+}
+
 // switchoverStep records a step of a switchover, for "pgquorum
 // switchover" to print as it happens.
 func (c *Controller) switchoverStep(sw api.Switchover, what string) {
-	e := api.Switchover{ID: sw.ID, Phase: sw.Phase, Steps: []api.Step{{At: c.opts.Now().UTC(), What: what}}}
-	if err := c.commit(Entry{Version: EntryVersion, Type: EntrySwitchover, Switchover: &e}); err != nil {
+	if err := c.commitSwitchover(sw, sw.Phase, what, ""); err != nil {
 		c.opts.Logger.Debug("record a switchover step", "error", err)
 	}
 }
@@ -233,8 +238,7 @@ func lsnText(lsn int64) string { return fmt.Sprintf("%X/%X", uint64(lsn)>>32, ui
 // abortSwitchover gives a switchover up before the promotion: the old
 // primary starts again as it was.
 func (c *Controller) abortSwitchover(sw api.Switchover, why string) {
-	e := api.Switchover{ID: sw.ID, Phase: PhaseAborted, Error: why, Steps: []api.Step{{At: c.opts.Now().UTC(), What: "aborted: " + why}}}
-	if err := c.commit(Entry{Version: EntryVersion, Type: EntrySwitchover, Switchover: &e}); err != nil {
+	if err := c.commitSwitchover(sw, PhaseAborted, "aborted: "+why, why); err != nil {
 		c.opts.Logger.Warn("abort the switchover", "error", err)
 		return
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -36,8 +35,8 @@ func remoteIP(r *http.Request) net.IP {
 // actions returns the controller's actions, or answers 404 when failover
 // is off on this node.
 func (s *Server) actions(w http.ResponseWriter) (Actions, bool) {
-	a, ok := s.failover.(Actions)
-	if !ok || s.failover == nil {
+	a, ok := s.failover.(Actions) // false for a nil Failover too
+	if !ok {
 		writeJSON(w, http.StatusNotFound, errorBody("failover.mode is off on this node"))
 		return nil, false
 	}
@@ -46,9 +45,7 @@ func (s *Server) actions(w http.ResponseWriter) (Actions, bool) {
 
 // decodeBody reads a small JSON body into v; an empty body leaves v as is.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, api.MaxVoteBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+	if err := api.DecodeStrict(http.MaxBytesReader(w, r.Body, api.MaxVoteBody), v); err != nil && !errors.Is(err, io.EOF) {
 		writeJSON(w, http.StatusBadRequest, errorBody("decode request: "+err.Error()))
 		return false
 	}
@@ -77,7 +74,7 @@ func (s *Server) handleSwitchover(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody("to: want the name of the standby to switch over to"))
 		return
 	}
-	writeResult(w, a.Command(r.Context(), api.Command{Kind: "switchover", To: req.To}))
+	writeResult(w, a.Command(r.Context(), api.Command{Kind: api.CommandSwitchover, To: req.To}))
 }
 
 // handleShowSwitchover shows the latest switchover, as the Raft log has it.
@@ -103,7 +100,7 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	writeResult(w, a.Command(r.Context(), api.Command{Kind: "pause", Reason: req.Reason}))
+	writeResult(w, a.Command(r.Context(), api.Command{Kind: api.CommandPause, Reason: req.Reason}))
 }
 
 func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +108,7 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeResult(w, a.Command(r.Context(), api.Command{Kind: "resume"}))
+	writeResult(w, a.Command(r.Context(), api.Command{Kind: api.CommandResume}))
 }
 
 // handleCommand is the coordinator's side of a command forwarded by a

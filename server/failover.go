@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/pgquorum/pgquorum/api"
@@ -24,9 +23,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.ReportRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, api.MaxVoteBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := api.DecodeStrict(http.MaxBytesReader(w, r.Body, api.MaxVoteBody), &req); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decode report request: " + err.Error()})
 		return
 	}
