@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/pgquorum/pgquorum/api"
 	"io"
 	"path/filepath"
 	"sort"
@@ -84,16 +85,9 @@ func (s Security) Files(node string) auth.Files {
 		PeerCA: s.PeerCA, PeerCert: s.PeerCert, PeerKey: s.PeerKey, Node: node}
 }
 
-// Failover modes.
-const (
-	ModeOff      = "off"      // report only
-	ModePgquorum = "pgquorum" // pgquorum's controller fails over through repmgr
-	ModeRepmgrd  = "repmgrd"  // repmgrd fails over; pgquorum failover-check gates it
-)
-
 // Failover is the failover.* section.
 type Failover struct {
-	Mode             string
+	Mode             api.FailoverMode
 	Profile          string
 	RaftListen       string
 	RaftDir          string
@@ -115,7 +109,7 @@ type Failover struct {
 }
 
 // Enabled tells whether pgquorum acts, beyond reporting.
-func (f Failover) Enabled() bool { return f.Mode != ModeOff && f.Mode != "" }
+func (f Failover) Enabled() bool { return f.Mode != api.ModeOff && f.Mode != "" }
 
 // Load reads file (if any) into v, rejects unknown keys in the file and
 // the environment, and validates every value. All problems are reported at
@@ -132,7 +126,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 	}
 	errs = append(errs, unknownEnvKeys(environ)...)
 	p := &valueParser{v: v}
-	profile := p.oneOf("failover.profile", "default", "fast")
+	profile := oneOf(p, "failover.profile", "default", "fast")
 	p.profile = Profiles[profile]
 	if p.profile == nil {
 		p.profile = Profiles["default"] // already reported; read the rest anyway
@@ -145,7 +139,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 			TLSCert:           p.str("server.tls_cert"),
 			TLSKey:            p.str("server.tls_key"),
 			TLSClientCA:       p.str("server.tls_client_ca"),
-			TLSClientAuth:     auth.ClientAuth(p.oneOf("server.tls_client_auth", "none", "optional", "required")),
+			TLSClientAuth:     auth.ClientAuth(oneOf(p, "server.tls_client_auth", "none", "optional", "required")),
 			AdminToken:        p.secret("server.admin_token"),
 			AdminClients:      p.list("server.admin_clients"),
 			RequireAuthChecks: p.boolean("server.require_auth_for_checks"),
@@ -164,10 +158,10 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 		PeerTimeout:      p.positiveDuration("consensus.peer_timeout"),
 		PeerPort:         p.intRange("consensus.peer_port", 1, 65535),
 		Peers:            p.peers("consensus.peers"),
-		Scope:            p.oneOf("consensus.scope", "cluster", "site"),
+		Scope:            oneOf(p, "consensus.scope", "cluster", "site"),
 		StateDir:         p.dir("consensus.state_dir"),
 		Failover: Failover{
-			Mode:             p.oneOf("failover.mode", ModeOff, ModePgquorum, ModeRepmgrd),
+			Mode:             oneOf(p, "failover.mode", api.FailoverModes...),
 			Profile:          profile,
 			RaftListen:       p.hostPort("failover.raft_listen", false),
 			RaftDir:          p.str("failover.raft_dir"),
@@ -187,8 +181,8 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 			AutoRejoin:       p.boolean("failover.auto_rejoin"),
 			RejoinCommand:    p.str("failover.rejoin_command"),
 		},
-		LogLevel:  p.oneOf("log.level", "debug", "info", "warn", "error"),
-		LogFormat: p.oneOf("log.format", "text", "json"),
+		LogLevel:  oneOf(p, "log.level", "debug", "info", "warn", "error"),
+		LogFormat: oneOf(p, "log.format", "text", "json"),
 	}
 	errs = append(errs, p.errs...)
 	errs = append(errs, c.fillFromRepmgr()...)
@@ -267,7 +261,7 @@ func (c *Config) checkFailover() []error {
 	if f.RaftDir == "" {
 		errs = append(errs, fmt.Errorf("failover.raft_dir: required with failover.mode %s (or set consensus.state_dir)", f.Mode))
 	}
-	if c.RepmgrConfigFile == "" && f.Mode == ModePgquorum && (f.PromoteCommand == "" || f.FollowCommand == "") {
+	if c.RepmgrConfigFile == "" && f.Mode == api.ModePgquorum && (f.PromoteCommand == "" || f.FollowCommand == "") {
 		errs = append(errs, fmt.Errorf("repmgr.config_file: required with failover.mode %s for the default promote and follow commands", f.Mode))
 	}
 	if c.RepmgrConfigFile == "" && f.AutoRejoin && f.RejoinCommand == "" {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"github.com/pgquorum/pgquorum/api"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func checkAccepted(t *testing.T, doc string, c Config) {
 		fail("consensus.cache_ttl", c.CacheTTL)
 	case c.Scope != "cluster" && c.Scope != "site":
 		fail("consensus.scope", c.Scope)
-	case !c.Failover.Enabled() && c.Failover.Mode != ModeOff:
+	case !c.Failover.Enabled() && c.Failover.Mode != api.ModeOff:
 		fail("failover.mode", c.Failover.Mode)
 	case c.Failover.SwitchoverMaxLag < 0:
 		fail("failover.switchover_max_lag", c.Failover.SwitchoverMaxLag)

@@ -91,14 +91,16 @@ func (p *valueParser) parseDuration(key string) (time.Duration, error) {
 	return 0, errors.New("not a string")
 }
 
-func (p *valueParser) oneOf(key string, allowed ...string) string {
+func oneOf[T ~string](p *valueParser, key string, allowed ...T) T {
 	s := strings.ToLower(p.str(key))
+	names := make([]string, 0, len(allowed))
 	for _, a := range allowed {
-		if s == a {
-			return s
+		if s == string(a) {
+			return a
 		}
+		names = append(names, string(a))
 	}
-	p.fail(key, "one of "+strings.Join(allowed, ", "), p.get(key))
+	p.fail(key, "one of "+strings.Join(names, ", "), p.get(key))
 	return ""
 }
 

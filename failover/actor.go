@@ -11,21 +11,10 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// What a node does for a committed decision.
-const (
-	actionPromote = "promote" // the chosen standby promotes itself
-	actionRepoint = "repoint" // the others stream from it at once, by primary_conninfo and a reload
-	actionFollow  = "follow"  // then, once it is promoted, follow it the repmgr way
-	actionDemote  = "demote"  // a switchover's old primary steps down and stops
-	actionRestart = "restart" // and starts again when the switchover is aborted
-	actionRejoin  = "rejoin"  // a former primary comes back as a standby
-	actionFence   = "fence"   // a primary that must take no more writes
-)
-
 // oneShot are the actions tried once per decision: a failure is reported
 // and left to the coordinator or the operator, never retried in a loop.
-func oneShot(kind string) bool {
-	return kind == actionPromote || kind == actionDemote || kind == actionRejoin || kind == actionFence
+func oneShot(kind api.ActionKind) bool {
+	return kind == api.ActionPromote || kind == api.ActionDemote || kind == api.ActionRejoin || kind == api.ActionFence
 }
 
 // maxAttempts bounds how often an action is tried for one decision.
@@ -33,7 +22,7 @@ const maxAttempts = 3
 
 type actKey struct {
 	epoch uint64
-	kind  string
+	kind  api.ActionKind
 }
 
 // act runs this node's part of the committed decisions: on every change of
@@ -85,7 +74,7 @@ func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
 		c.stepRejoin(ctx, st, attempts)
 		return
 	}
-	if c.opts.Mode == ModeRepmgrd {
+	if c.opts.Mode == api.ModeRepmgrd {
 		return // repmgrd promotes and follows; failover-check gates it
 	}
 	me, registered := repmgr.ByName(f.Facts.Nodes, c.opts.Self)
@@ -94,7 +83,7 @@ func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
 	case !registered || !known || !f.Facts.InRecovery:
 		return // a primary that is not the committed one is for fencing to handle
 	case d.Primary == c.opts.Self:
-		c.try(ctx, attempts, d, actionPromote, func(ctx context.Context) error {
+		c.try(ctx, attempts, d, api.ActionPromote, func(ctx context.Context) error {
 			out, err := c.actions.Promote(ctx, d)
 			c.opts.Logger.Info("promote command", "epoch", d.Epoch, "output", out, "error", err)
 			return err
@@ -116,14 +105,14 @@ func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
 	// Until its promotion is recorded, stream from the chosen node at once,
 	// so as to vouch for it the moment it is promoted.
 	if up, streams := consensus.Upstream(f.Facts); d.PromotedAt == nil && (!streams || up.ID != primary.ID) {
-		c.try(ctx, attempts, d, actionRepoint, func(ctx context.Context) error {
+		c.try(ctx, attempts, d, api.ActionRepoint, func(ctx context.Context) error {
 			return c.actions.Repoint(ctx, primary)
 		})
 	}
 	if inRecovery {
 		return // follow it the repmgr way once it is promoted
 	}
-	c.try(ctx, attempts, d, actionFollow, func(ctx context.Context) error {
+	c.try(ctx, attempts, d, api.ActionFollow, func(ctx context.Context) error {
 		out, err := c.actions.Follow(ctx, d, primary)
 		c.opts.Logger.Info("follow command", "epoch", d.Epoch, "primary", d.Primary, "output", out, "error", err)
 		return err
@@ -135,7 +124,7 @@ var errNotTried = errors.New("not tried")
 
 // try runs an action for decision d unless it already succeeded, failed too
 // often, or failed too recently; a newer decision cancels it.
-func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d api.Decision, kind string, fn func(context.Context) error) error {
+func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d api.Decision, kind api.ActionKind, fn func(context.Context) error) error {
 	k := actKey{d.Epoch, kind}
 	a := attempts[k]
 	if a == nil {
@@ -159,7 +148,7 @@ func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d ap
 	cancel()
 	c.setActing(ctx, "")
 	a.ok = err == nil
-	rec := &api.Action{Epoch: d.Epoch, Kind: kind, Done: err == nil, Failed: err != nil && a.n >= maxAttempts}
+	rec := &api.Progress{Epoch: d.Epoch, Kind: kind, Done: err == nil, Failed: err != nil && a.n >= maxAttempts}
 	if oneShot(kind) && err != nil {
 		// The coordinator chooses again (promote), aborts the switchover
 		// (demote), or the operator takes over (rejoin, fence).
@@ -176,7 +165,7 @@ func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d ap
 	return err
 }
 
-func (c *Controller) setActing(ctx context.Context, kind string) {
+func (c *Controller) setActing(ctx context.Context, kind api.ActionKind) {
 	c.mu.Lock()
 	c.acting = kind
 	c.mu.Unlock()

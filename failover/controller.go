@@ -19,7 +19,7 @@ import (
 // Options configure a Controller.
 type Options struct {
 	Self            string
-	Mode            string // ModePgquorum or ModeRepmgrd
+	Mode            api.FailoverMode // api.ModePgquorum or api.ModeRepmgrd
 	Grace           time.Duration
 	Cooldown        time.Duration
 	CommandTimeout  time.Duration
@@ -32,7 +32,7 @@ type Options struct {
 	// before it stops: HAProxy marks it down meanwhile, and new clients
 	// then queue for the new primary rather than meet a refused connection.
 	SwitchoverDrain time.Duration
-	// Fence is FenceOff, FenceStop or an operator's command.
+	// Fence is api.FenceOff, api.FenceStop or an operator's command.
 	Fence      string
 	FenceAfter time.Duration
 	AutoRejoin bool
@@ -41,18 +41,6 @@ type Options struct {
 	Logger     *slog.Logger
 	Now        func() time.Time // optional; time.Now
 }
-
-// Modes in which a Controller runs.
-const (
-	ModePgquorum = "pgquorum" // it promotes and re-points through repmgr
-	ModeRepmgrd  = "repmgrd"  // repmgrd does, once failover-check allows it
-)
-
-// Fence policies besides an operator's command.
-const (
-	FenceOff  = "off"
-	FenceStop = "stop"
-)
 
 // Local is the local node as the verdict sees it; *consensus.Checker is one.
 type Local interface {
@@ -106,22 +94,22 @@ type Controller struct {
 
 	mu           sync.Mutex
 	node         *raftNode
-	phase        phaseSeen // the coordinator's phase, as it last told this node (or this node's own, as coordinator)
-	coordPhase   phaseSeen // this node's own phase as coordinator, from its previous round
-	acting       string    // action in progress
-	lastState    State
-	done         map[uint64]*api.Action // this node's action per epoch
-	excluded     map[string]exclusion   // standbys whose promotion failed
-	silent       bool                   // the primary's pgquorum did not answer the last round
-	lastHandOver time.Time              // when leadership was last passed on
-	demotedFor   uint64                 // ID+1 of the switchover this node stepped down and stopped for; 0: none
-	caughtUpWait map[uint64]time.Time   // per switchover: when the coordinator saw the old primary stopped
-	promotedSeen map[uint64]bool        // per switchover: its target's promotion was recorded as a step
-	unknownSince time.Time              // since when the local verdict has been 509
-	fencedFor    string                 // why this node fenced itself, until the episode ends
-	lastFence    string                 // the same, shown until the node runs again (as a standby)
-	fences       []api.Fence            // fences not yet recorded in the Raft log
-	flushing     bool                   // fences are being recorded
+	phase        phaseSeen      // the coordinator's phase, as it last told this node (or this node's own, as coordinator)
+	coordPhase   phaseSeen      // this node's own phase as coordinator, from its previous round
+	acting       api.ActionKind // action in progress
+	lastState    api.FailoverState
+	done         map[uint64]*api.Progress // this node's action per epoch
+	excluded     map[string]exclusion     // standbys whose promotion failed
+	silent       bool                     // the primary's pgquorum did not answer the last round
+	lastHandOver time.Time                // when leadership was last passed on
+	demotedFor   uint64                   // ID+1 of the switchover this node stepped down and stopped for; 0: none
+	caughtUpWait map[uint64]time.Time     // per switchover: when the coordinator saw the old primary stopped
+	promotedSeen map[uint64]bool          // per switchover: its target's promotion was recorded as a step
+	unknownSince time.Time                // since when the local verdict has been 509
+	fencedFor    string                   // why this node fenced itself, until the episode ends
+	lastFence    string                   // the same, shown until the node runs again (as a standby)
+	fences       []api.Fence              // fences not yet recorded in the Raft log
+	flushing     bool                     // fences are being recorded
 }
 
 // exclusion keeps a standby whose promotion failed out of the elections
@@ -132,7 +120,7 @@ type exclusion struct {
 }
 
 type phaseSeen struct {
-	state  State
+	state  api.FailoverState
 	reason string
 	at     time.Time
 }
@@ -146,7 +134,7 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Controller{opts: opts, local: local, actions: actions, peers: peers, fsm: NewFSM(),
-		det: &Detector{Grace: opts.Grace}, done: map[uint64]*api.Action{}, excluded: map[string]exclusion{},
+		det: &Detector{Grace: opts.Grace}, done: map[uint64]*api.Progress{}, excluded: map[string]exclusion{},
 		caughtUpWait: map[uint64]time.Time{}, promotedSeen: map[uint64]bool{}}
 }
 
@@ -232,7 +220,7 @@ func (c *Controller) ready() bool {
 func (c *Controller) Status(ctx context.Context) api.FailoverStatus {
 	st := c.fsm.State()
 	state, reason := c.nodeState(ctx, st)
-	fs := api.FailoverStatus{Mode: c.opts.Mode, State: string(state), Epoch: st.Epoch, Primary: st.Primary,
+	fs := api.FailoverStatus{Mode: c.opts.Mode, State: state, Epoch: st.Epoch, Primary: st.Primary,
 		Coordinator: c.coordinator(), Reason: reason, Paused: st.Paused()}
 	if fs.Paused {
 		fs.PauseReason = st.Pause.Reason
@@ -243,7 +231,7 @@ func (c *Controller) Status(ctx context.Context) api.FailoverStatus {
 	return fs
 }
 
-func (c *Controller) nodeState(ctx context.Context, st Replicated) (State, string) {
+func (c *Controller) nodeState(ctx context.Context, st Replicated) (api.FailoverState, string) {
 	f := c.local.Facts(ctx)
 	v := NodeView{Enabled: true, Self: c.opts.Self, DBUp: f.ProbeErr == nil && f.IdentityErr == nil,
 		InRecovery: f.Facts.InRecovery, Primary: st.Primary}
@@ -261,11 +249,11 @@ func (c *Controller) nodeState(ctx context.Context, st Replicated) (State, strin
 	}
 	c.mu.Lock()
 	v.Acting, v.Fenced = c.acting, c.lastFence
-	if sw, ok := st.Switchover(); ok && sw.Phase == PhaseDemoting && (c.demotedFor == sw.ID+1 || c.acting == actionDemote) {
+	if sw, ok := st.Switchover(); ok && sw.Phase == api.PhaseDemoting && (c.demotedFor == sw.ID+1 || c.acting == api.ActionDemote) {
 		v.Demoting = sw.To
 	}
 	if p := c.phase; c.opts.Now().Sub(p.at) < 3*c.opts.RefreshInterval+c.opts.PeerTimeout {
-		v.Phase, v.PhaseReason = string(p.state), p.reason
+		v.Phase, v.PhaseReason = p.state, p.reason
 	}
 	c.mu.Unlock()
 	return NodeState(v)
@@ -276,9 +264,9 @@ func (c *Controller) noteState(ctx context.Context) {
 	s := c.Status(ctx)
 	c.mu.Lock()
 	prev := c.lastState
-	c.lastState = State(s.State)
+	c.lastState = api.FailoverState(s.State)
 	c.mu.Unlock()
-	if prev != State(s.State) {
+	if prev != api.FailoverState(s.State) {
 		c.opts.Logger.Info("failover state changed", "from", string(prev), "to", s.State, "reason", s.Reason,
 			"epoch", s.Epoch, "primary", s.Primary, "coordinator", s.Coordinator)
 	}
@@ -304,7 +292,7 @@ func (c *Controller) History() api.HistoryBody {
 func (c *Controller) Report(ctx context.Context, req api.ReportRequest) api.Report {
 	if req.Coordinator != "" && req.Coordinator != c.opts.Self {
 		c.mu.Lock()
-		c.phase = phaseSeen{state: State(req.Phase), reason: req.PhaseReason, at: c.opts.Now()}
+		c.phase = phaseSeen{state: api.FailoverState(req.Phase), reason: req.PhaseReason, at: c.opts.Now()}
 		c.mu.Unlock()
 	}
 	r := c.ownReport(ctx)
@@ -316,7 +304,7 @@ func (c *Controller) Report(ctx context.Context, req api.ReportRequest) api.Repo
 
 func (c *Controller) ownReport(ctx context.Context) api.Report {
 	f := c.local.Facts(ctx)
-	r := api.Report{Protocol: api.VoteProtocol, Node: c.opts.Self, DBUp: f.ProbeErr == nil && f.IdentityErr == nil,
+	r := api.Report{Protocol: api.ReportProtocol, Node: c.opts.Self, DBUp: f.ProbeErr == nil && f.IdentityErr == nil,
 		InRecovery: f.Facts.InRecovery, Timeline: f.Facts.Server.Timeline,
 		RepmgrdRunning: f.Facts.Repmgrd.Running, RepmgrdPaused: f.Facts.Repmgrd.Paused}
 	switch {

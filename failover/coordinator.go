@@ -41,7 +41,7 @@ func (c *Controller) coordinate(ctx context.Context) {
 			c.coordPhase = c.phase
 			c.mu.Unlock()
 			c.noteState(ctx)
-			if phase == StateSuspect || phase == StateSwitchover {
+			if phase == api.FailoverSuspect || phase == api.FailoverSwitchover {
 				// Decide as soon as the grace is over, or the old
 				// primary has stopped, not at the next refresh.
 				next = min(next, suspectInterval)
@@ -81,7 +81,7 @@ func (c *Controller) handOver(r *raft.Raft) bool {
 const suspectInterval = 100 * time.Millisecond
 
 // round is one round of the coordinator; it returns the cluster's phase.
-func (c *Controller) round(ctx context.Context) (State, string) {
+func (c *Controller) round(ctx context.Context) (api.FailoverState, string) {
 	nodes := c.local.KnownNodes()
 	st := c.fsm.State()
 	c.mu.Lock()
@@ -91,8 +91,8 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 	}
 	prev := c.coordPhase
 	c.mu.Unlock()
-	req := api.ReportRequest{Protocol: api.VoteProtocol, Coordinator: c.opts.Self,
-		Phase: string(prev.state), PhaseReason: prev.reason, ProbeNode: probe}
+	req := api.ReportRequest{Protocol: api.ReportProtocol, Coordinator: c.opts.Self,
+		Phase: prev.state, PhaseReason: prev.reason, ProbeNode: probe}
 	reports := c.gather(ctx, nodes, req)
 	silent := st.Primary != "" && reports[st.Primary] == nil
 	if silent && probe == "" {
@@ -119,7 +119,7 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 	}
 	lost, ok := repmgr.ByName(nodes, st.Primary)
 	if !ok {
-		return StateBlocked, fmt.Sprintf("the committed primary %s is not registered in repmgr.nodes", st.Primary)
+		return api.FailoverBlocked, fmt.Sprintf("the committed primary %s is not registered in repmgr.nodes", st.Primary)
 	}
 	latest, _ := st.Latest()
 	if p := reports[st.Primary]; latest.PromotedAt == nil && p != nil && p.DBUp && !p.InRecovery {
@@ -127,7 +127,7 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 	}
 	if st.Paused() {
 		c.det.Reset()
-		return StatePaused, fmt.Sprintf("automatic failover paused on %s at %s: %s", st.Pause.By, st.Pause.At.Format(time.RFC3339), st.Pause.Reason)
+		return api.FailoverPaused, fmt.Sprintf("automatic failover paused on %s at %s: %s", st.Pause.By, st.Pause.At.Format(time.RFC3339), st.Pause.Reason)
 	}
 	if why := c.promotionFailed(st, reports); why != "" {
 		return c.elect(ctx, st, lost, nodes, reports, why)
@@ -140,7 +140,7 @@ func (c *Controller) round(ctx context.Context) (State, string) {
 	case det.Lost:
 		return c.elect(ctx, st, lost, nodes, reports, det.Reason)
 	case det.Suspect:
-		return StateSuspect, det.Reason
+		return api.FailoverSuspect, det.Reason
 	}
 	return "", ""
 }
@@ -225,7 +225,7 @@ func adoptable(st Replicated, reports map[string]*api.Report) string {
 // answering 200 (pgquorum starting while the primary is down, or in its
 // quiet period), it adopts the active primary that the metadata of a
 // majority of the registered nodes names, so that a failover is possible.
-func (c *Controller) adopt(st Replicated, nodes []repmgr.Node, reports map[string]*api.Report) (State, string) {
+func (c *Controller) adopt(st Replicated, nodes []repmgr.Node, reports map[string]*api.Report) (api.FailoverState, string) {
 	cl := claimants(reports)
 	var d api.Decision
 	switch {
@@ -236,11 +236,11 @@ func (c *Controller) adopt(st Replicated, nodes []repmgr.Node, reports map[strin
 		name, who := namedByMajority(nodes, reports)
 		n, ok := repmgr.ByName(nodes, name)
 		if !ok {
-			return StateJoining, "waiting for a node answering 200, or a majority naming the same primary, to adopt"
+			return api.FailoverJoining, "waiting for a node answering 200, or a majority naming the same primary, to adopt"
 		}
 		d = api.Decision{Primary: n.Name, PrimaryID: n.ID, Reason: "adopted: the active primary the metadata of " + strings.Join(who, ", ") + " names"}
 	default:
-		return StateJoining, fmt.Sprintf("waiting for exactly one node answering 200 to adopt as the primary (now: %v)", cl)
+		return api.FailoverJoining, fmt.Sprintf("waiting for exactly one node answering 200 to adopt as the primary (now: %v)", cl)
 	}
 	d.Epoch, d.At, d.OldPrimary = st.Epoch+1, c.opts.Now().UTC(), st.Primary
 	if st.Epoch > 0 {
@@ -249,7 +249,7 @@ func (c *Controller) adopt(st Replicated, nodes []repmgr.Node, reports map[strin
 		d.PromotedAt = &now
 	}
 	if err := c.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d}); err != nil {
-		return StateJoining, "adopting " + d.Primary + ": " + err.Error()
+		return api.FailoverJoining, "adopting " + d.Primary + ": " + err.Error()
 	}
 	c.det.Reset()
 	c.opts.Logger.Info("failover decision committed", "epoch", d.Epoch, "primary", d.Primary, "old_primary", d.OldPrimary, "reason", d.Reason)
@@ -277,7 +277,7 @@ func (c *Controller) promotionFailed(st Replicated, reports map[string]*api.Repo
 	if !ok || d.PromotedAt != nil || p == nil || !p.DBUp || !p.InRecovery {
 		return ""
 	}
-	if a := p.Action; a != nil && a.Epoch == d.Epoch && a.Kind == actionPromote && a.Failed {
+	if a := p.Action; a != nil && a.Epoch == d.Epoch && a.Kind == api.ActionPromote && a.Failed {
 		return fmt.Sprintf("the promotion of %s failed: %s", d.Primary, a.Error)
 	}
 	if c.opts.Now().Sub(d.At) > c.opts.CommandTimeout+c.opts.Grace {
@@ -288,13 +288,13 @@ func (c *Controller) promotionFailed(st Replicated, reports map[string]*api.Repo
 
 // elect chooses and commits the successor of lost, unless something forbids
 // acting now: repmgrd, the cooldown, or no candidate.
-func (c *Controller) elect(ctx context.Context, st Replicated, lost repmgr.Node, nodes []repmgr.Node, reports map[string]*api.Report, why string) (State, string) {
-	if blocked := repmgrdActive(reports); blocked != "" && c.opts.Mode != ModeRepmgrd {
-		return StateBlocked, why + "; but " + blocked
+func (c *Controller) elect(ctx context.Context, st Replicated, lost repmgr.Node, nodes []repmgr.Node, reports map[string]*api.Report, why string) (api.FailoverState, string) {
+	if blocked := repmgrdActive(reports); blocked != "" && c.opts.Mode != api.ModeRepmgrd {
+		return api.FailoverBlocked, why + "; but " + blocked
 	}
 	latest, _ := st.Latest()
 	if last := st.LastPromotion(); !last.IsZero() && c.opts.Now().Sub(last) < c.opts.Cooldown {
-		return StateBlocked, fmt.Sprintf("%s; but the last promotion was %s ago, within failover.cooldown %s",
+		return api.FailoverBlocked, fmt.Sprintf("%s; but the last promotion was %s ago, within failover.cooldown %s",
 			why, c.opts.Now().Sub(last).Round(time.Second), c.opts.Cooldown)
 	}
 	failedPromotion := latest.PromotedAt == nil && latest.OldPrimary != ""
@@ -314,16 +314,16 @@ func (c *Controller) elect(ctx context.Context, st Replicated, lost repmgr.Node,
 	c.mu.Unlock()
 	e, err := Elect(lost, c.opts.Locations, nodes, reports, exclude)
 	if err != nil {
-		return StateBlocked, why + "; but " + err.Error()
+		return api.FailoverBlocked, why + "; but " + err.Error()
 	}
 	d := api.Decision{Epoch: st.Epoch + 1, At: c.opts.Now().UTC(), Primary: e.Winner.Name, PrimaryID: e.Winner.ID,
 		OldPrimary: st.Primary, Reason: why + "; chose " + e.Reason}
 	c.mu.Lock()
-	c.phase = phaseSeen{state: StateElecting, reason: d.Reason, at: c.opts.Now()}
+	c.phase = phaseSeen{state: api.FailoverElecting, reason: d.Reason, at: c.opts.Now()}
 	c.coordPhase = c.phase
 	c.mu.Unlock()
 	if err := c.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d}); err != nil {
-		return StateElecting, "committing " + e.Winner.Name + ": " + err.Error()
+		return api.FailoverElecting, "committing " + e.Winner.Name + ": " + err.Error()
 	}
 	c.det.Reset()
 	c.opts.Logger.Warn("failover decision committed", "epoch", d.Epoch, "primary", d.Primary, "old_primary", d.OldPrimary,

@@ -13,13 +13,13 @@ var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
 // up is a report of a node whose database is up, answering /state with s.
 func up(name string, s api.State) *api.Report {
-	return &api.Report{Protocol: api.VoteProtocol, Node: name, State: s, DBUp: true, InRecovery: s == api.StateStandby}
+	return &api.Report{Protocol: api.ReportProtocol, Node: name, State: s, DBUp: true, InRecovery: s == api.StateStandby}
 }
 
 // down is the committed primary's own report that its database fails, since
 // downFor by its own clock.
 func down(name string, downFor time.Duration) *api.Report {
-	return &api.Report{Protocol: api.VoteProtocol, Node: name, State: api.StateDown, DBError: "connection refused",
+	return &api.Report{Protocol: api.ReportProtocol, Node: name, State: api.StateDown, DBError: "connection refused",
 		DownForMS: downFor.Milliseconds()}
 }
 

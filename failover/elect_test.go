@@ -26,7 +26,7 @@ var (
 // standby is the report of n, an up standby on timeline tl that received
 // WAL up to lsn.
 func standby(n repmgr.Node, tl int, lsn int64) *api.Report {
-	return &api.Report{Protocol: api.VoteProtocol, Node: n.Name, NodeID: n.ID, Location: n.Location, Priority: n.Priority,
+	return &api.Report{Protocol: api.ReportProtocol, Node: n.Name, NodeID: n.ID, Location: n.Location, Priority: n.Priority,
 		Type: n.Type, State: api.StateStandby, DBUp: true, InRecovery: true, Timeline: tl, ReceivedLSN: lsn}
 }
 

@@ -37,7 +37,7 @@ type FenceView struct {
 // answered 509 for FenceAfter.
 func FenceReason(v FenceView) string {
 	switch {
-	case v.Policy == FenceOff || v.Policy == "" || v.Paused:
+	case v.Policy == api.FenceOff || v.Policy == "" || v.Paused:
 		return ""
 	case !v.DBUp || v.InRecovery || !v.Registered:
 		return ""
@@ -73,7 +73,7 @@ func (c *Controller) stepFence(ctx context.Context, st Replicated, f *consensus.
 	v := FenceView{Policy: c.opts.Fence, Self: c.opts.Self, DBUp: up, InRecovery: f.Facts.InRecovery,
 		Registered: registered, Ready: c.ready(), Primary: st.Primary, Epoch: st.Epoch, UnknownFor: unknownFor,
 		FenceAfter: c.opts.FenceAfter, Paused: st.Paused()}
-	if v.Policy != FenceOff && up && !v.InRecovery && v.Ready && st.Primary != "" && st.Primary != c.opts.Self {
+	if v.Policy != api.FenceOff && up && !v.InRecovery && v.Ready && st.Primary != "" && st.Primary != c.opts.Self {
 		// Probed only when it would decide.
 		if p, ok := repmgr.ByName(c.local.KnownNodes(), st.Primary); ok {
 			pctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout)
@@ -112,11 +112,11 @@ func (c *Controller) stepFence(ctx context.Context, st Replicated, f *consensus.
 	c.opts.Logger.Error("fencing this node", "policy", c.opts.Fence, "reason", why)
 	// Attempts are per epoch; a node fenced twice in one epoch (stopped,
 	// then started again by hand as primary) is fenced again.
-	delete(attempts, actKey{st.Epoch, actionFence})
-	_ = c.try(ctx, attempts, api.Decision{Epoch: st.Epoch}, actionFence, func(ctx context.Context) error {
+	delete(attempts, actKey{st.Epoch, api.ActionFence})
+	_ = c.try(ctx, attempts, api.Decision{Epoch: st.Epoch}, api.ActionFence, func(ctx context.Context) error {
 		var out string
 		var err error
-		if c.opts.Fence == FenceStop {
+		if c.opts.Fence == api.FenceStop {
 			out, err = c.actions.Stop(ctx)
 		} else {
 			out, err = c.actions.Fence(ctx, why)
@@ -193,7 +193,7 @@ func (c *Controller) stepRejoin(ctx context.Context, st Replicated, attempts map
 // when the local instance is a stopped former primary and d's primary
 // runs as one.
 func (c *Controller) rejoin(ctx context.Context, d api.Decision, attempts map[actKey]*attempt) {
-	if a := attempts[actKey{d.Epoch, actionRejoin}]; a != nil && (a.ok || a.n >= maxAttempts) {
+	if a := attempts[actKey{d.Epoch, api.ActionRejoin}]; a != nil && (a.ok || a.n >= maxAttempts) {
 		return
 	}
 	ctl, running, err := c.actions.Stopped(ctx)
@@ -209,7 +209,7 @@ func (c *Controller) rejoin(ctx context.Context, d api.Decision, attempts map[ac
 	if inRecovery, err := c.actions.InRecovery(ctx, primary); err != nil || inRecovery {
 		return // never rejoin a primary that does not answer as one
 	}
-	_ = c.try(ctx, attempts, d, actionRejoin, func(ctx context.Context) error {
+	_ = c.try(ctx, attempts, d, api.ActionRejoin, func(ctx context.Context) error {
 		out, err := c.actions.Rejoin(ctx, d, primary)
 		c.opts.Logger.Info("rejoin command", "epoch", d.Epoch, "primary", d.Primary, "control_file_state", ctl.State, "output", out, "error", err)
 		return err

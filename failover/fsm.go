@@ -22,14 +22,6 @@ const (
 	maxSwitchovers = 20
 )
 
-// Phases of a switchover.
-const (
-	PhaseDemoting  = "demoting"  // the primary steps down and stops; its successor catches up
-	PhasePromoting = "promoting" // the successor is the committed primary of the next epoch
-	PhaseDone      = "done"
-	PhaseAborted   = "aborted" // given up before the promotion: the old primary stays
-)
-
 // Replicated is the state every node holds the same, by applying the same
 // log in the same order.
 type Replicated struct {
@@ -48,7 +40,7 @@ func (r Replicated) Paused() bool { return r.Pause != nil && r.Pause.Paused }
 // Switchover is the switchover in progress (demoting or promoting), if any.
 func (r Replicated) Switchover() (api.Switchover, bool) {
 	if n := len(r.Switchovers); n > 0 {
-		if sw := r.Switchovers[n-1]; sw.Phase == PhaseDemoting || sw.Phase == PhasePromoting {
+		if sw := r.Switchovers[n-1]; sw.Phase == api.PhaseDemoting || sw.Phase == api.PhasePromoting {
 			return sw, true
 		}
 	}
@@ -157,14 +149,14 @@ func (f *FSM) applySwitchover(sw *api.Switchover) error {
 		switch {
 		case running:
 			return fmt.Errorf("%w: a switchover from %s to %s is in progress", ErrRefused, cur.From, cur.To)
-		case sw.Phase != PhaseDemoting || sw.ID != f.state.Epoch || !ok || (latest.PromotedAt == nil && latest.OldPrimary != "") || sw.From != f.state.Primary:
+		case sw.Phase != api.PhaseDemoting || sw.ID != f.state.Epoch || !ok || (latest.PromotedAt == nil && latest.OldPrimary != "") || sw.From != f.state.Primary:
 			return fmt.Errorf("%w: a switchover starts from the promoted primary of the current epoch %d", ErrRefused, f.state.Epoch)
 		}
 		f.state.Switchovers = keepLast(append(f.state.Switchovers, *sw), maxSwitchovers)
 		return nil
 	}
 	next := sw.Phase
-	if !(cur.Phase == PhaseDemoting && next == PhaseAborted) && !(cur.Phase == PhasePromoting && next == PhaseDone) && next != cur.Phase {
+	if !(cur.Phase == api.PhaseDemoting && next == api.PhaseAborted) && !(cur.Phase == api.PhasePromoting && next == api.PhaseDone) && next != cur.Phase {
 		return fmt.Errorf("%w: switchover %d cannot go from %s to %s", ErrRefused, cur.ID, cur.Phase, next)
 	}
 	last := &f.state.Switchovers[len(f.state.Switchovers)-1]
@@ -181,15 +173,15 @@ func (f *FSM) applySwitchover(sw *api.Switchover) error {
 // committed another node.
 func (f *FSM) decisionEndsDemotion(d api.Decision) {
 	cur, running := f.state.Switchover()
-	if !running || cur.Phase != PhaseDemoting {
+	if !running || cur.Phase != api.PhaseDemoting {
 		return
 	}
 	last := &f.state.Switchovers[len(f.state.Switchovers)-1]
 	step := api.Step{At: d.At, What: fmt.Sprintf("committed %s as the primary of epoch %d", d.Primary, d.Epoch)}
 	if d.Primary == cur.To {
-		last.Phase = PhasePromoting
+		last.Phase = api.PhasePromoting
 	} else {
-		last.Phase, last.Error = PhaseAborted, "superseded by the decision of epoch "+fmt.Sprint(d.Epoch)+": "+d.Reason
+		last.Phase, last.Error = api.PhaseAborted, "superseded by the decision of epoch "+fmt.Sprint(d.Epoch)+": "+d.Reason
 	}
 	last.Steps = append(last.Steps, step)
 }

@@ -18,7 +18,7 @@ import (
 // GateView is what decides the answer of failover-check, besides the
 // once-only record that the coordinator commits.
 type GateView struct {
-	Mode   string
+	Mode   api.FailoverMode
 	Self   string
 	Ready  bool
 	Latest api.Decision
@@ -31,7 +31,7 @@ type GateView struct {
 func Gate(v GateView) (allowed, final bool, why string) {
 	d := v.Latest
 	switch {
-	case v.Mode != ModeRepmgrd:
+	case v.Mode != api.ModeRepmgrd:
 		return false, true, fmt.Sprintf("failover.mode is %s, not repmgrd", v.Mode)
 	case !v.Ready:
 		return false, false, "no raft leader is heard: the committed state may be stale"

@@ -49,7 +49,7 @@ func TestCheckSwitchover(t *testing.T) {
 			state: func(r *Replicated) { r.History[0].PromotedAt = nil }},
 		{name: "during another switchover it is refused", to: "s2", maxLag: 1 << 20,
 			state: func(r *Replicated) {
-				r.Switchovers = []api.Switchover{{ID: 1, From: "p", To: "s3", Phase: PhaseDemoting}}
+				r.Switchovers = []api.Switchover{{ID: 1, From: "p", To: "s3", Phase: api.PhaseDemoting}}
 			}, err: "a switchover from p to s3 is in progress"},
 		{name: "before any decision it is refused", to: "s2", maxLag: 1 << 20,
 			state: func(r *Replicated) { *r = Replicated{} }, err: "no primary is committed"},
@@ -95,7 +95,7 @@ func TestCheckSwitchover(t *testing.T) {
 }
 
 func TestFenceReason(t *testing.T) {
-	deposed := FenceView{Policy: FenceStop, Self: "p", DBUp: true, Registered: true, Ready: true, Primary: "s2", PrimaryRuns: true,
+	deposed := FenceView{Policy: api.FenceStop, Self: "p", DBUp: true, Registered: true, Ready: true, Primary: "s2", PrimaryRuns: true,
 		Epoch: 3, FenceAfter: 10 * time.Second}
 	tests := []struct {
 		name string
@@ -103,7 +103,7 @@ func TestFenceReason(t *testing.T) {
 		want string // a part of the reason; "" for no fence
 	}{
 		{name: "a primary that is not the committed one is fenced", want: "s2 is the committed primary of epoch 3"},
-		{name: "not with failover.fence off", edit: func(v *FenceView) { v.Policy = FenceOff }},
+		{name: "not with failover.fence off", edit: func(v *FenceView) { v.Policy = api.FenceOff }},
 		{name: "not while paused", edit: func(v *FenceView) { v.Paused = true }},
 		{name: "not a standby", edit: func(v *FenceView) { v.InRecovery = true }},
 		{name: "not a stopped database", edit: func(v *FenceView) { v.DBUp = false }},
@@ -140,20 +140,20 @@ func TestGate(t *testing.T) {
 		allowed, final bool
 		why            string
 	}{
-		{name: "the committed successor is allowed", view: GateView{Mode: ModeRepmgrd, Self: "s2", Ready: true, HasAny: true, Latest: chosen},
+		{name: "the committed successor is allowed", view: GateView{Mode: api.ModeRepmgrd, Self: "s2", Ready: true, HasAny: true, Latest: chosen},
 			allowed: true, final: true, why: "s2 is the committed successor of p"},
-		{name: "another standby is refused for good", view: GateView{Mode: ModeRepmgrd, Self: "s3", Ready: true, HasAny: true, Latest: chosen},
+		{name: "another standby is refused for good", view: GateView{Mode: api.ModeRepmgrd, Self: "s3", Ready: true, HasAny: true, Latest: chosen},
 			final: true, why: "the raft group chose s2, not s3"},
-		{name: "a second allowance is refused", view: GateView{Mode: ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
+		{name: "a second allowance is refused", view: GateView{Mode: api.ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
 			Latest: func() api.Decision { d := chosen; d.AllowedAt = &at; return d }()}, final: true, why: "allowed to promote s2 for epoch 2 already"},
-		{name: "once promoted, refused", view: GateView{Mode: ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
+		{name: "once promoted, refused", view: GateView{Mode: api.ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
 			Latest: func() api.Decision { d := chosen; d.PromotedAt = &at; return d }()}, final: true, why: "promoted already"},
-		{name: "no decision yet: wait", view: GateView{Mode: ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
+		{name: "no decision yet: wait", view: GateView{Mode: api.ModeRepmgrd, Self: "s2", Ready: true, HasAny: true,
 			Latest: api.Decision{Epoch: 1, Primary: "p", PromotedAt: &at}}, why: "p is the committed primary (epoch 1): a majority has not confirmed its loss"},
-		{name: "no raft leader: wait", view: GateView{Mode: ModeRepmgrd, Self: "s2", HasAny: true, Latest: chosen}, why: "no raft leader"},
-		{name: "in pgquorum mode, refused", view: GateView{Mode: ModePgquorum, Self: "s2", Ready: true, HasAny: true, Latest: chosen},
+		{name: "no raft leader: wait", view: GateView{Mode: api.ModeRepmgrd, Self: "s2", HasAny: true, Latest: chosen}, why: "no raft leader"},
+		{name: "in pgquorum mode, refused", view: GateView{Mode: api.ModePgquorum, Self: "s2", Ready: true, HasAny: true, Latest: chosen},
 			final: true, why: "not repmgrd"},
-		{name: "the adopted first primary has nothing to promote", view: GateView{Mode: ModeRepmgrd, Self: "p", Ready: true, HasAny: true,
+		{name: "the adopted first primary has nothing to promote", view: GateView{Mode: api.ModeRepmgrd, Self: "p", Ready: true, HasAny: true,
 			Latest: api.Decision{Epoch: 1, Primary: "p"}}, final: true, why: "nothing to promote"},
 	}
 	for _, tt := range tests {
@@ -175,8 +175,8 @@ func promoted(epoch uint64) Entry {
 }
 
 func TestFSMOperatorEntries(t *testing.T) {
-	start := api.Switchover{ID: 1, From: "n1", To: "n2", Phase: PhaseDemoting, Steps: []api.Step{{What: "checked"}}}
-	step := func(phase, what string) Entry {
+	start := api.Switchover{ID: 1, From: "n1", To: "n2", Phase: api.PhaseDemoting, Steps: []api.Step{{What: "checked"}}}
+	step := func(phase api.SwitchoverPhase, what string) Entry {
 		return switchoverEntry(api.Switchover{ID: 1, Phase: phase, Steps: []api.Step{{What: what}}})
 	}
 	base := []Entry{decision(1, "n1"), promoted(1)}
@@ -213,20 +213,20 @@ func TestFSMOperatorEntries(t *testing.T) {
 		{name: "a fence without a node is refused", entries: []Entry{{Version: EntryVersion, Type: EntryFence, Fence: &api.Fence{}}}, refused: "without a node"},
 		{name: "a switchover starts from the promoted primary", entries: []Entry{switchoverEntry(start)},
 			check: func(t *testing.T, st Replicated) {
-				if sw, ok := st.Switchover(); !ok || sw.Phase != PhaseDemoting {
+				if sw, ok := st.Switchover(); !ok || sw.Phase != api.PhaseDemoting {
 					t.Fatalf("switchover %+v, %v", sw, ok)
 				}
 			}},
 		{name: "not before the primary is promoted", base: []Entry{decision(1, "n1"), failover}, entries: []Entry{
-			switchoverEntry(api.Switchover{ID: 2, From: "n2", To: "n1", Phase: PhaseDemoting})}, refused: "starts from the promoted primary"},
+			switchoverEntry(api.Switchover{ID: 2, From: "n2", To: "n1", Phase: api.PhaseDemoting})}, refused: "starts from the promoted primary"},
 		{name: "from an adopted primary", base: []Entry{decision(1, "n1")}, entries: []Entry{switchoverEntry(start)}},
 		{name: "not from another node than the primary", entries: []Entry{
-			switchoverEntry(api.Switchover{ID: 1, From: "n3", To: "n2", Phase: PhaseDemoting})}, refused: "starts from the promoted primary"},
+			switchoverEntry(api.Switchover{ID: 1, From: "n3", To: "n2", Phase: api.PhaseDemoting})}, refused: "starts from the promoted primary"},
 		{name: "not from a stale epoch", entries: []Entry{
-			switchoverEntry(api.Switchover{ID: 0, From: "n1", To: "n2", Phase: PhaseDemoting})}, refused: "starts from the promoted primary"},
+			switchoverEntry(api.Switchover{ID: 0, From: "n1", To: "n2", Phase: api.PhaseDemoting})}, refused: "starts from the promoted primary"},
 		{name: "not two at once", entries: []Entry{switchoverEntry(start),
-			switchoverEntry(api.Switchover{ID: 2, From: "n1", To: "n3", Phase: PhaseDemoting})}, refused: "in progress"},
-		{name: "steps are appended", entries: []Entry{switchoverEntry(start), step(PhaseDemoting, "stopped")},
+			switchoverEntry(api.Switchover{ID: 2, From: "n1", To: "n3", Phase: api.PhaseDemoting})}, refused: "in progress"},
+		{name: "steps are appended", entries: []Entry{switchoverEntry(start), step(api.PhaseDemoting, "stopped")},
 			check: func(t *testing.T, st Replicated) {
 				if sw, _ := st.Switchover(); len(sw.Steps) != 2 || sw.Steps[1].What != "stopped" {
 					t.Fatalf("steps %+v", sw.Steps)
@@ -234,29 +234,29 @@ func TestFSMOperatorEntries(t *testing.T) {
 			}},
 		{name: "the decision for its target moves it to promoting", entries: []Entry{switchoverEntry(start), decision(2, "n2")},
 			check: func(t *testing.T, st Replicated) {
-				if sw, _ := st.Switchover(); sw.Phase != PhasePromoting || st.Primary != "n2" {
+				if sw, _ := st.Switchover(); sw.Phase != api.PhasePromoting || st.Primary != "n2" {
 					t.Fatalf("switchover %+v, primary %s", sw, st.Primary)
 				}
 			}},
 		{name: "a decision for another node aborts it", entries: []Entry{switchoverEntry(start), decision(2, "n3")},
 			check: func(t *testing.T, st Replicated) {
 				last := st.Switchovers[len(st.Switchovers)-1]
-				if last.Phase != PhaseAborted || !strings.Contains(last.Error, "superseded") {
+				if last.Phase != api.PhaseAborted || !strings.Contains(last.Error, "superseded") {
 					t.Fatalf("switchover %+v", last)
 				}
 			}},
-		{name: "demoting can be aborted", entries: []Entry{switchoverEntry(start), step(PhaseAborted, "aborted")},
+		{name: "demoting can be aborted", entries: []Entry{switchoverEntry(start), step(api.PhaseAborted, "aborted")},
 			check: func(t *testing.T, st Replicated) {
 				if _, running := st.Switchover(); running {
 					t.Fatal("still running after abort")
 				}
 			}},
-		{name: "demoting cannot be done without the decision", entries: []Entry{switchoverEntry(start), step(PhaseDone, "done")}, refused: "cannot go from demoting to done"},
-		{name: "promoting cannot be aborted", entries: []Entry{switchoverEntry(start), decision(2, "n2"), step(PhaseAborted, "x")}, refused: "cannot go from promoting to aborted"},
-		{name: "promoting ends done", entries: []Entry{switchoverEntry(start), decision(2, "n2"), promoted(2), step(PhaseDone, "n1 is a standby of n2")},
+		{name: "demoting cannot be done without the decision", entries: []Entry{switchoverEntry(start), step(api.PhaseDone, "done")}, refused: "cannot go from demoting to done"},
+		{name: "promoting cannot be aborted", entries: []Entry{switchoverEntry(start), decision(2, "n2"), step(api.PhaseAborted, "x")}, refused: "cannot go from promoting to aborted"},
+		{name: "promoting ends done", entries: []Entry{switchoverEntry(start), decision(2, "n2"), promoted(2), step(api.PhaseDone, "n1 is a standby of n2")},
 			check: func(t *testing.T, st Replicated) {
 				last := st.Switchovers[len(st.Switchovers)-1]
-				if last.Phase != PhaseDone || len(last.Steps) != 3 {
+				if last.Phase != api.PhaseDone || len(last.Steps) != 3 {
 					t.Fatalf("switchover %+v", last)
 				}
 			}},

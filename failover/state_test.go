@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"github.com/pgquorum/pgquorum/api"
+
 	"slices"
 	"strings"
 	"testing"
@@ -21,119 +23,119 @@ func TestNodeState(t *testing.T) {
 	tests := []struct {
 		name   string
 		view   NodeView
-		state  State
+		state  api.FailoverState
 		reason string // a part of the reason
 	}{
 		// Every state, from the plainest view that reaches it.
 		{name: "failover.mode off is Off", view: NodeView{Self: "n2", DBUp: true, InRecovery: true, Primary: "n1"},
-			state: StateOff, reason: "failover.mode is off"},
+			state: api.FailoverOff, reason: "failover.mode is off"},
 		{name: "a node whose database is down is Down", view: func() NodeView { v := following(); v.DBUp = false; return v }(),
-			state: StateDown, reason: "its database is down"},
-		{name: "a node running the promote command is Promoting", view: func() NodeView { v := following(); v.Acting = "promote"; return v }(),
-			state: StatePromoting, reason: "running the promote command"},
-		{name: "a node re-pointing is Repointing to the committed primary", view: func() NodeView { v := following(); v.Acting = "repoint"; return v }(),
-			state: StateRepointing, reason: "re-pointing to n1"},
+			state: api.FailoverDown, reason: "its database is down"},
+		{name: "a node running the promote command is Promoting", view: func() NodeView { v := following(); v.Acting = api.ActionPromote; return v }(),
+			state: api.FailoverPromoting, reason: "running the promote command"},
+		{name: "a node re-pointing is Repointing to the committed primary", view: func() NodeView { v := following(); v.Acting = api.ActionRepoint; return v }(),
+			state: api.FailoverRepointing, reason: "re-pointing to n1"},
 		{name: "a node running the follow command is Repointing too", view: func() NodeView { v := following(); v.Acting = "follow"; return v }(),
-			state: StateRepointing, reason: "re-pointing to n1"},
+			state: api.FailoverRepointing, reason: "re-pointing to n1"},
 		{name: "no committed primary yet is Joining", view: func() NodeView { v := following(); v.Primary = ""; return v }(),
-			state: StateJoining, reason: "no primary committed yet"},
+			state: api.FailoverJoining, reason: "no primary committed yet"},
 		{name: "the coordinator's Suspect is every node's, with its reason", view: func() NodeView {
 			v := following()
 			v.Phase, v.PhaseReason = "Suspect", "n1's pgquorum is silent"
 			return v
-		}(), state: StateSuspect, reason: "n1's pgquorum is silent"},
+		}(), state: api.FailoverSuspect, reason: "n1's pgquorum is silent"},
 		{name: "the coordinator's Electing is every node's, with its reason", view: func() NodeView {
 			v := following()
 			v.Phase, v.PhaseReason = "Electing", "chose n3"
 			return v
-		}(), state: StateElecting, reason: "chose n3"},
+		}(), state: api.FailoverElecting, reason: "chose n3"},
 		{name: "the coordinator's Blocked is every node's, with its reason", view: func() NodeView {
 			v := following()
 			v.Phase, v.PhaseReason = "Blocked", "repmgrd runs"
 			return v
-		}(), state: StateBlocked, reason: "repmgrd runs"},
+		}(), state: api.FailoverBlocked, reason: "repmgrd runs"},
 		{name: "the committed primary still in recovery is Promoting", view: func() NodeView { v := leading(); v.InRecovery = true; v.Confirmed = false; return v }(),
-			state: StatePromoting, reason: "still in recovery"},
+			state: api.FailoverPromoting, reason: "still in recovery"},
 		{name: "the committed primary confirmed by its majority is Leading", view: leading(),
-			state: StateLeading, reason: "confirmed by its majority"},
+			state: api.FailoverLeading, reason: "confirmed by its majority"},
 		{name: "the committed primary not confirmed is Unconfirmed", view: func() NodeView { v := leading(); v.Confirmed = false; return v }(),
-			state: StateUnconfirmed, reason: "not confirmed"},
+			state: api.FailoverUnconfirmed, reason: "not confirmed"},
 		{name: "a node running as primary that is not the committed one is Deposed", view: func() NodeView { v := following(); v.InRecovery = false; v.Upstream = ""; return v }(),
-			state: StateDeposed, reason: "n1 is the committed primary"},
+			state: api.FailoverDeposed, reason: "n1 is the committed primary"},
 		{name: "a confirmed primary that is not the committed one is Deposed still", view: func() NodeView {
 			v := following()
 			v.InRecovery, v.Upstream, v.Confirmed = false, "", true
 			return v
-		}(), state: StateDeposed, reason: "runs as primary, but n1"},
+		}(), state: api.FailoverDeposed, reason: "runs as primary, but n1"},
 		{name: "a standby streaming from the committed primary is Following it", view: following(),
-			state: StateFollowing, reason: "streams from n1"},
+			state: api.FailoverFollowing, reason: "streams from n1"},
 		{name: "a standby streaming from another node is Following, not streaming from the primary", view: func() NodeView { v := following(); v.Upstream = "n3"; return v }(),
-			state: StateFollowing, reason: "not streaming from it at the moment"},
+			state: api.FailoverFollowing, reason: "not streaming from it at the moment"},
 		{name: "a standby with no receiver is Following, not streaming", view: func() NodeView { v := following(); v.Upstream = ""; return v }(),
-			state: StateFollowing, reason: "a standby of n1"},
+			state: api.FailoverFollowing, reason: "a standby of n1"},
 
 		// Precedence: Off, then Down, then the action, then Joining, then the
 		// coordinator's phase, then what the node itself is.
-		{name: "Off comes before Down and before any action", view: NodeView{Self: "n2", Acting: "promote", Phase: "Blocked"},
-			state: StateOff},
-		{name: "Down comes before the action in progress", view: func() NodeView { v := following(); v.DBUp, v.Acting = false, "promote"; return v }(),
-			state: StateDown},
+		{name: "Off comes before Down and before any action", view: NodeView{Self: "n2", Acting: api.ActionPromote, Phase: api.FailoverBlocked},
+			state: api.FailoverOff},
+		{name: "Down comes before the action in progress", view: func() NodeView { v := following(); v.DBUp, v.Acting = false, api.ActionPromote; return v }(),
+			state: api.FailoverDown},
 		{name: "Down comes before the coordinator's phase", view: func() NodeView { v := following(); v.DBUp, v.Phase = false, "Suspect"; return v }(),
-			state: StateDown},
+			state: api.FailoverDown},
 		{name: "the action in progress comes before the coordinator's phase", view: func() NodeView {
 			v := following()
-			v.Acting, v.Phase, v.PhaseReason = "repoint", "Blocked", "repmgrd runs"
+			v.Acting, v.Phase, v.PhaseReason = api.ActionRepoint, "Blocked", "repmgrd runs"
 			return v
-		}(), state: StateRepointing},
+		}(), state: api.FailoverRepointing},
 		{name: "Joining comes before the coordinator's phase", view: func() NodeView {
 			v := following()
 			v.Primary, v.Phase, v.PhaseReason = "", "Blocked", "waiting for exactly one node answering 200"
 			return v
-		}(), state: StateJoining, reason: "no primary committed yet"},
+		}(), state: api.FailoverJoining, reason: "no primary committed yet"},
 		{name: "the coordinator's phase comes before Leading", view: func() NodeView { v := leading(); v.Phase, v.PhaseReason = "Suspect", "s"; return v }(),
-			state: StateSuspect},
+			state: api.FailoverSuspect},
 		{name: "the coordinator's phase comes before Deposed", view: func() NodeView {
 			v := following()
 			v.InRecovery, v.Phase, v.PhaseReason = false, "Electing", "e"
 			return v
-		}(), state: StateElecting},
+		}(), state: api.FailoverElecting},
 		{name: "the coordinator's phase comes before Promoting in recovery", view: func() NodeView {
 			v := leading()
 			v.InRecovery, v.Phase, v.PhaseReason = true, "Blocked", "b"
 			return v
-		}(), state: StateBlocked},
-		{name: "a phase the coordinator does not share is ignored: Following", view: func() NodeView { v := following(); v.Phase = "Leading"; return v }(),
-			state: StateFollowing, reason: "streams from n1"},
+		}(), state: api.FailoverBlocked},
+		{name: "a phase the coordinator does not share is ignored: Following", view: func() NodeView { v := following(); v.Phase = api.FailoverLeading; return v }(),
+			state: api.FailoverFollowing, reason: "streams from n1"},
 		{name: "an empty phase is ignored: Leading", view: func() NodeView { v := leading(); v.Phase, v.PhaseReason = "", "stale"; return v }(),
-			state: StateLeading},
+			state: api.FailoverLeading},
 		{name: "a paused cluster is Paused on every node, with why", view: func() NodeView { v := leading(); v.Paused = "paused: upgrade"; return v }(),
-			state: StatePaused, reason: "upgrade"},
+			state: api.FailoverPaused, reason: "upgrade"},
 		{name: "the coordinator's Switchover is every node's", view: func() NodeView {
 			v := following()
 			v.Phase, v.PhaseReason = "Switchover", "switchover from n1 to n3"
 			return v
-		}(), state: StateSwitchover, reason: "from n1 to n3"},
+		}(), state: api.FailoverSwitchover, reason: "from n1 to n3"},
 		{name: "a primary stepping down for a switchover is Demoting, its database down or not", view: func() NodeView {
 			v := leading()
 			v.DBUp, v.Demoting = false, "n3"
 			return v
-		}(), state: StateDemoting, reason: "switchover to n3"},
+		}(), state: api.FailoverDemoting, reason: "switchover to n3"},
 		{name: "a former primary running repmgr node rejoin is Rejoining", view: func() NodeView {
 			v := following()
 			v.DBUp, v.Acting, v.Primary = false, "rejoin", "n3"
 			return v
-		}(), state: StateRejoining, reason: "rejoining n3"},
+		}(), state: api.FailoverRejoining, reason: "rejoining n3"},
 		{name: "a fenced node is Fenced, with why, before Down", view: func() NodeView {
 			v := following()
 			v.DBUp, v.Fenced = false, "runs as primary, but n3 is the committed primary"
 			return v
-		}(), state: StateFenced, reason: "n3 is the committed primary"},
+		}(), state: api.FailoverFenced, reason: "n3 is the committed primary"},
 		{name: "Fenced comes before Paused", view: func() NodeView { v := leading(); v.Fenced, v.Paused = "509 for 10s", "paused"; return v }(),
-			state: StateFenced, reason: "509"},
+			state: api.FailoverFenced, reason: "509"},
 		{name: "a committed primary that is not in recovery is Leading, whatever its upstream", view: func() NodeView { v := leading(); v.Upstream = "n3"; return v }(),
-			state: StateLeading},
+			state: api.FailoverLeading},
 	}
-	reached := map[State]bool{} // outside the subtests, so that -run picking some does not fail the check below
+	reached := map[api.FailoverState]bool{} // outside the subtests, so that -run picking some does not fail the check below
 	for _, tt := range tests {
 		state, reason := NodeState(tt.view)
 		reached[state] = true
@@ -146,7 +148,7 @@ func TestNodeState(t *testing.T) {
 			}
 		})
 	}
-	for _, s := range AllStates {
+	for _, s := range api.FailoverStates {
 		if !reached[s] {
 			t.Errorf("no case reaches %s", s)
 		}
@@ -154,13 +156,13 @@ func TestNodeState(t *testing.T) {
 }
 
 func TestAllStatesListsEveryStateOnce(t *testing.T) {
-	want := []State{StateOff, StateJoining, StateDown, StateFollowing, StateLeading, StateUnconfirmed,
-		StateSuspect, StateElecting, StatePromoting, StateRepointing, StateDeposed, StateBlocked,
-		StatePaused, StateSwitchover, StateDemoting, StateRejoining, StateFenced}
-	got := slices.Clone(AllStates)
+	want := []api.FailoverState{api.FailoverOff, api.FailoverJoining, api.FailoverDown, api.FailoverFollowing, api.FailoverLeading, api.FailoverUnconfirmed,
+		api.FailoverSuspect, api.FailoverElecting, api.FailoverPromoting, api.FailoverRepointing, api.FailoverDeposed, api.FailoverBlocked,
+		api.FailoverPaused, api.FailoverSwitchover, api.FailoverDemoting, api.FailoverRejoining, api.FailoverFenced}
+	got := slices.Clone(api.FailoverStates)
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
-		t.Errorf("AllStates = %v, want each of %v once", AllStates, want)
+		t.Errorf("api.FailoverStates = %v, want each of %v once", api.FailoverStates, want)
 	}
 }

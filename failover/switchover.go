@@ -92,7 +92,7 @@ func CheckSwitchover(st Replicated, to string, nodes []repmgr.Node, reports map[
 // startSwitchover checks a switchover on fresh reports and commits its
 // start. Only the coordinator runs it.
 func (c *Controller) startSwitchover(ctx context.Context, cmd api.Command) api.CommandResult {
-	if c.opts.Mode != ModePgquorum {
+	if c.opts.Mode != api.ModePgquorum {
 		return refused("a switchover needs failover.mode pgquorum (this cluster runs %s)", c.opts.Mode)
 	}
 	st := c.fsm.State()
@@ -100,13 +100,13 @@ func (c *Controller) startSwitchover(ctx context.Context, cmd api.Command) api.C
 		return refused("automatic failover is paused: pgquorum resume first")
 	}
 	nodes := c.local.KnownNodes()
-	reports := c.gather(ctx, nodes, api.ReportRequest{Protocol: api.VoteProtocol, Coordinator: c.opts.Self})
+	reports := c.gather(ctx, nodes, api.ReportRequest{Protocol: api.ReportProtocol, Coordinator: c.opts.Self})
 	lag, err := CheckSwitchover(st, cmd.To, nodes, reports, c.opts.SwitchoverMaxLag)
 	if err != nil {
 		return refused("switchover to %s refused: %v", cmd.To, err)
 	}
 	now := c.opts.Now().UTC()
-	sw := api.Switchover{ID: st.Epoch, From: st.Primary, To: cmd.To, Phase: PhaseDemoting, Start: now, Steps: []api.Step{{At: now,
+	sw := api.Switchover{ID: st.Epoch, From: st.Primary, To: cmd.To, Phase: api.PhaseDemoting, Start: now, Steps: []api.Step{{At: now,
 		What: fmt.Sprintf("checked (asked on %s): %s streams from %s, %d bytes behind (at most %d)", cmd.Node, cmd.To, st.Primary, lag, c.opts.SwitchoverMaxLag)}}}
 	if err := c.commit(Entry{Version: EntryVersion, Type: EntrySwitchover, Switchover: &sw}); err != nil {
 		return refused("commit the switchover: %v", err)
@@ -118,16 +118,16 @@ func (c *Controller) startSwitchover(ctx context.Context, cmd api.Command) api.C
 // driveSwitchover is the coordinator's part of the switchover in
 // progress. While the old primary steps down, it replaces the detection
 // of a lost primary (whose database it stops on purpose): handled is true.
-func (c *Controller) driveSwitchover(ctx context.Context, st Replicated, sw api.Switchover, nodes []repmgr.Node, reports map[string]*api.Report) (State, string, bool) {
+func (c *Controller) driveSwitchover(ctx context.Context, st Replicated, sw api.Switchover, nodes []repmgr.Node, reports map[string]*api.Report) (api.FailoverState, string, bool) {
 	now := c.opts.Now()
-	if sw.Phase == PhasePromoting {
+	if sw.Phase == api.PhasePromoting {
 		c.finishSwitchover(st, sw, reports)
 		return "", "", false
 	}
 	phase := fmt.Sprintf("switchover from %s to %s", sw.From, sw.To)
 	old := reports[sw.From]
-	var a *api.Action
-	if old != nil && old.Action != nil && old.Action.Epoch == sw.ID && old.Action.Kind == actionDemote {
+	var a *api.Progress
+	if old != nil && old.Action != nil && old.Action.Epoch == sw.ID && old.Action.Kind == api.ActionDemote {
 		a = old.Action
 	}
 	switch {
@@ -139,7 +139,7 @@ func (c *Controller) driveSwitchover(ctx context.Context, st Replicated, sw api.
 			c.abortSwitchover(sw, fmt.Sprintf("%s did not report its shutdown within %s", sw.From, c.opts.CommandTimeout+c.opts.Grace))
 			return "", "", true
 		}
-		return StateSwitchover, phase + ": " + sw.From + " steps down and stops", true
+		return api.FailoverSwitchover, phase + ": " + sw.From + " steps down and stops", true
 	}
 	c.mu.Lock()
 	since, ok := c.caughtUpWait[sw.ID]
@@ -161,7 +161,7 @@ func (c *Controller) driveSwitchover(ctx context.Context, st Replicated, sw api.
 			c.abortSwitchover(sw, fmt.Sprintf("%s did not receive %s's shutdown checkpoint (at %s) within %s: %s", sw.To, sw.From, lsnText(a.LSN), c.switchoverCatchUp(), got))
 			return "", "", true
 		}
-		return StateSwitchover, fmt.Sprintf("%s: waiting for %s to receive the shutdown checkpoint at %s", phase, sw.To, lsnText(a.LSN)), true
+		return api.FailoverSwitchover, fmt.Sprintf("%s: waiting for %s to receive the shutdown checkpoint at %s", phase, sw.To, lsnText(a.LSN)), true
 	}
 	from, _ := repmgr.ByName(nodes, sw.From)
 	to, ok := repmgr.ByName(nodes, sw.To)
@@ -173,7 +173,7 @@ func (c *Controller) driveSwitchover(ctx context.Context, st Replicated, sw api.
 	d := api.Decision{Epoch: st.Epoch + 1, At: now.UTC(), Primary: to.Name, PrimaryID: to.ID, OldPrimary: sw.From,
 		Reason: fmt.Sprintf("switchover from %s to %s: %s stopped cleanly at %s, %s received up to %s", sw.From, sw.To, sw.From, lsnText(a.LSN), sw.To, lsnText(t.ReceivedLSN))}
 	if err := c.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d}); err != nil {
-		return StateSwitchover, phase + ": committing " + sw.To + ": " + err.Error(), true
+		return api.FailoverSwitchover, phase + ": committing " + sw.To + ": " + err.Error(), true
 	}
 	c.det.Reset()
 	c.opts.Logger.Warn("failover decision committed", "epoch", d.Epoch, "primary", d.Primary, "old_primary", d.OldPrimary, "reason", d.Reason)
@@ -200,7 +200,7 @@ func (c *Controller) finishSwitchover(st Replicated, sw api.Switchover, reports 
 	switch {
 	case old != nil && old.DBUp && old.InRecovery && old.Upstream == sw.To:
 		what = fmt.Sprintf("%s is a standby of %s", sw.From, sw.To)
-	case old != nil && old.Action != nil && old.Action.Epoch == d.Epoch && old.Action.Kind == actionRejoin && old.Action.Failed:
+	case old != nil && old.Action != nil && old.Action.Epoch == d.Epoch && old.Action.Kind == api.ActionRejoin && old.Action.Failed:
 		failure = fmt.Sprintf("%s could not rejoin %s: %s", sw.From, sw.To, old.Action.Error)
 	case c.opts.Now().Sub(*d.PromotedAt) > c.opts.CommandTimeout+c.opts.Grace:
 		failure = fmt.Sprintf("%s has not rejoined %s within %s", sw.From, sw.To, c.opts.CommandTimeout+c.opts.Grace)
@@ -210,7 +210,7 @@ func (c *Controller) finishSwitchover(st Replicated, sw api.Switchover, reports 
 	if failure != "" {
 		what = "done without the old primary: " + failure
 	}
-	if err := c.commitSwitchover(sw, PhaseDone, what, failure); err != nil {
+	if err := c.commitSwitchover(sw, api.PhaseDone, what, failure); err != nil {
 		c.opts.Logger.Warn("record the end of the switchover", "error", err)
 		return
 	}
@@ -219,7 +219,7 @@ func (c *Controller) finishSwitchover(st Replicated, sw api.Switchover, reports 
 
 // commitSwitchover records a step of the switchover of sw's ID, moving it
 // to phase (with error, when it failed).
-func (c *Controller) commitSwitchover(sw api.Switchover, phase, what, failure string) error {
+func (c *Controller) commitSwitchover(sw api.Switchover, phase api.SwitchoverPhase, what, failure string) error {
 	e := api.Switchover{ID: sw.ID, Phase: phase, Error: failure, Steps: []api.Step{{At: c.opts.Now().UTC(), What: what}}}
 	return c.commit(Entry{Version: EntryVersion, Type: EntrySwitchover, Switchover: &e})
 }
@@ -238,7 +238,7 @@ func lsnText(lsn int64) string { return fmt.Sprintf("%X/%X", uint64(lsn)>>32, ui
 // abortSwitchover gives a switchover up before the promotion: the old
 // primary starts again as it was.
 func (c *Controller) abortSwitchover(sw api.Switchover, why string) {
-	if err := c.commitSwitchover(sw, PhaseAborted, "aborted: "+why, why); err != nil {
+	if err := c.commitSwitchover(sw, api.PhaseAborted, "aborted: "+why, why); err != nil {
 		c.opts.Logger.Warn("abort the switchover", "error", err)
 		return
 	}
@@ -279,7 +279,7 @@ func (c *Controller) releaseVotes(ctx context.Context, from repmgr.Node, nodes [
 // make a voter drop a lease a running primary may still be using.
 func (c *Controller) Release(ctx context.Context, req api.ReleaseRequest) error {
 	sw, running := c.fsm.State().Switchover()
-	if !running || sw.Phase != PhaseDemoting || sw.From != req.Holder {
+	if !running || sw.Phase != api.PhaseDemoting || sw.From != req.Holder {
 		return fmt.Errorf("no switchover from %s is stepping down", req.Holder)
 	}
 	n, ok := repmgr.ByName(c.local.KnownNodes(), req.Holder)
@@ -314,10 +314,10 @@ func (c *Controller) stepSwitchover(ctx context.Context, st Replicated, f *conse
 	mine := c.demotedFor == sw.ID+1
 	c.mu.Unlock()
 	switch {
-	case sw.Phase == PhaseDemoting:
+	case sw.Phase == api.PhaseDemoting:
 		d := api.Decision{Epoch: sw.ID}
 		var lsn int64
-		err := c.try(ctx, attempts, d, actionDemote, func(ctx context.Context) error {
+		err := c.try(ctx, attempts, d, api.ActionDemote, func(ctx context.Context) error {
 			var err error
 			lsn, err = c.demote(ctx, sw)
 			return err
@@ -328,8 +328,8 @@ func (c *Controller) stepSwitchover(ctx context.Context, st Replicated, f *conse
 			c.mu.Unlock()
 		}
 		return true
-	case sw.Phase == PhaseAborted && mine:
-		_ = c.try(ctx, attempts, api.Decision{Epoch: sw.ID}, actionRestart, func(ctx context.Context) error {
+	case sw.Phase == api.PhaseAborted && mine:
+		_ = c.try(ctx, attempts, api.Decision{Epoch: sw.ID}, api.ActionRestart, func(ctx context.Context) error {
 			if f.ProbeErr != nil {
 				out, err := c.actions.Start(ctx)
 				c.opts.Logger.Info("start PostgreSQL again: switchover aborted", "output", out, "error", err)
@@ -344,7 +344,7 @@ func (c *Controller) stepSwitchover(ctx context.Context, st Replicated, f *conse
 			return nil
 		})
 		return true
-	case mine && (sw.Phase == PhasePromoting || sw.Phase == PhaseDone) && f.ProbeErr != nil:
+	case mine && (sw.Phase == api.PhasePromoting || sw.Phase == api.PhaseDone) && f.ProbeErr != nil:
 		// The old primary turns into a standby whatever auto_rejoin says:
 		// that is what a switchover is.
 		d, ok := st.Latest()

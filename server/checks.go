@@ -42,7 +42,7 @@ func (s *Server) encodeState(snap *consensus.Snapshot, fs api.FailoverStatus) *e
 // failoverStatus is the failover object of /state.
 func (s *Server) failoverStatus(ctx context.Context) api.FailoverStatus {
 	if s.failover == nil {
-		return api.FailoverStatus{Mode: "off", State: "Off"}
+		return api.FailoverStatus{Mode: api.ModeOff, State: api.FailoverOff}
 	}
 	return s.failover.Status(ctx)
 }

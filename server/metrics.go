@@ -12,7 +12,6 @@ import (
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
-	"github.com/pgquorum/pgquorum/failover"
 )
 
 // Metrics records every refresh of the verdict for Prometheus, in a registry
@@ -191,8 +190,8 @@ func (c *failoverCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *failoverCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.status(context.Background())
-	for _, st := range failover.AllStates {
-		ch <- prometheus.MustNewConstMetric(failoverStateDesc, prometheus.GaugeValue, b2f(string(st) == s.State), string(st))
+	for _, st := range api.FailoverStates {
+		ch <- prometheus.MustNewConstMetric(failoverStateDesc, prometheus.GaugeValue, b2f(st == s.State), string(st))
 	}
 	ch <- prometheus.MustNewConstMetric(failoverEpochDesc, prometheus.GaugeValue, float64(s.Epoch))
 	ch <- prometheus.MustNewConstMetric(failoverCoordDesc, prometheus.GaugeValue, b2f(s.Coordinator == c.self))

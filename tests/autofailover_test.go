@@ -196,7 +196,7 @@ func (r *failoverRig) oldPrimaryReturns(t *testing.T, old *lab.Node) {
 		t.Fatal(err)
 	}
 	waitVerdict(t, old, "509, Deposed", func(status int, b api.StateBody) bool {
-		return status == api.StatusUnknown && b.Failover != nil && b.Failover.State == "Deposed"
+		return status == api.StatusUnknown && b.Failover != nil && b.Failover.State == api.FailoverDeposed
 	})
 	holdState(t, old, api.StateUnknown, 4*refresh)
 }
@@ -214,7 +214,7 @@ func TestFailoverWhenThePostmasterIsKilled(t *testing.T) {
 	for _, n := range r.c.Nodes {
 		if n != n1 && n != p {
 			waitVerdict(t, n, "a standby following "+p.Name, func(status int, b api.StateBody) bool {
-				return status == 202 && b.Failover != nil && b.Failover.State == "Following" && b.Failover.Primary == p.Name
+				return status == 202 && b.Failover != nil && b.Failover.State == api.FailoverFollowing && b.Failover.Primary == p.Name
 			})
 		}
 	}
@@ -276,7 +276,7 @@ func TestFailoverWhenThePrimaryIsCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitVerdict(t, n1, "509, Deposed once it hears of epoch 2", func(status int, b api.StateBody) bool {
-		return status == api.StatusUnknown && b.Failover != nil && b.Failover.State == "Deposed" && b.Failover.Epoch == 2
+		return status == api.StatusUnknown && b.Failover != nil && b.Failover.State == api.FailoverDeposed && b.Failover.Epoch == 2
 	})
 }
 
@@ -381,7 +381,7 @@ func TestFailoverCandidateDiesMidPromotion(t *testing.T) {
 	}
 	waitState(t, n3, api.StatePrimary, primaryBudget)
 	waitVerdict(t, n2, "a standby following node3", func(status int, b api.StateBody) bool {
-		return status == 202 && b.Failover != nil && b.Failover.State == "Following" && b.Failover.Primary == "node3"
+		return status == 202 && b.Failover != nil && b.Failover.State == api.FailoverFollowing && b.Failover.Primary == "node3"
 	})
 	t.Logf("epoch 3 after %s: %s", d3.At.Sub(killed).Round(time.Millisecond), d3.Reason)
 	r.writesMoveTo(t, n3)
@@ -451,7 +451,7 @@ func TestPgquorumStandsBackWhileRepmgrdRuns(t *testing.T) {
 		for _, n := range c.Nodes[1:] {
 			var b api.StateBody
 			if _, err := n.GetJSON(ctx, api.PathState, &b); err == nil && b.Failover != nil &&
-				b.Failover.State == "Blocked" && containsAll(b.Failover.Reason, "repmgrd runs with automatic failover unpaused") {
+				b.Failover.State == api.FailoverBlocked && containsAll(b.Failover.Reason, "repmgrd runs with automatic failover unpaused") {
 				t.Logf("%s: %s", n.Name, b.Failover.Reason)
 				return nil
 			}

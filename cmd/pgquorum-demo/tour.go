@@ -104,7 +104,7 @@ func (d *demoRun) printStates(ctx context.Context) {
 			votes = fmt.Sprintf("%d/%d", b.Votes, b.Needed)
 		}
 		if b.Failover != nil {
-			fo = b.Failover.State
+			fo = string(b.Failover.State)
 		}
 		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\n", n.Name, status, b.State, votes, fo, b.Reason)
 	}
@@ -147,7 +147,7 @@ func (d *demoRun) watchFailover(ctx context.Context, start time.Time, done func(
 			if err != nil {
 				now = "unreachable"
 			} else if b.Failover != nil {
-				now += ", " + b.Failover.State
+				now += ", " + string(b.Failover.State)
 			}
 			if last[n.Name] != now {
 				fmt.Fprintf(d.out, "   +%5.2fs  %s: %s\n", time.Since(start).Seconds(), n.Name, now)

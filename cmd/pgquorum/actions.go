@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/failover"
 )
 
 // maxActionAnswer bounds what is read of an action's answer.
@@ -88,7 +87,7 @@ the old primary out, or is still going on after --wait.`,
 func followSwitchover(ctx context.Context, w io.Writer, t target, sw api.Switchover, printed int, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		if sw.Phase == failover.PhaseDone || sw.Phase == failover.PhaseAborted {
+		if sw.Phase == api.PhaseDone || sw.Phase == api.PhaseAborted {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -110,7 +109,7 @@ func followSwitchover(ctx context.Context, w io.Writer, t target, sw api.Switcho
 		printed = printSteps(w, sw, printed)
 	}
 	switch {
-	case sw.Phase == failover.PhaseAborted:
+	case sw.Phase == api.PhaseAborted:
 		return failedErr(fmt.Errorf("switchover aborted: %s", sw.Error))
 	case sw.Error != "":
 		return failedErr(fmt.Errorf("switchover done, but: %s", sw.Error))

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/pgquorum/pgquorum/api"
+
 	"io"
 	"log/slog"
 
@@ -39,7 +41,7 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 		RejoinCommand:  f.RejoinCommand,
 	}
 	fence := f.Fence
-	if fence != failover.FenceOff && fence != failover.FenceStop {
+	if fence != api.FenceOff && fence != api.FenceStop {
 		cmds.FenceCommand = fence
 	}
 	return failover.New(failover.Options{

@@ -95,7 +95,7 @@ func printCluster(w io.Writer, b api.ClusterBody) {
 			votes = fmt.Sprintf("%d/%d", n.Votes, n.Needed)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.Name, n.Location, n.Type, n.Active,
-			orDash(n.Upstream), n.Priority, code, state, votes, lag(n), orDash(n.Failover))
+			orDash(n.Upstream), n.Priority, code, state, votes, lag(n), orDash(string(n.Failover)))
 	}
 	tw.Flush()
 	printFailover(w, b)
@@ -109,7 +109,7 @@ func printCluster(w io.Writer, b api.ClusterBody) {
 // printFailover prints the failover status and the latest decisions.
 func printFailover(w io.Writer, b api.ClusterBody) {
 	f := b.Failover
-	if f == nil || f.Mode == "off" {
+	if f == nil || f.Mode == api.ModeOff {
 		fmt.Fprintln(w, "failover: off (pgquorum only reports)")
 		return
 	}

@@ -1,0 +1,83 @@
+// Package api holds pgquorum's vocabulary and its HTTP contract in one place:
+// route paths, the default port, the JSON bodies, and the typed names of
+// every state, mode, phase and kind. The server encodes these types; the
+// client, the CLI and the tests decode them. The Raft log has types of its
+// own (failover/entry.go), so a change here never changes the on-disk log.
+//
+// The files are split by topic: paths.go (routes, port, headers), state.go
+// (the verdict and the views), vote.go (the peers' vote), failover.go (the
+// failover vocabulary, reports and history), operator.go (operators'
+// actions and the commands that carry them).
+package api
+
+// DefaultPort is where pgquorum listens and where peers are polled unless
+// configured otherwise.
+const DefaultPort = 5999
+
+// Check endpoints. Each answers GET, HEAD and OPTIONS with the same status.
+const (
+	PathRoot        = "/" // alias of PathState: HAProxy's bare "option httpchk" sends OPTIONS /
+	PathState       = "/state"
+	PathPrimary     = "/primary"
+	PathRealPrimary = "/realPrimary"
+)
+
+// Operator views and Patroni-compatible checks.
+const (
+	PathCluster   = "/cluster"
+	PathEvents    = "/events"
+	PathMetrics   = "/metrics"
+	PathLeader    = "/leader"
+	PathReplica   = "/replica"
+	PathReadOnly  = "/read-only"
+	PathHealth    = "/health"
+	PathLiveness  = "/liveness"
+	PathReadiness = "/readiness"
+)
+
+// PathVote is the peers' internal endpoint, not meant for operators: a node
+// that runs as primary asks every other registered node to vouch for it, by
+// POSTing a VoteRequest. The answer is a VoteAnswer with status 200, whether
+// the vote is granted or refused; 400 for a request that does not decode.
+// See docs/quorum.md for the rules and the lease.
+const PathVote = "/internal/v1/vote"
+
+// PathAgent is the operator's HAProxy agent override: GET shows it, PUT or
+// POST PathAgent+"/{mode}" (ready, drain, maint) sets it. Loopback only.
+const PathAgent = "/agent"
+
+// PathReport is the peers' internal endpoint through which the failover
+// coordinator (the Raft leader) gathers every node's facts: POST a
+// ReportRequest, get a Report.
+const PathReport = "/internal/v1/report"
+
+// PathHistory lists the failover decisions committed through Raft, newest
+// first (HistoryBody).
+const PathHistory = "/history"
+
+// Operators' actions. Each goes through the failover coordinator and the
+// Raft log, from any node.
+const (
+	PathSwitchover = "/switchover" // POST SwitchoverRequest starts one; GET shows the latest
+	PathPause      = "/pause"      // POST PauseRequest
+	PathResume     = "/resume"     // POST
+	// PathCommand is the peers' internal endpoint that carries an action
+	// to the coordinator (a Command).
+	PathCommand = "/internal/v1/command"
+	// PathRelease is the peers' internal endpoint through which the
+	// coordinator of a switchover has the votes leased to the stopped old
+	// primary released.
+	PathRelease = "/internal/v1/release"
+	// PathFailoverCheck is what "pgquorum failover-check" asks its own
+	// node (POST, FailoverCheckRequest): may repmgrd promote it now?
+	PathFailoverCheck = "/failover-check"
+)
+
+// Headers of the peer token scheme (consensus.peer_token): a signed request
+// carries a nonce, its time (Unix milliseconds) and its MAC; the answer
+// carries its MAC, bound to the request's nonce. See auth.PeerToken.
+const (
+	HeaderPeerNonce = "X-Pgquorum-Nonce"
+	HeaderPeerTime  = "X-Pgquorum-Time"
+	HeaderPeerMAC   = "X-Pgquorum-Mac"
+)
