@@ -26,6 +26,11 @@ type Lease struct {
 	Until    time.Duration
 	// Saved is when a LeaseStore recorded it, on the Monotonic clock.
 	Saved time.Duration
+	// Length is the lease length of the ballot that recorded it: a process
+	// restarted with a shorter one (another profile) must still honour the
+	// votes its predecessor gave for the longer one. 0 in records written
+	// before it was stored.
+	Length time.Duration
 }
 
 // LeaseStore persists a ballot's lease across restarts of pgquorum. Load
@@ -57,6 +62,9 @@ type Ballot struct {
 // An older record may predate votes given since by a process that ran
 // without a store: that process's quiet period was over a lease after the
 // record's writer stopped, and it recorded nothing.
+//
+// A record written with a longer lease is judged by its own length: the
+// predecessor's last vote may run that long after it was recorded.
 func NewBallot(lease time.Duration, now Monotonic, store LeaseStore) (*Ballot, error) {
 	b := &Ballot{lease: lease, now: now, store: store}
 	quiet := Lease{Until: now() + lease}
@@ -65,12 +73,15 @@ func NewBallot(lease time.Duration, now Monotonic, store LeaseStore) (*Ballot, e
 		return b, nil
 	}
 	l, found, err := store.Load()
+	recorded := max(lease, l.Length)
 	switch {
 	case err != nil:
 		b.cur = quiet
 		return b, fmt.Errorf("load vote lease: %w (vouching for nobody for %s)", err, lease)
-	case !found || now()-l.Saved >= lease:
+	case !found:
 		b.cur = quiet
+	case now()-l.Saved >= recorded:
+		b.cur = Lease{Until: now() + recorded}
 	default:
 		b.cur, b.stored = l, l.Until
 	}
@@ -93,7 +104,7 @@ func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaini
 		// lease while renewing, so that a process restarted within
 		// about half a lease finds a record fresh enough to honour.
 		saved := next
-		saved.Until, saved.Saved = now+2*b.lease, now
+		saved.Until, saved.Saved, saved.Length = now+2*b.lease, now, b.lease
 		if err := b.store.Save(saved); err != nil {
 			// Unrecorded, the vote could be given again by a restarted
 			// process before its lease ran out: refuse it.
@@ -126,7 +137,7 @@ func (b *Ballot) Release(holder string, id int) (bool, error) {
 	if b.store != nil {
 		// Recorded, so that a restarted process does not honour the
 		// released lease's longer horizon (which would only delay it).
-		if err := b.store.Save(Lease{Until: now, Saved: now}); err != nil {
+		if err := b.store.Save(Lease{Until: now, Saved: now, Length: b.lease}); err != nil {
 			return false, fmt.Errorf("record released vote lease: %w", err)
 		}
 		b.stored, b.saved = now, now

@@ -95,6 +95,22 @@ func TestBallotGrant(t *testing.T) {
 			{at: L - time.Nanosecond, candidate: "Y", id: 8, remaining: time.Nanosecond},
 			{at: L, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
 		}},
+		// A restart with a shorter lease (failover.profile default → fast)
+		// must honour what its predecessor recorded with the longer one.
+		{name: "record of a three times longer lease, saved two short leases ago, is honoured", store: func(start time.Duration) LeaseStore {
+			return &memLeases{lease: Lease{Holder: "X", HolderID: 7, Until: start + 4*L, Saved: start - 2*L, Length: 3 * L}, found: true}
+		}, steps: []grantStep{
+			{at: 0, candidate: "Y", id: 8, holder: "X", remaining: 4 * L},
+			{at: 4*L - time.Nanosecond, candidate: "Y", id: 8, holder: "X", remaining: time.Nanosecond},
+			{at: 4 * L, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
+		}},
+		{name: "record of a three times longer lease, too old to honour, makes the quiet period that long", store: func(start time.Duration) LeaseStore {
+			return &memLeases{lease: Lease{Holder: "X", HolderID: 7, Until: start - L, Saved: start - 3*L, Length: 3 * L}, found: true}
+		}, steps: []grantStep{
+			{at: 0, candidate: "X", id: 7, remaining: 3 * L},
+			{at: 3*L - time.Nanosecond, candidate: "Y", id: 8, remaining: time.Nanosecond},
+			{at: 3 * L, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
+		}},
 		{name: "recorded unexpired lease: its holder is granted at once", store: stored("X", 7, 2*L), steps: []grantStep{
 			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
 		}},
@@ -218,7 +234,7 @@ func TestBallotSaves(t *testing.T) {
 	}{
 		{name: "first grant is saved with a horizon of two leases, and when", run: func(t *testing.T, clock *fakeClock, b *Ballot, store *memLeases) {
 			mustGrant(t, b, "X", 7)
-			want := Lease{Holder: "X", HolderID: 7, Until: clock.Mono() + 2*L, Saved: clock.Mono()}
+			want := Lease{Holder: "X", HolderID: 7, Until: clock.Mono() + 2*L, Saved: clock.Mono(), Length: L}
 			if store.saves != 1 || store.lease != want {
 				t.Fatalf("%d saves, stored %+v; want 1, %+v", store.saves, store.lease, want)
 			}
@@ -266,7 +282,7 @@ func TestBallotSaves(t *testing.T) {
 			mustGrant(t, b, "X", 7)
 			clock.Advance(L)
 			mustGrant(t, b, "Y", 8) // within X's recorded horizon, but another holder
-			want := Lease{Holder: "Y", HolderID: 8, Until: clock.Mono() + 2*L, Saved: clock.Mono()}
+			want := Lease{Holder: "Y", HolderID: 8, Until: clock.Mono() + 2*L, Saved: clock.Mono(), Length: L}
 			if store.saves != 2 || store.lease != want {
 				t.Fatalf("%d saves, stored %+v; want 2, %+v", store.saves, store.lease, want)
 			}

@@ -69,8 +69,14 @@ func newBallot(cfg config.Config, log *slog.Logger) (*consensus.Ballot, error) {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	store := consensus.LeaseFile{Path: filepath.Join(cfg.StateDir, leaseFileName)}
+	store := consensus.LeaseFile{Path: filepath.Join(cfg.StateDir, leaseFileName),
+		Owner: consensus.LeaseOwner{Node: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir}}
 	b, err := consensus.NewBallot(lease, consensus.SystemMonotonic, store)
+	if errors.Is(err, consensus.ErrNotOurLease) {
+		// Another instance votes from this directory: whichever of the
+		// two records last, the other would honour votes it never gave.
+		return nil, fmt.Errorf("consensus.state_dir: %w", err)
+	}
 	if err != nil {
 		log.Warn("vote lease not restored", "error", err)
 	}

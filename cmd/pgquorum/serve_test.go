@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/pgquorum/pgquorum/consensus"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +82,26 @@ func TestRefuseRootInFailoverMode(t *testing.T) {
 				t.Fatalf("the error does not say whom to run as: %v", err)
 			}
 		})
+	}
+}
+
+// TestNewBallotRefusesAnotherNodesLease: two instances given one
+// consensus.state_dir must not start, or each would honour the other's
+// votes as its own.
+func TestNewBallotRefusesAnotherNodesLease(t *testing.T) {
+	dir := t.TempDir()
+	other := consensus.LeaseFile{Path: filepath.Join(dir, leaseFileName), Owner: consensus.LeaseOwner{Node: "node2", NodeID: 2}}
+	if err := other.Save(consensus.Lease{Holder: "node1", HolderID: 1, Until: consensus.SystemMonotonic() + time.Minute,
+		Saved: consensus.SystemMonotonic(), Length: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := config.Config{NodeName: "node1", NodeID: 1, StateDir: dir, CacheTTL: time.Second}
+	if _, err := newBallot(cfg, log); !errors.Is(err, consensus.ErrNotOurLease) || !strings.Contains(err.Error(), "consensus.state_dir") {
+		t.Fatalf("newBallot with node2's lease file = %v, want an error naming consensus.state_dir", err)
+	}
+	cfg.NodeName, cfg.NodeID = "node2", 2
+	if _, err := newBallot(cfg, log); err != nil {
+		t.Fatalf("newBallot of the file's owner = %v", err)
 	}
 }
