@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"github.com/pgquorum/pgquorum/consensus"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/config"
+	"github.com/pgquorum/pgquorum/consensus"
 )
 
 // TestWaitForEndReturnsWhenAPartFails: with failover off (no controller
