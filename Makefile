@@ -1,5 +1,5 @@
 # pgquorum: the README's two commands are scripts/demo.sh and scripts/test.sh;
-# these targets are shortcuts for working on the code.
+# these targets are shortcuts for working on the code (docs/testing.md).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 
