@@ -35,6 +35,34 @@ const (
 	PathReadiness = "/readiness"
 )
 
+// Patroni's names for its checks, served so that a Patroni HAProxy template
+// works with only its port and its write-check path changed
+// (docs/patroni.md). Each answers GET, HEAD and OPTIONS with the same status.
+const (
+	PathMaster         = "/master"         // as PathLeader (Patroni before 4.0)
+	PathReadWrite      = "/read-write"     // as PathLeader
+	PathReadOnlySync   = "/read-only-sync" // as PathLeader: no node is a synchronous standby
+	PathReadOnlyQuorum = "/read-only-quorum"
+	PathAsync          = "/async" // as PathReplica
+	PathAsynchronous   = "/asynchronous"
+	PathSync           = "/sync" // 503 on every node: pgquorum tracks no synchronous standbys
+	PathSynchronous    = "/synchronous"
+	PathQuorum         = "/quorum"
+)
+
+// Patroni endpoints without a meaning in a repmgr cluster: each answers 501
+// Not Implemented to every method, with a PatroniBody naming what to use.
+const (
+	PathStandbyLeader      = "/standby-leader"
+	PathStandbyLeaderAlias = "/standby_leader"
+	PathPatroni            = "/patroni"
+	PathPatroniConfig      = "/config"
+	PathPatroniFailover    = "/failover"
+	PathPatroniRestart     = "/restart"
+	PathPatroniReload      = "/reload"
+	PathPatroniReinit      = "/reinitialize"
+)
+
 // PathVote is the peers' internal endpoint, not meant for operators: a node
 // that runs as primary asks every other registered node to vouch for it, by
 // POSTing a VoteRequest. The answer is a VoteAnswer with status 200, whether
