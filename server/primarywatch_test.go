@@ -238,3 +238,34 @@ func scrape(t *testing.T, m *Metrics, series string) float64 {
 	}
 	return 0
 }
+
+// TestPrimaryGETsAtASteadyIntervalAreWarnedAbout: HAProxy's
+// "option httpchk GET /primary" is recognised by its rhythm, from its
+// fourth check on.
+func TestPrimaryGETsAtASteadyIntervalAreWarnedAbout(t *testing.T) {
+	var logs lockedBuffer
+	m := NewMetrics()
+	facts := &consensus.Snapshot{Facts: repmgr.Facts{Nodes: []repmgr.Node{{Name: "n1", Type: repmgr.TypePrimary, Active: true}}}}
+	s := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: m},
+		&fakeVerdicts{snapshot: snapshotIn(api.StateStandby, 0, 2), facts: facts})
+	clock := &fakeClock{t: checkedAt}
+	s.primaryWatch.now = clock.Now
+	url := startServer(t, s)
+	for i := 1; i <= 6; i++ {
+		if r := do(t, http.MethodGet, url+api.PathPrimary); r.status != 200 {
+			t.Fatalf("GET %d of /primary = %d, want its unchanged 200", i, r.status)
+		}
+		wantCount, wantWarnings := max(0, i-3), min(1, max(0, i-3))
+		if got := scrape(t, m, `pgquorum_patroni_primary_checks_total{method="GET"}`); got != float64(wantCount) {
+			t.Errorf("after GET %d: counted %v, want %d", i, got, wantCount)
+		}
+		warns := logs.warnings()
+		if len(warns) != wantWarnings {
+			t.Fatalf("after GET %d: %d warnings, want %d", i, len(warns), wantWarnings)
+		}
+		if wantWarnings == 1 && !strings.Contains(warns[0], `template_line="option httpchk GET /primary"`) {
+			t.Errorf("warning %s does not name the GET line", warns[0])
+		}
+		clock.Advance(3 * time.Second)
+	}
+}
