@@ -6,6 +6,9 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 )
 
+// The Patroni endpoints that no pgquorum node passes, or that have no
+// meaning in a repmgr cluster: each answers saying why, and what to use.
+
 // noSyncStandby is the answer of Patroni's checks for synchronous standbys.
 // pgquorum tracks no synchronous replication (a standby cannot see the
 // primary's synchronous_standby_names or pg_stat_replication.sync_state), so
