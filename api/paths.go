@@ -7,7 +7,8 @@
 // The files are split by topic: paths.go (routes, port, headers), state.go
 // (the verdict and the views), vote.go (the peers' vote), failover.go (the
 // failover vocabulary, reports and history), operator.go (operators'
-// actions and the commands that carry them).
+// actions and the commands that carry them), patroni.go (the answer of the
+// Patroni endpoints no node passes or pgquorum does not serve).
 package api
 
 // DefaultPort is where pgquorum listens and where peers are polled unless

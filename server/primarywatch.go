@@ -150,6 +150,6 @@ func (s *Server) watchPrimary(r *http.Request) {
 		"client", client.String(), "method", r.Method, "state", string(state),
 		"template_line", "option httpchk "+r.Method+" "+api.PathPrimary,
 		"use_instead", "option httpchk "+r.Method+" "+api.PathReadWrite,
-		"or", "option httpchk "+r.Method+" "+api.PathState+" with http-check expect status 200",
+		"alternative", "option httpchk "+r.Method+" "+api.PathState+" with http-check expect status 200",
 		"see", "docs/patroni.md", "repeated_for_this_client_every", "1h")
 }
