@@ -19,7 +19,7 @@ type actor struct {
 	local   Local
 	actions Actions
 	fsm     *FSM
-	m       *member
+	ready   func() bool // this node hears from a coordinator
 	board   *statusBoard
 	run     *actionRunner
 	fence   *fencer
@@ -71,7 +71,7 @@ func (a *actor) loop(ctx context.Context) {
 func (a *actor) step(ctx context.Context) {
 	st := a.fsm.State()
 	snap := a.local.Facts(ctx)
-	ready := a.m.ready()
+	ready := a.ready()
 	if a.fence.step(ctx, st, snap, ready, a.demotedFor != 0) {
 		a.setDemoted(0)
 	}

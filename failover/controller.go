@@ -120,7 +120,7 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	c.coord = &coordinator{opts: opts, local: local, fsm: fsm, m: m, board: board, calls: c.calls, note: c.rep.noteState, rounds: newRounds(opts)}
 	record := make(chan api.Fence, 64)
 	run := &actionRunner{opts: opts, fsm: fsm, board: board, note: c.rep.noteState}
-	c.act = &actor{opts: opts, local: local, actions: actions, fsm: fsm, m: m, board: board, run: run, note: c.rep.noteState,
+	c.act = &actor{opts: opts, local: local, actions: actions, fsm: fsm, ready: m.ready, board: board, run: run, note: c.rep.noteState,
 		fence:    &fencer{opts: opts, local: local, actions: actions, board: board, run: run, record: record},
 		attempts: map[actKey]*attempt{}}
 	c.fences = &fenceLog{opts: opts, m: m, fences: record, command: c.Command}

@@ -111,7 +111,11 @@ func TestDecideRound(t *testing.T) {
 			reports: reports(edited(standby(electS2, 2, 10), func(r *api.Report) { r.InRecovery, r.State = false, api.StateUnknown })),
 			want:    []string{"note promoted 2"}},
 		{name: "paused, the primary down for long is not replaced",
-			state:   func() Replicated { st := promotedState(); st.Pause = &Pause{Paused: true, Reason: "maintenance", By: "s2", At: t0}; return st }(),
+			state: func() Replicated {
+				st := promotedState()
+				st.Pause = &Pause{Paused: true, Reason: "maintenance", By: "s2", At: t0}
+				return st
+			}(),
 			reports: reports(down("p", time.Minute), standby(electS2, 1, 10), standby(electS3, 1, 20)),
 			want:    []string{"phase Paused: automatic failover paused on s2"}},
 		{name: "a promotion that failed: another standby is chosen",
@@ -182,7 +186,9 @@ func TestDecideRound(t *testing.T) {
 func TestDecideRoundExcludesAFailedCandidate(t *testing.T) {
 	r := newRounds(roundOpts())
 	f := roundFacts{Nodes: []repmgr.Node{lostP, electS2, electS3, electS4}, Reports: reports(
-		edited(standby(electS2, 1, 30), func(r *api.Report) { r.Action = &api.Progress{Epoch: 2, Kind: api.ActionPromote, Failed: true, Error: "x"} }),
+		edited(standby(electS2, 1, 30), func(r *api.Report) {
+			r.Action = &api.Progress{Epoch: 2, Kind: api.ActionPromote, Failed: true, Error: "x"}
+		}),
 		standby(electS3, 1, 20), standby(electS4, 1, 10))}
 	in := r.decide(f, failedOver(electS2), t0)
 	if got := intentText(in); !matches(got, []string{"commit decision 3 s3"}) {
@@ -195,7 +201,9 @@ func TestDecideRoundExcludesAFailedCandidate(t *testing.T) {
 	st := failedOver(electS2)
 	st.Epoch, st.Primary, st.PrimaryID = 3, "s3", 3
 	st.History = append(st.History, api.Decision{Epoch: 3, Primary: "s3", PrimaryID: 3, OldPrimary: "s2", At: t0})
-	f.Reports["s3"] = edited(f.Reports["s3"], func(r *api.Report) { r.Action = &api.Progress{Epoch: 3, Kind: api.ActionPromote, Failed: true, Error: "y"} })
+	f.Reports["s3"] = edited(f.Reports["s3"], func(r *api.Report) {
+		r.Action = &api.Progress{Epoch: 3, Kind: api.ActionPromote, Failed: true, Error: "y"}
+	})
 	f.Reports["s2"] = standby(electS2, 1, 30)
 	if got := intentText(r.decide(f, st, t0.Add(time.Second))); !matches(got, []string{"commit decision 4 s4"}) {
 		t.Fatalf("after s3's failed promotion too: %v", got)
