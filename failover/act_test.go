@@ -43,7 +43,10 @@ type answers struct {
 func decideAll(o Options, f actorFacts, st Replicated, mem actorMemory, a answers) []string {
 	var out []string
 	in := nextAction(o, f, st, mem)
-	for range 3 {
+	for asked := 0; in.Need != needNothing; asked++ {
+		if asked == 2 {
+			return append(out, "more than two facts needed")
+		}
 		switch in.Need {
 		case needPrimary:
 			out = append(out, "probe "+in.Node.Name)
@@ -51,18 +54,16 @@ func decideAll(o Options, f actorFacts, st Replicated, mem actorMemory, a answer
 		case needStopped:
 			out = append(out, "control file")
 			f.Stopped = &stoppedInstance{Control: repmgr.Control{State: a.control}, Running: a.control == ""}
-		default:
-			for _, act := range in.Run {
-				out = append(out, fmt.Sprintf("%s %d %s", act.Kind, act.Decision.Epoch, act.Primary.Name))
-			}
-			if len(in.Run) == 0 {
-				out = append(out, "nothing: "+in.Why)
-			}
-			return out
 		}
 		in = nextAction(o, f, st, mem)
 	}
-	return append(out, "too many needs")
+	for _, act := range in.Run {
+		out = append(out, fmt.Sprintf("%s %d %s", act.Kind, act.Decision.Epoch, act.Primary.Name))
+	}
+	if len(in.Run) == 0 {
+		out = append(out, "nothing: "+in.Why)
+	}
+	return out
 }
 
 // chose is the state where epoch 2 chose node in place of p, promoted when

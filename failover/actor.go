@@ -78,8 +78,9 @@ func (a *actor) step(ctx context.Context) {
 	f := actorFacts{Ready: ready, ProbeErr: snap.ProbeErr, IdentityErr: snap.IdentityErr, Facts: snap.Facts}
 	mem := actorMemory{Attempts: a.attempts, DemotedFor: a.demotedFor}
 	in := nextAction(a.opts, f, st, mem)
-	// Each fact is looked up once at most, so this ends.
-	for range 2 {
+	// Each of the two facts is looked up once at most: the third answer
+	// needs none.
+	for asked := 0; in.Need != needNothing && asked < 2; asked++ {
 		switch in.Need {
 		case needPrimary:
 			inRecovery, err := a.actions.InRecovery(ctx, in.Node)
@@ -88,13 +89,11 @@ func (a *actor) step(ctx context.Context) {
 			ctl, running, err := a.actions.Stopped(ctx)
 			f.Stopped = &stoppedInstance{Control: ctl, Running: running, Err: err}
 			f.Known = a.local.KnownNodes()
-		default:
-			for _, act := range in.Run {
-				a.carry(ctx, act, f)
-			}
-			return
 		}
 		in = nextAction(a.opts, f, st, mem)
+	}
+	for _, act := range in.Run {
+		a.carry(ctx, act, f)
 	}
 }
 
