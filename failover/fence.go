@@ -23,7 +23,7 @@ type FenceView struct {
 	DBUp       bool
 	InRecovery bool
 	Registered bool
-	// Ready is set when this node hears from a Raft leader, so that
+	// Ready is set when this node hears from a coordinator, so that
 	// Primary, the committed primary, is current.
 	Ready   bool
 	Primary string

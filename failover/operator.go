@@ -44,15 +44,15 @@ func (c *Controller) Command(ctx context.Context, cmd api.Command) api.CommandRe
 	if c.m.leads() {
 		return c.op.lead(ctx, cmd)
 	}
-	leader := c.m.coordinator()
-	if leader == "" {
+	coord := c.m.coordinator()
+	if coord == "" {
 		return refused("no coordinator: the raft group has no leader now")
 	}
-	return c.calls.forward(ctx, c.local.KnownNodes(), leader, cmd)
+	return c.calls.forward(ctx, c.local.KnownNodes(), coord, cmd)
 }
 
 // CommandFromPeer is the coordinator's side of a forwarded command. It
-// never forwards again: a leader that changed meanwhile means a refusal,
+// never forwards again: a coordinator that changed meanwhile means a refusal,
 // not a loop.
 func (c *Controller) CommandFromPeer(ctx context.Context, cmd api.Command) api.CommandResult {
 	if !c.m.leads() {

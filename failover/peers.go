@@ -93,19 +93,19 @@ func (p *peerCalls) releaseVotes(ctx context.Context, from repmgr.Node, nodes []
 	wg.Wait()
 }
 
-// forward carries cmd to the coordinator named leader.
-func (p *peerCalls) forward(ctx context.Context, nodes []repmgr.Node, leader string, cmd api.Command) api.CommandResult {
-	n, ok := repmgr.ByName(nodes, leader)
+// forward carries cmd to the coordinator, the node named coord.
+func (p *peerCalls) forward(ctx context.Context, nodes []repmgr.Node, coord string, cmd api.Command) api.CommandResult {
+	n, ok := repmgr.ByName(nodes, coord)
 	if !ok {
-		return refused("the coordinator %s is not registered in repmgr.nodes", leader)
+		return refused("the coordinator %s is not registered in repmgr.nodes", coord)
 	}
 	addr, err := p.opts.Addresses.Of(n)
 	if err != nil {
-		return refused("address of the coordinator %s: %v", leader, err)
+		return refused("address of the coordinator %s: %v", coord, err)
 	}
 	var res api.CommandResult
 	if err := p.peers.Post(ctx, addr, api.PathCommand, cmd, &res); err != nil {
-		return refused("carry the command to the coordinator %s: %v", leader, err)
+		return refused("carry the command to the coordinator %s: %v", coord, err)
 	}
 	return res
 }
