@@ -111,44 +111,49 @@ func (a *actor) carry(ctx context.Context, act action, f actorFacts) {
 		at = &attempt{}
 		a.attempts[k] = at
 	}
-	d, log := act.Decision, a.opts.Logger
-	var fn func(ctx context.Context) error
-	switch act.Kind {
-	case api.ActionPromote:
-		fn = func(ctx context.Context) error {
-			out, err := a.actions.Promote(ctx, d)
-			log.Info("promote command", "epoch", d.Epoch, "output", out, "error", err)
-			return err
-		}
-	case api.ActionRepoint:
-		fn = func(ctx context.Context) error { return a.actions.Repoint(ctx, act.Primary) }
-	case api.ActionFollow:
-		fn = func(ctx context.Context) error {
-			out, err := a.actions.Follow(ctx, d, act.Primary)
-			log.Info("follow command", "epoch", d.Epoch, "primary", d.Primary, "output", out, "error", err)
-			return err
-		}
-	case api.ActionRejoin:
-		fn = func(ctx context.Context) error {
-			out, err := a.actions.Rejoin(ctx, d, act.Primary)
-			log.Info("rejoin command", "epoch", d.Epoch, "primary", d.Primary, "control_file_state", act.Control, "output", out, "error", err)
-			return err
-		}
-	case api.ActionDemote:
+	if act.Kind == api.ActionDemote {
 		// The shutdown checkpoint's location goes with the report.
 		var lsn int64
-		_ = a.run.tryWith(ctx, at, d, act.Kind, func(ctx context.Context) error {
+		_ = a.run.tryWith(ctx, at, act.Decision, act.Kind, func(ctx context.Context) error {
 			var err error
 			lsn, err = a.demote(ctx, act.Switchover)
 			return err
 		}, func(p *api.Progress) { p.LSN = lsn })
 		return
-	case api.ActionRestart:
-		fn = func(ctx context.Context) error { return a.restart(ctx, f) }
-	default:
-		return
 	}
-	_ = a.run.try(ctx, at, d, act.Kind, fn)
+	if fn := a.command(act, f); fn != nil {
+		_ = a.run.try(ctx, at, act.Decision, act.Kind, fn)
+	}
+}
+
+// command is what running act does.
+func (a *actor) command(act action, f actorFacts) func(context.Context) error {
+	d, log := act.Decision, a.opts.Logger
+	switch act.Kind {
+	case api.ActionPromote:
+		return func(ctx context.Context) error {
+			out, err := a.actions.Promote(ctx, d)
+			log.Info("promote command", "epoch", d.Epoch, "output", out, "error", err)
+			return err
+		}
+	case api.ActionRepoint:
+		return func(ctx context.Context) error { return a.actions.Repoint(ctx, act.Primary) }
+	case api.ActionFollow:
+		return func(ctx context.Context) error {
+			out, err := a.actions.Follow(ctx, d, act.Primary)
+			log.Info("follow command", "epoch", d.Epoch, "primary", d.Primary, "output", out, "error", err)
+			return err
+		}
+	case api.ActionRejoin:
+		return func(ctx context.Context) error {
+			out, err := a.actions.Rejoin(ctx, d, act.Primary)
+			log.Info("rejoin command", "epoch", d.Epoch, "primary", d.Primary, "control_file_state", act.Control, "output", out, "error", err)
+			return err
+		}
+	case api.ActionRestart:
+		return func(ctx context.Context) error { return a.restart(ctx, f) }
+	}
+	return nil
 }
 
 // restart starts the database again after an aborted switchover, and ends
