@@ -25,8 +25,8 @@ import (
 //
 // Any coordinator can drive it from the log and the reports alone, so a
 // change of coordinator in the middle does not lose it. The old primary's
-// part is the actor's (actor_switchover.go); the coordinator's is the
-// switchoverDriver's, below.
+// part is the actor's (switchoverAction in act.go; demote and restart in
+// actor.go); the coordinator's is the switchoverDriver's, below.
 
 // CheckSwitchover says whether a switchover from the committed primary to
 // `to` may start, from the committed state and the reports of this round,
