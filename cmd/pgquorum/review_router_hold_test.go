@@ -14,7 +14,9 @@ import (
 // router's hold"): the next primary's first 200 comes at least
 // router_hold + (L - cache_ttl) after the last primary's last 200 (L =
 // LeaseFor(cache_ttl): the lease outlives the verdict by a tenth), and by
-// then HAProxy must have marked the last primary DOWN.
+// then HAProxy must have marked the last primary DOWN (the new one is UP
+// after rise passed checks, inter apart, the first no earlier than its first
+// 200). Rows with checks answered 503 pass; they are the controls.
 //
 // HAProxy's side, measured on this machine (HAProxy 2.6.12, inter 500ms
 // fall 2, no "timeout check", as haproxy-config renders): a check is
@@ -33,9 +35,11 @@ import (
 func TestReviewRouterHoldCoversHAProxy(t *testing.T) {
 	patroni := haproxy.DefaultOptions()
 	patroni.Inter, patroni.Fall = 3*time.Second, 3 // docs/patroni.md: "inter 3s fall 3 rise 2 … unchanged"
+	patroni.Rise = 2
+	// failover.md's settings for each profile: --inter X --fall 2 --rise 1.
 	withInter := func(inter time.Duration) haproxy.Options {
 		o := haproxy.DefaultOptions()
-		o.Inter, o.Fall = inter, 2
+		o.Inter, o.Fall, o.Rise = inter, 2, 1
 		return o
 	}
 	tests := []struct {
@@ -45,6 +49,7 @@ func TestReviewRouterHoldCoversHAProxy(t *testing.T) {
 		hung    bool // the old primary's checks get no answer (timeout = inter)
 	}{
 		{name: "haproxy-config's own defaults (deployment.md's command) with the default profile, 503s", profile: "default", opts: haproxy.DefaultOptions()},
+		{name: "haproxy-config's own defaults (deployment.md's command) with the default profile, unanswered checks", profile: "default", opts: haproxy.DefaultOptions(), hung: true},
 		{name: "--inter 500ms --fall 2 with the default profile, 503s", profile: "default", opts: withInter(500 * time.Millisecond)},
 		{name: "--inter 500ms --fall 2 with the default profile, unanswered checks", profile: "default", opts: withInter(500 * time.Millisecond), hung: true},
 		{name: "--inter 200ms --fall 2 with the fast profile, 503s", profile: "fast", opts: withInter(200 * time.Millisecond)},
@@ -74,10 +79,13 @@ func TestReviewRouterHoldCoversHAProxy(t *testing.T) {
 				timeout = tt.opts.Inter
 			}
 			keptUp := time.Duration(tt.opts.Fall) * (tt.opts.Inter + timeout)
+			// The new primary's first passed check comes at the earliest
+			// with its first 200; rise-1 more follow, inter apart.
 			gap := hold + consensus.LeaseFor(ttl) - ttl
-			if gap < keptUp {
-				t.Errorf("inter %s fall %d: HAProxy keeps the old primary UP for %s after its last passed check, but the new primary's first 200 may come %s after it (router_hold %s + lease margin %s): two write servers UP for %s (the rendered config asks for router_hold >= %s)",
-					tt.opts.Inter, tt.opts.Fall, keptUp, gap, hold, consensus.LeaseFor(ttl)-ttl, keptUp-gap, tt.opts.RouterHold())
+			newUp := gap + time.Duration(tt.opts.Rise-1)*tt.opts.Inter
+			if newUp < keptUp {
+				t.Errorf("inter %s fall %d rise %d: HAProxy keeps the old primary UP for %s after its last passed check, but the new primary's first 200 may come %s after it (router_hold %s + lease margin %s) and it is UP after rise checks at %s: two write servers UP for %s (the rendered config asks for router_hold >= %s)",
+					tt.opts.Inter, tt.opts.Fall, tt.opts.Rise, keptUp, gap, hold, consensus.LeaseFor(ttl)-ttl, newUp, keptUp-newUp, tt.opts.RouterHold())
 			}
 		})
 	}
