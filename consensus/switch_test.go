@@ -33,7 +33,7 @@ const (
 type duelNode struct {
 	row       repmgr.Node
 	clock     simClock
-	chk       *Checker
+	core      *core
 	facts     func() repmgr.Facts // what a probe of its database reads now
 	lastProbe time.Time           // Run's
 }
@@ -125,7 +125,7 @@ func newDuel(st duelSetup, switchAt time.Duration) *duel {
 		if err != nil {
 			panic(err)
 		}
-		n.chk = simChecker(row.Name, ScopeCluster, duelRefresh, duelTTL, duelPeerTimeout, b, func() time.Time { return d.nowOf(n) })
+		n.core = simCore(row.Name, ScopeCluster, duelRefresh, duelTTL, duelPeerTimeout, b)
 		return n
 	}
 	d.c1 = mk(nodes[0], 100*time.Hour, st.c1PPM, LeaseFor(duelTTL), func() repmgr.Facts {
@@ -196,13 +196,13 @@ func (d *duel) refresh(x *duelNode, byRun bool) {
 		f := &Snapshot{Facts: x.facts()}
 		f.Facts.ProbedAt = simEpoch.Add(probed)
 		snap := &Snapshot{Facts: f.Facts}
-		me, ok := x.chk.candidate(snap)
+		me, ok := x.core.candidate(snap)
 		if !ok {
 			panic(x.row.Name + " is no candidate")
 		}
 		req := api.VoteRequest{Protocol: api.VoteProtocol, Candidate: me.Name, CandidateID: me.ID,
 			SystemID: snap.Facts.Server.SystemID, Timeline: snap.Facts.Server.Timeline}
-		self, _ := x.chk.answer(f, req)
+		self, _ := x.core.answer(f, req)
 		snap.SelfVote = PeerVote{Answer: &self}
 		snap.Votes = map[int]PeerVote{d.v.row.ID: {Err: context.DeadlineExceeded}, other.row.ID: {Err: context.DeadlineExceeded}}
 		rec.send = d.now
@@ -210,9 +210,9 @@ func (d *duel) refresh(x *duelNode, byRun bool) {
 		pending, done := 2, false
 		finish := func() {
 			done = true
-			snap.Verdict = Decide(Input{Identity: x.chk.opts.Identity, Scope: ScopeCluster, Facts: snap.Facts,
+			snap.Verdict = Decide(Input{Identity: x.core.opts.Identity, Scope: ScopeCluster, Facts: snap.Facts,
 				SelfVote: snap.SelfVote, Votes: snap.Votes})
-			x.chk.refuseStale(&snap.Verdict, snap.Facts.ProbedAt)
+			x.core.refuseStale(d.nowOf(x), &snap.Verdict, snap.Facts.ProbedAt)
 			until := x.clock.when(probed + duelTTL)
 			if snap.Verdict.State == api.StatePrimary && d.now < until {
 				d.windows[x.row.Name] = append(d.windows[x.row.Name],
@@ -222,7 +222,7 @@ func (d *duel) refresh(x *duelNode, byRun bool) {
 				rec.decided, rec.expiry, rec.primary = d.now, until, snap.Verdict.State == api.StatePrimary
 				d.c1Refreshes = append(d.c1Refreshes, rec)
 			}
-			x.chk.noteChange(snap)
+			x.core.noteChange(d.nowOf(x), snap)
 			if !byRun {
 				return
 			}
@@ -230,7 +230,7 @@ func (d *duel) refresh(x *duelNode, byRun bool) {
 				x.lastProbe = snap.Facts.ProbedAt
 			}
 			next := duelRefresh - d.nowOf(x).Sub(x.lastProbe)
-			if x.chk.inFlux(snap) {
+			if x.core.inFlux(d.nowOf(x), snap) {
 				next = min(next, fluxInterval)
 			}
 			d.at(d.after(x, max(next, time.Millisecond)), func() { d.refresh(x, true) })
@@ -267,7 +267,7 @@ func (d *duel) refresh(x *duelNode, byRun bool) {
 func (d *duel) vote(peer *duelNode, req api.VoteRequest) api.VoteAnswer {
 	f := &Snapshot{Facts: peer.facts()}
 	f.Facts.ProbedAt = d.nowOf(peer)
-	a, _ := peer.chk.answer(f, req)
+	a, _ := peer.core.answer(f, req)
 	if peer == d.v {
 		switch {
 		case a.Granted && req.Candidate == "n1":
