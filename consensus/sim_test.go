@@ -1003,7 +1003,11 @@ func TestSimulatedVotingShortLeaseRefused(t *testing.T) {
 func TestSimulatedVotingStateDirToggled(t *testing.T) {
 	v := simSafe
 	v.name, v.toggleStateDir = "state_dir toggled at restarts", true
-	_, failures := simShards(t, simSeeds(t, 1000), v, true)
+	seeds := 1000
+	if testing.Short() {
+		seeds = simSeedCount // a thousand runs take minutes under -race on a loaded machine
+	}
+	_, failures := simShards(t, simSeeds(t, seeds), v, true)
 	for _, f := range failures {
 		t.Errorf("two primaries at once:\n%s", f)
 	}
