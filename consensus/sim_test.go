@@ -18,7 +18,8 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// This file is a discrete-event simulation of the voting of docs/quorum.md:
+// This file, with sim_node_test.go and sim_world_test.go, is a
+// discrete-event simulation of the voting of docs/quorum.md:
 // nodes whose databases get promoted and demoted, standbys that follow one
 // primary then another, pgquorum processes that restart, messages that are
 // late or lost, and machine clocks that run up to 4% fast or slow. Each
@@ -34,7 +35,8 @@ import (
 // unexpired Primary verdict at the same simulated real instant. A verdict
 // counts from the instant it is decided until its expiry, even if its process
 // dies or a later refresh replaces it: the check is stricter than what
-// HAProxy can observe.
+// HAProxy can observe. A Primary verdict that Serve returns must be one of
+// those counted, unexpired: the check follows what the core serves.
 
 // simEpoch turns a node's monotonic reading into the time.Time of its
 // Checker.
