@@ -68,15 +68,7 @@ func (c *core) candidate(s *Snapshot) (repmgr.Node, bool) {
 func (c *core) finish(now time.Time) []effect {
 	r := c.round
 	r.done, c.round = true, nil
-	s := r.snap
-	minLease := LeaseFor(c.opts.CacheTTL)
-	if c.faults.acceptShortLease {
-		minLease = 0
-	}
-	s.Verdict = Decide(Input{Identity: c.opts.Identity, Scope: c.opts.Scope, Facts: s.Facts, ProbeErr: s.ProbeErr,
-		IdentityErr: s.IdentityErr, SelfVote: s.SelfVote, Votes: s.Votes, MinLease: minLease})
-	c.refuseStale(now, &s.Verdict, s.Facts.ProbedAt)
-	s = c.steppedDown(s)
+	s := c.decide(now, r.snap)
 	c.snap = nil
 	if now.Before(c.expiry(s)) {
 		c.snap = s
@@ -96,6 +88,18 @@ func (c *core) finish(now time.Time) []effect {
 		effs = append(effs, wakeRun{max(next, time.Millisecond)})
 	}
 	return effs
+}
+
+// decide draws s's verdict from its facts and votes, as of now.
+func (c *core) decide(now time.Time, s *Snapshot) *Snapshot {
+	minLease := LeaseFor(c.opts.CacheTTL)
+	if c.faults.acceptShortLease {
+		minLease = 0
+	}
+	s.Verdict = Decide(Input{Identity: c.opts.Identity, Scope: c.opts.Scope, Facts: s.Facts, ProbeErr: s.ProbeErr,
+		IdentityErr: s.IdentityErr, SelfVote: s.SelfVote, Votes: s.Votes, MinLease: minLease})
+	c.refuseStale(now, &s.Verdict, s.Facts.ProbedAt)
+	return c.steppedDown(s)
 }
 
 // noteChange tells whether the state changed, and notes whether the verdict
