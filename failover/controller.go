@@ -75,7 +75,7 @@ type Actions interface {
 }
 
 // Reporters ask other nodes for their reports and carry actions between
-// them; *consensus.HTTPPeers is one.
+// them; *client.Client is one.
 type Reporters interface {
 	Report(ctx context.Context, addr string, req api.ReportRequest) (*api.Report, error)
 	Post(ctx context.Context, addr, path string, req, out any) error
