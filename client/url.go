@@ -4,13 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
-
-	"github.com/pgquorum/pgquorum/api"
 )
-
-// DefaultURL is where a command on the node finds its own pgquorum.
-var DefaultURL = "http://127.0.0.1:" + strconv.Itoa(api.DefaultPort)
 
 // ParseBaseURL checks a base URL: http(s)://host:port, nothing else.
 func ParseBaseURL(raw string) (*url.URL, error) {
