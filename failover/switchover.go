@@ -263,7 +263,7 @@ func (c *Controller) releaseVotes(ctx context.Context, from repmgr.Node, nodes [
 			} else if addr, aerr := c.opts.Addresses.Of(n); aerr != nil {
 				err = aerr
 			} else {
-				err = c.peers.Post(ctx, addr, api.PathRelease, req, nil)
+				err = c.peers.Post(ctx, addr, api.PathRelease, req, &api.ReleaseAnswer{})
 			}
 			if err != nil {
 				c.opts.Logger.Debug("release votes", "node", n.Name, "holder", from.Name, "error", err)
