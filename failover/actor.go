@@ -156,7 +156,7 @@ func (c *Controller) try(ctx context.Context, attempts map[actKey]*attempt, d ap
 		a.n = maxAttempts
 	}
 	if err != nil {
-		rec.Error = oneLine(err)
+		rec.Error = api.ErrorText(err)
 		c.opts.Logger.Error("failover action failed", "epoch", d.Epoch, "action", kind, "attempt", a.n, "error", err)
 	}
 	c.mu.Lock()

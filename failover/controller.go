@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -309,9 +308,9 @@ func (c *Controller) ownReport(ctx context.Context) api.Report {
 		RepmgrdRunning: f.Facts.Repmgrd.Running, RepmgrdPaused: f.Facts.Repmgrd.Paused}
 	switch {
 	case f.ProbeErr != nil:
-		r.DBError = oneLine(f.ProbeErr)
+		r.DBError = api.ErrorText(f.ProbeErr)
 	case f.IdentityErr != nil:
-		r.DBError = oneLine(f.IdentityErr)
+		r.DBError = api.ErrorText(f.IdentityErr)
 	}
 	if !r.DBUp {
 		r.DownForMS = c.local.DownFor().Milliseconds()
@@ -359,7 +358,7 @@ func (c *Controller) probe(ctx context.Context, node string) *api.Probe {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout/2)
 	defer cancel()
 	if _, err := c.actions.InRecovery(ctx, n); err != nil {
-		p.Error = oneLine(err)
+		p.Error = api.ErrorText(err)
 		return p
 	}
 	p.OK = true
@@ -388,7 +387,3 @@ func (c *Controller) commit(e Entry) error {
 	}
 	return nil
 }
-
-// oneLine keeps an error on one line: pgx errors span lines, one per
-// address tried.
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

@@ -155,7 +155,7 @@ func askState(ctx context.Context, t target) (stateAnswer, error) {
 // "node1 is Primary (3 votes, 2 needed)" or "node2 is Standby".
 func (a stateAnswer) describe(target string) string {
 	if a.body == nil {
-		return oneLine(fmt.Sprintf("%s answers %s (%v)", target, a.state, a.bodyErr))
+		return printableLine(fmt.Sprintf("%s answers %s (%v)", target, a.state, a.bodyErr))
 	}
 	who := a.body.Node
 	if who == "" {
@@ -171,14 +171,16 @@ func (a stateAnswer) describe(target string) string {
 	if a.body.Reason != "" {
 		s += ": " + a.body.Reason
 	}
-	return oneLine(s)
+	return printableLine(s)
 }
 
 // maxLine bounds the printed line: keepalived and syslog lines are short.
 const maxLine = 300
 
-// oneLine keeps the promise of one printed line whatever the body holds.
-func oneLine(s string) string {
+// printableLine keeps the promise of one short printed line whatever the
+// body holds: control characters (newlines among them) become spaces, and
+// the line is cut at maxLine characters.
+func printableLine(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '
