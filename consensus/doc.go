@@ -4,6 +4,6 @@
 // Decide and RealPrimary are pure functions over a snapshot of facts; the
 // Checker gathers those facts (one probe of the local node, one poll of the
 // site's peers per refresh), caches the verdict and logs every change of it.
-// The HTTP client for peers is the only network I/O here, behind the Peers
-// interface.
+// The peers are asked through the Peers interface (client.Client over
+// HTTP): the only network I/O here.
 package consensus
