@@ -137,7 +137,8 @@ type stateAnswer struct {
 // Only a missing or foreign status is an error: a body that does not decode
 // leaves the status-based verdict as it is.
 func askState(ctx context.Context, t target) (stateAnswer, error) {
-	a, err := t.node().State(ctx)
+	n := t.node()
+	a, err := n.State(ctx)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return stateAnswer{}, fmt.Errorf("timed out: %w", err)
@@ -146,7 +147,7 @@ func askState(ctx context.Context, t target) (stateAnswer, error) {
 	}
 	state, ok := stateOfStatus(a.Status)
 	if !ok {
-		return stateAnswer{}, fmt.Errorf("GET %s answered %d, which is no pgquorum state", t.node().URL(api.PathState), a.Status)
+		return stateAnswer{}, fmt.Errorf("GET %s answered %d, which is no pgquorum state", n.URL(api.PathState), a.Status)
 	}
 	return stateAnswer{state: state, body: a.Body, bodyErr: a.BodyErr}, nil
 }
