@@ -84,3 +84,8 @@ type ReleaseRequest struct {
 	Holder   string `json:"holder"`
 	HolderID int    `json:"holder_id"`
 }
+
+// ReleaseAnswer is the answer of PathRelease once the votes are released.
+type ReleaseAnswer struct {
+	Released bool `json:"released"`
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
@@ -89,10 +88,10 @@ func Decide(in Input) Verdict {
 	v := Verdict{Node: in.Identity.Name, Scope: in.Scope, CheckedAt: in.Facts.ProbedAt, Timeline: in.Facts.Server.Timeline}
 	switch {
 	case in.ProbeErr != nil:
-		v.State, v.Reason = api.StateDown, "local database unreachable: "+oneLine(in.ProbeErr)
+		v.State, v.Reason = api.StateDown, "local database unreachable: "+api.ErrorText(in.ProbeErr)
 		return v
 	case in.IdentityErr != nil:
-		v.State, v.Reason = api.StateDown, "not this node's database: "+oneLine(in.IdentityErr)
+		v.State, v.Reason = api.StateDown, "not this node's database: "+api.ErrorText(in.IdentityErr)
 		return v
 	}
 	me, registered, err := in.Identity.Self(in.Facts.Nodes)
@@ -208,7 +207,7 @@ func rowName(n repmgr.Node, nodes []repmgr.Node) string {
 func refusal(pv PeerVote) string {
 	switch {
 	case pv.Err != nil:
-		return "no answer: " + oneLine(pv.Err)
+		return "no answer: " + api.ErrorText(pv.Err)
 	case pv.Answer == nil:
 		return "not asked"
 	case pv.Answer.Granted:
@@ -223,12 +222,6 @@ func (v *Verdict) tally(location string, clusterSize int) string {
 		return site + " (scope site)"
 	}
 	return fmt.Sprintf("%s, %d (%d needed) in the cluster of %d nodes", site, v.ClusterVotes, v.ClusterNeeded, clusterSize)
-}
-
-// oneLine keeps a reason on one line: pgx errors span lines, one per address
-// tried.
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // StateAnswer is one node's answer to /state, as seen by /realPrimary.

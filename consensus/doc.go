@@ -20,7 +20,7 @@
 // split-brain (Survey). The voting simulation in sim_test.go drives the same
 // core.
 //
-// HTTPPeers is the client of the other nodes' pgquorum (votes, /state,
-// reports, forwarded actions), authenticated by TLS or a token (PeerAuth);
-// the Checker uses it only through the Peers interface.
+// The other nodes' pgquorum is asked through the Peers interface, which
+// client.Client implements over HTTP (votes, /state, reports, forwarded
+// actions, authenticated by TLS or a token).
 package consensus

@@ -1,14 +1,14 @@
 package consensus
 
 import (
-	"encoding/json"
+	"bytes"
 	"net"
 	"net/http"
-	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/client"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -33,7 +33,7 @@ func FuzzVoteAnswer(f *testing.F) {
 	f.Add(302, []byte(``))
 	nodes := site(3)
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		a, err := decodeVote(status, body)
+		a, err := client.DecodeVote(status, body)
 		if a == nil {
 			if err == nil {
 				t.Fatalf("status %d gave neither an answer nor an error", status)
@@ -44,7 +44,7 @@ func FuzzVoteAnswer(f *testing.F) {
 			t.Fatalf("answer %+v from status %d (err %v)", a, status, err)
 		}
 		var plain api.VoteAnswer
-		if json.Unmarshal(body, &plain) != nil || plain != *a {
+		if api.DecodeStrict(bytes.NewReader(body), &plain) != nil || plain != *a {
 			t.Fatalf("answer %+v is not what the body %q says", a, body)
 		}
 		v := Decide(input(nodes, map[int]PeerVote{3: {Answer: a}}))
@@ -59,7 +59,7 @@ func FuzzVoteAnswer(f *testing.F) {
 // FuzzStateAnswer feeds arbitrary /state answers of n2 (n1 answering 200
 // as itself, n3 202) to the survey's count: a body never makes n2 a
 // claimant, only its status 200 does, whatever the body says; the body
-// decodes exactly when encoding/json takes it.
+// decodes exactly when api.DecodeStrict takes it.
 func FuzzStateAnswer(f *testing.F) {
 	f.Add(200, []byte(`{"State":"Primary","node":"n2","votes":3,"needed":2}`))
 	f.Add(509, []byte(`{"State":"Primary","node":"n2","votes":3,"needed":2}`))
@@ -69,10 +69,10 @@ func FuzzStateAnswer(f *testing.F) {
 	f.Add(200, []byte(`null`))
 	f.Add(0, []byte(``))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		b := decodeState(body)
+		b := client.DecodeState(body)
 		var plain api.StateBody
-		if decodes := json.Unmarshal(body, &plain) == nil; decodes != (b != nil) {
-			t.Fatalf("decodeState(%q) = %+v, json.Unmarshal error %v", body, b, !decodes)
+		if decodes := api.DecodeStrict(bytes.NewReader(body), &plain) == nil; decodes != (b != nil) {
+			t.Fatalf("DecodeState(%q) = %+v, api.DecodeStrict error %v", body, b, !decodes)
 		}
 		answers := []StateAnswer{{Node: "n1", Status: 200, Self: true}, {Node: "n2", Status: status, Body: b}, {Node: "n3", Status: 202}}
 		primary, claimants, unreachable := RealPrimary(answers)
@@ -85,30 +85,6 @@ func FuzzStateAnswer(f *testing.F) {
 		}
 		if (primary == "n1") != (status != 200) || (primary != "" && primary != "n1") {
 			t.Fatalf("status %d: real primary %q", status, primary)
-		}
-	})
-}
-
-// FuzzReportAnswer: a failover report comes only from a 200 whose body
-// decodes, and is what the body says.
-func FuzzReportAnswer(f *testing.F) {
-	f.Add(200, []byte(`{"protocol":1,"node":"n2","node_id":2,"location":"dc1","state":"Standby","db_up":true,"in_recovery":true,"timeline":1,"received_lsn":100}`))
-	f.Add(200, []byte(`{"node":"n2","probe":{"node":"n1","ok":true},"action":null,"failover":{"state":"Following"}}`))
-	f.Add(200, []byte(`{"received_lsn":1e30}`))
-	f.Add(503, []byte(`{"node":"n2"}`))
-	f.Add(200, []byte(`{"node":"n2"}{"node":"n3"}`))
-	f.Add(200, []byte(`[]`))
-	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		r, err := decodeReport(status, body)
-		if (r == nil) == (err == nil) {
-			t.Fatalf("decodeReport(%d, %q) = %+v, %v: want exactly one of a report and an error", status, body, r, err)
-		}
-		if r == nil {
-			return
-		}
-		var plain api.Report
-		if status != 200 || json.Unmarshal(body, &plain) != nil || !reflect.DeepEqual(plain, *r) {
-			t.Fatalf("report %+v from status %d and body %q", r, status, body)
 		}
 	})
 }

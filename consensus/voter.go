@@ -59,9 +59,9 @@ func (c *core) answer(f *Snapshot, req api.VoteRequest) (a api.VoteAnswer, vouch
 	case req.Protocol != api.VoteProtocol:
 		a.Reason = fmt.Sprintf("I speak vote protocol %d, not %d", api.VoteProtocol, req.Protocol)
 	case f.ProbeErr != nil:
-		a.Reason = "my database is unreachable: " + oneLine(f.ProbeErr)
+		a.Reason = "my database is unreachable: " + api.ErrorText(f.ProbeErr)
 	case f.IdentityErr != nil:
-		a.Reason = "my database.dsn reaches another node's database: " + oneLine(f.IdentityErr)
+		a.Reason = "my database.dsn reaches another node's database: " + api.ErrorText(f.IdentityErr)
 	case err != nil:
 		a.Reason = err.Error()
 	case !registered:

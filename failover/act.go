@@ -133,7 +133,7 @@ func followAction(o Options, f actorFacts, d api.Decision) actIntent {
 		return actIntent{Need: needPrimary, Node: primary}
 	}
 	if p.Err != nil {
-		return nothing("the committed primary does not answer: " + oneLine(p.Err))
+		return nothing("the committed primary does not answer: " + api.ErrorText(p.Err))
 	}
 	var run []action
 	// Until its promotion is recorded, stream from the chosen node at once,

@@ -249,7 +249,7 @@ func (r *actionRunner) tryWith(ctx context.Context, a *attempt, d api.Decision, 
 		a.n = maxAttempts
 	}
 	if err != nil {
-		rec.Error = oneLine(err)
+		rec.Error = api.ErrorText(err)
 		r.opts.Logger.Error("failover action failed", "epoch", d.Epoch, "action", kind, "attempt", a.n, "error", err)
 	} else if done != nil {
 		done(&rec)

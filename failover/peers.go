@@ -83,7 +83,7 @@ func (p *peerCalls) releaseVotes(ctx context.Context, from repmgr.Node, nodes []
 			} else if addr, aerr := p.opts.Addresses.Of(n); aerr != nil {
 				err = aerr
 			} else {
-				err = p.peers.Post(ctx, addr, api.PathRelease, req, nil)
+				err = p.peers.Post(ctx, addr, api.PathRelease, req, &api.ReleaseAnswer{})
 			}
 			if err != nil {
 				p.opts.Logger.Debug("release votes", "node", n.Name, "holder", from.Name, "error", err)

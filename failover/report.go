@@ -3,7 +3,6 @@ package failover
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
@@ -92,9 +91,9 @@ func (r *reporter) ownReport(ctx context.Context) api.Report {
 		RepmgrdRunning: f.Facts.Repmgrd.Running, RepmgrdPaused: f.Facts.Repmgrd.Paused}
 	switch {
 	case f.ProbeErr != nil:
-		rep.DBError = oneLine(f.ProbeErr)
+		rep.DBError = api.ErrorText(f.ProbeErr)
 	case f.IdentityErr != nil:
-		rep.DBError = oneLine(f.IdentityErr)
+		rep.DBError = api.ErrorText(f.IdentityErr)
 	}
 	if !rep.DBUp {
 		rep.DownForMS = r.local.DownFor().Milliseconds()
@@ -136,16 +135,12 @@ func (r *reporter) probe(ctx context.Context, node string) *api.Probe {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.PeerTimeout/2)
 	defer cancel()
 	if _, err := r.actions.InRecovery(ctx, n); err != nil {
-		p.Error = oneLine(err)
+		p.Error = api.ErrorText(err)
 		return p
 	}
 	p.OK = true
 	return p
 }
-
-// oneLine keeps an error on one line: pgx errors span lines, one per
-// address tried.
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // logLine is a log record to write later, once an outcome is known.
 type logLine struct {

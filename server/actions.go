@@ -142,7 +142,7 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, errorBody(err.Error()))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"released": true})
+	writeJSON(w, http.StatusOK, api.ReleaseAnswer{Released: true})
 }
 
 // handleFailoverCheck answers "pgquorum failover-check" (200 either way:

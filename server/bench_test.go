@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/client"
 	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
@@ -39,7 +40,7 @@ func freeBallot(tb testing.TB, lease time.Duration) *consensus.Ballot {
 func BenchmarkStateHandler(b *testing.B) {
 	c := consensus.NewChecker(consensus.Options{Identity: consensus.Identity{Name: "node1"}, RefreshInterval: time.Hour,
 		CacheTTL: time.Hour, PeerTimeout: time.Second, Ballot: freeBallot(b, time.Hour)},
-		staticProber{}, consensus.NewHTTPPeers(consensus.PeerAuth{}))
+		staticProber{}, client.New(client.Options{}))
 	h := New(Options{}, c).Handler()
 	benchHandler(b, h, 200)
 }

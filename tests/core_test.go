@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // The lab runs pgquorum with a 250ms refresh; "a few refreshes" is bounded

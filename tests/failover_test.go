@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // TestFailoverByRepmgrAndOldPrimaryReturning walks the split-brain scenario

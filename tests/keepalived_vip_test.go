@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 const (

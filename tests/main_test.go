@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // pgquorumBin is the binary under test, built once by TestMain.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // Tests of issue 8: switchover, pause, fencing and rejoin, and the gate for

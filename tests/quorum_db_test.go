@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // TestApplyDelayedStandbyVotesByReplication: node3 replays WAL a minute late

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 const adminToken = "admin-token-of-the-security-tests-0123"

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/auth/testpki"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // TestHAProxyChecksOverTLS: every pgquorum serves HTTPS requiring a client

@@ -22,7 +22,7 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/auth"
 	"github.com/pgquorum/pgquorum/auth/testpki"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // testPKI is a PKI made by the test, in a directory the nodes' OS users can

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // The soak (make soak, not in CI): a three-node cluster under HAProxy-like

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/internal/lab"
 	"github.com/pgquorum/pgquorum/repmgr"
-	"github.com/pgquorum/pgquorum/tests/lab"
 )
 
 func waitPath(t *testing.T, n *lab.Node, path string, want int) {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // demoRun is a running demo: the cluster, HAProxy and where to print.

@@ -10,28 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/client"
 )
-
-// maxActionAnswer bounds what is read of an action's answer.
-const maxActionAnswer = 256 << 10
-
-// action POSTs body to the pgquorum's path and decodes the CommandResult;
-// a refusal is an error of its own.
-func action(ctx context.Context, t target, path string, body any) (api.CommandResult, error) {
-	var res api.CommandResult
-	status, err := t.postJSON(ctx, path, body, maxActionAnswer, &res)
-	switch {
-	case err != nil:
-		return res, err
-	case status == 200 && res.OK:
-		return res, nil
-	case status == 409 && res.Error != "":
-		return res, errors.New(res.Error) // refused by the coordinator, saying why
-	case res.Error != "":
-		return res, fmt.Errorf("POST %s: %d: %s", path, status, res.Error)
-	}
-	return res, fmt.Errorf("POST %s answered %d", path, status)
-}
 
 func newSwitchoverCmd(stdout io.Writer) *cobra.Command {
 	var lf localFlags
@@ -63,7 +43,7 @@ the old primary out, or is still going on after --wait.`,
 				return usageErr(fmt.Errorf("--wait: want a duration of zero or more, got %s", wait))
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), lf.timeout)
-			res, err := action(ctx, t, api.PathSwitchover, api.SwitchoverRequest{To: to})
+			res, err := t.node().Switchover(ctx, api.SwitchoverRequest{To: to})
 			cancel()
 			if err != nil {
 				return failedErr(fmt.Errorf("switchover: %w", err))
@@ -86,6 +66,7 @@ the old primary out, or is still going on after --wait.`,
 // switchover is over or wait has passed.
 func followSwitchover(ctx context.Context, w io.Writer, t target, sw api.Switchover, printed int, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
+	node := t.node()
 	for {
 		if sw.Phase == api.PhaseDone || sw.Phase == api.PhaseAborted {
 			break
@@ -98,9 +79,8 @@ func followSwitchover(ctx context.Context, w io.Writer, t target, sw api.Switcho
 			return failedErr(ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
-		var cur api.Switchover
 		cctx, cancel := context.WithTimeout(ctx, t.timeout)
-		status, err := t.getJSON(cctx, api.PathSwitchover, maxActionAnswer, &cur)
+		status, cur, err := node.LatestSwitchover(cctx)
 		cancel()
 		if err != nil || status != 200 || cur.ID != sw.ID {
 			continue // a node restarting or catching up: ask again
@@ -138,7 +118,9 @@ until "pgquorum resume". Every check keeps answering; /state, /cluster,
 "pgquorum status" and the metrics show the pause.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSimpleAction(cmd, stdout, lf, api.PathPause, api.PauseRequest{Reason: reason}, "automatic failover paused")
+			return runSimpleAction(cmd, stdout, lf, func(ctx context.Context, n client.Node) (api.CommandResult, error) {
+				return n.Pause(ctx, api.PauseRequest{Reason: reason})
+			}, "automatic failover paused")
 		},
 	}
 	lf.register(cmd.Flags(), 15*time.Second)
@@ -153,21 +135,24 @@ func newResumeCmd(stdout io.Writer) *cobra.Command {
 		Short: "Resume automatic failover after pgquorum pause",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSimpleAction(cmd, stdout, lf, api.PathResume, struct{}{}, "automatic failover resumed")
+			return runSimpleAction(cmd, stdout, lf, func(ctx context.Context, n client.Node) (api.CommandResult, error) {
+				return n.Resume(ctx)
+			}, "automatic failover resumed")
 		},
 	}
 	lf.register(cmd.Flags(), 15*time.Second)
 	return cmd
 }
 
-func runSimpleAction(cmd *cobra.Command, w io.Writer, lf localFlags, path string, body any, done string) error {
+// runSimpleAction runs an action that has nothing to follow.
+func runSimpleAction(cmd *cobra.Command, w io.Writer, lf localFlags, act func(context.Context, client.Node) (api.CommandResult, error), done string) error {
 	t, err := lf.target(cmd.Flags().Changed("url"))
 	if err != nil {
 		return usageErr(err)
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), lf.timeout)
 	defer cancel()
-	if _, err := action(ctx, t, path, body); err != nil {
+	if _, err := act(ctx, t.node()); err != nil {
 		return failedErr(err)
 	}
 	fmt.Fprintln(w, done)
@@ -201,8 +186,7 @@ timeout of its own and retries after election_rerun_interval).`,
 			wait := max(lf.timeout-time.Second, lf.timeout/2)
 			ctx, cancel := context.WithTimeout(cmd.Context(), lf.timeout)
 			defer cancel()
-			var ans api.FailoverCheckAnswer
-			status, err := t.postJSON(ctx, api.PathFailoverCheck, api.FailoverCheckRequest{WaitMS: wait.Milliseconds()}, maxActionAnswer, &ans)
+			status, ans, err := t.node().FailoverCheck(ctx, api.FailoverCheckRequest{WaitMS: wait.Milliseconds()})
 			switch {
 			case err != nil:
 				fmt.Fprintf(stdout, "refused: no answer from pgquorum: %v\n", err)

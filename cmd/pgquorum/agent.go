@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -55,11 +52,15 @@ func newAgentCmd(stdout io.Writer) *cobra.Command {
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), t.timeout)
 		defer cancel()
-		req, err := agentRequest(ctx, t, mode, weight, cmd.Flags().Changed("weight"))
-		if err != nil {
+		if err := checkAgentArgs(mode, weight, cmd.Flags().Changed("weight")); err != nil {
 			return usageErr(err)
 		}
-		body, err := doAgentRequest(t, req)
+		var body api.AgentBody
+		if mode == "status" {
+			body, err = t.node().Agent(ctx)
+		} else {
+			body, err = t.node().SetAgent(ctx, mode, weight)
+		}
 		if err != nil {
 			return failedErr(err)
 		}
@@ -69,53 +70,21 @@ func newAgentCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
-// agentRequest checks the arguments and builds the request they call for.
-func agentRequest(ctx context.Context, t target, mode string, weight int, weightSet bool) (*http.Request, error) {
+// checkAgentArgs checks the arguments of "agent".
+func checkAgentArgs(mode string, weight int, weightSet bool) error {
 	if mode == "status" {
 		if weightSet {
-			return nil, fmt.Errorf("--weight: only with ready, drain or maint")
+			return fmt.Errorf("--weight: only with ready, drain or maint")
 		}
-		return t.newRequest(ctx, http.MethodGet, api.PathAgent, nil)
+		return nil
 	}
 	if err := (haproxy.Override{Mode: haproxy.Mode(mode), Weight: weight}).Validate(); err != nil {
 		if strings.HasPrefix(err.Error(), "weight") {
-			return nil, fmt.Errorf("--weight: want 1 to 256, got %d", weight)
+			return fmt.Errorf("--weight: want 1 to 256, got %d", weight)
 		}
-		return nil, fmt.Errorf("mode: want ready, drain, maint or status, got %q", mode)
+		return fmt.Errorf("mode: want ready, drain, maint or status, got %q", mode)
 	}
-	req, err := t.newRequest(ctx, http.MethodPut, api.PathAgent+"/"+mode, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.URL.RawQuery = "weight=" + strconv.Itoa(weight)
-	return req, nil
-}
-
-// maxAgentBody bounds what is read of the answer.
-const maxAgentBody = 64 << 10
-
-// doAgentRequest sends req to t; req's context bounds the whole exchange.
-func doAgentRequest(t target, req *http.Request) (api.AgentBody, error) {
-	var body api.AgentBody
-	resp, err := t.do(req)
-	if err != nil {
-		return body, fmt.Errorf("ask pgquorum: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAgentBody))
-	if err != nil {
-		return body, fmt.Errorf("read pgquorum's answer: %w", err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return body, fmt.Errorf("%s answered 404: is server.agent_listen set in its config?", req.URL.Host)
-	case resp.StatusCode != http.StatusOK:
-		return body, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(raw)))
-	}
-	if err := json.Unmarshal(raw, &body); err != nil {
-		return body, fmt.Errorf("decode pgquorum's answer: %w", err)
-	}
-	return body, nil
+	return nil
 }
 
 // listenAgent opens server.agent_listen; it returns a nil Agent when the

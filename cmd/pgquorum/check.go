@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 	"unicode"
@@ -21,12 +19,7 @@ import (
 // non-zero, and both mean "do not trust this node".
 const exitUnreachable = 2
 
-const (
-	defaultCheckTimeout = 2 * time.Second
-	// maxStateBody bounds what is read of /state; the body only feeds the
-	// printed line, so a larger one is simply not described.
-	maxStateBody = 16 << 10
-)
+const defaultCheckTimeout = 2 * time.Second
 
 // expectation is what "check --expect" compares the local verdict with.
 type expectation string
@@ -132,7 +125,8 @@ func check(ctx context.Context, t target, want expectation, stdout io.Writer) er
 }
 
 // stateAnswer is one answer of /state: the state its status code means and,
-// when the body decodes, the body, which only serves to describe it.
+// when the body decodes, the body, which only serves to describe it (a body
+// over client.MaxStateBody is simply not described).
 type stateAnswer struct {
 	state   api.State
 	body    *api.StateBody
@@ -143,47 +137,26 @@ type stateAnswer struct {
 // Only a missing or foreign status is an error: a body that does not decode
 // leaves the status-based verdict as it is.
 func askState(ctx context.Context, t target) (stateAnswer, error) {
-	req, err := t.newRequest(ctx, http.MethodGet, api.PathState, nil)
-	if err != nil {
-		return stateAnswer{}, err
-	}
-	resp, err := t.do(req)
+	n := t.node()
+	a, err := n.State(ctx)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return stateAnswer{}, fmt.Errorf("timed out: %w", err)
 		}
 		return stateAnswer{}, err // *url.Error already names the method and URL
 	}
-	defer resp.Body.Close()
-	state, ok := stateOfStatus(resp.StatusCode)
+	state, ok := stateOfStatus(a.Status)
 	if !ok {
-		return stateAnswer{}, fmt.Errorf("GET %s answered %d, which is no pgquorum state", req.URL, resp.StatusCode)
+		return stateAnswer{}, fmt.Errorf("GET %s answered %d, which is no pgquorum state", n.URL(api.PathState), a.Status)
 	}
-	a := stateAnswer{state: state}
-	a.body, a.bodyErr = decodeState(resp.Body)
-	return a, nil
-}
-
-func decodeState(r io.Reader) (*api.StateBody, error) {
-	raw, err := io.ReadAll(io.LimitReader(r, maxStateBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	if len(raw) > maxStateBody {
-		return nil, fmt.Errorf("body larger than %d bytes", maxStateBody)
-	}
-	var b api.StateBody
-	if err := json.Unmarshal(raw, &b); err != nil {
-		return nil, fmt.Errorf("decode body: %w", err)
-	}
-	return &b, nil
+	return stateAnswer{state: state, body: a.Body, bodyErr: a.BodyErr}, nil
 }
 
 // describe says who answered what, on one line, e.g.
 // "node1 is Primary (3 votes, 2 needed)" or "node2 is Standby".
 func (a stateAnswer) describe(target string) string {
 	if a.body == nil {
-		return oneLine(fmt.Sprintf("%s answers %s (%v)", target, a.state, a.bodyErr))
+		return printableLine(fmt.Sprintf("%s answers %s (%v)", target, a.state, a.bodyErr))
 	}
 	who := a.body.Node
 	if who == "" {
@@ -199,14 +172,16 @@ func (a stateAnswer) describe(target string) string {
 	if a.body.Reason != "" {
 		s += ": " + a.body.Reason
 	}
-	return oneLine(s)
+	return printableLine(s)
 }
 
 // maxLine bounds the printed line: keepalived and syslog lines are short.
 const maxLine = 300
 
-// oneLine keeps the promise of one printed line whatever the body holds.
-func oneLine(s string) string {
+// printableLine keeps the promise of one short printed line whatever the
+// body holds: control characters (newlines among them) become spaces, and
+// the line is cut at maxLine characters.
+func printableLine(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '

@@ -1,14 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -18,6 +12,7 @@ import (
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/auth"
+	"github.com/pgquorum/pgquorum/client"
 	"github.com/pgquorum/pgquorum/config"
 )
 
@@ -47,13 +42,19 @@ func (f *localFlags) register(fs *pflag.FlagSet, timeout time.Duration) {
 	fs.StringVar(&f.keyFile, "key", "", "without --config: PEM key of --cert")
 }
 
-// target is a pgquorum to ask: its base URL, a client holding the TLS
-// material to ask it with, and the admin token each request carries.
+// target is a pgquorum to ask: its base URL, the TLS material to ask it
+// with, and the admin token each request carries.
 type target struct {
 	base    *url.URL
 	timeout time.Duration
-	client  *http.Client
+	tls     *tls.Config // nil: the system's CAs verify an https:// URL
 	token   auth.Secret // sent as "Authorization: Bearer"; "": none
+}
+
+// node is the pgquorum of t, through the one client of pgquorum's API.
+// --timeout bounds every call, and is the client's backstop too.
+func (t target) node() client.Node {
+	return client.New(client.Options{TLS: t.tls, AdminToken: t.token, Backstop: t.timeout}).Node(t.base)
 }
 
 // target checks the flags and returns what they designate: --url alone, or
@@ -72,7 +73,7 @@ func (f localFlags) target(urlSet bool) (target, error) {
 		if err != nil {
 			return target{}, err
 		}
-		return target{base: u, timeout: f.timeout, client: newLocalClient(tc)}, nil
+		return target{base: u, timeout: f.timeout, tls: tc}, nil
 	}
 	if f.caFile != "" || f.certFile != "" || f.keyFile != "" {
 		return target{}, fmt.Errorf("--ca-file, --cert, --key: not with --config, which gives the node's own")
@@ -92,7 +93,7 @@ func (f localFlags) target(urlSet bool) (target, error) {
 		}
 		// A token goes only where it cannot be read on the way nor kept
 		// by a stranger: to loopback, or over TLS verified as above.
-		if t.token != "" && t.base.Scheme != "https" && !isLoopbackHost(t.base.Hostname()) {
+		if t.token != "" && t.base.Scheme != "https" && !client.IsLoopbackHost(t.base.Hostname()) {
 			return target{}, fmt.Errorf("--url %s: the admin token of --config is sent over HTTPS or to loopback only", f.url)
 		}
 	}
@@ -131,115 +132,27 @@ func (f localFlags) tlsConfig() (*tls.Config, error) {
 // listens on every address), over HTTPS with the node's own TLS material
 // when server.tls_cert is set, with server.admin_token.
 func targetFromConfig(cfg config.Config) (target, error) {
-	host, port, err := net.SplitHostPort(cfg.Listen)
+	base, err := client.ListenURL(cfg.Listen, cfg.Security.ServerTLS())
 	if err != nil {
 		return target{}, fmt.Errorf("server.listen: %w", err)
 	}
-	switch host {
-	case "", "0.0.0.0":
-		host = "127.0.0.1"
-	case "::":
-		host = "::1"
-	}
-	t := target{base: &url.URL{Scheme: "http", Host: net.JoinHostPort(host, port)}, token: cfg.Security.AdminToken}
+	t := target{base: base, token: cfg.Security.AdminToken}
 	if !cfg.Security.ServerTLS() {
-		t.client = newLocalClient(nil)
 		return t, nil
 	}
 	m, err := auth.Load(cfg.Security.Files(cfg.NodeName))
 	if err != nil {
 		return target{}, err
 	}
-	t.base.Scheme = "https"
-	t.client = newLocalClient(m.LocalClientTLS())
+	t.tls = m.LocalClientTLS()
 	return t, nil
 }
 
 // parseBaseURL checks a --url flag: http(s)://host:port, nothing else.
 func parseBaseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--url: want http://host:port, got %q", raw)
+	u, err := client.ParseBaseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("--url: %w", err)
 	}
 	return u, nil
-}
-
-func isLoopbackHost(h string) bool {
-	ip := net.ParseIP(h)
-	return h == "localhost" || (ip != nil && ip.IsLoopback())
-}
-
-// newLocalClient never uses a proxy (pgquorum is asked directly; the
-// environment of keepalived or cron may carry an http_proxy) and never
-// follows a redirect (a node answers for itself).
-func newLocalClient(tc *tls.Config) *http.Client {
-	return &http.Client{
-		Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true, TLSClientConfig: tc},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
-// newRequest builds a request for path under the target's base URL,
-// bearing its token.
-func (t target) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
-	target := t.base.JoinPath(path).String()
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, target, err)
-	}
-	if t.token != "" {
-		req.Header.Set("Authorization", "Bearer "+string(t.token))
-	}
-	return req, nil
-}
-
-// do sends req; the request's context bounds the whole exchange.
-func (t target) do(req *http.Request) (*http.Response, error) {
-	return t.client.Do(req) // *url.Error names the method and URL
-}
-
-// getJSON GETs path and decodes at most limit bytes of its body into v.
-// ctx bounds the whole exchange, body included.
-func (t target) getJSON(ctx context.Context, path string, limit int64, v any) (int, error) {
-	return t.doJSON(ctx, http.MethodGet, path, nil, limit, v)
-}
-
-// postJSON POSTs body as JSON to path and decodes at most limit bytes of
-// the answer into v, whatever the status, which it returns.
-func (t target) postJSON(ctx context.Context, path string, body any, limit int64, v any) (int, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return 0, fmt.Errorf("POST %s: encode: %w", path, err)
-	}
-	return t.doJSON(ctx, http.MethodPost, path, b, limit, v)
-}
-
-func (t target) doJSON(ctx context.Context, method, path string, body []byte, limit int64, v any) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := t.newRequest(ctx, method, path, rd)
-	if err != nil {
-		return 0, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := t.do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return resp.StatusCode, fmt.Errorf("%s %s: read body: %w", method, req.URL, err)
-	}
-	if int64(len(raw)) > limit {
-		return resp.StatusCode, fmt.Errorf("%s %s: answer larger than %d bytes", method, req.URL, limit)
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return resp.StatusCode, fmt.Errorf("%s %s (status %d): decode answer: %w", method, req.URL, resp.StatusCode, err)
-	}
-	return resp.StatusCode, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/pgquorum/pgquorum/auth"
+	"github.com/pgquorum/pgquorum/client"
 	"github.com/pgquorum/pgquorum/config"
 	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/failover"
@@ -23,7 +24,7 @@ func raftOptions(cfg config.Config, logOutput io.Writer) failover.RaftOptions {
 
 // newController builds the failover controller of "serve": it acts through
 // repmgr's command line, as the OS user pgquorum runs as.
-func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.Local, peers *consensus.HTTPPeers,
+func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.Local, peers *client.Client,
 	stream auth.Stream, log *slog.Logger, stderr io.Writer) *failover.Controller {
 	raft := raftOptions(cfg, stderr)
 	// The Raft transport proves this node, and checks its peers, with the

@@ -10,8 +10,8 @@ import (
 	"syscall"
 
 	"github.com/pgquorum/pgquorum/auth"
+	"github.com/pgquorum/pgquorum/client"
 	"github.com/pgquorum/pgquorum/config"
-	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/server"
 )
 
@@ -63,14 +63,15 @@ func (c credentials) listen(ln net.Listener) net.Listener {
 	return tls.NewListener(ln, c.tls.ServerTLS(c.sec.TLSClientAuth))
 }
 
-// peerAuth is how the peer client proves this node and checks its peers:
-// over HTTPS whenever the peers serve it (every node has the same keys).
-func (c credentials) peerAuth(log *slog.Logger) consensus.PeerAuth {
-	pa := consensus.PeerAuth{Token: c.token, CheckNames: c.sec.PeerTLS(), Logger: log.With("component", "peers")}
+// peerClient is how this node asks its peers, proving itself and checking
+// them: over HTTPS whenever the peers serve it (every node has the same
+// keys).
+func (c credentials) peerClient(log *slog.Logger) *client.Client {
+	o := client.Options{PeerToken: c.token, CheckNames: c.sec.PeerTLS(), Logger: log.With("component", "peers")}
 	if c.sec.ServerTLS() {
-		pa.TLS = c.tls.PeerClientTLS()
+		o.TLS = c.tls.PeerClientTLS()
 	}
-	return pa
+	return client.New(o)
 }
 
 func (c credentials) serverAuth() server.AuthOptions {

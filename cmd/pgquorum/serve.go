@@ -127,7 +127,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	creds.warn(log)
 	metrics := server.NewMetrics()
 	metrics.WatchPool(local.PoolConns)
-	peers := consensus.NewHTTPPeers(creds.peerAuth(log))
+	peers := creds.peerClient(log)
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
 		Scope:           consensus.Scope(cfg.Scope),

@@ -24,9 +24,6 @@ coordinator, and the latest decisions.
 Exit codes: 0 when exactly one node answers 200 (a real primary), 1 when none
 or several do (split-brain), 2 when pgquorum could not be asked.`
 
-// maxClusterBody bounds the /cluster answer read: ample for hundreds of nodes.
-const maxClusterBody = 4 << 20
-
 func newStatusCmd(stdout io.Writer) *cobra.Command {
 	var target localFlags
 	var asJSON bool
@@ -45,11 +42,7 @@ func newStatusCmd(stdout io.Writer) *cobra.Command {
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), t.timeout)
 		defer cancel()
-		var b api.ClusterBody
-		status, err := t.getJSON(ctx, api.PathCluster, maxClusterBody, &b)
-		if err == nil && status != 200 {
-			err = fmt.Errorf("GET %s answered %d", api.PathCluster, status)
-		}
+		b, err := t.node().Cluster(ctx)
 		if err != nil {
 			return &exitError{code: exitUnreachable, err: fmt.Errorf("unreachable: %w", err)}
 		}

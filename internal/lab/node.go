@@ -90,7 +90,7 @@ func (n *Node) Conninfo() string {
 
 // QuorumURL is the base URL of the node's pgquorum.
 func (n *Node) QuorumURL() string {
-	_, scheme := n.c.client()
+	_, scheme := n.c.quorumClient()
 	return fmt.Sprintf("%s://%s:%d", scheme, n.Host, n.QuorumPort)
 }
 

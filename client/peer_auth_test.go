@@ -1,4 +1,4 @@
-package consensus
+package client
 
 import (
 	"bytes"
@@ -71,7 +71,7 @@ func voteOf(voter string) string {
 	return `{"protocol":1,"voter":"` + voter + `","voter_id":2,"voter_type":"standby","system_identifier":"1","timeline":1,"candidate":"node1","granted":true,"reason":"ok"}`
 }
 
-func TestHTTPPeersVoteOverTLSChecksTheCertificate(t *testing.T) {
+func TestPeersVoteOverTLSChecksTheCertificate(t *testing.T) {
 	ours, theirs := mustCA(t), mustCA(t)
 	tests := []struct {
 		name    string
@@ -82,7 +82,7 @@ func TestHTTPPeersVoteOverTLSChecksTheCertificate(t *testing.T) {
 		{"node3's certificate, answering as node2", tlsPeer(t, ours, "node3", voteOf("node2")), true},
 		{"node2's certificate from another CA", tlsPeer(t, theirs, "node2", voteOf("node2")), true},
 	}
-	peers := NewHTTPPeers(PeerAuth{TLS: peerStore(t, ours).PeerClientTLS(), CheckNames: true})
+	peers := New(Options{TLS: peerStore(t, ours).PeerClientTLS(), CheckNames: true})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -130,7 +130,7 @@ func tokenPeer(t *testing.T, serverToken, signer auth.Secret, status int, body s
 	})
 }
 
-func TestHTTPPeersWithTokenCountOnlySignedAnswers(t *testing.T) {
+func TestPeersWithTokenCountOnlySignedAnswers(t *testing.T) {
 	const token = auth.Secret("peer-token-0123456789")
 	tests := []struct {
 		name    string
@@ -142,7 +142,7 @@ func TestHTTPPeersWithTokenCountOnlySignedAnswers(t *testing.T) {
 		{"fake server with another token", tokenPeer(t, token, "peer-token-9876543210", 200, voteOf("node2")), true},
 		{"peer that refuses our signature", tokenPeer(t, "peer-token-9876543210", token, 200, voteOf("node2")), true},
 	}
-	peers := NewHTTPPeers(PeerAuth{Token: auth.NewPeerToken(token, nil, nil)})
+	peers := New(Options{PeerToken: auth.NewPeerToken(token, nil, nil)})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -173,7 +173,7 @@ func TestUnauthenticatedPeerLoggedOnce(t *testing.T) {
 		_, _ = io.WriteString(w, `{"State":"Standby","node":"node2"}`)
 	})
 	var logs bytes.Buffer
-	peers := NewHTTPPeers(PeerAuth{Token: auth.NewPeerToken(token, nil, nil), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	peers := New(Options{PeerToken: auth.NewPeerToken(token, nil, nil), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ask := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -198,10 +198,10 @@ func TestUnauthenticatedPeerLoggedOnce(t *testing.T) {
 	}
 }
 
-// TestHTTPPeersStateOverTLS: a 200 counts only when its body names the node
+// TestPeersStateOverTLS: a 200 counts only when its body names the node
 // the certificate names; a status that claims nothing (a node shutting down
 // answers 503 without its name) is taken as it is.
-func TestHTTPPeersStateOverTLS(t *testing.T) {
+func TestPeersStateOverTLS(t *testing.T) {
 	ca := mustCA(t)
 	tests := []struct {
 		name       string
@@ -216,7 +216,7 @@ func TestHTTPPeersStateOverTLS(t *testing.T) {
 		{"200 that does not decode", 200, `<html>`, 0, true},
 		{"503 of a node shutting down", 503, `{"State":"Down","reason":"pgquorum is shutting down"}`, 503, false},
 	}
-	peers := NewHTTPPeers(PeerAuth{TLS: peerStore(t, ca).PeerClientTLS(), CheckNames: true})
+	peers := New(Options{TLS: peerStore(t, ca).PeerClientTLS(), CheckNames: true})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := tlsPeerStatus(t, ca, "node2", tt.status, tt.body)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgquorum/pgquorum/client"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -71,9 +71,9 @@ type Cluster struct {
 	subnetLck *os.File   // holds subnet against other test processes
 	firewall  *Firewall  // with OwnAddresses: the nftables table of Partition
 	// quorumTLS, when set, makes the lab's requests to pgquorum HTTPS
-	// (SetQuorumTLS), with quorumClient.
-	quorumTLS    *tls.Config
-	quorumClient *http.Client
+	// (SetQuorumTLS); quorum is the client of those requests, made with it.
+	quorumTLS *tls.Config
+	quorum    *client.Client
 }
 
 // clusters numbers the clusters with addresses of their own.

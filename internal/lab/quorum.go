@@ -2,21 +2,25 @@ package lab
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/client"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -261,7 +265,12 @@ func (n *Node) QuorumPID() int {
 	return n.quorum.cmd.Process.Pid
 }
 
-var httpClient = &http.Client{Timeout: 5 * time.Second}
+// quorumTimeout bounds each of the lab's requests to a pgquorum.
+const quorumTimeout = 5 * time.Second
+
+// maxAnswer bounds what the lab reads of an answer: /metrics and /events
+// are the largest.
+const maxAnswer = 1 << 20
 
 // SetQuorumTLS makes the lab's own requests to every pgquorum of the
 // cluster (its start-up wait, Get, QuorumURL) HTTPS with cfg, or plain HTTP
@@ -270,44 +279,42 @@ func (c *Cluster) SetQuorumTLS(cfg *tls.Config) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.quorumTLS = cfg
-	c.quorumClient = httpClient
-	if cfg != nil {
-		c.quorumClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
-	}
+	c.quorum = nil
 }
 
-func (c *Cluster) client() (*http.Client, string) {
+// quorumClient is the client of the lab's requests to pgquorum, and the
+// scheme of their URLs.
+func (c *Cluster) quorumClient() (*client.Client, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.quorumTLS != nil {
-		return c.quorumClient, "https"
+	if c.quorum == nil {
+		c.quorum = client.New(client.Options{TLS: c.quorumTLS, Backstop: quorumTimeout})
 	}
-	return httpClient, "http"
+	if c.quorumTLS != nil {
+		return c.quorum, "https"
+	}
+	return c.quorum, "http"
+}
+
+// Quorum is the node's pgquorum, as the lab asks it.
+func (n *Node) Quorum() client.Node {
+	cl, scheme := n.c.quorumClient()
+	return cl.Node(&url.URL{Scheme: scheme, Host: net.JoinHostPort(n.Host, strconv.Itoa(n.QuorumPort))})
 }
 
 // Get asks the node's pgquorum for path and returns the status and body.
 func (n *Node) Get(ctx context.Context, path string) (int, []byte, error) {
-	client, _ := n.c.client()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.QuorumURL()+path, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, body, err
+	return n.Quorum().Get(ctx, path, maxAnswer)
 }
 
-// GetJSON asks for path and decodes the answer into v.
+// GetJSON asks for path and decodes the answer strictly into v: the lab
+// checks that pgquorum answers exactly the api types.
 func (n *Node) GetJSON(ctx context.Context, path string, v any) (int, error) {
 	status, body, err := n.Get(ctx, path)
 	if err != nil {
 		return 0, err
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := api.DecodeStrict(bytes.NewReader(body), v); err != nil {
 		return status, fmt.Errorf("decode %s %s: %w: %s", n.Name, path, err, body)
 	}
 	return status, nil

@@ -3,11 +3,13 @@ package lab
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/client"
 )
 
 // StatePoller asks every node's /state many times a second, the way a
@@ -26,10 +28,6 @@ type Observation struct {
 	Sent, Recv time.Time
 	Status     int // 0: no answer
 }
-
-// pollerClient keeps connections to every pgquorum: a poll costs a request,
-// not a handshake.
-var pollerClient = &http.Client{Timeout: time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 
 // StartStatePoller polls each of nodes every interval until Stop.
 func StartStatePoller(nodes []*Node, interval time.Duration) *StatePoller {
@@ -56,13 +54,11 @@ func StartStatePoller(nodes []*Node, interval time.Duration) *StatePoller {
 
 func (p *StatePoller) poll(ctx context.Context, n *Node) {
 	o := Observation{Node: n.Name, Sent: time.Now()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.QuorumURL()+"/state", nil)
-	if err == nil {
-		if resp, err := pollerClient.Do(req); err == nil {
-			o.Status = resp.StatusCode
-			resp.Body.Close()
-		}
-	}
+	// A second bounds each poll; the client keeps connections to every
+	// pgquorum, so that a poll costs a request, not a handshake.
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	o.Status, _, _ = n.Quorum().Get(pctx, api.PathState, client.MaxStateBody) // 0 without an answer
+	cancel()
 	o.Recv = time.Now()
 	if ctx.Err() != nil {
 		return
