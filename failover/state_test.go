@@ -35,23 +35,23 @@ func TestNodeState(t *testing.T) {
 			state: api.FailoverPromoting, reason: "running the promote command"},
 		{name: "a node re-pointing is Repointing to the committed primary", view: func() NodeView { v := following(); v.Acting = api.ActionRepoint; return v }(),
 			state: api.FailoverRepointing, reason: "re-pointing to n1"},
-		{name: "a node running the follow command is Repointing too", view: func() NodeView { v := following(); v.Acting = "follow"; return v }(),
+		{name: "a node running the follow command is Repointing too", view: func() NodeView { v := following(); v.Acting = api.ActionFollow; return v }(),
 			state: api.FailoverRepointing, reason: "re-pointing to n1"},
 		{name: "no committed primary yet is Joining", view: func() NodeView { v := following(); v.Primary = ""; return v }(),
 			state: api.FailoverJoining, reason: "no primary committed yet"},
 		{name: "the coordinator's Suspect is every node's, with its reason", view: func() NodeView {
 			v := following()
-			v.Phase, v.PhaseReason = "Suspect", "n1's pgquorum is silent"
+			v.Phase, v.PhaseReason = api.FailoverSuspect, "n1's pgquorum is silent"
 			return v
 		}(), state: api.FailoverSuspect, reason: "n1's pgquorum is silent"},
 		{name: "the coordinator's Electing is every node's, with its reason", view: func() NodeView {
 			v := following()
-			v.Phase, v.PhaseReason = "Electing", "chose n3"
+			v.Phase, v.PhaseReason = api.FailoverElecting, "chose n3"
 			return v
 		}(), state: api.FailoverElecting, reason: "chose n3"},
 		{name: "the coordinator's Blocked is every node's, with its reason", view: func() NodeView {
 			v := following()
-			v.Phase, v.PhaseReason = "Blocked", "repmgrd runs"
+			v.Phase, v.PhaseReason = api.FailoverBlocked, "repmgrd runs"
 			return v
 		}(), state: api.FailoverBlocked, reason: "repmgrd runs"},
 		{name: "the committed primary still in recovery is Promoting", view: func() NodeView { v := leading(); v.InRecovery = true; v.Confirmed = false; return v }(),
@@ -80,28 +80,28 @@ func TestNodeState(t *testing.T) {
 			state: api.FailoverOff},
 		{name: "Down comes before the action in progress", view: func() NodeView { v := following(); v.DBUp, v.Acting = false, api.ActionPromote; return v }(),
 			state: api.FailoverDown},
-		{name: "Down comes before the coordinator's phase", view: func() NodeView { v := following(); v.DBUp, v.Phase = false, "Suspect"; return v }(),
+		{name: "Down comes before the coordinator's phase", view: func() NodeView { v := following(); v.DBUp, v.Phase = false, api.FailoverSuspect; return v }(),
 			state: api.FailoverDown},
 		{name: "the action in progress comes before the coordinator's phase", view: func() NodeView {
 			v := following()
-			v.Acting, v.Phase, v.PhaseReason = api.ActionRepoint, "Blocked", "repmgrd runs"
+			v.Acting, v.Phase, v.PhaseReason = api.ActionRepoint, api.FailoverBlocked, "repmgrd runs"
 			return v
 		}(), state: api.FailoverRepointing},
 		{name: "Joining comes before the coordinator's phase", view: func() NodeView {
 			v := following()
-			v.Primary, v.Phase, v.PhaseReason = "", "Blocked", "waiting for exactly one node answering 200"
+			v.Primary, v.Phase, v.PhaseReason = "", api.FailoverBlocked, "waiting for exactly one node answering 200"
 			return v
 		}(), state: api.FailoverJoining, reason: "no primary committed yet"},
-		{name: "the coordinator's phase comes before Leading", view: func() NodeView { v := leading(); v.Phase, v.PhaseReason = "Suspect", "s"; return v }(),
+		{name: "the coordinator's phase comes before Leading", view: func() NodeView { v := leading(); v.Phase, v.PhaseReason = api.FailoverSuspect, "s"; return v }(),
 			state: api.FailoverSuspect},
 		{name: "the coordinator's phase comes before Deposed", view: func() NodeView {
 			v := following()
-			v.InRecovery, v.Phase, v.PhaseReason = false, "Electing", "e"
+			v.InRecovery, v.Phase, v.PhaseReason = false, api.FailoverElecting, "e"
 			return v
 		}(), state: api.FailoverElecting},
 		{name: "the coordinator's phase comes before Promoting in recovery", view: func() NodeView {
 			v := leading()
-			v.InRecovery, v.Phase, v.PhaseReason = true, "Blocked", "b"
+			v.InRecovery, v.Phase, v.PhaseReason = true, api.FailoverBlocked, "b"
 			return v
 		}(), state: api.FailoverBlocked},
 		{name: "a phase the coordinator does not share is ignored: Following", view: func() NodeView { v := following(); v.Phase = api.FailoverLeading; return v }(),
@@ -112,7 +112,7 @@ func TestNodeState(t *testing.T) {
 			state: api.FailoverPaused, reason: "upgrade"},
 		{name: "the coordinator's Switchover is every node's", view: func() NodeView {
 			v := following()
-			v.Phase, v.PhaseReason = "Switchover", "switchover from n1 to n3"
+			v.Phase, v.PhaseReason = api.FailoverSwitchover, "switchover from n1 to n3"
 			return v
 		}(), state: api.FailoverSwitchover, reason: "from n1 to n3"},
 		{name: "a primary stepping down for a switchover is Demoting, its database down or not", view: func() NodeView {
@@ -122,7 +122,7 @@ func TestNodeState(t *testing.T) {
 		}(), state: api.FailoverDemoting, reason: "switchover to n3"},
 		{name: "a former primary running repmgr node rejoin is Rejoining", view: func() NodeView {
 			v := following()
-			v.DBUp, v.Acting, v.Primary = false, "rejoin", "n3"
+			v.DBUp, v.Acting, v.Primary = false, api.ActionRejoin, "n3"
 			return v
 		}(), state: api.FailoverRejoining, reason: "rejoining n3"},
 		{name: "a fenced node is Fenced, with why, before Down", view: func() NodeView {

@@ -105,7 +105,7 @@ func TestConnCap(t *testing.T) {
 // answered every time.
 func TestHalfOpenFloodDoesNotLockOutClients(t *testing.T) {
 	const maxConns, flood, clients = 16, 300, 20
-	s := New(Options{MaxConns: maxConns}, &fakeVerdicts{snapshot: snapshotIn("Primary", 2, 2)})
+	s := New(Options{MaxConns: maxConns}, &fakeVerdicts{snapshot: snapshotIn(api.StatePrimary, 2, 2)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

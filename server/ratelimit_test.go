@@ -79,8 +79,8 @@ func TestViewLimiter(t *testing.T) {
 // TestViewsRateLimitedChecksNot: one client over its rate gets 429 with
 // Retry-After on every view, and is never refused a check.
 func TestViewsRateLimitedChecksNot(t *testing.T) {
-	url := startServer(t, New(Options{Events: &countingEvents{}}, &fakeVerdicts{snapshot: snapshotIn("Primary", 2, 2),
-		facts: snapshotIn("Primary", 2, 2)}))
+	url := startServer(t, New(Options{Events: &countingEvents{}}, &fakeVerdicts{snapshot: snapshotIn(api.StatePrimary, 2, 2),
+		facts: snapshotIn(api.StatePrimary, 2, 2)}))
 	for _, path := range []string{api.PathCluster, api.PathRealPrimary, api.PathEvents} {
 		t.Run(path, func(t *testing.T) {
 			refused := 0
