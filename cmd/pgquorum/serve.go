@@ -120,7 +120,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return usageErr(err)
 	}
 	creds.warn(log)
-	metrics := server.NewMetrics()
+	metrics := server.NewMetrics(cfg.ClusterName)
 	metrics.WatchPool(local.PoolConns)
 	peers := consensus.NewHTTPPeers(creds.peerAuth(log))
 	checker := consensus.NewChecker(consensus.Options{
@@ -145,7 +145,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if cfg.Failover.Enabled() {
 		ctl := newController(cfg, checker, local, peers, creds.stream(), log, stderr)
 		srvOpts.Failover = ctl
-		metrics.WatchFailover(cfg.NodeName, ctl.Status)
+		metrics.WatchFailover(cfg.NodeName, ctl)
 		ctlErr = make(chan error, 1)
 		go func() { ctlErr <- ctl.Run(ctx) }()
 	}
