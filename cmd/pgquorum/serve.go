@@ -138,7 +138,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if err != nil {
 		return failedErr(err)
 	}
-	srvOpts := server.Options{Logger: log, Metrics: metrics, Events: local, Self: cfg.NodeName, Auth: creds.serverAuth()}
+	srvOpts := server.Options{Logger: log, Metrics: metrics, Events: local, Self: cfg.NodeName, Cluster: cfg.ClusterName, Auth: creds.serverAuth()}
 	// A nil channel never delivers: with failover off, or no agent, the
 	// select below waits on the others alone.
 	var ctlErr, agentErr chan error
