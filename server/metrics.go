@@ -158,6 +158,9 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// Gatherer is what /metrics serves, for tests outside the package.
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+
 // rateLimited counts a 429 of path; m may be nil.
 func (m *Metrics) rateLimited(path string) {
 	if m != nil {
