@@ -60,6 +60,8 @@ func TestUIShowsAFailover(t *testing.T) {
 			nodeState(b, "node1") == api.StateDown && slices.ContainsFunc(b.Nodes, func(n api.ClusterNode) bool { return n.Failover == api.FailoverFollowing })
 	}, after...)
 	shot := screenshot(t, browser, dir, url, "after.png", after...)
+	checkMetrics(t, n3, `pgquorum_failover_epoch{cluster="lab-dc1"} 2`, `pgquorum_timeline{cluster="lab-dc1"} 2`,
+		`pgquorum_failover_coordinator_present{cluster="lab-dc1"} 1`, `pgquorum_state{cluster="lab-dc1",state="Standby"} 1`)
 	if dst := os.Getenv(uiScreenshotEnv); dst != "" {
 		b, err := os.ReadFile(shot)
 		if err == nil {
@@ -69,6 +71,30 @@ func TestUIShowsAFailover(t *testing.T) {
 			t.Fatalf("%s: %v", uiScreenshotEnv, err)
 		}
 		t.Logf("screenshot after the failover copied to %s", dst)
+	}
+}
+
+// checkMetrics fails unless n's /metrics has every one of want, a series
+// and its value as the text format writes them, and a time of the latest
+// promotion.
+func checkMetrics(t *testing.T, n *lab.Node, want ...string) {
+	t.Helper()
+	status, body, err := n.Get(context.Background(), api.PathMetrics)
+	if err != nil || status != 200 {
+		t.Fatalf("%s /metrics: %d %v", n.Name, status, err)
+	}
+	lines := strings.Split(string(body), "\n")
+	for _, w := range want {
+		if !slices.Contains(lines, w) {
+			t.Errorf("%s /metrics lacks the line %q", n.Name, w)
+		}
+	}
+	promoted := false
+	for _, l := range lines {
+		promoted = promoted || strings.HasPrefix(l, `pgquorum_failover_last_promotion_timestamp_seconds{cluster="lab-dc1"} 1.`)
+	}
+	if !promoted {
+		t.Errorf("%s /metrics: no time of the latest promotion", n.Name)
 	}
 }
 

@@ -10,13 +10,21 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 )
 
 func main() {
-	if err := write(os.Stdout); err != nil {
+	asRules := flag.Bool("as-rules", false, "write every query as a Prometheus recording rule instead, for promtool check rules to parse")
+	flag.Parse()
+	out := write
+	if *asRules {
+		out = writeRules
+	}
+	if err := out(os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
@@ -27,6 +35,45 @@ func write(w io.Writer) error {
 	enc.SetEscapeHTML(false) // PromQL's < > & stay readable
 	enc.SetIndent("", "  ")
 	return enc.Encode(dashboard())
+}
+
+// writeRules writes every query of the dashboard as a recording rule: the
+// file promtool check rules parses, so that a query that does not parse
+// fails scripts/alerts-test.sh rather than a panel. JSON strings are YAML.
+func writeRules(w io.Writer) error {
+	var exprs []string
+	var walk func(any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case obj:
+			if e, ok := x["expr"].(string); ok {
+				exprs = append(exprs, e)
+			}
+			for _, v := range x {
+				walk(v)
+			}
+		case []obj:
+			for _, v := range x {
+				walk(v)
+			}
+		}
+	}
+	walk(dashboard())
+	if len(exprs) == 0 {
+		return fmt.Errorf("no query found")
+	}
+	sort.Strings(exprs)
+	fmt.Fprintln(w, "groups:\n  - name: dashboard\n    rules:")
+	for i, e := range exprs {
+		q, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "      - record: dashboard:query%d\n        expr: %s\n", i+1, q); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sel is the selector of the dashboard's variables; cl the cluster's alone.
