@@ -81,5 +81,6 @@ func clusterNode(n repmgr.Node, names map[int]string, a consensus.StateAnswer, s
 		cn.Failover = b.Failover.State
 	}
 	cn.Streaming, cn.LagBytes, cn.LagSeconds = b.Streaming, b.LagBytes, b.LagSeconds
+	cn.Reason = b.Reason
 	return cn
 }

@@ -26,11 +26,13 @@ func uiCluster() (*fakeVerdicts, *fakeFailover) {
 			{ID: 1, Name: "node1", Location: "dc1", Type: "primary", Active: false},
 			{ID: 2, Name: "node2", Location: "dc1", Type: "primary", Active: true},
 			{ID: 3, Name: hostileName, Location: "dc1", Type: "standby", Active: true, UpstreamID: &two},
+			{ID: 4, Name: "node4", Location: "dc2", Type: "primary", Active: false},
 		},
 		realPrimary: consensus.RealPrimaryResult{Primary: "node2", Claimants: []string{"node2"}},
 		answers: map[string]consensus.StateAnswer{
 			"node1":     {Node: "node1", Err: errors.New("dial tcp 127.0.0.1:5999: connect: connection refused")},
 			"node2":     {Node: "node2", Status: 200, Self: true},
+			"node4":     {Node: "node4", Status: 509, Body: &api.StateBody{State: api.StateUnknown, Reason: "running as primary without a majority"}},
 			hostileName: {Node: hostileName, Status: 202, Body: &api.StateBody{State: api.StateStandby, Timeline: 2, Streaming: &streaming, LagBytes: &lag, LagSeconds: &delay}},
 		}}
 	fo := &fakeFailover{
@@ -55,6 +57,7 @@ func TestUIShowsEveryNodeEscaped(t *testing.T) {
 		`data-node="node1" data-state=""`, "unreachable", "connection refused",
 		`data-node="node2" data-state="Primary"`, `class="badge primary">Primary 200`, `class="badge fo">Leading`,
 		`data-state="Standby"`, "Standby 202", "3.0 MB · 0.2 s",
+		`class="badge unknown">Unknown 509`, `<div class="why">running as primary without a majority</div>`,
 		`<div class="v" id="real-primary">node2</div>`, `<div class="v" id="committed-primary">node2</div>`, `<div class="v num" id="epoch">2</div>`,
 		`id="decisions"`, `id="fences"`, "deposed",
 		"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;",
