@@ -57,7 +57,7 @@ func TestUIShowsEveryNodeEscaped(t *testing.T) {
 		`data-node="node1" data-state=""`, "unreachable", "connection refused",
 		`data-node="node2" data-state="Primary"`, `class="badge primary">Primary 200`, `class="badge fo">Leading`,
 		`data-state="Standby"`, "Standby 202", "3.0 MB · 0.2 s",
-		`class="badge unknown">Unknown 509`, `<div class="why">running as primary without a majority</div>`,
+		`class="badge unknown">Unknown 509`, `<div class="why" title="running as primary without a majority">running as primary without a majority</div>`,
 		`<div class="v" id="real-primary">node2</div>`, `<div class="v" id="committed-primary">node2</div>`, `<div class="v num" id="epoch">2</div>`,
 		`id="decisions"`, `id="fences"`, "deposed",
 		"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;",
