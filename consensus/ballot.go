@@ -48,6 +48,7 @@ type LeaseStore interface {
 type Ballot struct {
 	mu     sync.Mutex
 	lease  time.Duration
+	hold   time.Duration // consensus.router_hold: see HoldForRouters
 	now    Monotonic
 	store  LeaseStore // nil: not persisted
 	cur    Lease
@@ -88,15 +89,27 @@ func NewBallot(lease time.Duration, now Monotonic, store LeaseStore) (*Ballot, e
 	return b, nil
 }
 
+// HoldForRouters makes the vote pass to another node only hold after the
+// last lease ran out (consensus.router_hold). A router such as HAProxy keeps
+// sending writes to a server for fall × inter after its last passed check,
+// and that check may come just before the holder's verdict expires: the
+// next primary must not be confirmed before the router has let go of the
+// last one. Set it once, before the ballot is used.
+func (b *Ballot) HoldForRouters(hold time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.hold = hold
+}
+
 // Grant gives the vote to candidate (node_id id) unless another node holds
-// an unexpired lease on it. It returns whether the vote was granted, the
+// an unexpired lease on it, or held one less than the router hold ago. It returns whether the vote was granted, the
 // holder of the lease afterwards and how long that lease has to run.
 func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaining time.Duration, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	if now < b.cur.Until && (b.cur.Holder != candidate || b.cur.HolderID != id) {
-		return false, b.cur, b.cur.Until - now, nil
+	if other := b.cur.Holder != candidate || b.cur.HolderID != id; other && now < b.cur.Until+b.hold {
+		return false, b.cur, b.cur.Until + b.hold - now, nil
 	}
 	next := Lease{Holder: candidate, HolderID: id, Until: now + b.lease}
 	if b.store != nil && (!b.fresh || now-b.saved >= b.lease/4 || next.Holder != b.cur.Holder || next.HolderID != b.cur.HolderID) {
@@ -116,7 +129,8 @@ func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaini
 	return true, next, b.lease, nil
 }
 
-// Current returns the lease and how long it has to run (0 when expired).
+// Current returns the lease and how long it has to run (0 when expired),
+// the router hold not included.
 func (b *Ballot) Current() (Lease, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -137,11 +151,13 @@ func (b *Ballot) Release(holder string, id int) (bool, error) {
 	if b.store != nil {
 		// Recorded, so that a restarted process does not honour the
 		// released lease's longer horizon (which would only delay it).
-		if err := b.store.Save(Lease{Until: now, Saved: now, Length: b.lease}); err != nil {
+		if err := b.store.Save(Lease{Until: now - b.hold, Saved: now, Length: b.lease}); err != nil {
 			return false, fmt.Errorf("record released vote lease: %w", err)
 		}
-		b.stored, b.saved = now, now
+		b.stored, b.saved = now-b.hold, now
 	}
-	b.cur = Lease{Until: now}
+	// The holder stopped and was stepped down (503) for the router's hold
+	// before it stopped: no hold is owed after a release.
+	b.cur = Lease{Until: now - b.hold}
 	return true, nil
 }

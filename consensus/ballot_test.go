@@ -521,3 +521,70 @@ func TestBallotRelease(t *testing.T) {
 		})
 	}
 }
+
+// TestBallotRouterHold: the vote passes to another node only
+// consensus.router_hold after the last lease ran out, so that a router that
+// still sends writes to the last holder has let go of it first. Its holder
+// renews at any time, and a release owes no hold.
+func TestBallotRouterHold(t *testing.T) {
+	const L, hold = testLease, 400 * time.Millisecond
+	tests := []struct {
+		name  string
+		steps []grantStep
+		// release X at this time, if set
+		release time.Duration
+	}{
+		{name: "another node waits out the lease and the hold", steps: []grantStep{
+			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
+			{at: L, candidate: "Y", id: 8, holder: "X", remaining: hold},
+			{at: L + hold - time.Nanosecond, candidate: "Y", id: 8, holder: "X", remaining: time.Nanosecond},
+			{at: L + hold, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
+		}},
+		{name: "the holder renews within the hold", steps: []grantStep{
+			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
+			{at: L + hold/2, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
+			{at: L + hold/2 + L, candidate: "Y", id: 8, holder: "X", remaining: hold},
+		}},
+		{name: "a released lease owes no hold", release: L / 2, steps: []grantStep{
+			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
+			{at: L / 2, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
+		}},
+		{name: "the quiet period after a start is followed by the hold", steps: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			// An open record as a release writes it: its hold already over.
+			var ls LeaseStore = &memLeases{found: true, lease: Lease{Until: clock.Mono() - hold, Saved: clock.Mono()}}
+			if tt.steps == nil {
+				ls = nil
+			}
+			b, err := NewBallot(L, clock.Mono, ls)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.HoldForRouters(hold)
+			if tt.steps == nil {
+				// No store: nobody for one lease, then the hold.
+				tt.steps = []grantStep{
+					{at: L, candidate: "Y", id: 8, remaining: hold},
+					{at: L + hold, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
+				}
+			}
+			start := clock.Mono()
+			for _, st := range tt.steps {
+				clock.Advance(start + st.at - clock.Mono())
+				if tt.release != 0 && st.at == tt.release {
+					if ok, err := b.Release("X", 7); !ok || err != nil {
+						t.Fatalf("Release(X) = %v, %v", ok, err)
+					}
+				}
+				granted, l, remaining, err := b.Grant(st.candidate, st.id)
+				if err != nil || granted != st.granted || l.Holder != st.holder || remaining != st.remaining {
+					t.Fatalf("at %s Grant(%s) = %v, holder %q, %s, %v; want %v, %q, %s",
+						st.at, st.candidate, granted, l.Holder, remaining, err, st.granted, st.holder, st.remaining)
+				}
+			}
+		})
+	}
+}

@@ -240,7 +240,7 @@ func (n *raftNode) Close() error {
 // reconcile brings the Raft membership one step closer to the registered
 // nodes: it adds a missing node, updates a moved one, or removes one no
 // longer registered, one change per call as raft wants, and says what it
-// did. Only the leader calls it.
+// did. Only the coordinator (the Raft leader) calls it.
 func (n *raftNode) reconcile(o RaftOptions, nodes []repmgr.Node, timeout time.Duration) (string, error) {
 	want, err := o.Configuration(nodes)
 	if err != nil {

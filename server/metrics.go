@@ -43,6 +43,7 @@ type Metrics struct {
 	connsClosed prometheus.Counter
 	limited     *prometheus.CounterVec
 	failover    *failoverCollector // set by WatchFailover
+	primaryChks *prometheus.CounterVec
 
 	mu    sync.Mutex
 	prev  api.State
@@ -55,7 +56,8 @@ var allStates = []api.State{api.StatePrimary, api.StateStandby, api.StateUnknown
 const ClusterLabel = "cluster"
 
 // NewMetrics registers pgquorum's metrics and the Go runtime's, each
-// labelled cluster=cluster.
+// labelled cluster=cluster (config cluster.name, never empty; tests that
+// pass "" get no label).
 func NewMetrics(cluster string) *Metrics {
 	g := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgquorum_" + name, Help: help})
@@ -87,10 +89,17 @@ func NewMetrics(cluster string) *Metrics {
 			Help: "Connections the HTTP server closed to stay within its cap: the oldest one without a request, or a new one when all were busy."}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgquorum_http_rate_limited_total",
 			Help: "Requests for an operator view answered 429 because their client asked too often."}, []string{"path"}),
+		primaryChks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgquorum_patroni_primary_checks_total",
+			Help: "Requests of /primary asked the way a health checker asks (OPTIONS, HEAD, or GET from one client at a steady interval) " +
+				"on a node that was not the confirmed primary: a Patroni template's write check, which /primary passes on every node; " +
+				"use /read-write (docs/patroni.md)."}, []string{"method"}),
 	}
-	m.register = prometheus.WrapRegistererWith(prometheus.Labels{ClusterLabel: cluster}, m.reg)
+	m.register = prometheus.Registerer(m.reg)
+	if cluster != "" {
+		m.register = prometheus.WrapRegistererWith(prometheus.Labels{ClusterLabel: cluster}, m.reg)
+	}
 	m.register.MustRegister(m.state, m.inRecovery, m.votes, m.needed, m.clVotes, m.clNeeded, m.splitBrain, m.claimants, m.episodes, m.peerUp, m.refresh, m.probes, m.probeErrors,
-		m.transitions, m.lastRefresh, m.lastProbeOK, m.lagBytes, m.lagSeconds, m.timeline, m.httpConns, m.connsClosed, m.limited,
+		m.transitions, m.lastRefresh, m.lastProbeOK, m.lagBytes, m.lagSeconds, m.timeline, m.httpConns, m.connsClosed, m.limited, m.primaryChks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -165,6 +174,14 @@ func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
 func (m *Metrics) rateLimited(path string) {
 	if m != nil {
 		m.limited.WithLabelValues(path).Inc()
+	}
+}
+
+// primaryChecked counts a health checker's request of /primary on a node
+// that is not the confirmed primary; m may be nil.
+func (m *Metrics) primaryChecked(method string) {
+	if m != nil {
+		m.primaryChks.WithLabelValues(method).Inc()
 	}
 }
 

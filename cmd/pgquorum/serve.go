@@ -61,7 +61,11 @@ func newBallot(cfg config.Config, log *slog.Logger) (*consensus.Ballot, error) {
 	lease := consensus.LeaseFor(cfg.CacheTTL)
 	if cfg.StateDir == "" {
 		log.Info("consensus.state_dir is not set: vouching for nobody, itself included, for one vote lease", "lease", lease)
-		return consensus.NewBallot(lease, consensus.SystemMonotonic, nil)
+		b, err := consensus.NewBallot(lease, consensus.SystemMonotonic, nil)
+		if b != nil {
+			b.HoldForRouters(cfg.RouterHold)
+		}
+		return b, err
 	}
 	probe, err := os.CreateTemp(cfg.StateDir, ".write-test-*")
 	if err != nil {
@@ -80,6 +84,7 @@ func newBallot(cfg config.Config, log *slog.Logger) (*consensus.Ballot, error) {
 	if err != nil {
 		log.Warn("vote lease not restored", "error", err)
 	}
+	b.HoldForRouters(cfg.RouterHold)
 	l, remaining := b.Current()
 	log.Info("vote lease", "holder", l.Holder, "remaining", remaining.Round(time.Millisecond), "file", store.Path)
 	return b, nil
