@@ -49,3 +49,4 @@ demo:
 # config.Profiles; go test ./config/ fails while they differ.
 docs:
 	$(GO) test ./config/ -run TestConfigurationDocIsGenerated -update
+	$(GO) test ./deploy/grafana/gen -run TestDashboardIsGenerated -update

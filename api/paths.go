@@ -84,6 +84,10 @@ const PathReport = "/internal/v1/report"
 // first (HistoryBody).
 const PathHistory = "/history"
 
+// PathUI is the read-only status page: /cluster's answer as one HTML page
+// for a browser, refreshed every few seconds.
+const PathUI = "/ui"
+
 // Operators' actions. Each goes through the failover coordinator and the
 // Raft log, from any node.
 const (

@@ -128,5 +128,8 @@ type ClusterNode struct {
 	Streaming     *bool         `json:"streaming,omitempty"`
 	LagBytes      *int64        `json:"lag_bytes,omitempty"`
 	LagSeconds    *float64      `json:"lag_seconds,omitempty"`
-	Error         string        `json:"error,omitempty"`
+	// Reason is why the node answers as it does (its /state reason): why
+	// Unknown or Down, above all.
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
 }

@@ -21,8 +21,11 @@ import (
 
 // Config is the validated configuration of "pgquorum serve".
 type Config struct {
-	NodeName string
-	Listen   string
+	// ClusterName labels every metric and titles /ui: one Prometheus may
+	// scrape several clusters.
+	ClusterName string
+	NodeName    string
+	Listen      string
 	// AgentListen is the optional TCP address of the HAProxy agent-check port.
 	AgentListen string
 
@@ -133,6 +136,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 		p.profile = Profiles["default"] // already reported; read the rest anyway
 	}
 	c := Config{
+		ClusterName: p.name("cluster.name"),
 		NodeName:    p.str("node.name"),
 		Listen:      p.hostPort("server.listen", false),
 		AgentListen: p.hostPort("server.agent_listen", true),
@@ -286,7 +290,7 @@ func (c *Config) checkFailover() []error {
 func (c Config) Print(w io.Writer) {
 	f, sec := c.Failover, c.Security
 	values := map[string]any{
-		"node.name": c.NodeName, "server.listen": c.Listen, "server.agent_listen": c.AgentListen,
+		"cluster.name": c.ClusterName, "node.name": c.NodeName, "server.listen": c.Listen, "server.agent_listen": c.AgentListen,
 		"server.tls_cert": sec.TLSCert, "server.tls_key": sec.TLSKey, "server.tls_client_ca": sec.TLSClientCA,
 		"server.tls_client_auth": sec.TLSClientAuth, "server.admin_token": sec.AdminToken,
 		"server.admin_clients": strings.Join(sec.AdminClients, ","), "server.require_auth_for_checks": sec.RequireAuthChecks,

@@ -21,6 +21,7 @@ type Key struct {
 // Keys lists every key "pgquorum serve" accepts. Each is read from the
 // config file, from PGQUORUM_<SECTION>_<KEY> and from --<section>.<key>.
 var Keys = []Key{
+	{"cluster.name", "pgquorum", "name of the cluster, the constant label cluster of every metric and the title of /ui (like Patroni's scope); the same on every node, letters, digits, '.', '_' or '-'"},
 	{"node.name", "", "this node's repmgr node_name (default: node_name of repmgr.config_file)"},
 	{"server.listen", ":5999", "HTTP listen address, host:port"},
 	{"server.agent_listen", "", "HAProxy agent-check listen address, host:port (empty: off)"},

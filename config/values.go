@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,20 @@ func (p *valueParser) str(key string) string {
 		p.fail(key, "a single value", x)
 		return ""
 	}
+}
+
+// clusterName is what cluster.name may be: a Prometheus label value and a
+// title that needs no quoting anywhere.
+var clusterName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// name reads a cluster name.
+func (p *valueParser) name(key string) string {
+	s := p.str(key)
+	if !clusterName.MatchString(s) {
+		p.fail(key, "1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", s)
+		return ""
+	}
+	return s
 }
 
 func (p *valueParser) intRange(key string, lo, hi int) int {

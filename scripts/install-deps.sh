@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what pgquorum's demo and tests need on a fresh Debian bookworm
-# machine, as root: PostgreSQL 15 with repmgr, HAProxy, keepalived, wrk.
+# machine, as root: PostgreSQL 15 with repmgr, HAProxy, keepalived, wrk,
+# Chromium (headless, for the screenshot test of /ui).
 # Go is expected at /usr/local/go (as on our machines); set GO to override.
 set -euo pipefail
 
-packages=(postgresql-15 postgresql-15-repmgr haproxy keepalived nftables wrk iproute2 curl ca-certificates socat)
+packages=(postgresql-15 postgresql-15-repmgr haproxy keepalived nftables wrk iproute2 curl ca-certificates socat chromium)
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-deps: run as root (apt-get, and PostgreSQL runs as the postgres OS user)" >&2

@@ -19,6 +19,7 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 bash scripts/lint.sh
+bash scripts/alerts-test.sh
 echo "== shell syntax" >&2
 for f in scripts/*.sh scripts/*/*.sh; do
 	[ -e "$f" ] && bash -n "$f"

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/pgquorum/pgquorum/api"
@@ -12,8 +13,13 @@ import (
 // like "repmgr cluster show", but with each node's quorum view. It is made of
 // the same cached survey as /realPrimary.
 func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
-	sv := s.verdicts.Survey(r.Context())
-	self := s.verdicts.Snapshot(r.Context())
+	writeJSON(w, http.StatusOK, s.clusterBody(r.Context()))
+}
+
+// clusterBody is the answer of /cluster, which /ui shows as a page.
+func (s *Server) clusterBody(ctx context.Context) api.ClusterBody {
+	sv := s.verdicts.Survey(ctx)
+	self := s.verdicts.Snapshot(ctx)
 	body := api.ClusterBody{
 		Node:       self.Verdict.Node,
 		Claimants:  sv.RealPrimary.Claimants,
@@ -24,7 +30,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 	if sv.RealPrimary.Primary != "" {
 		body.RealPrimary = &sv.RealPrimary.Primary
 	}
-	fs := s.failoverStatus(r.Context())
+	fs := s.failoverStatus(ctx)
 	body.Failover = &fs
 	if s.failover != nil {
 		h := s.failover.History()
@@ -43,7 +49,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		}
 		body.Nodes = append(body.Nodes, cn)
 	}
-	writeJSON(w, http.StatusOK, body)
+	return body
 }
 
 // clusterDecisions is how many of the latest decisions (and fences)
@@ -75,5 +81,6 @@ func clusterNode(n repmgr.Node, names map[int]string, a consensus.StateAnswer, s
 		cn.Failover = b.Failover.State
 	}
 	cn.Streaming, cn.LagBytes, cn.LagSeconds = b.Streaming, b.LagBytes, b.LagSeconds
+	cn.Reason = b.Reason
 	return cn
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 	"sync"
 	"time"
@@ -15,9 +14,12 @@ import (
 )
 
 // Metrics records every refresh of the verdict for Prometheus, in a registry
-// of its own. It is the consensus.Observer of the Checker.
+// of its own. It is the consensus.Observer of the Checker. Every metric
+// carries the constant label cluster (config cluster.name), so that one
+// Prometheus can tell several clusters apart, as Patroni's scope does.
 type Metrics struct {
 	reg         *prometheus.Registry
+	register    prometheus.Registerer // reg, adding the cluster label
 	state       *prometheus.GaugeVec
 	inRecovery  prometheus.Gauge
 	votes       prometheus.Gauge
@@ -35,9 +37,12 @@ type Metrics struct {
 	lastRefresh prometheus.Gauge
 	lastProbeOK prometheus.Gauge
 	lagBytes    prometheus.Gauge
+	lagSeconds  prometheus.Gauge
+	timeline    prometheus.Gauge
 	httpConns   prometheus.Gauge
 	connsClosed prometheus.Counter
 	limited     *prometheus.CounterVec
+	failover    *failoverCollector // set by WatchFailover
 	primaryChks *prometheus.CounterVec
 
 	mu    sync.Mutex
@@ -47,8 +52,13 @@ type Metrics struct {
 
 var allStates = []api.State{api.StatePrimary, api.StateStandby, api.StateUnknown, api.StateDown}
 
-// NewMetrics registers pgquorum's metrics and the Go runtime's.
-func NewMetrics() *Metrics {
+// ClusterLabel is the constant label that names the cluster on every metric.
+const ClusterLabel = "cluster"
+
+// NewMetrics registers pgquorum's metrics and the Go runtime's, each
+// labelled cluster=cluster (config cluster.name, never empty; tests that
+// pass "" get no label).
+func NewMetrics(cluster string) *Metrics {
 	g := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgquorum_" + name, Help: help})
 	}
@@ -72,6 +82,8 @@ func NewMetrics() *Metrics {
 		lastRefresh: g("last_refresh_timestamp_seconds", "When the last refresh started."),
 		lastProbeOK: g("last_successful_probe_timestamp_seconds", "When the local database last answered a probe."),
 		lagBytes:    g("replication_lag_bytes", "Standby: WAL not yet replayed, against the upstream's last reported WAL end; -1 when unknown or not a standby."),
+		lagSeconds:  g("replication_lag_seconds", "Standby: seconds behind the last replayed commit, 0 when all received WAL is replayed; -1 when unknown or not a standby."),
+		timeline:    g("timeline", "The node's timeline (a standby's newest known); 0 when its database is down."),
 		httpConns:   g("http_connections", "Open connections of the HTTP server."),
 		connsClosed: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgquorum_http_connections_closed_total",
 			Help: "Connections the HTTP server closed to stay within its cap: the oldest one without a request, or a new one when all were busy."}),
@@ -82,8 +94,12 @@ func NewMetrics() *Metrics {
 				"on a node that was not the confirmed primary: a Patroni template's write check, which /primary passes on every node; " +
 				"use /read-write (docs/patroni.md)."}, []string{"method"}),
 	}
-	m.reg.MustRegister(m.state, m.inRecovery, m.votes, m.needed, m.clVotes, m.clNeeded, m.splitBrain, m.claimants, m.episodes, m.peerUp, m.refresh, m.probes, m.probeErrors,
-		m.transitions, m.lastRefresh, m.lastProbeOK, m.lagBytes, m.httpConns, m.connsClosed, m.limited, m.primaryChks,
+	m.register = prometheus.Registerer(m.reg)
+	if cluster != "" {
+		m.register = prometheus.WrapRegistererWith(prometheus.Labels{ClusterLabel: cluster}, m.reg)
+	}
+	m.register.MustRegister(m.state, m.inRecovery, m.votes, m.needed, m.clVotes, m.clNeeded, m.splitBrain, m.claimants, m.episodes, m.peerUp, m.refresh, m.probes, m.probeErrors,
+		m.transitions, m.lastRefresh, m.lastProbeOK, m.lagBytes, m.lagSeconds, m.timeline, m.httpConns, m.connsClosed, m.limited, m.primaryChks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -98,6 +114,8 @@ func (m *Metrics) Refreshed(s *consensus.Snapshot, took time.Duration, _ bool) {
 	m.lastRefresh.Set(float64(s.Facts.ProbedAt.UnixNano()) / 1e9)
 	m.probes.Inc()
 	m.lagBytes.Set(-1)
+	m.lagSeconds.Set(-1)
+	m.timeline.Set(0)
 	if s.ProbeErr != nil {
 		m.probeErrors.Inc()
 		m.inRecovery.Set(-1)
@@ -107,6 +125,12 @@ func (m *Metrics) Refreshed(s *consensus.Snapshot, took time.Duration, _ bool) {
 		if lag, ok := s.Facts.WAL.LagBytes(); ok && s.Facts.InRecovery {
 			m.lagBytes.Set(float64(lag))
 		}
+		if d := s.Facts.WAL.ReplayDelay; d != nil && s.Facts.InRecovery {
+			m.lagSeconds.Set(*d)
+		}
+	}
+	if v.State != api.StateDown {
+		m.timeline.Set(float64(v.Timeline))
 	}
 	m.votes.Set(float64(v.Votes))
 	m.needed.Set(float64(v.Needed))
@@ -143,6 +167,9 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// Gatherer is what /metrics serves, for tests outside the package.
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+
 // rateLimited counts a 429 of path; m may be nil.
 func (m *Metrics) rateLimited(path string) {
 	if m != nil {
@@ -161,7 +188,7 @@ func (m *Metrics) primaryChecked(method string) {
 // WatchPool exports the local database pool's open connections, read at
 // every scrape, as pgquorum_db_pool_connections.
 func (m *Metrics) WatchPool(conns func() int) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgquorum_db_pool_connections",
+	m.register.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgquorum_db_pool_connections",
 		Help: "Open connections of pgquorum's pools to the local database, the probe's included."}, func() float64 { return float64(conns()) }))
 }
 
@@ -170,44 +197,4 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// WatchFailover exports the failover controller's status, read at every
-// scrape: pgquorum_failover_state{state} (one-hot), pgquorum_failover_epoch,
-// pgquorum_failover_coordinator (1 on the Raft leader),
-// pgquorum_failover_paused and pgquorum_failover_switchover_in_progress.
-func (m *Metrics) WatchFailover(self string, status func(context.Context) api.FailoverStatus) {
-	m.reg.MustRegister(&failoverCollector{self: self, status: status})
-}
-
-var (
-	failoverStateDesc = prometheus.NewDesc("pgquorum_failover_state", "1 for the node's failover state, 0 for the others.", []string{"state"}, nil)
-	failoverEpochDesc = prometheus.NewDesc("pgquorum_failover_epoch", "Epoch of the latest committed failover decision.", nil, nil)
-	failoverCoordDesc = prometheus.NewDesc("pgquorum_failover_coordinator", "1 when this node leads the Raft group and coordinates failover.", nil, nil)
-	failoverPauseDesc = prometheus.NewDesc("pgquorum_failover_paused", "1 while automatic failover is paused cluster-wide (pgquorum pause).", nil, nil)
-	failoverSwDesc    = prometheus.NewDesc("pgquorum_failover_switchover_in_progress", "1 while a switchover is in progress.", nil, nil)
-)
-
-type failoverCollector struct {
-	self   string
-	status func(context.Context) api.FailoverStatus
-}
-
-func (c *failoverCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- failoverStateDesc
-	ch <- failoverEpochDesc
-	ch <- failoverCoordDesc
-	ch <- failoverPauseDesc
-	ch <- failoverSwDesc
-}
-
-func (c *failoverCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.status(context.Background())
-	for _, st := range api.FailoverStates {
-		ch <- prometheus.MustNewConstMetric(failoverStateDesc, prometheus.GaugeValue, b2f(st == s.State), string(st))
-	}
-	ch <- prometheus.MustNewConstMetric(failoverEpochDesc, prometheus.GaugeValue, float64(s.Epoch))
-	ch <- prometheus.MustNewConstMetric(failoverCoordDesc, prometheus.GaugeValue, b2f(s.Coordinator == c.self))
-	ch <- prometheus.MustNewConstMetric(failoverPauseDesc, prometheus.GaugeValue, b2f(s.Paused))
-	ch <- prometheus.MustNewConstMetric(failoverSwDesc, prometheus.GaugeValue, b2f(s.Switchover != nil))
 }

@@ -172,7 +172,7 @@ func TestPrimaryHealthCheckIsWarnedAbout(t *testing.T) {
 	for _, st := range []api.State{api.StateStandby, api.StateUnknown, api.StateDown, api.StatePrimary} {
 		t.Run(string(st), func(t *testing.T) {
 			var logs lockedBuffer
-			m := NewMetrics()
+			m := NewMetrics("")
 			s := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: m},
 				&fakeVerdicts{snapshot: snapshotIn(st, 1, 2), facts: facts})
 			clock := &fakeClock{t: checkedAt}
@@ -244,7 +244,7 @@ func scrape(t *testing.T, m *Metrics, series string) float64 {
 // fourth check on.
 func TestPrimaryGETsAtASteadyIntervalAreWarnedAbout(t *testing.T) {
 	var logs lockedBuffer
-	m := NewMetrics()
+	m := NewMetrics("")
 	facts := &consensus.Snapshot{Facts: repmgr.Facts{Nodes: []repmgr.Node{{Name: "n1", Type: repmgr.TypePrimary, Active: true}}}}
 	s := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: m},
 		&fakeVerdicts{snapshot: snapshotIn(api.StateStandby, 0, 2), facts: facts})

@@ -11,16 +11,16 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 )
 
-// fakeFailover is the failover controller of the report tests: it records
+// reportingFailover is the failover controller of the report tests: it records
 // the requests that reach it.
-type fakeFailover struct {
+type reportingFailover struct {
 	asked []api.ReportRequest
 }
 
-func (*fakeFailover) Status(context.Context) api.FailoverStatus { return api.FailoverStatus{} }
-func (*fakeFailover) History() api.HistoryBody                  { return api.HistoryBody{} }
+func (*reportingFailover) Status(context.Context) api.FailoverStatus { return api.FailoverStatus{} }
+func (*reportingFailover) History() api.HistoryBody                  { return api.HistoryBody{} }
 
-func (f *fakeFailover) Report(_ context.Context, req api.ReportRequest) api.Report {
+func (f *reportingFailover) Report(_ context.Context, req api.ReportRequest) api.Report {
 	f.asked = append(f.asked, req)
 	return api.Report{Protocol: api.ReportProtocol, Node: "n2"}
 }
@@ -45,7 +45,7 @@ func TestReportRequestOfItsOwnProtocol(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fo := &fakeFailover{}
+			fo := &reportingFailover{}
 			rec := httptest.NewRecorder()
 			New(Options{Failover: fo}, &fakeVerdicts{}).Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, api.PathReport, strings.NewReader(tt.body)))
 			if rec.Code != tt.wantStatus {

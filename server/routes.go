@@ -50,6 +50,7 @@ func (s *Server) Handler() http.Handler {
 		check(api.PathReadiness, s.handleReadiness)
 		check(api.PathLiveness, s.handleLiveness)
 		r.Get(api.PathCluster, s.limited(api.PathCluster, s.handleCluster))
+		r.Get(api.PathUI, s.limited(api.PathUI, s.handleUI))
 		r.Get(api.PathHistory, s.handleHistory)
 		r.Get(api.PathSwitchover, s.handleShowSwitchover)
 		if s.events != nil {

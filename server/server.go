@@ -41,6 +41,7 @@ type Options struct {
 	AgentAdmin http.Handler
 	Failover   Failover // optional
 	Self       string   // this node's name, for /history without a controller
+	Cluster    string   // cluster.name, the title of /ui
 	// Auth says which credentials each kind of request needs; the zero
 	// value configures none.
 	Auth AuthOptions
@@ -58,6 +59,7 @@ type Server struct {
 	agent    http.Handler
 	failover Failover
 	self     string
+	cluster  string
 	auth     AuthOptions
 	views    *gocache.Cache // short-lived answers of the operator views
 	flight   singleflight.Group
@@ -93,7 +95,7 @@ func New(opts Options, verdicts Verdicts) *Server {
 		conns.onEvict = m.connsClosed.Inc
 	}
 	return &Server{verdicts: verdicts, log: opts.Logger, metrics: opts.Metrics, events: opts.Events,
-		agent: opts.AgentAdmin, failover: opts.Failover, self: opts.Self, auth: opts.Auth, views: gocache.New(eventsTTL, time.Minute),
+		agent: opts.AgentAdmin, failover: opts.Failover, self: opts.Self, cluster: opts.Cluster, auth: opts.Auth, views: gocache.New(eventsTTL, time.Minute),
 		conns: conns, viewLimit: newViewLimiter(time.Now), primaryWatch: newPrimaryWatch(time.Now)}
 }
 

@@ -125,7 +125,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return usageErr(err)
 	}
 	creds.warn(log)
-	metrics := server.NewMetrics()
+	metrics := server.NewMetrics(cfg.ClusterName)
 	metrics.WatchPool(local.PoolConns)
 	peers := creds.peerClient(log)
 	checker := consensus.NewChecker(consensus.Options{
@@ -143,14 +143,14 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if err != nil {
 		return failedErr(err)
 	}
-	srvOpts := server.Options{Logger: log, Metrics: metrics, Events: local, Self: cfg.NodeName, Auth: creds.serverAuth()}
+	srvOpts := server.Options{Logger: log, Metrics: metrics, Events: local, Self: cfg.NodeName, Cluster: cfg.ClusterName, Auth: creds.serverAuth()}
 	// A nil channel never delivers: with failover off, or no agent, the
 	// select below waits on the others alone.
 	var ctlErr, agentErr chan error
 	if cfg.Failover.Enabled() {
 		ctl := newController(cfg, checker, local, peers, creds.stream(), log, stderr)
 		srvOpts.Failover = ctl
-		metrics.WatchFailover(cfg.NodeName, ctl.Status)
+		metrics.WatchFailover(cfg.NodeName, ctl)
 		ctlErr = make(chan error, 1)
 		go func() { ctlErr <- ctl.Run(ctx) }()
 	}
