@@ -18,6 +18,7 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/config"
 	"github.com/pgquorum/pgquorum/consensus"
+	"github.com/pgquorum/pgquorum/internal/buildinfo"
 	"github.com/pgquorum/pgquorum/repmgr"
 	"github.com/pgquorum/pgquorum/server"
 )
@@ -25,7 +26,7 @@ import (
 // shutdownTimeout bounds how long in-flight requests may finish on SIGTERM.
 const shutdownTimeout = 5 * time.Second
 
-func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
+func newServeCmd(stdout, stderr io.Writer, info buildinfo.Info) *cobra.Command {
 	var configFile string
 	var checkOnly bool
 	cmd := &cobra.Command{
@@ -45,7 +46,7 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 			cfg.Print(stdout)
 			return nil
 		}
-		return serve(cmd.Context(), cfg, stderr)
+		return serve(cmd.Context(), cfg, info, stderr)
 	}
 	return cmd
 }
@@ -97,9 +98,13 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 
 // serve runs until ctx ends: on SIGTERM it first answers 503 to every check,
 // then stops accepting and lets in-flight requests finish.
-func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
+func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr io.Writer) error {
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).With("node", cfg.NodeName)
 	if err := refuseRoot(cfg, os.Geteuid()); err != nil {
+		return usageErr(err)
+	}
+	notifier, watchdog, err := systemdNotifier()
+	if err != nil {
 		return usageErr(err)
 	}
 	if _, err := exec.LookPath(cfg.RepmgrBin); err != nil {
@@ -122,6 +127,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	creds.warn(log)
 	metrics := server.NewMetrics()
 	metrics.WatchPool(local.PoolConns)
+	metrics.ExportBuildInfo(info)
+	watch := newVerdictWatch(metrics)
 	peers := consensus.NewHTTPPeers(creds.peerAuth(log))
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
@@ -132,7 +139,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		PeerTimeout:     cfg.PeerTimeout,
 		Addresses:       consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
 		Logger:          log,
-		Observer:        metrics,
+		Observer:        watch,
 	}, local, peers)
 	agent, agentLn, err := listenAgent(cfg, checker, log)
 	if err != nil {
@@ -162,10 +169,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return failedErr(fmt.Errorf("server.listen: %w", err))
 	}
 	ln = creds.listen(ln)
-	log.Info("pgquorum serving", append([]any{"listen", ln.Addr().String(), "dsn", cfg.DSN, "version", version},
+	log.Info("pgquorum serving", append([]any{"listen", ln.Addr().String(), "dsn", cfg.DSN, "version", info.Version, "revision", info.Revision},
 		creds.tls.Current().Describe()...)...)
 
 	go checker.Run(ctx)
+	go notifySystemd(ctx, notifier, watch, watchdog, log)
 	go creds.reloadOnHUP(ctx, log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
