@@ -96,4 +96,4 @@ package-files:
 		if [ -e "$$f" ]; then cp "$$f" dist/pkg/share/; fi; \
 	done
 	cp packaging/copyright dist/pkg/doc/copyright
-	packaging/changelog.sh "$(PKG_VERSION)-1" "$(PKG_MAINTAINER)" | gzip -9n >dist/pkg/doc/changelog.Debian.gz
+	packaging/changelog.sh "$(PKG_VERSION)-1" "$(PKG_MAINTAINER)" | gzip -9n >dist/pkg/changelog.Debian.gz
