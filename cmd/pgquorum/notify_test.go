@@ -106,8 +106,15 @@ func TestNotifySystemdReadyAfterFirstVerdictThenWatchdog(t *testing.T) {
 		}
 	}
 	cancel()
-	if m, ok := read(2 * time.Second); !ok || m != sdnotify.Stopping {
-		t.Errorf("at the end: received %q (%v), want STOPPING=1", m, ok)
+	for {
+		m, ok := read(2 * time.Second)
+		if ok && m == sdnotify.Watchdog {
+			continue // sent before the cancel, on a slow machine
+		}
+		if !ok || m != sdnotify.Stopping {
+			t.Errorf("at the end: received %q (%v), want STOPPING=1", m, ok)
+		}
+		break
 	}
 	<-done
 }
