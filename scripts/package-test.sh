@@ -2,9 +2,10 @@
 # Builds the .deb (make deb), checks it with lintian (no error, no warning
 # that packaging/lintian-overrides does not justify), installs it with dpkg,
 # runs the installed pgquorum against the installed config, verifies the
-# installed unit with systemd-analyze, checks that an edited config survives
+# installed unit with systemd-analyze and the installed binary's sd_notify
+# messages (READY, WATCHDOG, STOPPING), checks that an edited config survives
 # a reinstall, then purges it and checks that nothing is left behind. Needs
-# root on Debian (bookworm); installs lintian and systemd with apt-get when
+# root on Debian (bookworm); installs lintian, socat and systemd with apt-get when
 # missing. Called by scripts/test.sh; about a minute once Go's cache is warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,7 @@ fail() {
 
 missing=()
 command -v lintian >/dev/null || missing+=(lintian)
+command -v socat >/dev/null || missing+=(socat)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ "${#missing[@]}" -gt 0 ]; then
 	echo "== package-test: apt-get install ${missing[*]}" >&2
@@ -55,7 +57,11 @@ done
 # machine has none: removed at the end.
 repmgr_conf=/etc/repmgr.conf
 made_repmgr_conf=0
+serve_pid=
+socat_pid=
 cleanup() {
+	# Only the processes this script started, by their PID.
+	for pid in $serve_pid $socat_pid; do kill "$pid" 2>/dev/null || true; done
 	if dpkg-query -W -f='${Status}' pgquorum 2>/dev/null | grep -q installed; then
 		dpkg --purge pgquorum >/dev/null || true
 	fi
@@ -113,6 +119,35 @@ fi
 out=$("${as_postgres[@]}" pgquorum serve --check-config --config /etc/pgquorum/pgquorum.yaml 2>&1) ||
 	fail "check-config of the installed config: $out"
 grep -q 'consensus.state_dir' <<<"$out" || fail "check-config printed no effective config: $out"
+
+echo "== the installed pgquorum says READY=1, feeds the watchdog, says STOPPING=1" >&2
+# systemd's side of sd_notify played by socat on a unixgram socket; the
+# database is unreachable on purpose (port 1): a Down verdict is a verdict.
+work=$(mktemp -d)
+printf '%s\n' "node_id=1" "node_name='pkgtest1'" "conninfo='host=127.0.0.1 port=1 user=repmgr dbname=repmgr'" \
+	"data_directory='/var/lib/postgresql/15/main'" >"$work/repmgr.conf"
+socat -u "UNIX-RECV:$work/notify" "OPEN:$work/notified,creat" &
+socat_pid=$!
+port=$((40000 + RANDOM % 20000))
+for _ in $(seq 50); do [ -S "$work/notify" ] && break; sleep 0.1; done
+NOTIFY_SOCKET=$work/notify WATCHDOG_USEC=10000000 pgquorum serve --config /etc/pgquorum/pgquorum.yaml \
+	--repmgr.config_file "$work/repmgr.conf" --consensus.state_dir "" --server.listen "127.0.0.1:$port" \
+	--log.level error 2>"$work/serve.log" &
+serve_pid=$!
+for _ in $(seq 150); do grep -q 'WATCHDOG=1' "$work/notified" 2>/dev/null && break; sleep 0.1; done
+kill -TERM "$serve_pid"
+wait "$serve_pid" || fail "pgquorum serve exited $? on SIGTERM: $(cat "$work/serve.log")"
+serve_pid=
+sleep 0.2
+kill "$socat_pid"
+wait "$socat_pid" 2>/dev/null || true
+socat_pid=
+notified=$(tr '\n' ' ' <"$work/notified")
+rm -rf "$work"
+case "$notified" in
+READY=1*WATCHDOG=1*STOPPING=1) ;;
+*) fail "sd_notify messages: '$notified', want READY=1, then WATCHDOG=1, then STOPPING=1" ;;
+esac
 
 echo "== systemd-analyze verify" >&2
 unit=/lib/systemd/system/pgquorum.service

@@ -54,8 +54,8 @@ func verdictFresh(checkedAt, now time.Time, watchdog time.Duration) bool {
 
 // notifySystemd tells systemd READY=1 once the first verdict exists, then
 // feeds the watchdog (when WatchdogSec= is set) every quarter of its period
-// while verdicts stay fresh, and says STOPPING=1 when ctx ends. Without
-// $NOTIFY_SOCKET it returns at once.
+// while verdicts stay fresh, until ctx ends (serve says STOPPING=1 itself,
+// before it returns). Without $NOTIFY_SOCKET it returns at once.
 func notifySystemd(ctx context.Context, n *sdnotify.Notifier, w *verdictWatch, watchdog time.Duration, log *slog.Logger) {
 	if !n.Enabled() {
 		return
@@ -68,7 +68,6 @@ func notifySystemd(ctx context.Context, n *sdnotify.Notifier, w *verdictWatch, w
 	if err := n.Notify(sdnotify.Ready + "\nSTATUS=serving verdicts"); err != nil {
 		log.Warn("systemd readiness", "error", err)
 	}
-	defer func() { _ = n.Notify(sdnotify.Stopping) }() // best effort on the way out
 	if watchdog <= 0 {
 		<-ctx.Done()
 		return

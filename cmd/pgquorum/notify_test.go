@@ -42,7 +42,7 @@ func (nopObserver) Surveyed(consensus.Survey)                          {}
 
 // TestNotifySystemdReadyAfterFirstVerdictThenWatchdog plays systemd with a
 // unixgram socket: nothing before the first verdict, then READY=1, then
-// WATCHDOG=1 while verdicts are fresh, and STOPPING=1 at the end.
+// WATCHDOG=1 while verdicts are fresh, and nothing once they are stale.
 func TestNotifySystemdReadyAfterFirstVerdictThenWatchdog(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -106,17 +106,11 @@ func TestNotifySystemdReadyAfterFirstVerdictThenWatchdog(t *testing.T) {
 		}
 	}
 	cancel()
-	for {
-		m, ok := read(2 * time.Second)
-		if ok && m == sdnotify.Watchdog {
-			continue // sent before the cancel, on a slow machine
-		}
-		if !ok || m != sdnotify.Stopping {
-			t.Errorf("at the end: received %q (%v), want STOPPING=1", m, ok)
-		}
-		break
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("notifySystemd did not return after its context ended")
 	}
-	<-done
 }
 
 func TestNotifySystemdWithoutSocketReturnsAtOnce(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/pgquorum/pgquorum/config"
 	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/internal/buildinfo"
+	"github.com/pgquorum/pgquorum/internal/sdnotify"
 	"github.com/pgquorum/pgquorum/repmgr"
 	"github.com/pgquorum/pgquorum/server"
 )
@@ -107,6 +108,11 @@ func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr i
 	if err != nil {
 		return usageErr(err)
 	}
+	if watchdog > 0 && watchdog/2 <= cfg.CacheTTL {
+		// A healthy checker's newest verdict is up to refresh_interval
+		// plus a probe old: this watchdog would restart it.
+		log.Warn("systemd's WatchdogSec is too short: want more than twice consensus.cache_ttl", "watchdog", watchdog, "consensus.cache_ttl", cfg.CacheTTL)
+	}
 	if _, err := exec.LookPath(cfg.RepmgrBin); err != nil {
 		// Serving needs no repmgr; say so once, as operators expect it beside PostgreSQL.
 		log.Warn("repmgr.bin not found; serving anyway", "repmgr.bin", cfg.RepmgrBin, "error", err)
@@ -182,6 +188,9 @@ func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr i
 		return failedErr(err)
 	}
 	log.Info("shutting down: answering 503 to every check")
+	if err := notifier.Notify(sdnotify.Stopping); err != nil {
+		log.Warn("systemd stopping", "error", err)
+	}
 	srv.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
