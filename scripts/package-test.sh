@@ -128,18 +128,22 @@ printf '%s\n' "node_id=1" "node_name='pkgtest1'" "conninfo='host=127.0.0.1 port=
 	"data_directory='/var/lib/postgresql/15/main'" >"$work/repmgr.conf"
 socat -u "UNIX-RECV:$work/notify" "OPEN:$work/notified,creat" &
 socat_pid=$!
-port=$((40000 + RANDOM % 20000))
+# A free port below the ephemeral range (32768-60999 on Linux).
+for _ in $(seq 20); do
+	port=$((20000 + RANDOM % 10000))
+	ss -Htln "sport = :$port" | grep -q . || break
+done
 for _ in $(seq 50); do [ -S "$work/notify" ] && break; sleep 0.1; done
 NOTIFY_SOCKET=$work/notify WATCHDOG_USEC=10000000 pgquorum serve --config /etc/pgquorum/pgquorum.yaml \
 	--repmgr.config_file "$work/repmgr.conf" --consensus.state_dir "" --server.listen "127.0.0.1:$port" \
 	--log.level error 2>"$work/serve.log" &
 serve_pid=$!
 for _ in $(seq 150); do grep -q 'WATCHDOG=1' "$work/notified" 2>/dev/null && break; sleep 0.1; done
-kill -TERM "$serve_pid"
+kill -TERM "$serve_pid" 2>/dev/null || fail "pgquorum serve ended by itself: $(cat "$work/serve.log")"
 wait "$serve_pid" || fail "pgquorum serve exited $? on SIGTERM: $(cat "$work/serve.log")"
 serve_pid=
 sleep 0.2
-kill "$socat_pid"
+kill "$socat_pid" 2>/dev/null || true
 wait "$socat_pid" 2>/dev/null || true
 socat_pid=
 notified=$(tr '\n' ' ' <"$work/notified")
