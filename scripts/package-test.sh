@@ -27,6 +27,7 @@ fail() {
 missing=()
 command -v lintian >/dev/null || missing+=(lintian)
 command -v socat >/dev/null || missing+=(socat)
+command -v ss >/dev/null || missing+=(iproute2)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ "${#missing[@]}" -gt 0 ]; then
 	echo "== package-test: apt-get install ${missing[*]}" >&2
