@@ -55,11 +55,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Version:       info.Version,
 	}
 	root.SetVersionTemplate(versionText(info))
+	root.AddCommand(newVersionCmd(stdout, info), newManCmd(root))
 	root.SetArgs(args[1:])
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetContext(ctx)
-	root.AddCommand(newServeCmd(stdout, stderr, info), newVersionCmd(stdout, info), newManCmd(root))
+	root.AddCommand(newServeCmd(stdout, stderr))
 	root.AddCommand(newHAProxyConfigCmd(stdout), newAgentCmd(stdout))
 	root.AddCommand(newCheckCmd(stdout))
 	root.AddCommand(newStatusCmd(stdout))

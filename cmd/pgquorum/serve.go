@@ -27,7 +27,7 @@ import (
 // shutdownTimeout bounds how long in-flight requests may finish on SIGTERM.
 const shutdownTimeout = 5 * time.Second
 
-func newServeCmd(stdout, stderr io.Writer, info buildinfo.Info) *cobra.Command {
+func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var configFile string
 	var checkOnly bool
 	cmd := &cobra.Command{
@@ -47,7 +47,7 @@ func newServeCmd(stdout, stderr io.Writer, info buildinfo.Info) *cobra.Command {
 			cfg.Print(stdout)
 			return nil
 		}
-		return serve(cmd.Context(), cfg, info, stderr)
+		return serve(cmd.Context(), cfg, buildinfo.Get(), stderr)
 	}
 	return cmd
 }
