@@ -6,8 +6,13 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-ARG VERSION=dev
-RUN make static VERSION=${VERSION}
+# pgquorum version reports these; make takes them from git when unset:
+# docker build --build-arg VERSION=$(git describe --tags --always --dirty) \
+#   --build-arg COMMIT=$(git rev-parse HEAD) .
+ARG VERSION
+ARG COMMIT
+ARG BUILD_DATE
+RUN make static ${VERSION:+VERSION=$VERSION} ${COMMIT:+COMMIT=$COMMIT} ${BUILD_DATE:+BUILD_DATE=$BUILD_DATE}
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /src/bin/pgquorum /usr/local/bin/pgquorum

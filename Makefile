@@ -6,11 +6,11 @@ GO ?= go
 .PHONY: build static test unit lint soak bench bench-failover bench-switchover demo docs
 
 build:
-	$(GO) build -o bin/pgquorum ./cmd/pgquorum
+	$(GO) build -ldflags "$(STAMP)" -o bin/pgquorum ./cmd/pgquorum
 
 # The static, trimmed binary the Dockerfile ships.
 static:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/pgquorum ./cmd/pgquorum
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(STAMP)" -o bin/pgquorum ./cmd/pgquorum
 
 test:
 	bash scripts/test.sh
@@ -50,3 +50,51 @@ demo:
 docs:
 	$(GO) test ./config/ -run TestConfigurationDocIsGenerated -update
 	$(GO) test ./deploy/grafana/gen -run TestDashboardIsGenerated -update
+
+# Build identity, stamped into internal/buildinfo (pgquorum version).
+ifndef COMMIT
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null)
+endif
+ifndef BUILD_DATE
+BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+endif
+BUILDINFO = github.com/pgquorum/pgquorum/internal/buildinfo
+STAMP = -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).revision=$(COMMIT) -X $(BUILDINFO).date=$(BUILD_DATE)
+
+# Packages in dist/: the static binary, the unit (ExecStart=/usr/bin/...),
+# the config as a conffile, completions and man pages that pgquorum itself
+# writes, maintainer scripts in packaging/. nfpm is pinned and run from the
+# Go module proxy. scripts/package-test.sh installs, checks and purges the .deb.
+NFPM = $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+ifndef PKG_VERSION
+PKG_VERSION := $(shell packaging/version.sh)
+endif
+PKG_ARCH ?= $(shell $(GO) env GOARCH)
+PKG_MAINTAINER ?= pgquorum developers <pgquorum@example.org>
+export PKG_VERSION PKG_ARCH PKG_MAINTAINER
+
+.PHONY: deb rpm package-files
+deb: package-files
+	$(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/
+
+rpm: package-files
+	$(NFPM) package --config packaging/nfpm.yaml --packager rpm --target dist/
+
+# The packaged binary is the static one, position-independent (ASLR): it
+# needs no library, only the dynamic loader that every glibc system has.
+package-files:
+	rm -rf dist/pkg dist/pgquorum_* dist/pgquorum-*
+	mkdir -p dist/pkg/completions dist/pkg/man dist/pkg/share dist/pkg/doc
+	CGO_ENABLED=0 $(GO) build -buildmode=pie -trimpath -ldflags "-s -w $(STAMP)" -o dist/pkg/pgquorum ./cmd/pgquorum
+	sed 's|/usr/local/bin/pgquorum|/usr/bin/pgquorum|g' scripts/pgquorum.service >dist/pkg/pgquorum.service
+	dist/pkg/pgquorum completion bash >dist/pkg/completions/pgquorum.bash
+	dist/pkg/pgquorum completion zsh >dist/pkg/completions/_pgquorum
+	dist/pkg/pgquorum completion fish >dist/pkg/completions/pgquorum.fish
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) dist/pkg/pgquorum man dist/pkg/man
+	gzip -9n dist/pkg/man/*.1
+	cp packaging/share-README dist/pkg/share/README
+	for f in deploy/prometheus/*.yml deploy/prometheus/*.yaml deploy/grafana/*.json; do \
+		if [ -e "$$f" ]; then cp "$$f" dist/pkg/share/; fi; \
+	done
+	cp packaging/copyright dist/pkg/doc/copyright
+	packaging/changelog.sh "$(PKG_VERSION)-1" "$(PKG_MAINTAINER)" | gzip -9n >dist/pkg/changelog.Debian.gz

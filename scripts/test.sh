@@ -31,5 +31,6 @@ if ldd bin/pgquorum >/dev/null 2>&1; then
 	exit 1
 fi
 bin/pgquorum --version
+bash scripts/package-test.sh
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 20m ./...

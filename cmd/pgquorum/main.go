@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pgquorum/pgquorum/internal/buildinfo"
 )
 
 // Exit codes shared by every subcommand.
@@ -21,9 +23,6 @@ const (
 	exitFailed = 1 // the command ran and failed
 	exitUsage  = 2 // bad flags or configuration
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -47,13 +46,16 @@ func failedErr(err error) error { return &exitError{code: exitFailed, err: err} 
 // run is the whole program, callable from tests with its own arguments and
 // output streams.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	info := buildinfo.Get()
 	root := &cobra.Command{
 		Use:           "pgquorum",
 		Short:         "Majority-vote primary detection for repmgr-managed PostgreSQL",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       info.Version,
 	}
+	root.SetVersionTemplate(versionText(info))
+	root.AddCommand(newVersionCmd(stdout, info), newManCmd(root))
 	root.SetArgs(args[1:])
 	root.SetOut(stdout)
 	root.SetErr(stderr)

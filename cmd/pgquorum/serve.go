@@ -18,6 +18,8 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/config"
 	"github.com/pgquorum/pgquorum/consensus"
+	"github.com/pgquorum/pgquorum/internal/buildinfo"
+	"github.com/pgquorum/pgquorum/internal/sdnotify"
 	"github.com/pgquorum/pgquorum/repmgr"
 	"github.com/pgquorum/pgquorum/server"
 )
@@ -45,7 +47,7 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 			cfg.Print(stdout)
 			return nil
 		}
-		return serve(cmd.Context(), cfg, stderr)
+		return serve(cmd.Context(), cfg, buildinfo.Get(), stderr)
 	}
 	return cmd
 }
@@ -102,10 +104,19 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 
 // serve runs until ctx ends: on SIGTERM it first answers 503 to every check,
 // then stops accepting and lets in-flight requests finish.
-func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
+func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr io.Writer) error {
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).With("node", cfg.NodeName)
 	if err := refuseRoot(cfg, os.Geteuid()); err != nil {
 		return usageErr(err)
+	}
+	notifier, watchdog, err := systemdNotifier()
+	if err != nil {
+		return usageErr(err)
+	}
+	if watchdog > 0 && watchdog/2 <= cfg.CacheTTL {
+		// A healthy checker's newest verdict is up to refresh_interval
+		// plus a probe old: this watchdog would restart it.
+		log.Warn("systemd's WatchdogSec is too short: want more than twice consensus.cache_ttl", "watchdog", watchdog, "consensus.cache_ttl", cfg.CacheTTL)
 	}
 	if _, err := exec.LookPath(cfg.RepmgrBin); err != nil {
 		// Serving needs no repmgr; say so once, as operators expect it beside PostgreSQL.
@@ -127,6 +138,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	creds.warn(log)
 	metrics := server.NewMetrics(cfg.ClusterName)
 	metrics.WatchPool(local.PoolConns)
+	metrics.ExportBuildInfo(info)
+	watch := newVerdictWatch(metrics)
 	peers := creds.peerClient(log)
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
@@ -137,7 +150,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		PeerTimeout:     cfg.PeerTimeout,
 		Addresses:       consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
 		Logger:          log,
-		Observer:        metrics,
+		Observer:        watch,
 	}, local, peers)
 	agent, agentLn, err := listenAgent(cfg, checker, log)
 	if err != nil {
@@ -167,10 +180,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return failedErr(fmt.Errorf("server.listen: %w", err))
 	}
 	ln = creds.listen(ln)
-	log.Info("pgquorum serving", append([]any{"listen", ln.Addr().String(), "dsn", cfg.DSN, "version", version},
+	log.Info("pgquorum serving", append([]any{"listen", ln.Addr().String(), "dsn", cfg.DSN, "version", info.Version, "revision", info.Revision},
 		creds.tls.Current().Describe()...)...)
 
 	go checker.Run(ctx)
+	go notifySystemd(ctx, notifier, watch, watchdog, log)
 	go creds.reloadOnHUP(ctx, log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
@@ -179,6 +193,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return failedErr(err)
 	}
 	log.Info("shutting down: answering 503 to every check")
+	if err := notifier.Notify(sdnotify.Stopping); err != nil {
+		log.Warn("systemd stopping", "error", err)
+	}
 	srv.Drain()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
