@@ -1,6 +1,10 @@
 // Command pgquorum tells HAProxy, keepalived and operators which PostgreSQL
-// node of a repmgr cluster is the real primary, by majority vote of the nodes
-// of its site.
+// node of a repmgr cluster is the real primary, by majority vote of the
+// registered nodes (of its location and of the whole cluster by default),
+// and with failover.mode pgquorum replaces a lost primary through an
+// embedded Raft group. "serve" is the daemon; the other commands ask it
+// (status, check, agent, switchover, pause, resume, failover-check), render
+// HAProxy's config (haproxy-config) or repair the Raft group (raft-recover).
 package main
 
 import (
