@@ -83,7 +83,8 @@ func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
 	case !registered || !known || !f.Facts.InRecovery:
 		return // a primary that is not the committed one is for fencing to handle
 	case d.Primary == c.opts.Self:
-		c.try(ctx, attempts, d, api.ActionPromote, func(ctx context.Context) error {
+		// try logs a failure and reports it in the node's progress.
+		_ = c.try(ctx, attempts, d, api.ActionPromote, func(ctx context.Context) error {
 			out, err := c.actions.Promote(ctx, d)
 			c.opts.Logger.Info("promote command", "epoch", d.Epoch, "output", out, "error", err)
 			return err
@@ -105,14 +106,14 @@ func (c *Controller) step(ctx context.Context, attempts map[actKey]*attempt) {
 	// Until its promotion is recorded, stream from the chosen node at once,
 	// so as to vouch for it the moment it is promoted.
 	if up, streams := consensus.Upstream(f.Facts); d.PromotedAt == nil && (!streams || up.ID != primary.ID) {
-		c.try(ctx, attempts, d, api.ActionRepoint, func(ctx context.Context) error {
+		_ = c.try(ctx, attempts, d, api.ActionRepoint, func(ctx context.Context) error {
 			return c.actions.Repoint(ctx, primary)
 		})
 	}
 	if inRecovery {
 		return // follow it the repmgr way once it is promoted
 	}
-	c.try(ctx, attempts, d, api.ActionFollow, func(ctx context.Context) error {
+	_ = c.try(ctx, attempts, d, api.ActionFollow, func(ctx context.Context) error {
 		out, err := c.actions.Follow(ctx, d, primary)
 		c.opts.Logger.Info("follow command", "epoch", d.Epoch, "primary", d.Primary, "output", out, "error", err)
 		return err

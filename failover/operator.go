@@ -76,7 +76,11 @@ func (c *Controller) lead(ctx context.Context, cmd api.Command) api.CommandResul
 		if err := c.commit(Entry{Version: EntryVersion, Type: EntryPause, Pause: &p}); err != nil {
 			return refused("commit %s: %v", cmd.Kind, err)
 		}
-		c.opts.Logger.Warn("automatic failover "+map[bool]string{true: "paused", false: "resumed"}[p.Paused], "by", p.By, "reason", p.Reason)
+		if p.Paused {
+			c.opts.Logger.Warn("automatic failover paused", "by", p.By, "reason", p.Reason)
+		} else {
+			c.opts.Logger.Warn("automatic failover resumed", "by", p.By, "reason", p.Reason)
+		}
 		return api.CommandResult{OK: true}
 	case api.CommandFence:
 		f := api.Fence{Node: cmd.Node, At: cmd.At, Reason: cmd.Reason}
