@@ -277,22 +277,6 @@ func readVmStatus(pid int, field string) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }
 
-// waitRSS polls pid's RSS every 250 ms until it is at most bound or timeout
-// passes, and returns the last reading and whether it got there.
-func waitRSS(pid int, bound int64, timeout time.Duration) (int64, bool) {
-	deadline := time.Now().Add(timeout)
-	for {
-		rss, err := readVmStatus(pid, "VmRSS")
-		if err == nil && rss <= bound {
-			return rss, true
-		}
-		if time.Now().After(deadline) {
-			return rss, false
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // scrape reads the named unlabelled metrics of n's /metrics.
