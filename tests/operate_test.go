@@ -17,31 +17,6 @@ import (
 // Tests of issue 8: switchover, pause, fencing and rejoin, and the gate for
 // repmgrd, on real clusters behind real HAProxy.
 
-// standbyOf waits until n answers 202 and streams from primary, as /cluster
-// on n says.
-func standbyOf(t *testing.T, n, primary *lab.Node, timeout time.Duration) {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), timeout, n.Name+" to be a standby of "+primary.Name, func(ctx context.Context) error {
-		var b api.ClusterBody
-		if _, err := n.GetJSON(ctx, api.PathCluster, &b); err != nil {
-			return err
-		}
-		for _, cn := range b.Nodes {
-			if cn.Name != n.Name {
-				continue
-			}
-			if cn.Status != api.StateStandby.HTTPStatus() || cn.Upstream != primary.Name {
-				return fmt.Errorf("%s answers %d, upstream %q", n.Name, cn.Status, cn.Upstream)
-			}
-			return nil
-		}
-		return fmt.Errorf("%s not in its own /cluster", n.Name)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSwitchoverUnderWriteLoad: "pgquorum switchover --to node2" while
 // writes go through HAProxy every 20 ms. Every step is printed; node2 is
 // the primary, node1 and node3 its standbys; no two nodes answer 200 at

@@ -115,6 +115,44 @@ func holdState(t *testing.T, n *lab.Node, want api.State, d time.Duration) {
 	})
 }
 
+// standbyOf waits until n answers 202 and streams from primary, as /cluster
+// on n says.
+func standbyOf(t *testing.T, n, primary *lab.Node, timeout time.Duration) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), timeout, n.Name+" to be a standby of "+primary.Name, func(ctx context.Context) error {
+		var b api.ClusterBody
+		if _, err := n.GetJSON(ctx, api.PathCluster, &b); err != nil {
+			return err
+		}
+		for _, cn := range b.Nodes {
+			if cn.Name != n.Name {
+				continue
+			}
+			if cn.Status != api.StateStandby.HTTPStatus() || cn.Upstream != primary.Name {
+				return fmt.Errorf("%s answers %d, upstream %q", n.Name, cn.Status, cn.Upstream)
+			}
+			return nil
+		}
+		return fmt.Errorf("%s not in its own /cluster", n.Name)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitStatus waits until each "proxy/server" shows its status.
+func (h *labHAProxy) waitStatus(t *testing.T, want map[string]string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for key, status := range want {
+		proxy, server, _ := strings.Cut(key, "/")
+		if err := h.WaitStatus(context.Background(), proxy, server, status, hapWait); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
 // waitDecision waits until every running pgquorum (or every one of only,
 // when given) holds a decision of at least epoch, and returns the latest.
 func waitDecision(t *testing.T, c *lab.Cluster, epoch uint64, timeout time.Duration, only ...*lab.Node) api.Decision {
