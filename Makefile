@@ -1,9 +1,9 @@
 # pgquorum: the README's two commands are scripts/demo.sh and scripts/test.sh;
-# these targets are shortcuts for working on the code.
+# these targets are shortcuts for working on the code (docs/testing.md).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 
-.PHONY: build static test unit lint fmt tidy fuzz cover soak bench bench-failover bench-switchover demo
+.PHONY: build static test unit lint fmt tidy fuzz cover soak bench bench-failover bench-switchover demo docs
 
 build:
 	$(GO) build -o bin/pgquorum ./cmd/pgquorum
@@ -66,3 +66,8 @@ bench-switchover:
 
 demo:
 	bash scripts/demo.sh
+
+# Rewrites the generated tables of docs/configuration.md from config.Keys and
+# config.Profiles; go test ./config/ fails while they differ.
+docs:
+	$(GO) test ./config/ -run TestConfigurationDocIsGenerated -update

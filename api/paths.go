@@ -7,7 +7,8 @@
 // The files are split by topic: paths.go (routes, port, headers), state.go
 // (the verdict and the views), vote.go (the peers' vote), failover.go (the
 // failover vocabulary, reports and history), operator.go (operators'
-// actions and the commands that carry them).
+// actions and the commands that carry them), patroni.go (the answer of the
+// Patroni endpoints no node passes or pgquorum does not serve).
 package api
 
 // DefaultPort is where pgquorum listens and where peers are polled unless
@@ -33,6 +34,34 @@ const (
 	PathHealth    = "/health"
 	PathLiveness  = "/liveness"
 	PathReadiness = "/readiness"
+)
+
+// Patroni's names for its checks, served so that a Patroni HAProxy template
+// works with only its port and its write-check path changed
+// (docs/patroni.md). Each answers GET, HEAD and OPTIONS with the same status.
+const (
+	PathMaster         = "/master"         // as PathLeader (Patroni before 4.0)
+	PathReadWrite      = "/read-write"     // as PathLeader
+	PathReadOnlySync   = "/read-only-sync" // as PathLeader: no node is a synchronous standby
+	PathReadOnlyQuorum = "/read-only-quorum"
+	PathAsync          = "/async" // as PathReplica
+	PathAsynchronous   = "/asynchronous"
+	PathSync           = "/sync" // 503 on every node: pgquorum tracks no synchronous standbys
+	PathSynchronous    = "/synchronous"
+	PathQuorum         = "/quorum"
+)
+
+// Patroni endpoints without a meaning in a repmgr cluster: each answers 501
+// Not Implemented to every method, with a PatroniBody naming what to use.
+const (
+	PathStandbyLeader      = "/standby-leader"
+	PathStandbyLeaderAlias = "/standby_leader"
+	PathPatroni            = "/patroni"
+	PathPatroniConfig      = "/config"
+	PathPatroniFailover    = "/failover"
+	PathPatroniRestart     = "/restart"
+	PathPatroniReload      = "/reload"
+	PathPatroniReinit      = "/reinitialize"
 )
 
 // PathVote is the peers' internal endpoint, not meant for operators: a node

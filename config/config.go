@@ -44,6 +44,7 @@ type Config struct {
 
 	RefreshInterval time.Duration
 	CacheTTL        time.Duration
+	RouterHold      time.Duration // consensus.router_hold
 	PeerTimeout     time.Duration
 	PeerPort        int
 	Peers           map[string]string
@@ -155,6 +156,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 		RepmgrBin:        p.str("repmgr.bin"),
 		RefreshInterval:  p.positiveDuration("consensus.refresh_interval"),
 		CacheTTL:         p.positiveDuration("consensus.cache_ttl"),
+		RouterHold:       p.duration("consensus.router_hold"),
 		PeerTimeout:      p.positiveDuration("consensus.peer_timeout"),
 		PeerPort:         p.intRange("consensus.peer_port", 1, 65535),
 		Peers:            p.peers("consensus.peers"),
@@ -292,7 +294,7 @@ func (c Config) Print(w io.Writer) {
 		"consensus.peer_token": sec.PeerToken,
 		"database.dsn":         c.DSN, "database.max_conns": c.MaxConns, "database.timeout": c.DBTimeout,
 		"repmgr.config_file": c.RepmgrConfigFile, "repmgr.bin": c.RepmgrBin,
-		"consensus.refresh_interval": c.RefreshInterval, "consensus.cache_ttl": c.CacheTTL,
+		"consensus.refresh_interval": c.RefreshInterval, "consensus.cache_ttl": c.CacheTTL, "consensus.router_hold": c.RouterHold,
 		"consensus.peer_timeout": c.PeerTimeout, "consensus.peer_port": c.PeerPort, "consensus.peers": addressList(c.Peers),
 		"consensus.scope": c.Scope, "consensus.state_dir": c.StateDir,
 		"failover.mode": f.Mode, "failover.profile": f.Profile, "failover.raft_listen": f.RaftListen,

@@ -26,6 +26,11 @@ type Lease struct {
 	Until    time.Duration
 	// Saved is when a LeaseStore recorded it, on the Monotonic clock.
 	Saved time.Duration
+	// Length is the lease length of the ballot that recorded it: a process
+	// restarted with a shorter one (another profile) must still honour the
+	// votes its predecessor gave for the longer one. 0 in records written
+	// before it was stored.
+	Length time.Duration
 }
 
 // LeaseStore persists a ballot's lease across restarts of pgquorum. Load
@@ -43,6 +48,7 @@ type LeaseStore interface {
 type Ballot struct {
 	mu     sync.Mutex
 	lease  time.Duration
+	hold   time.Duration // consensus.router_hold: see HoldForRouters
 	now    Monotonic
 	store  LeaseStore // nil: not persisted
 	cur    Lease
@@ -57,6 +63,9 @@ type Ballot struct {
 // An older record may predate votes given since by a process that ran
 // without a store: that process's quiet period was over a lease after the
 // record's writer stopped, and it recorded nothing.
+//
+// A record written with a longer lease is judged by its own length: the
+// predecessor's last vote may run that long after it was recorded.
 func NewBallot(lease time.Duration, now Monotonic, store LeaseStore) (*Ballot, error) {
 	b := &Ballot{lease: lease, now: now, store: store}
 	quiet := Lease{Until: now() + lease}
@@ -65,27 +74,42 @@ func NewBallot(lease time.Duration, now Monotonic, store LeaseStore) (*Ballot, e
 		return b, nil
 	}
 	l, found, err := store.Load()
+	recorded := max(lease, l.Length)
 	switch {
 	case err != nil:
 		b.cur = quiet
 		return b, fmt.Errorf("load vote lease: %w (vouching for nobody for %s)", err, lease)
-	case !found || now()-l.Saved >= lease:
+	case !found:
 		b.cur = quiet
+	case now()-l.Saved >= recorded:
+		b.cur = Lease{Until: now() + recorded}
 	default:
 		b.cur, b.stored = l, l.Until
 	}
 	return b, nil
 }
 
+// HoldForRouters makes the vote pass to another node only hold after the
+// last lease ran out (consensus.router_hold). A router such as HAProxy keeps
+// sending writes to a server for fall × inter after its last passed check,
+// and that check may come just before the holder's verdict expires: the
+// next primary must not be confirmed before the router has let go of the
+// last one. Set it once, before the ballot is used.
+func (b *Ballot) HoldForRouters(hold time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.hold = hold
+}
+
 // Grant gives the vote to candidate (node_id id) unless another node holds
-// an unexpired lease on it. It returns whether the vote was granted, the
+// an unexpired lease on it, or held one less than the router hold ago. It returns whether the vote was granted, the
 // holder of the lease afterwards and how long that lease has to run.
 func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaining time.Duration, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	if now < b.cur.Until && (b.cur.Holder != candidate || b.cur.HolderID != id) {
-		return false, b.cur, b.cur.Until - now, nil
+	if other := b.cur.Holder != candidate || b.cur.HolderID != id; other && now < b.cur.Until+b.hold {
+		return false, b.cur, b.cur.Until + b.hold - now, nil
 	}
 	next := Lease{Holder: candidate, HolderID: id, Until: now + b.lease}
 	if b.store != nil && (!b.fresh || now-b.saved >= b.lease/4 || next.Holder != b.cur.Holder || next.HolderID != b.cur.HolderID) {
@@ -93,7 +117,7 @@ func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaini
 		// lease while renewing, so that a process restarted within
 		// about half a lease finds a record fresh enough to honour.
 		saved := next
-		saved.Until, saved.Saved = now+2*b.lease, now
+		saved.Until, saved.Saved, saved.Length = now+2*b.lease, now, b.lease
 		if err := b.store.Save(saved); err != nil {
 			// Unrecorded, the vote could be given again by a restarted
 			// process before its lease ran out: refuse it.
@@ -105,7 +129,8 @@ func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaini
 	return true, next, b.lease, nil
 }
 
-// Current returns the lease and how long it has to run (0 when expired).
+// Current returns the lease and how long it has to run (0 when expired),
+// the router hold not included.
 func (b *Ballot) Current() (Lease, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -126,11 +151,13 @@ func (b *Ballot) Release(holder string, id int) (bool, error) {
 	if b.store != nil {
 		// Recorded, so that a restarted process does not honour the
 		// released lease's longer horizon (which would only delay it).
-		if err := b.store.Save(Lease{Until: now, Saved: now}); err != nil {
+		if err := b.store.Save(Lease{Until: now - b.hold, Saved: now, Length: b.lease}); err != nil {
 			return false, fmt.Errorf("record released vote lease: %w", err)
 		}
-		b.stored, b.saved = now, now
+		b.stored, b.saved = now-b.hold, now
 	}
-	b.cur = Lease{Until: now}
+	// The holder stopped and was stepped down (503) for the router's hold
+	// before it stopped: no hold is owed after a release.
+	b.cur = Lease{Until: now - b.hold}
 	return true, nil
 }

@@ -95,6 +95,22 @@ func TestBallotGrant(t *testing.T) {
 			{at: L - time.Nanosecond, candidate: "Y", id: 8, remaining: time.Nanosecond},
 			{at: L, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
 		}},
+		// A restart with a shorter lease (failover.profile default → fast)
+		// must honour what its predecessor recorded with the longer one.
+		{name: "record of a three times longer lease, saved two short leases ago, is honoured", store: func(start time.Duration) LeaseStore {
+			return &memLeases{lease: Lease{Holder: "X", HolderID: 7, Until: start + 4*L, Saved: start - 2*L, Length: 3 * L}, found: true}
+		}, steps: []grantStep{
+			{at: 0, candidate: "Y", id: 8, holder: "X", remaining: 4 * L},
+			{at: 4*L - time.Nanosecond, candidate: "Y", id: 8, holder: "X", remaining: time.Nanosecond},
+			{at: 4 * L, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
+		}},
+		{name: "record of a three times longer lease, too old to honour, makes the quiet period that long", store: func(start time.Duration) LeaseStore {
+			return &memLeases{lease: Lease{Holder: "X", HolderID: 7, Until: start - L, Saved: start - 3*L, Length: 3 * L}, found: true}
+		}, steps: []grantStep{
+			{at: 0, candidate: "X", id: 7, remaining: 3 * L},
+			{at: 3*L - time.Nanosecond, candidate: "Y", id: 8, remaining: time.Nanosecond},
+			{at: 3 * L, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
+		}},
 		{name: "recorded unexpired lease: its holder is granted at once", store: stored("X", 7, 2*L), steps: []grantStep{
 			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
 		}},
@@ -218,7 +234,7 @@ func TestBallotSaves(t *testing.T) {
 	}{
 		{name: "first grant is saved with a horizon of two leases, and when", run: func(t *testing.T, clock *fakeClock, b *Ballot, store *memLeases) {
 			mustGrant(t, b, "X", 7)
-			want := Lease{Holder: "X", HolderID: 7, Until: clock.Mono() + 2*L, Saved: clock.Mono()}
+			want := Lease{Holder: "X", HolderID: 7, Until: clock.Mono() + 2*L, Saved: clock.Mono(), Length: L}
 			if store.saves != 1 || store.lease != want {
 				t.Fatalf("%d saves, stored %+v; want 1, %+v", store.saves, store.lease, want)
 			}
@@ -266,7 +282,7 @@ func TestBallotSaves(t *testing.T) {
 			mustGrant(t, b, "X", 7)
 			clock.Advance(L)
 			mustGrant(t, b, "Y", 8) // within X's recorded horizon, but another holder
-			want := Lease{Holder: "Y", HolderID: 8, Until: clock.Mono() + 2*L, Saved: clock.Mono()}
+			want := Lease{Holder: "Y", HolderID: 8, Until: clock.Mono() + 2*L, Saved: clock.Mono(), Length: L}
 			if store.saves != 2 || store.lease != want {
 				t.Fatalf("%d saves, stored %+v; want 2, %+v", store.saves, store.lease, want)
 			}
@@ -500,6 +516,73 @@ func TestBallotRelease(t *testing.T) {
 				}
 				if granted, _, _, _ := b2.Grant("Z", 9); !granted {
 					t.Fatal("a restarted ballot honours a released lease")
+				}
+			}
+		})
+	}
+}
+
+// TestBallotRouterHold: the vote passes to another node only
+// consensus.router_hold after the last lease ran out, so that a router that
+// still sends writes to the last holder has let go of it first. Its holder
+// renews at any time, and a release owes no hold.
+func TestBallotRouterHold(t *testing.T) {
+	const L, hold = testLease, 400 * time.Millisecond
+	tests := []struct {
+		name  string
+		steps []grantStep
+		// release X at this time, if set
+		release time.Duration
+	}{
+		{name: "another node waits out the lease and the hold", steps: []grantStep{
+			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
+			{at: L, candidate: "Y", id: 8, holder: "X", remaining: hold},
+			{at: L + hold - time.Nanosecond, candidate: "Y", id: 8, holder: "X", remaining: time.Nanosecond},
+			{at: L + hold, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
+		}},
+		{name: "the holder renews within the hold", steps: []grantStep{
+			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
+			{at: L + hold/2, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
+			{at: L + hold/2 + L, candidate: "Y", id: 8, holder: "X", remaining: hold},
+		}},
+		{name: "a released lease owes no hold", release: L / 2, steps: []grantStep{
+			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
+			{at: L / 2, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
+		}},
+		{name: "the quiet period after a start is followed by the hold", steps: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			// An open record as a release writes it: its hold already over.
+			var ls LeaseStore = &memLeases{found: true, lease: Lease{Until: clock.Mono() - hold, Saved: clock.Mono()}}
+			if tt.steps == nil {
+				ls = nil
+			}
+			b, err := NewBallot(L, clock.Mono, ls)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.HoldForRouters(hold)
+			if tt.steps == nil {
+				// No store: nobody for one lease, then the hold.
+				tt.steps = []grantStep{
+					{at: L, candidate: "Y", id: 8, remaining: hold},
+					{at: L + hold, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
+				}
+			}
+			start := clock.Mono()
+			for _, st := range tt.steps {
+				clock.Advance(start + st.at - clock.Mono())
+				if tt.release != 0 && st.at == tt.release {
+					if ok, err := b.Release("X", 7); !ok || err != nil {
+						t.Fatalf("Release(X) = %v, %v", ok, err)
+					}
+				}
+				granted, l, remaining, err := b.Grant(st.candidate, st.id)
+				if err != nil || granted != st.granted || l.Holder != st.holder || remaining != st.remaining {
+					t.Fatalf("at %s Grant(%s) = %v, holder %q, %s, %v; want %v, %q, %s",
+						st.at, st.candidate, granted, l.Holder, remaining, err, st.granted, st.holder, st.remaining)
 				}
 			}
 		})

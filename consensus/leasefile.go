@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,16 +29,32 @@ const bootIDFile = "/proc/sys/kernel/random/boot_id"
 
 // LeaseFile is a LeaseStore in one small JSON file, replaced atomically.
 type LeaseFile struct {
-	Path   string
+	Path string
+	// Owner is the node whose vote the file records. A record of another
+	// owner is refused (ErrNotOurLease): two instances sharing a state_dir
+	// would otherwise honour, and overwrite, each other's votes.
+	Owner  LeaseOwner
 	BootID func() (string, error) // optional; reads bootIDFile
 }
 
+// LeaseOwner names the node a lease record belongs to.
+type LeaseOwner struct {
+	Node    string `json:"node"`
+	NodeID  int    `json:"node_id"`
+	DataDir string `json:"data_directory,omitempty"`
+}
+
+// ErrNotOurLease is the error of a lease record written by another node.
+var ErrNotOurLease = errors.New("the vote lease file belongs to another node")
+
 type leaseRecord struct {
-	Holder   string `json:"holder"`
-	HolderID int    `json:"holder_id"`
-	UntilNS  int64  `json:"until_monotonic_ns"`
-	SavedNS  int64  `json:"saved_monotonic_ns"`
-	BootID   string `json:"boot_id"`
+	Holder   string      `json:"holder"`
+	HolderID int         `json:"holder_id"`
+	UntilNS  int64       `json:"until_monotonic_ns"`
+	SavedNS  int64       `json:"saved_monotonic_ns"`
+	LeaseNS  int64       `json:"lease_ns,omitempty"`
+	BootID   string      `json:"boot_id"`
+	Owner    *LeaseOwner `json:"owner,omitempty"` // absent in records of older versions
 }
 
 func (f LeaseFile) bootID() (string, error) {
@@ -64,6 +81,10 @@ func (f LeaseFile) Load() (Lease, bool, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return Lease{}, false, fmt.Errorf("decode %s: %w", f.Path, err)
 	}
+	if r.Owner != nil && *r.Owner != f.Owner {
+		return Lease{}, false, fmt.Errorf("%s: %w: %s (node_id %d, %s), not %s (node_id %d, %s); give each node a consensus.state_dir of its own",
+			f.Path, ErrNotOurLease, r.Owner.Node, r.Owner.NodeID, r.Owner.DataDir, f.Owner.Node, f.Owner.NodeID, f.Owner.DataDir)
+	}
 	boot, err := f.bootID()
 	if err != nil {
 		return Lease{}, false, err
@@ -71,7 +92,8 @@ func (f LeaseFile) Load() (Lease, bool, error) {
 	if r.BootID != boot {
 		return Lease{}, false, nil
 	}
-	return Lease{Holder: r.Holder, HolderID: r.HolderID, Until: time.Duration(r.UntilNS), Saved: time.Duration(r.SavedNS)}, true, nil
+	return Lease{Holder: r.Holder, HolderID: r.HolderID, Until: time.Duration(r.UntilNS), Saved: time.Duration(r.SavedNS),
+		Length: time.Duration(r.LeaseNS)}, true, nil
 }
 
 // Save implements LeaseStore: write a temporary file, then rename it over
@@ -82,7 +104,9 @@ func (f LeaseFile) Save(l Lease) error {
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(leaseRecord{Holder: l.Holder, HolderID: l.HolderID, UntilNS: int64(l.Until), SavedNS: int64(l.Saved), BootID: boot})
+	owner := f.Owner
+	b, err := json.Marshal(leaseRecord{Holder: l.Holder, HolderID: l.HolderID, UntilNS: int64(l.Until), SavedNS: int64(l.Saved),
+		LeaseNS: int64(l.Length), BootID: boot, Owner: &owner})
 	if err != nil {
 		return err
 	}

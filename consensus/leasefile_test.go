@@ -236,3 +236,46 @@ func mustMkdir(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestLeaseFileOwner: a lease file written for another node (two instances
+// given the same consensus.state_dir) is refused, not honoured; a record
+// of an older version, which names no owner, is taken as ours.
+func TestLeaseFileOwner(t *testing.T) {
+	me := LeaseOwner{Node: "n1", NodeID: 1, DataDir: "/var/lib/postgresql/15/main"}
+	x := Lease{Holder: "n2", HolderID: 2, Until: 5 * time.Second, Saved: time.Second, Length: 1100 * time.Millisecond}
+	tests := []struct {
+		name    string
+		writer  LeaseOwner
+		legacy  string // a record of an older version, written as is
+		wantErr error
+		want    Lease
+	}{
+		{name: "our own record", writer: me, want: x},
+		{name: "another node's record", writer: LeaseOwner{Node: "n3", NodeID: 3, DataDir: "/var/lib/postgresql/15/main"}, wantErr: ErrNotOurLease},
+		{name: "same name, another data directory", writer: LeaseOwner{Node: "n1", NodeID: 1, DataDir: "/srv/pg"}, wantErr: ErrNotOurLease},
+		{name: "same name, another node_id", writer: LeaseOwner{Node: "n1", NodeID: 4, DataDir: me.DataDir}, wantErr: ErrNotOurLease},
+		{name: "a record of an older version names no owner nor length",
+			legacy: `{"holder":"n2","holder_id":2,"until_monotonic_ns":5000000000,"saved_monotonic_ns":1000000000,"boot_id":"boot-a"}`,
+			want:   Lease{Holder: "n2", HolderID: 2, Until: 5 * time.Second, Saved: time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "vote-lease.json")
+			if tt.legacy != "" {
+				writeFile(t, path, tt.legacy)
+			} else {
+				mustSave(t, LeaseFile{Path: path, Owner: tt.writer, BootID: bootID("boot-a")}, x)
+			}
+			l, found, err := LeaseFile{Path: path, Owner: me, BootID: bootID("boot-a")}.Load()
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) || found || !strings.Contains(err.Error(), "state_dir of its own") {
+					t.Fatalf("Load = %+v, %v, %v; want %v naming the fix", l, found, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !found || l != tt.want {
+				t.Fatalf("Load = %+v, %v, %v; want %+v", l, found, err, tt.want)
+			}
+		})
+	}
+}

@@ -2,14 +2,10 @@ package failover
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/raft"
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
@@ -40,6 +36,9 @@ type Options struct {
 	Addresses  consensus.Addresses // where every node's pgquorum answers HTTP
 	Logger     *slog.Logger
 	Now        func() time.Time // optional; time.Now
+	// After is optional; time.After. Tests drive the switchover's drain
+	// with it.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Local is the local node as the verdict sees it; *consensus.Checker is one.
@@ -81,48 +80,23 @@ type Reporters interface {
 	Post(ctx context.Context, addr, path string, req, out any) error
 }
 
-// Controller is this node's part of automatic failover: a member of the Raft
-// group, the coordinator when it leads it, and the actor of every committed
-// decision that concerns it.
+// Controller is this node's part of automatic failover. It wires the
+// parts together and runs their goroutines: the Raft member and its FSM;
+// the coordinator, which runs rounds while this node leads the Raft group;
+// the actor, which carries out on this node what is committed, and fences
+// it; the fence log; and, in the HTTP handlers' goroutines, the reporter
+// and the operator's commands.
 type Controller struct {
-	opts    Options
-	local   Local
-	actions Actions
-	peers   Reporters
-	fsm     *FSM
-	det     *Detector
-
-	mu           sync.Mutex
-	node         *raftNode
-	phase        phaseSeen      // the coordinator's phase, as it last told this node (or this node's own, as coordinator)
-	coordPhase   phaseSeen      // this node's own phase as coordinator, from its previous round
-	acting       api.ActionKind // action in progress
-	lastState    api.FailoverState
-	done         map[uint64]*api.Progress // this node's action per epoch
-	excluded     map[string]exclusion     // standbys whose promotion failed
-	silent       bool                     // the primary's pgquorum did not answer the last round
-	lastHandOver time.Time                // when leadership was last passed on
-	demotedFor   uint64                   // ID+1 of the switchover this node stepped down and stopped for; 0: none
-	caughtUpWait map[uint64]time.Time     // per switchover: when the coordinator saw the old primary stopped
-	promotedSeen map[uint64]bool          // per switchover: its target's promotion was recorded as a step
-	unknownSince time.Time                // since when the local verdict has been 509
-	fencedFor    string                   // why this node fenced itself, until the episode ends
-	lastFence    string                   // the same, shown until the node runs again (as a standby)
-	fences       []api.Fence              // fences not yet recorded in the Raft log
-	flushing     bool                     // fences are being recorded
-}
-
-// exclusion keeps a standby whose promotion failed out of the elections
-// for one cooldown.
-type exclusion struct {
-	why   string
-	until time.Time
-}
-
-type phaseSeen struct {
-	state  api.FailoverState
-	reason string
-	at     time.Time
+	opts   Options
+	local  Local
+	fsm    *FSM
+	m      *member
+	rep    *reporter
+	calls  *peerCalls
+	op     *operator
+	coord  *coordinator
+	act    *actor
+	fences *fenceLog
 }
 
 // New returns a Controller; Run starts it.
@@ -130,12 +104,27 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.After == nil {
+		opts.After = time.After
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{opts: opts, local: local, actions: actions, peers: peers, fsm: NewFSM(),
-		det: &Detector{Grace: opts.Grace}, done: map[uint64]*api.Progress{}, excluded: map[string]exclusion{},
-		caughtUpWait: map[uint64]time.Time{}, promotedSeen: map[uint64]bool{}}
+	fsm := NewFSM()
+	m := newMember(fsm, opts.CommandTimeout, opts.Raft.HeartbeatTimeout, opts.Now)
+	board := newStatusBoard()
+	c := &Controller{opts: opts, local: local, fsm: fsm, m: m}
+	c.rep = &reporter{opts: opts, local: local, actions: actions, fsm: fsm, m: m, board: board}
+	c.calls = &peerCalls{opts: opts, peers: peers, report: c.Report, release: c.Release}
+	c.op = &operator{opts: opts, local: local, fsm: fsm, m: m, calls: c.calls}
+	c.coord = &coordinator{opts: opts, local: local, fsm: fsm, m: m, board: board, calls: c.calls, note: c.rep.noteState, rounds: newRounds(opts)}
+	record := make(chan api.Fence, 64)
+	run := &actionRunner{opts: opts, fsm: fsm, board: board, note: c.rep.noteState}
+	c.act = &actor{opts: opts, local: local, actions: actions, fsm: fsm, ready: m.ready, board: board, run: run, note: c.rep.noteState,
+		fence:    &fencer{opts: opts, local: local, actions: actions, board: board, run: run, record: record},
+		attempts: map[actKey]*attempt{}}
+	c.fences = &fenceLog{opts: opts, m: m, fences: record, command: c.Command}
+	return c
 }
 
 // Run joins the Raft group once the local database has shown the
@@ -151,9 +140,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); c.coordinate(ctx) }()
-	go func() { defer wg.Done(); c.act(ctx) }()
+	for _, run := range []func(context.Context){c.coord.run, c.act.loop, c.fences.run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(ctx) }()
+	}
 	wg.Wait()
 	return nil
 }
@@ -169,9 +159,7 @@ func (c *Controller) join(ctx context.Context) (*raftNode, error) {
 			if err != nil {
 				return nil, err
 			}
-			c.mu.Lock()
-			c.node = node
-			c.mu.Unlock()
+			c.m.node.Store(node)
 			c.opts.Logger.Info("joined the raft group", "raft_dir", c.opts.Raft.Dir, "raft_listen", c.opts.Raft.Bind)
 			return node, nil
 		}
@@ -183,99 +171,18 @@ func (c *Controller) join(ctx context.Context) (*raftNode, error) {
 	}
 }
 
-func (c *Controller) raft() *raft.Raft {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.node == nil {
-		return nil
-	}
-	return c.node.r
-}
-
-// coordinator is the Raft leader's ID, "" when none is known.
-func (c *Controller) coordinator() string {
-	r := c.raft()
-	if r == nil {
-		return ""
-	}
-	_, id := r.LeaderWithID()
-	return string(id)
-}
-
-// ready tells whether this node may act on what it has applied: it hears
-// from a leader, so its log is current.
-func (c *Controller) ready() bool {
-	r := c.raft()
-	if r == nil {
-		return false
-	}
-	if r.State() == raft.Leader {
-		return true
-	}
-	addr, _ := r.LeaderWithID()
-	return addr != "" && c.opts.Now().Sub(r.LastContact()) < 2*c.opts.Raft.HeartbeatTimeout
-}
-
 // Status is this node's failover object for /state.
-func (c *Controller) Status(ctx context.Context) api.FailoverStatus {
-	st := c.fsm.State()
-	state, reason := c.nodeState(ctx, st)
-	fs := api.FailoverStatus{Mode: c.opts.Mode, State: state, Epoch: st.Epoch, Primary: st.Primary,
-		Coordinator: c.coordinator(), Reason: reason, Paused: st.Paused()}
-	if fs.Paused {
-		fs.PauseReason = st.Pause.Reason
-	}
-	if sw, ok := st.Switchover(); ok {
-		fs.Switchover = &sw
-	}
-	return fs
-}
+func (c *Controller) Status(ctx context.Context) api.FailoverStatus { return c.rep.status(ctx) }
 
-func (c *Controller) nodeState(ctx context.Context, st Replicated) (api.FailoverState, string) {
-	f := c.local.Facts(ctx)
-	v := NodeView{Enabled: true, Self: c.opts.Self, DBUp: f.ProbeErr == nil && f.IdentityErr == nil,
-		InRecovery: f.Facts.InRecovery, Primary: st.Primary}
-	if st.Paused() {
-		v.Paused = "paused"
-		if st.Pause.Reason != "" {
-			v.Paused += ": " + st.Pause.Reason
-		}
-	}
-	if up, ok := consensus.Upstream(f.Facts); ok {
-		v.Upstream = up.Name
-	}
-	if s := c.local.Snapshot(ctx); s != nil {
-		v.Confirmed = s.Verdict.State == api.StatePrimary
-	}
-	c.mu.Lock()
-	v.Acting, v.Fenced = c.acting, c.lastFence
-	if sw, ok := st.Switchover(); ok && sw.Phase == api.PhaseDemoting && (c.demotedFor == sw.ID+1 || c.acting == api.ActionDemote) {
-		v.Demoting = sw.To
-	}
-	if p := c.phase; c.opts.Now().Sub(p.at) < 3*c.opts.RefreshInterval+c.opts.PeerTimeout {
-		v.Phase, v.PhaseReason = p.state, p.reason
-	}
-	c.mu.Unlock()
-	return NodeState(v)
-}
-
-// noteState logs a change of this node's state once.
-func (c *Controller) noteState(ctx context.Context) {
-	s := c.Status(ctx)
-	c.mu.Lock()
-	prev := c.lastState
-	c.lastState = api.FailoverState(s.State)
-	c.mu.Unlock()
-	if prev != api.FailoverState(s.State) {
-		c.opts.Logger.Info("failover state changed", "from", string(prev), "to", s.State, "reason", s.Reason,
-			"epoch", s.Epoch, "primary", s.Primary, "coordinator", s.Coordinator)
-	}
+// Report is this node's answer to the coordinator's poll.
+func (c *Controller) Report(ctx context.Context, req api.ReportRequest) api.Report {
+	return c.rep.report(ctx, req)
 }
 
 // History is /history: the committed decisions, newest first.
 func (c *Controller) History() api.HistoryBody {
 	st := c.fsm.State()
-	b := api.HistoryBody{Node: c.opts.Self, Coordinator: c.coordinator(), Decisions: []api.Decision{}}
+	b := api.HistoryBody{Node: c.opts.Self, Coordinator: c.m.coordinator(), Decisions: []api.Decision{}}
 	for i := len(st.History) - 1; i >= 0; i-- {
 		b.Decisions = append(b.Decisions, st.History[i])
 	}
@@ -288,107 +195,31 @@ func (c *Controller) History() api.HistoryBody {
 	return b
 }
 
-// Report is this node's answer to the coordinator's poll.
-func (c *Controller) Report(ctx context.Context, req api.ReportRequest) api.Report {
-	if req.Coordinator != "" && req.Coordinator != c.opts.Self {
-		c.mu.Lock()
-		c.phase = phaseSeen{state: api.FailoverState(req.Phase), reason: req.PhaseReason, at: c.opts.Now()}
-		c.mu.Unlock()
+// Release is a voter's side of the release of votes in a switchover. It
+// releases only for the old primary of a switchover the Raft log says is
+// stepping down, and only when that node's database does not run as
+// primary: no request can make a voter drop a lease a running primary may
+// still be using.
+func (c *Controller) Release(ctx context.Context, req api.ReleaseRequest) error {
+	sw, running := c.fsm.State().Switchover()
+	if !running || sw.Phase != api.PhaseDemoting || sw.From != req.Holder {
+		return fmt.Errorf("no switchover from %s is stepping down", req.Holder)
 	}
-	r := c.ownReport(ctx)
-	if req.ProbeNode != "" {
-		r.Probe = c.probe(ctx, req.ProbeNode)
+	n, ok := repmgr.ByName(c.local.KnownNodes(), req.Holder)
+	if !ok || n.ID != req.HolderID {
+		return fmt.Errorf("%s (node_id %d) is not registered", req.Holder, req.HolderID)
 	}
-	return r
-}
-
-func (c *Controller) ownReport(ctx context.Context) api.Report {
-	f := c.local.Facts(ctx)
-	r := api.Report{Protocol: api.ReportProtocol, Node: c.opts.Self, DBUp: f.ProbeErr == nil && f.IdentityErr == nil,
-		InRecovery: f.Facts.InRecovery, Timeline: f.Facts.Server.Timeline,
-		RepmgrdRunning: f.Facts.Repmgrd.Running, RepmgrdPaused: f.Facts.Repmgrd.Paused}
-	switch {
-	case f.ProbeErr != nil:
-		r.DBError = oneLine(f.ProbeErr)
-	case f.IdentityErr != nil:
-		r.DBError = oneLine(f.IdentityErr)
-	}
-	if !r.DBUp {
-		r.DownForMS = c.local.DownFor().Milliseconds()
-	}
-	if me, ok := repmgr.ByName(f.Facts.Nodes, c.opts.Self); ok {
-		r.NodeID, r.Location, r.Priority, r.Type = me.ID, me.Location, me.Priority, me.Type
-	}
-	if w := f.Facts.WAL; w.Position != nil {
-		r.ReceivedLSN = *w.Position
-		if w.Replayed != nil {
-			r.ReplayedLSN = *w.Replayed
-		}
-		r.Receiver = w.ReceiverStatus
-	}
-	if up, ok := consensus.Upstream(f.Facts); ok {
-		r.Upstream = up.Name
-	}
-	if p, ok := repmgr.NamedPrimary(f.Facts.Nodes); ok && r.DBUp {
-		r.Named = p.Name
-	}
-	if s := c.local.Snapshot(ctx); s != nil {
-		r.State = s.Verdict.State
-	}
-	st := c.fsm.State()
-	c.mu.Lock()
-	if a := c.done[st.Epoch]; a != nil {
-		cp := *a
-		r.Action = &cp
-	}
-	c.mu.Unlock()
-	fs := c.Status(ctx)
-	r.Failover = &fs
-	return r
-}
-
-// probe asks node's database directly, within half the peer timeout so the
-// report still reaches the coordinator in time.
-func (c *Controller) probe(ctx context.Context, node string) *api.Probe {
-	p := &api.Probe{Node: node}
-	n, ok := repmgr.ByName(c.local.KnownNodes(), node)
-	if !ok {
-		p.Error = "not registered here"
-		return p
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout/2)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout)
 	defer cancel()
-	if _, err := c.actions.InRecovery(ctx, n); err != nil {
-		p.Error = oneLine(err)
-		return p
+	if inRecovery, err := c.rep.actions.InRecovery(ctx, n); err == nil && !inRecovery {
+		return fmt.Errorf("%s still runs as primary", req.Holder)
 	}
-	p.OK = true
-	return p
-}
-
-// ErrNotLeader is returned by the leader-only operations of a follower.
-var ErrNotLeader = errors.New("this node does not lead the raft group")
-
-// commit proposes e through Raft and waits until it is applied here; the
-// FSM's refusal (a stale epoch) comes back as the error.
-func (c *Controller) commit(e Entry) error {
-	r := c.raft()
-	if r == nil || r.State() != raft.Leader {
-		return ErrNotLeader
-	}
-	if err := r.VerifyLeader().Error(); err != nil {
-		return fmt.Errorf("verify leadership: %w", err)
-	}
-	f := r.Apply(e.Encode(), c.opts.CommandTimeout)
-	if err := f.Error(); err != nil {
-		return fmt.Errorf("commit through raft: %w", err)
-	}
-	if err, _ := f.Response().(error); err != nil {
+	released, err := c.local.Release(req.Holder, req.HolderID)
+	if err != nil {
 		return err
+	}
+	if released {
+		c.opts.Logger.Info("released the vote leased to a primary stopped for a switchover", "holder", req.Holder)
 	}
 	return nil
 }
-
-// oneLine keeps an error on one line: pgx errors span lines, one per
-// address tried.
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

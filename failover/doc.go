@@ -1,16 +1,46 @@
-// Package failover is pgquorum's failover controller. An embedded Raft group
+// Package failover is pgquorum's automatic failover. An embedded Raft group
 // of the pgquorum daemons (hashicorp/raft) decides who is the primary; this
-// package holds the PostgreSQL policy around it:
+// package is the PostgreSQL policy around it, in parts that each own their
+// state. The Raft leader is called the coordinator throughout; the state
+// Leading (api.FailoverLeading) is the committed primary's, not the
+// coordinator's.
 //
-//   - detect.go and elect.go are pure: when the primary counts as lost, and
-//     which standby replaces it;
-//   - entry.go and fsm.go are the replicated state: typed, versioned log
-//     entries and the FSM that applies them, a pure switch;
-//   - raft.go is the plumbing: transport, stores, bootstrap, membership;
-//   - coordinator.go runs on the Raft leader: it gathers every node's
-//     report, detects, elects and commits decisions;
-//   - actor.go runs on every node: it acts on committed decisions only, in
-//     its own loop, never inside Apply;
-//   - state.go names every state a node can be in, for /state, /cluster,
-//     "pgquorum status" and metrics.
+//   - The coordinator runs on the Raft leader. rounds.decide (round.go) is a
+//     pure step from the round's facts (the registered nodes and their
+//     reports), the committed state and the time to an intent: commit this
+//     entry, or nothing, and why. It adopts a primary, records a promotion,
+//     detects the loss of the primary (detect.go) and elects its successor
+//     (elect.go). The shell (coordinator.go) gathers the reports, keeps the
+//     Raft membership in step with repmgr.nodes, hands leadership over when
+//     it is the committed primary, and carries the intent out.
+//   - The switchover driver (switchover.go) is the coordinator's part of a
+//     switchover, a pure step of the round; the operator (operator.go) runs
+//     the operators' commands on the coordinator: start a switchover, pause,
+//     resume, record a fence or repmgrd's allowance.
+//   - The actor runs on every node and acts on committed decisions only, in
+//     its own goroutine, never inside Apply: nextAction (act.go) is a pure
+//     step from what the node sees of itself, the committed state and the
+//     actor's memory to the actions to try (promote, re-point, follow,
+//     rejoin, the old primary's demote and restart), or to a fact to look up
+//     first; the shell (actor.go) looks facts up, and runs each action once
+//     per decision, within the command timeout, cancelled by a newer decision.
+//   - The fencer (fence.go) is the actor's first step. It acts on the node's
+//     own observations (its database runs as primary; its verdict has been
+//     509 for failover.fence_after) together with the committed state
+//     (another node is the committed primary, and runs), not on a committed
+//     decision alone: a primary cut off from every peer hears no coordinator,
+//     and is the one fencing is for. The fence log records fences through the
+//     coordinator, in a goroutine of its own.
+//   - The gate for repmgrd (gate.go): with failover.mode repmgrd, no actor
+//     promotes; failover-check lets repmgrd promote only the committed
+//     successor, once per decision.
+//   - The replicated state (entry.go, fsm.go): typed, versioned log entries
+//     with types of their own, apart from api's HTTP bodies (testdata/log-v1
+//     holds entries as version 1 wrote them), and the FSM, whose Apply is a
+//     pure switch over them. commit (member.go) stamps the version.
+//   - The transport (raft.go, transport.go): stores, bootstrap, membership,
+//     and Raft's TCP transport, authenticated as the peers are.
+//   - What goroutines share is the status board (status.go): what /state and
+//     the report show of this node; reporter (report.go) builds them, and
+//     NodeState (state.go) names every state a node can be in.
 package failover

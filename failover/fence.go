@@ -10,6 +10,12 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
+// Fencing acts on what this node observes of itself (its database runs as
+// primary, its verdict has been 509 for failover.fence_after) together
+// with the committed state (another node is the committed primary), not
+// on a committed decision alone: a primary cut off from every peer, which
+// hears no coordinator, is the one it is for.
+
 // FenceView is what decides whether this node must fence its database.
 type FenceView struct {
 	Policy     string
@@ -17,7 +23,7 @@ type FenceView struct {
 	DBUp       bool
 	InRecovery bool
 	Registered bool
-	// Ready is set when this node hears from a Raft leader, so that
+	// Ready is set when this node hears from a coordinator, so that
 	// Primary, the committed primary, is current.
 	Ready   bool
 	Primary string
@@ -50,168 +56,182 @@ func FenceReason(v FenceView) string {
 	return ""
 }
 
-// stepFence fences this node when FenceReason says so, once per episode.
+// fenceFacts are what the fencer sees this step.
+type fenceFacts struct {
+	View FenceView // UnknownFor is the fencer's to fill
+	// Unknown is set when the database is up and the local verdict is 509.
+	Unknown      bool
+	SteppingDown bool // the local checker answers 503
+	Demoting     bool // this node stepped down for a switchover
+}
+
+// fenceMemory is the fencer's own state between steps.
+type fenceMemory struct {
+	UnknownSince time.Time // since when the local verdict has been 509
+	FencedFor    string    // why this node fenced itself, until the episode ends
+}
+
+// fenceIntent is what a step of the fencer asks of the actor.
+type fenceIntent struct {
+	Memory      fenceMemory
+	ClearShown  bool   // stop showing the last fence: the node runs again, or the reason no longer holds
+	StepUp      bool   // end the step-down: answer as what it is
+	EndDemotion bool   // the switchover this node stepped down for is over: it runs as a standby
+	Fence       string // why to fence now; "": not now
+}
+
+// needsPrimaryProbe tells whether FenceReason could depend on whether the
+// committed primary runs: only then is it probed.
+func needsPrimaryProbe(v FenceView) bool {
+	return v.Policy != api.FenceOff && v.DBUp && !v.InRecovery && v.Ready && v.Primary != "" && v.Primary != v.Self
+}
+
+// fenceStep fences this node when FenceReason says so, once per episode.
 // An episode ends when its database stops (the fence did its work; a
 // later start as primary is a new one) or the reason no longer holds.
-func (c *Controller) stepFence(ctx context.Context, st Replicated, f *consensus.Snapshot, attempts map[actKey]*attempt) {
-	up := f.ProbeErr == nil && f.IdentityErr == nil
-	now := c.opts.Now()
-	unknownFor := time.Duration(0)
-	if s := c.local.Snapshot(ctx); up && s != nil && s.Verdict.State == api.StateUnknown {
-		c.mu.Lock()
-		if c.unknownSince.IsZero() {
-			c.unknownSince = now
+func fenceStep(f fenceFacts, mem fenceMemory, now time.Time) fenceIntent {
+	v := f.View
+	in := fenceIntent{Memory: mem}
+	if f.Unknown {
+		if in.Memory.UnknownSince.IsZero() {
+			in.Memory.UnknownSince = now
 		}
-		unknownFor = now.Sub(c.unknownSince)
-		c.mu.Unlock()
+		v.UnknownFor = now.Sub(in.Memory.UnknownSince)
 	} else {
-		c.mu.Lock()
-		c.unknownSince = time.Time{}
-		c.mu.Unlock()
+		in.Memory.UnknownSince = time.Time{}
 	}
-	_, registered := repmgr.ByName(f.Facts.Nodes, c.opts.Self)
-	v := FenceView{Policy: c.opts.Fence, Self: c.opts.Self, DBUp: up, InRecovery: f.Facts.InRecovery,
-		Registered: registered, Ready: c.ready(), Primary: st.Primary, Epoch: st.Epoch, UnknownFor: unknownFor,
-		FenceAfter: c.opts.FenceAfter, Paused: st.Paused()}
-	if v.Policy != api.FenceOff && up && !v.InRecovery && v.Ready && st.Primary != "" && st.Primary != c.opts.Self {
-		// Probed only when it would decide.
-		if p, ok := repmgr.ByName(c.local.KnownNodes(), st.Primary); ok {
-			pctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout)
-			inRecovery, err := c.actions.InRecovery(pctx, p)
+	why := FenceReason(v)
+	if !v.DBUp || why == "" {
+		in.Memory.FencedFor = ""
+	}
+	runsAgain := v.DBUp && (v.InRecovery || why == "")
+	in.ClearShown = runsAgain
+	// A standby again (rejoined), or a primary the reason no longer holds
+	// for: it may answer as what it is; not a primary stepping down for a
+	// switchover.
+	if runsAgain && !(f.Demoting && !v.InRecovery) && f.SteppingDown {
+		in.StepUp = true
+		in.EndDemotion = v.InRecovery
+	}
+	if why == "" || mem.FencedFor != "" {
+		return in
+	}
+	in.Memory.FencedFor, in.Fence = why, why
+	return in
+}
+
+// fencer is the actor's fencing part: it owns the fence memory and runs
+// the fence; it is called from the actor's goroutine only.
+type fencer struct {
+	opts    Options
+	local   Local
+	actions Actions
+	board   *statusBoard
+	run     *actionRunner
+	record  chan<- api.Fence // to the fence log, which records them through the coordinator
+	mem     fenceMemory
+}
+
+// facts looks up what fenceStep needs, probing the committed primary only
+// when the decision depends on it.
+func (x *fencer) facts(ctx context.Context, st Replicated, f *consensus.Snapshot, ready, demoting bool) fenceFacts {
+	up := f.ProbeErr == nil && f.IdentityErr == nil
+	s := x.local.Snapshot(ctx)
+	_, registered := repmgr.ByName(f.Facts.Nodes, x.opts.Self)
+	v := FenceView{Policy: x.opts.Fence, Self: x.opts.Self, DBUp: up, InRecovery: f.Facts.InRecovery,
+		Registered: registered, Ready: ready, Primary: st.Primary, Epoch: st.Epoch,
+		FenceAfter: x.opts.FenceAfter, Paused: st.Paused()}
+	if needsPrimaryProbe(v) {
+		if p, ok := repmgr.ByName(x.local.KnownNodes(), st.Primary); ok {
+			pctx, cancel := context.WithTimeout(ctx, x.opts.PeerTimeout)
+			inRecovery, err := x.actions.InRecovery(pctx, p)
 			cancel()
 			v.PrimaryRuns = err == nil && !inRecovery
 		}
 	}
-	why := FenceReason(v)
-	c.mu.Lock()
-	fenced, demoting := c.fencedFor, c.demotedFor != 0
-	if !up || why == "" {
-		c.fencedFor = ""
+	return fenceFacts{View: v, Unknown: up && s != nil && s.Verdict.State == api.StateUnknown,
+		SteppingDown: x.local.SteppingDown() != "", Demoting: demoting}
+}
+
+// step runs one step of the fencer; it says whether the switchover this
+// node stepped down for is over.
+func (x *fencer) step(ctx context.Context, st Replicated, f *consensus.Snapshot, ready, demoting bool) (endDemotion bool) {
+	now := x.opts.Now()
+	in := fenceStep(x.facts(ctx, st, f, ready, demoting), x.mem, now)
+	x.mem = in.Memory
+	if in.ClearShown {
+		x.board.setFenced("")
 	}
-	if up && (f.Facts.InRecovery || why == "") {
-		c.lastFence = ""
+	if in.StepUp {
+		x.local.StepDown("")
 	}
-	c.mu.Unlock()
-	// A standby again (rejoined), or a primary the reason no longer holds
-	// for: it may answer as what it is.
-	if up && (f.Facts.InRecovery || why == "") && !(demoting && !f.Facts.InRecovery) && c.local.SteppingDown() != "" {
-		c.local.StepDown("")
-		if f.Facts.InRecovery {
-			c.mu.Lock()
-			c.demotedFor = 0
-			c.mu.Unlock()
-		}
+	if in.Fence == "" {
+		return in.EndDemotion
 	}
-	if why == "" || fenced != "" {
-		return
-	}
-	c.mu.Lock()
-	c.fencedFor, c.lastFence = why, why
-	c.mu.Unlock()
-	c.local.StepDown("fenced: " + why)
-	c.opts.Logger.Error("fencing this node", "policy", c.opts.Fence, "reason", why)
-	// Attempts are per epoch; a node fenced twice in one epoch (stopped,
-	// then started again by hand as primary) is fenced again.
-	delete(attempts, actKey{st.Epoch, api.ActionFence})
-	_ = c.try(ctx, attempts, api.Decision{Epoch: st.Epoch}, api.ActionFence, func(ctx context.Context) error {
+	why := in.Fence
+	x.board.setFenced(why)
+	x.local.StepDown("fenced: " + why)
+	x.opts.Logger.Error("fencing this node", "policy", x.opts.Fence, "reason", why)
+	// A fresh attempt each time: a node fenced twice in one epoch
+	// (stopped, then started again by hand as primary) is fenced again.
+	_ = x.run.try(ctx, &attempt{}, api.Decision{Epoch: st.Epoch}, api.ActionFence, func(ctx context.Context) error {
 		var out string
 		var err error
-		if c.opts.Fence == api.FenceStop {
-			out, err = c.actions.Stop(ctx)
+		if x.opts.Fence == api.FenceStop {
+			out, err = x.actions.Stop(ctx)
 		} else {
-			out, err = c.actions.Fence(ctx, why)
+			out, err = x.actions.Fence(ctx, why)
 		}
-		c.opts.Logger.Info("fence command", "output", out, "error", err)
+		x.opts.Logger.Info("fence command", "output", out, "error", err)
 		return err
 	})
-	c.mu.Lock()
-	c.fences = append(c.fences, api.Fence{Node: c.opts.Self, At: now.UTC(), Reason: why})
-	c.mu.Unlock()
+	select {
+	case x.record <- api.Fence{Node: x.opts.Self, At: now.UTC(), Reason: why}:
+	case <-ctx.Done():
+	}
+	return in.EndDemotion
 }
 
-// flushFences records this node's fences in the Raft log, through the
-// coordinator, in the background: an unreachable coordinator must not hold
-// up the actor. Those not recorded wait for the next step.
-func (c *Controller) flushFences(ctx context.Context) {
-	c.mu.Lock()
-	pending := c.fences
-	c.fences = nil
-	busy := c.flushing
-	c.flushing = c.flushing || len(pending) > 0
-	c.mu.Unlock()
-	if busy {
-		c.requeue(pending)
-		return
-	}
-	if len(pending) == 0 {
-		return
-	}
-	go func() {
-		c.recordFences(ctx, pending)
-		c.mu.Lock()
-		c.flushing = false
-		c.mu.Unlock()
-	}()
+// fenceLog records this node's fences in the Raft log, through the
+// coordinator, in a goroutine of its own: an unreachable coordinator must
+// not hold up the actor. Those not recorded are tried again every refresh
+// interval, in order.
+type fenceLog struct {
+	opts    Options
+	m       *member
+	fences  <-chan api.Fence
+	command func(context.Context, api.Command) api.CommandResult
 }
 
-func (c *Controller) recordFences(ctx context.Context, pending []api.Fence) {
-	for i, f := range pending {
-		if c.coordinator() == "" {
-			c.requeue(pending[i:])
+func (l *fenceLog) run(ctx context.Context) {
+	t := time.NewTicker(l.opts.RefreshInterval)
+	defer t.Stop()
+	var pending []api.Fence
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case f := <-l.fences:
+			pending = append(pending, f)
+		case <-t.C:
 		}
-		res := c.Command(ctx, api.Command{Kind: api.CommandFence, Reason: f.Reason, At: f.At})
+		pending = l.record(ctx, pending)
+	}
+}
+
+// record records pending in order, and returns those left.
+func (l *fenceLog) record(ctx context.Context, pending []api.Fence) []api.Fence {
+	for len(pending) > 0 {
+		if l.m.coordinator() == "" {
+			return pending
+		}
+		f := pending[0]
+		res := l.command(ctx, api.Command{Kind: api.CommandFence, Reason: f.Reason, At: f.At})
 		if !res.OK {
-			c.opts.Logger.Debug("record the fence", "error", res.Error)
-			c.requeue(pending[i:])
-			return
+			l.opts.Logger.Debug("record the fence", "error", res.Error)
+			return pending
 		}
+		pending = pending[1:]
 	}
-}
-
-func (c *Controller) requeue(f []api.Fence) {
-	c.mu.Lock()
-	c.fences = append(f, c.fences...)
-	c.mu.Unlock()
-}
-
-// stepRejoin brings this node back as a standby when it is a former
-// primary whose database is stopped (cleanly, by a fence, or by a crash)
-// and failover.auto_rejoin is set.
-func (c *Controller) stepRejoin(ctx context.Context, st Replicated, attempts map[actKey]*attempt) {
-	if !c.opts.AutoRejoin {
-		return
-	}
-	d, ok := st.Latest()
-	if !ok || d.Primary == c.opts.Self || d.PromotedAt == nil {
-		return
-	}
-	c.rejoin(ctx, d, attempts)
-}
-
-// rejoin runs the rejoin command to the primary of d, once per decision,
-// when the local instance is a stopped former primary and d's primary
-// runs as one.
-func (c *Controller) rejoin(ctx context.Context, d api.Decision, attempts map[actKey]*attempt) {
-	if a := attempts[actKey{d.Epoch, api.ActionRejoin}]; a != nil && (a.ok || a.n >= maxAttempts) {
-		return
-	}
-	ctl, running, err := c.actions.Stopped(ctx)
-	if err != nil || running || (ctl.State != "shut down" && ctl.State != "in production") {
-		// Running (pgquorum merely cannot reach it), or a standby's
-		// control file: not a former primary to rejoin.
-		return
-	}
-	primary, ok := repmgr.ByID(c.local.KnownNodes(), d.PrimaryID)
-	if !ok {
-		return
-	}
-	if inRecovery, err := c.actions.InRecovery(ctx, primary); err != nil || inRecovery {
-		return // never rejoin a primary that does not answer as one
-	}
-	_ = c.try(ctx, attempts, d, api.ActionRejoin, func(ctx context.Context) error {
-		out, err := c.actions.Rejoin(ctx, d, primary)
-		c.opts.Logger.Info("rejoin command", "epoch", d.Epoch, "primary", d.Primary, "control_file_state", ctl.State, "output", out, "error", err)
-		return err
-	})
+	return nil
 }

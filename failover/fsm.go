@@ -24,14 +24,15 @@ const (
 
 // Replicated is the state every node holds the same, by applying the same
 // log in the same order.
+// It is what nodes read; on disk it is a snapshot, in the log's own types.
 type Replicated struct {
-	Epoch       uint64           `json:"epoch"`
-	Primary     string           `json:"primary"`
-	PrimaryID   int              `json:"primary_id"`
-	History     []api.Decision   `json:"history"` // oldest first
-	Pause       *Pause           `json:"pause,omitempty"`
-	Fences      []api.Fence      `json:"fences,omitempty"`      // oldest first
-	Switchovers []api.Switchover `json:"switchovers,omitempty"` // oldest first
+	Epoch       uint64
+	Primary     string
+	PrimaryID   int
+	History     []api.Decision // oldest first
+	Pause       *Pause
+	Fences      []api.Fence      // oldest first
+	Switchovers []api.Switchover // oldest first
 }
 
 // Paused tells whether automatic failover is paused.
@@ -87,8 +88,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 			return fmt.Errorf("%w: epoch %d after %d", ErrStaleEpoch, epochOf(d), f.state.Epoch)
 		}
 		f.state.Epoch, f.state.Primary, f.state.PrimaryID = d.Epoch, d.Primary, d.PrimaryID
-		f.state.History = keepLast(append(f.state.History, *d), maxHistory)
-		f.decisionEndsDemotion(*d)
+		f.state.History = keepLast(append(f.state.History, d.api()), maxHistory)
+		f.decisionEndsDemotion(d.api())
 	case EntryPromoted:
 		p := e.Promoted
 		n := len(f.state.History)
@@ -117,7 +118,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		if e.Fence == nil || e.Fence.Node == "" {
 			return fmt.Errorf("%w: fence entry without a node", ErrRefused)
 		}
-		f.state.Fences = keepLast(append(f.state.Fences, *e.Fence), maxFences)
+		f.state.Fences = keepLast(append(f.state.Fences, api.Fence(*e.Fence)), maxFences)
 	case EntrySwitchover:
 		if err := f.applySwitchover(e.Switchover); err != nil {
 			return err
@@ -139,10 +140,11 @@ var ErrRefused = errors.New("refused")
 // records a step of the one in progress. Only these transitions exist:
 // demoting → aborted, promoting → done; demoting → promoting comes with
 // the decision (decisionEndsDemotion), so that the two are one entry.
-func (f *FSM) applySwitchover(sw *api.Switchover) error {
-	if sw == nil {
+func (f *FSM) applySwitchover(l *LogSwitchover) error {
+	if l == nil {
 		return fmt.Errorf("%w: switchover entry without payload", ErrRefused)
 	}
+	sw := l.api()
 	cur, running := f.state.Switchover()
 	if !running || cur.ID != sw.ID {
 		latest, ok := f.state.Latest()
@@ -152,7 +154,7 @@ func (f *FSM) applySwitchover(sw *api.Switchover) error {
 		case sw.Phase != api.PhaseDemoting || sw.ID != f.state.Epoch || !ok || (latest.PromotedAt == nil && latest.OldPrimary != "") || sw.From != f.state.Primary:
 			return fmt.Errorf("%w: a switchover starts from the promoted primary of the current epoch %d", ErrRefused, f.state.Epoch)
 		}
-		f.state.Switchovers = keepLast(append(f.state.Switchovers, *sw), maxSwitchovers)
+		f.state.Switchovers = keepLast(append(f.state.Switchovers, sw), maxSwitchovers)
 		return nil
 	}
 	next := sw.Phase
@@ -201,7 +203,7 @@ func promotedEpoch(p *Promoted) uint64 {
 	return p.Epoch
 }
 
-func epochOf(d *api.Decision) uint64 {
+func epochOf(d *LogDecision) uint64 {
 	if d == nil {
 		return 0
 	}
@@ -246,28 +248,48 @@ func (f *FSM) Changed() <-chan struct{} {
 
 // Snapshot implements raft.FSM.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return snapshot(f.State()), nil
+	return snapshotOf(f.State()), nil
 }
 
 // Restore implements raft.FSM.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var s Replicated
+	var s snapshot
 	if err := json.NewDecoder(rc).Decode(&s); err != nil {
 		return fmt.Errorf("restore failover state: %w", err)
 	}
 	f.mu.Lock()
-	f.state = s
+	f.state = s.replicated()
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
 	return nil
 }
 
-type snapshot Replicated
+// snapshot is the replicated state as a snapshot holds it on disk: in the
+// types of the log entries, apart from the HTTP bodies.
+type snapshot struct {
+	Epoch       uint64          `json:"epoch"`
+	Primary     string          `json:"primary"`
+	PrimaryID   int             `json:"primary_id"`
+	History     []LogDecision   `json:"history"` // oldest first
+	Pause       *Pause          `json:"pause,omitempty"`
+	Fences      []LogFence      `json:"fences,omitempty"`      // oldest first
+	Switchovers []LogSwitchover `json:"switchovers,omitempty"` // oldest first
+}
+
+func snapshotOf(r Replicated) snapshot {
+	return snapshot{Epoch: r.Epoch, Primary: r.Primary, PrimaryID: r.PrimaryID, History: convert(r.History, logDecision), Pause: r.Pause,
+		Fences: convert(r.Fences, func(f api.Fence) LogFence { return LogFence(f) }), Switchovers: convert(r.Switchovers, logSwitchover)}
+}
+
+func (s snapshot) replicated() Replicated {
+	return Replicated{Epoch: s.Epoch, Primary: s.Primary, PrimaryID: s.PrimaryID, History: convert(s.History, LogDecision.api), Pause: s.Pause,
+		Fences: convert(s.Fences, func(f LogFence) api.Fence { return api.Fence(f) }), Switchovers: convert(s.Switchovers, LogSwitchover.api)}
+}
 
 func (s snapshot) Persist(sink raft.SnapshotSink) error {
-	if err := json.NewEncoder(sink).Encode(Replicated(s)); err != nil {
+	if err := json.NewEncoder(sink).Encode(s); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist failover state: %w", err)
 	}

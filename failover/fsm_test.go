@@ -18,8 +18,10 @@ import (
 
 // decision is the entry committing primary for epoch.
 func decision(epoch uint64, primary string) Entry {
-	return Entry{Version: EntryVersion, Type: EntryDecision, Decision: &api.Decision{Epoch: epoch, Primary: primary,
-		PrimaryID: int(primary[len(primary)-1] - '0'), At: t0.Add(time.Duration(epoch) * time.Minute), Reason: "test"}}
+	e := decisionEntry(api.Decision{Epoch: epoch, Primary: primary,
+		PrimaryID: int(primary[len(primary)-1] - '0'), At: t0.Add(time.Duration(epoch) * time.Minute), Reason: "test"})
+	e.Version = EntryVersion
+	return e
 }
 
 // apply feeds data to f as the raft log entry of index, and returns what
@@ -29,11 +31,13 @@ func apply(f *FSM, index uint64, data []byte) error {
 	return err
 }
 
-// applied is an FSM that applied entries, which must succeed.
+// applied is an FSM that applied entries, which must succeed; each is
+// stamped with EntryVersion, as commit does.
 func applied(t *testing.T, entries ...Entry) *FSM {
 	t.Helper()
 	f := NewFSM()
 	for i, e := range entries {
+		e.Version = EntryVersion
 		if err := apply(f, uint64(i+1), e.Encode()); err != nil {
 			t.Fatalf("apply %d: %v", i+1, err)
 		}
@@ -189,7 +193,7 @@ func TestFSMChanged(t *testing.T) {
 	if isClosed(second) {
 		t.Fatal("the channel after a change is closed already")
 	}
-	if err := f.Restore(io.NopCloser(bytes.NewReader(mustJSON(Replicated{Epoch: 5, Primary: "n3"})))); err != nil {
+	if err := f.Restore(io.NopCloser(bytes.NewReader(mustJSON(snapshotOf(Replicated{Epoch: 5, Primary: "n3"}))))); err != nil {
 		t.Fatal(err)
 	}
 	if !isClosed(second) {
@@ -266,9 +270,9 @@ func TestFSMSnapshotRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			snap.Release()
-			var persisted Replicated
-			if err := json.Unmarshal(buf.Bytes(), &persisted); err != nil || !reflect.DeepEqual(persisted, want) {
-				t.Fatalf("persisted %+v (%v), want the state when the snapshot was taken %+v", persisted, err, want)
+			var persisted snapshot
+			if err := json.Unmarshal(buf.Bytes(), &persisted); err != nil || !reflect.DeepEqual(persisted.replicated(), want) {
+				t.Fatalf("persisted %+v (%v), want the state when the snapshot was taken %+v", persisted.replicated(), err, want)
 			}
 
 			// And through the store, into a fresh FSM and into one that

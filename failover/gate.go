@@ -63,7 +63,7 @@ func (c *Controller) FailoverCheck(ctx context.Context, wait time.Duration) api.
 		changed := c.fsm.Changed()
 		st := c.fsm.State()
 		d, ok := st.Latest()
-		allowed, final, why := Gate(GateView{Mode: c.opts.Mode, Self: c.opts.Self, Ready: c.ready(), Latest: d, HasAny: ok})
+		allowed, final, why := Gate(GateView{Mode: c.opts.Mode, Self: c.opts.Self, Ready: c.m.ready(), Latest: d, HasAny: ok})
 		ans.Epoch, ans.Reason = d.Epoch, why
 		if allowed {
 			res := c.Command(ctx, api.Command{Kind: api.CommandAllow, Epoch: d.Epoch})
@@ -87,23 +87,4 @@ func (c *Controller) FailoverCheck(ctx context.Context, wait time.Duration) api.
 		case <-time.After(c.opts.RefreshInterval):
 		}
 	}
-}
-
-// allow is the coordinator's side: it records the allowance, which the
-// FSM accepts once per decision, after checking the asker is the
-// committed successor.
-func (c *Controller) allow(cmd api.Command) api.CommandResult {
-	st := c.fsm.State()
-	d, ok := st.Latest()
-	if allowed, _, why := Gate(GateView{Mode: c.opts.Mode, Self: cmd.Node, Ready: true, Latest: d, HasAny: ok}); !allowed {
-		return refused("%s", why)
-	}
-	if d.Epoch != cmd.Epoch {
-		return refused("epoch %d is not the current one (%d)", cmd.Epoch, d.Epoch)
-	}
-	p := Promoted{Epoch: d.Epoch, At: c.opts.Now().UTC()}
-	if err := c.commit(Entry{Version: EntryVersion, Type: EntryAllow, Allow: &p}); err != nil {
-		return refused("record the allowance: %v", err)
-	}
-	return api.CommandResult{OK: true}
 }

@@ -166,10 +166,6 @@ func TestGate(t *testing.T) {
 	}
 }
 
-func switchoverEntry(sw api.Switchover) Entry {
-	return Entry{Version: EntryVersion, Type: EntrySwitchover, Switchover: &sw}
-}
-
 func promoted(epoch uint64) Entry {
 	return Entry{Version: EntryVersion, Type: EntryPromoted, Promoted: &Promoted{Epoch: epoch, At: t0}}
 }
@@ -204,13 +200,13 @@ func TestFSMOperatorEntries(t *testing.T) {
 				t.Fatal("still paused after resume")
 			}
 		}},
-		{name: "a fence is recorded", entries: []Entry{{Version: EntryVersion, Type: EntryFence, Fence: &api.Fence{Node: "n3", Reason: "509"}}},
+		{name: "a fence is recorded", entries: []Entry{{Version: EntryVersion, Type: EntryFence, Fence: &LogFence{Node: "n3", Reason: "509"}}},
 			check: func(t *testing.T, st Replicated) {
 				if len(st.Fences) != 1 || st.Fences[0].Node != "n3" {
 					t.Fatalf("fences %+v", st.Fences)
 				}
 			}},
-		{name: "a fence without a node is refused", entries: []Entry{{Version: EntryVersion, Type: EntryFence, Fence: &api.Fence{}}}, refused: "without a node"},
+		{name: "a fence without a node is refused", entries: []Entry{{Version: EntryVersion, Type: EntryFence, Fence: &LogFence{}}}, refused: "without a node"},
 		{name: "a switchover starts from the promoted primary", entries: []Entry{switchoverEntry(start)},
 			check: func(t *testing.T, st Replicated) {
 				if sw, ok := st.Switchover(); !ok || sw.Phase != api.PhaseDemoting {
@@ -276,6 +272,7 @@ func TestFSMOperatorEntries(t *testing.T) {
 			f := NewFSM()
 			var err error
 			for i, e := range entries {
+				e.Version = EntryVersion // as commit stamps it
 				if err = apply(f, uint64(i+1), e.Encode()); err != nil && i < len(entries)-1 {
 					t.Fatalf("entry %d: %v", i+1, err)
 				}

@@ -173,6 +173,13 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 		_ = store.Close()
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
+	if !existing {
+		if _, err := os.Stat(memberMarker(o.Dir)); err == nil {
+			_ = trans.Close()
+			_ = store.Close()
+			return nil, lostStateError(o.Dir)
+		}
+	}
 	r, err := raft.NewRaft(cfg, fsm, store, store, snaps, trans)
 	if err != nil {
 		_ = trans.Close()
@@ -189,7 +196,41 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
+	if err := markMember(o.Dir); err != nil {
+		_ = r.Shutdown().Error()
+		_ = trans.Close()
+		_ = store.Close()
+		return nil, err
+	}
 	return &raftNode{r: r, transport: trans, store: store}, nil
+}
+
+// memberMarker is the file, beside raft_dir, that says this node has been
+// a member of the Raft group. Raft's votes live in raft_dir: a member that
+// lost it and bootstrapped afresh could vote a second time in a term it
+// already voted in, and elect a second coordinator. The marker outlives
+// the directory, so such a start is refused instead.
+func memberMarker(dir string) string {
+	dir = filepath.Clean(dir)
+	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".member")
+}
+
+func markMember(dir string) error {
+	if err := os.WriteFile(memberMarker(dir), []byte("this node has been a member of the pgquorum Raft group whose state is in "+dir+"\n"), 0o600); err != nil {
+		return fmt.Errorf("failover.raft_dir: record membership beside it: %w", err)
+	}
+	return nil
+}
+
+// ErrRaftStateLost is the error of a member whose raft_dir was lost.
+var ErrRaftStateLost = errors.New("failover.raft_dir holds no Raft state, but this node has been a member of the group")
+
+func lostStateError(dir string) error {
+	return fmt.Errorf("%w (%s records it): a member that lost its votes could vote twice in a term. "+
+		"Restore the directory, or rebuild the group without it: stop pgquorum on the other nodes, run "+
+		"`pgquorum raft-recover --voters <the other nodes>` on each of them and start them; then delete %s "+
+		"and start this node, which the group adds back as a new member (docs/operations.md, \"A lost raft_dir\")",
+		ErrRaftStateLost, memberMarker(dir), memberMarker(dir))
 }
 
 // Close stops the member and releases its files and port.
@@ -201,7 +242,7 @@ func (n *raftNode) Close() error {
 // reconcile brings the Raft membership one step closer to the registered
 // nodes: it adds a missing node, updates a moved one, or removes one no
 // longer registered, one change per call as raft wants, and says what it
-// did. Only the leader calls it.
+// did. Only the coordinator (the Raft leader) calls it.
 func (n *raftNode) reconcile(o RaftOptions, nodes []repmgr.Node, timeout time.Duration) (string, error) {
 	want, err := o.Configuration(nodes)
 	if err != nil {

@@ -136,7 +136,7 @@ func (f *recordingFSM) Apply(l *raft.Log) any {
 	switch err, _ := res.(error); {
 	case err == nil:
 		e, _ := DecodeEntry(l.Data) // applied, so it decodes
-		f.l.apply(f.who, *e.Decision)
+		f.l.apply(f.who, e.Decision.api())
 	case errors.Is(err, ErrStaleEpoch):
 		f.l.refusal()
 	}
@@ -234,21 +234,21 @@ func TestInvariantChecksCatchViolations(t *testing.T) {
 			agreement: "epoch 1: a holds primary n1 (test), b holds primary n1 (another coordinator)"},
 		{name: "a snapshot with a gap in its history is caught",
 			feeds:   []feed{{"a", decision(1, "n1")}},
-			restore: map[string]Replicated{"b": {Epoch: 3, Primary: "n3", PrimaryID: 3, History: []api.Decision{*decision(1, "n1").Decision, *decision(3, "n3").Decision}}},
+			restore: map[string]Replicated{"b": {Epoch: 3, Primary: "n3", PrimaryID: 3, History: []api.Decision{decision(1, "n1").Decision.api(), decision(3, "n3").Decision.api()}}},
 			ledger:  "b restored a snapshot where history[1] is epoch 3 after epoch 1", agreement: "b: history[1] is epoch 3 after epoch 1"},
 		{name: "a snapshot whose epoch is not its latest decision's is caught",
-			restore: map[string]Replicated{"b": {Epoch: 2, Primary: "n1", PrimaryID: 1, History: []api.Decision{*decision(1, "n1").Decision}}},
+			restore: map[string]Replicated{"b": {Epoch: 2, Primary: "n1", PrimaryID: 1, History: []api.Decision{decision(1, "n1").Decision.api()}}},
 			ledger:  "b restored a snapshot where epoch 2, but the latest decision is of epoch 1", agreement: "b: epoch 2, but the latest"},
 		{name: "a snapshot whose primary is not its latest decision's is caught",
-			restore: map[string]Replicated{"b": {Epoch: 1, Primary: "n2", PrimaryID: 2, History: []api.Decision{*decision(1, "n1").Decision}}},
+			restore: map[string]Replicated{"b": {Epoch: 1, Primary: "n2", PrimaryID: 2, History: []api.Decision{decision(1, "n1").Decision.api()}}},
 			ledger:  "primary n2 (2), but the latest decision names n1 (1)", agreement: "b: primary n2 (2)"},
 		{name: "a snapshot that takes an FSM back is caught",
 			feeds:   []feed{{"b", decision(1, "n1")}, {"b", decision(2, "n2")}},
-			restore: map[string]Replicated{"b": {Epoch: 1, Primary: "n1", PrimaryID: 1, History: []api.Decision{*decision(1, "n1").Decision}}},
+			restore: map[string]Replicated{"b": {Epoch: 1, Primary: "n1", PrimaryID: 1, History: []api.Decision{decision(1, "n1").Decision.api()}}},
 			ledger:  "b restored epoch 1 after applying epoch 2"},
 		{name: "a snapshot that disagrees with what another FSM applied is caught",
 			feeds:   []feed{{"a", decision(1, "n1")}},
-			restore: map[string]Replicated{"b": {Epoch: 1, Primary: "n2", PrimaryID: 2, History: []api.Decision{*decision(1, "n2").Decision}}},
+			restore: map[string]Replicated{"b": {Epoch: 1, Primary: "n2", PrimaryID: 2, History: []api.Decision{decision(1, "n2").Decision.api()}}},
 			ledger:  "epoch 1: a holds primary n1", agreement: "epoch 1: a holds primary n1 (test), b holds primary n2 (test)"},
 	}
 	for _, tt := range tests {
@@ -265,7 +265,7 @@ func TestInvariantChecksCatchViolations(t *testing.T) {
 				get(f.fsm).Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: f.entry.Encode()})
 			}
 			for name, s := range tt.restore {
-				if err := get(name).Restore(io.NopCloser(bytes.NewReader(mustJSON(s)))); err != nil {
+				if err := get(name).Restore(io.NopCloser(bytes.NewReader(mustJSON(snapshotOf(s))))); err != nil {
 					t.Fatal(err)
 				}
 			}

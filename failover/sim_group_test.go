@@ -48,11 +48,11 @@ type simMember struct {
 
 	mu  sync.Mutex // the proposers read the incarnation too
 	r   *raft.Raft
-	fsm *FSM        // kept while down: the state the member had
-	ctl *Controller // the real commit path, over r and fsm
+	fsm *FSM    // kept while down: the state the member had
+	ctl *member // the real commit path, over r and fsm
 }
 
-func (m *simMember) current() (*raft.Raft, *FSM, *Controller) {
+func (m *simMember) current() (*raft.Raft, *FSM, *member) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.r, m.fsm, m.ctl
@@ -102,7 +102,8 @@ func (s *sim) start(i int) {
 			s.fail("bootstrap %s: %v", m.id, err)
 		}
 	}
-	ctl := &Controller{opts: Options{Self: string(m.id), CommandTimeout: 500 * time.Millisecond}, fsm: fsm, node: &raftNode{r: r}}
+	ctl := newMember(fsm, 500*time.Millisecond, 50*time.Millisecond, time.Now)
+	ctl.node.Store(&raftNode{r: r})
 	m.mu.Lock()
 	m.r, m.fsm, m.ctl = r, fsm, ctl
 	m.mu.Unlock()
@@ -287,7 +288,7 @@ func (s *sim) propose(ctx context.Context, i, c int) {
 		k := rng.IntN(len(s.members))
 		d := api.Decision{Epoch: epoch, At: t0.Add(time.Duration(seq) * time.Millisecond),
 			Primary: string(s.members[k].id), PrimaryID: k + 1, Reason: fmt.Sprintf("proposal %d of %s's coordinator %d", seq, m.id, c)}
-		err := ctl.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d})
+		err := ctl.commit(decisionEntry(d))
 		s.statsMu.Lock()
 		s.stats.proposals++
 		switch {

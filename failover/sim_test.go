@@ -166,7 +166,7 @@ func (s *sim) converge() {
 		for _, m := range s.members {
 			if r, fsm, ctl := m.current(); r.State() == raft.Leader {
 				d := api.Decision{Epoch: fsm.State().Epoch + 1, At: t0, Primary: string(m.id), Reason: "the group commits once healed"}
-				err := ctl.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d})
+				err := ctl.commit(decisionEntry(d))
 				return fmt.Sprint(err), err == nil
 			}
 		}

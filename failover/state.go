@@ -51,6 +51,8 @@ func NodeState(v NodeView) (api.FailoverState, string) {
 	case v.Self == v.Primary && v.InRecovery:
 		return api.FailoverPromoting, "committed primary, still in recovery"
 	case v.Self == v.Primary && v.Confirmed:
+		// Leading is the committed primary confirmed by its majority; the
+		// Raft leader is the coordinator, a role apart.
 		return api.FailoverLeading, "committed primary, confirmed by its majority"
 	case v.Self == v.Primary:
 		return api.FailoverUnconfirmed, "committed primary, not confirmed by its majority"

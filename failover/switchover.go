@@ -1,14 +1,12 @@
 package failover
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"log/slog"
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -26,13 +24,9 @@ import (
 //     (or aborted, before step 2: the old primary starts again as it was).
 //
 // Any coordinator can drive it from the log and the reports alone, so a
-// change of Raft leader in the middle does not lose it.
-
-// switchoverCatchUp bounds how long the target may take to receive the
-// old primary's shutdown checkpoint, during which no node takes writes.
-func (c *Controller) switchoverCatchUp() time.Duration {
-	return max(5*time.Second, 10*c.opts.RefreshInterval)
-}
+// change of coordinator in the middle does not lose it. The old primary's
+// part is the actor's (switchoverAction in act.go; demote and restart in
+// actor.go); the coordinator's is the switchoverDriver's, below.
 
 // CheckSwitchover says whether a switchover from the committed primary to
 // `to` may start, from the committed state and the reports of this round,
@@ -89,305 +83,130 @@ func CheckSwitchover(st Replicated, to string, nodes []repmgr.Node, reports map[
 	return lag, nil
 }
 
-// startSwitchover checks a switchover on fresh reports and commits its
-// start. Only the coordinator runs it.
-func (c *Controller) startSwitchover(ctx context.Context, cmd api.Command) api.CommandResult {
-	if c.opts.Mode != api.ModePgquorum {
-		return refused("a switchover needs failover.mode pgquorum (this cluster runs %s)", c.opts.Mode)
-	}
-	st := c.fsm.State()
-	if st.Paused() {
-		return refused("automatic failover is paused: pgquorum resume first")
-	}
-	nodes := c.local.KnownNodes()
-	reports := c.gather(ctx, nodes, api.ReportRequest{Protocol: api.ReportProtocol, Coordinator: c.opts.Self})
-	lag, err := CheckSwitchover(st, cmd.To, nodes, reports, c.opts.SwitchoverMaxLag)
-	if err != nil {
-		return refused("switchover to %s refused: %v", cmd.To, err)
-	}
-	now := c.opts.Now().UTC()
-	sw := api.Switchover{ID: st.Epoch, From: st.Primary, To: cmd.To, Phase: api.PhaseDemoting, Start: now, Steps: []api.Step{{At: now,
-		What: fmt.Sprintf("checked (asked on %s): %s streams from %s, %d bytes behind (at most %d)", cmd.Node, cmd.To, st.Primary, lag, c.opts.SwitchoverMaxLag)}}}
-	if err := c.commit(Entry{Version: EntryVersion, Type: EntrySwitchover, Switchover: &sw}); err != nil {
-		return refused("commit the switchover: %v", err)
-	}
-	c.opts.Logger.Warn("switchover started", "from", sw.From, "to", sw.To, "lag_bytes", lag, "asked_on", cmd.Node)
-	return api.CommandResult{OK: true, Switchover: &sw}
+// switchoverDriver is the coordinator's part of the switchover in
+// progress, a pure step over the round's facts; it remembers, per
+// switchover, when it saw the old primary stopped and whether it recorded
+// the target's promotion.
+type switchoverDriver struct {
+	opts         Options
+	caughtUpWait map[uint64]time.Time // per switchover: when the coordinator saw the old primary stopped
+	promotedSeen map[uint64]bool      // per switchover: its target's promotion was recorded as a step
 }
 
-// driveSwitchover is the coordinator's part of the switchover in
-// progress. While the old primary steps down, it replaces the detection
-// of a lost primary (whose database it stops on purpose): handled is true.
-func (c *Controller) driveSwitchover(ctx context.Context, st Replicated, sw api.Switchover, nodes []repmgr.Node, reports map[string]*api.Report) (api.FailoverState, string, bool) {
-	now := c.opts.Now()
+func newSwitchoverDriver(opts Options) switchoverDriver {
+	return switchoverDriver{opts: opts, caughtUpWait: map[uint64]time.Time{}, promotedSeen: map[uint64]bool{}}
+}
+
+// catchUp bounds how long the target may take to receive the old
+// primary's shutdown checkpoint, during which no node takes writes.
+func (s *switchoverDriver) catchUp() time.Duration {
+	return max(5*time.Second, 10*s.opts.RefreshInterval)
+}
+
+// step drives sw one round on. While the old primary steps down, it
+// replaces the detection of a lost primary (whose database it stops on
+// purpose): handled is true. Once the target is promoted, it only records
+// the end, in Notes, and the round goes on.
+func (s *switchoverDriver) step(f roundFacts, st Replicated, sw api.Switchover, now time.Time) (in roundIntent, handled bool) {
 	if sw.Phase == api.PhasePromoting {
-		c.finishSwitchover(st, sw, reports)
-		return "", "", false
+		return roundIntent{Notes: s.finish(f, st, sw, now)}, false
 	}
 	phase := fmt.Sprintf("switchover from %s to %s", sw.From, sw.To)
-	old := reports[sw.From]
+	old := f.Reports[sw.From]
 	var a *api.Progress
 	if old != nil && old.Action != nil && old.Action.Epoch == sw.ID && old.Action.Kind == api.ActionDemote {
 		a = old.Action
 	}
 	switch {
 	case a != nil && a.Failed:
-		c.abortSwitchover(sw, fmt.Sprintf("%s could not step down: %s", sw.From, a.Error))
-		return "", "", true
+		return roundIntent{Commit: abort(sw, fmt.Sprintf("%s could not step down: %s", sw.From, a.Error), now)}, true
 	case a == nil || !a.Done || a.LSN == 0: // the LSN comes with the report after the stop
-		if now.Sub(sw.Start) > c.opts.CommandTimeout+c.opts.Grace {
-			c.abortSwitchover(sw, fmt.Sprintf("%s did not report its shutdown within %s", sw.From, c.opts.CommandTimeout+c.opts.Grace))
-			return "", "", true
+		if now.Sub(sw.Start) > s.opts.CommandTimeout+s.opts.Grace {
+			return roundIntent{Commit: abort(sw, fmt.Sprintf("%s did not report its shutdown within %s", sw.From, s.opts.CommandTimeout+s.opts.Grace), now)}, true
 		}
-		return api.FailoverSwitchover, phase + ": " + sw.From + " steps down and stops", true
+		return roundIntent{Phase: api.FailoverSwitchover, Reason: phase + ": " + sw.From + " steps down and stops"}, true
 	}
-	c.mu.Lock()
-	since, ok := c.caughtUpWait[sw.ID]
+	var notes []commitIntent
+	since, ok := s.caughtUpWait[sw.ID]
 	if !ok {
 		since = now
-		c.caughtUpWait[sw.ID] = now
+		s.caughtUpWait[sw.ID] = now
+		notes = append(notes, stepNote(sw, fmt.Sprintf("%s stepped down and stopped cleanly: shutdown checkpoint at %s", sw.From, lsnText(a.LSN)), now))
 	}
-	c.mu.Unlock()
-	if !ok {
-		c.switchoverStep(sw, fmt.Sprintf("%s stepped down and stopped cleanly: shutdown checkpoint at %s", sw.From, lsnText(a.LSN)))
-	}
-	t := reports[sw.To]
+	t := f.Reports[sw.To]
 	if t == nil || !t.DBUp || !t.InRecovery || t.ReceivedLSN <= a.LSN {
-		if now.Sub(since) > c.switchoverCatchUp() {
+		if now.Sub(since) > s.catchUp() {
 			got := "no report"
 			if t != nil {
 				got = fmt.Sprintf("received up to %d", t.ReceivedLSN)
 			}
-			c.abortSwitchover(sw, fmt.Sprintf("%s did not receive %s's shutdown checkpoint (at %s) within %s: %s", sw.To, sw.From, lsnText(a.LSN), c.switchoverCatchUp(), got))
-			return "", "", true
+			return roundIntent{Notes: notes, Commit: abort(sw, fmt.Sprintf("%s did not receive %s's shutdown checkpoint (at %s) within %s: %s", sw.To, sw.From, lsnText(a.LSN), s.catchUp(), got), now)}, true
 		}
-		return api.FailoverSwitchover, fmt.Sprintf("%s: waiting for %s to receive the shutdown checkpoint at %s", phase, sw.To, lsnText(a.LSN)), true
+		return roundIntent{Notes: notes, Phase: api.FailoverSwitchover, Reason: fmt.Sprintf("%s: waiting for %s to receive the shutdown checkpoint at %s", phase, sw.To, lsnText(a.LSN))}, true
 	}
-	from, _ := repmgr.ByName(nodes, sw.From)
-	to, ok := repmgr.ByName(nodes, sw.To)
+	from, _ := repmgr.ByName(f.Nodes, sw.From)
+	to, ok := repmgr.ByName(f.Nodes, sw.To)
 	if !ok {
-		c.abortSwitchover(sw, sw.To+" is no longer registered")
-		return "", "", true
+		return roundIntent{Notes: notes, Commit: abort(sw, sw.To+" is no longer registered", now)}, true
 	}
-	c.releaseVotes(ctx, from, nodes)
 	d := api.Decision{Epoch: st.Epoch + 1, At: now.UTC(), Primary: to.Name, PrimaryID: to.ID, OldPrimary: sw.From,
 		Reason: fmt.Sprintf("switchover from %s to %s: %s stopped cleanly at %s, %s received up to %s", sw.From, sw.To, sw.From, lsnText(a.LSN), sw.To, lsnText(t.ReceivedLSN))}
-	if err := c.commit(Entry{Version: EntryVersion, Type: EntryDecision, Decision: &d}); err != nil {
-		return api.FailoverSwitchover, phase + ": committing " + sw.To + ": " + err.Error(), true
-	}
-	c.det.Reset()
-	c.opts.Logger.Warn("failover decision committed", "epoch", d.Epoch, "primary", d.Primary, "old_primary", d.OldPrimary, "reason", d.Reason)
-	return "", "", true
+	return roundIntent{Notes: notes, Release: &from, Commit: &commitIntent{Entry: decisionEntry(d), FailPhase: api.FailoverSwitchover,
+		FailReason: phase + ": committing " + sw.To + ": ", Reset: true, OK: logLine{slog.LevelWarn, "failover decision committed", decisionArgs(d)}}}, true
 }
 
-// finishSwitchover records the switchover done once its target is
-// promoted and the old primary streams from it, or once the old primary's
-// rejoin failed or never came.
-func (c *Controller) finishSwitchover(st Replicated, sw api.Switchover, reports map[string]*api.Report) {
+// finish records the switchover done once its target is promoted and the
+// old primary streams from it, or once the old primary's rejoin failed or
+// never came.
+func (s *switchoverDriver) finish(f roundFacts, st Replicated, sw api.Switchover, now time.Time) []commitIntent {
 	d, ok := st.Latest()
 	if !ok || d.Epoch != sw.ID+1 || d.PromotedAt == nil {
-		return
+		return nil
 	}
-	c.mu.Lock()
-	first := !c.promotedSeen[sw.ID]
-	c.promotedSeen[sw.ID] = true
-	c.mu.Unlock()
-	if first {
-		c.switchoverStep(sw, fmt.Sprintf("%s runs as primary (epoch %d), %s after the switchover started", sw.To, d.Epoch, d.PromotedAt.Sub(sw.Start).Round(time.Millisecond)))
+	var notes []commitIntent
+	if !s.promotedSeen[sw.ID] {
+		s.promotedSeen[sw.ID] = true
+		notes = append(notes, stepNote(sw, fmt.Sprintf("%s runs as primary (epoch %d), %s after the switchover started", sw.To, d.Epoch, d.PromotedAt.Sub(sw.Start).Round(time.Millisecond)), now))
 	}
-	old := reports[sw.From]
+	old := f.Reports[sw.From]
 	var what, failure string
 	switch {
 	case old != nil && old.DBUp && old.InRecovery && old.Upstream == sw.To:
 		what = fmt.Sprintf("%s is a standby of %s", sw.From, sw.To)
 	case old != nil && old.Action != nil && old.Action.Epoch == d.Epoch && old.Action.Kind == api.ActionRejoin && old.Action.Failed:
 		failure = fmt.Sprintf("%s could not rejoin %s: %s", sw.From, sw.To, old.Action.Error)
-	case c.opts.Now().Sub(*d.PromotedAt) > c.opts.CommandTimeout+c.opts.Grace:
-		failure = fmt.Sprintf("%s has not rejoined %s within %s", sw.From, sw.To, c.opts.CommandTimeout+c.opts.Grace)
+	case now.Sub(*d.PromotedAt) > s.opts.CommandTimeout+s.opts.Grace:
+		failure = fmt.Sprintf("%s has not rejoined %s within %s", sw.From, sw.To, s.opts.CommandTimeout+s.opts.Grace)
 	default:
-		return
+		return notes
 	}
 	if failure != "" {
 		what = "done without the old primary: " + failure
 	}
-	if err := c.commitSwitchover(sw, api.PhaseDone, what, failure); err != nil {
-		c.opts.Logger.Warn("record the end of the switchover", "error", err)
-		return
-	}
-	c.opts.Logger.Info("switchover done", "from", sw.From, "to", sw.To, "error", failure)
+	return append(notes, commitIntent{Entry: switchoverStepEntry(sw, api.PhaseDone, what, failure, now),
+		OK:     logLine{slog.LevelInfo, "switchover done", []any{"from", sw.From, "to", sw.To, "error", failure}},
+		Failed: logLine{slog.LevelWarn, "record the end of the switchover", nil}})
 }
 
-// commitSwitchover records a step of the switchover of sw's ID, moving it
-// to phase (with error, when it failed).
-func (c *Controller) commitSwitchover(sw api.Switchover, phase api.SwitchoverPhase, what, failure string) error {
-	e := api.Switchover{ID: sw.ID, Phase: phase, Error: failure, Steps: []api.Step{{At: c.opts.Now().UTC(), What: what}}}
-	return c.commit(Entry{Version: EntryVersion, Type: EntrySwitchover, Switchover: &e})
+// switchoverStepEntry records a step of the switchover of sw's ID,
+// moving it to phase (with failure, when it failed).
+func switchoverStepEntry(sw api.Switchover, phase api.SwitchoverPhase, what, failure string, now time.Time) Entry {
+	return switchoverEntry(api.Switchover{ID: sw.ID, Phase: phase, Error: failure, Steps: []api.Step{{At: now.UTC(), What: what}}})
 }
 
-// switchoverStep records a step of a switchover, for "pgquorum
-// switchover" to print as it happens.
-func (c *Controller) switchoverStep(sw api.Switchover, what string) {
-	if err := c.commitSwitchover(sw, sw.Phase, what, ""); err != nil {
-		c.opts.Logger.Debug("record a switchover step", "error", err)
-	}
+// stepNote records a step of a switchover, for "pgquorum switchover" to
+// print as it happens.
+func stepNote(sw api.Switchover, what string, now time.Time) commitIntent {
+	return commitIntent{Entry: switchoverStepEntry(sw, sw.Phase, what, "", now), Failed: logLine{slog.LevelDebug, "record a switchover step", nil}}
+}
+
+// abort gives a switchover up before the promotion: the old primary
+// starts again as it was.
+func abort(sw api.Switchover, why string, now time.Time) *commitIntent {
+	return &commitIntent{Entry: switchoverStepEntry(sw, api.PhaseAborted, "aborted: "+why, why, now),
+		OK:     logLine{slog.LevelError, "switchover aborted", []any{"from", sw.From, "to", sw.To, "reason", why}},
+		Failed: logLine{slog.LevelWarn, "abort the switchover", nil}}
 }
 
 // lsnText writes a WAL location as PostgreSQL does.
 func lsnText(lsn int64) string { return fmt.Sprintf("%X/%X", uint64(lsn)>>32, uint32(lsn)) }
-
-// abortSwitchover gives a switchover up before the promotion: the old
-// primary starts again as it was.
-func (c *Controller) abortSwitchover(sw api.Switchover, why string) {
-	if err := c.commitSwitchover(sw, api.PhaseAborted, "aborted: "+why, why); err != nil {
-		c.opts.Logger.Warn("abort the switchover", "error", err)
-		return
-	}
-	c.opts.Logger.Error("switchover aborted", "from", sw.From, "to", sw.To, "reason", why)
-}
-
-// releaseVotes has every node release the vote leased to the stopped old
-// primary, so that the target is confirmed as soon as it is promoted
-// rather than a lease later. Best effort: a vote not released runs out.
-func (c *Controller) releaseVotes(ctx context.Context, from repmgr.Node, nodes []repmgr.Node) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout)
-	defer cancel()
-	req := api.ReleaseRequest{Holder: from.Name, HolderID: from.ID}
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var err error
-			if n.Name == c.opts.Self {
-				err = c.Release(ctx, req)
-			} else if addr, aerr := c.opts.Addresses.Of(n); aerr != nil {
-				err = aerr
-			} else {
-				err = c.peers.Post(ctx, addr, api.PathRelease, req, nil)
-			}
-			if err != nil {
-				c.opts.Logger.Debug("release votes", "node", n.Name, "holder", from.Name, "error", err)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-// Release is a voter's side of releaseVotes. It releases only for the
-// old primary of a switchover the Raft log says is stepping down, and
-// only when that node's database does not run as primary: no request can
-// make a voter drop a lease a running primary may still be using.
-func (c *Controller) Release(ctx context.Context, req api.ReleaseRequest) error {
-	sw, running := c.fsm.State().Switchover()
-	if !running || sw.Phase != api.PhaseDemoting || sw.From != req.Holder {
-		return fmt.Errorf("no switchover from %s is stepping down", req.Holder)
-	}
-	n, ok := repmgr.ByName(c.local.KnownNodes(), req.Holder)
-	if !ok || n.ID != req.HolderID {
-		return fmt.Errorf("%s (node_id %d) is not registered", req.Holder, req.HolderID)
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout)
-	defer cancel()
-	if inRecovery, err := c.actions.InRecovery(ctx, n); err == nil && !inRecovery {
-		return fmt.Errorf("%s still runs as primary", req.Holder)
-	}
-	released, err := c.local.Release(req.Holder, req.HolderID)
-	if err != nil {
-		return err
-	}
-	if released {
-		c.opts.Logger.Info("released the vote leased to a primary stopped for a switchover", "holder", req.Holder)
-	}
-	return nil
-}
-
-// stepSwitchover is an old primary's part of the switchover: step down
-// and stop; start again if it is aborted; rejoin its successor once that
-// one is promoted. It says whether it handled this step.
-func (c *Controller) stepSwitchover(ctx context.Context, st Replicated, f *consensus.Snapshot, attempts map[actKey]*attempt) bool {
-	n := len(st.Switchovers)
-	if n == 0 || st.Switchovers[n-1].From != c.opts.Self {
-		return false
-	}
-	sw := st.Switchovers[n-1]
-	c.mu.Lock()
-	mine := c.demotedFor == sw.ID+1
-	c.mu.Unlock()
-	switch {
-	case sw.Phase == api.PhaseDemoting:
-		d := api.Decision{Epoch: sw.ID}
-		var lsn int64
-		err := c.try(ctx, attempts, d, api.ActionDemote, func(ctx context.Context) error {
-			var err error
-			lsn, err = c.demote(ctx, sw)
-			return err
-		})
-		if err == nil {
-			c.mu.Lock()
-			c.done[sw.ID].LSN = lsn
-			c.mu.Unlock()
-		}
-		return true
-	case sw.Phase == api.PhaseAborted && mine:
-		_ = c.try(ctx, attempts, api.Decision{Epoch: sw.ID}, api.ActionRestart, func(ctx context.Context) error {
-			if f.ProbeErr != nil {
-				out, err := c.actions.Start(ctx)
-				c.opts.Logger.Info("start PostgreSQL again: switchover aborted", "output", out, "error", err)
-				if err != nil {
-					return err
-				}
-			}
-			c.local.StepDown("")
-			c.mu.Lock()
-			c.demotedFor = 0
-			c.mu.Unlock()
-			return nil
-		})
-		return true
-	case mine && (sw.Phase == api.PhasePromoting || sw.Phase == api.PhaseDone) && f.ProbeErr != nil:
-		// The old primary turns into a standby whatever auto_rejoin says:
-		// that is what a switchover is.
-		d, ok := st.Latest()
-		if !ok || d.Epoch != sw.ID+1 || d.PromotedAt == nil {
-			return true // not before its successor runs as primary
-		}
-		c.rejoin(ctx, d, attempts)
-		return true
-	}
-	return false
-}
-
-// demote steps this primary down and stops its database cleanly, and
-// returns the location of the shutdown checkpoint its successor must have
-// received.
-func (c *Controller) demote(ctx context.Context, sw api.Switchover) (int64, error) {
-	// Before the outage begins: the shutdown checkpoint then has little
-	// to write.
-	if err := c.actions.Checkpoint(ctx); err != nil {
-		c.opts.Logger.Warn("checkpoint before the switchover", "error", err)
-	}
-	c.mu.Lock()
-	c.demotedFor = sw.ID + 1
-	c.mu.Unlock()
-	c.local.StepDown("switchover to " + sw.To)
-	select {
-	case <-ctx.Done():
-		return 0, context.Cause(ctx)
-	case <-time.After(c.opts.SwitchoverDrain):
-	}
-	out, err := c.actions.Stop(ctx)
-	c.opts.Logger.Info("stop PostgreSQL for the switchover", "to", sw.To, "output", out, "error", err)
-	if err != nil {
-		return 0, err
-	}
-	ctl, running, err := c.actions.Stopped(ctx)
-	switch {
-	case err != nil:
-		return 0, err
-	case running:
-		return 0, errors.New("PostgreSQL still runs after the stop")
-	case ctl.State != "shut down":
-		return 0, fmt.Errorf("after the stop the control file says %q, not \"shut down\"", ctl.State)
-	}
-	return ctl.Checkpoint, nil
-}

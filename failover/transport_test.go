@@ -14,15 +14,15 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// member is one node of a real Raft group on loopback.
-type member struct {
+// groupMember is one node of a real Raft group on loopback.
+type groupMember struct {
 	name string
 	node *raftNode
 }
 
 // startGroup starts a member per entry of creds (node name → its
 // credentials) on free loopback ports, all knowing each other.
-func startGroup(t *testing.T, creds map[string]auth.Stream) []member {
+func startGroup(t *testing.T, creds map[string]auth.Stream) []groupMember {
 	t.Helper()
 	peers := map[string]string{}
 	var nodes []repmgr.Node
@@ -37,7 +37,7 @@ func startGroup(t *testing.T, creds map[string]auth.Stream) []member {
 		id++
 		nodes = append(nodes, repmgr.Node{ID: id, Name: name, Type: repmgr.TypeStandby, Conninfo: "host=127.0.0.1"})
 	}
-	var group []member
+	var group []groupMember
 	for name, cred := range creds {
 		cred.Self = name
 		o := RaftOptions{Self: name, Dir: t.TempDir(), Bind: peers[name], Peers: peers, Auth: cred,
@@ -47,13 +47,13 @@ func startGroup(t *testing.T, creds map[string]auth.Stream) []member {
 			t.Fatalf("start %s: %v", name, err)
 		}
 		t.Cleanup(func() { _ = n.Close() })
-		group = append(group, member{name, n})
+		group = append(group, groupMember{name, n})
 	}
 	return group
 }
 
 // leaderWithin returns the name of the member that leads within d, "" if none.
-func leaderWithin(group []member, d time.Duration) string {
+func leaderWithin(group []groupMember, d time.Duration) string {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		for _, m := range group {

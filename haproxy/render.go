@@ -233,3 +233,8 @@ func checkRange(name string, n, lo, hi int) error {
 	}
 	return nil
 }
+
+// RouterHold is the shortest consensus.router_hold these checks allow:
+// HAProxy keeps a server UP for Fall × Inter after its last passed check,
+// plus one Inter for the check in flight.
+func (o Options) RouterHold() time.Duration { return time.Duration(o.Fall+1) * o.Inter }

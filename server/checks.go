@@ -79,6 +79,7 @@ func (s *Server) handlePrimary(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, drainingBody)
 		return
 	}
+	s.watchPrimary(r)
 	snap := s.verdicts.Facts(r.Context())
 	switch {
 	case snap.ProbeErr != nil:

@@ -38,6 +38,7 @@ type Metrics struct {
 	httpConns   prometheus.Gauge
 	connsClosed prometheus.Counter
 	limited     *prometheus.CounterVec
+	primaryChks *prometheus.CounterVec
 
 	mu    sync.Mutex
 	prev  api.State
@@ -76,9 +77,13 @@ func NewMetrics() *Metrics {
 			Help: "Connections the HTTP server closed to stay within its cap: the oldest one without a request, or a new one when all were busy."}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgquorum_http_rate_limited_total",
 			Help: "Requests for an operator view answered 429 because their client asked too often."}, []string{"path"}),
+		primaryChks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgquorum_patroni_primary_checks_total",
+			Help: "Requests of /primary asked the way a health checker asks (OPTIONS, HEAD, or GET from one client at a steady interval) " +
+				"on a node that was not the confirmed primary: a Patroni template's write check, which /primary passes on every node; " +
+				"use /read-write (docs/patroni.md)."}, []string{"method"}),
 	}
 	m.reg.MustRegister(m.state, m.inRecovery, m.votes, m.needed, m.clVotes, m.clNeeded, m.splitBrain, m.claimants, m.episodes, m.peerUp, m.refresh, m.probes, m.probeErrors,
-		m.transitions, m.lastRefresh, m.lastProbeOK, m.lagBytes, m.httpConns, m.connsClosed, m.limited,
+		m.transitions, m.lastRefresh, m.lastProbeOK, m.lagBytes, m.httpConns, m.connsClosed, m.limited, m.primaryChks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -142,6 +147,14 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) rateLimited(path string) {
 	if m != nil {
 		m.limited.WithLabelValues(path).Inc()
+	}
+}
+
+// primaryChecked counts a health checker's request of /primary on a node
+// that is not the confirmed primary; m may be nil.
+func (m *Metrics) primaryChecked(method string) {
+	if m != nil {
+		m.primaryChks.WithLabelValues(method).Inc()
 	}
 }
 

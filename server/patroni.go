@@ -2,7 +2,11 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
@@ -11,16 +15,22 @@ import (
 // The checks below keep the names and meanings Patroni users' HAProxy
 // templates expect, answered from the same cached verdict as /state: 200 when
 // the node fits the role, 503 when it does not. The body is always the node's
-// /state answer, so an operator sees why.
+// /state answer, so an operator sees why. docs/patroni.md maps every Patroni
+// endpoint and query parameter.
 
-// handleLeader: 200 only for a primary with its site's majority.
+// handleLeader: 200 only for a primary with its site's majority, the
+// confirmed primary. It also serves Patroni's /master, /read-write, and
+// /read-only-sync and /read-only-quorum, which pass the primary and the
+// synchronous standbys, of which pgquorum knows none.
 func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request) {
 	s.roleCheck(w, r, false, func(snap *consensus.Snapshot, _ *int64) bool {
 		return snap.Verdict.State == api.StatePrimary
 	})
 }
 
-// handleReplica: 200 on a streaming standby within ?lag=.
+// handleReplica: 200 on a streaming standby within ?lag=. It also serves
+// Patroni's /async and /asynchronous: every pgquorum standby is
+// asynchronous as far as pgquorum knows.
 func (s *Server) handleReplica(w http.ResponseWriter, r *http.Request) {
 	s.roleCheck(w, r, true, replicaOK)
 }
@@ -72,13 +82,14 @@ func replicaOK(snap *consensus.Snapshot, maxLag *int64) bool {
 }
 
 // roleCheck answers 200 when fits the snapshot, 503 when not. Only the
-// checks that take ?lag= (takesLag) read it: the others ignore it, as they
-// ignore any parameter, rather than fail on one they have no use for.
-func (s *Server) roleCheck(w http.ResponseWriter, r *http.Request, takesLag bool, fits func(*consensus.Snapshot, *int64) bool) {
+// replica checks (replicaParams) read Patroni's query parameters, as
+// Patroni's own do: the others ignore every parameter, tag_* included,
+// rather than fail on one they have no use for.
+func (s *Server) roleCheck(w http.ResponseWriter, r *http.Request, replicaParams bool, fits func(*consensus.Snapshot, *int64) bool) {
 	var maxLag *int64
-	if takesLag {
+	if replicaParams {
 		var err error
-		if maxLag, err = lagParam(r); err != nil {
+		if maxLag, err = replicaQuery(r.URL.Query()); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
@@ -95,10 +106,23 @@ func (s *Server) roleCheck(w http.ResponseWriter, r *http.Request, takesLag bool
 	writeBody(w, status, s.encodeState(snap, s.failoverStatus(r.Context())).body)
 }
 
-// lagParam reads ?lag= as bytes: a plain number, or with a PostgreSQL-style
-// unit (B, kB, MB, GB, TB; powers of 1024), as Patroni accepts it.
-func lagParam(r *http.Request) (*int64, error) {
-	raw := r.URL.Query().Get("lag")
+// replicaQuery reads the query parameters Patroni documents for its replica
+// checks and returns the ?lag= bound, if any. lag is in bytes: a plain
+// number, or with a PostgreSQL-style unit (B, kB, MB, GB, TB; powers of
+// 1024), as Patroni accepts it. replication_state=streaming holds on every
+// standby these checks pass; any other state never would, and tag_* names a
+// Patroni tag no pgquorum node carries: both are refused (400) rather than
+// failing every node in silence.
+func replicaQuery(q url.Values) (*int64, error) {
+	for _, key := range slices.Sorted(maps.Keys(q)) {
+		if strings.HasPrefix(key, "tag_") {
+			return nil, fmt.Errorf("%s: pgquorum nodes carry no Patroni tags; drop the parameter (a node leaves the read-only listener through its agent: pgquorum agent drain)", key)
+		}
+	}
+	if st := q.Get("replication_state"); st != "" && st != "streaming" {
+		return nil, fmt.Errorf("replication_state: pgquorum's replica checks pass only streaming standbys; want streaming, got %q", st)
+	}
+	raw := q.Get("lag")
 	if raw == "" {
 		return nil, nil
 	}

@@ -34,6 +34,18 @@ func (s *Server) Handler() http.Handler {
 		check(api.PathLeader, s.handleLeader)
 		check(api.PathReplica, s.handleReplica)
 		check(api.PathReadOnly, s.handleReadOnly)
+		// Patroni's other names (docs/patroni.md).
+		for _, path := range []string{api.PathMaster, api.PathReadWrite, api.PathReadOnlySync, api.PathReadOnlyQuorum} {
+			check(path, s.handleLeader)
+		}
+		check(api.PathAsync, s.handleReplica)
+		check(api.PathAsynchronous, s.handleReplica)
+		for _, path := range []string{api.PathSync, api.PathSynchronous, api.PathQuorum} {
+			check(path, s.handleNoSyncStandby)
+		}
+		for path, body := range patroniUnsupported {
+			r.HandleFunc(path, handlePatroniUnsupported(body))
+		}
 		check(api.PathHealth, s.handleHealth)
 		check(api.PathReadiness, s.handleReadiness)
 		check(api.PathLiveness, s.handleLiveness)

@@ -64,8 +64,9 @@ type Server struct {
 	draining atomic.Bool
 	state    atomic.Pointer[encoded] // /state body of the latest snapshot, encoded once
 
-	conns     *connCap
-	viewLimit *viewLimiter
+	conns        *connCap
+	viewLimit    *viewLimiter
+	primaryWatch *primaryWatch // health checks of /primary (server/primarywatch.go)
 }
 
 // encoded is a snapshot's /state answer, kept so that repeated checks of one
@@ -93,7 +94,7 @@ func New(opts Options, verdicts Verdicts) *Server {
 	}
 	return &Server{verdicts: verdicts, log: opts.Logger, metrics: opts.Metrics, events: opts.Events,
 		agent: opts.AgentAdmin, failover: opts.Failover, self: opts.Self, auth: opts.Auth, views: gocache.New(eventsTTL, time.Minute),
-		conns: conns, viewLimit: newViewLimiter(time.Now)}
+		conns: conns, viewLimit: newViewLimiter(time.Now), primaryWatch: newPrimaryWatch(time.Now)}
 }
 
 // Drain makes every check answer 503 from now on, so that HAProxy moves

@@ -352,10 +352,14 @@ listen stats
     bind :7000
 listen postgres_rw
     bind :5000
+    option httpchk GET /state
+    http-check expect status 200
     server n1 127.0.0.1:5432 check port 5999 agent-check agent-port 5998 agent-send "rw\n" agent-inter 1s
     server n2 [::1]:5433 check port 6000
 listen postgres_ro
     bind :5001
+    option httpchk GET /state
+    http-check expect status 202
     server n1 127.0.0.1:5432 check port 5999 agent-check agent-port 5998 agent-send "ro\n" agent-inter 1s
     server n2 [::1]:5433 check port 6000
 `
@@ -384,7 +388,9 @@ func withLine(i int, line string) []string {
 
 // TestHAProxyStateScriptReconciles runs save-state.sh -i on saved states
 // against scriptConfig: a fresh state is kept where its ports agree with the
-// config, and everything unknown starts DOWN with the config's port.
+// config, and everything unknown starts DOWN with the config's port. The
+// write listener's servers always start DOWN: a state saved before a stop
+// or a crash may predate a failover.
 func TestHAProxyStateScriptReconciles(t *testing.T) {
 	allDown := "postgres_ro/n1=0:5432 postgres_ro/n2=0:5433 postgres_rw/n1=0:5432 postgres_rw/n2=0:5433"
 	tests := []struct {
@@ -393,19 +399,22 @@ func TestHAProxyStateScriptReconciles(t *testing.T) {
 		age   time.Duration
 		want  string // be/srv=op:port, sorted
 	}{
-		{"servers whose ports agree keep their saved state", stateFile(allSaved...), 0,
-			"postgres_ro/n1=0:5432 postgres_ro/n2=2:5433 postgres_rw/n1=2:5432 postgres_rw/n2=0:5433"},
+		{"read-only servers whose ports agree keep their saved state", stateFile(allSaved...), 0,
+			"postgres_ro/n1=0:5432 postgres_ro/n2=2:5433 postgres_rw/n1=0:5432 postgres_rw/n2=0:5433"},
+		{"the old primary saved UP on the write listener starts DOWN: the state may predate a failover",
+			stateFile(withLine(1, stateLine("postgres_rw", "n2", 2, 15, 5433, 6000, 6000))...), 0,
+			"postgres_ro/n1=0:5432 postgres_ro/n2=2:5433 postgres_rw/n1=0:5432 postgres_rw/n2=0:5433"},
 		{"a changed port is written DOWN with the config's port", stateFile(withLine(0, stateLine("postgres_rw", "n1", 2, 15, 5400, 5999, 5998))...), 0,
 			"postgres_ro/n1=0:5432 postgres_ro/n2=2:5433 postgres_rw/n1=0:5432 postgres_rw/n2=0:5433"},
 		{"a changed check port is written DOWN", stateFile(withLine(3, stateLine("postgres_ro", "n2", 2, 15, 5433, 6100, 6100))...), 0,
-			"postgres_ro/n1=0:5432 postgres_ro/n2=0:5433 postgres_rw/n1=2:5432 postgres_rw/n2=0:5433"},
+			"postgres_ro/n1=0:5432 postgres_ro/n2=0:5433 postgres_rw/n1=0:5432 postgres_rw/n2=0:5433"},
 		{"a changed agent port is written DOWN", stateFile(withLine(0, stateLine("postgres_rw", "n1", 2, 15, 5432, 5999, 7000))...), 0,
 			"postgres_ro/n1=0:5432 postgres_ro/n2=2:5433 postgres_rw/n1=0:5432 postgres_rw/n2=0:5433"},
 		{"a server never checked is written DOWN even if saved UP", stateFile(withLine(0, stateLine("postgres_rw", "n1", 2, 1, 5432, 5999, 5998))...), 0,
 			"postgres_ro/n1=0:5432 postgres_ro/n2=2:5433 postgres_rw/n1=0:5432 postgres_rw/n2=0:5433"},
 		{"a server new in the config is written DOWN, one gone is dropped",
 			stateFile(allSaved[0], allSaved[1], allSaved[2], stateLine("postgres_ro", "n9", 2, 15, 5439, 6009, 6009)), 0,
-			"postgres_ro/n1=0:5432 postgres_ro/n2=0:5433 postgres_rw/n1=2:5432 postgres_rw/n2=0:5433"},
+			"postgres_ro/n1=0:5432 postgres_ro/n2=0:5433 postgres_rw/n1=0:5432 postgres_rw/n2=0:5433"},
 		{"a state older than MAXAGE starts every server DOWN", stateFile(allSaved...), 2 * time.Minute, allDown},
 		{"a missing state file starts every server DOWN", "", 0, allDown},
 		{"a file without a version line starts every server DOWN", strings.Join(allSaved, "\n") + "\n", 0, allDown},

@@ -271,8 +271,10 @@ func TestNewPrimaryConfirmedSoonAfterItsMajority(t *testing.T) {
 	}
 	killed := time.Now()
 	// node1's pgquorum polls no more once its database is down: the last
-	// leases it holds run out one lease (cache_ttl 1 s + 10%) after.
-	leasesOut := killed.Add(1100 * time.Millisecond)
+	// leases it holds run out one lease (cache_ttl 1 s + 10%) after, and
+	// the voters pass to another node only consensus.router_hold (fast
+	// profile: 600 ms) later.
+	leasesOut := killed.Add(1100*time.Millisecond + 600*time.Millisecond)
 	if err := n2.Promote(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +303,7 @@ func TestNewPrimaryConfirmedSoonAfterItsMajority(t *testing.T) {
 		ready = leasesOut
 	}
 	t.Logf("node2's first 200: %s after repmgr recorded its promotion, %s after follow returned, "+
-		"%s after node3 streamed from it with node1's leases run out (promote took %s, follow %s)",
+		"%s after node3 streamed from it with node1's leases and the router hold run out (promote took %s, follow %s)",
 		first.Sub(promoted).Round(time.Millisecond), first.Sub(followed).Round(time.Millisecond),
 		first.Sub(ready).Round(time.Millisecond), promoted.Sub(killed).Round(time.Millisecond), followed.Sub(promoted).Round(time.Millisecond))
 	if d := first.Sub(ready); d > time.Second {

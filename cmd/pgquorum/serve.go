@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/config"
 	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/repmgr"
@@ -60,7 +61,11 @@ func newBallot(cfg config.Config, log *slog.Logger) (*consensus.Ballot, error) {
 	lease := consensus.LeaseFor(cfg.CacheTTL)
 	if cfg.StateDir == "" {
 		log.Info("consensus.state_dir is not set: vouching for nobody, itself included, for one vote lease", "lease", lease)
-		return consensus.NewBallot(lease, consensus.SystemMonotonic, nil)
+		b, err := consensus.NewBallot(lease, consensus.SystemMonotonic, nil)
+		if b != nil {
+			b.HoldForRouters(cfg.RouterHold)
+		}
+		return b, err
 	}
 	probe, err := os.CreateTemp(cfg.StateDir, ".write-test-*")
 	if err != nil {
@@ -70,11 +75,18 @@ func newBallot(cfg config.Config, log *slog.Logger) (*consensus.Ballot, error) {
 	// says adds nothing.
 	_ = probe.Close()
 	_ = os.Remove(probe.Name())
-	store := consensus.LeaseFile{Path: filepath.Join(cfg.StateDir, leaseFileName)}
+	store := consensus.LeaseFile{Path: filepath.Join(cfg.StateDir, leaseFileName),
+		Owner: consensus.LeaseOwner{Node: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir}}
 	b, err := consensus.NewBallot(lease, consensus.SystemMonotonic, store)
+	if errors.Is(err, consensus.ErrNotOurLease) {
+		// Another instance votes from this directory: whichever of the
+		// two records last, the other would honour votes it never gave.
+		return nil, fmt.Errorf("consensus.state_dir: %w", err)
+	}
 	if err != nil {
 		log.Warn("vote lease not restored", "error", err)
 	}
+	b.HoldForRouters(cfg.RouterHold)
 	l, remaining := b.Current()
 	log.Info("vote lease", "holder", l.Holder, "remaining", remaining.Round(time.Millisecond), "file", store.Path)
 	return b, nil
@@ -94,6 +106,9 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 // then stops accepting and lets in-flight requests finish.
 func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	log := newLogger(cfg.LogLevel, cfg.LogFormat, stderr).With("node", cfg.NodeName)
+	if err := refuseRoot(cfg, os.Geteuid()); err != nil {
+		return usageErr(err)
+	}
 	if _, err := exec.LookPath(cfg.RepmgrBin); err != nil {
 		// Serving needs no repmgr; say so once, as operators expect it beside PostgreSQL.
 		log.Warn("repmgr.bin not found; serving anyway", "path", cfg.RepmgrBin, "error", err)
@@ -131,18 +146,19 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return failedErr(err)
 	}
 	srvOpts := server.Options{Logger: log, Metrics: metrics, Events: local, Self: cfg.NodeName, Auth: creds.serverAuth()}
-	ctlErr := make(chan error, 1)
+	// A nil channel never delivers: with failover off, or no agent, the
+	// select below waits on the others alone.
+	var ctlErr, agentErr chan error
 	if cfg.Failover.Enabled() {
 		ctl := newController(cfg, checker, local, peers, creds.stream(), log, stderr)
 		srvOpts.Failover = ctl
 		metrics.WatchFailover(cfg.NodeName, ctl.Status)
+		ctlErr = make(chan error, 1)
 		go func() { ctlErr <- ctl.Run(ctx) }()
-	} else {
-		close(ctlErr)
 	}
-	agentErr := make(chan error, 1)
 	if agent != nil {
 		defer agentLn.Close()
+		agentErr = make(chan error, 1)
 		srvOpts.AgentAdmin = agent.AdminHandler()
 		go func() { agentErr <- agent.Serve(ctx, agentLn) }()
 	}
@@ -160,17 +176,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	go creds.reloadOnHUP(ctx, log)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		return failedErr(fmt.Errorf("serve HTTP: %w", err))
-	case err := <-agentErr:
-		return failedErr(fmt.Errorf("serve HAProxy agent: %w", err))
-	case err, ok := <-ctlErr:
-		if ok && err != nil {
-			return failedErr(fmt.Errorf("failover: %w", err))
-		}
-		<-ctx.Done() // the controller returned because ctx ended, or was never started
-	case <-ctx.Done():
+	ctlDone, err := waitForEnd(ctx, serveErr, agentErr, ctlErr)
+	if err != nil {
+		return failedErr(err)
 	}
 	log.Info("shutting down: answering 503 to every check")
 	srv.Drain()
@@ -179,8 +187,52 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return failedErr(fmt.Errorf("shut down HTTP server: %w", err))
 	}
-	if err := <-ctlErr; err != nil { // the Raft member closes its files before we exit
-		return failedErr(fmt.Errorf("failover: %w", err))
+	if ctlErr != nil && !ctlDone {
+		if err := <-ctlErr; err != nil { // the Raft member closes its files before we exit
+			return failedErr(fmt.Errorf("failover: %w", err))
+		}
 	}
 	return nil
+}
+
+// waitForEnd returns when ctx ends (nil) or when a server or the failover
+// controller stops first: a listener that fails must end the process, or
+// the node would go on answering nothing while systemd sees it running.
+// A nil channel stands for a part that does not run; ctlDone says whether
+// the controller's result was taken.
+func waitForEnd(ctx context.Context, serveErr, agentErr, ctlErr <-chan error) (ctlDone bool, err error) {
+	select {
+	case err := <-serveErr:
+		return false, fmt.Errorf("serve HTTP: %w", err)
+	case err := <-agentErr:
+		return false, fmt.Errorf("serve HAProxy agent: %w", err)
+	case err := <-ctlErr:
+		if err != nil {
+			return true, fmt.Errorf("failover: %w", err)
+		}
+		if ctx.Err() == nil {
+			return true, errors.New("failover: the controller stopped by itself")
+		}
+		return true, nil
+	case <-ctx.Done():
+		return false, nil
+	}
+}
+
+// refuseRoot stops a failover-mode node run as root before it starts: repmgr
+// and pg_ctl refuse root, so every promotion, follow, rejoin and fence would
+// fail when it matters.
+func refuseRoot(cfg config.Config, euid int) error {
+	if euid != 0 {
+		return nil
+	}
+	acts := cfg.Failover.Mode == api.ModePgquorum || (cfg.Failover.Enabled() && cfg.Failover.Fence != api.FenceOff)
+	if !acts {
+		return nil
+	}
+	owner := "the data directory's owner (usually postgres)"
+	if cfg.DataDir != "" {
+		owner = "the owner of " + cfg.DataDir + " (usually postgres)"
+	}
+	return fmt.Errorf("failover.mode %s: pgquorum runs as root, but repmgr and pg_ctl refuse to run as root, so it could never promote, follow, rejoin or fence; run pgquorum as %s", cfg.Failover.Mode, owner)
 }

@@ -38,7 +38,7 @@ type setup struct {
 	name    string
 	quorum  map[string]string   // pgquorum keys on top of the lab's
 	repmgrd *lab.RepmgrdOptions // nil: no repmgrd
-	haproxy lab.HAProxyTimings  // the settings the README recommends for the profile
+	haproxy lab.HAProxyTimings  // the settings docs/configuration.md recommends for the profile
 }
 
 // The lab's own timings are left out: each profile's defaults apply.

@@ -1,0 +1,10 @@
+package api
+
+// PatroniBody answers a Patroni endpoint that pgquorum does not serve (501),
+// or a Patroni check that no pgquorum node can pass (503): why, and the
+// pgquorum endpoints or commands that serve the purpose instead.
+type PatroniBody struct {
+	Path   string   `json:"path"`
+	Reason string   `json:"reason"`
+	Use    []string `json:"use,omitempty"`
+}

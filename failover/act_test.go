@@ -1,0 +1,259 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// The actor's cluster: p the primary of epoch 1, s2 and s3 standbys, each
+// at a host of its own name.
+var (
+	actP  = repmgr.Node{ID: 1, Name: "p", Type: repmgr.TypePrimary, Priority: 100, Conninfo: "host=p port=5432"}
+	actS2 = repmgr.Node{ID: 2, Name: "s2", Type: repmgr.TypeStandby, Priority: 100, Conninfo: "host=s2 port=5432", UpstreamID: intp(1)}
+	actS3 = repmgr.Node{ID: 3, Name: "s3", Type: repmgr.TypeStandby, Priority: 100, Conninfo: "host=s3 port=5432", UpstreamID: intp(1)}
+)
+
+func intp(i int) *int { return &i }
+
+// standbyFacts are the facts of a standby streaming from upstream, with
+// repmgr.nodes as nodes.
+func standbyFacts(upstream string, nodes ...repmgr.Node) actorFacts {
+	f := actorFacts{Ready: true, Facts: repmgr.Facts{InRecovery: true, Nodes: nodes}, Known: nodes}
+	if upstream != "" {
+		f.Facts.WAL.SenderHost, f.Facts.WAL.SenderPort = upstream, 5432
+	}
+	return f
+}
+
+// answers are what the actor's shell would find when nextAction asks.
+type answers struct {
+	primaryInRecovery bool
+	primaryErr        error
+	control           string // "": the instance runs
+}
+
+// decideAll runs nextAction as the actor's shell does, answering its
+// needs from a, and says what it asked and what it decided.
+func decideAll(o Options, f actorFacts, st Replicated, mem actorMemory, a answers) []string {
+	var out []string
+	in := nextAction(o, f, st, mem)
+	for asked := 0; in.Need != needNothing; asked++ {
+		if asked == 2 {
+			return append(out, "more than two facts needed")
+		}
+		switch in.Need {
+		case needPrimary:
+			out = append(out, "probe "+in.Node.Name)
+			f.Primary = &primaryProbe{Node: in.Node, InRecovery: a.primaryInRecovery, Err: a.primaryErr}
+		case needStopped:
+			out = append(out, "control file")
+			f.Stopped = &stoppedInstance{Control: repmgr.Control{State: a.control}, Running: a.control == ""}
+		}
+		in = nextAction(o, f, st, mem)
+	}
+	for _, act := range in.Run {
+		out = append(out, fmt.Sprintf("%s %d %s", act.Kind, act.Decision.Epoch, act.Primary.Name))
+	}
+	if len(in.Run) == 0 {
+		out = append(out, "nothing: "+in.Why)
+	}
+	return out
+}
+
+// chose is the state where epoch 2 chose node in place of p, promoted when
+// promoted is set.
+func chose(node repmgr.Node, promoted bool) Replicated {
+	st := promotedState()
+	st.Epoch, st.Primary, st.PrimaryID = 2, node.Name, node.ID
+	d := api.Decision{Epoch: 2, Primary: node.Name, PrimaryID: node.ID, OldPrimary: "p", At: t0}
+	if promoted {
+		at := t0
+		d.PromotedAt = &at
+	}
+	st.History = append(st.History, d)
+	return st
+}
+
+func TestNextAction(t *testing.T) {
+	all := []repmgr.Node{actP, actS2, actS3}
+	asS3 := Options{Self: "s3", Mode: api.ModePgquorum}
+	asS2 := Options{Self: "s2", Mode: api.ModePgquorum}
+	asP := Options{Self: "p", Mode: api.ModePgquorum, AutoRejoin: true}
+	down := func(f actorFacts) actorFacts { f.ProbeErr = errors.New("connection refused"); return f }
+	tests := []struct {
+		name  string
+		opts  Options
+		facts actorFacts
+		state Replicated
+		mem   actorMemory
+		a     answers
+		want  []string // each a prefix
+	}{
+		{name: "no decision yet: nothing", opts: asS3, facts: standbyFacts("p", all...), state: Replicated{},
+			want: []string{"nothing: no decision committed yet"}},
+		{name: "no coordinator heard: nothing, the log may be stale", opts: asS3,
+			facts: func() actorFacts { f := standbyFacts("p", all...); f.Ready = false; return f }(), state: chose(actS2, false),
+			want: []string{"nothing: no coordinator is heard"}},
+		{name: "the chosen node promotes", opts: asS2, facts: standbyFacts("", all...), state: chose(actS2, false),
+			want: []string{"promote 2 "}},
+		{name: "paused: the chosen node does not promote", opts: asS2, facts: standbyFacts("", all...),
+			state: func() Replicated { st := chose(actS2, false); st.Pause = &Pause{Paused: true}; return st }(),
+			want:  []string{"nothing: automatic failover is paused"}},
+		{name: "failover.mode repmgrd: the chosen node leaves it to repmgrd", opts: Options{Self: "s2", Mode: api.ModeRepmgrd},
+			facts: standbyFacts("", all...), state: chose(actS2, false), want: []string{"nothing: repmgrd promotes"}},
+		{name: "another standby re-points at once to the chosen node, and waits for its promotion to follow", opts: asS3,
+			facts: standbyFacts("p", all...), state: chose(actS2, false), a: answers{primaryInRecovery: true},
+			want: []string{"probe s2", "repoint 2 s2"}},
+		{name: "another standby, once the chosen node runs as primary, re-points and follows", opts: asS3,
+			facts: standbyFacts("p", all...), state: chose(actS2, false),
+			want: []string{"probe s2", "repoint 2 s2", "follow 2 s2"}},
+		{name: "a standby streaming from the promoted primary follows it the repmgr way", opts: asS3,
+			facts: standbyFacts("s2", all...), state: chose(actS2, true),
+			want: []string{"probe s2", "follow 2 s2"}},
+		{name: "a standby never points at a committed primary that does not answer", opts: asS3,
+			facts: standbyFacts("p", all...), state: chose(actS2, false), a: answers{primaryErr: errors.New("timeout")},
+			want: []string{"probe s2", "nothing: the committed primary does not answer: timeout"}},
+		{name: "a standby repmgr already records under the committed primary does nothing", opts: asS3,
+			facts: standbyFacts("p", all...), state: promotedState(), want: []string{"nothing: repmgr already records"}},
+		{name: "a node running as primary that is not the committed one is left to fencing", opts: asS3,
+			facts: func() actorFacts { f := standbyFacts("", all...); f.Facts.InRecovery = false; return f }(), state: chose(actS2, false),
+			want: []string{"nothing: runs as primary"}},
+		{name: "a former primary registered as such is rejoined, not followed", opts: Options{Self: "p"},
+			facts: standbyFacts("", all...), state: chose(actS2, true), want: []string{"nothing: registered as a primary"}},
+		{name: "a stopped former primary rejoins the promoted primary with auto_rejoin", opts: asP,
+			facts: down(standbyFacts("", all...)), state: chose(actS2, true), a: answers{control: "shut down"},
+			want: []string{"control file", "probe s2", "rejoin 2 s2"}},
+		{name: "a crashed former primary (in production) rejoins too", opts: asP,
+			facts: down(standbyFacts("", all...)), state: chose(actS2, true), a: answers{control: "in production"},
+			want: []string{"control file", "probe s2", "rejoin 2 s2"}},
+		{name: "a running instance pgquorum cannot reach is not rejoined", opts: asP,
+			facts: down(standbyFacts("", all...)), state: chose(actS2, true), a: answers{control: ""},
+			want: []string{"control file", "nothing: not a stopped former primary"}},
+		{name: "a stopped standby's control file is not rejoined", opts: asP,
+			facts: down(standbyFacts("", all...)), state: chose(actS2, true), a: answers{control: "shut down in recovery"},
+			want: []string{"control file", "nothing: not a stopped former primary"}},
+		{name: "never rejoin a primary that does not answer as one", opts: asP,
+			facts: down(standbyFacts("", all...)), state: chose(actS2, true), a: answers{control: "shut down", primaryInRecovery: true},
+			want: []string{"control file", "probe s2", "nothing: the committed primary does not answer as a primary"}},
+		{name: "not before the new primary's promotion is recorded", opts: asP,
+			facts: down(standbyFacts("", all...)), state: chose(actS2, false), want: []string{"nothing: the database is down, and no promoted primary"}},
+		{name: "without auto_rejoin a stopped former primary stays down", opts: Options{Self: "p"},
+			facts: down(standbyFacts("", all...)), state: chose(actS2, true), want: []string{"nothing: the database is down, and failover.auto_rejoin is off"}},
+		{name: "a rejoin is tried once per decision", opts: asP,
+			facts: down(standbyFacts("", all...)), state: chose(actS2, true), a: answers{control: "shut down"},
+			mem:  actorMemory{Attempts: map[actKey]*attempt{{2, api.ActionRejoin}: {n: maxAttempts}}},
+			want: []string{"nothing: the rejoin for this decision was tried already"}},
+		{name: "the old primary of a switchover steps down", opts: Options{Self: "p"},
+			facts: standbyFacts("", all...), state: switchingState(api.PhaseDemoting), want: []string{"demote 1 "}},
+		{name: "an aborted switchover: the old primary that stopped starts again", opts: Options{Self: "p"},
+			facts: down(standbyFacts("", all...)), state: switchingState(api.PhaseAborted), mem: actorMemory{DemotedFor: 2},
+			want: []string{"restart 1 "}},
+		{name: "an aborted switchover this node did not stop for is not its to restart", opts: Options{Self: "p"},
+			facts: func() actorFacts { f := standbyFacts("", all...); f.Facts.InRecovery = false; return f }(), state: switchingState(api.PhaseAborted),
+			want: []string{"nothing: runs as primary"}},
+		{name: "once the target runs as primary, the old primary rejoins it, auto_rejoin or not", opts: Options{Self: "p"},
+			facts: down(standbyFacts("", all...)), state: switchingState(api.PhasePromoting), mem: actorMemory{DemotedFor: 2}, a: answers{control: "shut down"},
+			want: []string{"control file", "probe s2", "rejoin 2 s2"}},
+		{name: "the old primary waits for the target's promotion to rejoin it", opts: Options{Self: "p"},
+			facts: down(standbyFacts("", all...)),
+			state: func() Replicated {
+				st := switchingState(api.PhasePromoting)
+				st.History[1].PromotedAt = nil
+				return st
+			}(), mem: actorMemory{DemotedFor: 2}, want: []string{"nothing: not before the successor runs as primary"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decideAll(tt.opts, tt.facts, tt.state, tt.mem, tt.a)
+			if !matches(got, tt.want) {
+				t.Fatalf("step:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
+			}
+		})
+	}
+}
+
+func TestFenceStep(t *testing.T) {
+	primaryView := FenceView{Policy: api.FenceStop, Self: "p", DBUp: true, Registered: true, Ready: true, Primary: "s2", Epoch: 2, FenceAfter: 30 * time.Second}
+	tests := []struct {
+		name   string
+		facts  fenceFacts
+		mem    fenceMemory
+		at     time.Duration
+		fence  string // a part of the reason; "" for no fence
+		stepUp bool
+		end    bool // the demotion ends
+		clear  bool // the last fence is no longer shown
+		mem2   fenceMemory
+	}{
+		{name: "a primary while another committed primary runs is fenced",
+			facts: fenceFacts{View: func() FenceView { v := primaryView; v.PrimaryRuns = true; return v }()},
+			fence: "s2 is the committed primary of epoch 2", mem2: fenceMemory{FencedFor: "runs as primary, but s2 is the committed primary of epoch 2, and runs as one"}},
+		{name: "not twice in one episode",
+			facts: fenceFacts{View: func() FenceView { v := primaryView; v.PrimaryRuns = true; return v }()}, mem: fenceMemory{FencedFor: "earlier"},
+			mem2: fenceMemory{FencedFor: "earlier"}},
+		{name: "a primary whose committed successor does not run is not fenced (it is adopted)",
+			facts: fenceFacts{View: primaryView}, clear: true},
+		{name: "509 starts the clock",
+			facts: fenceFacts{View: primaryView, Unknown: true}, at: time.Second, mem2: fenceMemory{UnknownSince: t0.Add(time.Second)}, clear: true},
+		{name: "509 for fence_after fences, with no coordinator heard",
+			facts: fenceFacts{View: func() FenceView { v := primaryView; v.Ready = false; return v }(), Unknown: true}, mem: fenceMemory{UnknownSince: t0},
+			at: 30 * time.Second, fence: "answered 509 (running as primary without a majority) for 30s",
+			mem2: fenceMemory{UnknownSince: t0, FencedFor: "answered 509 (running as primary without a majority) for 30s, failover.fence_after 30s"}},
+		{name: "509 short of fence_after does not",
+			facts: fenceFacts{View: primaryView, Unknown: true}, mem: fenceMemory{UnknownSince: t0}, at: 29 * time.Second,
+			mem2: fenceMemory{UnknownSince: t0}, clear: true},
+		{name: "the episode ends when the database stops",
+			facts: fenceFacts{View: func() FenceView { v := primaryView; v.DBUp, v.PrimaryRuns = false, true; return v }()}, mem: fenceMemory{FencedFor: "x"}},
+		{name: "a fenced node back as a standby answers again and ends its demotion",
+			facts: fenceFacts{View: func() FenceView { v := primaryView; v.InRecovery = true; return v }(), SteppingDown: true, Demoting: true},
+			mem:   fenceMemory{FencedFor: "x"}, stepUp: true, end: true, clear: true},
+		{name: "a primary stepping down for a switchover stays down",
+			facts: fenceFacts{View: primaryView, SteppingDown: true, Demoting: true}, clear: true},
+		{name: "paused: no fence",
+			facts:  fenceFacts{View: func() FenceView { v := primaryView; v.PrimaryRuns, v.Paused = true, true; return v }(), SteppingDown: true},
+			stepUp: true, clear: true},
+		{name: "fence off: no fence",
+			facts: fenceFacts{View: func() FenceView { v := primaryView; v.PrimaryRuns, v.Policy = true, api.FenceOff; return v }()}, clear: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := fenceStep(tt.facts, tt.mem, t0.Add(tt.at))
+			if (tt.fence == "") != (in.Fence == "") || !strings.Contains(in.Fence, tt.fence) {
+				t.Errorf("fence %q, want one saying %q", in.Fence, tt.fence)
+			}
+			if in.StepUp != tt.stepUp || in.EndDemotion != tt.end || in.ClearShown != tt.clear {
+				t.Errorf("step up %v, end demotion %v, clear %v; want %v, %v, %v", in.StepUp, in.EndDemotion, in.ClearShown, tt.stepUp, tt.end, tt.clear)
+			}
+			if in.Memory != tt.mem2 {
+				t.Errorf("memory %+v, want %+v", in.Memory, tt.mem2)
+			}
+		})
+	}
+}
+
+func TestNeedsPrimaryProbe(t *testing.T) {
+	v := FenceView{Policy: api.FenceStop, Self: "p", DBUp: true, Ready: true, Primary: "s2"}
+	if !needsPrimaryProbe(v) {
+		t.Error("a primary hearing of another committed primary must probe it")
+	}
+	for name, edit := range map[string]func(*FenceView){
+		"a standby":             func(v *FenceView) { v.InRecovery = true },
+		"the committed primary": func(v *FenceView) { v.Primary = "p" },
+		"no coordinator heard":  func(v *FenceView) { v.Ready = false },
+		"fencing off":           func(v *FenceView) { v.Policy = api.FenceOff },
+		"its database is down":  func(v *FenceView) { v.DBUp = false },
+		"no primary committed":  func(v *FenceView) { v.Primary = "" },
+	} {
+		w := v
+		edit(&w)
+		if needsPrimaryProbe(w) {
+			t.Errorf("%s probes the committed primary", name)
+		}
+	}
+}

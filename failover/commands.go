@@ -1,0 +1,103 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// Commands are the real Actions: repmgr's command line for promote and
+// follow (or the operator's commands), and a reload for the re-point.
+type Commands struct {
+	CLI            repmgr.CLI
+	Local          *repmgr.Local
+	Service        repmgr.Service // stops and starts the local instance as repmgr does
+	Self           string
+	PromoteCommand string // "": repmgr standby promote
+	FollowCommand  string // "": repmgr standby follow --upstream-node-id
+	RejoinCommand  string // "": repmgr node rejoin --force-rewind
+	FenceCommand   string // failover.fence when it is a command
+}
+
+func decisionEnv(d api.Decision, self string, primary repmgr.Node) []string {
+	return []string{
+		"PGQUORUM_NODE=" + self,
+		fmt.Sprintf("PGQUORUM_EPOCH=%d", d.Epoch),
+		"PGQUORUM_NEW_PRIMARY=" + d.Primary,
+		fmt.Sprintf("PGQUORUM_NEW_PRIMARY_ID=%d", d.PrimaryID),
+		"PGQUORUM_NEW_PRIMARY_CONNINFO=" + primary.Conninfo,
+		"PGQUORUM_OLD_PRIMARY=" + d.OldPrimary,
+	}
+}
+
+// Promote implements Actions.
+func (x Commands) Promote(ctx context.Context, d api.Decision) (string, error) {
+	if x.PromoteCommand == "" {
+		return x.CLI.Promote(ctx)
+	}
+	return x.CLI.Runner.Shell(ctx, x.PromoteCommand, decisionEnv(d, x.Self, repmgr.Node{})...)
+}
+
+// Follow implements Actions.
+func (x Commands) Follow(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
+	if x.FollowCommand == "" {
+		return x.CLI.FollowUpstream(ctx, primary.ID)
+	}
+	return x.CLI.Runner.Shell(ctx, x.FollowCommand, decisionEnv(d, x.Self, primary)...)
+}
+
+// Repoint implements Actions. With an operator's follow command it does
+// nothing: that command alone decides how this standby follows.
+func (x Commands) Repoint(ctx context.Context, primary repmgr.Node) error {
+	if x.FollowCommand != "" {
+		return nil
+	}
+	conninfo, err := repmgr.ReplicationConninfo(primary, x.Self)
+	if err != nil {
+		return err
+	}
+	return x.Local.Repoint(ctx, conninfo)
+}
+
+// InRecovery implements Actions.
+func (x Commands) InRecovery(ctx context.Context, n repmgr.Node) (bool, error) {
+	return repmgr.InRecovery(ctx, n.Conninfo)
+}
+
+// Checkpoint implements Actions.
+func (x Commands) Checkpoint(ctx context.Context) error { return x.Local.Checkpoint(ctx) }
+
+// Stop implements Actions.
+func (x Commands) Stop(ctx context.Context) (string, error) { return x.Service.Stop(ctx) }
+
+// Start implements Actions.
+func (x Commands) Start(ctx context.Context) (string, error) { return x.Service.Start(ctx) }
+
+// Stopped implements Actions.
+func (x Commands) Stopped(ctx context.Context) (repmgr.Control, bool, error) {
+	running, err := x.Service.Running(ctx)
+	if err != nil || running {
+		return repmgr.Control{}, running, err
+	}
+	ctl, err := x.Service.Controldata(ctx)
+	return ctl, false, err
+}
+
+// Rejoin implements Actions: repmgr node rejoin to primary, rewinding
+// when the histories diverged, or the operator's command.
+func (x Commands) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
+	if err := repmgr.CheckpointAt(ctx, primary.Conninfo); err != nil {
+		return "", fmt.Errorf("checkpoint on %s before the rejoin (so that pg_rewind sees its timeline): %w", primary.Name, err)
+	}
+	if x.RejoinCommand == "" {
+		return x.CLI.Rejoin(ctx, primary.Conninfo, true)
+	}
+	return x.CLI.Runner.Shell(ctx, x.RejoinCommand, decisionEnv(d, x.Self, primary)...)
+}
+
+// Fence implements Actions: the operator's fence command.
+func (x Commands) Fence(ctx context.Context, reason string) (string, error) {
+	return x.CLI.Runner.Shell(ctx, x.FenceCommand, "PGQUORUM_NODE="+x.Self, "PGQUORUM_FENCE_REASON="+reason)
+}

@@ -1,0 +1,90 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// member is this node's Raft member as the other parts see it: who the
+// coordinator is (the Raft leader), whether the local log is current, and
+// the one path by which entries are committed. It holds no state of its
+// own besides the running member, set once when the node joins.
+type member struct {
+	fsm       *FSM
+	timeout   time.Duration // failover.command_timeout: how long a commit may take
+	heartbeat time.Duration // raft's heartbeat timeout
+	now       func() time.Time
+	node      atomic.Pointer[raftNode]
+}
+
+func newMember(fsm *FSM, timeout, heartbeat time.Duration, now func() time.Time) *member {
+	return &member{fsm: fsm, timeout: timeout, heartbeat: heartbeat, now: now}
+}
+
+// raft is the running member, nil before the node joins.
+func (m *member) raft() *raft.Raft {
+	if n := m.node.Load(); n != nil {
+		return n.r
+	}
+	return nil
+}
+
+// leads tells whether this node is the coordinator.
+func (m *member) leads() bool {
+	r := m.raft()
+	return r != nil && r.State() == raft.Leader
+}
+
+// coordinator is the Raft leader's ID, "" when none is known.
+func (m *member) coordinator() string {
+	r := m.raft()
+	if r == nil {
+		return ""
+	}
+	_, id := r.LeaderWithID()
+	return string(id)
+}
+
+// ready tells whether this node may act on what it has applied: it hears
+// from a coordinator, so its log is current.
+func (m *member) ready() bool {
+	r := m.raft()
+	if r == nil {
+		return false
+	}
+	if r.State() == raft.Leader {
+		return true
+	}
+	addr, _ := r.LeaderWithID()
+	return addr != "" && m.now().Sub(r.LastContact()) < 2*m.heartbeat
+}
+
+// ErrNotLeader is returned by the coordinator-only operations of a node
+// that does not lead the Raft group.
+var ErrNotLeader = errors.New("this node does not lead the raft group")
+
+// commit stamps e with this code's EntryVersion, proposes it through Raft
+// and waits until it is applied here; the FSM's refusal (a stale epoch)
+// comes back as the error.
+func (m *member) commit(e Entry) error {
+	r := m.raft()
+	if r == nil || r.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	if err := r.VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("verify leadership: %w", err)
+	}
+	e.Version = EntryVersion
+	f := r.Apply(e.Encode(), m.timeout)
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("commit through raft: %w", err)
+	}
+	if err, _ := f.Response().(error); err != nil {
+		return err
+	}
+	return nil
+}

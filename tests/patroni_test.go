@@ -1,0 +1,198 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/tests/lab"
+)
+
+// patroniWait bounds a change of HAProxy's view under Patroni's template
+// timings (inter 3s fall 3 rise 2): fall × inter = 9 s to take a server out,
+// rise × inter = 6 s to bring one in, plus the checks' own time and a
+// refresh of pgquorum's verdict.
+const patroniWait = 30 * time.Second
+
+// patroniTemplate is Patroni's HAProxy template (haproxy.cfg in the Patroni
+// repository, as docs/patroni.md quotes it) with only what docs/patroni.md
+// changes: the check port (Patroni's 8008 → each node's pgquorum port) and
+// the write check's path (/primary → /read-write). The lab adds the admin
+// socket its helpers read, and binds on loopback ports. The listener
+// primary_unchanged keeps Patroni's "OPTIONS /primary": the trap the
+// warning is about, run by the same HAProxy.
+func patroniTemplate(c *lab.Cluster, socket string, primary, replicas, unchanged, stats int) string {
+	var b strings.Builder
+	servers := func() {
+		for _, n := range c.Nodes {
+			fmt.Fprintf(&b, "    server %s %s:%d maxconn 100 check port %d\n", n.Name, n.Host, n.PGPort, n.QuorumPort)
+		}
+	}
+	listen := func(name string, port int, check string) {
+		fmt.Fprintf(&b, "\nlisten %s\n    bind 127.0.0.1:%d\n    option httpchk %s\n    http-check expect status 200\n"+
+			"    default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions\n", name, port, check)
+		servers()
+	}
+	fmt.Fprintf(&b, `global
+    maxconn 100
+    stats socket %s mode 600 level admin
+
+defaults
+    log global
+    mode tcp
+    retries 2
+    timeout client 30m
+    timeout connect 4s
+    timeout server 30m
+    timeout check 5s
+
+listen stats
+    mode http
+    bind 127.0.0.1:%d
+    stats enable
+    stats uri /
+`, socket, stats)
+	listen("primary", primary, "OPTIONS "+api.PathReadWrite)
+	listen("replicas", replicas, "OPTIONS "+api.PathReplica)
+	listen("primary_unchanged", unchanged, "OPTIONS "+api.PathPrimary)
+	return b.String()
+}
+
+// waitOnlyUp waits until, of proxy's servers, exactly the nodes of want are
+// UP (checked, not merely assumed at start) and every other one is DOWN.
+func waitOnlyUp(t *testing.T, h *labHAProxy, proxy string, want ...*lab.Node) {
+	t.Helper()
+	start := time.Now()
+	var names []string
+	for _, n := range want {
+		names = append(names, n.Name)
+	}
+	err := lab.WaitFor(context.Background(), patroniWait, fmt.Sprintf("haproxy %s: exactly %v UP", proxy, names), func(ctx context.Context) error {
+		stats, err := h.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		var up, seen []string
+		for key, s := range stats {
+			p, server, _ := strings.Cut(key, "/")
+			if p != proxy {
+				continue
+			}
+			seen = append(seen, fmt.Sprintf("%s %q (%s %d)", server, s.Status, s.CheckStatus, s.CheckCode))
+			switch {
+			case strings.HasPrefix(s.Status, "UP") && s.CheckStatus == "L7OK":
+				up = append(up, server)
+			case strings.HasPrefix(s.Status, "UP"):
+				return fmt.Errorf("%s is UP without a passed check yet: %v", server, seen)
+			}
+		}
+		slices.Sort(up)
+		slices.Sort(seen)
+		if !slices.Equal(up, names) {
+			return fmt.Errorf("UP %v, want %v: %v", up, names, seen)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("haproxy %s: exactly %v UP after %s", proxy, names, time.Since(start).Round(time.Millisecond))
+}
+
+// TestPatroniTemplateThroughHAProxy runs Patroni's HAProxy template, changed
+// as docs/patroni.md says, through real HAProxy in front of a three-node
+// cluster failing over by itself: exactly one write server UP, the
+// confirmed primary, before and after a kill -9 of its postmaster. The
+// unchanged "OPTIONS /primary" check passes every node, as the issue
+// reported, and each standby's pgquorum warns about it once and counts it.
+func TestPatroniTemplateThroughHAProxy(t *testing.T) {
+	t.Parallel()
+	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: failoverKeys, OwnAddresses: true})
+	n1, n2, n3 := c.Node("node1"), c.Node("node2"), c.Node("node3")
+	waitState(t, n1, api.StatePrimary, settle)
+	if d := waitDecision(t, c, 1, settle); d.Primary != "node1" {
+		t.Fatalf("epoch 1 adopted %s, want node1", d.Primary)
+	}
+	ports := make([]int, 4)
+	for i := range ports {
+		p, err := lab.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = p
+	}
+	_, socket := c.HAProxyPaths()
+	cfg := patroniTemplate(c, socket, ports[0], ports[1], ports[2], ports[3])
+	t.Logf("haproxy.cfg:\n%s", cfg)
+	h := startHAProxy(t, c, cfg, ports[0], ports[1])
+
+	waitOnlyUp(t, h, "primary", n1)
+	waitOnlyUp(t, h, "replicas", n2, n3)
+	assertAllLandOn(t, h.rw, 5, readSQL, n1)
+
+	t.Run("Patroni's unchanged /primary check passes every node, and the standbys warn once", func(t *testing.T) {
+		waitOnlyUp(t, h, "primary_unchanged", n1, n2, n3)
+		for _, n := range []*lab.Node{n2, n3} {
+			primaryCheckWarned(t, n)
+		}
+		if lines := n1.LogLines("option httpchk OPTIONS /primary"); len(lines) != 0 {
+			t.Errorf("node1, the confirmed primary, warned about its /primary check: %v", lines)
+		}
+	})
+
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	d := waitDecision(t, c, 2, primaryBudget, n2, n3)
+	p := c.Node(d.Primary)
+	if d.OldPrimary != "node1" || p == n1 {
+		t.Fatalf("epoch 2 = %+v, want a node replacing node1", d)
+	}
+	waitState(t, p, api.StatePrimary, primaryBudget)
+	waitOnlyUp(t, h, "primary", p)
+	t.Logf("%s is the only write server UP %s after node1's postmaster was killed", p.Name, time.Since(killed).Round(time.Millisecond))
+	assertAllLandOn(t, h.rw, 5, readSQL, p)
+}
+
+// checksCounted reads pgquorum_patroni_primary_checks_total{method} from
+// n's /metrics.
+var checksCounted = regexp.MustCompile(`(?m)^pgquorum_patroni_primary_checks_total\{method="OPTIONS"\} (\d+)$`)
+
+// primaryCheckWarned waits until n's pgquorum has counted at least three
+// of HAProxy's OPTIONS /primary checks, then asserts it logged exactly one
+// warning naming the template line and its replacement.
+func primaryCheckWarned(t *testing.T, n *lab.Node) {
+	t.Helper()
+	var counted int
+	err := lab.WaitFor(context.Background(), patroniWait, n.Name+" to count three /primary health checks", func(ctx context.Context) error {
+		status, body, err := n.Get(ctx, api.PathMetrics)
+		if err != nil || status != http.StatusOK {
+			return fmt.Errorf("/metrics: %d %v", status, err)
+		}
+		m := checksCounted.FindSubmatch(body)
+		if m == nil {
+			return fmt.Errorf("no pgquorum_patroni_primary_checks_total{method=\"OPTIONS\"}")
+		}
+		counted, _ = strconv.Atoi(string(m[1]))
+		if counted < 3 {
+			return fmt.Errorf("counted %d", counted)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := n.LogLines("option httpchk OPTIONS /primary")
+	if len(lines) != 1 || !strings.Contains(lines[0], "option httpchk OPTIONS /read-write") {
+		t.Fatalf("%s counted %d checks and logged %d warnings, want exactly one naming /read-write: %v", n.Name, counted, len(lines), lines)
+	}
+	t.Logf("%s counted %d checks of /primary, warned once: %s", n.Name, counted, lines[0])
+}
