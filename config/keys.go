@@ -39,7 +39,7 @@ var Keys = []Key{
 	{"consensus.refresh_interval", nil, "how often the verdict is refreshed"},
 	{"consensus.cache_ttl", nil, "a verdict older than this is never served"},
 	{"consensus.peer_timeout", nil, "bound on each poll of a peer"},
-	{"consensus.router_hold", nil, "after a vote's lease for one node ran out, how long before it may go to another: at least HAProxy's (fall + 1) × inter, so that no two servers take writes at once"},
+	{"consensus.router_hold", nil, "after a vote's lease for one node ran out, how long before it may go to another: at least HAProxy's (2 × fall + 1) × inter (the minimum pgquorum haproxy-config writes at the top of its file), so that no two servers take writes at once"},
 	{"consensus.peer_port", 5999, "port of the peers' pgquorum"},
 	{"consensus.peers", map[string]string{}, "peer addresses, name=host:port,… (default: conninfo host + peer_port)"},
 	{"consensus.scope", "cluster", "cluster (a majority of the location and of the whole cluster) or site (of the location only)"},
@@ -83,7 +83,7 @@ var Profiles = map[string]map[string]string{
 		"failover.raft_heartbeat_timeout": "1s",
 		"failover.raft_election_timeout":  "1s",
 		"failover.switchover_drain":       "1s",
-		"consensus.router_hold":           "1500ms",
+		"consensus.router_hold":           "2500ms",
 	},
 	"fast": {
 		"consensus.refresh_interval":      "200ms",
@@ -94,7 +94,7 @@ var Profiles = map[string]map[string]string{
 		"failover.raft_heartbeat_timeout": "300ms",
 		"failover.raft_election_timeout":  "300ms",
 		"failover.switchover_drain":       "400ms",
-		"consensus.router_hold":           "600ms",
+		"consensus.router_hold":           "1s",
 	},
 }
 

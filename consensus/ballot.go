@@ -74,6 +74,11 @@ func NewBallot(lease time.Duration, now Monotonic, store LeaseStore) (*Ballot, e
 		return b, nil
 	}
 	l, found, err := store.Load()
+	if l.Length == 0 && l.Until > l.Saved {
+		// A record of an older version has no length, but its horizon
+		// of two leases tells it.
+		l.Length = (l.Until - l.Saved) / 2
+	}
 	recorded := max(lease, l.Length)
 	switch {
 	case err != nil:
@@ -111,7 +116,9 @@ func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaini
 	if other := b.cur.Holder != candidate || b.cur.HolderID != id; other && now < b.cur.Until+b.hold {
 		return false, b.cur, b.cur.Until + b.hold - now, nil
 	}
-	next := Lease{Holder: candidate, HolderID: id, Until: now + b.lease}
+	// A renewal never shortens the lease: the one restored from a longer
+	// predecessor's record may run longer than this ballot's own.
+	next := Lease{Holder: candidate, HolderID: id, Until: max(now+b.lease, b.cur.Until)}
 	if b.store != nil && (!b.fresh || now-b.saved >= b.lease/4 || next.Holder != b.cur.Holder || next.HolderID != b.cur.HolderID) {
 		// Saved with a horizon of two leases, at least every quarter
 		// lease while renewing, so that a process restarted within
@@ -126,7 +133,7 @@ func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaini
 		b.stored, b.saved, b.fresh = saved.Until, now, true
 	}
 	b.cur = next
-	return true, next, b.lease, nil
+	return true, next, next.Until - now, nil
 }
 
 // Current returns the lease and how long it has to run (0 when expired),

@@ -46,11 +46,12 @@ func TestBallotGrant(t *testing.T) {
 			return &memLeases{lease: Lease{Holder: holder, HolderID: id, Until: start + until, Saved: start}, found: true}
 		}
 	}
-	// recordedAgo is a store whose record, a lease for X until well after
-	// the ballot's start, was saved ago before it.
+	// recordedAgo is a store whose record, a lease for X with the horizon
+	// of two leases the ballot writes, was saved ago before the start by a
+	// version that did not record the length.
 	recordedAgo := func(ago time.Duration) func(start time.Duration) LeaseStore {
 		return func(start time.Duration) LeaseStore {
-			return &memLeases{lease: Lease{Holder: "X", HolderID: 7, Until: start + 2*L, Saved: start - ago}, found: true}
+			return &memLeases{lease: Lease{Holder: "X", HolderID: 7, Until: start - ago + 2*L, Saved: start - ago}, found: true}
 		}
 	}
 	noStore := func(time.Duration) LeaseStore { return nil }
@@ -86,9 +87,10 @@ func TestBallotGrant(t *testing.T) {
 				{at: L - time.Nanosecond, candidate: "n1", id: 1, remaining: time.Nanosecond},
 				{at: L, candidate: "n1", id: 1, granted: true, holder: "n1", remaining: L},
 			}},
-		{name: "record saved just under a lease ago is honoured", store: recordedAgo(L - time.Nanosecond), steps: []grantStep{
-			{at: 0, candidate: "Y", id: 8, holder: "X", remaining: 2 * L},
-			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
+		{name: "record saved just under a lease ago is honoured, and its holder's renewal keeps its horizon", store: recordedAgo(L - time.Nanosecond), steps: []grantStep{
+			{at: 0, candidate: "Y", id: 8, holder: "X", remaining: L + time.Nanosecond},
+			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L + time.Nanosecond},
+			{at: L / 2, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
 		}},
 		{name: "record saved a lease ago may predate unrecorded votes: nobody for one lease", store: recordedAgo(L), steps: []grantStep{
 			{at: 0, candidate: "X", id: 7, remaining: L},
@@ -111,8 +113,8 @@ func TestBallotGrant(t *testing.T) {
 			{at: 3*L - time.Nanosecond, candidate: "Y", id: 8, remaining: time.Nanosecond},
 			{at: 3 * L, candidate: "Y", id: 8, granted: true, holder: "Y", remaining: L},
 		}},
-		{name: "recorded unexpired lease: its holder is granted at once", store: stored("X", 7, 2*L), steps: []grantStep{
-			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: L},
+		{name: "recorded unexpired lease: its holder is granted at once, never shorter than recorded", store: stored("X", 7, 2*L), steps: []grantStep{
+			{at: 0, candidate: "X", id: 7, granted: true, holder: "X", remaining: 2 * L},
 		}},
 		{name: "recorded unexpired lease: another candidate refused until it runs out", store: stored("X", 7, 500*time.Millisecond),
 			steps: []grantStep{
@@ -184,8 +186,8 @@ func TestBallotGrant(t *testing.T) {
 					t.Fatalf("step %d at %s: Grant(%s, %d) = %v, holder %q, %s to run; want %v, %q, %s",
 						i, s.at, s.candidate, s.id, granted, l.Holder, remaining, s.granted, s.holder, s.remaining)
 				}
-				if granted && (l.HolderID != s.id || l.Until != clock.Mono()+L) {
-					t.Errorf("step %d: granted lease %+v, want held by node_id %d until now+%s", i, l, s.id, L)
+				if granted && (l.HolderID != s.id || l.Until != clock.Mono()+remaining || remaining < L) {
+					t.Errorf("step %d: granted lease %+v, want held by node_id %d until now+%s, at least a lease", i, l, s.id, remaining)
 				}
 				if cur, left := b.Current(); cur != l || left != remaining {
 					t.Errorf("step %d: Current = %+v, %s; want the lease Grant returned, %+v, %s", i, cur, left, l, remaining)

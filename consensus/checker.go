@@ -2,11 +2,8 @@ package consensus
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
@@ -54,30 +51,27 @@ type Snapshot struct {
 // Checker keeps the local node's verdict fresh and answers from its cache, so
 // that any number of health checks costs the database one probe per refresh.
 // It is also this node's voter: Vote answers the other nodes' polls.
+//
+// Its rules are its core's (core.go); the Checker is the shell around it:
+// the clock, the goroutines that probe and poll, and the callers waiting
+// for what they asked.
 type Checker struct {
 	opts   Options
 	prober Prober
 	peers  Peers
-	cache  *gocache.Cache
-	flight singleflight.Group
+	cache  *gocache.Cache     // the survey's
+	flight singleflight.Group // the survey's
 
-	mu         sync.Mutex
-	last       api.State     // for logging changes only
-	lastVoters []string      // for noticing a verdict in flux
-	fluxUntil  time.Time     // re-poll every fluxInterval until then
-	nodes      []repmgr.Node // last registered nodes seen, for /realPrimary while the DB is down
-	warnedSite bool
-	split      splitBrain
-	downSince  time.Time // when a probe first failed after the last success; zero while up
+	mu      sync.Mutex
+	core    *core
+	serving []chan *Snapshot // Snapshot callers waiting for the refresh in flight
+	probing []chan *Snapshot // Facts callers waiting for the probe in flight
+	split   splitBrain
 
-	stepDown atomic.Pointer[string] // why this node takes no writes, while it steps down
+	wake chan time.Duration // Run's next tick, from the refresh Run waits on
 }
 
-const (
-	keySnapshot = "snapshot"
-	keyFacts    = "facts"
-	keySurvey   = "survey"
-)
+const keySurvey = "survey"
 
 // fluxInterval is how soon a node whose verdict is in flux polls again:
 // a new primary waiting for its voters' leases to run out, or for the
@@ -95,7 +89,10 @@ func NewChecker(opts Options, prober Prober, peers Peers) *Checker {
 	if opts.Scope == "" {
 		opts.Scope = ScopeCluster
 	}
-	return &Checker{opts: opts, prober: prober, peers: peers, cache: gocache.New(opts.CacheTTL, 10*opts.CacheTTL)}
+	c := &Checker{opts: opts, prober: prober, peers: peers, cache: gocache.New(opts.CacheTTL, 10*opts.CacheTTL),
+		wake: make(chan time.Duration, 1)}
+	c.core = newCore(&c.opts)
+	return c
 }
 
 // Run refreshes the verdict every RefreshInterval, or every fluxInterval
@@ -105,39 +102,87 @@ func (c *Checker) Run(ctx context.Context) {
 	go c.watchClaimants(ctx)
 	t := time.NewTimer(0)
 	defer t.Stop()
-	lastProbe := time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			c.step(c.core.Tick)
+		case d := <-c.wake:
+			t.Reset(d)
 		}
-		// In flux, the poll is repeated on the facts of the last probe while
-		// they are younger than a refresh interval: the database still costs
-		// one probe per interval.
-		maxAge := time.Duration(0)
-		if c.opts.Now().Sub(lastProbe) < c.opts.RefreshInterval {
-			maxAge = c.opts.RefreshInterval
+	}
+}
+
+// step feeds one event to the core, hands what it produced to the callers
+// waiting for it, then starts the I/O it asks for. Everything the core
+// touches is under c.mu, and no I/O is.
+func (c *Checker) step(event func(now time.Time) []effect) {
+	c.mu.Lock()
+	effs := event(c.opts.Now())
+	var io []effect
+	for _, e := range effs {
+		switch e := e.(type) {
+		case published:
+			for _, ch := range c.serving {
+				ch <- e.snap
+			}
+			c.serving = nil
+			if e.changed {
+				// The survey holds this node's answer too: it must not outlive a change.
+				c.cache.Delete(keySurvey)
+			}
+			io = append(io, e)
+		case factsReady:
+			for _, ch := range c.probing {
+				ch <- e.snap
+			}
+			c.probing = nil
+		case voteAnswered:
+			e.call.tag.(chan api.VoteAnswer) <- e.answer
+		case wakeRun:
+			select { // only the latest counts
+			case <-c.wake:
+			default:
+			}
+			c.wake <- e.after
+		default:
+			io = append(io, e)
 		}
-		s := c.refresh(ctx, maxAge)
-		if s.Facts.ProbedAt.After(lastProbe) {
-			lastProbe = s.Facts.ProbedAt
+	}
+	c.mu.Unlock()
+	for _, e := range io {
+		switch e := e.(type) {
+		case startProbe:
+			go c.probe()
+		case pollPeers:
+			go c.poll(e)
+		case published:
+			c.published(e)
+		case warnSite:
+			c.opts.Logger.Warn("consensus.scope is site, and the cluster spans several locations: each location may confirm a primary of its own",
+				"locations", e.locations)
 		}
-		next := c.opts.RefreshInterval - c.opts.Now().Sub(lastProbe)
-		if c.inFlux(s) {
-			next = min(next, fluxInterval)
-		}
-		t.Reset(max(next, time.Millisecond))
 	}
 }
 
 // Snapshot returns the current verdict, computing it if the cached one has
 // expired; concurrent callers share that computation.
 func (c *Checker) Snapshot(ctx context.Context) *Snapshot {
-	if s, ok := c.cached(keySnapshot); ok {
-		return c.steppedDown(s)
+	var s *Snapshot
+	ch := make(chan *Snapshot, 1)
+	c.step(func(now time.Time) []effect {
+		var effs []effect
+		if s, effs = c.core.Serve(now); s == nil {
+			c.serving = append(c.serving, ch)
+		}
+		return effs
+	})
+	if s != nil {
+		return s
 	}
-	return c.steppedDown(c.refresh(ctx, fluxInterval))
+	// Not bound by ctx: the refresh is, by the probe timeout plus PeerTimeout.
+	return <-ch
 }
 
 // StepDown makes this node answer Down (503) instead of Primary or Unknown,
@@ -145,12 +190,9 @@ func (c *Checker) Snapshot(ctx context.Context) *Snapshot {
 // handing over in a switchover, or being fenced, must drop out of HAProxy's
 // write backend before its database stops.
 func (c *Checker) StepDown(reason string) {
-	if reason == "" {
-		c.stepDown.Store(nil)
-	} else {
-		c.stepDown.Store(&reason)
-	}
-	c.cache.Delete(keySnapshot)
+	c.mu.Lock()
+	c.core.StepDown(reason)
+	c.mu.Unlock()
 	c.opts.Logger.Info("stepping down", "stepping_down", reason != "", "reason", reason)
 }
 
@@ -162,133 +204,90 @@ func (c *Checker) Release(holder string, holderID int) (bool, error) {
 
 // SteppingDown is the reason given to StepDown, "" when not stepping down.
 func (c *Checker) SteppingDown() string {
-	if r := c.stepDown.Load(); r != nil {
-		return *r
-	}
-	return ""
-}
-
-// steppedDown applies StepDown to s: also to a snapshot cached, or computed
-// by a refresh already running, when StepDown was called.
-func (c *Checker) steppedDown(s *Snapshot) *Snapshot {
-	why := c.stepDown.Load()
-	if why == nil || (s.Verdict.State != api.StatePrimary && s.Verdict.State != api.StateUnknown) {
-		return s
-	}
-	cp := *s
-	cp.Verdict.State, cp.Verdict.Reason = api.StateDown, "stepping down: "+*why
-	return &cp
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.core.stepDown
 }
 
 // Facts returns the local node's facts without polling peers: what /primary
 // and the vote need. Keeping it apart from the verdict means two nodes that
 // both run as primary never wait on each other's verdicts.
-func (c *Checker) Facts(ctx context.Context) *Snapshot {
-	return c.facts(ctx, c.opts.CacheTTL)
-}
-
-// facts returns facts no older than maxAge, probing when the cached ones are
-// older; concurrent callers share one probe.
-func (c *Checker) facts(ctx context.Context, maxAge time.Duration) *Snapshot {
-	if s, ok := c.cached(keyFacts); ok && c.opts.Now().Sub(s.Facts.ProbedAt) < maxAge {
+func (c *Checker) Facts(context.Context) *Snapshot {
+	var s *Snapshot
+	ch := make(chan *Snapshot, 1)
+	c.step(func(now time.Time) []effect {
+		var effs []effect
+		if s, effs = c.core.Facts(now, c.opts.CacheTTL); s == nil {
+			c.probing = append(c.probing, ch)
+		}
+		return effs
+	})
+	if s != nil {
 		return s
 	}
-	v, _, _ := c.flight.Do(keyFacts, func() (any, error) {
-		s := c.probe(context.WithoutCancel(ctx))
-		c.store(keyFacts, s)
-		return s, nil
-	})
-	return v.(*Snapshot)
+	return <-ch
 }
 
-// refresh computes a new snapshot from facts no older than maxAge (0: a new
-// probe). The computation is detached from the caller's cancellation because
-// other callers may be sharing it; its own bound is the probe timeout plus
-// PeerTimeout.
-func (c *Checker) refresh(ctx context.Context, maxAge time.Duration) *Snapshot {
-	v, _, _ := c.flight.Do(keySnapshot, func() (any, error) {
-		start := c.opts.Now()
-		ctx := context.WithoutCancel(ctx)
-		f := c.facts(ctx, maxAge)
-		s := &Snapshot{Facts: f.Facts, ProbeErr: f.ProbeErr, IdentityErr: f.IdentityErr}
-		if me, ok := c.candidate(s); ok {
-			req := api.VoteRequest{Protocol: api.VoteProtocol, Candidate: me.Name, CandidateID: me.ID,
-				SystemID: s.Facts.Server.SystemID, Timeline: s.Facts.Server.Timeline}
-			self, _ := c.answer(f, req)
-			s.SelfVote = PeerVote{Answer: &self}
-			s.Votes = c.poll(ctx, me, s.Facts.Nodes, req)
-		}
-		s.Verdict = Decide(Input{Identity: c.opts.Identity, Scope: c.opts.Scope, Facts: s.Facts, ProbeErr: s.ProbeErr,
-			IdentityErr: s.IdentityErr, SelfVote: s.SelfVote, Votes: s.Votes, MinLease: LeaseFor(c.opts.CacheTTL)})
-		c.refuseStale(&s.Verdict, s.Facts.ProbedAt)
-		s = c.steppedDown(s)
-		c.store(keySnapshot, s)
-		changed := c.noteChange(s)
-		if c.opts.Observer != nil {
-			c.opts.Observer.Refreshed(s, c.opts.Now().Sub(start), changed)
-		}
-		return s, nil
-	})
-	return v.(*Snapshot)
+// probe reads the local node's facts for the core. It is detached from every
+// caller's cancellation, since they share it; the Prober bounds it.
+func (c *Checker) probe() {
+	facts, err := c.prober.Probe(context.Background())
+	c.step(func(now time.Time) []effect { return c.core.ProbeDone(now, facts, err) })
 }
 
-// candidate tells whether this node should ask for votes: its own database
-// answered, is its own, runs as primary and is registered (not as a witness).
-func (c *Checker) candidate(s *Snapshot) (repmgr.Node, bool) {
-	if s.ProbeErr != nil || s.IdentityErr != nil || s.Facts.InRecovery || c.stepDown.Load() != nil {
-		return repmgr.Node{}, false
+// poll asks p's nodes, concurrently, to vouch for this one. Each answer must
+// arrive within PeerTimeout of the poll's start; a late, failed or malformed
+// answer is no vote.
+func (c *Checker) poll(p pollPeers) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.PeerTimeout)
+	defer cancel()
+	type answer struct {
+		id int
+		PeerVote
 	}
-	me, ok, err := c.opts.Identity.Self(s.Facts.Nodes)
-	return me, ok && err == nil && me.Type != repmgr.TypeWitness
+	ch := make(chan answer, len(p.nodes))
+	for _, n := range p.nodes {
+		go func() {
+			addr, err := c.opts.Addresses.Of(n)
+			if err != nil {
+				ch <- answer{n.ID, PeerVote{Err: err}}
+				return
+			}
+			a, err := c.peers.Vote(ctx, addr, p.req)
+			ch <- answer{n.ID, PeerVote{Answer: a, Err: err}}
+		}()
+	}
+	// Stop at the deadline even if a Peers implementation ignores ctx.
+	for range p.nodes {
+		select {
+		case a := <-ch:
+			c.step(func(now time.Time) []effect { return c.core.PeerAnswered(now, p.round, a.id, a.PeerVote) })
+		case <-ctx.Done():
+			c.step(func(now time.Time) []effect { return c.core.PollExpired(now, p.round) })
+			return
+		}
+	}
 }
 
-// refuseStale fails closed when the refresh itself outlived CacheTTL (a probe
-// or peer that overran its deadline): its callers would otherwise be served a
-// Primary verdict from facts older than the cache may ever hold.
-func (c *Checker) refuseStale(v *Verdict, probedAt time.Time) {
-	age := c.opts.Now().Sub(probedAt)
-	if v.State != api.StatePrimary || age < c.opts.CacheTTL {
+// published logs a change of state once, with every input of the decision,
+// and tells the Observer.
+func (c *Checker) published(p published) {
+	if c.opts.Observer != nil {
+		c.opts.Observer.Refreshed(p.snap, p.took, p.changed)
+	}
+	if !p.changed {
 		return
 	}
-	v.State = api.StateUnknown
-	v.Reason = fmt.Sprintf("facts are %s old, more than the cache TTL %s: %s", age, c.opts.CacheTTL, v.Reason)
-}
-
-func (c *Checker) probe(ctx context.Context) *Snapshot {
-	start := c.opts.Now()
-	facts, err := c.prober.Probe(ctx)
-	facts.ProbedAt = start
-	s := &Snapshot{Facts: facts, ProbeErr: err}
-	if err == nil {
-		s.IdentityErr = CheckIdentity(c.opts.Identity, facts)
+	v, s := p.snap.Verdict, p.snap
+	level := slog.LevelInfo
+	if v.State == api.StateUnknown || v.State == api.StateDown {
+		level = slog.LevelWarn
 	}
-	c.noteDown(s.ProbeErr != nil || s.IdentityErr != nil)
-	if err == nil {
-		c.mu.Lock()
-		c.nodes = facts.Nodes
-		warn := !c.warnedSite && c.opts.Scope == ScopeSite && len(locations(facts.Nodes)) > 1
-		c.warnedSite = c.warnedSite || warn
-		c.mu.Unlock()
-		if warn {
-			c.opts.Logger.Warn("consensus.scope is site, and the cluster spans several locations: each location may confirm a primary of its own",
-				"locations", locations(facts.Nodes))
-		}
-	}
-	return s
-}
-
-// noteDown keeps since when the local database has been failing, counted
-// from the first failed probe's answer: a stall shorter than the probe
-// timeout never shows.
-func (c *Checker) noteDown(down bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case !down:
-		c.downSince = time.Time{}
-	case c.downSince.IsZero():
-		c.downSince = c.opts.Now()
-	}
+	c.opts.Logger.Log(context.Background(), level, "state changed",
+		"from", string(p.from), "to", string(v.State), "reason", v.Reason,
+		"votes", v.Votes, "needed", v.Needed, "cluster_votes", v.ClusterVotes, "cluster_needed", v.ClusterNeeded,
+		"scope", string(v.Scope), "voters", v.Voters, "refusals", v.Refusals, "location", v.Location,
+		"in_recovery", s.Facts.InRecovery, "timeline", s.Facts.Server.Timeline)
 }
 
 // DownFor is how long the local database has been failing without a break;
@@ -296,138 +295,12 @@ func (c *Checker) noteDown(down bool) {
 func (c *Checker) DownFor() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.downSince.IsZero() {
-		return 0
-	}
-	return c.opts.Now().Sub(c.downSince)
-}
-
-func locations(nodes []repmgr.Node) []string {
-	var out []string
-	for _, n := range nodes {
-		if !slices.Contains(out, n.Location) {
-			out = append(out, n.Location)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// poll asks the other registered nodes, concurrently, to vouch for this one:
-// every location with scope cluster, its own with scope site. Each answer
-// must arrive within PeerTimeout of the poll's start; a late, failed or
-// malformed answer is no vote.
-func (c *Checker) poll(ctx context.Context, me repmgr.Node, nodes []repmgr.Node, req api.VoteRequest) map[int]PeerVote {
-	var peers []repmgr.Node
-	for _, n := range nodes {
-		if n.ID != me.ID && (c.opts.Scope == ScopeCluster || n.Location == me.Location) {
-			peers = append(peers, n)
-		}
-	}
-	votes := make(map[int]PeerVote, len(peers))
-	if len(peers) == 0 {
-		return votes
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.PeerTimeout)
-	defer cancel()
-	type answer struct {
-		id int
-		PeerVote
-	}
-	ch := make(chan answer, len(peers))
-	for _, p := range peers {
-		votes[p.ID] = PeerVote{Err: context.DeadlineExceeded} // until it answers
-		go func() {
-			addr, err := c.opts.Addresses.Of(p)
-			if err != nil {
-				ch <- answer{p.ID, PeerVote{Err: err}}
-				return
-			}
-			a, err := c.peers.Vote(ctx, addr, req)
-			ch <- answer{p.ID, PeerVote{Answer: a, Err: err}}
-		}()
-	}
-	// Stop at the deadline even if a Peers implementation ignores ctx.
-	for range peers {
-		select {
-		case a := <-ch:
-			votes[a.id] = a.PeerVote
-		case <-ctx.Done():
-			return votes
-		}
-	}
-	return votes
-}
-
-// inFlux tells whether the verdict may change any moment: a node running as
-// primary without its majority, whose inputs changed within the last few
-// lease periods. It is re-polled every fluxInterval meanwhile; an old primary
-// that stays refused falls back to the refresh interval.
-func (c *Checker) inFlux(s *Snapshot) bool {
-	if s.Verdict.State != api.StateUnknown || len(s.Votes) == 0 {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.opts.Now().Before(c.fluxUntil)
-}
-
-// store caches s until CacheTTL after its facts were gathered, so that a
-// verdict is never served older than CacheTTL however long it took to reach.
-func (c *Checker) store(key string, s *Snapshot) {
-	ttl := c.opts.CacheTTL - c.opts.Now().Sub(s.Facts.ProbedAt)
-	if ttl <= 0 {
-		c.cache.Delete(key)
-		return
-	}
-	c.cache.Set(key, s, ttl)
-}
-
-func (c *Checker) cached(key string) (*Snapshot, bool) {
-	x, ok := c.cache.Get(key)
-	if !ok {
-		return nil, false
-	}
-	s := x.(*Snapshot)
-	// go-cache expires on its own clock; this check keeps the guarantee on ours.
-	if c.opts.Now().Sub(s.Facts.ProbedAt) >= c.opts.CacheTTL {
-		return nil, false
-	}
-	return s, true
-}
-
-// noteChange logs a change of state once, with every input of the decision,
-// and notes whether the verdict is in flux.
-func (c *Checker) noteChange(s *Snapshot) bool {
-	v := s.Verdict
-	c.mu.Lock()
-	prev := c.last
-	c.last = v.State
-	if prev != v.State || !slices.Equal(c.lastVoters, v.Voters) {
-		c.fluxUntil = c.opts.Now().Add(2*LeaseFor(c.opts.CacheTTL) + c.opts.RefreshInterval)
-	}
-	c.lastVoters = v.Voters
-	c.mu.Unlock()
-	if prev == v.State {
-		return false
-	}
-	// The survey holds this node's answer too: it must not outlive a change.
-	c.cache.Delete(keySurvey)
-	level := slog.LevelInfo
-	if v.State == api.StateUnknown || v.State == api.StateDown {
-		level = slog.LevelWarn
-	}
-	c.opts.Logger.Log(context.Background(), level, "state changed",
-		"from", string(prev), "to", string(v.State), "reason", v.Reason,
-		"votes", v.Votes, "needed", v.Needed, "cluster_votes", v.ClusterVotes, "cluster_needed", v.ClusterNeeded,
-		"scope", string(v.Scope), "voters", v.Voters, "refusals", v.Refusals, "location", v.Location,
-		"in_recovery", s.Facts.InRecovery, "timeline", s.Facts.Server.Timeline)
-	return true
+	return c.core.DownFor(c.opts.Now())
 }
 
 // KnownNodes returns the registered nodes as last read from the local node.
 func (c *Checker) KnownNodes() []repmgr.Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.nodes
+	return c.core.nodes
 }

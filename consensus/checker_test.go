@@ -65,7 +65,9 @@ func TestSnapshotConcurrentCallersShareOneProbe(t *testing.T) {
 		}()
 	}
 	waitFor(t, 10*time.Second, "every caller to wait on the shared refresh", func() bool {
-		return goroutinesIn("singleflight.(*Group).Do(") >= callers
+		h.checker.mu.Lock()
+		defer h.checker.mu.Unlock()
+		return len(h.checker.serving) == callers
 	})
 	close(h.prober.gate)
 	wg.Wait()

@@ -1,9 +1,26 @@
-// Package consensus decides what the local node is, by majority vote of the
-// nodes registered in its own repmgr location.
+// Package consensus decides what the local node is: a primary answers 200
+// on /state only while it runs as primary and a majority of the registered
+// nodes vouches for it, by default a majority of its location and of the
+// whole cluster (consensus.scope cluster), or of its location only (scope
+// site). docs/quorum.md gives the rules and why two nodes never answer 200 at
+// the same instant.
 //
-// Decide and RealPrimary are pure functions over a snapshot of facts; the
-// Checker gathers those facts (one probe of the local node, one poll of the
-// site's peers per refresh), caches the verdict and logs every change of it.
-// The HTTP client for peers is the only network I/O here, behind the Peers
-// interface.
+// The rules are pure: Vouch is one voter's rule, Ballot the lease that binds
+// its vote (kept across restarts by a LeaseFile on CLOCK_MONOTONIC), Decide
+// the count of valid votes, CheckIdentity the proof that database.dsn reaches
+// this node's own database, RealPrimary the reading of every node's /state.
+//
+// The Checker puts them to work for one node. Its core (core.go, round.go)
+// is a state machine without I/O: told the time, the probes' results and the
+// peers' answers, it says what to probe, whom to poll until when, which
+// verdict to publish and when to refresh next, and it keeps the verdict only
+// until CacheTTL after its facts were read. The Checker around it probes the
+// local database, polls the peers, answers other nodes' vote requests (Vote),
+// steps down for a switchover, and surveys every node's /state for
+// split-brain (Survey). The voting simulation in sim_test.go drives the same
+// core.
+//
+// HTTPPeers is the client of the other nodes' pgquorum (votes, /state,
+// reports, forwarded actions), authenticated by TLS or a token (PeerAuth);
+// the Checker uses it only through the Peers interface.
 package consensus

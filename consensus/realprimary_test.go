@@ -32,10 +32,13 @@ func TestRealPrimarySharedAndCached(t *testing.T) {
 			results[i] = h.checker.RealPrimary(context.Background())
 		}()
 	}
-	// Every caller waits in the /realPrimary flight; its leader also waits in
-	// the verdict's flight, which holds the gated probe.
+	// Every caller waits in the /realPrimary flight; its leader also waits
+	// for the facts of the gated probe.
 	waitFor(t, 10*time.Second, "every caller to wait on the shared answer", func() bool {
-		return goroutinesIn("singleflight.(*Group).Do(") >= callers+1
+		h.checker.mu.Lock()
+		waiting := len(h.checker.probing)
+		h.checker.mu.Unlock()
+		return goroutinesIn("singleflight.(*Group).Do(") >= callers && waiting == 1
 	})
 	close(h.prober.gate)
 	wg.Wait()

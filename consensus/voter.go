@@ -17,22 +17,39 @@ const voteRefreshAge = 100 * time.Millisecond
 // Vote answers a peer that asks this node to vouch for it: Vouch on the
 // node's current facts, then the ballot's lease. It never blocks longer than
 // one probe of the local database.
-func (c *Checker) Vote(ctx context.Context, req api.VoteRequest) api.VoteAnswer {
-	asked := c.opts.Now()
-	f := c.Facts(ctx)
-	a, vouched := c.answer(f, req)
-	// Only a refusal that rests on the facts can change with new ones, and
-	// only facts older than this call are worth probing again.
-	if !vouched && asked.Sub(f.Facts.ProbedAt) >= voteRefreshAge {
-		a, _ = c.answer(c.facts(ctx, voteRefreshAge), req)
+func (c *Checker) Vote(_ context.Context, req api.VoteRequest) api.VoteAnswer {
+	ch := make(chan api.VoteAnswer, 1)
+	c.step(func(now time.Time) []effect { return c.core.Vote(now, &voteCall{req: req, tag: ch}) })
+	return <-ch
+}
+
+// voteOn answers call on facts no older than its maxAge, or once a probe
+// has brought them.
+func (c *core) voteOn(now time.Time, call *voteCall) []effect {
+	f, ok := c.freshFacts(now, call.maxAge)
+	if !ok {
+		c.votes = append(c.votes, call)
+		return c.needProbe(now)
 	}
-	return a
+	return c.vote(now, call, f)
+}
+
+// vote answers call on facts f. Only a refusal that rests on the facts can
+// change with new ones, and only facts older than the call are worth probing
+// again: once.
+func (c *core) vote(now time.Time, call *voteCall, f *Snapshot) []effect {
+	a, vouched := c.answer(f, call.req)
+	if !vouched && !call.again && call.asked.Sub(f.Facts.ProbedAt) >= voteRefreshAge {
+		call.again, call.maxAge = true, voteRefreshAge
+		return c.voteOn(now, call)
+	}
+	return []effect{voteAnswered{call: call, answer: a}}
 }
 
 // answer is this node's vote on facts f, its own self-vote included. Only a
 // vote Vouch allows reaches the ballot, so a refusal never takes a lease.
 // vouched tells whether Vouch allowed it: whether the ballot decided.
-func (c *Checker) answer(f *Snapshot, req api.VoteRequest) (a api.VoteAnswer, vouched bool) {
+func (c *core) answer(f *Snapshot, req api.VoteRequest) (a api.VoteAnswer, vouched bool) {
 	a = api.VoteAnswer{Protocol: api.VoteProtocol, Voter: c.opts.Identity.Name, Candidate: req.Candidate,
 		SystemID: f.Facts.Server.SystemID, Timeline: f.Facts.Server.Timeline}
 	me, registered, err := c.opts.Identity.Self(f.Facts.Nodes)
@@ -56,6 +73,9 @@ func (c *Checker) answer(f *Snapshot, req api.VoteRequest) (a api.VoteAnswer, vo
 		return a, false
 	}
 	granted, lease, remaining, err := c.opts.Ballot.Grant(req.Candidate, req.CandidateID)
+	if !granted && err == nil && c.faults.ignoreLeases {
+		granted, lease, remaining = true, Lease{Holder: req.Candidate, HolderID: req.CandidateID}, c.opts.Ballot.lease
+	}
 	a.Granted, a.LeaseMillis = granted, remaining.Milliseconds()
 	switch {
 	case err != nil:

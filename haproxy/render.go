@@ -46,7 +46,12 @@ type Options struct {
 	CAFile   string
 	CrtFile  string
 
-	MaxConn        int
+	MaxConn int
+	// HardStopAfter bounds how long an old worker keeps its sessions after
+	// a reload: it runs no more checks, so "on-marked-down
+	// shutdown-sessions" never cuts them, and they would go on writing to
+	// a primary that was replaced meanwhile.
+	HardStopAfter  time.Duration
 	TimeoutConnect time.Duration
 	TimeoutClient  time.Duration // long: PostgreSQL sessions sit idle between queries
 	TimeoutServer  time.Duration
@@ -64,6 +69,7 @@ func DefaultOptions() Options {
 		Fall:           2,
 		Rise:           2,
 		MaxConn:        1000,
+		HardStopAfter:  5 * time.Second,
 		TimeoutConnect: 4 * time.Second,
 		TimeoutClient:  30 * time.Minute,
 		TimeoutServer:  30 * time.Minute,
@@ -154,6 +160,7 @@ func (o Options) Validate() error {
 	}
 	errs = append(errs, checkTimer("Inter", o.Inter, false), checkTimer("AgentInter", o.AgentInter, true),
 		checkTimer("TimeoutConnect", o.TimeoutConnect, false), checkTimer("TimeoutClient", o.TimeoutClient, false),
+		checkTimer("HardStopAfter", o.HardStopAfter, false),
 		checkTimer("TimeoutServer", o.TimeoutServer, false))
 	errs = append(errs, checkRange("Fall", o.Fall, 1, 100), checkRange("Rise", o.Rise, 1, 100),
 		checkRange("MaxConn", o.MaxConn, 1, 1_000_000))
@@ -234,7 +241,10 @@ func checkRange(name string, n, lo, hi int) error {
 	return nil
 }
 
-// RouterHold is the shortest consensus.router_hold these checks allow:
-// HAProxy keeps a server UP for Fall × Inter after its last passed check,
-// plus one Inter for the check in flight.
-func (o Options) RouterHold() time.Duration { return time.Duration(o.Fall+1) * o.Inter }
+// RouterHold is the shortest consensus.router_hold these checks allow.
+// After a server's last passed check HAProxy needs Fall failed checks to
+// mark it DOWN; each starts Inter after the previous one ended and, when it
+// gets no answer, fails only at its timeout, which is Inter without
+// "timeout check" (measured on 2.6.12: 2.05 s with inter 500ms fall 2). One
+// more Inter covers the check in flight when the verdict expires.
+func (o Options) RouterHold() time.Duration { return time.Duration(2*o.Fall+1) * o.Inter }

@@ -92,10 +92,12 @@ var cfgTemplate = template.Must(template.New("haproxy.cfg").Funcs(template.FuncM
 	`# Rendered by "pgquorum haproxy-config". Each server is checked on its
 # pgquorum port: the read-write listener passes only /state 200 (Primary with
 # a majority of its site), the read-only listener only 202 (Standby).
-# A server stays UP for fall x inter after its last passed check: every
-# node's consensus.router_hold must be at least {{haproxyTime .RouterHold}} ((fall + 1) x inter).
+# A server stays UP for up to fall x 2 x inter after its last passed check
+# (checks that get no answer time out after inter): every node's
+# consensus.router_hold must be at least {{haproxyTime .RouterHold}} ((2 x fall + 1) x inter).
 global
     maxconn {{.MaxConn}}
+    hard-stop-after {{haproxyTime .HardStopAfter}}
 {{- if .StatsSocket}}
     stats socket {{.StatsSocket}} mode 600 level admin
 {{- end}}

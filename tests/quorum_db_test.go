@@ -273,8 +273,8 @@ func TestNewPrimaryConfirmedSoonAfterItsMajority(t *testing.T) {
 	// node1's pgquorum polls no more once its database is down: the last
 	// leases it holds run out one lease (cache_ttl 1 s + 10%) after, and
 	// the voters pass to another node only consensus.router_hold (fast
-	// profile: 600 ms) later.
-	leasesOut := killed.Add(1100*time.Millisecond + 600*time.Millisecond)
+	// profile: 1 s) later.
+	leasesOut := killed.Add(1100*time.Millisecond + time.Second)
 	if err := n2.Promote(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ var optionFlags = map[string]string{
 	"RWListen": "--rw-listen", "ROListen": "--ro-listen", "StatsListen": "--stats-listen",
 	"StatsSocket": "--stats-socket", "Inter": "--inter", "Fall": "--fall", "Rise": "--rise",
 	"AgentPort": "--agent-port", "AgentInter": "--agent-inter", "ServerStateFile": "--server-state-file",
-	"CheckSSL": "--check-ssl", "CAFile": "--ca-file", "CrtFile": "--crt",
+	"CheckSSL": "--check-ssl", "CAFile": "--ca-file", "CrtFile": "--crt", "HardStopAfter": "--hard-stop-after",
 }
 
 // fieldsToFlags rewrites field names inside a message ("already the
@@ -74,7 +74,7 @@ var fieldsToFlags = func() *strings.Replacer {
 	return strings.NewReplacer(pairs...)
 }()
 
-func newHAProxyConfigCmd(stdout io.Writer) *cobra.Command {
+func newHAProxyConfigCmd(stdout, stderr io.Writer) *cobra.Command {
 	f := haproxyFlags{opts: haproxy.DefaultOptions()}
 	cmd := &cobra.Command{
 		Use:   "haproxy-config",
@@ -98,6 +98,7 @@ func newHAProxyConfigCmd(stdout io.Writer) *cobra.Command {
 	fs.StringVar(&f.opts.ServerStateFile, "server-state-file", "", "state file HAProxy loads its servers' state from at start; needs --stats-socket (default: none)")
 	fs.DurationVar(&f.opts.Inter, "inter", f.opts.Inter, "interval between two checks of a server")
 	fs.IntVar(&f.opts.Fall, "fall", f.opts.Fall, "failed checks before a server is marked DOWN")
+	fs.DurationVar(&f.opts.HardStopAfter, "hard-stop-after", f.opts.HardStopAfter, "after a reload, the old worker's sessions are cut this long after (at most consensus.cache_ttl x 1.1 + router_hold)")
 	fs.IntVar(&f.opts.Rise, "rise", f.opts.Rise, "passed checks before a server is marked UP")
 	fs.IntVar(&f.opts.AgentPort, "agent-port", 0, "pgquorum agent port (server.agent_listen) of every node; 0: no agent-check")
 	fs.DurationVar(&f.opts.AgentInter, "agent-inter", 0, "interval between two agent checks (default: --inter)")
@@ -105,12 +106,17 @@ func newHAProxyConfigCmd(stdout io.Writer) *cobra.Command {
 	fs.StringVar(&f.opts.CAFile, "ca-file", "", "with --check-ssl: CA certificates that sign pgquorum's certificates")
 	fs.StringVar(&f.opts.CrtFile, "crt", "", "with --check-ssl: HAProxy's client certificate and key, one PEM (for server.tls_client_auth required)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return runHAProxyConfig(cmd.Context(), f, stdout)
+		return runHAProxyConfig(cmd.Context(), f, stdout, stderr)
 	}
 	return cmd
 }
 
-func runHAProxyConfig(ctx context.Context, f haproxyFlags, stdout io.Writer) error {
+// defaultRouterHold is the default profile's consensus.router_hold: checks
+// that need more are worth a warning, since a node left at its default
+// would confirm a new primary while HAProxy still routes to the old one.
+const defaultRouterHold = 2500 * time.Millisecond
+
+func runHAProxyConfig(ctx context.Context, f haproxyFlags, stdout, stderr io.Writer) error {
 	if err := f.checkSource(); err != nil {
 		return usageErr(err)
 	}
@@ -120,6 +126,10 @@ func runHAProxyConfig(ctx context.Context, f haproxyFlags, stdout io.Writer) err
 	servers, err := f.servers(ctx)
 	if err != nil {
 		return err
+	}
+	if hold := f.opts.RouterHold(); hold > defaultRouterHold {
+		fmt.Fprintf(stderr, "pgquorum haproxy-config: warning: with --inter %s --fall %d a server stays UP up to %s after its last passed check: set consensus.router_hold to at least %s on every node (the default profile's is %s)\n",
+			f.opts.Inter, f.opts.Fall, time.Duration(2*f.opts.Fall)*f.opts.Inter, hold, defaultRouterHold)
 	}
 	cfg, err := haproxy.Render(f.opts, servers)
 	if err != nil && len(f.nodes) > 0 {

@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.SetContext(ctx)
 	root.AddCommand(newServeCmd(stdout, stderr))
-	root.AddCommand(newHAProxyConfigCmd(stdout), newAgentCmd(stdout))
+	root.AddCommand(newHAProxyConfigCmd(stdout, stderr), newAgentCmd(stdout))
 	root.AddCommand(newCheckCmd(stdout))
 	root.AddCommand(newStatusCmd(stdout))
 	root.AddCommand(newRaftRecoverCmd(stdout, stderr))

@@ -25,8 +25,11 @@
 # unreadable or older than MAXAGE seconds (default 60; a stop saves it just
 # before), it is rewritten from CONFIG with every server DOWN, so a cold
 # start behaves like "init-state down"; a fresh file is reconciled as above,
-# except that the servers of a write listener (one that expects status 200)
-# always start DOWN: a state saved before HAProxy stopped, or crashed, may
+# but only the servers of a listener known to be read-only (one that has its
+# own "http-check expect status 202", as pgquorum renders postgres_ro) keep
+# their saved state: every other server starts DOWN, write listeners in
+# whatever form (an expect in defaults, Patroni's OPTIONS /read-write with
+# no expect), since a state saved before HAProxy stopped, or crashed, may
 # predate a failover, and restoring the old primary UP would send it writes
 # until "fall" checks failed. A planned restart thus costs the writes "rise"
 # checks; a reload, which saves the running HAProxy's state just before,
@@ -119,14 +122,15 @@ never_checked_down() {
 
 # reconcile CONFIG STATE writes, for every server of CONFIG, STATE's line
 # when its ports agree with CONFIG, else a DOWN line with CONFIG's port.
-# With init=1 (the -i form), every server of a write listener is DOWN.
+# With init=1 (the -i form), only servers of read-only listeners keep their
+# state; every other server is DOWN.
 # STATE fields (1-based): 2 be_name, 4 srv_name, 6 srv_op_state, 19
 # srv_port, 22 srv_check_port, 25 srv_agent_port.
 reconcile() {
 	awk -v init="$init" '
 	FNR == NR {
 		if ($1 == "listen" || $1 == "backend") { be = $2; next }
-		if (be != "" && $1 == "http-check" && $2 == "expect" && $3 == "status" && $4 == "200") { write[be] = 1; next }
+		if (be != "" && $1 == "http-check" && $2 == "expect" && $3 == "status" && $4 == "202") { ro[be] = 1; next }
 		if ($1 == "frontend" || $1 == "global" || $1 == "defaults" || $1 == "peers" || $1 == "resolvers") { be = ""; next }
 		if ($1 != "server" || be == "") next
 		k = be " " $2
@@ -153,7 +157,7 @@ reconcile() {
 		print "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port"
 		for (i = 1; i <= n; i++) {
 			k = order[i]
-			if ((k in keep) && !(init && (bes[i] in write))) { print keep[k]; continue }
+			if ((k in keep) && !(init && !(bes[i] in ro))) { print keep[k]; continue }
 			if ((k in keep) && init) writedown++
 			# DOWN with the config port; zero check/agent ports and states
 			# leave the config in force. Check status 1 (INI, never
@@ -163,7 +167,7 @@ reconcile() {
 			down++
 		}
 		if (down > writedown) printf("save-state: %d of %d servers written DOWN (new, changed, or no valid saved state)\n", down - writedown, n) > "/dev/stderr"
-		if (writedown) printf("save-state: %d servers of write listeners written DOWN at start: a saved UP may predate a failover\n", writedown) > "/dev/stderr"
+		if (writedown) printf("save-state: %d servers of listeners not known read-only written DOWN at start: a saved UP may predate a failover\n", writedown) > "/dev/stderr"
 	}' "$1" "$2"
 }
 

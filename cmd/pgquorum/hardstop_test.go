@@ -29,7 +29,7 @@ import (
 // not from HAProxy (failover.fence is off by default): the new one is
 // confirmed router_hold + L after its last vote. Only "hard-stop-after" in
 // the global section bounds the old worker; haproxy-config renders none.
-func TestReviewReloadBoundsOldWorkerSessions(t *testing.T) {
+func TestReloadBoundsOldWorkerSessions(t *testing.T) {
 	o := haproxy.DefaultOptions()
 	o.StatsSocket, o.ServerStateFile = "/run/haproxy/pgquorum.sock", "/var/lib/haproxy/pgquorum.state" // the reload path of deployment.md
 	cfg, err := haproxy.Render(o, []haproxy.Server{{Name: "node1", Host: "10.0.0.1", Port: 5432, CheckPort: 5999}})

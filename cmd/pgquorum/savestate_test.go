@@ -23,7 +23,7 @@ import (
 //     applies to every listener that has no rule of its own.
 //
 // The read listener (expect 202) keeps its saved state in every case.
-func TestReviewSaveStateStartsWriteListenersDown(t *testing.T) {
+func TestSaveStateStartsWriteListenersDown(t *testing.T) {
 	script, err := filepath.Abs("../../scripts/haproxy/save-state.sh")
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ import (
 // X's verdict V1 (facts read before g, served up to cache_ttl 3 s) may
 // still be served at g+2.7s/g+2.9s; Y's first 200 needs only v's vote and
 // its own, both fast-profile ballots that restarted the same way.
-func TestReviewRestartWithShorterLeaseHonoursTheLongerOne(t *testing.T) {
+func TestBallotRestartWithShorterLeaseHonoursTheLongerOne(t *testing.T) {
 	const (
 		oldL = 3300 * time.Millisecond // LeaseFor(3s): default profile
 		newL = 1100 * time.Millisecond // LeaseFor(1s): fast profile

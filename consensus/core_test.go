@@ -1,0 +1,208 @@
+package consensus
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// The core is tested by feeding it events and reading its effects: no
+// goroutine, no real clock.
+
+const (
+	coreRefresh = time.Second
+	coreTTL     = 3 * time.Second
+)
+
+func newTestCore(clock *fakeClock) *core {
+	return simCore("n1", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL))
+}
+
+// grantFrom is n's granted vote for n1, with a full lease.
+func grantFrom(n repmgr.Node) PeerVote {
+	return PeerVote{Answer: &api.VoteAnswer{Protocol: api.VoteProtocol, Voter: n.Name, VoterID: n.ID, VoterType: n.Type,
+		SystemID: testSystemID, Timeline: 1, Candidate: "n1", Granted: true, LeaseMillis: LeaseFor(coreTTL).Milliseconds()}}
+}
+
+func only[T effect](t *testing.T, effs []effect) T {
+	t.Helper()
+	var found []T
+	for _, e := range effs {
+		if x, ok := e.(T); ok {
+			found = append(found, x)
+		}
+	}
+	if len(found) != 1 {
+		var zero T
+		t.Fatalf("effects %#v: want one %T", effs, zero)
+	}
+	return found[0]
+}
+
+// refreshed runs one refresh of c as n1, primary of site(3), to its end:
+// probe, poll, every peer granting.
+func refreshed(t *testing.T, c *core, clock *fakeClock, start func(time.Time) []effect) published {
+	t.Helper()
+	only[startProbe](t, start(clock.Now()))
+	poll := only[pollPeers](t, c.ProbeDone(clock.Now(), primaryFacts(site(3)), nil))
+	var effs []effect
+	for _, n := range poll.nodes {
+		effs = c.PeerAnswered(clock.Now(), poll.round, n.ID, grantFrom(n))
+	}
+	return only[published](t, effs)
+}
+
+func TestCoreRefresh(t *testing.T) {
+	clock := newFakeClock()
+	c := newTestCore(clock)
+	effs := c.Tick(clock.Now())
+	only[startProbe](t, effs)
+	clock.Advance(10 * time.Millisecond)
+	effs = c.ProbeDone(clock.Now(), primaryFacts(site(3)), nil)
+	only[factsReady](t, effs)
+	poll := only[pollPeers](t, effs)
+	if len(poll.nodes) != 2 || poll.req.Candidate != "n1" || !poll.deadline.Equal(clock.Now().Add(testPeerTimeout)) {
+		t.Fatalf("poll = %+v, want n2 and n3 asked for n1 until PeerTimeout from now", poll)
+	}
+	if effs := c.PeerAnswered(clock.Now(), poll.round, 2, grantFrom(poll.nodes[0])); len(effs) != 0 {
+		t.Fatalf("effects after one of two answers: %#v, want none", effs)
+	}
+	clock.Advance(10 * time.Millisecond)
+	effs = c.PeerAnswered(clock.Now(), poll.round, 3, grantFrom(poll.nodes[1]))
+	p := only[published](t, effs)
+	if p.snap.Verdict.State != api.StatePrimary || p.took != 20*time.Millisecond || !p.changed {
+		t.Errorf("published %s after %s (changed %v), want a change to Primary after 20ms", p.snap.Verdict.State, p.took, p.changed)
+	}
+	// The next tick is a refresh interval after the probe started.
+	if w := only[wakeRun](t, effs); w.after != coreRefresh-20*time.Millisecond {
+		t.Errorf("next tick after %s, want %s", w.after, coreRefresh-20*time.Millisecond)
+	}
+	if s, effs := c.Serve(clock.Now()); s != p.snap || len(effs) != 0 {
+		t.Errorf("Serve = %p with %d effects, want the published verdict from the cache", s, len(effs))
+	}
+}
+
+func TestCoreServe(t *testing.T) {
+	tests := []struct {
+		name      string
+		advance   time.Duration // from the probe's start
+		wantCache bool
+	}{
+		{name: "just before the TTL: cached", advance: coreTTL - time.Nanosecond, wantCache: true},
+		{name: "at the TTL: a new refresh, with a new probe", advance: coreTTL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			c := newTestCore(clock)
+			first := refreshed(t, c, clock, func(now time.Time) []effect { _, effs := c.Serve(now); return effs })
+			clock.Advance(tt.advance)
+			s, effs := c.Serve(clock.Now())
+			if tt.wantCache {
+				if s != first.snap || len(effs) != 0 {
+					t.Fatalf("Serve = %p, %#v; want the cached verdict", s, effs)
+				}
+				return
+			}
+			only[startProbe](t, effs)
+			if s != nil {
+				t.Fatalf("Serve served a verdict %s old", tt.advance)
+			}
+			if s, effs := c.Serve(clock.Now()); s != nil || len(effs) != 0 {
+				t.Fatalf("a second Serve during the refresh = %p, %#v; want it to wait for the same refresh", s, effs)
+			}
+		})
+	}
+}
+
+func TestCorePollEnds(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(c *core, now time.Time, p pollPeers) []effect
+	}{
+		{name: "at the deadline without an answer", end: func(c *core, now time.Time, p pollPeers) []effect {
+			return c.PollExpired(p.deadline, p.round)
+		}},
+		{name: "an answer at the deadline is no vote", end: func(c *core, now time.Time, p pollPeers) []effect {
+			return c.PeerAnswered(p.deadline, p.round, 3, grantFrom(p.nodes[1]))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			c := newTestCore(clock)
+			only[startProbe](t, c.Tick(clock.Now()))
+			poll := only[pollPeers](t, c.ProbeDone(clock.Now(), primaryFacts(site(3)), nil))
+			c.PeerAnswered(clock.Now(), poll.round, 2, grantFrom(poll.nodes[0]))
+			p := only[published](t, tt.end(c, clock.Now(), poll))
+			if v := p.snap.Verdict; v.State != api.StatePrimary || v.Votes != 2 {
+				t.Errorf("verdict %s with %d votes, want Primary with n1's and n2's", v.State, v.Votes)
+			}
+			if effs := c.PeerAnswered(poll.deadline, poll.round, 3, grantFrom(poll.nodes[1])); len(effs) != 0 {
+				t.Errorf("an answer to a finished round: %#v, want nothing", effs)
+			}
+		})
+	}
+}
+
+// TestCoreInFlux: without its majority, a node whose verdict just changed
+// polls again after fluxInterval; Run, joining a refresh started by Serve,
+// is woken at its end.
+func TestCoreInFlux(t *testing.T) {
+	clock := newFakeClock()
+	c := newTestCore(clock)
+	_, effs := c.Serve(clock.Now())
+	only[startProbe](t, effs)
+	if effs := c.Tick(clock.Now()); len(effs) != 0 {
+		t.Fatalf("Tick during a refresh: %#v, want it to join", effs)
+	}
+	poll := only[pollPeers](t, c.ProbeDone(clock.Now(), primaryFacts(site(3)), nil))
+	effs = c.PollExpired(poll.deadline, poll.round)
+	if p := only[published](t, effs); p.snap.Verdict.State != api.StateUnknown {
+		t.Fatalf("verdict %s, want Unknown without votes", p.snap.Verdict.State)
+	}
+	if w := only[wakeRun](t, effs); w.after != fluxInterval {
+		t.Errorf("next tick after %s, want fluxInterval", w.after)
+	}
+}
+
+func TestCoreVote(t *testing.T) {
+	clock := newFakeClock()
+	c := simCore("n3", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL))
+	call := &voteCall{req: voteFor("n2", 2, 2)}
+	only[startProbe](t, c.Vote(clock.Now(), call))
+	// Refused on the facts probed for it: answered, not probed again.
+	effs := c.ProbeDone(clock.Now(), n3Streaming(site(3), 1, "n1"), nil)
+	if a := only[voteAnswered](t, effs); a.call != call || a.answer.Granted {
+		t.Fatalf("answer %+v, want n2 refused", a.answer)
+	}
+	// The same refusal on facts older than voteRefreshAge probes again, and
+	// the new facts (n3 now streams from n2 on its timeline) decide.
+	clock.Advance(voteRefreshAge)
+	call = &voteCall{req: voteFor("n2", 2, 2)}
+	only[startProbe](t, c.Vote(clock.Now(), call))
+	effs = c.ProbeDone(clock.Now(), n3Streaming(promotedN2(), 2, "n2"), nil)
+	if a := only[voteAnswered](t, effs); !a.answer.Granted {
+		t.Fatalf("answer on new facts %+v, want granted", a.answer)
+	}
+}
+
+func TestCoreStepDown(t *testing.T) {
+	clock := newFakeClock()
+	c := newTestCore(clock)
+	refreshed(t, c, clock, c.Tick)
+	c.StepDown("switchover")
+	if s, _ := c.Serve(clock.Now()); s != nil {
+		t.Fatalf("Serve after StepDown = %s, want the cached verdict dropped", s.Verdict.State)
+	}
+	clock.Advance(coreRefresh)
+	effs := c.Tick(clock.Now())
+	only[startProbe](t, effs)
+	effs = c.ProbeDone(clock.Now(), primaryFacts(site(3)), nil)
+	p := only[published](t, effs)
+	if p.snap.Verdict.State != api.StateDown || p.snap.Votes != nil {
+		t.Errorf("verdict %s asking %d peers, want Down asking nobody", p.snap.Verdict.State, len(p.snap.Votes))
+	}
+}
