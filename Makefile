@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 
-.PHONY: build static test unit lint soak bench bench-failover bench-switchover demo docs
+.PHONY: build static test unit lint fmt tidy fuzz cover soak bench bench-failover bench-switchover demo docs
 
 build:
 	$(GO) build -ldflags "$(STAMP)" -o bin/pgquorum ./cmd/pgquorum
@@ -19,9 +19,31 @@ test:
 unit:
 	$(GO) test -race -short ./...
 
-# staticcheck and govulncheck, at the versions scripts/test.sh pins.
+# golangci-lint (errcheck, sloglint, ...: see .golangci.yml), staticcheck
+# and govulncheck, at the versions scripts/lint.sh pins.
 lint:
 	bash scripts/lint.sh
+
+fmt:
+	gofmt -w .
+
+# Fails, changing nothing, when go.mod or go.sum is not what `go mod tidy`
+# makes of them, and shows the difference.
+tidy:
+	$(GO) mod tidy -diff
+
+# Every fuzz target of the module for FUZZTIME each (default 10s); CI runs
+# only their seed corpora.
+FUZZTIME ?= 10s
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+# Coverage of the unit tests (those of `make unit`, without the race
+# detector): profile in bin/cover.out, per-function summary, total last.
+cover:
+	@mkdir -p bin
+	$(GO) test -short -coverprofile=bin/cover.out ./...
+	$(GO) tool cover -func=bin/cover.out
 
 # A bounded soak of a real cluster under checks and faults (SOAK_DURATION,
 # default 5m; about 7 min in all): fails on growth of goroutines, FDs, RSS,

@@ -76,7 +76,7 @@ func (l *Listener) acceptLoop() {
 			default:
 			}
 			if errors.Is(err, net.ErrClosed) {
-				l.Close()
+				_ = l.Close() // the inner listener is closed already; this ends Accept
 				return
 			}
 			// Out of file descriptors and the like: wait and retry.

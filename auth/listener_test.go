@@ -17,7 +17,7 @@ func TestListenerHandsOnOnlyAuthenticatedConnections(t *testing.T) {
 	}
 	server := auth.Stream{Token: auth.NewPeerToken("peer-token-000001", nil, nil), Self: "node2"}
 	ln := auth.NewListener(inner, server.Server, 300*time.Millisecond, nil)
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	addr := ln.Addr().String()
 
 	silent, err := net.Dial("tcp", addr)

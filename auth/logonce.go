@@ -33,7 +33,7 @@ func (l *LogOnce) Failed(key, msg string, args ...any) {
 	}
 	l.mu.Unlock()
 	if first && l.Log != nil {
-		l.Log.Warn(msg, args...)
+		l.Log.Warn(msg, args...) //nolint:sloglint // the caller's message, a constant at every call
 	}
 }
 
@@ -44,6 +44,6 @@ func (l *LogOnce) Passed(key, msg string, args ...any) {
 	delete(l.failed, key)
 	l.mu.Unlock()
 	if was && l.Log != nil {
-		l.Log.Info(msg, args...)
+		l.Log.Info(msg, args...) //nolint:sloglint // the caller's message, a constant at every call
 	}
 }

@@ -120,7 +120,7 @@ func (c *coordinator) gather(ctx context.Context, st Replicated) roundFacts {
 // carry does what a round decided, in order: notes, release, commit.
 func (c *coordinator) carry(ctx context.Context, in roundIntent, f roundFacts) (api.FailoverState, string) {
 	for _, n := range in.Notes {
-		c.commit(n)
+		_ = c.commit(n) // logged by its Failed line; the next round, on the same state, notes it again
 	}
 	if in.Commit == nil {
 		return in.Phase, in.Reason

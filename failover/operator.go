@@ -73,7 +73,11 @@ func (o *operator) lead(ctx context.Context, cmd api.Command) api.CommandResult 
 		if err := o.m.commit(pauseEntry(p)); err != nil {
 			return refused("commit %s: %v", cmd.Kind, err)
 		}
-		o.opts.Logger.Warn("automatic failover "+map[bool]string{true: "paused", false: "resumed"}[p.Paused], "by", p.By, "reason", p.Reason)
+		if p.Paused {
+			o.opts.Logger.Warn("automatic failover paused", "by", p.By, "reason", p.Reason)
+		} else {
+			o.opts.Logger.Warn("automatic failover resumed", "by", p.By, "reason", p.Reason)
+		}
 		return api.CommandResult{OK: true}
 	case api.CommandFence:
 		if err := o.m.commit(fenceEntry(api.Fence{Node: cmd.Node, At: cmd.At, Reason: cmd.Reason})); err != nil {

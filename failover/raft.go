@@ -142,46 +142,48 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 	if err != nil {
 		return nil, err
 	}
+	// On the error paths below, the error that stopped the start is the one
+	// to report, not what closing the parts opened so far says.
 	log := o.logger()
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.Dir, 2, log)
 	if err != nil {
-		store.Close()
+		_ = store.Close()
 		return nil, fmt.Errorf("open raft snapshots in %s: %w", o.Dir, err)
 	}
 	addr, err := net.ResolveTCPAddr("tcp", advertise)
 	if err != nil {
-		store.Close()
+		_ = store.Close()
 		return nil, fmt.Errorf("raft address %s of %s: %w", advertise, o.Self, err)
 	}
 	initial, err := o.Configuration(nodes)
 	if err != nil {
-		store.Close()
+		_ = store.Close()
 		return nil, err
 	}
 	members := &memberNames{initial: initial}
 	trans, err := newTransport(o, addr, members, log)
 	if err != nil {
-		store.Close()
+		_ = store.Close()
 		return nil, fmt.Errorf("failover.raft_listen %s: %w", o.Bind, err)
 	}
 	cfg := o.config()
 	existing, err := raft.HasExistingState(store, store, snaps)
 	if err != nil {
-		trans.Close()
-		store.Close()
+		_ = trans.Close()
+		_ = store.Close()
 		return nil, fmt.Errorf("read raft state: %w", err)
 	}
 	if !existing {
 		if _, err := os.Stat(memberMarker(o.Dir)); err == nil {
-			trans.Close()
-			store.Close()
+			_ = trans.Close()
+			_ = store.Close()
 			return nil, lostStateError(o.Dir)
 		}
 	}
 	r, err := raft.NewRaft(cfg, fsm, store, store, snaps, trans)
 	if err != nil {
-		trans.Close()
-		store.Close()
+		_ = trans.Close()
+		_ = store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	members.r.Store(r)
@@ -189,15 +191,15 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 		err := r.BootstrapCluster(initial).Error()
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			_ = r.Shutdown().Error()
-			trans.Close()
-			store.Close()
+			_ = trans.Close()
+			_ = store.Close()
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
 	if err := markMember(o.Dir); err != nil {
 		_ = r.Shutdown().Error()
-		trans.Close()
-		store.Close()
+		_ = trans.Close()
+		_ = store.Close()
 		return nil, err
 	}
 	return &raftNode{r: r, transport: trans, store: store}, nil
@@ -280,7 +282,7 @@ func (n *raftNode) reconcile(o RaftOptions, nodes []repmgr.Node, timeout time.Du
 // Recover rewrites the Raft membership of a stopped node to voters, for
 // when a majority of the group is lost for good: run it on every surviving
 // node, with the same voters, before starting their pgquorum again.
-func Recover(o RaftOptions, voters []repmgr.Node) error {
+func Recover(o RaftOptions, voters []repmgr.Node) (err error) {
 	conf, err := o.Configuration(voters)
 	if err != nil {
 		return err
@@ -289,7 +291,11 @@ func Recover(o RaftOptions, voters []repmgr.Node) error {
 	if err != nil {
 		return fmt.Errorf("%w (is pgquorum still running?)", err)
 	}
-	defer store.Close()
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close raft store: %w", cerr)
+		}
+	}()
 	log := o.logger()
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(o.Dir, 2, log)
 	if err != nil {

@@ -151,6 +151,6 @@ type logLine struct {
 
 func (l logLine) write(log *slog.Logger, extra ...any) {
 	if l.msg != "" {
-		log.Log(context.Background(), l.level, l.msg, append(append([]any(nil), l.args...), extra...)...)
+		log.Log(context.Background(), l.level, l.msg, append(append([]any(nil), l.args...), extra...)...) //nolint:sloglint // a logLine's message is a constant where it is made
 	}
 }

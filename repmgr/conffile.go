@@ -29,7 +29,7 @@ func ReadConfigFile(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("read repmgr config: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only read
 	kv, err := ParseConfig(f)
 	if err != nil {
 		return Config{}, fmt.Errorf("parse repmgr config %s: %w", path, err)

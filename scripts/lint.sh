@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Static analysis beyond go vet: staticcheck, and govulncheck against the Go
-# vulnerability database. Both come from the Go module proxy at pinned
-# versions, built into a temporary GOBIN, so nothing is installed for good.
+# Static analysis beyond go vet: golangci-lint (errcheck, sloglint: see
+# .golangci.yml), staticcheck, and govulncheck against the Go vulnerability
+# database. All come from the Go module proxy at pinned versions, built into
+# a temporary GOBIN, so nothing is installed for good.
 # Called by scripts/test.sh; `make lint` runs it alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +11,19 @@ export PATH="/usr/local/go/bin:$PATH"
 # staticcheck 2026.2.2 knows Go 1.26; govulncheck 1.9.0 likewise.
 STATICCHECK_VERSION=v0.8.2
 GOVULNCHECK_VERSION=v1.9.0
+# golangci-lint 2.15.0 is built with, and knows, Go 1.26.
+GOLANGCI_LINT_VERSION=v2.15.0
 
 tools=$(mktemp -d)
 trap 'rm -rf "$tools"' EXIT
 GOBIN="$tools" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 GOBIN="$tools" go install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION"
+GOBIN="$tools" go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"
+
+echo "== golangci-lint $GOLANGCI_LINT_VERSION" >&2
+# Every finding, not the first few of each kind; the tagged test files too.
+"$tools/golangci-lint" run --max-issues-per-linter 0 --max-same-issues 0 ./...
+"$tools/golangci-lint" run --max-issues-per-linter 0 --max-same-issues 0 --build-tags race,soak ./tests/...
 
 echo "== staticcheck $STATICCHECK_VERSION" >&2
 # The race and soak build tags too: tests/race_test.go and the soak are only

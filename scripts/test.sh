@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole pgquorum test suite: vet, format, staticcheck, govulncheck,
-# unit tests with the fuzz targets' seed corpora, and the
+# Runs the whole pgquorum test suite: vet, format, golangci-lint (errcheck,
+# sloglint), staticcheck, govulncheck, unit tests with the fuzz targets' seed
+# corpora, and the
 # integration tests that start real PostgreSQL 15 + repmgr clusters, real
 # HAProxy and keepalived on loopback. Needs root. Used by .ci/run.
 set -euo pipefail

@@ -73,55 +73,6 @@ func history(ctx context.Context, n *lab.Node) (api.HistoryBody, error) {
 	return h, err
 }
 
-// waitDecision waits until every running pgquorum (or every one of only,
-// when given) holds a decision of at least epoch, and returns the latest.
-func waitDecision(t *testing.T, c *lab.Cluster, epoch uint64, timeout time.Duration, only ...*lab.Node) api.Decision {
-	t.Helper()
-	nodes := c.Nodes
-	if len(only) > 0 {
-		nodes = only
-	}
-	var d api.Decision
-	err := lab.WaitFor(context.Background(), timeout, fmt.Sprintf("every node to hold a decision of epoch %d", epoch), func(ctx context.Context) error {
-		for _, n := range nodes {
-			if n.QuorumPID() == 0 {
-				continue
-			}
-			h, err := history(ctx, n)
-			if err != nil {
-				return err
-			}
-			if len(h.Decisions) == 0 || h.Decisions[0].Epoch < epoch {
-				return fmt.Errorf("%s holds %+v", n.Name, h.Decisions)
-			}
-			d = h.Decisions[0]
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// holdEpoch asserts that no node commits a decision past epoch for d.
-func holdEpoch(t *testing.T, c *lab.Cluster, epoch uint64, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		for _, n := range c.Nodes {
-			if n.QuorumPID() == 0 {
-				continue
-			}
-			h, err := history(context.Background(), n)
-			if err == nil && len(h.Decisions) > 0 && h.Decisions[0].Epoch > epoch {
-				t.Fatalf("%s committed %+v: a failover that must not happen", n.Name, h.Decisions[0])
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // failedOver waits for the decision of epoch replacing old (as every
 // running node, or only those given, holds it), then for its primary's 200,
 // within the budgets from the fault, and returns it.
@@ -205,7 +156,7 @@ func TestFailoverWhenThePostmasterIsKilled(t *testing.T) {
 	t.Parallel()
 	r := startFailoverRig(t, threeNodes("dc1"), failoverKeys)
 	n1 := r.c.Node("node1")
-	time.Sleep(300 * time.Millisecond) // writes land on node1 first
+	waitWritesOn(t, r.w, n1)
 	if err := n1.KillPostmaster(); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +176,7 @@ func TestFailoverWhenTheWholePrimaryNodeIsLost(t *testing.T) {
 	t.Parallel()
 	r := startFailoverRig(t, threeNodes("dc1"), failoverKeys)
 	n1 := r.c.Node("node1")
-	time.Sleep(300 * time.Millisecond)
+	waitWritesOn(t, r.w, n1)
 	n1.KillQuorum()
 	if err := n1.KillPostmaster(); err != nil {
 		t.Fatal(err)
@@ -264,7 +215,7 @@ func TestFailoverWhenThePrimaryIsCutOff(t *testing.T) {
 	t.Parallel()
 	r := startFailoverRig(t, threeNodes("dc1"), failoverKeys)
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
-	time.Sleep(300 * time.Millisecond)
+	waitWritesOn(t, r.w, n1)
 	if err := r.c.Partition(context.Background(), []*lab.Node{n1}, []*lab.Node{n2, n3}); err != nil {
 		t.Fatal(err)
 	}

@@ -19,27 +19,6 @@ const (
 	settle    = 15 * time.Second // first verdicts, repmgr operations
 )
 
-// waitState waits until n's /state answers want and returns how long it took.
-func waitState(t *testing.T, n *lab.Node, want api.State, timeout time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	if err := n.WaitStatus(context.Background(), api.PathState, want.HTTPStatus(), timeout); err != nil {
-		t.Fatal(err)
-	}
-	took := time.Since(start)
-	t.Logf("%s is %s after %s", n.Name, want, took.Round(time.Millisecond))
-	return took
-}
-
-// waitSettled waits until a fresh three-node site answers as it should:
-// node1 Primary, node2 and node3 Standby.
-func waitSettled(t *testing.T, c *lab.Cluster) {
-	t.Helper()
-	waitState(t, c.Node("node1"), api.StatePrimary, settle)
-	waitState(t, c.Node("node2"), api.StateStandby, settle)
-	waitState(t, c.Node("node3"), api.StateStandby, settle)
-}
-
 func getState(t *testing.T, n *lab.Node) (int, api.StateBody) {
 	t.Helper()
 	var b api.StateBody
@@ -48,25 +27,6 @@ func getState(t *testing.T, n *lab.Node) (int, api.StateBody) {
 		t.Fatal(err)
 	}
 	return status, b
-}
-
-// waitVerdict waits until n's /state satisfies ok.
-func waitVerdict(t *testing.T, n *lab.Node, what string, ok func(int, api.StateBody) bool) {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), settle, n.Name+" /state "+what, func(ctx context.Context) error {
-		var b api.StateBody
-		status, err := n.GetJSON(ctx, api.PathState, &b)
-		if err != nil {
-			return err
-		}
-		if !ok(status, b) {
-			return fmt.Errorf("got %d %+v", status, b)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func realPrimary(t *testing.T, n *lab.Node) (int, api.RealPrimaryBody) {

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -70,20 +69,6 @@ func TestFailoverByRepmgrAndOldPrimaryReturning(t *testing.T) {
 	waitVerdict(t, n2, "200 with all 3 votes after the rejoin", func(status int, b api.StateBody) bool {
 		return status == 200 && b.Votes == 3
 	})
-}
-
-func waitRealPrimary(t *testing.T, n *lab.Node, want string) {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), settle, n.Name+" /realPrimary = "+want, func(context.Context) error {
-		status, b := realPrimary(t, n)
-		if status != 200 || b.RealPrimary == nil || *b.RealPrimary != want {
-			return fmt.Errorf("got %d %+v", status, b)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestTwoSitesNeedTheirSiteAndTheCluster runs a 3 + 2 layout with scope

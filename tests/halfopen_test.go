@@ -266,7 +266,7 @@ func readVmStatus(pid int, field string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only read
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
@@ -275,22 +275,6 @@ func readVmStatus(pid int, field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
-}
-
-// waitRSS polls pid's RSS every 250 ms until it is at most bound or timeout
-// passes, and returns the last reading and whether it got there.
-func waitRSS(pid int, bound int64, timeout time.Duration) (int64, bool) {
-	deadline := time.Now().Add(timeout)
-	for {
-		rss, err := readVmStatus(pid, "VmRSS")
-		if err == nil && rss <= bound {
-			return rss, true
-		}
-		if time.Now().After(deadline) {
-			return rss, false
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -72,19 +71,6 @@ func startHAProxy(t *testing.T, c *lab.Cluster, cfg string, rw, ro int) *labHAPr
 	t.Cleanup(h.Stop)
 	t.Logf("haproxy pid %d: read-write on %d, read-only on %d", h.PID(), rw, ro)
 	return &labHAProxy{HAProxy: h, rw: rw, ro: ro}
-}
-
-// waitStatus waits until each "proxy/server" shows its status.
-func (h *labHAProxy) waitStatus(t *testing.T, want map[string]string) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for key, status := range want {
-		proxy, server, _ := strings.Cut(key, "/")
-		if err := h.WaitStatus(context.Background(), proxy, server, status, hapWait); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return time.Since(start)
 }
 
 // connect opens a session through an HAProxy listener. sslmode=disable

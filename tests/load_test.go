@@ -57,9 +57,14 @@ func TestConcurrentChecksCostOneProbePerRefresh(t *testing.T) {
 	}
 	wg.Wait()
 	loadTime := time.Since(start)
-	// PostgreSQL flushes a backend's table statistics at most once a second;
-	// wait for the last flush, and count that second in the allowance too.
-	time.Sleep(1500 * time.Millisecond)
+	// PostgreSQL flushes a backend's table statistics at most once a second:
+	// wait for a flush after the load (pgquorum probes on at every refresh),
+	// and count a second more in the allowance too.
+	atEnd, err := n1.QueryInt(ctx, nodesScans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatsFlushed(t, n1, nodesScans, atEnd, nil)
 	after, err := n1.QueryInt(ctx, nodesScans)
 	if err != nil {
 		t.Fatal(err)

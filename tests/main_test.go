@@ -28,7 +28,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // a temporary directory: nothing to do if it stays
 	pgquorumBin = filepath.Join(dir, "pgquorum")
 	// The daemon under test is built with the race detector whenever the
 	// tests are, so races in the real process under real load fail the run.

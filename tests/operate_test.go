@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -16,31 +17,6 @@ import (
 // Tests of issue 8: switchover, pause, fencing and rejoin, and the gate for
 // repmgrd, on real clusters behind real HAProxy.
 
-// standbyOf waits until n answers 202 and streams from primary, as /cluster
-// on n says.
-func standbyOf(t *testing.T, n, primary *lab.Node, timeout time.Duration) {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), timeout, n.Name+" to be a standby of "+primary.Name, func(ctx context.Context) error {
-		var b api.ClusterBody
-		if _, err := n.GetJSON(ctx, api.PathCluster, &b); err != nil {
-			return err
-		}
-		for _, cn := range b.Nodes {
-			if cn.Name != n.Name {
-				continue
-			}
-			if cn.Status != api.StateStandby.HTTPStatus() || cn.Upstream != primary.Name {
-				return fmt.Errorf("%s answers %d, upstream %q", n.Name, cn.Status, cn.Upstream)
-			}
-			return nil
-		}
-		return fmt.Errorf("%s not in its own /cluster", n.Name)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSwitchoverUnderWriteLoad: "pgquorum switchover --to node2" while
 // writes go through HAProxy every 20 ms. Every step is printed; node2 is
 // the primary, node1 and node3 its standbys; no two nodes answer 200 at
@@ -49,7 +25,7 @@ func TestSwitchoverUnderWriteLoad(t *testing.T) {
 	t.Parallel()
 	r := startFailoverRig(t, threeNodes("dc1"), failoverKeys)
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
-	time.Sleep(500 * time.Millisecond) // writes land on node1 first
+	waitWritesOn(t, r.w, n1)
 	start := time.Now()
 	out, code := runPgquorum(t, "switchover", "--to", "node2", "--wait", "60s", "--url", n3.QuorumURL())
 	t.Logf("pgquorum switchover (asked on node3), %s:\n%s", time.Since(start).Round(time.Millisecond), out)
@@ -117,7 +93,12 @@ func TestSwitchoverRefused(t *testing.T) {
 	if err := n1.Exec(ctx, "CREATE TABLE ballast AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 2000) g"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * refresh) // the next reports carry the new positions
+	waitReports(t, "node3 more than 64kB behind node1", func(r map[string]api.Report) error {
+		if lag := r["node1"].ReceivedLSN - r["node3"].ReceivedLSN; lag <= 65536 {
+			return fmt.Errorf("node3 %d bytes behind", lag)
+		}
+		return nil
+	}, n1, n3)
 	refuse("node3", "more than failover.switchover_max_lag (65536)")
 	if err := syscall.Kill(int(pid), syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -139,7 +120,12 @@ func TestSwitchoverRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * refresh)
+	waitReports(t, "node3 not streaming from node1", func(r map[string]api.Report) error {
+		if n3 := r["node3"]; n3.Upstream == "node1" && n3.Receiver == "streaming" {
+			return fmt.Errorf("node3 reports %q from %q", n3.Receiver, n3.Upstream)
+		}
+		return nil
+	}, n3)
 	refuse("node3", "does not stream from node1")
 	holdState(t, n1, api.StatePrimary, fewChecks)
 	h, err := history(ctx, n1)
@@ -322,10 +308,12 @@ func TestFailoverActionsNeedTheToken(t *testing.T) {
 	if out, code := runPgquorum(t, "switchover", "--to", "node3", "--url", n2.QuorumURL()); code != 1 || !strings.Contains(out, "401") {
 		t.Fatalf("switchover without the token: exit %d: %s; want 1 and a 401", code, out)
 	}
-	time.Sleep(3 * refresh)
-	if paused() {
-		t.Fatal("a refused pause paused the cluster")
-	}
+	hold(t, 3*refresh, func() error {
+		if paused() {
+			return errors.New("a refused pause paused the cluster")
+		}
+		return nil
+	})
 	if h, err := history(context.Background(), n2); err != nil || len(h.Switchovers) != 0 {
 		t.Fatalf("a refused switchover left %+v (%v)", h.Switchovers, err)
 	}

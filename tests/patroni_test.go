@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,47 +62,6 @@ listen stats
 	listen("replicas", replicas, "OPTIONS "+api.PathReplica)
 	listen("primary_unchanged", unchanged, "OPTIONS "+api.PathPrimary)
 	return b.String()
-}
-
-// waitOnlyUp waits until, of proxy's servers, exactly the nodes of want are
-// UP (checked, not merely assumed at start) and every other one is DOWN.
-func waitOnlyUp(t *testing.T, h *labHAProxy, proxy string, want ...*lab.Node) {
-	t.Helper()
-	start := time.Now()
-	var names []string
-	for _, n := range want {
-		names = append(names, n.Name)
-	}
-	err := lab.WaitFor(context.Background(), patroniWait, fmt.Sprintf("haproxy %s: exactly %v UP", proxy, names), func(ctx context.Context) error {
-		stats, err := h.Stats(ctx)
-		if err != nil {
-			return err
-		}
-		var up, seen []string
-		for key, s := range stats {
-			p, server, _ := strings.Cut(key, "/")
-			if p != proxy {
-				continue
-			}
-			seen = append(seen, fmt.Sprintf("%s %q (%s %d)", server, s.Status, s.CheckStatus, s.CheckCode))
-			switch {
-			case strings.HasPrefix(s.Status, "UP") && s.CheckStatus == "L7OK":
-				up = append(up, server)
-			case strings.HasPrefix(s.Status, "UP"):
-				return fmt.Errorf("%s is UP without a passed check yet: %v", server, seen)
-			}
-		}
-		slices.Sort(up)
-		slices.Sort(seen)
-		if !slices.Equal(up, names) {
-			return fmt.Errorf("UP %v, want %v: %v", up, names, seen)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("haproxy %s: exactly %v UP after %s", proxy, names, time.Since(start).Round(time.Millisecond))
 }
 
 // TestPatroniTemplateThroughHAProxy runs Patroni's HAProxy template, changed

@@ -113,12 +113,19 @@ func TestEventsFloodNeverStarvesTheVerdict(t *testing.T) {
 	}
 	wg.Wait()
 	// A backend flushes its statistics at most once a second, and an idle
-	// one only ten seconds later: a trickle of requests makes the flood's
-	// last queries count.
-	for range 3 {
-		time.Sleep(1100 * time.Millisecond)
-		_, _, _ = n1.Get(ctx, api.PathEvents)
+	// one only ten seconds later: a trickle of requests, one a second as the
+	// views' limit allows, makes the flood's last queries count.
+	atEnd, err := n1.QueryInt(ctx, eventsScans)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var trickled time.Time
+	waitStatsFlushed(t, n1, eventsScans, atEnd, func(ctx context.Context) {
+		if time.Since(trickled) > 1100*time.Millisecond {
+			trickled = time.Now()
+			_, _, _ = n1.Get(ctx, api.PathEvents)
+		}
+	})
 	poller.Stop()
 	window := time.Since(start)
 	after, err := n1.QueryInt(ctx, eventsScans)
@@ -206,7 +213,7 @@ func watchVerdicts(ctx context.Context, n *lab.Node) func() []api.StateBody {
 				}
 				mu.Unlock()
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // the watcher's pace, not a wait
 		}
 	}()
 	return func() []api.StateBody {

@@ -44,19 +44,6 @@ func checkNoTwoPrimaries(t *testing.T, p *lab.StatePoller) {
 	t.Logf("/state poller: %s", p.Summary())
 }
 
-// holdState asserts that n answers want (and nothing else) for d.
-func holdState(t *testing.T, n *lab.Node, want api.State, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		status, b := getState(t, n)
-		if status != want.HTTPStatus() {
-			t.Fatalf("%s /state = %d %+v while it must stay %s", n.Name, status, b, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // startWrites creates the prober's table on primary and writes through
 // HAProxy's read-write listener until the test ends.
 func startWrites(t *testing.T, c *lab.Cluster, primary *lab.Node, h *labHAProxy) *lab.WriteProber {

@@ -40,7 +40,11 @@ func newTestPKI(t *testing.T, nodes ...string) *testPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Error(err)
+		}
+	})
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -224,31 +228,6 @@ func (f *fakePeer) requests() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.seen...)
-}
-
-// holdUnknownRefusing asserts that n never answers 200 for at least d, and
-// until it answered 509 refusing peer's vote for why. A 503 under load (a
-// slow probe of the local database) is no error here: the property is that
-// no unproven vote ever makes a primary.
-func holdUnknownRefusing(t *testing.T, n *lab.Node, peer string, d time.Duration, why string) {
-	t.Helper()
-	start := time.Now()
-	var last api.StateBody
-	saw := false
-	for time.Since(start) < d || (!saw && time.Since(start) < settle) {
-		status, b := getState(t, n)
-		if status == http.StatusOK {
-			t.Fatalf("%s answered 200 on a vote it could not verify: %+v", n.Name, b)
-		}
-		if status == api.StatusUnknown && containsAll(b.Refusals[peer], why) {
-			saw = true
-		}
-		last = b
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !saw {
-		t.Errorf("%s never refused %s's vote for %q; last answer %+v", n.Name, peer, why, last)
-	}
 }
 
 // peerAddr is n's pgquorum address as its peers poll it.

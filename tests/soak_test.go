@@ -3,6 +3,8 @@
 package tests
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -67,8 +69,11 @@ func TestSoak(t *testing.T) {
 	// Warm up under the same load, so that pools and buffers are at their
 	// working size when "before" is taken, then measure in a quiet moment.
 	warm := startCheckers(c.Nodes, soakClients, soakCheckEvery)
-	time.Sleep(20 * time.Second)
+	runFor(20 * time.Second)
 	warm.stop()
+	for _, n := range watched {
+		waitClientsGone(t, n)
+	}
 	before := measureAll(t, watched)
 
 	load := startCheckers(c.Nodes, soakClients, soakCheckEvery)
@@ -76,7 +81,9 @@ func TestSoak(t *testing.T) {
 	load.stop()
 
 	waitSettled(t, c)
-	time.Sleep(5 * time.Second) // idle keep-alive connections of the checkers close
+	for _, n := range watched { // the checkers' connections, closed by them, are gone
+		waitClientsGone(t, n)
+	}
 	after := measureAll(t, watched)
 	for _, n := range watched { // the runtime returns memory gradually: give it time
 		f := after[n.Name]
@@ -126,14 +133,14 @@ func runFaults(t *testing.T, n1, n3 *lab.Node, duration time.Duration) (restarts
 			nextRestart = now.Add(soakRestartEvery)
 		case now.After(nextFlap):
 			stopQuorum(t, n3)
-			time.Sleep(5 * time.Second)
+			runFor(5 * time.Second) // node3's pgquorum stays down
 			if err := n3.StartQuorum(); err != nil {
 				t.Fatalf("flap %d: start node3's pgquorum: %v", flaps, err)
 			}
 			flaps++
 			nextFlap = now.Add(soakFlapEvery)
 		default:
-			time.Sleep(100 * time.Millisecond)
+			runFor(100 * time.Millisecond) // the fault schedule's tick
 		}
 	}
 	return restarts, flaps
@@ -278,4 +285,55 @@ func soakTable(t *testing.T, nodes []*lab.Node, before, after map[string]soakFig
 	}
 	w.Flush()
 	return b.String()
+}
+
+// The soak's own wait helpers, beside it because only the soak build tag
+// compiles their callers; the others are in wait_test.go.
+
+// runFor lets what runs (a load, a fault, a stopped process) go on for d.
+// It is the length of that load or fault, never a wait for something to
+// happen: for that, a wait on what can be observed.
+func runFor(d time.Duration) { time.Sleep(d) }
+
+// waitClientsGone waits until n's pgquorum has closed every connection of
+// its HTTP port that the other end closed (none left in CLOSE_WAIT), so
+// that its descriptors and goroutines count no client that has gone.
+func waitClientsGone(t *testing.T, n *lab.Node) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), settle, n.Name+" to close the connections its clients closed", func(context.Context) error {
+		k, err := closeWait(n.QuorumPID(), n.QuorumPort)
+		if err == nil && k > 0 {
+			err = fmt.Errorf("%d connections in CLOSE_WAIT", k)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closeWait counts the sockets of local port port in CLOSE_WAIT in pid's
+// network namespace.
+func closeWait(pid, port int) (int, error) {
+	const stateCloseWait = "08"
+	k := 0
+	for _, table := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			return 0, err
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Scan() // the header
+		for sc.Scan() {
+			f := strings.Fields(sc.Text()) // sl local_address rem_address st ...
+			if len(f) < 4 {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseUint(hexPort, 16, 16); err == nil && int(p) == port && f[3] == stateCloseWait {
+				k++
+			}
+		}
+	}
+	return k, nil
 }

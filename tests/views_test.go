@@ -12,13 +12,6 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-func waitPath(t *testing.T, n *lab.Node, path string, want int) {
-	t.Helper()
-	if err := n.WaitStatus(context.Background(), path, want, settle); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestPatroniStyleChecksFollowTheVerdict checks the role endpoints on a real
 // cluster, including a replica held back by paused replay so that
 // /replica?lag= has real lag to judge.

@@ -67,7 +67,9 @@ func demo(ctx context.Context, o options, out io.Writer) (err error) {
 	// A clean run leaves nothing behind; a failed one keeps its logs.
 	defer func() {
 		if err == nil && !o.keep {
-			os.RemoveAll(dir)
+			if rmErr := os.RemoveAll(dir); rmErr != nil {
+				fmt.Fprintf(out, "Could not remove %s: %v\n", dir, rmErr)
+			}
 			return
 		}
 		fmt.Fprintf(out, "Logs and data kept in %s\n", dir)
@@ -84,7 +86,7 @@ func demo(ctx context.Context, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
+	defer func() { err = errors.Join(err, logFile.Close()) }()
 	fmt.Fprintf(out, "Starting 3 PostgreSQL nodes with repmgr, a pgquorum each (automatic failover, fast profile) and HAProxy (log: %s)…\n", logFile.Name())
 	start := time.Now()
 	c, err := lab.Start(ctx, lab.Options{
@@ -104,7 +106,7 @@ func demo(ctx context.Context, o options, out io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
-	defer c.Close()
+	defer func() { err = errors.Join(err, c.Close()) }() // a failed teardown keeps the logs
 	d := &demoRun{c: c, pgquorum: o.pgquorum, out: out, dir: dir}
 	// HAProxy's first checks should see the settled cluster, not node1
 	// waiting for its peers' pgquorum to start.

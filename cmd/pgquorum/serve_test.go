@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -95,7 +94,7 @@ func TestNewBallotRefusesAnotherNodesLease(t *testing.T) {
 		Saved: consensus.SystemMonotonic(), Length: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	cfg := config.Config{NodeName: "node1", NodeID: 1, StateDir: dir, CacheTTL: time.Second}
 	if _, err := newBallot(cfg, log); !errors.Is(err, consensus.ErrNotOurLease) || !strings.Contains(err.Error(), "consensus.state_dir") {
 		t.Fatalf("newBallot with node2's lease file = %v, want an error naming consensus.state_dir", err)

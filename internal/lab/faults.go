@@ -75,7 +75,7 @@ func (n *Node) StallInstance(d time.Duration) error {
 		_ = syscall.Kill(pid, syscall.SIGSTOP)
 	}
 	n.c.opts.Logf("lab: %s: stopped %d PostgreSQL processes for %s", n.Name, len(pids), d)
-	time.Sleep(d)
+	time.Sleep(d) // the stall itself, not a wait
 	for i := len(pids) - 1; i >= 0; i-- {
 		_ = syscall.Kill(pids[i], syscall.SIGCONT)
 	}

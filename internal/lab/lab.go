@@ -91,7 +91,7 @@ func reserveSubnet() (int, *os.File, error) {
 			return 0, nil, fmt.Errorf("lab: subnet lock: %w", err)
 		}
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			f.Close()
+			_ = f.Close() // held by another cluster: try the next
 			continue
 		}
 		return n, f, nil
@@ -280,10 +280,14 @@ func (c *Cluster) Close() error {
 	}
 	wg.Wait()
 	if c.Dir != "" && c.opts.BaseDir == "" && os.Getenv("PGQ_LAB_KEEP") == "" {
-		os.RemoveAll(c.Dir) // PGQ_LAB_KEEP=1 keeps it, with the servers' logs, for a post-mortem
+		// PGQ_LAB_KEEP=1 keeps it, with the servers' logs, for a post-mortem;
+		// one left behind by mistake is said, not failed.
+		if err := os.RemoveAll(c.Dir); err != nil {
+			c.opts.Logf("lab: remove %s: %v", c.Dir, err)
+		}
 	}
 	if c.subnetLck != nil {
-		c.subnetLck.Close() // releases the flock
+		_ = c.subnetLck.Close() // releases the flock, which also dies with the process
 	}
 	return errors.Join(errs...)
 }

@@ -161,9 +161,11 @@ func (n *Node) appendFile(path, content string) error {
 	if err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
-	defer f.Close()
-	_, err = f.WriteString(content)
-	return err
+	if _, err := f.WriteString(content); err != nil {
+		_ = f.Close() // the write's error is the one to report
+		return err
+	}
+	return f.Close()
 }
 
 // pg runs a PostgreSQL or repmgr tool as the cluster's OS user and logs its output.

@@ -206,13 +206,13 @@ func (c *Cluster) quorumBinary() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("lab: pgquorum binary: %w", err)
 	}
-	defer src.Close()
+	defer func() { _ = src.Close() }() // only read
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
 	if err != nil {
 		return "", fmt.Errorf("lab: %w", err)
 	}
 	if _, err := io.Copy(out, src); err != nil {
-		out.Close()
+		_ = out.Close() // the copy's error is the one to report
 		return "", fmt.Errorf("lab: copy pgquorum: %w", err)
 	}
 	return dst, out.Close()

@@ -153,7 +153,11 @@ func measure(ctx context.Context, o options, s setup, fault string, stderr io.Wr
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
+	defer func() {
+		if err := c.Close(); err != nil {
+			fmt.Fprintf(stderr, "stop cluster: %v\n", err)
+		}
+	}()
 	n1 := c.Node("node1")
 	if s.repmgrd != nil {
 		for _, n := range c.Nodes {
