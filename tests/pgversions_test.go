@@ -91,6 +91,9 @@ func TestPostgresVersions(t *testing.T) {
 				return nil
 			})
 			checkServerMajor(t, p, m.Major)
+			if m.Major >= 17 {
+				pf = checkSlotSyncSession(t, p, primary)
+			}
 			checkPrimaryFacts(t, p, pf)
 			checkStandbyFacts(t, p, pf, sf)
 			checkIdentities(t, p, pf, sf)
@@ -143,6 +146,33 @@ func checkServerMajor(t *testing.T, p *pgPair, major int) {
 			t.Fatalf("%s runs PostgreSQL %d (%v), want %d", s.Name, v, err, major)
 		}
 	}
+}
+
+// checkSlotSyncSession waits for the standby's slot sync worker (17+) to
+// hold its session on the primary, and returns the primary's facts then:
+// that session, a client backend named like the standby's walsender, must
+// not be taken for a downstream node.
+func checkSlotSyncSession(t *testing.T, p *pgPair, primary *repmgr.Local) repmgr.Facts {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, p.Primary.Conninfo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var session string
+	err = lab.WaitFor(ctx, 30*time.Second, "the slot sync worker's session on the primary", func(ctx context.Context) error {
+		// It connects as a client backend of primary_conninfo's dbname,
+		// under its application_name: the standby's node name.
+		return conn.QueryRow(ctx, `SELECT format('%s (%s, database %s)', application_name, backend_type, datname)
+			FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name = $1 AND datname = 'repmgr'`,
+			p.Standby.Name).Scan(&session)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("primary: slot sync session %s", session)
+	return probeUntil(t, primary, "the primary's facts", func(repmgr.Facts) error { return nil })
 }
 
 func checkPrimaryFacts(t *testing.T, p *pgPair, f repmgr.Facts) {
@@ -285,8 +315,13 @@ func checkSilentUpstream(t *testing.T, p *pgPair, standby *repmgr.Local, pf repm
 	if err != nil {
 		t.Fatalf("hold the stopped primary's port: %v", err)
 	}
-	held := holdConnections(l)
+	accepted, held := holdConnections(l)
 	t.Cleanup(func() { l.Close(); <-held })
+	select {
+	case <-accepted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the standby's WAL receiver never connected to its silent primary")
+	}
 
 	seen := map[string]bool{}
 	f := probeUntil(t, standby, "the standby's receiver connecting to the silent primary", func(f repmgr.Facts) error {
@@ -312,24 +347,27 @@ func checkSilentUpstream(t *testing.T, p *pgPair, standby *repmgr.Local, pf repm
 }
 
 // holdConnections accepts connections on l and never answers them, until l
-// is closed; the returned channel is closed once every connection is.
-func holdConnections(l net.Listener) <-chan struct{} {
-	done := make(chan struct{})
+// is closed. accepted is closed at the first connection, done once every
+// connection is closed.
+func holdConnections(l net.Listener) (accepted, done <-chan struct{}) {
+	first, closed := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(closed)
 		var conns []net.Conn
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				break
 			}
-			conns = append(conns, c)
+			if conns = append(conns, c); len(conns) == 1 {
+				close(first)
+			}
 		}
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	return done
+	return first, closed
 }
 
 func receiverApp(conninfo string) string {
