@@ -99,7 +99,8 @@ func TestPostgresVersions(t *testing.T) {
 			checkIdentities(t, p, pf, sf)
 			checkVotes(t, p, pf, sf)
 			checkEvents(t, primary)
-			checkSilentUpstream(t, p, standby, pf)
+			q2 := checkDaemons(t, p)
+			checkSilentUpstream(t, p, standby, pf, q2)
 		})
 	}
 }
@@ -301,11 +302,29 @@ func checkEvents(t *testing.T, l *repmgr.Local) {
 	}
 }
 
+// checkDaemons runs the pgquorum daemon beside each server: the primary
+// answers 200 with both votes, the standby 202, streaming.
+func checkDaemons(t *testing.T, p *pgPair) (standby *pairQuorum) {
+	t.Helper()
+	q1, q2 := startPairQuorums(t, p)
+	b := q1.waitState(t, "200 with both votes", func(status int, b api.StateBody) bool { return status == 200 && b.Votes == 2 })
+	if b.State != api.StatePrimary || b.Node != p.Primary.Name || b.Needed != 2 || b.Timeline != 1 ||
+		!slices.Equal(b.Voters, []string{p.Primary.Name, p.Standby.Name}) {
+		t.Errorf("%s /state: %+v, want Primary with votes of node1 and node2 on timeline 1", p.Primary.Name, b)
+	}
+	b = q2.waitState(t, "202", func(status int, b api.StateBody) bool { return status == 202 })
+	if b.Streaming == nil || !*b.Streaming || b.LagBytes == nil {
+		t.Errorf("%s /state: %+v, want streaming with a known lag", p.Standby.Name, b)
+	}
+	return q2
+}
+
 // checkSilentUpstream stops the primary and holds its port with a listener
 // that accepts and never answers, as a hung primary would: the standby's
 // WAL receiver reconnects to it and waits. The standby's facts must say it
-// streams from nobody, and its vote must rest on its metadata alone.
-func checkSilentUpstream(t *testing.T, p *pgPair, standby *repmgr.Local, pf repmgr.Facts) {
+// streams from nobody, its vote must rest on its metadata alone, and its
+// pgquorum must say it does not stream.
+func checkSilentUpstream(t *testing.T, p *pgPair, standby *repmgr.Local, pf repmgr.Facts, q2 *pairQuorum) {
 	t.Helper()
 	ctx := context.Background()
 	if err := p.Primary.Stop(ctx, "fast"); err != nil {
@@ -344,6 +363,9 @@ func checkSilentUpstream(t *testing.T, p *pgPair, standby *repmgr.Local, pf repm
 	if ok, why := consensus.Vouch(me2, f, req); strings.Contains(why, "stream") {
 		t.Errorf("standby's vote rests on a receiver that does not stream: %v, %q", ok, why)
 	}
+	q2.waitState(t, "202, not streaming", func(status int, b api.StateBody) bool {
+		return status == 202 && b.Streaming != nil && !*b.Streaming
+	})
 }
 
 // holdConnections accepts connections on l and never answers them, until l
