@@ -133,6 +133,13 @@ func startPair(t *testing.T, major int, binDir string) *pgPair {
 				_ = s.Stop(context.Background(), "immediate")
 			}
 		}
+		if t.Failed() {
+			for _, s := range []*pgServer{p.Primary, p.Standby} {
+				if s != nil {
+					logTail(t, s.Name+"'s postgres.log", s.logFile(), 40)
+				}
+			}
+		}
 		if t.Failed() || os.Getenv("PGQ_LAB_KEEP") != "" {
 			t.Logf("kept %s for a post-mortem", dir)
 			return
@@ -390,6 +397,16 @@ func appendFile(path, content string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// logTail logs the last n lines of a server's log, for a failed test.
+func logTail(t *testing.T, what, path string, n int) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	t.Logf("%s, last %d lines:\n%s", what, min(n, len(lines)), strings.Join(lines[max(0, len(lines)-n):], "\n"))
 }
 
 // freeLoopbackPort asks the kernel for an unused loopback port.
