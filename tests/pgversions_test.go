@@ -68,6 +68,7 @@ func requireMajor(t *testing.T, m pgMajor) {
 // probe must still succeed and say "not streaming", whatever the major
 // shows of a WAL receiver that is connecting.
 func TestPostgresVersions(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("integration test: needs PostgreSQL servers and root (run scripts/test.sh)")
 	}
