@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,16 +24,19 @@ import (
 // pairQuorum is the pgquorum daemon under test, run beside one server of a
 // version-matrix pair, as the postgres OS user.
 type pairQuorum struct {
-	s      *pgServer
-	port   int
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once it exited, with err
-	err    error
+	s        *pgServer
+	port     int
+	raftPort int
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed once it exited, with err
+	err      error
 }
 
 // startPairQuorums starts one pgquorum per server of p, each with a
 // repmgr.conf of its node and the other as its peer, and stops them when t
 // ends, failing t if one did not exit cleanly (a race found by -race).
+// Their failover.mode is repmgrd: the failover controller runs and reports
+// to its coordinator, but never promotes (no repmgr here for 16–18).
 func startPairQuorums(t *testing.T, p *pgPair) (primary, standby *pairQuorum) {
 	t.Helper()
 	owner, err := user.Lookup("postgres")
@@ -50,10 +54,14 @@ func startPairQuorums(t *testing.T, p *pgPair) (primary, standby *pairQuorum) {
 		if q.port, err = freeLoopbackPort(); err != nil {
 			t.Fatal(err)
 		}
+		if q.raftPort, err = freeLoopbackPort(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	peers := fmt.Sprintf("%s=127.0.0.1:%d,%s=127.0.0.1:%d", qs[0].s.Name, qs[0].port, qs[1].s.Name, qs[1].port)
+	raftPeers := fmt.Sprintf("%s=127.0.0.1:%d,%s=127.0.0.1:%d", qs[0].s.Name, qs[0].raftPort, qs[1].s.Name, qs[1].raftPort)
 	for _, q := range qs {
-		if err := q.start(t, bin, owner, peers); err != nil {
+		if err := q.start(t, bin, owner, peers, raftPeers); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
@@ -65,7 +73,7 @@ func startPairQuorums(t *testing.T, p *pgPair) (primary, standby *pairQuorum) {
 	return qs[0], qs[1]
 }
 
-func (q *pairQuorum) start(t *testing.T, bin string, owner *user.User, peers string) error {
+func (q *pairQuorum) start(t *testing.T, bin string, owner *user.User, peers, raftPeers string) error {
 	s := q.s
 	repmgrConf := filepath.Join(s.Dir, "repmgr.conf")
 	err := writeOwned(owner, repmgrConf, fmt.Sprintf("node_id=%d\nnode_name='%s'\nconninfo='%s'\ndata_directory='%s'\n",
@@ -88,7 +96,11 @@ consensus:
   cache_ttl: "2s"
   peer_timeout: "300ms"
   state_dir: %q
-`, s.Name, q.port, repmgrConf, peers, s.Dir))
+failover:
+  mode: "repmgrd"
+  raft_listen: "127.0.0.1:%d"
+  raft_peers: %q
+`, s.Name, q.port, repmgrConf, peers, s.Dir, q.raftPort, raftPeers))
 	if err != nil {
 		return err
 	}
@@ -146,6 +158,46 @@ func (q *pairQuorum) state(ctx context.Context) (int, api.StateBody, error) {
 	}
 	defer resp.Body.Close()
 	return resp.StatusCode, b, json.NewDecoder(resp.Body).Decode(&b)
+}
+
+// report is the daemon's answer to the failover coordinator's poll.
+func (q *pairQuorum) report(ctx context.Context) (api.Report, error) {
+	var r api.Report
+	body, err := json.Marshal(api.ReportRequest{Protocol: api.ReportProtocol})
+	if err != nil {
+		return r, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d%s", q.port, api.PathReport), bytes.NewReader(body))
+	if err != nil {
+		return r, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return r, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return r, fmt.Errorf("%s: %s", api.PathReport, resp.Status)
+	}
+	return r, json.NewDecoder(resp.Body).Decode(&r)
+}
+
+// waitReport waits until the daemon's report passes ok.
+func (q *pairQuorum) waitReport(t *testing.T, what string, ok func(api.Report) error) api.Report {
+	t.Helper()
+	var r api.Report
+	err := lab.WaitFor(context.Background(), 30*time.Second, q.s.Name+" "+what, func(ctx context.Context) error {
+		var err error
+		if r, err = q.report(ctx); err != nil {
+			return err
+		}
+		return ok(r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // waitState waits until the daemon's /state answers ok.

@@ -304,7 +304,8 @@ func checkEvents(t *testing.T, l *repmgr.Local) {
 }
 
 // checkDaemons runs the pgquorum daemon beside each server: the primary
-// answers 200 with both votes, the standby 202, streaming.
+// answers 200 with both votes, the standby 202, streaming, and each reports
+// its facts to the failover coordinator.
 func checkDaemons(t *testing.T, p *pgPair) (standby *pairQuorum) {
 	t.Helper()
 	q1, q2 := startPairQuorums(t, p)
@@ -317,6 +318,20 @@ func checkDaemons(t *testing.T, p *pgPair) (standby *pairQuorum) {
 	if b.Streaming == nil || !*b.Streaming || b.LagBytes == nil {
 		t.Errorf("%s /state: %+v, want streaming with a known lag", p.Standby.Name, b)
 	}
+	q1.waitReport(t, "reporting itself the primary", func(r api.Report) error {
+		if !r.DBUp || r.InRecovery || r.NodeID != p.Primary.ID || r.Type != repmgr.TypePrimary || r.Timeline != 1 ||
+			r.ReceivedLSN <= 0 || r.Receiver != "" || r.Upstream != "" || r.Named != p.Primary.Name || r.State != api.StatePrimary {
+			return fmt.Errorf("report %+v", r)
+		}
+		return nil
+	})
+	q2.waitReport(t, "reporting a standby streaming from node1", func(r api.Report) error {
+		if !r.DBUp || !r.InRecovery || r.NodeID != p.Standby.ID || r.Type != repmgr.TypeStandby || r.Timeline != 1 ||
+			r.ReceivedLSN <= 0 || r.ReplayedLSN <= 0 || r.Receiver != "streaming" || r.Upstream != p.Primary.Name || r.Named != p.Primary.Name {
+			return fmt.Errorf("report %+v", r)
+		}
+		return nil
+	})
 	return q2
 }
 
@@ -324,7 +339,7 @@ func checkDaemons(t *testing.T, p *pgPair) (standby *pairQuorum) {
 // that accepts and never answers, as a hung primary would: the standby's
 // WAL receiver reconnects to it and waits. The standby's facts must say it
 // streams from nobody, its vote must rest on its metadata alone, and its
-// pgquorum must say it does not stream.
+// pgquorum must say, in /state and in its report, that it does not stream.
 func checkSilentUpstream(t *testing.T, p *pgPair, standby *repmgr.Local, pf repmgr.Facts, q2 *pairQuorum) {
 	t.Helper()
 	ctx := context.Background()
@@ -366,6 +381,12 @@ func checkSilentUpstream(t *testing.T, p *pgPair, standby *repmgr.Local, pf repm
 	}
 	q2.waitState(t, "202, not streaming", func(status int, b api.StateBody) bool {
 		return status == 202 && b.Streaming != nil && !*b.Streaming
+	})
+	q2.waitReport(t, "reporting a standby that streams from nobody", func(r api.Report) error {
+		if !r.DBUp || !r.InRecovery || r.Receiver == "streaming" || r.Upstream != "" || r.Timeline != 1 {
+			return fmt.Errorf("report %+v", r)
+		}
+		return nil
 	})
 }
 
