@@ -177,6 +177,42 @@ func checkSilentUpstream(t *testing.T, p *pgPair, standby *repmgr.Local, pf repm
 	})
 }
 
+// checkPromotedByHand promotes the standby with pg_promote(), as an operator
+// might outside repmgr: it runs as primary on timeline 2, read from its WAL
+// file names, but its metadata still names node1, so it vouches for nobody,
+// itself included, and its pgquorum answers 509.
+func checkPromotedByHand(t *testing.T, p *pgPair, standby *repmgr.Local, pf repmgr.Facts, q2 *pairQuorum) {
+	t.Helper()
+	if err := p.Standby.Exec(context.Background(), "repmgr", "repmgr", "SELECT pg_promote(true, 30)"); err != nil {
+		t.Fatal(err)
+	}
+	f := probeUntil(t, standby, "node2 promoted", func(f repmgr.Facts) error {
+		if f.InRecovery {
+			return fmt.Errorf("still in recovery")
+		}
+		return nil
+	})
+	if f.Server.Timeline != 2 || f.WAL.ReceiverStatus != "" || f.Server.SystemID != pf.Server.SystemID {
+		t.Errorf("node2 promoted: timeline %d, receiver %q, system identifier %s; want 2, none, %s",
+			f.Server.Timeline, f.WAL.ReceiverStatus, f.Server.SystemID, pf.Server.SystemID)
+	}
+	me2, _ := repmgr.ByName(f.Nodes, p.Standby.Name)
+	req := api.VoteRequest{Protocol: api.VoteProtocol, Candidate: p.Standby.Name, CandidateID: p.Standby.ID,
+		SystemID: f.Server.SystemID, Timeline: f.Server.Timeline}
+	if ok, why := consensus.Vouch(me2, f, req); ok || !strings.Contains(why, "names node1") {
+		t.Errorf("node2's own vote after a promotion by hand: %v, %q; want refused, its metadata naming node1", ok, why)
+	}
+	q2.waitState(t, "509 after a promotion by hand", func(status int, b api.StateBody) bool {
+		return status == api.StatusUnknown && b.Timeline == 2
+	})
+	q2.waitReport(t, "reporting itself a primary on timeline 2", func(r api.Report) error {
+		if !r.DBUp || r.InRecovery || r.Timeline != 2 || r.Named != p.Primary.Name || r.Receiver != "" {
+			return fmt.Errorf("report %+v", r)
+		}
+		return nil
+	})
+}
+
 // holdConnections accepts connections on l and never answers them, until l
 // is closed. accepted is closed at the first connection, done once every
 // connection is closed.

@@ -61,7 +61,9 @@ func requireMajor(t *testing.T, m pgMajor) {
 // votes must be the same on every major. Then the standby's upstream goes
 // silent (stopped, its port held by a listener that never answers): the
 // probe must still succeed and say "not streaming", whatever the major
-// shows of a WAL receiver that is connecting.
+// shows of a WAL receiver that is connecting. Last, the standby is promoted
+// by hand, outside repmgr: a primary on timeline 2 that its own metadata
+// does not name, which must get no vote.
 func TestPostgresVersions(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -97,6 +99,7 @@ func TestPostgresVersions(t *testing.T) {
 			checkEvents(t, primary)
 			q2 := checkDaemons(t, p)
 			checkSilentUpstream(t, p, standby, pf, q2)
+			checkPromotedByHand(t, p, standby, pf, q2)
 		})
 	}
 }
