@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -38,6 +41,9 @@ type Local struct {
 	probe   *pgxpool.Pool
 	views   *pgxpool.Pool // nil when MaxConns is 1
 	timeout time.Duration
+	// noRepmgrd is set once the database proved to lack repmgr's
+	// functions: the probe reads no repmgrd status from then on.
+	noRepmgrd atomic.Bool
 }
 
 // Open prepares the pools. It does not connect: a node whose database is down
@@ -125,7 +131,17 @@ func (l *Local) PoolConns() int {
 // next restartpoint), so it is the newest of what it shows: its WAL
 // receiver's, its control file's, and its newest history file where the role
 // may list pg_wal.
-const probeSQL = `
+const probeSQL = probeHead + "repmgr.repmgrd_is_running(), repmgr.repmgrd_is_paused()," + probeTail
+
+// probeSQLNoRepmgrd is probeSQL for a database with repmgr's tables but not
+// its functions: repmgr's schema without its library (an extension script
+// copied by hand, or the version matrix's servers, which have no repmgr).
+// A function that does not exist fails the whole statement when it is
+// parsed (42883), whatever a CASE around its call says; repmgrd is then
+// reported neither running nor paused, as when repmgr is not preloaded.
+const probeSQLNoRepmgrd = probeHead + "NULL::bool, NULL::bool," + probeTail
+
+const probeHead = `
 WITH r AS (SELECT status, received_tli, latest_end_lsn, sender_host, sender_port, conninfo FROM pg_stat_wal_receiver),
      s AS (SELECT pg_is_in_recovery() AS in_recovery)
 SELECT s.in_recovery,
@@ -153,8 +169,10 @@ SELECT s.in_recovery,
        current_setting('port')::int,
        (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
        (SELECT coalesce(json_agg(application_name ORDER BY application_name), '[]') FROM pg_stat_replication),
-       CASE WHEN to_regprocedure('repmgr.repmgrd_is_running()') IS NOT NULL THEN repmgr.repmgrd_is_running() END,
-       CASE WHEN to_regprocedure('repmgr.repmgrd_is_paused()') IS NOT NULL THEN repmgr.repmgrd_is_paused() END,
+       `
+
+// probeTail follows what repmgr's extension knows of the local repmgrd.
+const probeTail = `
        (SELECT coalesce(json_agg(json_build_object(
                  'id', node_id, 'name', node_name, 'type', type, 'location', location,
                  'active', active, 'priority', priority, 'conninfo', conninfo,
@@ -174,9 +192,16 @@ func (l *Local) Probe(ctx context.Context) (Facts, error) {
 		var senderPort *int32
 		var repmgrdRunning, repmgrdPaused *bool
 		w, sv := &f.WAL, &f.Server
-		err := l.probe.QueryRow(ctx, probeSQL).Scan(&f.InRecovery, &w.Position, &w.Replayed,
+		sql := probeSQL
+		if l.noRepmgrd.Load() {
+			sql = probeSQLNoRepmgrd
+		}
+		err := l.probe.QueryRow(ctx, sql).Scan(&f.InRecovery, &w.Position, &w.Replayed,
 			&w.PrimaryPosition, &w.ReplayDelay, &status, &w.ReceivedTimeline, &senderHost, &senderPort, &conninfo,
 			&sv.SystemID, &sv.Timeline, &sv.Port, &dataDir, &downstreams, &repmgrdRunning, &repmgrdPaused, &nodesJSON)
+		if missingRepmgrdFunction(err) {
+			l.noRepmgrd.Store(true) // the retry reads without them
+		}
 		if err != nil {
 			return err
 		}
@@ -198,6 +223,13 @@ func (l *Local) Probe(ctx context.Context) (Facts, error) {
 		return Facts{}, fmt.Errorf("probe local node: %w", err)
 	}
 	return f, nil
+}
+
+// missingRepmgrdFunction tells whether err is the parse error of a probe
+// naming repmgr's functions in a database that lacks them.
+func missingRepmgrdFunction(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42883" && strings.Contains(pgErr.Message, "repmgr.repmgrd_is_")
 }
 
 func deref(s *string) string {

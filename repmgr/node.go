@@ -52,7 +52,8 @@ type Server struct {
 }
 
 // Repmgrd is what the repmgr extension knows of the local repmgrd: both
-// false when repmgr is not preloaded.
+// false when repmgr is not preloaded, or when the database has repmgr's
+// tables but not its functions.
 type Repmgrd struct {
 	Running bool
 	Paused  bool

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 
 bash scripts/install-deps.sh
+bash scripts/fetch-pg.sh # PostgreSQL 16–18 for the version matrix (tests/pgversions_test.go)
 
 echo "== go vet" >&2
 go vet ./...
