@@ -20,7 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // cloneStandby clones the primary into the standby as pg_basebackup -R

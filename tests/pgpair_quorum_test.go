@@ -18,7 +18,7 @@ import (
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/repmgr"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // pairQuorum is the pgquorum daemon under test, run beside one server of a

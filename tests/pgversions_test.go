@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgquorum/pgquorum/repmgr"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // pgMajor is one PostgreSQL major of the version matrix and where its
