@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/repmgr"
 	"github.com/pgquorum/pgquorum/internal/lab"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // pairQuorum is the pgquorum daemon under test, run beside one server of a

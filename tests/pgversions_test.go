@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgquorum/pgquorum/repmgr"
 	"github.com/pgquorum/pgquorum/internal/lab"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // pgMajor is one PostgreSQL major of the version matrix and where its
