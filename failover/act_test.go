@@ -205,6 +205,8 @@ func TestFenceStep(t *testing.T) {
 			facts: fenceFacts{View: func() FenceView { v := primaryView; v.Ready = false; return v }(), Unknown: true}, mem: fenceMemory{UnknownSince: t0},
 			at: 30 * time.Second, fence: "answered 509 (running as primary without a majority) for 30s",
 			mem2: fenceMemory{UnknownSince: t0, FencedFor: "answered 509 (running as primary without a majority) for 30s, failover.fence_after 30s"}},
+		{name: "509 during the quiet period after a start does not start the clock",
+			facts: fenceFacts{View: func() FenceView { v := primaryView; v.Quiet = true; return v }(), Unknown: true}, at: time.Second, clear: true},
 		{name: "509 short of fence_after does not",
 			facts: fenceFacts{View: primaryView, Unknown: true}, mem: fenceMemory{UnknownSince: t0}, at: 29 * time.Second,
 			mem2: fenceMemory{UnknownSince: t0}, clear: true},

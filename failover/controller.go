@@ -31,6 +31,10 @@ type Options struct {
 	// Fence is api.FenceOff, api.FenceStop or an operator's command.
 	Fence      string
 	FenceAfter time.Duration
+	// Quiet is how long after a start a primary may answer 509 only
+	// because it waits for votes: a lease and the router hold of a
+	// restarted voter, plus a refresh. No 509 fence counts before it ends.
+	Quiet      time.Duration
 	AutoRejoin bool
 	Raft       RaftOptions
 	Addresses  consensus.Addresses // where every node's pgquorum answers HTTP
@@ -121,7 +125,8 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	record := make(chan api.Fence, 64)
 	run := &actionRunner{opts: opts, fsm: fsm, board: board, note: c.rep.noteState}
 	c.act = &actor{opts: opts, local: local, actions: actions, fsm: fsm, ready: m.ready, board: board, run: run, note: c.rep.noteState,
-		fence:    &fencer{opts: opts, local: local, actions: actions, board: board, run: run, record: record},
+		fence: &fencer{opts: opts, local: local, actions: actions, board: board, run: run, record: record,
+			quietUntil: opts.Now().Add(opts.Quiet)},
 		attempts: map[actKey]*attempt{}}
 	c.fences = &fenceLog{opts: opts, m: m, fences: record, command: c.Command}
 	return c

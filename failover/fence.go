@@ -36,11 +36,17 @@ type FenceView struct {
 	UnknownFor  time.Duration // how long the local verdict has been 509
 	FenceAfter  time.Duration
 	Paused      bool
+	// Quiet is set during the quiet period after this pgquorum started:
+	// its voters' leases and router hold from before, and its own, keep a
+	// healthy primary at 509 for that long.
+	Quiet bool
 }
 
 // FenceReason says why this node must be fenced now, "" when it need not:
 // it runs as primary without being the committed primary, or it has
-// answered 509 for FenceAfter.
+// answered 509 for FenceAfter. The 509 rule never fires at epoch 0 (no
+// primary was ever committed, so none replaced this one) nor during the
+// quiet period after a start, when 509 is only the wait for votes.
 func FenceReason(v FenceView) string {
 	switch {
 	case v.Policy == api.FenceOff || v.Policy == "" || v.Paused:
@@ -49,7 +55,7 @@ func FenceReason(v FenceView) string {
 		return ""
 	case v.Ready && v.Primary != "" && v.Primary != v.Self && v.PrimaryRuns:
 		return fmt.Sprintf("runs as primary, but %s is the committed primary of epoch %d, and runs as one", v.Primary, v.Epoch)
-	case v.FenceAfter > 0 && v.UnknownFor >= v.FenceAfter:
+	case v.FenceAfter > 0 && v.UnknownFor >= v.FenceAfter && v.Epoch > 0 && !v.Quiet:
 		return fmt.Sprintf("answered 509 (running as primary without a majority) for %s, failover.fence_after %s",
 			v.UnknownFor.Round(time.Second), v.FenceAfter)
 	}
@@ -92,7 +98,9 @@ func needsPrimaryProbe(v FenceView) bool {
 func fenceStep(f fenceFacts, mem fenceMemory, now time.Time) fenceIntent {
 	v := f.View
 	in := fenceIntent{Memory: mem}
-	if f.Unknown {
+	// The 509 clock starts once the quiet period is over: a start is no
+	// head start towards a fence.
+	if f.Unknown && !v.Quiet {
 		if in.Memory.UnknownSince.IsZero() {
 			in.Memory.UnknownSince = now
 		}
@@ -130,6 +138,9 @@ type fencer struct {
 	run     *actionRunner
 	record  chan<- api.Fence // to the fence log, which records them through the coordinator
 	mem     fenceMemory
+	// quietUntil ends the quiet period after this process started
+	// (Options.Quiet after New).
+	quietUntil time.Time
 }
 
 // facts looks up what fenceStep needs, probing the committed primary only
@@ -140,7 +151,7 @@ func (x *fencer) facts(ctx context.Context, st Replicated, f *consensus.Snapshot
 	_, registered := repmgr.ByName(f.Facts.Nodes, x.opts.Self)
 	v := FenceView{Policy: x.opts.Fence, Self: x.opts.Self, DBUp: up, InRecovery: f.Facts.InRecovery,
 		Registered: registered, Ready: ready, Primary: st.Primary, Epoch: st.Epoch,
-		FenceAfter: x.opts.FenceAfter, Paused: st.Paused()}
+		FenceAfter: x.opts.FenceAfter, Paused: st.Paused(), Quiet: x.opts.Now().Before(x.quietUntil)}
 	if needsPrimaryProbe(v) {
 		if p, ok := repmgr.ByName(x.local.KnownNodes(), st.Primary); ok {
 			pctx, cancel := context.WithTimeout(ctx, x.opts.PeerTimeout)

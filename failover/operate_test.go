@@ -115,6 +115,10 @@ func TestFenceReason(t *testing.T) {
 		{name: "509 for fence_after is fenced, leader or not", edit: func(v *FenceView) { v.Ready, v.UnknownFor = false, 10*time.Second },
 			want: "answered 509"},
 		{name: "509 for less than fence_after is not", edit: func(v *FenceView) { v.Ready, v.UnknownFor = false, 9*time.Second }},
+		// A cluster's first start: nothing was ever committed, so nothing
+		// replaced this primary; its 509 is the wait for votes.
+		{name: "509 for fence_after at epoch 0 is not", edit: func(v *FenceView) { v.Ready, v.Primary, v.Epoch, v.UnknownFor = false, "", 0, time.Minute }},
+		{name: "509 for fence_after during the quiet period after a start is not", edit: func(v *FenceView) { v.Ready, v.Quiet, v.UnknownFor = false, true, time.Minute }},
 		{name: "a command policy fences alike", edit: func(v *FenceView) { v.Policy = "/usr/local/bin/block-writes" }, want: "committed primary"},
 	}
 	for _, tt := range tests {

@@ -49,6 +49,7 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 		Self: cfg.NodeName, Mode: f.Mode, Grace: f.Grace, Cooldown: f.Cooldown, CommandTimeout: f.CommandTimeout,
 		RefreshInterval: cfg.RefreshInterval, PeerTimeout: cfg.PeerTimeout, Locations: f.Locations,
 		SwitchoverMaxLag: f.SwitchoverMaxLag, SwitchoverDrain: f.SwitchoverDrain, Fence: fence, FenceAfter: f.FenceAfter, AutoRejoin: f.AutoRejoin,
+		Quiet:     consensus.LeaseFor(cfg.CacheTTL) + cfg.RouterHold + cfg.RefreshInterval,
 		Raft:      raft,
 		Addresses: consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
 		Logger:    log.With("component", "failover"),
