@@ -282,12 +282,12 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // scrape reads the named unlabelled metrics of n's /metrics.
 func scrape(t *testing.T, n *lab.Node, names ...string) map[string]string {
 	t.Helper()
-	_, body, err := n.Get(context.Background(), api.PathMetrics)
+	_, body, err := metricsText(context.Background(), n)
 	if err != nil {
 		t.Fatalf("scrape %s: %v", n.Name, err)
 	}
 	out := map[string]string{}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(body, "\n") {
 		name, value, ok := strings.Cut(line, " ")
 		if ok && slices.Contains(names, name) {
 			out[name] = value

@@ -131,10 +131,11 @@ func primaryCheckWarned(t *testing.T, n *lab.Node) {
 	t.Helper()
 	var counted int
 	err := lab.WaitFor(context.Background(), patroniWait, n.Name+" to count three /primary health checks", func(ctx context.Context) error {
-		status, body, err := n.Get(ctx, api.PathMetrics)
+		status, text, err := metricsText(ctx, n)
 		if err != nil || status != http.StatusOK {
 			return fmt.Errorf("/metrics: %d %v", status, err)
 		}
+		body := []byte(text)
 		m := checksCounted.FindSubmatch(body)
 		if m == nil {
 			return fmt.Errorf("no pgquorum_patroni_primary_checks_total{method=\"OPTIONS\"}")

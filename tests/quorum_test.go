@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -195,13 +196,25 @@ func TestSecondSiteWithItsOwnPrimaryNeverConfirmed(t *testing.T) {
 	}
 }
 
+// clusterLabel is the cluster.name label every metric carries.
+var clusterLabel = regexp.MustCompile(`cluster="[^"]*",?`)
+
+// metricsText gets n's /metrics without the cluster label, so that tests
+// name a series by the labels they are about.
+func metricsText(ctx context.Context, n *lab.Node) (int, string, error) {
+	status, body, err := n.Get(ctx, api.PathMetrics)
+	text := clusterLabel.ReplaceAllString(string(body), "")
+	text = strings.ReplaceAll(strings.ReplaceAll(text, ",}", "}"), "{}", "")
+	return status, text, err
+}
+
 // metricValue reads one unlabelled metric from n's /metrics.
 func metricValue(ctx context.Context, n *lab.Node, name string) (float64, error) {
-	_, body, err := n.Get(ctx, api.PathMetrics)
+	_, body, err := metricsText(ctx, n)
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			var f float64
 			_, err := fmt.Sscan(v, &f)

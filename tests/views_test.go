@@ -97,11 +97,10 @@ func TestEventsAndMetrics(t *testing.T) {
 	}
 
 	err := lab.WaitFor(ctx, settle, "node1 metrics", func(ctx context.Context) error {
-		status, body, err := n1.Get(ctx, api.PathMetrics)
+		status, text, err := metricsText(ctx, n1)
 		if err != nil {
 			return err
 		}
-		text := string(body)
 		for _, line := range []string{`pgquorum_state{state="Primary"} 1`, `pgquorum_state{state="Unknown"} 0`,
 			`pgquorum_votes 3`, `pgquorum_votes_needed 2`, `pgquorum_peer_up{peer="node2"} 1`, `pgquorum_in_recovery 0`} {
 			if status != 200 || !strings.Contains(text, line+"\n") {
