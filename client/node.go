@@ -70,6 +70,11 @@ func (n Node) doJSON(ctx context.Context, method, path string, body []byte, limi
 	if err != nil {
 		return x.status, n.wrap(method, u, err)
 	}
+	if x.status == http.StatusTooManyRequests {
+		// The views' rate limit answers with its own body: not the
+		// answer's type, and nothing the caller asked about.
+		return x.status, fmt.Errorf("%s %s: rate limited (429): %s", method, u, api.ErrorText(errors.New(string(x.body))))
+	}
 	if err := api.DecodeStrict(bytes.NewReader(x.body), v); err != nil {
 		return x.status, fmt.Errorf("%s %s (status %d): decode answer: %w", method, u, x.status, err)
 	}
