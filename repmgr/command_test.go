@@ -105,3 +105,23 @@ func TestRunnerRunFailuresThatAreNotExitCodes(t *testing.T) {
 		}
 	})
 }
+
+// TestRunnerShellArgs: the arguments reach the command as positional
+// parameters, never parsed by the shell, with the extra environment.
+func TestRunnerShellArgs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := Runner{Env: []string{"PATH=/usr/bin:/bin"}}
+	out, err := r.ShellArgs(ctx, `printf '%s|' "$PGQ_ROLE"`, []string{"a b", "$(echo no)", ";x"}, "PGQ_ROLE=primary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "primary|a b|$(echo no)|;x|"; out != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+	_, err = r.ShellArgs(ctx, "exit 4", nil)
+	var ce *CommandError
+	if !errors.As(err, &ce) || ce.ExitCode != 4 {
+		t.Errorf("exit 4: %v", err)
+	}
+}
