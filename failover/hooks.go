@@ -162,8 +162,10 @@ func newHookRunner(opts Options) *hookRunner {
 	return &hookRunner{opts: opts, queue: make(chan Hook, 64)}
 }
 
-// has tells whether kind is configured.
-func (r *hookRunner) has(kind HookKind) bool { return r.opts.Hooks != nil && r.opts.Hooks.Has(kind) }
+// has tells whether kind is configured (never, on a nil runner).
+func (r *hookRunner) has(kind HookKind) bool {
+	return r != nil && r.opts.Hooks != nil && r.opts.Hooks.Has(kind)
+}
 
 // add queues hooks to run, those configured; it never blocks.
 func (r *hookRunner) add(hooks ...Hook) {
