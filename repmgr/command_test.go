@@ -125,3 +125,19 @@ func TestRunnerShellArgs(t *testing.T) {
 		t.Errorf("exit 4: %v", err)
 	}
 }
+
+// TestRunnerTimeoutKillsTheChildren: a command past its context is killed
+// with its process group, so a shell's children neither outlive it nor
+// hold its output open until WaitDelay.
+func TestRunnerTimeoutKillsTheChildren(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Runner{}.Shell(ctx, "sleep 30; echo never")
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v, want the deadline", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("returned after %s: the child sleep held the output open", took)
+	}
+}
