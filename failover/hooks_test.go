@@ -241,3 +241,25 @@ func TestHookRunner(t *testing.T) {
 		t.Error("a hook not configured was queued")
 	}
 }
+
+// TestHookArgsAndEnv: each hook's arguments, and the new primary's host
+// and port taken from its conninfo (the port empty when it names none).
+func TestHookArgsAndEnv(t *testing.T) {
+	h := Hook{Epoch: 7, Role: RolePrimary, Primary: repmgr.Node{ID: 2, Name: "s2", Conninfo: "host=s2.example dbname=repmgr"},
+		OldPrimary: "p", Reason: "fenced for a reason"}
+	for kind, want := range map[HookKind]string{
+		HookRoleChange: "primary me 7", HookPrePromote: "me 7", HookFailover: "s2 p 7", HookFence: "me 7 fenced for a reason",
+	} {
+		h.Kind = kind
+		if got := strings.Join(h.Args("me"), " "); got != want {
+			t.Errorf("%s args %q, want %q", kind, got, want)
+		}
+	}
+	env := strings.Join(h.Env("me"), "\n")
+	for _, want := range []string{"PGQUORUM_HOOK=on_fence", "PGQUORUM_NODE=me", "PGQUORUM_EPOCH=7", "PGQUORUM_NEW_PRIMARY=s2",
+		"PGQUORUM_NEW_PRIMARY_ID=2", "PGQUORUM_NEW_PRIMARY_HOST=s2.example", "PGQUORUM_NEW_PRIMARY_PORT=\n", "PGQUORUM_OLD_PRIMARY=p"} {
+		if !strings.Contains(env+"\n", want) {
+			t.Errorf("environment lacks %q:\n%s", want, env)
+		}
+	}
+}
