@@ -89,8 +89,8 @@ type Reporters interface {
 // parts together and runs their goroutines: the Raft member and its FSM;
 // the coordinator, which runs rounds while this node leads the Raft group;
 // the actor, which carries out on this node what is committed, and fences
-// it; the fence log; the hooks' runner; and, in the HTTP handlers' goroutines, the reporter
-// and the operator's commands.
+// it; the fence log; the hooks' runner; and, in the HTTP handlers'
+// goroutines, the reporter and the operator's commands.
 type Controller struct {
 	opts   Options
 	local  Local
