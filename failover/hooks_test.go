@@ -255,6 +255,7 @@ func TestHookArgsAndEnv(t *testing.T) {
 			t.Errorf("%s args %q, want %q", kind, got, want)
 		}
 	}
+	h.Kind = HookFence
 	env := strings.Join(h.Env("me"), "\n")
 	for _, want := range []string{"PGQUORUM_HOOK=on_fence", "PGQUORUM_NODE=me", "PGQUORUM_EPOCH=7", "PGQUORUM_NEW_PRIMARY=s2",
 		"PGQUORUM_NEW_PRIMARY_ID=2", "PGQUORUM_NEW_PRIMARY_HOST=s2.example", "PGQUORUM_NEW_PRIMARY_PORT=\n", "PGQUORUM_OLD_PRIMARY=p"} {
