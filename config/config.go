@@ -55,6 +55,7 @@ type Config struct {
 	StateDir        string
 
 	Failover Failover
+	Hooks    Hooks
 
 	LogLevel  string
 	LogFormat string
@@ -110,6 +111,16 @@ type Failover struct {
 	FenceAfter       time.Duration
 	AutoRejoin       bool
 	RejoinCommand    string // "": repmgr node rejoin --force-rewind
+}
+
+// Hooks is the hooks.* section: operators' commands run on events; ""
+// is none.
+type Hooks struct {
+	OnRoleChange string
+	PrePromote   string
+	OnFailover   string
+	OnFence      string
+	Timeout      time.Duration
 }
 
 // Enabled tells whether pgquorum acts, beyond reporting.
@@ -187,6 +198,13 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 			AutoRejoin:       p.boolean("failover.auto_rejoin"),
 			RejoinCommand:    p.str("failover.rejoin_command"),
 		},
+		Hooks: Hooks{
+			OnRoleChange: p.str("hooks.on_role_change"),
+			PrePromote:   p.str("hooks.pre_promote"),
+			OnFailover:   p.str("hooks.on_failover"),
+			OnFence:      p.str("hooks.on_fence"),
+			Timeout:      p.positiveDuration("hooks.timeout"),
+		},
 		LogLevel:  oneOf(p, "log.level", "debug", "info", "warn", "error"),
 		LogFormat: oneOf(p, "log.format", "text", "json"),
 	}
@@ -194,6 +212,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 	errs = append(errs, c.fillFromRepmgr()...)
 	errs = append(errs, c.checkTimings()...)
 	errs = append(errs, c.checkFailover()...)
+	errs = append(errs, c.checkHooks()...)
 	errs = append(errs, c.Security.check(c.NodeName)...)
 	if c.DSN != "" {
 		if _, err := repmgr.PoolConfig(repmgr.Options{DSN: string(c.DSN)}); err != nil {
@@ -285,6 +304,30 @@ func (c *Config) checkFailover() []error {
 	return errs
 }
 
+// checkHooks refuses hooks that would never run: they run from the
+// failover actor, and pre_promote only where pgquorum promotes. A
+// pre_promote must end within the promotion's own bound.
+func (c *Config) checkHooks() []error {
+	h, f := c.Hooks, c.Failover
+	var errs []error
+	for _, k := range []struct{ key, cmd string }{{"hooks.on_role_change", h.OnRoleChange}, {"hooks.pre_promote", h.PrePromote},
+		{"hooks.on_failover", h.OnFailover}, {"hooks.on_fence", h.OnFence}} {
+		if k.cmd != "" && !f.Enabled() {
+			errs = append(errs, fmt.Errorf("%s: runs only with failover.mode pgquorum or repmgrd, got failover.mode %s", k.key, f.Mode))
+		}
+	}
+	if h.PrePromote == "" || !f.Enabled() {
+		return errs
+	}
+	if f.Mode != api.ModePgquorum {
+		errs = append(errs, fmt.Errorf("hooks.pre_promote: runs only with failover.mode pgquorum (with repmgrd, use repmgr's failover_validation_command), got %s", f.Mode))
+	}
+	if h.Timeout > 0 && f.CommandTimeout > 0 && h.Timeout >= f.CommandTimeout {
+		errs = append(errs, fmt.Errorf("hooks.timeout: want less than failover.command_timeout (%s) with hooks.pre_promote, which runs within the promotion's bound, got %s", f.CommandTimeout, h.Timeout))
+	}
+	return errs
+}
+
 // Print writes the effective configuration, password redacted, one key a
 // line in the order of Keys.
 func (c Config) Print(w io.Writer) {
@@ -310,7 +353,9 @@ func (c Config) Print(w io.Writer) {
 		"failover.switchover_drain": f.SwitchoverDrain,
 		"failover.fence":            f.Fence, "failover.fence_after": f.FenceAfter, "failover.auto_rejoin": f.AutoRejoin,
 		"failover.rejoin_command": f.RejoinCommand,
-		"log.level":               c.LogLevel, "log.format": c.LogFormat,
+		"hooks.on_role_change":    c.Hooks.OnRoleChange, "hooks.pre_promote": c.Hooks.PrePromote,
+		"hooks.on_failover": c.Hooks.OnFailover, "hooks.on_fence": c.Hooks.OnFence, "hooks.timeout": c.Hooks.Timeout,
+		"log.level": c.LogLevel, "log.format": c.LogFormat,
 	}
 	for _, k := range Keys {
 		fmt.Fprintf(w, "%s: %v\n", k.name, values[k.name])

@@ -200,7 +200,7 @@ func TestDocsNameOnlyRealKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	pages = append(pages, "../README.md")
-	named := regexp.MustCompile("`((?:node|server|database|repmgr|consensus|failover|log)\\.[a-z_.]*[a-z_])")
+	named := regexp.MustCompile("`((?:node|server|database|repmgr|consensus|failover|hooks|log)\\.[a-z_.]*[a-z_])")
 	for _, page := range pages {
 		text, err := os.ReadFile(page)
 		if err != nil {

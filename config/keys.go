@@ -68,6 +68,11 @@ var Keys = []Key{
 	{"failover.fence_after", "10s", "a primary answering 509 this long is fenced"},
 	{"failover.auto_rejoin", "false", "a stopped or fenced former primary rejoins the committed primary as a standby by itself"},
 	{"failover.rejoin_command", "", "what a former primary runs to rejoin (default: repmgr -f <repmgr.config_file> node rejoin -d <primary conninfo> --force-rewind)"},
+	{"hooks.on_role_change", "", "command run on this node after its role changed, with the new role (primary, standby, fenced), the node and the epoch appended"},
+	{"hooks.pre_promote", "", "command run on the chosen standby before it promotes, with the node and the epoch appended: a non-zero exit or a timeout vetoes its promotion, and the next candidate is chosen"},
+	{"hooks.on_failover", "", "command run on every node once a new primary's promotion is committed, with the new primary, the old primary and the epoch appended"},
+	{"hooks.on_fence", "", "command run on this node after it fenced its database, with the node, the epoch and the reason appended"},
+	{"hooks.timeout", "30s", "bound on each hook; a hook past it is killed (and a pre_promote past it vetoes)"},
 	{"log.level", "info", "debug, info, warn or error"},
 	{"log.format", "text", "text or json"},
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // actor is the shell around nextAction and fenceStep: on every node, on
@@ -23,10 +24,13 @@ type actor struct {
 	board   *statusBoard
 	run     *actionRunner
 	fence   *fencer
+	hooks   *hookRunner
 	note    func(context.Context) // logs a change of this node's state
 
 	attempts   map[actKey]*attempt
 	demotedFor uint64 // ID+1 of the switchover this node stepped down and stopped for; 0: none
+
+	hooksRan map[hookKey]bool // the hooks queued, per decision
 }
 
 // oneShot are the actions tried once per decision: a failure is reported
@@ -95,6 +99,26 @@ func (a *actor) step(ctx context.Context) {
 	for _, act := range in.Run {
 		a.carry(ctx, act, f)
 	}
+	a.queueHooks(f, st)
+}
+
+// queueHooks hands the hooks the latest decision now asks for to the
+// hooks' runner, and remembers them: once per decision, while pgquorum
+// runs.
+func (a *actor) queueHooks(f actorFacts, st Replicated) {
+	due := dueHooks(a.opts, f, st, a.attempts, a.hooksRan)
+	for i, h := range due {
+		for k := range a.hooksRan {
+			if k.epoch < h.Epoch {
+				delete(a.hooksRan, k) // only the latest decision's are ever due
+			}
+		}
+		a.hooksRan[hookKey{h.Epoch, h.Kind, h.Role}] = true
+		if n, ok := repmgr.ByID(a.local.KnownNodes(), h.Primary.ID); ok {
+			due[i].Primary = n
+		}
+	}
+	a.hooks.add(due...)
 }
 
 func (a *actor) setDemoted(id uint64) {
@@ -132,6 +156,10 @@ func (a *actor) command(act action, f actorFacts) func(context.Context) error {
 	switch act.Kind {
 	case api.ActionPromote:
 		return func(ctx context.Context) error {
+			self, _ := repmgr.ByID(a.local.KnownNodes(), d.PrimaryID)
+			if err := a.hooks.prePromote(ctx, d, self); err != nil {
+				return err
+			}
 			out, err := a.actions.Promote(ctx, d)
 			log.Info("promote command", "epoch", d.Epoch, "output", out, "error", err)
 			return err

@@ -43,6 +43,11 @@ type Options struct {
 	// After is optional; time.After. Tests drive the switchover's drain
 	// with it.
 	After func(time.Duration) <-chan time.Time
+
+	// Hooks are the operators' hooks (hooks.*); nil: none. Each runs
+	// within HookTimeout (30s when 0).
+	Hooks       Hooks
+	HookTimeout time.Duration
 }
 
 // Local is the local node as the verdict sees it; *consensus.Checker is one.
@@ -88,8 +93,8 @@ type Reporters interface {
 // parts together and runs their goroutines: the Raft member and its FSM;
 // the coordinator, which runs rounds while this node leads the Raft group;
 // the actor, which carries out on this node what is committed, and fences
-// it; the fence log; and, in the HTTP handlers' goroutines, the reporter
-// and the operator's commands.
+// it; the fence log; the hooks' runner; and, in the HTTP handlers'
+// goroutines, the reporter and the operator's commands.
 type Controller struct {
 	opts   Options
 	local  Local
@@ -101,6 +106,7 @@ type Controller struct {
 	coord  *coordinator
 	act    *actor
 	fences *fenceLog
+	hooks  *hookRunner
 }
 
 // New returns a Controller; Run starts it.
@@ -114,6 +120,9 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.HookTimeout == 0 {
+		opts.HookTimeout = 30 * time.Second
+	}
 	fsm := NewFSM()
 	m := newMember(fsm, opts.CommandTimeout, opts.Raft.HeartbeatTimeout, opts.Now)
 	board := newStatusBoard()
@@ -124,10 +133,11 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	c.coord = &coordinator{opts: opts, local: local, fsm: fsm, m: m, board: board, calls: c.calls, note: c.rep.noteState, rounds: newRounds(opts)}
 	record := make(chan api.Fence, 64)
 	run := &actionRunner{opts: opts, fsm: fsm, board: board, note: c.rep.noteState}
+	c.hooks = newHookRunner(opts)
 	c.act = &actor{opts: opts, local: local, actions: actions, fsm: fsm, ready: m.ready, board: board, run: run, note: c.rep.noteState,
-		fence: &fencer{opts: opts, local: local, actions: actions, board: board, run: run, record: record,
+		fence: &fencer{opts: opts, local: local, actions: actions, board: board, run: run, record: record, hooks: c.hooks,
 			quietUntil: opts.Now().Add(opts.Quiet)},
-		attempts: map[actKey]*attempt{}}
+		attempts: map[actKey]*attempt{}, hooks: c.hooks, hooksRan: map[hookKey]bool{}}
 	c.fences = &fenceLog{opts: opts, m: m, fences: record, command: c.Command}
 	return c
 }
@@ -145,7 +155,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}()
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){c.coord.run, c.act.loop, c.fences.run} {
+	for _, run := range []func(context.Context){c.coord.run, c.act.loop, c.fences.run, c.hooks.loop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(ctx) }()
 	}

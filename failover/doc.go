@@ -24,6 +24,12 @@
 //     rejoin, the old primary's demote and restart), or to a fact to look up
 //     first; the shell (actor.go) looks facts up, and runs each action once
 //     per decision, within the command timeout, cancelled by a newer decision.
+//   - The hooks (hooks.go): dueHooks is a pure step from the actor's facts,
+//     the committed state and the actor's memory to the operators' hooks due
+//     once per decision (on_role_change, on_failover); the fencer adds
+//     on_fence; a hook runner runs them in a goroutine of its own, bounded
+//     and logged. pre_promote runs inside the promotion: its failure vetoes
+//     it, and the coordinator sees a failed promotion.
 //   - The fencer (fence.go) is the actor's first step. It acts on the node's
 //     own observations (its database runs as primary; its verdict has been
 //     509 for failover.fence_after) together with the committed state

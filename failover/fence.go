@@ -137,6 +137,7 @@ type fencer struct {
 	board   *statusBoard
 	run     *actionRunner
 	record  chan<- api.Fence // to the fence log, which records them through the coordinator
+	hooks   *hookRunner
 	mem     fenceMemory
 	// quietUntil ends the quiet period after this process started
 	// (Options.Quiet after New).
@@ -185,7 +186,7 @@ func (x *fencer) step(ctx context.Context, st Replicated, f *consensus.Snapshot,
 	x.opts.Logger.Error("fencing this node", "policy", x.opts.Fence, "reason", why)
 	// A fresh attempt each time: a node fenced twice in one epoch
 	// (stopped, then started again by hand as primary) is fenced again.
-	_ = x.run.try(ctx, &attempt{}, api.Decision{Epoch: st.Epoch}, api.ActionFence, func(ctx context.Context) error {
+	err := x.run.try(ctx, &attempt{}, api.Decision{Epoch: st.Epoch}, api.ActionFence, func(ctx context.Context) error {
 		var out string
 		var err error
 		if x.opts.Fence == api.FenceStop {
@@ -196,6 +197,15 @@ func (x *fencer) step(ctx context.Context, st Replicated, f *consensus.Snapshot,
 		x.opts.Logger.Info("fence command", "output", out, "error", err)
 		return err
 	})
+	if err == nil {
+		// Once per fence: the fencer fences once per episode.
+		primary, _ := repmgr.ByName(x.local.KnownNodes(), st.Primary)
+		h := Hook{Epoch: st.Epoch, Primary: primary, Reason: why}
+		h.Kind, h.Role = HookRoleChange, RoleFenced
+		fence := h
+		fence.Kind, fence.Role = HookFence, ""
+		x.hooks.add(h, fence)
+	}
 	select {
 	case x.record <- api.Fence{Node: x.opts.Self, At: now.UTC(), Reason: why}:
 	case <-ctx.Done():

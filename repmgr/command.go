@@ -52,12 +52,16 @@ func (r Runner) Run(ctx context.Context, name string, args ...string) (string, e
 	cmd.Dir = r.Dir
 	cmd.Env = r.Env
 	cmd.WaitDelay = 5 * time.Second // a child that keeps our pipe open must not hang us
+	// A process group of its own, killed whole when ctx ends: a shell's
+	// children (an operator's script, a hook) die with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	if r.User != "" {
 		cred, err := Credential(r.User)
 		if err != nil {
 			return "", err
 		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.SysProcAttr.Credential = cred
 	}
 	out := &tailBuffer{max: maxOutput}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -90,6 +94,19 @@ func (r Runner) Shell(ctx context.Context, cmdline string, env ...string) (strin
 	}
 	r.Env = append(append([]string(nil), base...), env...)
 	return r.Run(ctx, "/bin/sh", "-c", cmdline)
+}
+
+// ShellArgs runs an operator's command line with /bin/sh -c, args
+// appended to it as positional parameters ("$@"), so that no argument is
+// ever parsed by the shell; otherwise as Shell.
+func (r Runner) ShellArgs(ctx context.Context, cmdline string, args []string, env ...string) (string, error) {
+	base := r.Env
+	if base == nil {
+		base = os.Environ()
+	}
+	r.Env = append(append([]string(nil), base...), env...)
+	// $0 names the hook in ps and in the shell's own messages.
+	return r.Run(ctx, "/bin/sh", append([]string{"-c", cmdline + ` "$@"`, "pgquorum-hook"}, args...)...)
 }
 
 // Credential is the uid and gid of the OS user name, to run a process as.

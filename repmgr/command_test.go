@@ -105,3 +105,39 @@ func TestRunnerRunFailuresThatAreNotExitCodes(t *testing.T) {
 		}
 	})
 }
+
+// TestRunnerShellArgs: the arguments reach the command as positional
+// parameters, never parsed by the shell, with the extra environment.
+func TestRunnerShellArgs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := Runner{Env: []string{"PATH=/usr/bin:/bin"}}
+	out, err := r.ShellArgs(ctx, `printf '%s|' "$PGQ_ROLE"`, []string{"a b", "$(echo no)", ";x"}, "PGQ_ROLE=primary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "primary|a b|$(echo no)|;x|"; out != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+	_, err = r.ShellArgs(ctx, "exit 4", nil)
+	var ce *CommandError
+	if !errors.As(err, &ce) || ce.ExitCode != 4 {
+		t.Errorf("exit 4: %v", err)
+	}
+}
+
+// TestRunnerTimeoutKillsTheChildren: a command past its context is killed
+// with its process group, so a shell's children neither outlive it nor
+// hold its output open until WaitDelay.
+func TestRunnerTimeoutKillsTheChildren(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Runner{}.Shell(ctx, "sleep 30; echo never")
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v, want the deadline", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("returned after %s: the child sleep held the output open", took)
+	}
+}

@@ -53,5 +53,10 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 		Raft:      raft,
 		Addresses: consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
 		Logger:    log.With("component", "failover"),
+		Hooks: failover.HookCommands{Runner: runner, Self: cfg.NodeName, Commands: map[failover.HookKind]string{
+			failover.HookRoleChange: cfg.Hooks.OnRoleChange, failover.HookPrePromote: cfg.Hooks.PrePromote,
+			failover.HookFailover: cfg.Hooks.OnFailover, failover.HookFence: cfg.Hooks.OnFence,
+		}},
+		HookTimeout: cfg.Hooks.Timeout,
 	}, checker, cmds, peers)
 }
