@@ -272,9 +272,9 @@ func TestNewPrimaryConfirmedSoonAfterItsMajority(t *testing.T) {
 	killed := time.Now()
 	// node1's pgquorum polls no more once its database is down: the last
 	// leases it holds run out one lease (cache_ttl 1 s + 10%) after, and
-	// the voters pass to another node only consensus.router_hold (fast
-	// profile: 1 s) later.
-	leasesOut := killed.Add(1100*time.Millisecond + time.Second)
+	// the voters pass to another node only consensus.router_hold later
+	// (the lab leaves it at the default profile's 2.5 s).
+	leasesOut := killed.Add(1100*time.Millisecond + 2500*time.Millisecond)
 	if err := n2.Promote(ctx); err != nil {
 		t.Fatal(err)
 	}
