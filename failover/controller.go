@@ -21,7 +21,11 @@ type Options struct {
 	CommandTimeout  time.Duration
 	RefreshInterval time.Duration
 	PeerTimeout     time.Duration
-	Locations       []string
+	// DBTimeout is database.timeout: the budget of a direct probe of a
+	// node's database, a new connection and a query, as the checker gives
+	// its own probe. Zero means PeerTimeout.
+	DBTimeout time.Duration
+	Locations []string
 	// SwitchoverMaxLag bounds how far behind a switchover target may be.
 	SwitchoverMaxLag int64
 	// SwitchoverDrain is how long a primary stepping down answers 503
@@ -106,6 +110,9 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	}
 	if opts.After == nil {
 		opts.After = time.After
+	}
+	if opts.DBTimeout <= 0 {
+		opts.DBTimeout = opts.PeerTimeout
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

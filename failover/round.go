@@ -69,7 +69,7 @@ type rounds struct {
 }
 
 func newRounds(opts Options) *rounds {
-	return &rounds{opts: opts, det: Detector{Grace: opts.Grace}, excluded: map[string]exclusion{}, sw: newSwitchoverDriver(opts)}
+	return &rounds{opts: opts, det: Detector{Grace: opts.Grace, Lag: opts.DBTimeout}, excluded: map[string]exclusion{}, sw: newSwitchoverDriver(opts)}
 }
 
 // forget is what a node that stops coordinating does: the next time it
@@ -130,6 +130,18 @@ func (r *rounds) detect(f roundFacts, st Replicated, lost repmgr.Node, now time.
 		return roundIntent{Phase: api.FailoverSuspect, Reason: det.Reason}
 	}
 	return roundIntent{}
+}
+
+// watched is the node whose database the coordinator has every node probe
+// directly, "" when none: the committed primary while its pgquorum is silent
+// or reports its database down. The probes confirm or refute its loss
+// (Examine).
+func watched(f roundFacts, st Replicated) string {
+	name := st.Primary
+	if p := f.Reports[name]; name == "" || (p != nil && p.DBUp) {
+		return ""
+	}
+	return name
 }
 
 // promotedNote records that the committed primary of d runs as one.

@@ -10,10 +10,21 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// roundOpts are the options of the coordinator's tables: the lab's.
+// roundOpts are the options of the coordinator's tables: the lab's, with
+// the fast profile's database.timeout.
 func roundOpts() Options {
 	return Options{Self: "s3", Mode: api.ModePgquorum, Grace: time.Second, Cooldown: 10 * time.Second,
-		CommandTimeout: 20 * time.Second, RefreshInterval: 250 * time.Millisecond}
+		CommandTimeout: 20 * time.Second, RefreshInterval: 250 * time.Millisecond, DBTimeout: 400 * time.Millisecond}
+}
+
+// probing is r with a direct probe of node that failed (ok false) or answered.
+func probing(r *api.Report, node string, ok bool) *api.Report {
+	return edited(r, func(r *api.Report) {
+		r.Probe = &api.Probe{Node: node, OK: ok}
+		if !ok {
+			r.Probe.Error = "connection refused"
+		}
+	})
 }
 
 // entryText is a log entry in a line, for the tables.
@@ -133,9 +144,18 @@ func TestDecideRound(t *testing.T) {
 		{name: "a primary whose database went down within the grace is suspect",
 			state: promotedState(), reports: reports(down("p", 0), standby(electS2, 1, 10), standby(electS3, 1, 20)),
 			want: []string{"phase Suspect: p reports its database down"}},
-		{name: "a primary down for the grace is replaced by the standby with the most WAL",
-			state: promotedState(), reports: reports(down("p", 2*time.Second), standby(electS2, 1, 10), standby(electS3, 1, 20)),
+		{name: "a primary down for the grace, confirmed by a direct probe, is replaced by the standby with the most WAL",
+			state: promotedState(), reports: reports(down("p", 2*time.Second), probing(standby(electS2, 1, 10), "p", false), standby(electS3, 1, 20)),
 			want: []string{"commit decision 2 s3"}},
+		{name: "a primary down for the grace by its own account alone is only suspect: no direct probe confirms it",
+			state: promotedState(), reports: reports(down("p", 2*time.Second), standby(electS2, 1, 10), standby(electS3, 1, 20)),
+			want: []string{"phase Suspect: p reports its database down: connection refused; 1 of 2 direct probes"}},
+		{name: "a 1s stall (fast profile): down for 1.088s by the primary's lagging account is within the grace, less database.timeout",
+			state: promotedState(), reports: reports(down("p", 1088*time.Millisecond), probing(standby(electS2, 1, 10), "p", false), standby(electS3, 1, 20)),
+			want: []string{"phase Suspect: p reports its database down"}},
+		{name: "a stall that is over: the primary's account past the grace, its database answering the direct probes, is no loss",
+			state: promotedState(), reports: reports(down("p", 2*time.Second), probing(standby(electS2, 1, 10), "p", true), probing(standby(electS3, 1, 20), "p", true)),
+			want: nil},
 		{name: "a silent primary probed down by a majority, for the grace, is replaced",
 			state:   promotedState(),
 			reports: reports(edited(probed("s2", "p", false), func(r *api.Report) { *r = *edited(standby(electS2, 1, 10), func(x *api.Report) { x.Probe = r.Probe }) }), edited(standby(electS3, 1, 20), func(r *api.Report) { r.Probe = &api.Probe{Node: "p", Error: "timeout"} })),
@@ -143,7 +163,7 @@ func TestDecideRound(t *testing.T) {
 			want: []string{"commit decision 2 s3"}},
 		{name: "an active repmgrd blocks the failover",
 			state:   promotedState(),
-			reports: reports(down("p", 2*time.Second), standby(electS2, 1, 10), edited(standby(electS3, 1, 20), func(r *api.Report) { r.RepmgrdRunning = true })),
+			reports: reports(down("p", 2*time.Second), probing(standby(electS2, 1, 10), "p", false), edited(standby(electS3, 1, 20), func(r *api.Report) { r.RepmgrdRunning = true })),
 			want:    []string{"phase Blocked: p reports its database down"}},
 		{name: "within the cooldown of the last promotion, no failover",
 			state: func() Replicated {
@@ -152,10 +172,10 @@ func TestDecideRound(t *testing.T) {
 				st.History[1].PromotedAt = &at
 				return st
 			}(),
-			reports: reports(down("s2", 2*time.Second), standby(electS3, 2, 20)), at: 5 * time.Second,
+			reports: reports(down("s2", 2*time.Second), probing(standby(electS3, 2, 20), "s2", false)), at: 5 * time.Second,
 			want: []string{"phase Blocked: s2 reports its database down"}},
 		{name: "no candidate blocks",
-			nodes: []repmgr.Node{lostP, electW6}, state: promotedState(), reports: reports(down("p", 2*time.Second), up("w6", api.StateStandby)),
+			nodes: []repmgr.Node{lostP, electW6}, state: promotedState(), reports: reports(down("p", 2*time.Second), probing(up("w6", api.StateStandby), "p", false)),
 			want: []string{"phase Blocked: p reports its database down"}},
 		{name: "a primary confirmed by its majority: nothing",
 			state: promotedState(), reports: reports(primaryUp, standby(electS2, 1, 10), standby(electS3, 1, 20)),
