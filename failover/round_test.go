@@ -104,9 +104,22 @@ func TestDecideRound(t *testing.T) {
 		{name: "at epoch 0 the one node answering 200 is adopted",
 			reports: reports(primaryUp, standby(electS2, 1, 10), standby(electS3, 1, 10)),
 			want:    []string{"commit decision 1 p"}},
-		{name: "at epoch 0 with no 200, the primary a majority's metadata names is adopted",
-			reports: reports(edited(standby(electS2, 1, 10), func(r *api.Report) { r.Named = "p" }), edited(standby(electS3, 1, 10), func(r *api.Report) { r.Named = "p" })),
+		{name: "at epoch 0 with no 200, the primary a majority's metadata names is adopted when it runs as primary",
+			reports: reports(up("p", api.StateUnknown), naming(standby(electS2, 1, 10), "p"), naming(standby(electS3, 1, 10), "p")),
 			want:    []string{"commit decision 1 p"}},
+		{name: "at epoch 0 the primary the metadata names is not adopted when it runs as a standby",
+			reports: reports(up("p", api.StateStandby), naming(standby(electS2, 1, 10), "p"), naming(standby(electS3, 1, 10), "p")),
+			want:    []string{"phase Joining: not adopting p, the active primary the metadata of s2, s3 names: it runs as a standby"}},
+		{name: "at epoch 0 the primary the metadata names, down within the grace, is suspect, not adopted",
+			reports: reports(down("p", 500*time.Millisecond), naming(probing(standby(electS2, 1, 10), "p", false), "p"), naming(standby(electS3, 1, 20), "p")),
+			want:    []string{"phase Suspect: nothing adopted yet: p, the active primary the metadata of s2, s3 names: p reports its database down"}},
+		{name: "at epoch 0 the primary the metadata names, down for the grace, is replaced as in a failover: the standby with the most WAL",
+			reports: reports(down("p", 2*time.Second), naming(probing(standby(electS2, 1, 10), "p", false), "p"), naming(standby(electS3, 1, 20), "p")),
+			want:    []string{"commit decision 1 s3"}},
+		{name: "at epoch 0 the primary the metadata names, silent and probed down for the grace, is replaced as in a failover",
+			reports: reports(naming(probing(standby(electS2, 1, 30), "p", false), "p"), naming(probing(standby(electS3, 1, 20), "p", false), "p")),
+			before:  []time.Duration{0}, at: 1500 * time.Millisecond,
+			want: []string{"commit decision 1 s2"}},
 		{name: "at epoch 0 with two nodes answering 200, nothing is adopted",
 			reports: reports(primaryUp, edited(standby(electS2, 1, 10), func(r *api.Report) { r.State = api.StatePrimary })),
 			want:    []string{"phase Joining: waiting for exactly one node answering 200"}},
@@ -228,6 +241,11 @@ func TestDecideRoundExcludesAFailedCandidate(t *testing.T) {
 	if got := intentText(r.decide(f, st, t0.Add(time.Second))); !matches(got, []string{"commit decision 4 s4"}) {
 		t.Fatalf("after s3's failed promotion too: %v", got)
 	}
+}
+
+// naming is r with its metadata naming primary as the active primary.
+func naming(r *api.Report, primary string) *api.Report {
+	return edited(r, func(r *api.Report) { r.Named = primary })
 }
 
 // switchingState is promotedState with a switchover from p to s2 in phase.
