@@ -187,6 +187,9 @@ func TestDecideRound(t *testing.T) {
 			}(),
 			reports: reports(down("s2", 2*time.Second), probing(standby(electS3, 2, 20), "s2", false)), at: 5 * time.Second,
 			want: []string{"phase Blocked: s2 reports its database down"}},
+		{name: "within the cooldown of a planned switchover's promotion, a failover all the same",
+			state: switchedOver(), reports: reports(down("s2", 2*time.Second), probing(standby(electS3, 2, 20), "s2", false)), at: 5 * time.Second,
+			want: []string{"commit decision 3 s3"}},
 		{name: "no candidate blocks",
 			nodes: []repmgr.Node{lostP, electW6}, state: promotedState(), reports: reports(down("p", 2*time.Second), probing(up("w6", api.StateStandby), "p", false)),
 			want: []string{"phase Blocked: p reports its database down"}},
@@ -246,6 +249,16 @@ func TestDecideRoundExcludesAFailedCandidate(t *testing.T) {
 // naming is r with its metadata naming primary as the active primary.
 func naming(r *api.Report, primary string) *api.Report {
 	return edited(r, func(r *api.Report) { r.Named = primary })
+}
+
+// switchedOver is the state after a planned switchover from p to s2, done:
+// s2 promoted at t0, the primary of epoch 2.
+func switchedOver() Replicated {
+	st := failedOver(electS2)
+	at := t0
+	st.History[1].PromotedAt = &at
+	st.Switchovers = []api.Switchover{{ID: 1, From: "p", To: "s2", Phase: api.PhaseDone, Start: t0.Add(-time.Second)}}
+	return st
 }
 
 // switchingState is promotedState with a switchover from p to s2 in phase.
