@@ -186,6 +186,18 @@ func (c *Controller) Report(ctx context.Context, req api.ReportRequest) api.Repo
 	return c.rep.report(ctx, req)
 }
 
+// Committed is the primary the Raft log names, as this node has applied it:
+// its name, its repmgr node_id and the epoch. ok is false while nothing is
+// committed, and while this node hears from no coordinator: its log may
+// then be behind, and name a primary since replaced (the values are still
+// returned, for logs). Safe for concurrent
+// use, cheap enough for every vote: a voter whose own database is down, or
+// a witness, vouches for this primary and for no other.
+func (c *Controller) Committed() (primary string, id int, epoch uint64, ok bool) {
+	primary, id, epoch = c.fsm.Committed()
+	return primary, id, epoch, epoch > 0 && c.act.ready()
+}
+
 // History is /history: the committed decisions, newest first.
 func (c *Controller) History() api.HistoryBody {
 	st := c.fsm.State()

@@ -228,6 +228,15 @@ func (f *FSM) State() Replicated {
 	return s
 }
 
+// Committed is the committed primary, its repmgr node_id and the epoch,
+// without the copy of the whole state that State makes: a reader on every
+// vote can afford it.
+func (f *FSM) Committed() (primary string, id int, epoch uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Primary, f.state.PrimaryID, f.state.Epoch
+}
+
 // LastPromotion is when the latest promotion by a failover happened, the
 // one failover.cooldown counts from; zero when none did. Neither the
 // adoption of the first primary nor a planned switchover counts: a

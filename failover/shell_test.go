@@ -334,3 +334,44 @@ func TestCoordinatorCarry(t *testing.T) {
 		t.Errorf("a failed abort shows %s %q, want nothing", phase, reason)
 	}
 }
+
+// TestControllerCommitted: the committed primary is read for the voter only
+// once something is committed and the node hears from a coordinator.
+func TestControllerCommitted(t *testing.T) {
+	c := newShells(t, shellOpts("s2"), localAs("p"), &fakeActions{}, &fakeReporters{}, promotedState())
+	if p, id, epoch, ok := c.Committed(); p != "p" || id != 1 || epoch != 1 || !ok {
+		t.Errorf("Committed = %s %d %d %v, want p 1 1 true", p, id, epoch, ok)
+	}
+	commitDirectly(t, c, decisionEntry(api.Decision{Epoch: 2, Primary: "s3", PrimaryID: 3, OldPrimary: "p", At: t0}))
+	if p, id, epoch, ok := c.Committed(); p != "s3" || id != 3 || epoch != 2 || !ok {
+		t.Errorf("after epoch 2: Committed = %s %d %d %v, want s3 3 2 true", p, id, epoch, ok)
+	}
+	c.act.ready = func() bool { return false }
+	if p, _, epoch, ok := c.Committed(); ok || p != "s3" || epoch != 2 {
+		t.Errorf("hearing from no coordinator: Committed = %s %d %v, want s3 2 and not ok", p, epoch, ok)
+	}
+	empty := newShells(t, shellOpts("s2"), localAs("p"), &fakeActions{}, &fakeReporters{}, Replicated{})
+	if _, _, _, ok := empty.Committed(); ok {
+		t.Error("nothing committed, yet ok")
+	}
+}
+
+// TestControllerCommittedConcurrently: the voter reads the committed
+// primary while entries are applied (run with -race).
+func TestControllerCommittedConcurrently(t *testing.T) {
+	c := newShells(t, shellOpts("s2"), localAs("p"), &fakeActions{}, &fakeReporters{}, promotedState())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			if p, _, epoch, _ := c.Committed(); (epoch == 1) != (p == "p") {
+				t.Errorf("torn read: %s at epoch %d", p, epoch)
+				return
+			}
+		}
+	}()
+	for e := uint64(2); e < 50; e++ {
+		commitDirectly(t, c, decisionEntry(api.Decision{Epoch: e, Primary: "s3", PrimaryID: 3, OldPrimary: "p", At: t0}))
+	}
+	<-done
+}
