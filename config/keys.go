@@ -57,7 +57,7 @@ var Keys = []Key{
 	{"failover.raft_heartbeat_timeout", nil, "Raft heartbeat timeout"},
 	{"failover.raft_election_timeout", nil, "Raft election timeout"},
 	{"failover.grace", nil, "how long the primary must be lost, continuously, before a failover"},
-	{"failover.cooldown", "60s", "at least this long between two promotions"},
+	{"failover.cooldown", "60s", "at least this long between two failover promotions (a planned switchover's does not count)"},
 	{"failover.locations", "", "locations besides the lost primary's whose standbys may be promoted, a,b,…"},
 	{"failover.promote_command", "", "command the chosen standby runs (default: repmgr -f <repmgr.config_file> standby promote)"},
 	{"failover.follow_command", "", "command the other standbys run (default: repmgr -f <repmgr.config_file> standby follow --upstream-node-id=<id>)"},

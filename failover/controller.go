@@ -21,7 +21,11 @@ type Options struct {
 	CommandTimeout  time.Duration
 	RefreshInterval time.Duration
 	PeerTimeout     time.Duration
-	Locations       []string
+	// DBTimeout is database.timeout: the budget of a direct probe of a
+	// node's database, a new connection and a query, as the checker gives
+	// its own probe. Zero means PeerTimeout.
+	DBTimeout time.Duration
+	Locations []string
 	// SwitchoverMaxLag bounds how far behind a switchover target may be.
 	SwitchoverMaxLag int64
 	// SwitchoverDrain is how long a primary stepping down answers 503
@@ -117,6 +121,9 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	if opts.After == nil {
 		opts.After = time.After
 	}
+	if opts.DBTimeout <= 0 {
+		opts.DBTimeout = opts.PeerTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -192,6 +199,18 @@ func (c *Controller) Status(ctx context.Context) api.FailoverStatus { return c.r
 // Report is this node's answer to the coordinator's poll.
 func (c *Controller) Report(ctx context.Context, req api.ReportRequest) api.Report {
 	return c.rep.report(ctx, req)
+}
+
+// Committed is the primary the Raft log names, as this node has applied it:
+// its name, its repmgr node_id and the epoch. ok is false while nothing is
+// committed, and while this node hears from no coordinator: its log may
+// then be behind, and name a primary since replaced (the values are still
+// returned, for logs). Safe for concurrent
+// use, cheap enough for every vote: a voter whose own database is down, or
+// a witness, vouches for this primary and for no other.
+func (c *Controller) Committed() (primary string, id int, epoch uint64, ok bool) {
+	primary, id, epoch = c.fsm.Committed()
+	return primary, id, epoch, epoch > 0 && c.act.ready()
 }
 
 // History is /history: the committed decisions, newest first.

@@ -23,7 +23,7 @@ type coordinator struct {
 	note   func(context.Context) // logs a change of this node's state
 	rounds *rounds
 
-	silent       bool      // the primary's pgquorum did not answer the last round
+	probe        string    // the node whose database the last round needed probed (watched)
 	lastHandOver time.Time // when leadership was last passed on
 	own          phaseSeen // this node's own phase as coordinator, from its previous round
 }
@@ -96,25 +96,21 @@ func (c *coordinator) round(ctx context.Context) (api.FailoverState, string) {
 }
 
 // gather asks every node for its report. When the primary's pgquorum falls
-// silent, every node is asked to probe its database, in the same round.
+// silent, or reports its database down, every node is asked to probe its
+// database, in the same round.
 func (c *coordinator) gather(ctx context.Context, st Replicated) roundFacts {
 	nodes := c.local.KnownNodes()
-	probe := ""
-	if c.silent {
-		probe = st.Primary
-	}
 	req := api.ReportRequest{Protocol: api.ReportProtocol, Coordinator: c.opts.Self,
-		Phase: c.own.state, PhaseReason: c.own.reason, ProbeNode: probe}
-	reports := c.calls.gather(ctx, nodes, req)
-	silent := st.Primary != "" && reports[st.Primary] == nil
-	if silent && probe == "" {
-		// Fell silent this round: ask every node to probe its database now
-		// rather than a round later.
-		req.ProbeNode = st.Primary
-		reports = c.calls.gather(ctx, nodes, req)
+		Phase: c.own.state, PhaseReason: c.own.reason, ProbeNode: c.probe}
+	f := roundFacts{Nodes: nodes, Reports: c.calls.gather(ctx, nodes, req)}
+	c.probe = watched(f, st)
+	if c.probe != "" && c.probe != req.ProbeNode {
+		// Fell silent, or down, this round: ask every node to probe its
+		// database now rather than a round later.
+		req.ProbeNode = c.probe
+		f.Reports = c.calls.gather(ctx, nodes, req)
 	}
-	c.silent = silent
-	return roundFacts{Nodes: nodes, Reports: reports}
+	return f
 }
 
 // carry does what a round decided, in order: notes, release, commit.

@@ -48,6 +48,7 @@ func TestExamine(t *testing.T) {
 		members int
 		reports map[string]*api.Report
 		lost    bool
+		confirm bool // the evidence is confirmed by the direct probes of a majority
 		downFor time.Duration
 		reason  string // a part of the reason
 	}{
@@ -66,21 +67,30 @@ func TestExamine(t *testing.T) {
 		{name: "the primary reporting its database up is not lost, unconfirmed as it is", members: 3,
 			reports: reports(up("p", api.StateUnknown), probed("s1", "p", false), probed("s2", "p", false)),
 			reason:  "p reports its database up"},
-		{name: "the primary reporting its database down is lost, for as long as it says", members: 3,
+		{name: "the primary reporting its database down is lost, for as long as it says, unconfirmed with no probe", members: 3,
 			reports: reports(down("p", 1500*time.Millisecond), up("s1", api.StateStandby)),
-			lost:    true, downFor: 1500 * time.Millisecond, reason: "p reports its database down: connection refused"},
+			lost:    true, downFor: 1500 * time.Millisecond, reason: "p reports its database down: connection refused; 1 of 2 direct probes"},
 		{name: "the primary reporting its database down, for less than a millisecond, is lost with no duration", members: 3,
 			reports: reports(down("p", 0)),
 			lost:    true, reason: "p reports its database down"},
-		{name: "the primary's own report outweighs the probes that reach its database", members: 3,
-			reports: reports(down("p", time.Second), probed("s1", "p", true), probed("s2", "p", true)),
-			lost:    true, downFor: time.Second},
+		{name: "the primary reporting its database down, confirmed by one failed probe of 3: its own account counts as one", members: 3,
+			reports: reports(down("p", time.Second), probed("s1", "p", false), up("s2", api.StateStandby)),
+			lost:    true, confirm: true, downFor: time.Second, reason: "its database fails the direct probes of p, s1 (2 of 2 needed)"},
+		{name: "the primary reporting its database down and failing its own probe counts once", members: 3,
+			reports: reports(edited(down("p", time.Second), func(r *api.Report) { r.Probe = &api.Probe{Node: "p", Error: "refused"} }), up("s1", api.StateStandby)),
+			lost:    true, downFor: time.Second, reason: "1 of 2 direct probes"},
+		{name: "the primary reporting its database down, with 2 failed probes of 5, is unconfirmed", members: 5,
+			reports: reports(down("p", time.Second), probed("s1", "p", false), up("s2", api.StateStandby)),
+			lost:    true, downFor: time.Second, reason: "2 of 3 direct probes"},
+		{name: "the primary reporting its database down is not lost while a direct probe reaches its database: a stall over, or a local fault", members: 3,
+			reports: reports(down("p", time.Second), probed("s1", "p", true), probed("s2", "p", false)),
+			reason:  "p reports its database down: connection refused; but it answers the direct probes of s1"},
 		{name: "a silent primary whose database fails the probes of a majority of 3 is lost", members: 3,
 			reports: reports(probed("s1", "p", false), probed("s2", "p", false)),
-			lost:    true, reason: "fails the direct probes of s1, s2 (2 of 2 needed)"},
+			lost:    true, confirm: true, reason: "fails the direct probes of s1, s2 (2 of 2 needed)"},
 		{name: "a silent primary whose database fails the probes of a majority of 5 is lost", members: 5,
 			reports: reports(probed("s1", "p", false), probed("s2", "p", false), probed("s3", "p", false), up("s4", api.StateStandby)),
-			lost:    true, reason: "(3 of 3 needed)"},
+			lost:    true, confirm: true, reason: "(3 of 3 needed)"},
 		{name: "a silent primary whose database fails the probes of 2 of 5 is not lost", members: 5,
 			reports: reports(probed("s1", "p", false), probed("s2", "p", false), up("s3", api.StateStandby), up("s4", api.StateStandby)),
 			reason:  "2 of 3 direct probes of its database failed so far"},
@@ -95,7 +105,7 @@ func TestExamine(t *testing.T) {
 			reason:  "0 of 2 direct probes"},
 		{name: "a probe of another node that succeeds does not clear the primary either", members: 3,
 			reports: reports(probed("s1", "p", false), probed("s2", "p", false), probed("w", "s1", true)),
-			lost:    true},
+			lost:    true, confirm: true},
 		{name: "a silent primary with no probe asked yet is not lost", members: 3,
 			reports: reports(up("s1", api.StateStandby), up("s2", api.StateStandby)),
 			reason:  "p's pgquorum is silent; 0 of 2"},
@@ -108,8 +118,9 @@ func TestExamine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := Examine(Round{Now: t0, Primary: "p", Members: tt.members, Reports: tt.reports})
-			if ev.Lost != tt.lost || ev.DownFor != tt.downFor {
-				t.Errorf("Examine = lost %v, down for %s (%s); want lost %v, down for %s", ev.Lost, ev.DownFor, ev.Reason, tt.lost, tt.downFor)
+			if ev.Lost != tt.lost || ev.Confirmed != tt.confirm || ev.DownFor != tt.downFor {
+				t.Errorf("Examine = lost %v, confirmed %v, down for %s (%s); want lost %v, confirmed %v, down for %s",
+					ev.Lost, ev.Confirmed, ev.DownFor, ev.Reason, tt.lost, tt.confirm, tt.downFor)
 			}
 			if !strings.Contains(ev.Reason, tt.reason) || ev.Reason == "" {
 				t.Errorf("reason %q, want it to say %q", ev.Reason, tt.reason)
@@ -131,8 +142,16 @@ type round struct {
 
 // Evidence for a 3-member group, for detector rounds.
 var (
-	primaryUp     = reports(up("p", api.StatePrimary), up("s1", api.StateStandby), up("s2", api.StateStandby))
-	primaryDown   = func(d time.Duration) map[string]*api.Report { return reports(down("p", d), up("s1", api.StateStandby)) }
+	primaryUp   = reports(up("p", api.StatePrimary), up("s1", api.StateStandby), up("s2", api.StateStandby))
+	primaryDown = func(d time.Duration) map[string]*api.Report { return reports(down("p", d), probed("s1", "p", false)) }
+	// primaryDownUnprobed is the primary's own account, which no direct
+	// probe confirms yet.
+	primaryDownUnprobed = func(d time.Duration) map[string]*api.Report { return reports(down("p", d), up("s1", api.StateStandby)) }
+	// stallOver is the primary's own account, lagging, of a stall that is
+	// over: its database answers the direct probes again.
+	stallOver = func(d time.Duration) map[string]*api.Report {
+		return reports(down("p", d), probed("s1", "p", true), probed("s2", "p", true))
+	}
 	primarySilent = reports(probed("s1", "p", false), probed("s2", "p", false))
 	probeAnswers  = reports(probed("s1", "p", false), probed("s2", "p", true))
 )
@@ -141,6 +160,7 @@ func TestDetector(t *testing.T) {
 	tests := []struct {
 		name   string
 		grace  time.Duration
+		lag    time.Duration
 		rounds []round
 	}{
 		{name: "suspect within the grace, lost once it has held for the whole grace", grace: 3 * time.Second, rounds: []round{
@@ -206,6 +226,20 @@ func TestDetector(t *testing.T) {
 			{at: time.Second, reports: primarySilent, suspect: true, since: -3 * time.Second},
 			{at: 2 * time.Second, reports: primarySilent, lost: true, since: -3 * time.Second},
 		}},
+		{name: "the primary's own account past the grace is suspect until the direct probes confirm it", grace: time.Second, rounds: []round{
+			{at: 0, reports: primaryDownUnprobed(2 * time.Second), suspect: true, since: -2 * time.Second},
+			{at: 100 * time.Millisecond, reports: primaryDown(2100 * time.Millisecond), lost: true, since: -2 * time.Second},
+		}},
+		{name: "a 1s stall with the fast profile: down for 1.088s by the primary's lagging account, less the 400ms lag, is within the grace", grace: time.Second, lag: 400 * time.Millisecond, rounds: []round{
+			{at: 0, reports: primaryDown(1088 * time.Millisecond), suspect: true, since: -688 * time.Millisecond},
+			{at: 100 * time.Millisecond, reports: stallOver(1188 * time.Millisecond)},
+			{at: 200 * time.Millisecond, reports: primaryUp},
+		}},
+		{name: "a loss: the primary's account, less the lag, held for the grace and confirmed is lost", grace: time.Second, lag: 400 * time.Millisecond, rounds: []round{
+			{at: 0, reports: primaryDown(100 * time.Millisecond), suspect: true, since: 0},
+			{at: time.Second, reports: primaryDown(1100 * time.Millisecond), suspect: true, since: 300 * time.Millisecond},
+			{at: 1400 * time.Millisecond, reports: primaryDown(1500 * time.Millisecond), lost: true, since: 300 * time.Millisecond},
+		}},
 		{name: "Reset forgets the suspicion: a new primary starts clean", grace: 3 * time.Second, rounds: []round{
 			{at: 0, reports: primarySilent, suspect: true, since: 0},
 			{at: 2 * time.Second, reports: primarySilent, suspect: true, since: 2 * time.Second, reset: true},
@@ -214,7 +248,7 @@ func TestDetector(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := &Detector{Grace: tt.grace}
+			d := &Detector{Grace: tt.grace, Lag: tt.lag}
 			for i, r := range tt.rounds {
 				if r.reset {
 					d.Reset()

@@ -77,6 +77,7 @@ type fakeActions struct {
 	calls      []string
 	run        func(ctx context.Context, what string) error
 	inRecovery map[string]bool // by node name; a node not in it does not answer
+	probeTakes time.Duration   // how long InRecovery takes to answer, within its ctx
 	control    repmgr.Control
 	running    bool
 }
@@ -114,6 +115,13 @@ func (x *fakeActions) InRecovery(ctx context.Context, n repmgr.Node) (bool, erro
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.calls = append(x.calls, "probe "+n.Name)
+	if x.probeTakes > 0 {
+		select {
+		case <-time.After(x.probeTakes):
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
 	r, ok := x.inRecovery[n.Name]
 	if !ok {
 		return false, errors.New("connection refused")

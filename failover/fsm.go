@@ -228,15 +228,42 @@ func (f *FSM) State() Replicated {
 	return s
 }
 
-// LastPromotion is when the latest promotion happened (not counting the
-// adoption of the first primary); zero when none did.
+// Committed is the committed primary, its repmgr node_id and the epoch,
+// without the copy of the whole state that State makes: a reader on every
+// vote can afford it.
+func (f *FSM) Committed() (primary string, id int, epoch uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Primary, f.state.PrimaryID, f.state.Epoch
+}
+
+// LastPromotion is when the latest promotion by a failover happened, the
+// one failover.cooldown counts from; zero when none did. Neither the
+// adoption of the first primary nor a planned switchover counts: a
+// switchover must not hold back the failover of its own new primary.
 func (r Replicated) LastPromotion() time.Time {
 	for i := len(r.History) - 1; i >= 0; i-- {
-		if d := r.History[i]; d.PromotedAt != nil && d.OldPrimary != "" {
+		if d := r.History[i]; d.PromotedAt != nil && d.OldPrimary != "" && !r.BySwitchover(d) {
 			return *d.PromotedAt
 		}
 	}
 	return time.Time{}
+}
+
+// BySwitchover tells whether d was committed by a switchover: the decision
+// that ends a switchover's demotion names its target, in the epoch after the
+// one it started from (its ID), and moves it to promoting, then done
+// (decisionEndsDemotion). The log needs no field of its own for it, and
+// entries written before this rule read the same. A switchover trimmed from
+// the state (maxSwitchovers) no longer shows: its decision then counts as a
+// failover's, the cautious side.
+func (r Replicated) BySwitchover(d api.Decision) bool {
+	for _, sw := range r.Switchovers {
+		if sw.ID+1 == d.Epoch && sw.To == d.Primary && (sw.Phase == api.PhasePromoting || sw.Phase == api.PhaseDone) {
+			return true
+		}
+	}
+	return false
 }
 
 // Changed returns a channel closed at the next change.

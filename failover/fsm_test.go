@@ -339,3 +339,53 @@ func TestFSMPersistCancelsOnError(t *testing.T) {
 		t.Errorf("sink cancelled %v, closed %v; want it cancelled, not closed", sink.cancelled, sink.closed)
 	}
 }
+
+// TestLastPromotion: failover.cooldown counts from the latest promotion by
+// a failover; neither the first primary's adoption nor a planned
+// switchover's promotion counts.
+func TestLastPromotion(t *testing.T) {
+	at := func(s int) *time.Time { x := t0.Add(time.Duration(s) * time.Second); return &x }
+	adopted := api.Decision{Epoch: 1, Primary: "p", PrimaryID: 1, At: t0, PromotedAt: at(0)}
+	failover := api.Decision{Epoch: 2, Primary: "s2", PrimaryID: 2, OldPrimary: "p", At: t0.Add(9 * time.Second), PromotedAt: at(10)}
+	switched := api.Decision{Epoch: 3, Primary: "s3", PrimaryID: 3, OldPrimary: "s2", At: t0.Add(19 * time.Second), PromotedAt: at(20)}
+	fromS2 := func(phase api.SwitchoverPhase) []api.Switchover {
+		return []api.Switchover{{ID: 2, From: "s2", To: "s3", Phase: phase}}
+	}
+	tests := []struct {
+		name        string
+		history     []api.Decision
+		switchovers []api.Switchover
+		want        *time.Time // nil: zero
+	}{
+		{name: "nothing committed: none", want: nil},
+		{name: "the adoption of the first primary does not count", history: []api.Decision{adopted}, want: nil},
+		{name: "a failover's promotion counts", history: []api.Decision{adopted, failover}, want: at(10)},
+		{name: "a failover not promoted yet does not count",
+			history: []api.Decision{adopted, func() api.Decision { d := failover; d.PromotedAt = nil; return d }()}, want: nil},
+		{name: "a planned switchover's promotion does not count: the failover's before it does",
+			history: []api.Decision{adopted, failover, switched}, switchovers: fromS2(api.PhaseDone), want: at(10)},
+		{name: "a switchover still promoting does not count either",
+			history: []api.Decision{adopted, failover, switched}, switchovers: fromS2(api.PhasePromoting), want: at(10)},
+		{name: "a switchover only, after the adoption: none",
+			history:     []api.Decision{adopted, func() api.Decision { d := switched; d.Epoch = 2; return d }()},
+			switchovers: []api.Switchover{{ID: 1, From: "p", To: "s3", Phase: api.PhaseDone}}, want: nil},
+		{name: "a failover that superseded a switchover (aborted) counts",
+			history: []api.Decision{adopted, failover, switched}, switchovers: fromS2(api.PhaseAborted), want: at(20)},
+		{name: "a switchover to another node than the one committed does not make a failover a switchover",
+			history:     []api.Decision{adopted, failover, switched},
+			switchovers: []api.Switchover{{ID: 2, From: "s2", To: "p", Phase: api.PhaseDone}}, want: at(20)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := Replicated{History: tt.history, Switchovers: tt.switchovers}
+			got := st.LastPromotion()
+			want := time.Time{}
+			if tt.want != nil {
+				want = *tt.want
+			}
+			if !got.Equal(want) {
+				t.Errorf("LastPromotion = %s, want %s", got, want)
+			}
+		})
+	}
+}

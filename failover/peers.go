@@ -20,14 +20,22 @@ type peerCalls struct {
 }
 
 // gather asks every registered node for its report, concurrently, each
-// within the peer timeout; this node answers for itself. A node that does
-// not answer has no report.
+// within the peer timeout, or, when it asks for a direct probe, within the
+// peer timeout plus database.timeout: a node answers its report as it does
+// unasked (the peer timeout covers that and the exchange), and its probe,
+// a new connection and a query, runs beside it within database.timeout
+// (reporter.report). This node answers for itself. A node that does not
+// answer has no report.
 func (p *peerCalls) gather(ctx context.Context, nodes []repmgr.Node, req api.ReportRequest) map[string]*api.Report {
 	type answer struct {
 		name string
 		rep  *api.Report
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.opts.PeerTimeout)
+	budget := p.opts.PeerTimeout
+	if req.ProbeNode != "" {
+		budget += p.opts.DBTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	ch := make(chan answer, len(nodes))
 	asked := 0

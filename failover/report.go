@@ -77,10 +77,15 @@ func (r *reporter) report(ctx context.Context, req api.ReportRequest) api.Report
 	if req.Coordinator != "" && req.Coordinator != r.opts.Self {
 		r.board.setPhase(phaseSeen{state: api.FailoverState(req.Phase), reason: req.PhaseReason, at: r.opts.Now()})
 	}
-	rep := r.ownReport(ctx)
-	if req.ProbeNode != "" {
-		rep.Probe = r.probe(ctx, req.ProbeNode)
+	if req.ProbeNode == "" {
+		return r.ownReport(ctx)
 	}
+	// The probe runs beside the node's own report: the coordinator allows
+	// the report its usual time plus one probe (peerCalls.gather).
+	probe := make(chan *api.Probe, 1)
+	go func() { probe <- r.probe(ctx, req.ProbeNode) }()
+	rep := r.ownReport(ctx)
+	rep.Probe = <-probe
 	return rep
 }
 
@@ -123,8 +128,9 @@ func (r *reporter) ownReport(ctx context.Context) api.Report {
 	return rep
 }
 
-// probe asks node's database directly, within half the peer timeout so the
-// report still reaches the coordinator in time.
+// probe asks node's database directly, with a new connection and a query,
+// within database.timeout: the budget the checker gives its own probe. A
+// shorter one fails a live database on a busy machine.
 func (r *reporter) probe(ctx context.Context, node string) *api.Probe {
 	p := &api.Probe{Node: node}
 	n, ok := repmgr.ByName(r.local.KnownNodes(), node)
@@ -132,7 +138,7 @@ func (r *reporter) probe(ctx context.Context, node string) *api.Probe {
 		p.Error = "not registered here"
 		return p
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.opts.PeerTimeout/2)
+	ctx, cancel := context.WithTimeout(ctx, r.opts.DBTimeout)
 	defer cancel()
 	if _, err := r.actions.InRecovery(ctx, n); err != nil {
 		p.Error = api.ErrorText(err)

@@ -69,7 +69,7 @@ type rounds struct {
 }
 
 func newRounds(opts Options) *rounds {
-	return &rounds{opts: opts, det: Detector{Grace: opts.Grace}, excluded: map[string]exclusion{}, sw: newSwitchoverDriver(opts)}
+	return &rounds{opts: opts, det: Detector{Grace: opts.Grace, Lag: opts.DBTimeout}, excluded: map[string]exclusion{}, sw: newSwitchoverDriver(opts)}
 }
 
 // forget is what a node that stops coordinating does: the next time it
@@ -95,7 +95,7 @@ func (r *rounds) decide(f roundFacts, st Replicated, now time.Time) roundIntent 
 // loss of the primary and elects its successor.
 func (r *rounds) decideFailover(f roundFacts, st Replicated, now time.Time) roundIntent {
 	if st.Epoch == 0 || adoptable(st, f.Reports) != "" {
-		return adopt(f, st, now)
+		return r.adopt(f, st, now)
 	}
 	lost, ok := repmgr.ByName(f.Nodes, st.Primary)
 	if !ok {
@@ -130,6 +130,21 @@ func (r *rounds) detect(f roundFacts, st Replicated, lost repmgr.Node, now time.
 		return roundIntent{Phase: api.FailoverSuspect, Reason: det.Reason}
 	}
 	return roundIntent{}
+}
+
+// watched is the node whose database the coordinator has every node probe
+// directly, "" when none: the committed primary (at the first epoch, the one
+// the metadata of a majority names) while its pgquorum is silent or reports
+// its database down. The probes confirm or refute its loss (Examine).
+func watched(f roundFacts, st Replicated) string {
+	name := st.Primary
+	if st.Epoch == 0 {
+		name, _ = namedByMajority(f.Nodes, f.Reports)
+	}
+	if p := f.Reports[name]; name == "" || (p != nil && p.DBUp) {
+		return ""
+	}
+	return name
 }
 
 // promotedNote records that the committed primary of d runs as one.
@@ -175,8 +190,9 @@ func adoptable(st Replicated, reports map[string]*api.Report) string {
 // promotion made outside pgquorum. At the first epoch with no node
 // answering 200 (pgquorum starting while the primary is down, or in its
 // quiet period), it adopts the active primary that the metadata of a
-// majority of the registered nodes names, so that a failover is possible.
-func adopt(f roundFacts, st Replicated, now time.Time) roundIntent {
+// majority of the registered nodes names, if it runs as primary; if it is
+// lost, it elects its successor as in a failover (firstFailover).
+func (r *rounds) adopt(f roundFacts, st Replicated, now time.Time) roundIntent {
 	cl := claimants(f.Reports)
 	var d api.Decision
 	switch {
@@ -189,7 +205,11 @@ func adopt(f roundFacts, st Replicated, now time.Time) roundIntent {
 		if !ok {
 			return roundIntent{Phase: api.FailoverJoining, Reason: "waiting for a node answering 200, or a majority naming the same primary, to adopt"}
 		}
-		d = api.Decision{Primary: n.Name, PrimaryID: n.ID, Reason: "adopted: the active primary the metadata of " + strings.Join(who, ", ") + " names"}
+		named := "the active primary the metadata of " + strings.Join(who, ", ") + " names"
+		if p := f.Reports[n.Name]; p == nil || !p.DBUp || p.InRecovery {
+			return r.firstFailover(f, st, n, named, now)
+		}
+		d = api.Decision{Primary: n.Name, PrimaryID: n.ID, Reason: "adopted: " + named + ", running as primary"}
 	default:
 		return roundIntent{Phase: api.FailoverJoining, Reason: fmt.Sprintf("waiting for exactly one node answering 200 to adopt as the primary (now: %v)", cl)}
 	}
@@ -201,6 +221,30 @@ func adopt(f roundFacts, st Replicated, now time.Time) roundIntent {
 	}
 	return roundIntent{Commit: &commitIntent{Entry: decisionEntry(d), FailPhase: api.FailoverJoining, FailReason: "adopting " + d.Primary + ": ", Reset: true,
 		OK: logLine{slog.LevelInfo, "failover decision committed", decisionArgs(d)}}}
+}
+
+// firstFailover is the first epoch's round when the primary the metadata
+// names (n) does not run as one: a standby named by stale metadata is never
+// adopted (its actor would promote it, unranked); a primary lost for the
+// grace, as detection tells it, has its successor elected as in a failover.
+func (r *rounds) firstFailover(f roundFacts, st Replicated, n repmgr.Node, named string, now time.Time) roundIntent {
+	if p := f.Reports[n.Name]; p != nil && p.DBUp {
+		r.det.Reset()
+		return roundIntent{Phase: api.FailoverJoining, Reason: fmt.Sprintf("not adopting %s, %s: it runs as a standby", n.Name, named)}
+	}
+	if st.Paused() {
+		r.det.Reset()
+		return roundIntent{Phase: api.FailoverPaused, Reason: fmt.Sprintf("automatic failover paused on %s at %s: %s", st.Pause.By, st.Pause.At.Format(time.RFC3339), st.Pause.Reason)}
+	}
+	det := r.det.Observe(Round{Now: now, Primary: n.Name, Members: len(f.Nodes), Reports: f.Reports})
+	why := fmt.Sprintf("nothing adopted yet: %s, %s: %s", n.Name, named, det.Reason)
+	switch {
+	case det.Lost:
+		return r.elect(f, st, n, why, now)
+	case det.Suspect:
+		return roundIntent{Phase: api.FailoverSuspect, Reason: why}
+	}
+	return roundIntent{Phase: api.FailoverJoining, Reason: why}
 }
 
 func decisionArgs(d api.Decision) []any {
@@ -252,7 +296,7 @@ func (r *rounds) elect(f roundFacts, st Replicated, lost repmgr.Node, why string
 		return roundIntent{Phase: api.FailoverBlocked, Reason: why + "; but " + err.Error()}
 	}
 	d := api.Decision{Epoch: st.Epoch + 1, At: now.UTC(), Primary: e.Winner.Name, PrimaryID: e.Winner.ID,
-		OldPrimary: st.Primary, Reason: why + "; chose " + e.Reason}
+		OldPrimary: lost.Name, Reason: why + "; chose " + e.Reason}
 	return roundIntent{Commit: &commitIntent{Entry: decisionEntry(d), While: api.FailoverElecting, WhileReason: d.Reason,
 		FailPhase: api.FailoverElecting, FailReason: "committing " + e.Winner.Name + ": ", Reset: true,
 		OK: logLine{slog.LevelWarn, "failover decision committed", append(decisionArgs(d), "ranking", rankingNames(e.Ranking))}}}

@@ -10,10 +10,21 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// roundOpts are the options of the coordinator's tables: the lab's.
+// roundOpts are the options of the coordinator's tables: the lab's, with
+// the fast profile's database.timeout.
 func roundOpts() Options {
 	return Options{Self: "s3", Mode: api.ModePgquorum, Grace: time.Second, Cooldown: 10 * time.Second,
-		CommandTimeout: 20 * time.Second, RefreshInterval: 250 * time.Millisecond}
+		CommandTimeout: 20 * time.Second, RefreshInterval: 250 * time.Millisecond, DBTimeout: 400 * time.Millisecond}
+}
+
+// probing is r with a direct probe of node that failed (ok false) or answered.
+func probing(r *api.Report, node string, ok bool) *api.Report {
+	return edited(r, func(r *api.Report) {
+		r.Probe = &api.Probe{Node: node, OK: ok}
+		if !ok {
+			r.Probe.Error = "connection refused"
+		}
+	})
 }
 
 // entryText is a log entry in a line, for the tables.
@@ -93,9 +104,22 @@ func TestDecideRound(t *testing.T) {
 		{name: "at epoch 0 the one node answering 200 is adopted",
 			reports: reports(primaryUp, standby(electS2, 1, 10), standby(electS3, 1, 10)),
 			want:    []string{"commit decision 1 p"}},
-		{name: "at epoch 0 with no 200, the primary a majority's metadata names is adopted",
-			reports: reports(edited(standby(electS2, 1, 10), func(r *api.Report) { r.Named = "p" }), edited(standby(electS3, 1, 10), func(r *api.Report) { r.Named = "p" })),
+		{name: "at epoch 0 with no 200, the primary a majority's metadata names is adopted when it runs as primary",
+			reports: reports(up("p", api.StateUnknown), naming(standby(electS2, 1, 10), "p"), naming(standby(electS3, 1, 10), "p")),
 			want:    []string{"commit decision 1 p"}},
+		{name: "at epoch 0 the primary the metadata names is not adopted when it runs as a standby",
+			reports: reports(up("p", api.StateStandby), naming(standby(electS2, 1, 10), "p"), naming(standby(electS3, 1, 10), "p")),
+			want:    []string{"phase Joining: not adopting p, the active primary the metadata of s2, s3 names: it runs as a standby"}},
+		{name: "at epoch 0 the primary the metadata names, down within the grace, is suspect, not adopted",
+			reports: reports(down("p", 500*time.Millisecond), naming(probing(standby(electS2, 1, 10), "p", false), "p"), naming(standby(electS3, 1, 20), "p")),
+			want:    []string{"phase Suspect: nothing adopted yet: p, the active primary the metadata of s2, s3 names: p reports its database down"}},
+		{name: "at epoch 0 the primary the metadata names, down for the grace, is replaced as in a failover: the standby with the most WAL",
+			reports: reports(down("p", 2*time.Second), naming(probing(standby(electS2, 1, 10), "p", false), "p"), naming(standby(electS3, 1, 20), "p")),
+			want:    []string{"commit decision 1 s3"}},
+		{name: "at epoch 0 the primary the metadata names, silent and probed down for the grace, is replaced as in a failover",
+			reports: reports(naming(probing(standby(electS2, 1, 30), "p", false), "p"), naming(probing(standby(electS3, 1, 20), "p", false), "p")),
+			before:  []time.Duration{0}, at: 1500 * time.Millisecond,
+			want: []string{"commit decision 1 s2"}},
 		{name: "at epoch 0 with two nodes answering 200, nothing is adopted",
 			reports: reports(primaryUp, edited(standby(electS2, 1, 10), func(r *api.Report) { r.State = api.StatePrimary })),
 			want:    []string{"phase Joining: waiting for exactly one node answering 200"}},
@@ -133,9 +157,18 @@ func TestDecideRound(t *testing.T) {
 		{name: "a primary whose database went down within the grace is suspect",
 			state: promotedState(), reports: reports(down("p", 0), standby(electS2, 1, 10), standby(electS3, 1, 20)),
 			want: []string{"phase Suspect: p reports its database down"}},
-		{name: "a primary down for the grace is replaced by the standby with the most WAL",
-			state: promotedState(), reports: reports(down("p", 2*time.Second), standby(electS2, 1, 10), standby(electS3, 1, 20)),
+		{name: "a primary down for the grace, confirmed by a direct probe, is replaced by the standby with the most WAL",
+			state: promotedState(), reports: reports(down("p", 2*time.Second), probing(standby(electS2, 1, 10), "p", false), standby(electS3, 1, 20)),
 			want: []string{"commit decision 2 s3"}},
+		{name: "a primary down for the grace by its own account alone is only suspect: no direct probe confirms it",
+			state: promotedState(), reports: reports(down("p", 2*time.Second), standby(electS2, 1, 10), standby(electS3, 1, 20)),
+			want: []string{"phase Suspect: p reports its database down: connection refused; 1 of 2 direct probes"}},
+		{name: "a 1s stall (fast profile): down for 1.088s by the primary's lagging account is within the grace, less database.timeout",
+			state: promotedState(), reports: reports(down("p", 1088*time.Millisecond), probing(standby(electS2, 1, 10), "p", false), standby(electS3, 1, 20)),
+			want: []string{"phase Suspect: p reports its database down"}},
+		{name: "a stall that is over: the primary's account past the grace, its database answering the direct probes, is no loss",
+			state: promotedState(), reports: reports(down("p", 2*time.Second), probing(standby(electS2, 1, 10), "p", true), probing(standby(electS3, 1, 20), "p", true)),
+			want: nil},
 		{name: "a silent primary probed down by a majority, for the grace, is replaced",
 			state:   promotedState(),
 			reports: reports(edited(probed("s2", "p", false), func(r *api.Report) { *r = *edited(standby(electS2, 1, 10), func(x *api.Report) { x.Probe = r.Probe }) }), edited(standby(electS3, 1, 20), func(r *api.Report) { r.Probe = &api.Probe{Node: "p", Error: "timeout"} })),
@@ -143,7 +176,7 @@ func TestDecideRound(t *testing.T) {
 			want: []string{"commit decision 2 s3"}},
 		{name: "an active repmgrd blocks the failover",
 			state:   promotedState(),
-			reports: reports(down("p", 2*time.Second), standby(electS2, 1, 10), edited(standby(electS3, 1, 20), func(r *api.Report) { r.RepmgrdRunning = true })),
+			reports: reports(down("p", 2*time.Second), probing(standby(electS2, 1, 10), "p", false), edited(standby(electS3, 1, 20), func(r *api.Report) { r.RepmgrdRunning = true })),
 			want:    []string{"phase Blocked: p reports its database down"}},
 		{name: "within the cooldown of the last promotion, no failover",
 			state: func() Replicated {
@@ -152,10 +185,13 @@ func TestDecideRound(t *testing.T) {
 				st.History[1].PromotedAt = &at
 				return st
 			}(),
-			reports: reports(down("s2", 2*time.Second), standby(electS3, 2, 20)), at: 5 * time.Second,
+			reports: reports(down("s2", 2*time.Second), probing(standby(electS3, 2, 20), "s2", false)), at: 5 * time.Second,
 			want: []string{"phase Blocked: s2 reports its database down"}},
+		{name: "within the cooldown of a planned switchover's promotion, a failover all the same",
+			state: switchedOver(), reports: reports(down("s2", 2*time.Second), probing(standby(electS3, 2, 20), "s2", false)), at: 5 * time.Second,
+			want: []string{"commit decision 3 s3"}},
 		{name: "no candidate blocks",
-			nodes: []repmgr.Node{lostP, electW6}, state: promotedState(), reports: reports(down("p", 2*time.Second), up("w6", api.StateStandby)),
+			nodes: []repmgr.Node{lostP, electW6}, state: promotedState(), reports: reports(down("p", 2*time.Second), probing(up("w6", api.StateStandby), "p", false)),
 			want: []string{"phase Blocked: p reports its database down"}},
 		{name: "a primary confirmed by its majority: nothing",
 			state: promotedState(), reports: reports(primaryUp, standby(electS2, 1, 10), standby(electS3, 1, 20)),
@@ -208,6 +244,21 @@ func TestDecideRoundExcludesAFailedCandidate(t *testing.T) {
 	if got := intentText(r.decide(f, st, t0.Add(time.Second))); !matches(got, []string{"commit decision 4 s4"}) {
 		t.Fatalf("after s3's failed promotion too: %v", got)
 	}
+}
+
+// naming is r with its metadata naming primary as the active primary.
+func naming(r *api.Report, primary string) *api.Report {
+	return edited(r, func(r *api.Report) { r.Named = primary })
+}
+
+// switchedOver is the state after a planned switchover from p to s2, done:
+// s2 promoted at t0, the primary of epoch 2.
+func switchedOver() Replicated {
+	st := failedOver(electS2)
+	at := t0
+	st.History[1].PromotedAt = &at
+	st.Switchovers = []api.Switchover{{ID: 1, From: "p", To: "s2", Phase: api.PhaseDone, Start: t0.Add(-time.Second)}}
+	return st
 }
 
 // switchingState is promotedState with a switchover from p to s2 in phase.

@@ -233,8 +233,72 @@ func TestCoordinatorGather(t *testing.T) {
 	if len(peers.asked) != 4 || probes != 2 {
 		t.Errorf("%d requests, %d asking to probe p; want 4 and 2 (a second gather in the same round)", len(peers.asked), probes)
 	}
-	if !c.coord.silent {
+	if c.coord.probe != "p" {
 		t.Error("the primary's silence is not remembered for the next round")
+	}
+}
+
+// TestCoordinatorGatherProbesAPrimaryReportingItsDatabaseDown: a primary
+// whose pgquorum reports its database down is probed directly by every node
+// in the same round, and in the next rounds while it stays down; once it
+// reports its database up, no more probes are asked.
+func TestCoordinatorGatherProbesAPrimaryReportingItsDatabaseDown(t *testing.T) {
+	peers := &fakeReporters{reports: map[string]*api.Report{
+		"p:5998":  down("p", time.Second),
+		"s3:5998": standby(electS3, 1, 10),
+	}}
+	c := newShells(t, shellOpts("s2"), localAs("p"), &fakeActions{inRecovery: map[string]bool{}}, peers, promotedState())
+	c.local.(*fakeLocal).nodes = []repmgr.Node{actP, actS2, actS3}
+	asked := func() (n, probes int) {
+		peers.mu.Lock()
+		defer peers.mu.Unlock()
+		for _, req := range peers.asked {
+			if req.ProbeNode == "p" {
+				probes++
+			}
+		}
+		n = len(peers.asked)
+		peers.asked = nil
+		return n, probes
+	}
+	f := c.coord.gather(context.Background(), promotedState())
+	if p := f.Reports["s2"].Probe; p == nil || p.Node != "p" {
+		t.Errorf("s2's own probe of p: %+v, want one", p)
+	}
+	if n, probes := asked(); n != 4 || probes != 2 {
+		t.Errorf("first round: %d requests, %d asking to probe p; want 4 and 2 (a second gather in the same round)", n, probes)
+	}
+	c.coord.gather(context.Background(), promotedState())
+	if n, probes := asked(); n != 2 || probes != 2 {
+		t.Errorf("second round: %d requests, %d asking to probe p; want 2 and 2 (one gather, probing)", n, probes)
+	}
+	peers.mu.Lock()
+	peers.reports["p:5998"] = up("p", api.StatePrimary)
+	peers.mu.Unlock()
+	c.coord.gather(context.Background(), promotedState())
+	c.coord.gather(context.Background(), promotedState())
+	if n, probes := asked(); n != 4 || probes != 2 || c.coord.probe != "" {
+		t.Errorf("back up: %d requests, %d asking to probe p, probe %q; want 4, 2 (the round that saw it back) and none", n, probes, c.coord.probe)
+	}
+}
+
+// TestReportProbeBudget: a direct probe, a new connection and a query, has
+// database.timeout to answer, not a share of the peer timeout: on a busy
+// machine a live database takes longer than half the fast profile's 200 ms
+// peer timeout, and was reported lost.
+func TestReportProbeBudget(t *testing.T) {
+	opts := shellOpts("s2")
+	opts.PeerTimeout, opts.DBTimeout = 200*time.Millisecond, 400*time.Millisecond
+	actions := &fakeActions{inRecovery: map[string]bool{"p": false}, probeTakes: 150 * time.Millisecond}
+	c := newShells(t, opts, localAs("p"), actions, &fakeReporters{}, promotedState())
+	rep := c.Report(context.Background(), api.ReportRequest{Protocol: api.ReportProtocol, Coordinator: "s3", ProbeNode: "p"})
+	if p := rep.Probe; p == nil || !p.OK {
+		t.Errorf("a probe answering in 150 ms: %+v, want it answered", p)
+	}
+	actions.probeTakes = 500 * time.Millisecond
+	rep = c.Report(context.Background(), api.ReportRequest{Protocol: api.ReportProtocol, Coordinator: "s3", ProbeNode: "p"})
+	if p := rep.Probe; p == nil || p.OK {
+		t.Errorf("a probe answering in 500 ms: %+v, want it failed at database.timeout", p)
 	}
 }
 
@@ -269,4 +333,45 @@ func TestCoordinatorCarry(t *testing.T) {
 	if phase, reason := c.coord.carry(context.Background(), abortIn, roundFacts{}); phase != "" || reason != "" {
 		t.Errorf("a failed abort shows %s %q, want nothing", phase, reason)
 	}
+}
+
+// TestControllerCommitted: the committed primary is read for the voter only
+// once something is committed and the node hears from a coordinator.
+func TestControllerCommitted(t *testing.T) {
+	c := newShells(t, shellOpts("s2"), localAs("p"), &fakeActions{}, &fakeReporters{}, promotedState())
+	if p, id, epoch, ok := c.Committed(); p != "p" || id != 1 || epoch != 1 || !ok {
+		t.Errorf("Committed = %s %d %d %v, want p 1 1 true", p, id, epoch, ok)
+	}
+	commitDirectly(t, c, decisionEntry(api.Decision{Epoch: 2, Primary: "s3", PrimaryID: 3, OldPrimary: "p", At: t0}))
+	if p, id, epoch, ok := c.Committed(); p != "s3" || id != 3 || epoch != 2 || !ok {
+		t.Errorf("after epoch 2: Committed = %s %d %d %v, want s3 3 2 true", p, id, epoch, ok)
+	}
+	c.act.ready = func() bool { return false }
+	if p, _, epoch, ok := c.Committed(); ok || p != "s3" || epoch != 2 {
+		t.Errorf("hearing from no coordinator: Committed = %s %d %v, want s3 2 and not ok", p, epoch, ok)
+	}
+	empty := newShells(t, shellOpts("s2"), localAs("p"), &fakeActions{}, &fakeReporters{}, Replicated{})
+	if _, _, _, ok := empty.Committed(); ok {
+		t.Error("nothing committed, yet ok")
+	}
+}
+
+// TestControllerCommittedConcurrently: the voter reads the committed
+// primary while entries are applied (run with -race).
+func TestControllerCommittedConcurrently(t *testing.T) {
+	c := newShells(t, shellOpts("s2"), localAs("p"), &fakeActions{}, &fakeReporters{}, promotedState())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			if p, _, epoch, _ := c.Committed(); (epoch == 1) != (p == "p") {
+				t.Errorf("torn read: %s at epoch %d", p, epoch)
+				return
+			}
+		}
+	}()
+	for e := uint64(2); e < 50; e++ {
+		commitDirectly(t, c, decisionEntry(api.Decision{Epoch: e, Primary: "s3", PrimaryID: 3, OldPrimary: "p", At: t0}))
+	}
+	<-done
 }
