@@ -36,6 +36,10 @@ type Options struct {
 	Logger          *slog.Logger
 	Observer        Observer         // optional
 	Now             func() time.Time // optional; time.Now
+	// Boot reads a clock that counts time suspended (CLOCK_BOOTTIME): a
+	// verdict expires when it or Now says so. Optional: SystemBoottime, or,
+	// when Now is set, Now's own reading.
+	Boot Monotonic
 }
 
 // Snapshot is one refresh: the facts, the votes and the verdict drawn from them.
@@ -46,6 +50,8 @@ type Snapshot struct {
 	SelfVote    PeerVote
 	Votes       map[int]PeerVote // by node_id of every other node polled
 	Verdict     Verdict
+
+	probedBoot time.Duration // the boot clock's reading when Facts were probed
 }
 
 // Checker keeps the local node's verdict fresh and answers from its cache, so
@@ -80,6 +86,13 @@ const fluxInterval = 50 * time.Millisecond
 
 // NewChecker returns a Checker; call Run to keep it fresh.
 func NewChecker(opts Options, prober Prober, peers Peers) *Checker {
+	if opts.Boot == nil && opts.Now == nil {
+		opts.Boot = SystemBoottime
+	}
+	if opts.Boot == nil {
+		now, origin := opts.Now, opts.Now()
+		opts.Boot = func() time.Duration { return now().Sub(origin) }
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

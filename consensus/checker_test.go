@@ -42,7 +42,7 @@ func newHarness(nodes []repmgr.Node, inRecovery bool, answers map[string]peerAns
 	}
 	h.checker = NewChecker(Options{
 		Identity: Identity{Name: "n1"}, RefreshInterval: time.Hour, CacheTTL: testTTL, PeerTimeout: testPeerTimeout,
-		Addresses: Addresses{Port: 5999}, Now: h.clock.Now, Ballot: openBallot(h.clock, testTTL),
+		Addresses: Addresses{Port: 5999}, Now: h.clock.Now, Boot: h.clock.Boot, Ballot: openBallot(h.clock, testTTL),
 	}, h.prober, h.peers)
 	return h
 }
@@ -146,6 +146,17 @@ func TestStalePrimaryNeverServed(t *testing.T) {
 		s := h.checker.Snapshot(context.Background())
 		if s == old || s.Verdict.State != api.StateDown || h.prober.Calls() != 2 {
 			t.Fatalf("after the TTL: verdict %s, %d probes, same snapshot %v; want Down from a new probe",
+				s.Verdict.State, h.prober.Calls(), s == old)
+		}
+	})
+	t.Run("suspended past the TTL: the boot clock expires it", func(t *testing.T) {
+		h := newHarness(site(3), false, votesForN1)
+		old := h.checker.Snapshot(context.Background())
+		h.prober.set(repmgr.Facts{}, errors.New("connection refused"))
+		h.clock.Suspend(testTTL)
+		s := h.checker.Snapshot(context.Background())
+		if s == old || s.Verdict.State == api.StatePrimary || h.prober.Calls() != 2 {
+			t.Fatalf("after a suspend of the TTL: verdict %s, %d probes, same snapshot %v; want a new probe's",
 				s.Verdict.State, h.prober.Calls(), s == old)
 		}
 	})

@@ -20,12 +20,13 @@ type core struct {
 	opts   *Options
 	faults coreFaults
 
-	stepDown string    // why this node takes no writes; "" when it does
-	facts    *Snapshot // the last probe, reused while young enough
-	snap     *Snapshot // the last verdict, served until expiry
-	probing  bool      // a probe is in flight; everyone who needs facts waits for it
-	probeAt  time.Time // when it started: its facts' ProbedAt
-	round    *round    // the refresh in flight; nil when none
+	stepDown string        // why this node takes no writes; "" when it does
+	facts    *Snapshot     // the last probe, reused while young enough
+	snap     *Snapshot     // the last verdict, served until expiry
+	probing  bool          // a probe is in flight; everyone who needs facts waits for it
+	probeAt  time.Time     // when it started: its facts' ProbedAt
+	probeBt  time.Duration // and when, on the boot clock
+	round    *round        // the refresh in flight; nil when none
 	votes    []*voteCall
 
 	runWaits  bool      // Run waits for the end of the round in flight to set its timer
@@ -139,7 +140,7 @@ func (c *core) Tick(now time.Time) []effect {
 // caller waits for the next published one, from a refresh started here
 // unless one already runs.
 func (c *core) Serve(now time.Time) (*Snapshot, []effect) {
-	if c.snap != nil && now.Before(c.expiry(c.snap)) {
+	if c.snap != nil && !c.expired(now, c.snap) {
 		return c.steppedDown(c.snap), nil
 	}
 	if c.round != nil {
@@ -168,7 +169,7 @@ func (c *core) Vote(now time.Time, call *voteCall) []effect {
 func (c *core) ProbeDone(now time.Time, facts repmgr.Facts, err error) []effect {
 	c.probing = false
 	facts.ProbedAt = c.probeAt
-	f := &Snapshot{Facts: facts, ProbeErr: err}
+	f := &Snapshot{Facts: facts, ProbeErr: err, probedBoot: c.probeBt}
 	if err == nil {
 		f.IdentityErr = CheckIdentity(c.opts.Identity, facts)
 	}
@@ -234,8 +235,24 @@ func (c *core) DownFor(now time.Time) time.Duration {
 	return now.Sub(c.downSince)
 }
 
-// expiry is when s stops being served: CacheTTL after its facts were read,
-// on this node's clock, however long the refresh took to reach it.
+// expired tells whether s may no longer be served: CacheTTL after its facts
+// were read, however long the refresh took to reach it, on whichever of the
+// node's clocks says so first (age).
+func (c *core) expired(now time.Time, s *Snapshot) bool {
+	ttl := c.opts.CacheTTL
+	if c.faults.serveFor > 0 {
+		ttl = c.faults.serveFor
+	}
+	return c.age(now, s) >= ttl
+}
+
+// age is how old s's facts are at now, by the oldest reading of the clocks.
+func (c *core) age(now time.Time, s *Snapshot) time.Duration {
+	return age(now, s.Facts.ProbedAt, c.opts.Boot(), s.probedBoot)
+}
+
+// expiry is when s stops being served on the monotonic clock alone: the
+// latest it may be served (the simulation's bound).
 func (c *core) expiry(s *Snapshot) time.Time {
 	if c.faults.serveFor > 0 {
 		return s.Facts.ProbedAt.Add(c.faults.serveFor)
@@ -247,7 +264,7 @@ func (c *core) freshFacts(now time.Time, maxAge time.Duration) (*Snapshot, bool)
 	if c.facts == nil {
 		return nil, false
 	}
-	age := now.Sub(c.facts.Facts.ProbedAt)
+	age := c.age(now, c.facts)
 	return c.facts, age < maxAge && age < c.opts.CacheTTL
 }
 
@@ -255,7 +272,7 @@ func (c *core) needProbe(now time.Time) []effect {
 	if c.probing {
 		return nil
 	}
-	c.probing, c.probeAt = true, now
+	c.probing, c.probeAt, c.probeBt = true, now, c.opts.Boot()
 	return []effect{startProbe{}}
 }
 
@@ -296,8 +313,8 @@ func locations(nodes []repmgr.Node) []string {
 // refuseStale fails closed when the refresh itself outlived CacheTTL (a probe
 // or peer that overran its deadline): its callers would otherwise be served a
 // Primary verdict from facts older than the cache may ever hold.
-func (c *core) refuseStale(now time.Time, v *Verdict, probedAt time.Time) {
-	age := now.Sub(probedAt)
+func (c *core) refuseStale(now time.Time, v *Verdict, s *Snapshot) {
+	age := c.age(now, s)
 	if v.State != api.StatePrimary || age < c.opts.CacheTTL {
 		return
 	}

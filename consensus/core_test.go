@@ -17,7 +17,7 @@ const (
 )
 
 func newTestCore(clock *fakeClock) *core {
-	return simCore("n1", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL))
+	return simCore("n1", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL), clock.Boot)
 }
 
 // grantFrom is n's granted vote for n1, with a full lease.
@@ -170,7 +170,7 @@ func TestCoreInFlux(t *testing.T) {
 
 func TestCoreVote(t *testing.T) {
 	clock := newFakeClock()
-	c := simCore("n3", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL))
+	c := simCore("n3", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL), clock.Boot)
 	call := &voteCall{req: voteFor("n2", 2, 2)}
 	only[startProbe](t, c.Vote(clock.Now(), call))
 	// Refused on the facts probed for it: answered, not probed again.
@@ -204,5 +204,70 @@ func TestCoreStepDown(t *testing.T) {
 	p := only[published](t, effs)
 	if p.snap.Verdict.State != api.StateDown || p.snap.Votes != nil {
 		t.Errorf("verdict %s asking %d peers, want Down asking nobody", p.snap.Verdict.State, len(p.snap.Votes))
+	}
+}
+
+// TestCoreVerdictExpiresOnEitherClock: a machine suspended for longer than
+// the cache TTL resumes with its monotonic clock where it stopped; its
+// cached Primary verdict must not be served, nor its facts reused, since
+// the boot clock, which counts the suspend, says they have expired.
+func TestCoreVerdictExpiresOnEitherClock(t *testing.T) {
+	tests := []struct {
+		name      string
+		advance   time.Duration // on every clock
+		suspend   time.Duration // on the boot clock only
+		wantCache bool
+	}{
+		{name: "no suspend, within the TTL: cached", advance: coreTTL / 2, wantCache: true},
+		{name: "a short suspend within the TTL: cached", advance: coreTTL / 2, suspend: coreTTL/2 - time.Millisecond, wantCache: true},
+		{name: "suspended past the TTL, monotonic clock standing still", suspend: coreTTL},
+		{name: "suspended past the TTL with the monotonic clock counting half", advance: coreTTL / 2, suspend: coreTTL / 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			c := newTestCore(clock)
+			first := refreshed(t, c, clock, func(now time.Time) []effect { _, effs := c.Serve(now); return effs })
+			if first.snap.Verdict.State != api.StatePrimary {
+				t.Fatalf("first verdict %s, want Primary", first.snap.Verdict.State)
+			}
+			clock.Advance(tt.advance)
+			clock.Suspend(tt.suspend)
+			s, effs := c.Serve(clock.Now())
+			if tt.wantCache {
+				if s != first.snap {
+					t.Fatalf("Serve = %p, %#v; want the cached verdict", s, effs)
+				}
+				return
+			}
+			if s != nil {
+				t.Fatalf("Serve served a Primary verdict %s old on the monotonic clock, %s on the boot clock",
+					tt.advance, tt.advance+tt.suspend)
+			}
+			only[startProbe](t, effs) // the facts are as old: probed again
+		})
+	}
+}
+
+// TestAgeTakesTheOldestClock: each clock can only make facts older, never
+// younger: a wall clock stepped back extends nothing.
+func TestAgeTakesTheOldestClock(t *testing.T) {
+	probed := time.Now() // carries a monotonic reading
+	tests := []struct {
+		name       string
+		now        time.Time
+		boot, want time.Duration
+	}{
+		{name: "all agree", now: probed.Add(time.Second), boot: time.Second, want: time.Second},
+		{name: "boot clock ahead (a suspend)", now: probed.Add(time.Second), boot: time.Hour, want: time.Hour},
+		{name: "wall clock ahead (stepped by NTP after a pause)", now: probed.Round(0).Add(time.Minute), boot: time.Second, want: time.Minute},
+		{name: "wall clock stepped back", now: probed.Round(0).Add(-time.Hour), boot: time.Second, want: time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := age(tt.now, probed, 100*time.Hour+tt.boot, 100*time.Hour); got != tt.want {
+				t.Errorf("age = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }

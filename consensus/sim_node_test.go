@@ -57,15 +57,16 @@ func (s *sim) startProc(n *simNode, first bool) {
 		}
 		s.tracef("%s starts: ballot %q for %s (lease file %v)", n.row.Name, l.Holder, rem, store != nil)
 	}
-	c := simCore(n.row.Name, s.p.scope, s.p.refresh, s.p.ttl, s.p.peerTimeout, b)
+	c := simCore(n.row.Name, s.p.scope, s.p.refresh, s.p.ttl, s.p.peerTimeout, b, func() time.Duration { return s.local(n) })
 	c.faults = s.v.faults
 	n.proc = c
 }
 
 // simCore is the core a Checker with these settings holds.
-func simCore(name string, scope Scope, refresh, ttl, peerTimeout time.Duration, b *Ballot) *core {
+// boot is its CLOCK_BOOTTIME.
+func simCore(name string, scope Scope, refresh, ttl, peerTimeout time.Duration, b *Ballot, boot Monotonic) *core {
 	return NewChecker(Options{Identity: Identity{Name: name}, Scope: scope, RefreshInterval: refresh, CacheTTL: ttl,
-		PeerTimeout: peerTimeout, Ballot: b}, nil, nil).core
+		PeerTimeout: peerTimeout, Ballot: b, Boot: boot}, nil, nil).core
 }
 
 // crash stops n's pgquorum; one time in four its machine reboots: a new
