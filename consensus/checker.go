@@ -198,6 +198,52 @@ func (c *Checker) Snapshot(ctx context.Context) *Snapshot {
 	return <-ch
 }
 
+// maxServeWait bounds how long SnapshotWithin waits for a refresh: a health
+// check that times out tells HAProxy less than a quick 509.
+const maxServeWait = time.Second
+
+// SnapshotWithin is Snapshot for a health check: when no verdict may be
+// served and the refresh does not end within ctx, nor within a refresh
+// interval (at most maxServeWait), it answers at once that this node is
+// refreshing: Unknown (509), or Down (503) while its database is known to
+// be down or it steps down. The refresh goes on for the next caller.
+func (c *Checker) SnapshotWithin(ctx context.Context) *Snapshot {
+	var s *Snapshot
+	ch := make(chan *Snapshot, 1)
+	c.step(func(now time.Time) []effect {
+		var effs []effect
+		if s, effs = c.core.Serve(now); s == nil {
+			c.serving = append(c.serving, ch)
+		}
+		return effs
+	})
+	if s != nil {
+		return s
+	}
+	wait := min(c.opts.RefreshInterval, maxServeWait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case s = <-ch: // buffered: a publication after we left never blocks
+		return s
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.core.refreshing(c.opts.Now(), wait)
+}
+
+// Valid tells whether s, published by this Checker, may still be served:
+// none of the node's clocks says it has expired. /state checks it just
+// before it sends a 200, which a pause while answering could otherwise
+// send on an expired verdict.
+func (c *Checker) Valid(s *Snapshot) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.core.expired(c.opts.Now(), s)
+}
+
 // StepDown makes this node answer Down (503) instead of Primary or Unknown,
 // at once and until StepDown(""), and stop asking for votes: a primary
 // handing over in a switchover, or being fenced, must drop out of HAProxy's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,5 +225,44 @@ func TestPeerDeafToItsContext(t *testing.T) {
 	}
 	if r.Primary != "n1" || len(r.Unreachable) != 1 || r.Unreachable[0] != "n2" {
 		t.Errorf("RealPrimary = %+v, want n1 with n2 unreachable", r)
+	}
+}
+
+// TestSnapshotWithinAnswersWhileRefreshing: a health check whose verdict
+// has expired and whose refresh hangs gets an answer by its own deadline:
+// Down when the database was last seen down, Unknown otherwise; the next
+// caller gets the refresh's verdict once it ends.
+func TestSnapshotWithinAnswersWhileRefreshing(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		probeErr error
+		want     api.State
+	}{
+		{name: "database last seen up: Unknown", want: api.StateUnknown},
+		{name: "database last seen down: Down", probeErr: errors.New("connection refused"), want: api.StateDown},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(site(3), false, votesForN1)
+			h.prober.set(primaryFacts(site(3)), tt.probeErr)
+			h.checker.Snapshot(context.Background())
+			gate := make(chan struct{})
+			h.prober.mu.Lock()
+			h.prober.gate = gate
+			h.prober.mu.Unlock()
+			h.clock.Advance(testTTL)
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			s := h.checker.SnapshotWithin(ctx)
+			if s.Verdict.State != tt.want || !strings.Contains(s.Verdict.Reason, "refreshing") || s.Verdict.Node != "n1" {
+				t.Fatalf("verdict %s (%q) of %q, want %s refreshing of n1", s.Verdict.State, s.Verdict.Reason, s.Verdict.Node, tt.want)
+			}
+			if h.checker.Valid(s) {
+				t.Error("the placeholder verdict is Valid")
+			}
+			close(gate)
+			if s := h.checker.Snapshot(context.Background()); strings.Contains(s.Verdict.Reason, "refreshing") {
+				t.Errorf("after the refresh: %s %q, want its verdict", s.Verdict.State, s.Verdict.Reason)
+			}
+		})
 	}
 }

@@ -227,6 +227,23 @@ func (c *core) StepDown(reason string) {
 	c.snap = nil
 }
 
+// refreshing is the verdict of a node with none to serve while a refresh
+// runs longer than waited: Unknown, or Down when its last facts say its
+// database is down (or not its own) or it steps down. It is never cached.
+func (c *core) refreshing(now time.Time, waited time.Duration) *Snapshot {
+	v := Verdict{State: api.StateUnknown, Node: c.opts.Identity.Name, Scope: c.opts.Scope, CheckedAt: now,
+		Reason: fmt.Sprintf("refreshing: no verdict within %s", waited)}
+	switch f := c.facts; {
+	case c.stepDown != "":
+		v.State, v.Reason = api.StateDown, "stepping down: "+c.stepDown
+	case f != nil && f.ProbeErr != nil:
+		v.State, v.Reason = api.StateDown, v.Reason+"; local database unreachable: "+api.ErrorText(f.ProbeErr)
+	case f != nil && f.IdentityErr != nil:
+		v.State, v.Reason = api.StateDown, v.Reason+"; not this node's database: "+api.ErrorText(f.IdentityErr)
+	}
+	return &Snapshot{Verdict: v}
+}
+
 // DownFor is how long the local database has been failing without a break.
 func (c *core) DownFor(now time.Time) time.Duration {
 	if c.downSince.IsZero() {
