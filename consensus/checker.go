@@ -36,10 +36,39 @@ type Options struct {
 	Logger          *slog.Logger
 	Observer        Observer         // optional
 	Now             func() time.Time // optional; time.Now
+	// Committed is the failover controller's committed primary (the
+	// latest epoch this node applied); nil when failover is off. A voter
+	// whose database is down, or a witness, vouches for it and no other.
+	Committed CommittedPrimary
 	// Boot reads a clock that counts time suspended (CLOCK_BOOTTIME): a
 	// verdict expires when it or Now says so. Optional: SystemBoottime, or,
 	// when Now is set, Now's own reading.
 	Boot Monotonic
+}
+
+// CommittedPrimary names the primary the failover controller's Raft log
+// commits: its repmgr node_name and node_id; ok is false while nothing is
+// committed or this node's log may be behind. It must be safe for
+// concurrent use and cheap: it is read on every vote.
+type CommittedPrimary func() (name string, nodeID int, ok bool)
+
+// CommittedSource is the failover controller as CommittedFrom reads it:
+// *failover.Controller's Committed.
+type CommittedSource interface {
+	Committed() (primary string, nodeID int, epoch uint64, ok bool)
+}
+
+// CommittedFrom is the CommittedPrimary of whatever *src holds when it is
+// read: nothing (ok false) while it holds nil. The controller is built after
+// the Checker it reads verdicts from, so the Checker gets the pointer.
+func CommittedFrom(src *CommittedSource) CommittedPrimary {
+	return func() (string, int, bool) {
+		if src == nil || *src == nil {
+			return "", 0, false
+		}
+		name, id, _, ok := (*src).Committed()
+		return name, id, ok
+	}
 }
 
 // Snapshot is one refresh: the facts, the votes and the verdict drawn from them.

@@ -22,6 +22,7 @@ type core struct {
 
 	stepDown string        // why this node takes no writes; "" when it does
 	facts    *Snapshot     // the last probe, reused while young enough
+	lastGood *Snapshot     // the last probe that read this node's own database
 	snap     *Snapshot     // the last verdict, served until expiry
 	probing  bool          // a probe is in flight; everyone who needs facts waits for it
 	probeAt  time.Time     // when it started: its facts' ProbedAt
@@ -176,6 +177,9 @@ func (c *core) ProbeDone(now time.Time, facts repmgr.Facts, err error) []effect 
 	c.noteDown(now, f.ProbeErr != nil || f.IdentityErr != nil)
 	c.facts = f
 	effs := []effect{factsReady{f}}
+	if err == nil && f.IdentityErr == nil {
+		c.lastGood = f
+	}
 	if err == nil {
 		c.nodes = facts.Nodes
 		if !c.warnedSite && c.opts.Scope == ScopeSite && len(locations(facts.Nodes)) > 1 {
