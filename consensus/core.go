@@ -48,6 +48,7 @@ type coreFaults struct {
 	ignoreLeases     bool          // a voter grants even while another holds its lease
 	acceptShortLease bool          // a candidate counts granted votes whatever their lease
 	serveFor         time.Duration // a verdict is served this long after its facts, not CacheTTL
+	monoOnly         bool          // ages are read on the monotonic clock alone, as before issue 13's item 8
 }
 
 // round is one refresh: facts, this node's own vote, a poll of its peers and
@@ -269,6 +270,9 @@ func (c *core) expired(now time.Time, s *Snapshot) bool {
 
 // age is how old s's facts are at now, by the oldest reading of the clocks.
 func (c *core) age(now time.Time, s *Snapshot) time.Duration {
+	if c.faults.monoOnly {
+		return now.Sub(s.Facts.ProbedAt)
+	}
 	return age(now, s.Facts.ProbedAt, c.opts.Boot(), s.probedBoot)
 }
 

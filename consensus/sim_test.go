@@ -83,6 +83,9 @@ type simVariant struct {
 	// process, rather than once per node: a process with it may read a
 	// record older than the votes of a process without it.
 	toggleStateDir bool
+	// suspends machines now and then for up to a few cache TTLs: their
+	// monotonic clocks stop, their boot clocks count on.
+	suspends bool
 }
 
 var simSafe = simVariant{name: "as built", lease: LeaseFor, maxPPM: 40_000}
@@ -130,6 +133,10 @@ type simNode struct {
 	proc     *core         // its pgquorum's core; nil while stopped
 	gen      int           // bumped when the process stops: events of the old one are void
 	cutUntil time.Duration // messages to and from the node are lost until then
+
+	// The machine.
+	asleepUntil time.Duration // suspended until then: everything on it waits
+	slept       time.Duration // time suspended, on its clock's rate: what CLOCK_BOOTTIME counts beyond CLOCK_MONOTONIC
 }
 
 // simLeases is the lease file of consensus.state_dir: a record from another
@@ -174,9 +181,10 @@ const (
 	evStart                           // it starts again
 	evCut                             // a node is cut off from the network for a while
 	evFollow                          // a node follows the node promoted last (repmgr standby follow, node rejoin)
+	evSuspend                         // a machine is suspended for a while
 )
 
-var simEventNames = [...]string{"run", "probed", "request", "answer", "deadline", "healthcheck", "world", "crash", "start", "cut", "follow"}
+var simEventNames = [...]string{"run", "probed", "request", "answer", "deadline", "healthcheck", "world", "crash", "start", "cut", "follow", "suspend"}
 
 type simEvent struct {
 	at    time.Duration
@@ -326,6 +334,9 @@ func newSim(seed uint64, v simVariant) *sim {
 	s.push(simEvent{at: s.expo(p.ttl), kind: evWorld})
 	s.push(simEvent{at: s.expo(p.calm()), kind: evCrash})
 	s.push(simEvent{at: s.expo(p.calm()), kind: evCut})
+	if v.suspends {
+		s.push(simEvent{at: s.expo(p.calm()), kind: evSuspend})
+	}
 	s.push(simEvent{at: s.expo(p.refresh / 2), kind: evHealthCheck})
 	return s
 }
@@ -386,6 +397,11 @@ func (s *sim) handle(e simEvent) {
 	if s.verbose {
 		s.tracef("%s at %s", simEventNames[e.kind], n.row.Name)
 	}
+	if s.now < n.asleepUntil && onNode(e.kind) {
+		e.at = n.asleepUntil // a suspended machine does nothing, and receives nothing, until it resumes
+		s.push(e)
+		return
+	}
 	switch e.kind {
 	case evRun:
 		if n.proc != nil && e.gen == n.gen {
@@ -404,7 +420,7 @@ func (s *sim) handle(e simEvent) {
 			s.do(n, n.proc.PollExpired(s.nowOf(n), e.round))
 		}
 	case evHealthCheck:
-		if m := s.nodes[s.rng.IntN(len(s.nodes))]; m.proc != nil {
+		if m := s.nodes[s.rng.IntN(len(s.nodes))]; m.proc != nil && s.now >= m.asleepUntil {
 			s.healthCheck(m)
 		}
 		s.push(simEvent{at: s.now + s.expo(s.p.refresh/2), kind: evHealthCheck})
@@ -412,7 +428,9 @@ func (s *sim) handle(e simEvent) {
 		s.world()
 		s.push(simEvent{at: s.now + s.expo(s.p.ttl), kind: evWorld})
 	case evCrash:
-		s.crash(s.nodes[s.rng.IntN(len(s.nodes))])
+		if m := s.nodes[s.rng.IntN(len(s.nodes))]; s.now >= m.asleepUntil {
+			s.crash(m)
+		}
 		s.push(simEvent{at: s.now + s.expo(s.p.calm()), kind: evCrash})
 	case evStart:
 		if n.proc == nil && e.gen == n.gen {
@@ -427,6 +445,11 @@ func (s *sim) handle(e simEvent) {
 			}
 			s.follow(n, e.peer)
 		}
+	case evSuspend:
+		if m := s.nodes[s.rng.IntN(len(s.nodes))]; s.now >= m.asleepUntil {
+			s.suspend(m, s.p.ttl/2+s.dur(2*s.p.ttl))
+		}
+		s.push(simEvent{at: s.now + s.expo(s.p.calm()), kind: evSuspend})
 	case evCut:
 		m := s.nodes[s.rng.IntN(len(s.nodes))]
 		m.cutUntil = s.now + s.p.ttl/5 + s.dur(2*s.p.ttl)
@@ -593,6 +616,11 @@ func TestSimulatedVotingCatchesBrokenRules(t *testing.T) {
 		// The TTL is drawn per run: 1s or 3s. Serving for twice the longer
 		// one overstays either.
 		{name: "verdicts served for twice the cache TTL", lease: LeaseFor, maxPPM: simSafe.maxPPM, faults: ttlTwice(3 * time.Second)},
+		// Before issue 13's item 8: a machine resumed from a suspend
+		// served the verdict it had cached, its monotonic clock having
+		// stood still.
+		{name: "verdicts timed on the monotonic clock alone, machines suspended", lease: LeaseFor, maxPPM: simSafe.maxPPM,
+			suspends: true, faults: coreFaults{monoOnly: true}},
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) { simMustFind(t, v) })
@@ -645,5 +673,21 @@ func TestSimulatedVotingStateDirToggled(t *testing.T) {
 	_, failures := simShards(t, simSeeds(t, seeds), v, true)
 	for _, f := range failures {
 		t.Errorf("two primaries at once:\n%s", f)
+	}
+}
+
+// TestSimulatedVotingSuspendedMachines: machines suspended now and then for
+// up to a few cache TTLs resume with their monotonic clocks where they
+// stopped; the core must time its verdicts on their boot clocks too, and
+// never serve one past its expiry in real time.
+func TestSimulatedVotingSuspendedMachines(t *testing.T) {
+	v := simSafe
+	v.name, v.suspends = "machines suspended", true
+	total, failures := simShards(t, simSeeds(t, simSeedCount), v, false)
+	for _, f := range failures {
+		t.Errorf("two primaries at once, or an expired verdict served:\n%s", f)
+	}
+	if total.primaries < 20*simSeedCount {
+		t.Errorf("%d Primary verdicts in %d runs: too few to prove anything", total.primaries, simSeedCount)
 	}
 }
