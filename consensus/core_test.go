@@ -1,6 +1,9 @@
 package consensus
 
 import (
+	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -269,5 +272,57 @@ func TestAgeTakesTheOldestClock(t *testing.T) {
 				t.Errorf("age = %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestCoreDoubleFault is issue 13's item 9 through two cores: n3's
+// pgquorum is stopped, then n1's PostgreSQL is killed and n2 committed and
+// promoted. n1's pgquorum, its database down, vouches for the committed n2
+// once the lease it gave itself has run out, and n2 is confirmed by 2 of 3.
+func TestCoreDoubleFault(t *testing.T) {
+	clock := newFakeClock()
+	n1 := simCore("n1", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL), clock.Boot)
+	n1.opts.Committed = committedTo("n2", 2, true)
+	n2 := simCore("n2", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL), clock.Boot)
+
+	// n1, the primary, reads its facts and vouches for itself.
+	_, effs := n1.Facts(clock.Now(), 0)
+	only[startProbe](t, effs)
+	n1.ProbeDone(clock.Now(), primaryFacts(site(3)), nil)
+	if a := only[voteAnswered](t, n1.Vote(clock.Now(), &voteCall{req: voteFor("n1", 1, 1)})); !a.answer.Granted {
+		t.Fatalf("n1's own vote: %+v", a.answer)
+	}
+
+	// n2's refresh: its own vote, n1's (probed again: down), n3 silent.
+	n2Facts := repmgr.Facts{Nodes: promotedN2(), Server: repmgr.Server{SystemID: testSystemID, Timeline: 2}}
+	refresh := func() Verdict {
+		t.Helper()
+		only[startProbe](t, n2.Tick(clock.Now()))
+		poll := only[pollPeers](t, n2.ProbeDone(clock.Now(), n2Facts, nil))
+		var effs []effect
+		for _, n := range poll.nodes {
+			v := PeerVote{Err: errors.New("connection refused")}
+			if n.Name == "n1" {
+				effs := n1.Vote(clock.Now(), &voteCall{req: poll.req})
+				if len(effs) > 0 {
+					if _, probe := effs[0].(startProbe); probe {
+						effs = n1.ProbeDone(clock.Now(), repmgr.Facts{}, errors.New("connection refused"))
+					}
+				}
+				a := only[voteAnswered](t, effs).answer
+				v = PeerVote{Answer: &a}
+			}
+			effs = n2.PeerAnswered(clock.Now(), poll.round, n.ID, v)
+		}
+		p := only[published](t, effs)
+		return p.snap.Verdict
+	}
+	clock.Advance(coreTTL) // n1's facts are too old to vote on: probed again
+	if v := refresh(); v.State != api.StateUnknown || !strings.Contains(v.Refusals["n1"], "I vouch for n1") {
+		t.Fatalf("within n1's own lease: %s %v, want Unknown, n1 bound by its lease", v.State, v.Refusals)
+	}
+	clock.Advance(LeaseFor(coreTTL))
+	if v := refresh(); v.State != api.StatePrimary || !slices.Equal(v.Voters, []string{"n1", "n2"}) {
+		t.Fatalf("once n1's lease ran out: %s, voters %v, refusals %v; want Primary on n1 and n2", v.State, v.Voters, v.Refusals)
 	}
 }
