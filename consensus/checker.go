@@ -249,7 +249,10 @@ func (c *Checker) SnapshotWithin(ctx context.Context) *Snapshot {
 	if s != nil {
 		return s
 	}
-	wait := min(c.opts.RefreshInterval, maxServeWait)
+	wait := maxServeWait
+	if r := c.opts.RefreshInterval; r > 0 && r < wait {
+		wait = r
+	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
