@@ -228,12 +228,13 @@ func (c *Checker) Snapshot(ctx context.Context) *Snapshot {
 }
 
 // maxServeWait bounds how long SnapshotWithin waits for a refresh: a health
-// check that times out tells HAProxy less than a quick 509.
-const maxServeWait = time.Second
+// check that times out tells HAProxy less than a quick 509, and it times out
+// after inter (500 ms in the documented settings, 200 ms in the fast ones).
+const maxServeWait = 250 * time.Millisecond
 
 // SnapshotWithin is Snapshot for a health check: when no verdict may be
-// served and the refresh does not end within ctx, nor within a refresh
-// interval (at most maxServeWait), it answers at once that this node is
+// served and the refresh does not end within ctx, nor within half a
+// refresh interval (at most maxServeWait), it answers that this node is
 // refreshing: Unknown (509), or Down (503) while its database is known to
 // be down or it steps down. The refresh goes on for the next caller.
 func (c *Checker) SnapshotWithin(ctx context.Context) *Snapshot {
@@ -250,7 +251,7 @@ func (c *Checker) SnapshotWithin(ctx context.Context) *Snapshot {
 		return s
 	}
 	wait := maxServeWait
-	if r := c.opts.RefreshInterval; r > 0 && r < wait {
+	if r := c.opts.RefreshInterval / 2; r > 0 && r < wait {
 		wait = r
 	}
 	t := time.NewTimer(wait)
