@@ -59,6 +59,12 @@ func (s *sim) startProc(n *simNode, first bool) {
 	}
 	c := simCore(n.row.Name, s.p.scope, s.p.refresh, s.p.ttl, s.p.peerTimeout, b, func() time.Duration { return s.local(n) + n.slept })
 	c.faults = s.v.faults
+	if s.v.committed {
+		c.opts.Committed = func() (string, int, bool) {
+			l := s.nodes[s.latest].row
+			return l.Name, l.ID, true
+		}
+	}
 	n.proc = c
 }
 
@@ -192,6 +198,9 @@ func (s *sim) request(n *simNode, e simEvent) {
 func (s *sim) answered(n *simNode, call simCall, a *api.VoteAnswer, err error) {
 	if a != nil && !a.Granted && a.LeaseHolder != "" && a.LeaseHolder != a.Candidate {
 		s.stats.leaseRefusals++
+	}
+	if a != nil && a.Granted && s.now < n.dbDownUntil {
+		s.stats.downGrants++
 	}
 	if a != nil && a.Granted {
 		// The most frequent line: formatted only if a failure prints it.
