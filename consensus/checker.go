@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
@@ -58,15 +59,16 @@ type CommittedSource interface {
 	Committed() (primary string, nodeID int, epoch uint64, ok bool)
 }
 
-// CommittedFrom is the CommittedPrimary of whatever *src holds when it is
-// read: nothing (ok false) while it holds nil. The controller is built after
-// the Checker it reads verdicts from, so the Checker gets the pointer.
-func CommittedFrom(src *CommittedSource) CommittedPrimary {
+// CommittedFrom is the CommittedPrimary of whatever src holds when it is
+// read: nothing (ok false) while it holds none. The controller is built
+// after the Checker it reads verdicts from, so the Checker gets the holder.
+func CommittedFrom(src *atomic.Pointer[CommittedSource]) CommittedPrimary {
 	return func() (string, int, bool) {
-		if src == nil || *src == nil {
+		p := src.Load()
+		if p == nil || *p == nil {
 			return "", 0, false
 		}
-		name, id, _, ok := (*src).Committed()
+		name, id, _, ok := (*p).Committed()
 		return name, id, ok
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pgquorum/pgquorum/api"
@@ -107,12 +108,13 @@ func (fakeController) Committed() (string, int, uint64, bool) { return "n2", 2, 
 // TestCommittedFrom reads whatever the pointer holds when asked: nothing
 // until the controller is built.
 func TestCommittedFrom(t *testing.T) {
-	var src CommittedSource
-	read := CommittedFrom(&src)
+	var holder atomic.Pointer[CommittedSource]
+	read := CommittedFrom(&holder)
 	if _, _, ok := read(); ok {
 		t.Fatal("committed before any controller")
 	}
-	src = fakeController{}
+	var src CommittedSource = fakeController{}
+	holder.Store(&src)
 	if name, id, ok := read(); !ok || name != "n2" || id != 2 {
 		t.Fatalf("read %q %d %v, want n2 2 true", name, id, ok)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -129,8 +130,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	metrics.WatchPool(local.PoolConns)
 	peers := creds.peerClient(log)
 	// The failover controller, built below, tells a voter whose database is
-	// down (or a witness) the committed primary; set before anything runs.
-	var committed consensus.CommittedSource
+	// down (or a witness) the committed primary.
+	var committed atomic.Pointer[consensus.CommittedSource]
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
 		Scope:           consensus.Scope(cfg.Scope),
@@ -157,7 +158,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		// branch rel; until that is merged, this assertion fails and voters
 		// keep the rule of failover off.
 		if src, ok := any(ctl).(consensus.CommittedSource); ok {
-			committed = src
+			committed.Store(&src)
 		}
 		srvOpts.Failover = ctl
 		metrics.WatchFailover(cfg.NodeName, ctl.Status)
