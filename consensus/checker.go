@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
@@ -36,6 +37,40 @@ type Options struct {
 	Logger          *slog.Logger
 	Observer        Observer         // optional
 	Now             func() time.Time // optional; time.Now
+	// Committed is the failover controller's committed primary (the
+	// latest epoch this node applied); nil when failover is off. A voter
+	// whose database is down, or a witness, vouches for it and no other.
+	Committed CommittedPrimary
+	// Boot reads a clock that counts time suspended (CLOCK_BOOTTIME): a
+	// verdict expires when it or Now says so. Optional: SystemBoottime, or,
+	// when Now is set, Now's own reading.
+	Boot Monotonic
+}
+
+// CommittedPrimary names the primary the failover controller's Raft log
+// commits: its repmgr node_name and node_id; ok is false while nothing is
+// committed or this node's log may be behind. It must be safe for
+// concurrent use and cheap: it is read on every vote.
+type CommittedPrimary func() (name string, nodeID int, ok bool)
+
+// CommittedSource is the failover controller as CommittedFrom reads it:
+// *failover.Controller's Committed.
+type CommittedSource interface {
+	Committed() (primary string, nodeID int, epoch uint64, ok bool)
+}
+
+// CommittedFrom is the CommittedPrimary of whatever src holds when it is
+// read: nothing (ok false) while it holds none. The controller is built
+// after the Checker it reads verdicts from, so the Checker gets the holder.
+func CommittedFrom(src *atomic.Pointer[CommittedSource]) CommittedPrimary {
+	return func() (string, int, bool) {
+		p := src.Load()
+		if p == nil || *p == nil {
+			return "", 0, false
+		}
+		name, id, _, ok := (*p).Committed()
+		return name, id, ok
+	}
 }
 
 // Snapshot is one refresh: the facts, the votes and the verdict drawn from them.
@@ -46,6 +81,8 @@ type Snapshot struct {
 	SelfVote    PeerVote
 	Votes       map[int]PeerVote // by node_id of every other node polled
 	Verdict     Verdict
+
+	probedBoot time.Duration // the boot clock's reading when Facts were probed
 }
 
 // Checker keeps the local node's verdict fresh and answers from its cache, so
@@ -80,6 +117,13 @@ const fluxInterval = 50 * time.Millisecond
 
 // NewChecker returns a Checker; call Run to keep it fresh.
 func NewChecker(opts Options, prober Prober, peers Peers) *Checker {
+	if opts.Boot == nil && opts.Now == nil {
+		opts.Boot = SystemBoottime
+	}
+	if opts.Boot == nil {
+		now, origin := opts.Now, opts.Now()
+		opts.Boot = func() time.Duration { return now().Sub(origin) }
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -183,6 +227,56 @@ func (c *Checker) Snapshot(ctx context.Context) *Snapshot {
 	}
 	// Not bound by ctx: the refresh is, by the probe timeout plus PeerTimeout.
 	return <-ch
+}
+
+// maxServeWait bounds how long SnapshotWithin waits for a refresh: a health
+// check that times out tells HAProxy less than a quick 509, and it times out
+// after inter (500 ms in the documented settings, 200 ms in the fast ones).
+const maxServeWait = 250 * time.Millisecond
+
+// SnapshotWithin is Snapshot for a health check: when no verdict may be
+// served and the refresh does not end within ctx, nor within half a
+// refresh interval (at most maxServeWait), it answers that this node is
+// refreshing: Unknown (509), or Down (503) while its database is known to
+// be down or it steps down. The refresh goes on for the next caller.
+func (c *Checker) SnapshotWithin(ctx context.Context) *Snapshot {
+	var s *Snapshot
+	ch := make(chan *Snapshot, 1)
+	c.step(func(now time.Time) []effect {
+		var effs []effect
+		if s, effs = c.core.Serve(now); s == nil {
+			c.serving = append(c.serving, ch)
+		}
+		return effs
+	})
+	if s != nil {
+		return s
+	}
+	wait := maxServeWait
+	if r := c.opts.RefreshInterval / 2; r > 0 && r < wait {
+		wait = r
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case s = <-ch: // buffered: a publication after we left never blocks
+		return s
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.core.refreshing(c.opts.Now(), wait)
+}
+
+// Valid tells whether s, published by this Checker, may still be served:
+// none of the node's clocks says it has expired. /state checks it just
+// before it sends a 200, which a pause while answering could otherwise
+// send on an expired verdict.
+func (c *Checker) Valid(s *Snapshot) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.core.expired(c.opts.Now(), s)
 }
 
 // StepDown makes this node answer Down (503) instead of Primary or Unknown,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func newHarness(nodes []repmgr.Node, inRecovery bool, answers map[string]peerAns
 	}
 	h.checker = NewChecker(Options{
 		Identity: Identity{Name: "n1"}, RefreshInterval: time.Hour, CacheTTL: testTTL, PeerTimeout: testPeerTimeout,
-		Addresses: Addresses{Port: 5999}, Now: h.clock.Now, Ballot: openBallot(h.clock, testTTL),
+		Addresses: Addresses{Port: 5999}, Now: h.clock.Now, Boot: h.clock.Boot, Ballot: openBallot(h.clock, testTTL),
 	}, h.prober, h.peers)
 	return h
 }
@@ -149,6 +150,17 @@ func TestStalePrimaryNeverServed(t *testing.T) {
 				s.Verdict.State, h.prober.Calls(), s == old)
 		}
 	})
+	t.Run("suspended past the TTL: the boot clock expires it", func(t *testing.T) {
+		h := newHarness(site(3), false, votesForN1)
+		old := h.checker.Snapshot(context.Background())
+		h.prober.set(repmgr.Facts{}, errors.New("connection refused"))
+		h.clock.Suspend(testTTL)
+		s := h.checker.Snapshot(context.Background())
+		if s == old || s.Verdict.State == api.StatePrimary || h.prober.Calls() != 2 {
+			t.Fatalf("after a suspend of the TTL: verdict %s, %d probes, same snapshot %v; want a new probe's",
+				s.Verdict.State, h.prober.Calls(), s == old)
+		}
+	})
 	t.Run("refresh slower than the TTL is not Primary", func(t *testing.T) {
 		h := newHarness(site(3), false, votesForN1)
 		h.prober.during = func() { h.clock.Advance(testTTL + time.Second) }
@@ -213,5 +225,44 @@ func TestPeerDeafToItsContext(t *testing.T) {
 	}
 	if r.Primary != "n1" || len(r.Unreachable) != 1 || r.Unreachable[0] != "n2" {
 		t.Errorf("RealPrimary = %+v, want n1 with n2 unreachable", r)
+	}
+}
+
+// TestSnapshotWithinAnswersWhileRefreshing: a health check whose verdict
+// has expired and whose refresh hangs gets an answer by its own deadline:
+// Down when the database was last seen down, Unknown otherwise; the next
+// caller gets the refresh's verdict once it ends.
+func TestSnapshotWithinAnswersWhileRefreshing(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		probeErr error
+		want     api.State
+	}{
+		{name: "database last seen up: Unknown", want: api.StateUnknown},
+		{name: "database last seen down: Down", probeErr: errors.New("connection refused"), want: api.StateDown},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(site(3), false, votesForN1)
+			h.prober.set(primaryFacts(site(3)), tt.probeErr)
+			h.checker.Snapshot(context.Background())
+			gate := make(chan struct{})
+			h.prober.mu.Lock()
+			h.prober.gate = gate
+			h.prober.mu.Unlock()
+			h.clock.Advance(testTTL)
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			s := h.checker.SnapshotWithin(ctx)
+			if s.Verdict.State != tt.want || !strings.Contains(s.Verdict.Reason, "refreshing") || s.Verdict.Node != "n1" {
+				t.Fatalf("verdict %s (%q) of %q, want %s refreshing of n1", s.Verdict.State, s.Verdict.Reason, s.Verdict.Node, tt.want)
+			}
+			if h.checker.Valid(s) {
+				t.Error("the placeholder verdict is Valid")
+			}
+			close(gate)
+			if s := h.checker.Snapshot(context.Background()); strings.Contains(s.Verdict.Reason, "refreshing") {
+				t.Errorf("after the refresh: %s %q, want its verdict", s.Verdict.State, s.Verdict.Reason)
+			}
+		})
 	}
 }

@@ -20,12 +20,14 @@ type core struct {
 	opts   *Options
 	faults coreFaults
 
-	stepDown string    // why this node takes no writes; "" when it does
-	facts    *Snapshot // the last probe, reused while young enough
-	snap     *Snapshot // the last verdict, served until expiry
-	probing  bool      // a probe is in flight; everyone who needs facts waits for it
-	probeAt  time.Time // when it started: its facts' ProbedAt
-	round    *round    // the refresh in flight; nil when none
+	stepDown string        // why this node takes no writes; "" when it does
+	facts    *Snapshot     // the last probe, reused while young enough
+	lastGood *Snapshot     // the last probe that read this node's own database
+	snap     *Snapshot     // the last verdict, served until expiry
+	probing  bool          // a probe is in flight; everyone who needs facts waits for it
+	probeAt  time.Time     // when it started: its facts' ProbedAt
+	probeBt  time.Duration // and when, on the boot clock
+	round    *round        // the refresh in flight; nil when none
 	votes    []*voteCall
 
 	runWaits  bool      // Run waits for the end of the round in flight to set its timer
@@ -46,6 +48,7 @@ type coreFaults struct {
 	ignoreLeases     bool          // a voter grants even while another holds its lease
 	acceptShortLease bool          // a candidate counts granted votes whatever their lease
 	serveFor         time.Duration // a verdict is served this long after its facts, not CacheTTL
+	monoOnly         bool          // ages are read on the monotonic clock alone, as before issue 13's item 8
 }
 
 // round is one refresh: facts, this node's own vote, a poll of its peers and
@@ -139,7 +142,7 @@ func (c *core) Tick(now time.Time) []effect {
 // caller waits for the next published one, from a refresh started here
 // unless one already runs.
 func (c *core) Serve(now time.Time) (*Snapshot, []effect) {
-	if c.snap != nil && now.Before(c.expiry(c.snap)) {
+	if c.snap != nil && !c.expired(now, c.snap) {
 		return c.steppedDown(c.snap), nil
 	}
 	if c.round != nil {
@@ -168,13 +171,16 @@ func (c *core) Vote(now time.Time, call *voteCall) []effect {
 func (c *core) ProbeDone(now time.Time, facts repmgr.Facts, err error) []effect {
 	c.probing = false
 	facts.ProbedAt = c.probeAt
-	f := &Snapshot{Facts: facts, ProbeErr: err}
+	f := &Snapshot{Facts: facts, ProbeErr: err, probedBoot: c.probeBt}
 	if err == nil {
 		f.IdentityErr = CheckIdentity(c.opts.Identity, facts)
 	}
 	c.noteDown(now, f.ProbeErr != nil || f.IdentityErr != nil)
 	c.facts = f
 	effs := []effect{factsReady{f}}
+	if err == nil && f.IdentityErr == nil {
+		c.lastGood = f
+	}
 	if err == nil {
 		c.nodes = facts.Nodes
 		if !c.warnedSite && c.opts.Scope == ScopeSite && len(locations(facts.Nodes)) > 1 {
@@ -226,6 +232,23 @@ func (c *core) StepDown(reason string) {
 	c.snap = nil
 }
 
+// refreshing is the verdict of a node with none to serve while a refresh
+// runs longer than waited: Unknown, or Down when its last facts say its
+// database is down (or not its own) or it steps down. It is never cached.
+func (c *core) refreshing(now time.Time, waited time.Duration) *Snapshot {
+	v := Verdict{State: api.StateUnknown, Node: c.opts.Identity.Name, Scope: c.opts.Scope, CheckedAt: now,
+		Reason: fmt.Sprintf("refreshing: no verdict within %s", waited)}
+	switch f := c.facts; {
+	case c.stepDown != "":
+		v.State, v.Reason = api.StateDown, "stepping down: "+c.stepDown
+	case f != nil && f.ProbeErr != nil:
+		v.State, v.Reason = api.StateDown, v.Reason+"; local database unreachable: "+api.ErrorText(f.ProbeErr)
+	case f != nil && f.IdentityErr != nil:
+		v.State, v.Reason = api.StateDown, v.Reason+"; not this node's database: "+api.ErrorText(f.IdentityErr)
+	}
+	return &Snapshot{Verdict: v}
+}
+
 // DownFor is how long the local database has been failing without a break.
 func (c *core) DownFor(now time.Time) time.Duration {
 	if c.downSince.IsZero() {
@@ -234,8 +257,27 @@ func (c *core) DownFor(now time.Time) time.Duration {
 	return now.Sub(c.downSince)
 }
 
-// expiry is when s stops being served: CacheTTL after its facts were read,
-// on this node's clock, however long the refresh took to reach it.
+// expired tells whether s may no longer be served: CacheTTL after its facts
+// were read, however long the refresh took to reach it, on whichever of the
+// node's clocks says so first (age).
+func (c *core) expired(now time.Time, s *Snapshot) bool {
+	ttl := c.opts.CacheTTL
+	if c.faults.serveFor > 0 {
+		ttl = c.faults.serveFor
+	}
+	return c.age(now, s) >= ttl
+}
+
+// age is how old s's facts are at now, by the oldest reading of the clocks.
+func (c *core) age(now time.Time, s *Snapshot) time.Duration {
+	if c.faults.monoOnly {
+		return now.Sub(s.Facts.ProbedAt)
+	}
+	return age(now, s.Facts.ProbedAt, c.opts.Boot(), s.probedBoot)
+}
+
+// expiry is when s stops being served on the monotonic clock alone: the
+// latest it may be served (the simulation's bound).
 func (c *core) expiry(s *Snapshot) time.Time {
 	if c.faults.serveFor > 0 {
 		return s.Facts.ProbedAt.Add(c.faults.serveFor)
@@ -247,7 +289,7 @@ func (c *core) freshFacts(now time.Time, maxAge time.Duration) (*Snapshot, bool)
 	if c.facts == nil {
 		return nil, false
 	}
-	age := now.Sub(c.facts.Facts.ProbedAt)
+	age := c.age(now, c.facts)
 	return c.facts, age < maxAge && age < c.opts.CacheTTL
 }
 
@@ -255,7 +297,7 @@ func (c *core) needProbe(now time.Time) []effect {
 	if c.probing {
 		return nil
 	}
-	c.probing, c.probeAt = true, now
+	c.probing, c.probeAt, c.probeBt = true, now, c.opts.Boot()
 	return []effect{startProbe{}}
 }
 
@@ -296,8 +338,8 @@ func locations(nodes []repmgr.Node) []string {
 // refuseStale fails closed when the refresh itself outlived CacheTTL (a probe
 // or peer that overran its deadline): its callers would otherwise be served a
 // Primary verdict from facts older than the cache may ever hold.
-func (c *core) refuseStale(now time.Time, v *Verdict, probedAt time.Time) {
-	age := now.Sub(probedAt)
+func (c *core) refuseStale(now time.Time, v *Verdict, s *Snapshot) {
+	age := c.age(now, s)
 	if v.State != api.StatePrimary || age < c.opts.CacheTTL {
 		return
 	}

@@ -1,6 +1,9 @@
 package consensus
 
 import (
+	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +20,7 @@ const (
 )
 
 func newTestCore(clock *fakeClock) *core {
-	return simCore("n1", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL))
+	return simCore("n1", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL), clock.Boot)
 }
 
 // grantFrom is n's granted vote for n1, with a full lease.
@@ -170,7 +173,7 @@ func TestCoreInFlux(t *testing.T) {
 
 func TestCoreVote(t *testing.T) {
 	clock := newFakeClock()
-	c := simCore("n3", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL))
+	c := simCore("n3", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL), clock.Boot)
 	call := &voteCall{req: voteFor("n2", 2, 2)}
 	only[startProbe](t, c.Vote(clock.Now(), call))
 	// Refused on the facts probed for it: answered, not probed again.
@@ -204,5 +207,122 @@ func TestCoreStepDown(t *testing.T) {
 	p := only[published](t, effs)
 	if p.snap.Verdict.State != api.StateDown || p.snap.Votes != nil {
 		t.Errorf("verdict %s asking %d peers, want Down asking nobody", p.snap.Verdict.State, len(p.snap.Votes))
+	}
+}
+
+// TestCoreVerdictExpiresOnEitherClock: a machine suspended for longer than
+// the cache TTL resumes with its monotonic clock where it stopped; its
+// cached Primary verdict must not be served, nor its facts reused, since
+// the boot clock, which counts the suspend, says they have expired.
+func TestCoreVerdictExpiresOnEitherClock(t *testing.T) {
+	tests := []struct {
+		name      string
+		advance   time.Duration // on every clock
+		suspend   time.Duration // on the boot clock only
+		wantCache bool
+	}{
+		{name: "no suspend, within the TTL: cached", advance: coreTTL / 2, wantCache: true},
+		{name: "a short suspend within the TTL: cached", advance: coreTTL / 2, suspend: coreTTL/2 - time.Millisecond, wantCache: true},
+		{name: "suspended past the TTL, monotonic clock standing still", suspend: coreTTL},
+		{name: "suspended past the TTL with the monotonic clock counting half", advance: coreTTL / 2, suspend: coreTTL / 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			c := newTestCore(clock)
+			first := refreshed(t, c, clock, func(now time.Time) []effect { _, effs := c.Serve(now); return effs })
+			if first.snap.Verdict.State != api.StatePrimary {
+				t.Fatalf("first verdict %s, want Primary", first.snap.Verdict.State)
+			}
+			clock.Advance(tt.advance)
+			clock.Suspend(tt.suspend)
+			s, effs := c.Serve(clock.Now())
+			if tt.wantCache {
+				if s != first.snap {
+					t.Fatalf("Serve = %p, %#v; want the cached verdict", s, effs)
+				}
+				return
+			}
+			if s != nil {
+				t.Fatalf("Serve served a Primary verdict %s old on the monotonic clock, %s on the boot clock",
+					tt.advance, tt.advance+tt.suspend)
+			}
+			only[startProbe](t, effs) // the facts are as old: probed again
+		})
+	}
+}
+
+// TestAgeTakesTheOldestClock: each clock can only make facts older, never
+// younger: a wall clock stepped back extends nothing.
+func TestAgeTakesTheOldestClock(t *testing.T) {
+	probed := time.Now() // carries a monotonic reading
+	tests := []struct {
+		name       string
+		now        time.Time
+		boot, want time.Duration
+	}{
+		{name: "all agree", now: probed.Add(time.Second), boot: time.Second, want: time.Second},
+		{name: "boot clock ahead (a suspend)", now: probed.Add(time.Second), boot: time.Hour, want: time.Hour},
+		{name: "wall clock ahead (stepped by NTP after a pause)", now: probed.Round(0).Add(time.Minute), boot: time.Second, want: time.Minute},
+		{name: "wall clock stepped back", now: probed.Round(0).Add(-time.Hour), boot: time.Second, want: time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := age(tt.now, probed, 100*time.Hour+tt.boot, 100*time.Hour); got != tt.want {
+				t.Errorf("age = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCoreDoubleFault is issue 13's item 9 through two cores: n3's
+// pgquorum is stopped, then n1's PostgreSQL is killed and n2 committed and
+// promoted. n1's pgquorum, its database down, vouches for the committed n2
+// once the lease it gave itself has run out, and n2 is confirmed by 2 of 3.
+func TestCoreDoubleFault(t *testing.T) {
+	clock := newFakeClock()
+	n1 := simCore("n1", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL), clock.Boot)
+	n1.opts.Committed = committedTo("n2", 2, true)
+	n2 := simCore("n2", ScopeCluster, coreRefresh, coreTTL, testPeerTimeout, openBallot(clock, coreTTL), clock.Boot)
+
+	// n1, the primary, reads its facts and vouches for itself.
+	_, effs := n1.Facts(clock.Now(), 0)
+	only[startProbe](t, effs)
+	n1.ProbeDone(clock.Now(), primaryFacts(site(3)), nil)
+	if a := only[voteAnswered](t, n1.Vote(clock.Now(), &voteCall{req: voteFor("n1", 1, 1)})); !a.answer.Granted {
+		t.Fatalf("n1's own vote: %+v", a.answer)
+	}
+
+	// n2's refresh: its own vote, n1's (probed again: down), n3 silent.
+	n2Facts := repmgr.Facts{Nodes: promotedN2(), Server: repmgr.Server{SystemID: testSystemID, Timeline: 2}}
+	refresh := func() Verdict {
+		t.Helper()
+		only[startProbe](t, n2.Tick(clock.Now()))
+		poll := only[pollPeers](t, n2.ProbeDone(clock.Now(), n2Facts, nil))
+		var effs []effect
+		for _, n := range poll.nodes {
+			v := PeerVote{Err: errors.New("connection refused")}
+			if n.Name == "n1" {
+				effs := n1.Vote(clock.Now(), &voteCall{req: poll.req})
+				if len(effs) > 0 {
+					if _, probe := effs[0].(startProbe); probe {
+						effs = n1.ProbeDone(clock.Now(), repmgr.Facts{}, errors.New("connection refused"))
+					}
+				}
+				a := only[voteAnswered](t, effs).answer
+				v = PeerVote{Answer: &a}
+			}
+			effs = n2.PeerAnswered(clock.Now(), poll.round, n.ID, v)
+		}
+		p := only[published](t, effs)
+		return p.snap.Verdict
+	}
+	clock.Advance(coreTTL) // n1's facts are too old to vote on: probed again
+	if v := refresh(); v.State != api.StateUnknown || !strings.Contains(v.Refusals["n1"], "I vouch for n1") {
+		t.Fatalf("within n1's own lease: %s %v, want Unknown, n1 bound by its lease", v.State, v.Refusals)
+	}
+	clock.Advance(LeaseFor(coreTTL))
+	if v := refresh(); v.State != api.StatePrimary || !slices.Equal(v.Voters, []string{"n1", "n2"}) {
+		t.Fatalf("once n1's lease ran out: %s, voters %v, refusals %v; want Primary on n1 and n2", v.State, v.Voters, v.Refusals)
 	}
 }

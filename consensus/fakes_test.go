@@ -17,8 +17,9 @@ import (
 
 // fakeClock is the Checker's injected clock; it moves only when told.
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu    sync.Mutex
+	t     time.Time
+	slept time.Duration // time suspended: counted by Boot only
 }
 
 func newFakeClock() *fakeClock {
@@ -35,6 +36,21 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+// Suspend is the machine suspended for d: CLOCK_BOOTTIME counts it,
+// CLOCK_MONOTONIC (Go's monotonic readings, the injected Now) does not.
+func (c *fakeClock) Suspend(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slept += d
+}
+
+// Boot reads the fake clock as CLOCK_BOOTTIME.
+func (c *fakeClock) Boot() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t.Sub(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) + c.slept
 }
 
 // fakeProber answers with facts it is given, counts its calls and, when gate

@@ -26,7 +26,7 @@ func (c *core) begin(now time.Time, maxAge time.Duration) []effect {
 // answering within PeerTimeout or casting no vote.
 func (c *core) ask(now time.Time, f *Snapshot) []effect {
 	r := c.round
-	s := &Snapshot{Facts: f.Facts, ProbeErr: f.ProbeErr, IdentityErr: f.IdentityErr}
+	s := &Snapshot{Facts: f.Facts, ProbeErr: f.ProbeErr, IdentityErr: f.IdentityErr, probedBoot: f.probedBoot}
 	r.snap = s
 	me, ok := c.candidate(s)
 	if !ok {
@@ -70,7 +70,7 @@ func (c *core) finish(now time.Time) []effect {
 	r.done, c.round = true, nil
 	s := c.decide(now, r.snap)
 	c.snap = nil
-	if now.Before(c.expiry(s)) {
+	if !c.expired(now, s) {
 		c.snap = s
 	}
 	from := c.last
@@ -98,7 +98,7 @@ func (c *core) decide(now time.Time, s *Snapshot) *Snapshot {
 	}
 	s.Verdict = Decide(Input{Identity: c.opts.Identity, Scope: c.opts.Scope, Facts: s.Facts, ProbeErr: s.ProbeErr,
 		IdentityErr: s.IdentityErr, SelfVote: s.SelfVote, Votes: s.Votes, MinLease: minLease})
-	c.refuseStale(now, &s.Verdict, s.Facts.ProbedAt)
+	c.refuseStale(now, &s.Verdict, s)
 	return c.steppedDown(s)
 }
 

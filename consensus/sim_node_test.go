@@ -57,15 +57,22 @@ func (s *sim) startProc(n *simNode, first bool) {
 		}
 		s.tracef("%s starts: ballot %q for %s (lease file %v)", n.row.Name, l.Holder, rem, store != nil)
 	}
-	c := simCore(n.row.Name, s.p.scope, s.p.refresh, s.p.ttl, s.p.peerTimeout, b)
+	c := simCore(n.row.Name, s.p.scope, s.p.refresh, s.p.ttl, s.p.peerTimeout, b, func() time.Duration { return s.local(n) + n.slept })
 	c.faults = s.v.faults
+	if s.v.committed {
+		c.opts.Committed = func() (string, int, bool) {
+			l := s.nodes[s.latest].row
+			return l.Name, l.ID, true
+		}
+	}
 	n.proc = c
 }
 
 // simCore is the core a Checker with these settings holds.
-func simCore(name string, scope Scope, refresh, ttl, peerTimeout time.Duration, b *Ballot) *core {
+// boot is its CLOCK_BOOTTIME.
+func simCore(name string, scope Scope, refresh, ttl, peerTimeout time.Duration, b *Ballot, boot Monotonic) *core {
 	return NewChecker(Options{Identity: Identity{Name: name}, Scope: scope, RefreshInterval: refresh, CacheTTL: ttl,
-		PeerTimeout: peerTimeout, Ballot: b}, nil, nil).core
+		PeerTimeout: peerTimeout, Ballot: b, Boot: boot}, nil, nil).core
 }
 
 // crash stops n's pgquorum; one time in four its machine reboots: a new
@@ -86,6 +93,26 @@ func (s *sim) crash(n *simNode) {
 		s.tracef("%s: pgquorum stops, down for %s", n.row.Name, down)
 	}
 	s.push(simEvent{at: s.now + down, kind: evStart, node: n.i, gen: n.gen})
+}
+
+// suspend stops n's machine for d: its monotonic clock stands still, so
+// that it resumes reading what it read now, while its boot clock counts d.
+func (s *sim) suspend(n *simNode, d time.Duration) {
+	old := n.clock
+	n.slept += old.at(s.now+d) - old.at(s.now)
+	n.clock = simClock{since: s.now + d, base: old.at(s.now), ppm: old.ppm}
+	n.asleepUntil = s.now + d
+	s.tracef("%s suspended for %s", n.row.Name, d)
+}
+
+// onNode tells the events that happen on one node's machine, which wait
+// while it is suspended.
+func onNode(k simEventKind) bool {
+	switch k {
+	case evRun, evProbed, evRequest, evAnswer, evDeadline, evStart, evFollow:
+		return true
+	}
+	return false
 }
 
 // simCall routes a vote's answer back to the round of the candidate that
@@ -172,6 +199,9 @@ func (s *sim) answered(n *simNode, call simCall, a *api.VoteAnswer, err error) {
 	if a != nil && !a.Granted && a.LeaseHolder != "" && a.LeaseHolder != a.Candidate {
 		s.stats.leaseRefusals++
 	}
+	if a != nil && a.Granted && s.now < n.dbDownUntil {
+		s.stats.downGrants++
+	}
 	if a != nil && a.Granted {
 		// The most frequent line: formatted only if a failure prints it.
 		s.trace[s.traced%len(s.trace)] = simTrace{at: s.now, voter: n.i, cand: call.cand}
@@ -212,10 +242,12 @@ func (s *sim) healthCheck(n *simNode) {
 		s.now, n.row.Name, s.when(n, snap.Facts.ProbedAt), snap.Verdict.Voters)
 }
 
-// served records a Primary verdict: unexpired from now until the core's
-// expiry of it, when Serve stops serving it.
+// served records a Primary verdict: unexpired from now until it has
+// expired in real time: on n's monotonic clock, or on its boot clock, which
+// counts the time n was suspended, whichever comes first.
 func (s *sim) served(n *simNode, snap *Snapshot) {
-	until := s.when(n, n.proc.expiry(snap))
+	ttl := n.proc.expiry(snap).Sub(snap.Facts.ProbedAt)
+	until := min(s.when(n, n.proc.expiry(snap)), n.clock.when(snap.probedBoot+ttl-n.slept))
 	if until <= s.now {
 		return
 	}

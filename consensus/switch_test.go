@@ -129,7 +129,7 @@ func newDuel(st duelSetup, switchAt time.Duration) *duel {
 		if err != nil {
 			panic(err)
 		}
-		n.core = simCore(row.Name, ScopeCluster, duelRefresh, duelTTL, duelPeerTimeout, b)
+		n.core = simCore(row.Name, ScopeCluster, duelRefresh, duelTTL, duelPeerTimeout, b, func() time.Duration { return n.clock.at(d.now) })
 		if row.ID != 3 {
 			n.core.faults = st.faults
 		}
@@ -200,9 +200,9 @@ func (d *duel) refresh(x *duelNode, byRun bool) {
 	probed := d.local(x)
 	rec := duelRefreshRecord{read: d.now, send: -1, grant: -1}
 	d.at(d.after(x, d.setup.probe), func() {
-		f := &Snapshot{Facts: x.facts()}
+		f := &Snapshot{Facts: x.facts(), probedBoot: probed}
 		f.Facts.ProbedAt = simEpoch.Add(probed)
-		snap := &Snapshot{Facts: f.Facts}
+		snap := &Snapshot{Facts: f.Facts, probedBoot: probed}
 		me, ok := x.core.candidate(snap)
 		if !ok {
 			panic(x.row.Name + " is no candidate")
@@ -270,7 +270,7 @@ func (d *duel) refresh(x *duelNode, byRun bool) {
 
 // vote is Checker.Vote at peer, on facts probed at this very instant.
 func (d *duel) vote(peer *duelNode, req api.VoteRequest) api.VoteAnswer {
-	f := &Snapshot{Facts: peer.facts()}
+	f := &Snapshot{Facts: peer.facts(), probedBoot: d.local(peer)}
 	f.Facts.ProbedAt = d.nowOf(peer)
 	a, _ := peer.core.answer(f, req)
 	if peer == d.v {

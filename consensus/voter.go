@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // voteRefreshAge bounds how old the facts behind a refused vote may be: a
@@ -55,17 +56,23 @@ func (c *core) answer(f *Snapshot, req api.VoteRequest) (a api.VoteAnswer, vouch
 	me, registered, err := c.opts.Identity.Self(f.Facts.Nodes)
 	a.VoterID, a.VoterType = me.ID, me.Type
 	var ok bool
+	cname, cid, committed := c.committed()
 	switch {
 	case req.Protocol != api.VoteProtocol:
 		a.Reason = fmt.Sprintf("I speak vote protocol %d, not %d", api.VoteProtocol, req.Protocol)
 	case f.ProbeErr != nil:
-		a.Reason = "my database is unreachable: " + api.ErrorText(f.ProbeErr)
+		ok = c.vouchDown(&a, req, f.ProbeErr)
 	case f.IdentityErr != nil:
 		a.Reason = "my database.dsn reaches another node's database: " + api.ErrorText(f.IdentityErr)
 	case err != nil:
 		a.Reason = err.Error()
 	case !registered:
 		a.Reason = fmt.Sprintf("%q is not registered in my repmgr.nodes", c.opts.Identity.Name)
+	case me.Type == repmgr.TypeWitness && committed:
+		ok, a.Reason = vouchCommitted(cname, cid, req)
+		if cand, reg := repmgr.ByID(f.Facts.Nodes, req.CandidateID); ok && (!reg || cand.Name != req.Candidate) {
+			ok, a.Reason = false, fmt.Sprintf("%q (node_id %d) is not registered in my repmgr.nodes", req.Candidate, req.CandidateID)
+		}
 	default:
 		ok, a.Reason = Vouch(me, f.Facts, req)
 	}
@@ -89,4 +96,51 @@ func (c *core) answer(f *Snapshot, req api.VoteRequest) (a api.VoteAnswer, vouch
 		a.LeaseHolder = lease.Holder
 	}
 	return a, true
+}
+
+// committed is the failover controller's committed primary, when it is
+// known (failover on, something committed, its log not behind).
+func (c *core) committed() (name string, id int, ok bool) {
+	if c.opts.Committed == nil {
+		return "", 0, false
+	}
+	return c.opts.Committed()
+}
+
+// vouchCommitted is the rule of a voter that follows the Raft log rather
+// than a database: it vouches for the committed primary and no other.
+func vouchCommitted(name string, id int, req api.VoteRequest) (bool, string) {
+	if name == req.Candidate && id == req.CandidateID {
+		return true, fmt.Sprintf("the Raft log commits %s (node_id %d) as the primary", name, id)
+	}
+	return false, fmt.Sprintf("the Raft log commits %s (node_id %d) as the primary, not it", name, id)
+}
+
+// vouchDown is the rule of a voter whose database is down: with failover
+// on, it vouches for the primary the Raft log commits, and no other, as the
+// node its own row last named (its node_id, type, system identifier and
+// timeline as last read); otherwise for nobody. The candidate counts such
+// a vote only if it names the very node asked and its system identifier.
+func (c *core) vouchDown(a *api.VoteAnswer, req api.VoteRequest, probeErr error) bool {
+	a.Reason = "my database is unreachable: " + api.ErrorText(probeErr)
+	g := c.lastGood
+	if g == nil {
+		return false
+	}
+	me, registered, err := c.opts.Identity.Self(g.Facts.Nodes)
+	if err != nil || !registered {
+		return false
+	}
+	a.VoterID, a.VoterType = me.ID, me.Type
+	a.SystemID, a.Timeline = g.Facts.Server.SystemID, g.Facts.Server.Timeline
+	name, id, committed := c.committed()
+	if !committed {
+		return false
+	}
+	ok, why := vouchCommitted(name, id, req)
+	if ok && me.Type != repmgr.TypeWitness && (req.SystemID == "" || req.SystemID != g.Facts.Server.SystemID) {
+		ok, why = false, fmt.Sprintf("system identifier %q is not mine (%s): another cluster", req.SystemID, g.Facts.Server.SystemID)
+	}
+	a.Reason += "; " + why
+	return ok
 }

@@ -26,7 +26,7 @@ func newVoter(name string, facts repmgr.Facts, probeErr error) *voter {
 	v := &voter{prober: &fakeProber{facts: facts, err: probeErr}, clock: newFakeClock()}
 	v.checker = NewChecker(Options{
 		Identity: Identity{Name: name}, RefreshInterval: time.Hour, CacheTTL: testTTL, PeerTimeout: testPeerTimeout,
-		Addresses: Addresses{Port: 5999}, Now: v.clock.Now, Ballot: openBallot(v.clock, testTTL),
+		Addresses: Addresses{Port: 5999}, Now: v.clock.Now, Boot: v.clock.Boot, Ballot: openBallot(v.clock, testTTL),
 	}, v.prober, newFakePeers(nil, nil))
 	return v
 }

@@ -20,8 +20,38 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, drainingBody)
 		return
 	}
-	e := s.encodeState(s.verdicts.Snapshot(r.Context()), s.failoverStatus(r.Context()))
+	bv, bounded := s.verdicts.(boundedVerdicts)
+	var snap *consensus.Snapshot
+	if bounded {
+		snap = bv.SnapshotWithin(r.Context())
+	} else {
+		snap = s.verdicts.Snapshot(r.Context())
+	}
+	e := s.encodeState(snap, s.failoverStatus(r.Context()))
+	if e.status == http.StatusOK && bounded && !bv.Valid(snap) {
+		// A pause between the snapshot and now (GC, a suspended VM, a slow
+		// failover status) must not send a 200 past its verdict's expiry.
+		writeBody(w, api.StatusUnknown, expiredBody(snap))
+		return
+	}
 	writeBody(w, e.status, e.body)
+}
+
+// boundedVerdicts is what /state uses when the Verdicts offer it, as
+// *consensus.Checker does: a snapshot that does not wait on a slow refresh
+// for longer than the check can, and a last look at the verdict's expiry.
+type boundedVerdicts interface {
+	SnapshotWithin(ctx context.Context) *consensus.Snapshot
+	Valid(s *consensus.Snapshot) bool
+}
+
+// expiredBody is the 509 answer of a Primary verdict that expired while
+// /state was answering it.
+func expiredBody(snap *consensus.Snapshot) []byte {
+	b := stateBody(snap)
+	b.State, b.Reason = api.StateUnknown, "verdict expired while answering: "+b.Reason
+	body, _ := json.Marshal(b)
+	return body
 }
 
 func (s *Server) encodeState(snap *consensus.Snapshot, fs api.FailoverStatus) *encoded {

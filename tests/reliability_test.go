@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
-	"github.com/pgquorum/pgquorum/tests/lab"
+	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
 // TestFailoverSoonAfterASwitchover: a planned switchover from node1 to

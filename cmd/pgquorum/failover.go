@@ -60,3 +60,7 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 		HookTimeout: cfg.Hooks.Timeout,
 	}, checker, cmds, peers)
 }
+
+// The voter of a node whose database is down follows the committed primary
+// (consensus.Options.Committed): the controller must say which it is.
+var _ consensus.CommittedSource = (*failover.Controller)(nil)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -143,6 +144,9 @@ func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr i
 	metrics.ExportBuildInfo(info)
 	watch := newVerdictWatch(metrics)
 	peers := creds.peerClient(log)
+	// The failover controller, built below, tells a voter whose database is
+	// down (or a witness) the committed primary.
+	var committed atomic.Pointer[consensus.CommittedSource]
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
 		Scope:           consensus.Scope(cfg.Scope),
@@ -153,6 +157,7 @@ func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr i
 		Addresses:       consensus.Addresses{Port: cfg.PeerPort, Overrides: cfg.Peers},
 		Logger:          log,
 		Observer:        watch,
+		Committed:       consensus.CommittedFrom(&committed),
 	}, local, peers)
 	agent, agentLn, err := listenAgent(cfg, checker, log)
 	if err != nil {
@@ -164,6 +169,14 @@ func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr i
 	var ctlErr, agentErr chan error
 	if cfg.Failover.Enabled() {
 		ctl := newController(cfg, checker, local, peers, creds.stream(), log, stderr)
+		// The voter vouches for the committed primary when its own
+		// database is down (issue 13, item 9): the controller is built
+		// after the checker, so it is handed over through committed.
+		if src, ok := any(ctl).(consensus.CommittedSource); ok {
+			committed.Store(&src)
+		} else {
+			log.Error("the failover controller names no committed primary: voters whose database is down vouch for nobody")
+		}
 		srvOpts.Failover = ctl
 		metrics.WatchFailover(cfg.NodeName, ctl)
 		ctlErr = make(chan error, 1)
