@@ -31,291 +31,20 @@ import (
 // here fails them too, rather than being silently ignored.
 //
 // The lab's paths stand for the unit's: a node's directory holds its data
-// directory, socket, log and consensus.state_dir, so it stands for
-// /var/lib/postgresql, /var/run/postgresql, /var/log/postgresql and
-// /var/lib/pgquorum at once, and is bound read-write only if the unit
-// leaves every one of them writable; the rest of the lab's directory (the
-// pgquorum binary, the other nodes) is read-only, as /usr/bin would be.
-
-// unitFile is the shipped unit.
-const unitFile = "../scripts/pgquorum.service"
-
-// nodeDirStandsFor are the unit's paths a lab node's directory stands for.
-var nodeDirStandsFor = []string{"/var/lib/postgresql", "/var/run/postgresql", "/var/log/postgresql", "/var/lib/pgquorum"}
-
-// access is what a unit makes of a path, from the least restrictive.
-type access int
-
-const (
-	readWrite access = iota
-	readOnly
-	privateDir   // an empty directory of the unit's own (PrivateTmp=, ProtectHome=tmpfs)
-	inaccessible // InaccessiblePaths=, ProtectHome=yes
-)
-
-// pathRule is one path's access; optional ones ("-" in the unit, or a
-// protected directory this machine lacks) are skipped when absent.
-type pathRule struct {
-	path     string
-	access   access
-	optional bool
-}
-
-// unitView is the filesystem a unit's processes see, as its [Service]
-// directives shape it.
-type unitView struct {
-	user           string
-	protectSystem  string
-	protectHome    string
-	privateTmp     bool
-	privateDevices bool
-	lists          map[string][]string // ReadWritePaths and the like, as written
-	extra          []pathRule          // from StateDirectory=, ProtectKernel*=, ProtectControlGroups=
-}
-
-// unmodelled are directives that shape the filesystem and that this
-// sandbox does not reproduce: a unit using one fails the test until it is.
-var unmodelled = []string{"RootDirectory", "RootImage", "MountAPIVFS", "BindPaths", "BindReadOnlyPaths",
-	"TemporaryFileSystem", "PrivateMounts", "ProtectProc", "ProcSubset", "PrivateUsers", "DynamicUser",
-	"ProtectKernelLogs", "ProtectClock", "ExecPaths", "NoExecPaths", "MountImages", "ExtensionImages",
-	"ExtensionDirectories", "RestrictFileSystems"}
-
-// parseUnit reads the [Service] directives of a unit file's text.
-func parseUnit(text string) (unitView, error) {
-	v := unitView{protectSystem: "no", protectHome: "no", lists: map[string][]string{}}
-	section := ""
-	sc := bufio.NewScanner(strings.NewReader(strings.ReplaceAll(text, "\\\n", " ")))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case line == "" || line[0] == '#' || line[0] == ';':
-			continue
-		case strings.HasPrefix(line, "["):
-			section = line
-			continue
-		case section != "[Service]":
-			continue
-		}
-		key, value, ok := strings.Cut(line, "=")
-		if !ok {
-			return v, fmt.Errorf("not a directive: %q", line)
-		}
-		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
-		if err := v.set(key, value); err != nil {
-			return v, err
-		}
-	}
-	return v, sc.Err()
-}
-
-// set applies one directive.
-func (v *unitView) set(key, value string) error {
-	yes := value == "yes" || value == "true" || value == "on" || value == "1"
-	switch key {
-	case "User":
-		v.user = value
-	case "ProtectSystem":
-		v.protectSystem = map[string]string{"yes": "yes", "true": "yes", "on": "yes", "1": "yes"}[value]
-		if v.protectSystem == "" {
-			v.protectSystem = value // no, full, strict
-		}
-	case "ProtectHome":
-		v.protectHome = map[string]string{"true": "yes", "on": "yes", "1": "yes", "false": "no", "off": "no", "0": "no"}[value]
-		if v.protectHome == "" {
-			v.protectHome = value
-		}
-	case "PrivateTmp":
-		v.privateTmp = yes
-	case "PrivateDevices":
-		v.privateDevices = yes
-	case "ReadWritePaths", "ReadWriteDirectories", "ReadOnlyPaths", "ReadOnlyDirectories", "InaccessiblePaths", "InaccessibleDirectories":
-		name := strings.TrimSuffix(strings.TrimSuffix(key, "Paths"), "Directories")
-		if value == "" {
-			delete(v.lists, name) // an empty assignment resets the list
-		}
-		v.lists[name] = append(v.lists[name], strings.Fields(value)...)
-	case "StateDirectory", "RuntimeDirectory", "LogsDirectory", "CacheDirectory":
-		base := map[string]string{"StateDirectory": "/var/lib", "RuntimeDirectory": "/run", "LogsDirectory": "/var/log", "CacheDirectory": "/var/cache"}[key]
-		for _, d := range strings.Fields(value) {
-			d, _, _ = strings.Cut(d, ":")
-			// systemd creates it: on this machine it may be absent.
-			v.extra = append(v.extra, pathRule{filepath.Join(base, d), readWrite, true})
-		}
-	case "ProtectKernelTunables":
-		if yes {
-			for _, p := range []string{"/proc/sys", "/proc/sysrq-trigger", "/sys"} {
-				v.extra = append(v.extra, pathRule{p, readOnly, true})
-			}
-		}
-	case "ProtectControlGroups":
-		if yes {
-			v.extra = append(v.extra, pathRule{"/sys/fs/cgroup", readOnly, true})
-		}
-	case "ProtectKernelModules":
-		if yes {
-			v.extra = append(v.extra, pathRule{"/usr/lib/modules", inaccessible, true}, pathRule{"/lib/modules", inaccessible, true})
-		}
-	default:
-		if slices.Contains(unmodelled, key) {
-			return fmt.Errorf("the unit sets %s=%s, which shapes the filesystem and this test's sandbox does not model: model it", key, value)
-		}
-	}
-	return nil
-}
-
-// rules are the unit's path rules, parents before children.
-func (v unitView) rules() ([]pathRule, error) {
-	var rs []pathRule
-	ro := func(optional bool, paths ...string) {
-		for _, p := range paths {
-			rs = append(rs, pathRule{p, readOnly, optional})
-		}
-	}
-	switch v.protectSystem {
-	case "no", "false", "":
-	case "yes":
-		ro(true, "/usr", "/boot", "/efi")
-	case "full", "strict":
-		ro(true, "/usr", "/boot", "/efi", "/etc")
-	default:
-		return nil, fmt.Errorf("ProtectSystem=%s: not a value systemd knows", v.protectSystem)
-	}
-	home := map[string]access{"yes": inaccessible, "read-only": readOnly, "tmpfs": privateDir}
-	if a, ok := home[v.protectHome]; ok {
-		for _, p := range []string{"/home", "/root", "/run/user"} {
-			rs = append(rs, pathRule{p, a, true})
-		}
-	} else if v.protectHome != "no" {
-		return nil, fmt.Errorf("ProtectHome=%s: not a value systemd knows", v.protectHome)
-	}
-	if v.privateTmp {
-		rs = append(rs, pathRule{"/tmp", privateDir, false}, pathRule{"/var/tmp", privateDir, false})
-	}
-	rs = append(rs, v.extra...)
-	for name, a := range map[string]access{"ReadWrite": readWrite, "ReadOnly": readOnly, "Inaccessible": inaccessible} {
-		for _, p := range v.lists[name] {
-			optional := strings.HasPrefix(p, "-")
-			p = strings.TrimLeft(p, "-+")
-			rs = append(rs, pathRule{filepath.Clean(p), a, optional})
-		}
-	}
-	// More specific paths win; at the same path, the most restrictive.
-	slices.SortStableFunc(rs, func(a, b pathRule) int {
-		if len(a.path) != len(b.path) {
-			return len(a.path) - len(b.path)
-		}
-		return int(a.access) - int(b.access)
-	})
-	return rs, nil
-}
-
-// accessOf is what the unit makes of path.
-func (v unitView) accessOf(path string) (access, error) {
-	rs, err := v.rules()
-	if err != nil {
-		return 0, err
-	}
-	a := readWrite
-	if v.protectSystem == "strict" && !under(path, "/dev", "/proc", "/sys") {
-		a = readOnly
-	}
-	best := -1
-	for _, r := range rs {
-		if under(path, r.path) && len(r.path) > best {
-			a, best = r.access, len(r.path)
-		}
-	}
-	return a, nil
-}
-
-// under tells whether path is one of dirs or below one.
-func under(path string, dirs ...string) bool {
-	for _, d := range dirs {
-		if path == d || d == "/" || strings.HasPrefix(path, d+"/") {
-			return true
-		}
-	}
-	return false
-}
-
-// bwrapArgs are bwrap's arguments for the unit's view, then for the lab's
-// stand-ins (applied last, over the unit's paths).
-func (v unitView) bwrapArgs(standIns []pathRule) ([]string, error) {
-	rs, err := v.rules()
-	if err != nil {
-		return nil, err
-	}
-	// bwrap sets up a mount namespace only (no user, PID or network one):
-	// the PostgreSQL that pgquorum starts outlives it (KillMode=process),
-	// so no --die-with-parent, which would kill pgquorum with bwrap.
-	args := []string{"--dev-bind", "/", "/"}
-	if v.protectSystem == "strict" {
-		args = []string{"--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "--bind", "/proc", "/proc", "--bind", "/sys", "/sys"}
-	}
-	if v.privateDevices {
-		args = append(args, "--dev", "/dev")
-	}
-	for _, r := range append(rs, standIns...) {
-		fi, statErr := os.Stat(r.path)
-		if statErr == nil {
-			// As systemd, follow symbolic links (/var/run → /run): bwrap
-			// cannot mount over one.
-			r.path, statErr = filepath.EvalSymlinks(r.path)
-		}
-		switch {
-		case statErr != nil && !r.optional:
-			return nil, fmt.Errorf("the unit names %s, absent here: systemd would refuse to start it", r.path)
-		case statErr != nil:
-			continue
-		case r.access == readWrite:
-			args = append(args, "--bind", r.path, r.path)
-		case r.access == readOnly:
-			args = append(args, "--ro-bind", r.path, r.path)
-		case !fi.IsDir():
-			args = append(args, "--ro-bind", "/dev/null", r.path) // an inaccessible or private file
-		case r.access == privateDir:
-			args = append(args, "--tmpfs", r.path)
-		case r.access == inaccessible:
-			args = append(args, "--tmpfs", r.path, "--remount-ro", r.path)
-		}
-	}
-	return args, nil
-}
-
-// nodeStandIns are the lab's paths for node dir in cluster dir base, with
-// the access the unit gives what they stand for.
-func (v unitView) nodeStandIns(base, dir string) ([]pathRule, error) {
-	a := readWrite
-	for _, p := range nodeDirStandsFor {
-		pa, err := v.accessOf(p)
-		if err != nil {
-			return nil, err
-		}
-		if pa != readWrite {
-			a = readOnly // PostgreSQL or pgquorum could not write there
-		}
-	}
-	return []pathRule{{base, readOnly, false}, {dir, a, false}}, nil
-}
-
-// command is argv run as uid:gid in the unit's view of node dir n, whose
-// cluster directory is its parent; root when uid is 0.
-func (v unitView) command(n *lab.Node, uid, gid uint32, argv ...string) ([]string, error) {
-	standIns, err := v.nodeStandIns(filepath.Dir(n.Dir), n.Dir)
-	if err != nil {
-		return nil, err
-	}
-	args, err := v.bwrapArgs(standIns)
-	if err != nil {
-		return nil, err
-	}
-	cmd := append([]string{"bwrap"}, args...)
-	if uid != 0 {
-		// As systemd does for User=: the user's groups, then its IDs.
-		cmd = append(cmd, "--", "setpriv", "--reuid="+strconv.Itoa(int(uid)), "--regid="+strconv.Itoa(int(gid)), "--init-groups")
-	}
-	return append(append(cmd, "--"), argv...), nil
-}
+// directory, socket and server log, so it stands for /var/lib/postgresql,
+// /var/run/postgresql and /var/log/postgresql at once, and is bound
+// read-write only if the unit leaves every one of them writable; its
+// consensus.state_dir, in a directory of the test's, stands for
+// /var/lib/pgquorum (StateDirectory=). The rest of the lab's directories
+// (the pgquorum binary, the other nodes) is read-only, as /usr/bin would
+// be. The lab signals pgquorum itself, below bwrap (lab.Options.WrapQuorum).
+//
+// The sandbox models ProtectSystem=, ProtectHome=, ReadWritePaths=,
+// ReadOnlyPaths=, InaccessiblePaths=, State/Runtime/Logs/CacheDirectory=,
+// PrivateTmp=, PrivateDevices=, ProtectKernelTunables=,
+// ProtectKernelModules= and ProtectControlGroups= (unitview_sandbox_test.go);
+// not what the unit does to anything but the filesystem (capabilities,
+// address families, the cgroup and KillMode= itself).
 
 // loadUnitView parses unitFile, with edit applied to its text, and checks
 // that this machine can build the sandbox.
@@ -351,15 +80,50 @@ func unitCredential(t *testing.T, v unitView) (uint32, uint32) {
 	return uint32(uid), uint32(gid)
 }
 
+// stateDirs makes a directory holding one consensus.state_dir per node
+// (its name), owned by the unit's User= with StateDirectoryMode=0700, as
+// systemd makes /var/lib/pgquorum, and returns it.
+func stateDirs(t *testing.T, uid, gid uint32, names ...string) string {
+	t.Helper()
+	base, err := os.MkdirTemp("", "pgq-unitview-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(base) }) // a temporary directory: nothing to do if it stays
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		dir := filepath.Join(base, name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, int(uid), int(gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return base
+}
+
+// nodePaths are n's lab paths, with its state directory in stateBase
+// ("" for none).
+func nodePaths(n *lab.Node, stateBase string) labPaths {
+	lp := labPaths{clusterDir: filepath.Dir(n.Dir), nodeDir: n.Dir}
+	if stateBase != "" {
+		lp.stateBase, lp.stateDir = stateBase, filepath.Join(stateBase, n.Name)
+	}
+	return lp
+}
+
 // wrapInView is a lab.Options.WrapQuorum that starts each pgquorum in v as
-// the unit's User=.
-func wrapInView(v unitView, uid, gid uint32) func(*lab.Node, *exec.Cmd) error {
+// the unit's User=, with its state directory in stateBase.
+func wrapInView(v unitView, uid, gid uint32, stateBase string) func(*lab.Node, *exec.Cmd) error {
 	return func(n *lab.Node, cmd *exec.Cmd) error {
 		cred := cmd.SysProcAttr.Credential
 		if cred == nil || cred.Uid != uid {
 			return fmt.Errorf("the lab runs %s's pgquorum as %+v, the unit as uid %d", n.Name, cred, uid)
 		}
-		argv, err := v.command(n, uid, gid, append([]string{cmd.Path}, cmd.Args[1:]...)...)
+		argv, err := v.command(nodePaths(n, stateBase), uid, gid, append([]string{cmd.Path}, cmd.Args[1:]...)...)
 		if err != nil {
 			return err
 		}
@@ -376,14 +140,14 @@ func wrapInView(v unitView, uid, gid uint32) func(*lab.Node, *exec.Cmd) error {
 
 // runInView runs argv in n's directory under v, as uid:gid (0: root),
 // with the lab's PATH, and returns its output and error.
-func runInView(ctx context.Context, v unitView, n *lab.Node, uid, gid uint32, argv ...string) (string, error) {
-	full, err := v.command(n, uid, gid, argv...)
+func runInView(ctx context.Context, v unitView, lp labPaths, uid, gid uint32, argv ...string) (string, error) {
+	full, err := v.command(lp, uid, gid, argv...)
 	if err != nil {
 		return "", err
 	}
 	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
-	cmd.Dir = n.Dir
-	cmd.Env = []string{"PATH=" + lab.DefaultPGBin + ":/usr/bin:/bin", "LC_ALL=C", "HOME=" + n.Dir}
+	cmd.Dir = lp.nodeDir
+	cmd.Env = []string{"PATH=" + lab.DefaultPGBin + ":/usr/bin:/bin", "LC_ALL=C", "HOME=" + lp.nodeDir}
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }
@@ -484,14 +248,14 @@ func TestUnitViewStrictWithoutWritePathsCannotPromote(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	probe := filepath.Join(n2.DataDir(), "pgq-unitview-probe")
-	if out, err := runInView(ctx, strict, n2, uid, gid, "touch", probe); err == nil || !strings.Contains(out, "Read-only file system") {
+	if out, err := runInView(ctx, strict, nodePaths(n2, ""), uid, gid, "touch", probe); err == nil || !strings.Contains(out, "Read-only file system") {
 		t.Fatalf("strict view: writing the data directory: %v %q, want Read-only file system", err, out)
 	}
 	if err := c.Node("node1").KillPostmaster(); err != nil {
 		t.Fatal(err)
 	}
 	promote := []string{"repmgr", "-f", n2.RepmgrConf(), "standby", "promote"}
-	out, err := runInView(ctx, strict, n2, uid, gid, promote...)
+	out, err := runInView(ctx, strict, nodePaths(n2, ""), uid, gid, promote...)
 	t.Logf("strict view: repmgr standby promote: %v\n%s", err, out)
 	if err == nil {
 		t.Fatal("repmgr standby promote succeeded under ProtectSystem=strict without ReadWritePaths: the sandbox has no teeth")
@@ -499,7 +263,7 @@ func TestUnitViewStrictWithoutWritePathsCannotPromote(t *testing.T) {
 	if k, err := n2.QueryInt(ctx, "SELECT pg_is_in_recovery()::int"); err != nil || k != 1 {
 		t.Fatalf("node2 after the refused promote: in recovery %d, %v; want still a standby", k, err)
 	}
-	out, err = runInView(ctx, shipped, n2, uid, gid, promote...)
+	out, err = runInView(ctx, shipped, nodePaths(n2, ""), uid, gid, promote...)
 	t.Logf("shipped view: repmgr standby promote: %v\n%s", err, out)
 	if err != nil {
 		t.Fatal("repmgr standby promote failed under the shipped unit's view")
@@ -526,11 +290,13 @@ func TestUnitViewFailoverPromoteFollowRejoin(t *testing.T) {
 	t.Parallel()
 	v := loadUnitView(t, unchanged)
 	uid, gid := unitCredential(t, v)
-	keys := withKeys(map[string]string{"failover.fence": "stop", "failover.fence_after": "3s", "failover.auto_rejoin": "true"})
+	state := stateDirs(t, uid, gid, "node1", "node2", "node3")
+	keys := withKeys(map[string]string{"failover.fence": "stop", "failover.fence_after": "3s", "failover.auto_rejoin": "true",
+		"consensus.state_dir": filepath.Join(state, "{node}")})
 	start := time.Now()
-	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: keys, WrapQuorum: wrapInView(v, uid, gid)})
+	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: keys, WrapQuorum: wrapInView(v, uid, gid, state)})
 	n1 := c.Node("node1")
-	checkInView(t, v, c, uid, gid)
+	checkInView(t, v, c, state, uid, gid)
 	waitState(t, n1, api.StatePrimary, settle)
 	if d := waitDecision(t, c, 1, settle); d.Primary != "node1" {
 		t.Fatalf("epoch 1 adopted %s, want node1", d.Primary)
@@ -579,7 +345,7 @@ func TestUnitViewFailoverPromoteFollowRejoin(t *testing.T) {
 // checkInView shows that every pgquorum runs in the unit's view: its own
 // mount namespace, /etc and /usr read-only, its node's directory
 // writable; and that root itself cannot write /etc in that view.
-func checkInView(t *testing.T, v unitView, c *lab.Cluster, uid, gid uint32) {
+func checkInView(t *testing.T, v unitView, c *lab.Cluster, state string, uid, gid uint32) {
 	t.Helper()
 	ownNS, err := mountNamespace(os.Getpid())
 	if err != nil {
@@ -594,7 +360,8 @@ func checkInView(t *testing.T, v unitView, c *lab.Cluster, uid, gid uint32) {
 		if err != nil || st.Sys().(*syscall.Stat_t).Uid != uid {
 			t.Fatalf("%s's pgquorum (%d) not run as the unit's User=%s: %v", n.Name, pid, v.user, err)
 		}
-		for path, wantRO := range map[string]bool{"/etc": true, "/usr/bin": true, n.DataDir(): false, c.Dir: true} {
+		paths := map[string]bool{"/etc": true, "/usr/bin": true, n.DataDir(): false, nodePaths(n, state).stateDir: false, c.Dir: true, state: true}
+		for path, wantRO := range paths {
 			ro, err := mountReadOnly(pid, path)
 			if err != nil || ro != wantRO {
 				t.Errorf("%s's pgquorum sees %s read-only %v (%v), want %v", n.Name, path, ro, err, wantRO)
@@ -603,12 +370,13 @@ func checkInView(t *testing.T, v unitView, c *lab.Cluster, uid, gid uint32) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := runInView(ctx, v, c.Nodes[0], 0, 0, "touch", "/etc/pgq-unitview-probe")
+	lp := nodePaths(c.Nodes[0], state)
+	out, err := runInView(ctx, v, lp, 0, 0, "touch", "/etc/pgq-unitview-probe")
 	if err == nil || !strings.Contains(out, "Read-only file system") {
 		t.Errorf("root writing /etc in the unit's view: %v %q, want Read-only file system", err, out)
 	}
 	probe := filepath.Join(c.Nodes[0].DataDir(), "pgq-unitview-probe")
-	if out, err := runInView(ctx, v, c.Nodes[0], uid, gid, "sh", "-c", "touch "+probe+" && rm "+probe); err != nil {
+	if out, err := runInView(ctx, v, lp, uid, gid, "sh", "-c", "touch "+probe+" && rm "+probe); err != nil {
 		t.Errorf("the unit's User= writing its data directory in the unit's view: %v %q", err, out)
 	}
 }
