@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -314,7 +315,11 @@ func (v unitView) command(lp labPaths, uid, gid uint32, argv ...string) ([]strin
 	if err != nil {
 		return nil, err
 	}
-	cmd := append([]string{"bwrap"}, args...)
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		return nil, fmt.Errorf("bwrap missing (apt-get install bubblewrap; scripts/install-deps.sh): %w", err)
+	}
+	cmd := append([]string{bwrap}, args...)
 	if uid != 0 {
 		// As systemd does for User=: the user's groups, then its IDs.
 		cmd = append(cmd, "--", "setpriv", "--reuid="+strconv.Itoa(int(uid)), "--regid="+strconv.Itoa(int(gid)), "--init-groups")

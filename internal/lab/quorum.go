@@ -31,7 +31,8 @@ const Unset = "\x00unset"
 // quorumProc is a running pgquorum process.
 type quorumProc struct {
 	cmd  *exec.Cmd
-	pid  int // of pgquorum itself: cmd's, or its descendant's with Options.WrapQuorum
+	pid  int    // of pgquorum itself: cmd's, or its descendant's with Options.WrapQuorum
+	bin  string // with Options.WrapQuorum, the binary that descendant runs
 	done chan struct{}
 }
 
@@ -154,6 +155,9 @@ func (n *Node) StartQuorum() error {
 		return fmt.Errorf("lab: start pgquorum: %w", err)
 	}
 	p := &quorumProc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	if n.c.opts.WrapQuorum != nil {
+		p.bin = bin
+	}
 	n.quorum = p
 	var logged sync.WaitGroup
 	logged.Add(1)

@@ -12,7 +12,22 @@ import (
 // the wrapper's descendant that runs the binary, since a wrapper such as
 // bwrap forwards no signal.
 func (p *quorumProc) signal(sig syscall.Signal) error {
-	return syscall.Kill(p.pid, sig)
+	if p.bin == "" {
+		return p.cmd.Process.Signal(sig)
+	}
+	select {
+	case <-p.done:
+		return nil // gone: its PID may be another process's by now
+	default:
+	}
+	pid := p.pid
+	if pid == p.cmd.Process.Pid {
+		// Not found at start (it never answered): look again.
+		if found, err := findBinary(pid, p.bin); err == nil {
+			pid = found
+		}
+	}
+	return syscall.Kill(pid, sig)
 }
 
 // findBinary returns the PID of the first process below root (root
