@@ -18,7 +18,7 @@ func (n *Node) KillQuorum() {
 		return
 	}
 	n.quorum = nil
-	_ = p.cmd.Process.Kill()
+	_ = p.signal(syscall.SIGKILL)
 	<-p.done
 }
 

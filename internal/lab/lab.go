@@ -55,6 +55,12 @@ type Options struct {
 	// 127.77.<cluster>.<node id>, so that Partition can cut nodes apart.
 	// Default: every node on 127.0.0.1.
 	OwnAddresses bool
+	// WrapQuorum, when set, may rewrite the command that starts a node's
+	// pgquorum once the lab has set its path, arguments, environment and
+	// credentials: to run it in a sandbox, for instance. A wrapper that
+	// forks and forwards no signal (bwrap) must end in an exec of the
+	// pgquorum binary: the lab signals that process, its descendant.
+	WrapQuorum func(n *Node, cmd *exec.Cmd) error
 }
 
 // Cluster is a running lab cluster.

@@ -31,6 +31,8 @@ const Unset = "\x00unset"
 // quorumProc is a running pgquorum process.
 type quorumProc struct {
 	cmd  *exec.Cmd
+	pid  int    // of pgquorum itself: cmd's, or its descendant's with Options.WrapQuorum
+	bin  string // with Options.WrapQuorum, the binary that descendant runs
 	done chan struct{}
 }
 
@@ -139,6 +141,11 @@ func (n *Node) StartQuorum() error {
 		cmd.Env = append(cmd.Env, "HOME="+n.Dir, "USER="+n.owner.Username)
 		cmd.Dir = n.Dir
 	}
+	if wrap := n.c.opts.WrapQuorum; wrap != nil {
+		if err := wrap(n, cmd); err != nil {
+			return fmt.Errorf("lab: wrap %s pgquorum: %w", n.Name, err)
+		}
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -147,7 +154,10 @@ func (n *Node) StartQuorum() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("lab: start pgquorum: %w", err)
 	}
-	p := &quorumProc{cmd: cmd, done: make(chan struct{})}
+	p := &quorumProc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	if n.c.opts.WrapQuorum != nil {
+		p.bin = bin
+	}
 	n.quorum = p
 	var logged sync.WaitGroup
 	logged.Add(1)
@@ -168,7 +178,17 @@ func (n *Node) StartQuorum() error {
 			return fmt.Errorf("pgquorum exited: %v", cmd.ProcessState)
 		default:
 		}
-		_, _, err := n.Get(ctx, "/liveness")
+		if _, _, err := n.Get(ctx, "/liveness"); err != nil {
+			return err
+		}
+		if n.c.opts.WrapQuorum == nil {
+			return nil
+		}
+		// It answers, so it runs: which process is it?
+		pid, err := findBinary(cmd.Process.Pid, bin)
+		if err == nil {
+			p.pid = pid
+		}
 		return err
 	})
 }
@@ -243,11 +263,11 @@ func (n *Node) StopQuorum() error {
 		return nil
 	}
 	n.quorum = nil
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
+		_ = p.signal(syscall.SIGKILL)
 		<-p.done
 		return fmt.Errorf("lab: %s pgquorum ignored SIGTERM for 10s", n.Name)
 	}
@@ -262,7 +282,7 @@ func (n *Node) QuorumPID() int {
 	if n.quorum == nil {
 		return 0
 	}
-	return n.quorum.cmd.Process.Pid
+	return n.quorum.pid
 }
 
 // quorumTimeout bounds each of the lab's requests to a pgquorum.
