@@ -48,6 +48,12 @@ type Options struct {
 	// within HookTimeout (30s when 0).
 	Hooks       Hooks
 	HookTimeout time.Duration
+
+	// StatusInterval is the standbys' wal_receiver_status_interval: how
+	// often an idle standby replies to its primary at least (PostgreSQL's
+	// default, 10s, when 0). Fencing's rule 2 counts a stream live only
+	// with a reply this recent (plus a refresh), or fence_after's.
+	StatusInterval time.Duration
 }
 
 // Local is the local node as the verdict sees it; *consensus.Checker is one.
