@@ -149,6 +149,7 @@ type fenceIntent struct {
 	EndDemotion bool   // the switchover this node stepped down for is over: it runs as a standby
 	Fence       string // why to fence now; "": not now
 	Outlook     string // which rule would fire, and when (FenceOutlook)
+	Live        int    // the registered standbys streaming live from this node
 }
 
 // needsPrimaryProbe tells whether FenceReason could depend on whether the
@@ -175,6 +176,7 @@ func fenceStep(f fenceFacts, mem fenceMemory, now time.Time) fenceIntent {
 	}
 	v.Standbys = len(f.Streams.Standbys)
 	v.Live, in.Memory.Flushes = liveStreams(f.Streams, mem.Flushes, now, f.Window)
+	in.Live = v.Live
 	why := FenceReason(v)
 	in.Outlook = FenceOutlook(v)
 	if !v.DBUp || why == "" {
@@ -190,9 +192,12 @@ func fenceStep(f fenceFacts, mem fenceMemory, now time.Time) fenceIntent {
 		in.EndDemotion = v.InRecovery
 	}
 	if why == "" || mem.FencedFor != "" {
+		if in.Memory.FencedFor != "" {
+			in.Outlook = "" // fenced already: the reason says it
+		}
 		return in
 	}
-	in.Memory.FencedFor, in.Fence = why, why
+	in.Memory.FencedFor, in.Fence, in.Outlook = why, why, ""
 	return in
 }
 
@@ -210,6 +215,7 @@ type fencer struct {
 	// quietUntil ends the quiet period after this process started
 	// (Options.Quiet after New).
 	quietUntil time.Time
+	logged     string // the inputs last logged
 }
 
 // facts looks up what fenceStep needs, probing the committed primary only
@@ -240,9 +246,17 @@ func (x *fencer) facts(ctx context.Context, st Replicated, f *consensus.Snapshot
 // node stepped down for is over.
 func (x *fencer) step(ctx context.Context, st Replicated, f *consensus.Snapshot, ready, demoting bool) (endDemotion bool) {
 	now := x.opts.Now()
-	in := fenceStep(x.facts(ctx, st, f, ready, demoting), x.mem, now)
+	facts := x.facts(ctx, st, f, ready, demoting)
+	in := fenceStep(facts, x.mem, now)
 	x.mem = in.Memory
 	x.board.setOutlook(in.Outlook)
+	// Every input of the rules, once per change of what they see (not of
+	// a countdown).
+	if key := fmt.Sprint(ready, st.Epoch, st.Primary, facts.View.DBUp, facts.View.InRecovery, in.Live, streamsKey(facts.Streams)); key != x.logged {
+		x.logged = key
+		x.opts.Logger.Info("fence inputs changed", "outlook", in.Outlook, "ready", ready, "epoch", st.Epoch,
+			"primary", st.Primary, "standbys", facts.Streams.Standbys, "live", in.Live, "streams", streamsText(facts.Streams), "window", facts.Window)
+	}
 	if in.ClearShown {
 		x.board.setFenced("")
 	}

@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pgquorum/pgquorum/repmgr"
@@ -27,10 +29,11 @@ type streamFacts struct {
 }
 
 // liveWindow is how old a standby's last sign of life may be for its stream
-// to count as live: an idle standby replies every status interval, and the
-// probe sees it once a refresh; never shorter than fence_after.
+// to count as live: an idle standby replies every status interval; half an
+// interval more covers its WAL receiver's wake-ups and the probe's refresh.
+// Never shorter than fence_after.
 func liveWindow(fenceAfter, statusInterval, refresh time.Duration) time.Duration {
-	return max(fenceAfter, statusInterval+refresh)
+	return max(fenceAfter, statusInterval+max(statusInterval/2, 2*refresh))
 }
 
 // liveStreams counts the registered standbys streaming live from this
@@ -91,4 +94,31 @@ func (o Options) statusInterval() time.Duration {
 		return o.StatusInterval
 	}
 	return standbyStatusInterval
+}
+
+// streamsText shows the walsenders for the log: name, state, reply age and
+// how far behind this primary's position each flush is.
+func streamsText(f streamFacts) string {
+	parts := make([]string, 0, len(f.Streams))
+	for _, s := range f.Streams {
+		age, behind := "-", "-"
+		if s.ReplyAge != nil {
+			age = fmt.Sprintf("%.1fs", *s.ReplyAge)
+		}
+		if s.Flush != nil && f.Position != nil {
+			behind = fmt.Sprintf("%dB", *f.Position-*s.Flush)
+		}
+		parts = append(parts, fmt.Sprintf("%s %s reply %s ago, flush %s behind", s.Name, s.State, age, behind))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// streamsKey is what of the walsenders the fencer logs a change of: which
+// standbys stream, and in which state.
+func streamsKey(f streamFacts) string {
+	parts := make([]string, 0, len(f.Streams))
+	for _, s := range f.Streams {
+		parts = append(parts, s.Name+" "+s.State)
+	}
+	return strings.Join(parts, ",")
 }
