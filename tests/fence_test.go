@@ -184,3 +184,49 @@ func TestFenceCutOffPrimaryByRule2(t *testing.T) {
 	}
 	t.Logf("two-way cut with fence: stop: %d acknowledged writes lost", len(lost))
 }
+
+// TestFenceOneWayPartition: what node2 and node3 send to node1 is dropped;
+// what node1 sends still leaves (issue 17's one-way partition, as the lab's
+// own firewall makes it: their sends to node1 fail at once, so their WAL
+// receivers end rather than say "streaming" with nothing arriving, unlike
+// the measurements in network namespaces). With fence: stop and
+// fence_after 4s node1 is fenced by rule 2; the acknowledged writes lost
+// are counted, not bounded: fencing stops node1 after HAProxy stopped
+// sending it writes (its 509), so it cannot shorten what was lost before.
+func TestFenceOneWayPartition(t *testing.T) {
+	t.Parallel()
+	const fenceAfter = 4 * time.Second
+	const bound = fenceAfter + 15*time.Second + 5*time.Second // as TestFenceCutOffPrimaryByRule2's
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+	ctx := context.Background()
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	waitWritesOn(t, r.w, n1)
+	if err := r.c.PartitionOneWay(ctx, []*lab.Node{n2, n3}, []*lab.Node{n1}); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	p := r.failedOver(t, 2, "node1", cut, n2, n3)
+	err := lab.WaitFor(ctx, bound-time.Since(cut), "node1's postmaster to stop (fenced)", func(context.Context) error {
+		if pid := n1.PostmasterPID(); pid != 0 {
+			return fmt.Errorf("postmaster.pid still names %d", pid)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node1 fenced %s after the one-way cut", time.Since(cut).Round(time.Millisecond))
+	if lines := n1.LogLines(fenceLine); len(lines) == 0 || !strings.Contains(lines[0], "rule 2: no coordinator") {
+		t.Errorf("node1's log: %q, want a fence by rule 2", lines)
+	}
+	r.writesMoveTo(t, p)
+	if err := r.c.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := lab.LostWrites(ctx, p, r.w.Acked())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one-way partition with fence: stop, fence_after %s: %d acknowledged writes lost", fenceAfter, len(lost))
+}
