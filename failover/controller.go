@@ -33,7 +33,8 @@ type Options struct {
 	FenceAfter time.Duration
 	// Quiet is how long after a start a primary may answer 509 only
 	// because it waits for votes: a lease and the router hold of a
-	// restarted voter, plus a refresh. No 509 fence counts before it ends.
+	// restarted voter, plus a refresh. Rule 2's clock of fencing starts
+	// only when it ends.
 	Quiet      time.Duration
 	AutoRejoin bool
 	Raft       RaftOptions

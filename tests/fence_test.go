@@ -185,14 +185,14 @@ func TestFenceCutOffPrimaryByRule2(t *testing.T) {
 	t.Logf("two-way cut with fence: stop: %d acknowledged writes lost", len(lost))
 }
 
-// TestFenceOneWayPartition: what node2 and node3 send to node1 is dropped;
-// what node1 sends still leaves (issue 17's one-way partition, as the lab's
-// own firewall makes it: their sends to node1 fail at once, so their WAL
-// receivers end rather than say "streaming" with nothing arriving, unlike
-// the measurements in network namespaces). With fence: stop and
-// fence_after 4s node1 is fenced by rule 2; the acknowledged writes lost
-// are counted, not bounded: fencing stops node1 after HAProxy stopped
-// sending it writes (its 509), so it cannot shorten what was lost before.
+// TestFenceOneWayPartition: what node2 and node3 send to node1's address
+// is dropped (lab.PartitionOneWay): they can no longer reach node1, nor
+// acknowledge its WAL, while node1 still reaches them (issue 17's one-way
+// partition). With fence: stop and fence_after 4s node1 is fenced by rule
+// 2; the acknowledged writes lost are counted, not bounded: node1 answers
+// 200 while its peers' votes last, and fencing stops it only after it lost
+// them (its 509 ends HAProxy's writes first), so it cannot shorten what was
+// lost before.
 func TestFenceOneWayPartition(t *testing.T) {
 	t.Parallel()
 	const fenceAfter = 4 * time.Second

@@ -40,11 +40,15 @@ func (c *Cluster) Partition(ctx context.Context, a, b []*Node) error {
 	return c.drop(ctx, pairs, fmt.Sprintf("partition %v | %v", names(a), names(b)))
 }
 
-// PartitionOneWay drops every packet each node of from sends to each node
-// of to, until Heal; the other way still flows. Dropped by the sender's own
-// firewall, a send fails at once (EPERM) rather than vanish on the wire: a
-// connection from "from" to "to" breaks, one from "to" to "from" gets no
-// answer.
+// PartitionOneWay drops every packet each node of from sends to the
+// address of each node of to, until Heal. On loopback every connection
+// leaves from 127.0.0.1, so answers to a connection opened by to still
+// arrive: to still reaches from (its votes, its Raft messages), while from
+// can no longer open a connection to to, nor have what it sends on one it
+// opened before arrive (a standby's replies and acknowledgements to its
+// primary: the primary's TCP window fills, and its WAL stops arriving).
+// That is the one-way partition of the field notes: to drops only new
+// traffic from the others.
 func (c *Cluster) PartitionOneWay(ctx context.Context, from, to []*Node) error {
 	var pairs [][2]*Node
 	for _, x := range from {
