@@ -59,6 +59,43 @@ func noFenceInHistory(t *testing.T, n *lab.Node) {
 	}
 }
 
+// waitPostmasterStopped waits until n's postmaster has stopped (a fence with
+// failover.fence: stop).
+func waitPostmasterStopped(t *testing.T, n *lab.Node, timeout time.Duration) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), timeout, n.Name+"'s postmaster to stop (fenced)", func(context.Context) error {
+		if pid := n.PostmasterPID(); pid != 0 {
+			return fmt.Errorf("postmaster.pid still names %d", pid)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFenceInHistory waits until p's /history records a fence of node whose
+// reason starts with rule.
+func waitFenceInHistory(t *testing.T, p *lab.Node, node, rule string) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), settle, node+"'s fence in /history", func(ctx context.Context) error {
+		h, err := history(ctx, p)
+		if err != nil {
+			return err
+		}
+		for _, f := range h.Fences {
+			if f.Node == node && strings.HasPrefix(f.Reason, rule) {
+				t.Logf("/history: %s fenced at %s: %s", f.Node, f.At.Format("15:04:05.000"), f.Reason)
+				return nil
+			}
+		}
+		return fmt.Errorf("fences %+v", h.Fences)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFenceNotAtStartup: a cluster started with fence: stop and
 // fence_after as short as the refresh interval comes up with node1 as
 // primary, the adoption its only decision, and nothing fenced.
@@ -127,6 +164,30 @@ func TestFenceNotOnAPgquorumOutage(t *testing.T) {
 	checkWriteHistory(t, r.w)
 }
 
+// TestFenceDeposedPrimaryByRule1: node1's postmaster is killed, node2 or
+// node3 replaces it; started again, node1 runs as primary on its old
+// timeline, hears the coordinator and the committed primary running, and
+// rule 1 stops it at once; the fence, with its rule, is in /history.
+func TestFenceDeposedPrimaryByRule1(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+		"failover.fence": "stop", "failover.fence_after": "3s"}))
+	n1 := r.c.Node("node1")
+	waitWritesOn(t, r.w, n1)
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	p := r.failedOver(t, 2, "node1", time.Now())
+	r.writesMoveTo(t, p)
+	if err := n1.StartPG(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	waitPostmasterStopped(t, n1, settle)
+	t.Logf("node1 fenced %s after it started again", time.Since(started).Round(time.Millisecond))
+	waitFenceInHistory(t, p, "node1", "rule 1: runs as primary, but "+p.Name+" is the committed primary of epoch 2")
+}
+
 // TestFenceCutOffPrimaryByRule2: node1 is cut off from both peers. It hears
 // no coordinator, its standbys leave its stream (one is promoted, the other
 // follows it), and rule 2 stops it within fence_after plus a live stream's
@@ -148,36 +209,13 @@ func TestFenceCutOffPrimaryByRule2(t *testing.T) {
 	}
 	cut := time.Now()
 	p := r.failedOver(t, 2, "node1", cut, n2, n3)
-	err := lab.WaitFor(ctx, bound-time.Since(cut), "node1's postmaster to stop (fenced)", func(context.Context) error {
-		if pid := n1.PostmasterPID(); pid != 0 {
-			return fmt.Errorf("postmaster.pid still names %d", pid)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitPostmasterStopped(t, n1, bound-time.Since(cut))
 	t.Logf("node1 fenced %s after the cut", time.Since(cut).Round(time.Millisecond))
 	r.writesMoveTo(t, p)
 	if err := r.c.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
-	err = lab.WaitFor(ctx, settle, "node1's fence in /history", func(ctx context.Context) error {
-		h, err := history(ctx, p)
-		if err != nil {
-			return err
-		}
-		for _, f := range h.Fences {
-			if f.Node == "node1" && strings.HasPrefix(f.Reason, "rule 2: no coordinator for") {
-				t.Logf("/history: %s fenced at %s: %s", f.Node, f.At.Format("15:04:05.000"), f.Reason)
-				return nil
-			}
-		}
-		return fmt.Errorf("fences %+v", h.Fences)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitFenceInHistory(t, p, "node1", "rule 2: no coordinator for")
 	lost, err := lab.LostWrites(ctx, p, r.w.Acked())
 	if err != nil {
 		t.Fatal(err)
@@ -207,23 +245,13 @@ func TestFenceOneWayPartition(t *testing.T) {
 	}
 	cut := time.Now()
 	p := r.failedOver(t, 2, "node1", cut, n2, n3)
-	err := lab.WaitFor(ctx, bound-time.Since(cut), "node1's postmaster to stop (fenced)", func(context.Context) error {
-		if pid := n1.PostmasterPID(); pid != 0 {
-			return fmt.Errorf("postmaster.pid still names %d", pid)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitPostmasterStopped(t, n1, bound-time.Since(cut))
 	t.Logf("node1 fenced %s after the one-way cut", time.Since(cut).Round(time.Millisecond))
-	if lines := n1.LogLines(fenceLine); len(lines) == 0 || !strings.Contains(lines[0], "rule 2: no coordinator") {
-		t.Errorf("node1's log: %q, want a fence by rule 2", lines)
-	}
 	r.writesMoveTo(t, p)
 	if err := r.c.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
+	waitFenceInHistory(t, p, "node1", "rule 2: no coordinator for")
 	lost, err := lab.LostWrites(ctx, p, r.w.Acked())
 	if err != nil {
 		t.Fatal(err)
