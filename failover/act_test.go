@@ -3,6 +3,7 @@ package failover
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +181,19 @@ func TestNextAction(t *testing.T) {
 
 func TestFenceStep(t *testing.T) {
 	primaryView := FenceView{Policy: api.FenceStop, Self: "p", DBUp: true, Registered: true, Ready: true, Primary: "s2", Epoch: 2, FenceAfter: 30 * time.Second}
+	// cutOff: the committed primary, hearing no coordinator.
+	cutOff := func(v *FenceView) { v.Ready, v.Primary = false, "p" }
+	view := func(edits ...func(*FenceView)) FenceView {
+		v := primaryView
+		for _, e := range edits {
+			e(&v)
+		}
+		return v
+	}
+	pos, reply := int64(4096), 1.0
+	standbys := []string{"s2", "s3"}
+	following := streamFacts{Standbys: standbys, Position: &pos, Streams: []repmgr.Stream{
+		{Name: "s2", State: "streaming", ReplyAge: &reply, Flush: &pos}, {Name: "s3", State: "streaming", ReplyAge: &reply, Flush: &pos}}}
 	tests := []struct {
 		name   string
 		facts  fenceFacts
@@ -191,37 +205,49 @@ func TestFenceStep(t *testing.T) {
 		clear  bool // the last fence is no longer shown
 		mem2   fenceMemory
 	}{
-		{name: "a primary while another committed primary runs is fenced",
-			facts: fenceFacts{View: func() FenceView { v := primaryView; v.PrimaryRuns = true; return v }()},
-			fence: "s2 is the committed primary of epoch 2", mem2: fenceMemory{FencedFor: "runs as primary, but s2 is the committed primary of epoch 2, and runs as one"}},
+		{name: "rule 1: a primary while another committed primary runs is fenced",
+			facts: fenceFacts{View: view(func(v *FenceView) { v.PrimaryRuns = true })},
+			fence: "s2 is the committed primary of epoch 2", mem2: fenceMemory{FencedFor: "rule 1: runs as primary, but s2 is the committed primary of epoch 2, and runs as one"}},
 		{name: "not twice in one episode",
-			facts: fenceFacts{View: func() FenceView { v := primaryView; v.PrimaryRuns = true; return v }()}, mem: fenceMemory{FencedFor: "earlier"},
+			facts: fenceFacts{View: view(func(v *FenceView) { v.PrimaryRuns = true })}, mem: fenceMemory{FencedFor: "earlier"},
 			mem2: fenceMemory{FencedFor: "earlier"}},
 		{name: "a primary whose committed successor does not run is not fenced (it is adopted)",
 			facts: fenceFacts{View: primaryView}, clear: true},
-		{name: "509 starts the clock",
-			facts: fenceFacts{View: primaryView, Unknown: true}, at: time.Second, mem2: fenceMemory{UnknownSince: t0.Add(time.Second)}, clear: true},
-		{name: "509 for fence_after fences, with no coordinator heard",
-			facts: fenceFacts{View: func() FenceView { v := primaryView; v.Ready = false; return v }(), Unknown: true}, mem: fenceMemory{UnknownSince: t0},
-			at: 30 * time.Second, fence: "answered 509 (running as primary without a majority) for 30s",
-			mem2: fenceMemory{UnknownSince: t0, FencedFor: "answered 509 (running as primary without a majority) for 30s, failover.fence_after 30s"}},
-		{name: "509 during the quiet period after a start does not start the clock",
-			facts: fenceFacts{View: func() FenceView { v := primaryView; v.Quiet = true; return v }(), Unknown: true}, at: time.Second, clear: true},
-		{name: "509 short of fence_after does not",
-			facts: fenceFacts{View: primaryView, Unknown: true}, mem: fenceMemory{UnknownSince: t0}, at: 29 * time.Second,
-			mem2: fenceMemory{UnknownSince: t0}, clear: true},
+		{name: "no coordinator starts the clock",
+			facts: fenceFacts{View: view(cutOff), Streams: streamFacts{Standbys: standbys}}, at: time.Second,
+			mem2: fenceMemory{NotReadySince: t0.Add(time.Second)}, clear: true},
+		{name: "a coordinator heard again stops it",
+			facts: fenceFacts{View: view(func(v *FenceView) { v.Primary = "p" })}, mem: fenceMemory{NotReadySince: t0}, at: time.Minute, clear: true},
+		{name: "rule 2: no coordinator for fence_after and no standby streams from it",
+			facts: fenceFacts{View: view(cutOff), Streams: streamFacts{Standbys: standbys}, Window: 11 * time.Second},
+			mem:   fenceMemory{NotReadySince: t0}, at: 30 * time.Second, fence: "rule 2: no coordinator for 30s",
+			mem2: fenceMemory{NotReadySince: t0, FencedFor: "rule 2: no coordinator for 30s (failover.fence_after 30s), and only 0 of 2 standbys stream from it"}},
+		{name: "rule 2: no coordinator for fence_after, and another node is the committed primary",
+			facts: fenceFacts{View: view(func(v *FenceView) { v.Ready = false }), Streams: following, Window: 11 * time.Second},
+			mem:   fenceMemory{NotReadySince: t0}, at: 30 * time.Second, fence: "and s2 is the committed primary of epoch 2",
+			mem2: fenceMemory{NotReadySince: t0, FencedFor: "rule 2: no coordinator for 30s (failover.fence_after 30s), and s2 is the committed primary of epoch 2",
+				Flushes: map[string]flushMark{"s2": {4096, t0.Add(30 * time.Second)}, "s3": {4096, t0.Add(30 * time.Second)}}}},
+		{name: "never the committed primary both standbys follow live, with no coordinator for long",
+			facts: fenceFacts{View: view(cutOff), Streams: following, Window: 11 * time.Second},
+			mem:   fenceMemory{NotReadySince: t0}, at: time.Hour, clear: true,
+			mem2: fenceMemory{NotReadySince: t0, Flushes: map[string]flushMark{"s2": {4096, t0.Add(time.Hour)}, "s3": {4096, t0.Add(time.Hour)}}}},
+		{name: "the quiet period does not start the clock",
+			facts: fenceFacts{View: view(cutOff, func(v *FenceView) { v.Quiet = true })}, at: time.Second, clear: true},
+		{name: "no coordinator for less than fence_after does not",
+			facts: fenceFacts{View: view(cutOff), Streams: streamFacts{Standbys: standbys}}, mem: fenceMemory{NotReadySince: t0}, at: 29 * time.Second,
+			mem2: fenceMemory{NotReadySince: t0}, clear: true},
 		{name: "the episode ends when the database stops",
-			facts: fenceFacts{View: func() FenceView { v := primaryView; v.DBUp, v.PrimaryRuns = false, true; return v }()}, mem: fenceMemory{FencedFor: "x"}},
+			facts: fenceFacts{View: view(func(v *FenceView) { v.DBUp, v.PrimaryRuns = false, true })}, mem: fenceMemory{FencedFor: "x"}},
 		{name: "a fenced node back as a standby answers again and ends its demotion",
-			facts: fenceFacts{View: func() FenceView { v := primaryView; v.InRecovery = true; return v }(), SteppingDown: true, Demoting: true},
+			facts: fenceFacts{View: view(func(v *FenceView) { v.InRecovery = true }), SteppingDown: true, Demoting: true},
 			mem:   fenceMemory{FencedFor: "x"}, stepUp: true, end: true, clear: true},
 		{name: "a primary stepping down for a switchover stays down",
 			facts: fenceFacts{View: primaryView, SteppingDown: true, Demoting: true}, clear: true},
 		{name: "paused: no fence",
-			facts:  fenceFacts{View: func() FenceView { v := primaryView; v.PrimaryRuns, v.Paused = true, true; return v }(), SteppingDown: true},
+			facts:  fenceFacts{View: view(func(v *FenceView) { v.PrimaryRuns, v.Paused = true, true }), SteppingDown: true},
 			stepUp: true, clear: true},
 		{name: "fence off: no fence",
-			facts: fenceFacts{View: func() FenceView { v := primaryView; v.PrimaryRuns, v.Policy = true, api.FenceOff; return v }()}, clear: true},
+			facts: fenceFacts{View: view(func(v *FenceView) { v.PrimaryRuns, v.Policy = true, api.FenceOff })}, clear: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,10 +258,78 @@ func TestFenceStep(t *testing.T) {
 			if in.StepUp != tt.stepUp || in.EndDemotion != tt.end || in.ClearShown != tt.clear {
 				t.Errorf("step up %v, end demotion %v, clear %v; want %v, %v, %v", in.StepUp, in.EndDemotion, in.ClearShown, tt.stepUp, tt.end, tt.clear)
 			}
-			if in.Memory != tt.mem2 {
+			if !reflect.DeepEqual(in.Memory, tt.mem2) {
 				t.Errorf("memory %+v, want %+v", in.Memory, tt.mem2)
 			}
 		})
+	}
+}
+
+// TestLiveStreams: a registered standby streams live from this primary
+// only with a recent reply and a flush position that moves or has caught
+// up; a status alone is no evidence.
+func TestLiveStreams(t *testing.T) {
+	const window = 11 * time.Second
+	f := func(v float64) *float64 { return &v }
+	i := func(v int64) *int64 { return &v }
+	now := t0.Add(time.Minute)
+	tests := []struct {
+		name   string
+		stream repmgr.Stream
+		pos    int64
+		mark   *flushMark // the last step's, if any
+		live   bool
+		mark2  *flushMark
+	}{
+		{name: "streaming, replied, caught up", stream: repmgr.Stream{State: "streaming", ReplyAge: f(1), Flush: i(100)}, pos: 100,
+			mark: &flushMark{100, t0}, live: true, mark2: &flushMark{100, now}},
+		{name: "streaming, its last reply older than the window", stream: repmgr.Stream{State: "streaming", ReplyAge: f(12), Flush: i(100)}, pos: 100,
+			mark2: &flushMark{100, now}},
+		{name: "catching up is not streaming", stream: repmgr.Stream{State: "catchup", ReplyAge: f(1), Flush: i(50)}, pos: 100,
+			mark2: &flushMark{50, now}},
+		{name: "no reply yet", stream: repmgr.Stream{State: "streaming", Flush: i(100)}, pos: 100, mark2: &flushMark{100, now}},
+		{name: "no flush reported yet", stream: repmgr.Stream{State: "streaming", ReplyAge: f(1)}, pos: 100},
+		// The one-way partition: its replies come, its WAL does not.
+		{name: "replies, but its flush has stood behind for longer than the window",
+			stream: repmgr.Stream{State: "streaming", ReplyAge: f(1), Flush: i(50)}, pos: 100,
+			mark: &flushMark{50, now.Add(-12 * time.Second)}, mark2: &flushMark{50, now.Add(-12 * time.Second)}},
+		{name: "behind, but advancing", stream: repmgr.Stream{State: "streaming", ReplyAge: f(1), Flush: i(60)}, pos: 100,
+			mark: &flushMark{50, now.Add(-12 * time.Second)}, live: true, mark2: &flushMark{60, now}},
+		{name: "behind, for less than the window", stream: repmgr.Stream{State: "streaming", ReplyAge: f(1), Flush: i(50)}, pos: 100,
+			mark: &flushMark{50, now.Add(-5 * time.Second)}, live: true, mark2: &flushMark{50, now.Add(-5 * time.Second)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.stream.Name = "s2"
+			facts := streamFacts{Standbys: []string{"s2"}, Position: &tt.pos,
+				Streams: []repmgr.Stream{tt.stream, {Name: "unregistered", State: "streaming", ReplyAge: f(0), Flush: &tt.pos}}}
+			var marks map[string]flushMark
+			if tt.mark != nil {
+				marks = map[string]flushMark{"s2": *tt.mark}
+			}
+			live, next := liveStreams(facts, marks, now, window)
+			if want := map[bool]int{false: 0, true: 1}[tt.live]; live != want {
+				t.Errorf("live %d, want %d", live, want)
+			}
+			var want map[string]flushMark
+			if tt.mark2 != nil {
+				want = map[string]flushMark{"s2": *tt.mark2}
+			}
+			if !reflect.DeepEqual(next, want) {
+				t.Errorf("marks %+v, want %+v", next, want)
+			}
+		})
+	}
+}
+
+// TestRegisteredStandbys: the standbys a replacement would come from are
+// the active standbys besides this node; not a witness, not an inactive row
+// (a former primary's).
+func TestRegisteredStandbys(t *testing.T) {
+	nodes := []repmgr.Node{{Name: "p", Type: repmgr.TypePrimary, Active: true}, {Name: "s2", Type: repmgr.TypeStandby, Active: true},
+		{Name: "s3", Type: repmgr.TypeStandby}, {Name: "w", Type: repmgr.TypeWitness, Active: true}, {Name: "old", Type: repmgr.TypePrimary}}
+	if got := registeredStandbys(nodes, "p"); !reflect.DeepEqual(got, []string{"s2"}) {
+		t.Errorf("registeredStandbys = %q, want [s2]", got)
 	}
 }
 

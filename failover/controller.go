@@ -37,7 +37,8 @@ type Options struct {
 	FenceAfter time.Duration
 	// Quiet is how long after a start a primary may answer 509 only
 	// because it waits for votes: a lease and the router hold of a
-	// restarted voter, plus a refresh. No 509 fence counts before it ends.
+	// restarted voter, plus a refresh. Rule 2's clock of fencing starts
+	// only when it ends.
 	Quiet      time.Duration
 	AutoRejoin bool
 	Raft       RaftOptions
@@ -52,6 +53,12 @@ type Options struct {
 	// within HookTimeout (30s when 0).
 	Hooks       Hooks
 	HookTimeout time.Duration
+
+	// StatusInterval is the standbys' wal_receiver_status_interval: how
+	// often an idle standby replies to its primary at least (PostgreSQL's
+	// default, 10s, when 0). Fencing's rule 2 counts a stream live only
+	// with a reply this recent (plus a refresh), or fence_after's.
+	StatusInterval time.Duration
 }
 
 // Local is the local node as the verdict sees it; *consensus.Checker is one.

@@ -30,13 +30,14 @@
 //     on_fence; a hook runner runs them in a goroutine of its own, bounded
 //     and logged. pre_promote runs inside the promotion: its failure vetoes
 //     it, and the coordinator sees a failed promotion.
-//   - The fencer (fence.go) is the actor's first step. It acts on the node's
-//     own observations (its database runs as primary; its verdict has been
-//     509 for failover.fence_after) together with the committed state
-//     (another node is the committed primary, and runs), not on a committed
-//     decision alone: a primary cut off from every peer hears no coordinator,
-//     and is the one fencing is for. The fence log records fences through the
-//     coordinator, in a goroutine of its own.
+//   - The fencer (fence.go) is the actor's first step. It fences a replaced
+//     primary only: rule 1, another committed primary runs; rule 2, no
+//     coordinator heard for failover.fence_after while it is not the
+//     committed primary or fewer than a majority of its standbys stream live
+//     from it (streams.go: a recent reply and a moving flush, from the
+//     probe). A primary cut off from every peer hears no coordinator, and is
+//     the one rule 2 is for; an outage of pgquorum alone is not. The fence
+//     log records fences through the coordinator, in a goroutine of its own.
 //   - The gate for repmgrd (gate.go): with failover.mode repmgrd, no actor
 //     promotes; failover-check lets repmgrd promote only the committed
 //     successor, once per decision.

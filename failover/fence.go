@@ -10,11 +10,22 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// Fencing acts on what this node observes of itself (its database runs as
-// primary, its verdict has been 509 for failover.fence_after) together
-// with the committed state (another node is the committed primary), not
-// on a committed decision alone: a primary cut off from every peer, which
-// hears no coordinator, is the one it is for.
+// Fencing stops (or runs the operator's command on) a primary that has
+// been replaced, or may have been without this node knowing, and only
+// then; docs/failover.md ("Fencing and rejoin") gives the argument.
+//
+//   - Rule 1: it has applied a committed decision naming another primary,
+//     hears a coordinator, and that primary answers as a running one.
+//   - Rule 2: it has heard no coordinator for failover.fence_after (the
+//     Raft majority is out of its reach, so a decision may have been made
+//     without it), and either it is not the committed primary of the latest
+//     epoch it knows, or fewer than a majority of its registered standbys
+//     stream live from it (a replacement is a standby that left its stream).
+//
+// Never at epoch 0, nor during the quiet period after a start, nor, by
+// rule 2's terms, while it is the committed primary followed live by a
+// majority of its standbys: pgquorum's own outage (no coordinator, no
+// votes) is no replacement.
 
 // FenceView is what decides whether this node must fence its database.
 type FenceView struct {
@@ -33,48 +44,101 @@ type FenceView struct {
 	// is adopted, not fenced.
 	PrimaryRuns bool
 	Epoch       uint64
-	UnknownFor  time.Duration // how long the local verdict has been 509
+	NotReadyFor time.Duration // how long this node has heard no coordinator (after the quiet period)
 	FenceAfter  time.Duration
-	Paused      bool
+	// Standbys is the number of registered, active standbys besides this
+	// node; Live, those among them streaming live from it.
+	Standbys, Live int
+	Paused         bool
 	// Quiet is set during the quiet period after this pgquorum started:
 	// its voters' leases and router hold from before, and its own, keep a
 	// healthy primary at 509 for that long.
 	Quiet bool
 }
 
-// FenceReason says why this node must be fenced now, "" when it need not:
-// it runs as primary without being the committed primary, or it has
-// answered 509 for FenceAfter. The 509 rule never fires at epoch 0 (no
-// primary was ever committed, so none replaced this one) nor during the
-// quiet period after a start, when 509 is only the wait for votes.
-func FenceReason(v FenceView) string {
-	switch {
-	case v.Policy == api.FenceOff || v.Policy == "" || v.Paused:
-		return ""
-	case !v.DBUp || v.InRecovery || !v.Registered:
-		return ""
-	case v.Ready && v.Primary != "" && v.Primary != v.Self && v.PrimaryRuns:
-		return fmt.Sprintf("runs as primary, but %s is the committed primary of epoch %d, and runs as one", v.Primary, v.Epoch)
-	case v.FenceAfter > 0 && v.UnknownFor >= v.FenceAfter && v.Epoch > 0 && !v.Quiet:
-		return fmt.Sprintf("answered 509 (running as primary without a majority) for %s, failover.fence_after %s",
-			v.UnknownFor.Round(time.Second), v.FenceAfter)
+// followed tells whether a majority of this node's registered standbys
+// stream live from it.
+func (v FenceView) followed() bool { return 2*v.Live > v.Standbys }
+
+// replacedUnseen is rule 2's condition besides time: what makes a node
+// that cannot hear the Raft majority a possibly replaced one.
+func (v FenceView) replacedUnseen() string {
+	if v.Primary != v.Self {
+		return fmt.Sprintf("%s is the committed primary of epoch %d", orNone(v.Primary), v.Epoch)
+	}
+	if !v.followed() {
+		return fmt.Sprintf("only %d of %d standbys stream from it", v.Live, v.Standbys)
 	}
 	return ""
 }
 
+// fenceable tells whether any rule may apply to this node now.
+func (v FenceView) fenceable() bool {
+	return v.Policy != api.FenceOff && v.Policy != "" && !v.Paused && v.DBUp && !v.InRecovery && v.Registered
+}
+
+// FenceReason says why this node must be fenced now, and by which rule;
+// "" when it need not.
+func FenceReason(v FenceView) string {
+	if !v.fenceable() {
+		return ""
+	}
+	if v.Ready && v.Primary != "" && v.Primary != v.Self && v.PrimaryRuns {
+		return fmt.Sprintf("rule 1: runs as primary, but %s is the committed primary of epoch %d, and runs as one", v.Primary, v.Epoch)
+	}
+	if v.Epoch == 0 || v.Quiet || v.FenceAfter <= 0 || v.NotReadyFor < v.FenceAfter {
+		return ""
+	}
+	if why := v.replacedUnseen(); why != "" {
+		return fmt.Sprintf("rule 2: no coordinator for %s (failover.fence_after %s), and %s",
+			v.NotReadyFor.Round(time.Second), v.FenceAfter, why)
+	}
+	return ""
+}
+
+// FenceOutlook says, for pgquorum status, which rule would fire on this
+// node and in how long; "" when none is on its way.
+func FenceOutlook(v FenceView) string {
+	if !v.fenceable() || v.Epoch == 0 || v.FenceAfter <= 0 {
+		return ""
+	}
+	why := v.replacedUnseen()
+	switch {
+	case v.Quiet:
+		return ""
+	case why != "" && !v.Ready:
+		return fmt.Sprintf("fence: rule 2 would fire in %s (no coordinator for %s, and %s)",
+			max(0, v.FenceAfter-v.NotReadyFor).Round(time.Second), v.NotReadyFor.Round(time.Second), why)
+	case why != "":
+		return fmt.Sprintf("fence: rule 2 would fire %s after the coordinator is lost (%s)", v.FenceAfter, why)
+	case !v.Ready:
+		return fmt.Sprintf("fence: none would fire: no coordinator for %s, but %d of %d standbys stream from it",
+			v.NotReadyFor.Round(time.Second), v.Live, v.Standbys)
+	}
+	return ""
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 // fenceFacts are what the fencer sees this step.
 type fenceFacts struct {
-	View FenceView // UnknownFor is the fencer's to fill
-	// Unknown is set when the database is up and the local verdict is 509.
-	Unknown      bool
-	SteppingDown bool // the local checker answers 503
-	Demoting     bool // this node stepped down for a switchover
+	View         FenceView // NotReadyFor, Standbys and Live are the fencer's to fill
+	Streams      streamFacts
+	Window       time.Duration // how recent a live stream's signs of life are
+	SteppingDown bool          // the local checker answers 503
+	Demoting     bool          // this node stepped down for a switchover
 }
 
 // fenceMemory is the fencer's own state between steps.
 type fenceMemory struct {
-	UnknownSince time.Time // since when the local verdict has been 509
-	FencedFor    string    // why this node fenced itself, until the episode ends
+	NotReadySince time.Time            // since when this node has heard no coordinator, after the quiet period
+	Flushes       map[string]flushMark // per registered standby, when its flush position last moved
+	FencedFor     string               // why this node fenced itself, until the episode ends
 }
 
 // fenceIntent is what a step of the fencer asks of the actor.
@@ -84,6 +148,8 @@ type fenceIntent struct {
 	StepUp      bool   // end the step-down: answer as what it is
 	EndDemotion bool   // the switchover this node stepped down for is over: it runs as a standby
 	Fence       string // why to fence now; "": not now
+	Outlook     string // which rule would fire, and when (FenceOutlook)
+	Live        int    // the registered standbys streaming live from this node
 }
 
 // needsPrimaryProbe tells whether FenceReason could depend on whether the
@@ -98,17 +164,21 @@ func needsPrimaryProbe(v FenceView) bool {
 func fenceStep(f fenceFacts, mem fenceMemory, now time.Time) fenceIntent {
 	v := f.View
 	in := fenceIntent{Memory: mem}
-	// The 509 clock starts once the quiet period is over: a start is no
-	// head start towards a fence.
-	if f.Unknown && !v.Quiet {
-		if in.Memory.UnknownSince.IsZero() {
-			in.Memory.UnknownSince = now
+	// The clock starts once the quiet period is over: a start is no head
+	// start towards a fence.
+	if !v.Ready && !v.Quiet {
+		if in.Memory.NotReadySince.IsZero() {
+			in.Memory.NotReadySince = now
 		}
-		v.UnknownFor = now.Sub(in.Memory.UnknownSince)
+		v.NotReadyFor = now.Sub(in.Memory.NotReadySince)
 	} else {
-		in.Memory.UnknownSince = time.Time{}
+		in.Memory.NotReadySince = time.Time{}
 	}
+	v.Standbys = len(f.Streams.Standbys)
+	v.Live, in.Memory.Flushes = liveStreams(f.Streams, mem.Flushes, now, f.Window)
+	in.Live = v.Live
 	why := FenceReason(v)
+	in.Outlook = FenceOutlook(v)
 	if !v.DBUp || why == "" {
 		in.Memory.FencedFor = ""
 	}
@@ -122,9 +192,12 @@ func fenceStep(f fenceFacts, mem fenceMemory, now time.Time) fenceIntent {
 		in.EndDemotion = v.InRecovery
 	}
 	if why == "" || mem.FencedFor != "" {
+		if in.Memory.FencedFor != "" {
+			in.Outlook = "" // fenced already: the reason says it
+		}
 		return in
 	}
-	in.Memory.FencedFor, in.Fence = why, why
+	in.Memory.FencedFor, in.Fence, in.Outlook = why, why, ""
 	return in
 }
 
@@ -142,13 +215,13 @@ type fencer struct {
 	// quietUntil ends the quiet period after this process started
 	// (Options.Quiet after New).
 	quietUntil time.Time
+	logged     string // the inputs last logged
 }
 
 // facts looks up what fenceStep needs, probing the committed primary only
 // when the decision depends on it.
 func (x *fencer) facts(ctx context.Context, st Replicated, f *consensus.Snapshot, ready, demoting bool) fenceFacts {
 	up := f.ProbeErr == nil && f.IdentityErr == nil
-	s := x.local.Snapshot(ctx)
 	_, registered := repmgr.ByName(f.Facts.Nodes, x.opts.Self)
 	v := FenceView{Policy: x.opts.Fence, Self: x.opts.Self, DBUp: up, InRecovery: f.Facts.InRecovery,
 		Registered: registered, Ready: ready, Primary: st.Primary, Epoch: st.Epoch,
@@ -161,7 +234,11 @@ func (x *fencer) facts(ctx context.Context, st Replicated, f *consensus.Snapshot
 			v.PrimaryRuns = err == nil && !inRecovery
 		}
 	}
-	return fenceFacts{View: v, Unknown: up && s != nil && s.Verdict.State == api.StateUnknown,
+	sf := streamFacts{Standbys: registeredStandbys(f.Facts.Nodes, x.opts.Self), Streams: f.Facts.Server.Streams}
+	if up && !f.Facts.InRecovery {
+		sf.Position = f.Facts.WAL.Position
+	}
+	return fenceFacts{View: v, Streams: sf, Window: liveWindow(x.opts.FenceAfter, x.opts.statusInterval(), x.opts.RefreshInterval),
 		SteppingDown: x.local.SteppingDown() != "", Demoting: demoting}
 }
 
@@ -169,8 +246,17 @@ func (x *fencer) facts(ctx context.Context, st Replicated, f *consensus.Snapshot
 // node stepped down for is over.
 func (x *fencer) step(ctx context.Context, st Replicated, f *consensus.Snapshot, ready, demoting bool) (endDemotion bool) {
 	now := x.opts.Now()
-	in := fenceStep(x.facts(ctx, st, f, ready, demoting), x.mem, now)
+	facts := x.facts(ctx, st, f, ready, demoting)
+	in := fenceStep(facts, x.mem, now)
 	x.mem = in.Memory
+	x.board.setOutlook(in.Outlook)
+	// Every input of the rules, once per change of what they see (not of
+	// a countdown).
+	if key := fmt.Sprint(ready, st.Epoch, st.Primary, facts.View.DBUp, facts.View.InRecovery, in.Live, streamsKey(facts.Streams)); key != x.logged {
+		x.logged = key
+		x.opts.Logger.Info("fence inputs changed", "outlook", in.Outlook, "ready", ready, "epoch", st.Epoch,
+			"primary", st.Primary, "standbys", facts.Streams.Standbys, "live", in.Live, "streams", streamsText(facts.Streams), "window", facts.Window)
+	}
 	if in.ClearShown {
 		x.board.setFenced("")
 	}
@@ -211,48 +297,4 @@ func (x *fencer) step(ctx context.Context, st Replicated, f *consensus.Snapshot,
 	case <-ctx.Done():
 	}
 	return in.EndDemotion
-}
-
-// fenceLog records this node's fences in the Raft log, through the
-// coordinator, in a goroutine of its own: an unreachable coordinator must
-// not hold up the actor. Those not recorded are tried again every refresh
-// interval, in order.
-type fenceLog struct {
-	opts    Options
-	m       *member
-	fences  <-chan api.Fence
-	command func(context.Context, api.Command) api.CommandResult
-}
-
-func (l *fenceLog) run(ctx context.Context) {
-	t := time.NewTicker(l.opts.RefreshInterval)
-	defer t.Stop()
-	var pending []api.Fence
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case f := <-l.fences:
-			pending = append(pending, f)
-		case <-t.C:
-		}
-		pending = l.record(ctx, pending)
-	}
-}
-
-// record records pending in order, and returns those left.
-func (l *fenceLog) record(ctx context.Context, pending []api.Fence) []api.Fence {
-	for len(pending) > 0 {
-		if l.m.coordinator() == "" {
-			return pending
-		}
-		f := pending[0]
-		res := l.command(ctx, api.Command{Kind: api.CommandFence, Reason: f.Reason, At: f.At})
-		if !res.OK {
-			l.opts.Logger.Debug("record the fence", "error", res.Error)
-			return pending
-		}
-		pending = pending[1:]
-	}
-	return nil
 }

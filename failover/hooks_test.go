@@ -138,7 +138,7 @@ func TestActorHooks(t *testing.T) {
 		{name: "a fenced primary queues on_role_change fenced and on_fence, once",
 			self: "p", state: chose(actS2, true), local: localAs("-"), steps: 2,
 			actions: &fakeActions{inRecovery: map[string]bool{"s2": false}}, calls: []string{"probe s2", "stop", "probe s2"},
-			queued: []string{"on_role_change fenced self 2", "on_fence self 2 runs as primary, but s2 is the committed primary of epoch 2, and runs as one",
+			queued: []string{"on_role_change fenced self 2", "on_fence self 2 rule 1: runs as primary, but s2 is the committed primary of epoch 2, and runs as one",
 				"on_failover s2 p 2"},
 			progress: api.Progress{Epoch: 2, Kind: api.ActionFence, Done: true}},
 		{name: "a fence that failed queues no fence hook",

@@ -96,30 +96,50 @@ func TestCheckSwitchover(t *testing.T) {
 
 func TestFenceReason(t *testing.T) {
 	deposed := FenceView{Policy: api.FenceStop, Self: "p", DBUp: true, Registered: true, Ready: true, Primary: "s2", PrimaryRuns: true,
-		Epoch: 3, FenceAfter: 10 * time.Second}
+		Epoch: 3, FenceAfter: 10 * time.Second, Standbys: 2}
+	// cutOff is the committed primary that has heard no coordinator for
+	// fence_after: rule 2 turns on whether its standbys follow it.
+	cutOff := func(v *FenceView) {
+		v.Ready, v.Primary, v.PrimaryRuns, v.NotReadyFor = false, "p", false, 10*time.Second
+	}
 	tests := []struct {
 		name string
 		edit func(*FenceView)
 		want string // a part of the reason; "" for no fence
 	}{
-		{name: "a primary that is not the committed one is fenced", want: "s2 is the committed primary of epoch 3"},
+		{name: "rule 1: a primary while another committed primary runs is fenced", want: "rule 1: runs as primary, but s2 is the committed primary of epoch 3"},
 		{name: "not with failover.fence off", edit: func(v *FenceView) { v.Policy = api.FenceOff }},
 		{name: "not while paused", edit: func(v *FenceView) { v.Paused = true }},
 		{name: "not a standby", edit: func(v *FenceView) { v.InRecovery = true }},
 		{name: "not a stopped database", edit: func(v *FenceView) { v.DBUp = false }},
 		{name: "not an unregistered node", edit: func(v *FenceView) { v.Registered = false }},
-		{name: "not the committed primary", edit: func(v *FenceView) { v.Primary = "p" }},
-		{name: "not before any decision", edit: func(v *FenceView) { v.Primary = "" }},
-		{name: "not on a stale view (no leader heard)", edit: func(v *FenceView) { v.Ready = false }},
+		{name: "not the committed primary hearing a coordinator, even followed by none", edit: func(v *FenceView) { v.Primary = "p" }},
+		{name: "not before any decision", edit: func(v *FenceView) { v.Primary, v.Epoch = "", 0 }},
+		{name: "rule 1 not on a stale view (no coordinator heard)", edit: func(v *FenceView) { v.Ready = false }},
 		{name: "not while the committed primary does not run (a promotion outside pgquorum, to adopt)", edit: func(v *FenceView) { v.PrimaryRuns = false }},
-		{name: "509 for fence_after is fenced, leader or not", edit: func(v *FenceView) { v.Ready, v.UnknownFor = false, 10*time.Second },
-			want: "answered 509"},
-		{name: "509 for less than fence_after is not", edit: func(v *FenceView) { v.Ready, v.UnknownFor = false, 9*time.Second }},
+		{name: "a command policy fences alike", edit: func(v *FenceView) { v.Policy = "/usr/local/bin/block-writes" }, want: "rule 1"},
+
+		{name: "rule 2: no coordinator for fence_after, another node the committed primary",
+			edit: func(v *FenceView) { v.Ready, v.PrimaryRuns, v.NotReadyFor = false, false, 10*time.Second },
+			want: "rule 2: no coordinator for 10s (failover.fence_after 10s), and s2 is the committed primary of epoch 3"},
+		{name: "rule 2: no coordinator for fence_after, the committed primary followed by no standby",
+			edit: cutOff, want: "rule 2: no coordinator for 10s (failover.fence_after 10s), and only 0 of 2 standbys stream from it"},
+		{name: "rule 2: one of two standbys is no majority",
+			edit: func(v *FenceView) { cutOff(v); v.Live = 1 }, want: "only 1 of 2 standbys"},
+		{name: "rule 2: a primary with no standby registered cannot show it was not replaced",
+			edit: func(v *FenceView) { cutOff(v); v.Standbys = 0 }, want: "only 0 of 0 standbys"},
+		{name: "rule 2 not short of fence_after",
+			edit: func(v *FenceView) { cutOff(v); v.NotReadyFor = 9 * time.Second }},
+		// pgquorum's outage is not the database's: the standbys' daemons
+		// may all be down while their databases follow the primary.
+		{name: "never the committed primary followed live by every standby, however long no coordinator is heard",
+			edit: func(v *FenceView) { cutOff(v); v.Live, v.NotReadyFor = 2, time.Hour }},
+		{name: "never the committed primary followed live by a majority of its standbys",
+			edit: func(v *FenceView) { cutOff(v); v.Standbys, v.Live = 3, 2 }},
 		// A cluster's first start: nothing was ever committed, so nothing
-		// replaced this primary; its 509 is the wait for votes.
-		{name: "509 for fence_after at epoch 0 is not", edit: func(v *FenceView) { v.Ready, v.Primary, v.Epoch, v.UnknownFor = false, "", 0, time.Minute }},
-		{name: "509 for fence_after during the quiet period after a start is not", edit: func(v *FenceView) { v.Ready, v.Quiet, v.UnknownFor = false, true, time.Minute }},
-		{name: "a command policy fences alike", edit: func(v *FenceView) { v.Policy = "/usr/local/bin/block-writes" }, want: "committed primary"},
+		// replaced this primary; its wait for a coordinator is no sign.
+		{name: "never at epoch 0", edit: func(v *FenceView) { cutOff(v); v.Primary, v.Epoch, v.NotReadyFor = "", 0, time.Hour }},
+		{name: "never during the quiet period after a start", edit: func(v *FenceView) { cutOff(v); v.Quiet, v.NotReadyFor = true, time.Hour }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,6 +150,40 @@ func TestFenceReason(t *testing.T) {
 			got := FenceReason(v)
 			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
 				t.Fatalf("FenceReason = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFenceOutlook: pgquorum status says which rule would fire, and when;
+// nothing when no rule is on its way.
+func TestFenceOutlook(t *testing.T) {
+	leading := FenceView{Policy: api.FenceStop, Self: "p", DBUp: true, Registered: true, Ready: true, Primary: "p",
+		Epoch: 3, FenceAfter: 10 * time.Second, Standbys: 2, Live: 2}
+	tests := []struct {
+		name string
+		edit func(*FenceView)
+		want string // "" for none
+	}{
+		{name: "a healthy primary: nothing"},
+		{name: "no coordinator, followed: none would fire", edit: func(v *FenceView) { v.Ready, v.NotReadyFor = false, 3*time.Second },
+			want: "fence: none would fire: no coordinator for 3s, but 2 of 2 standbys stream from it"},
+		{name: "no coordinator, not followed: rule 2 counts down", edit: func(v *FenceView) { v.Ready, v.NotReadyFor, v.Live = false, 3*time.Second, 1 },
+			want: "fence: rule 2 would fire in 7s (no coordinator for 3s, and only 1 of 2 standbys stream from it)"},
+		{name: "a coordinator, not followed: rule 2 is armed", edit: func(v *FenceView) { v.Live = 0 },
+			want: "fence: rule 2 would fire 10s after the coordinator is lost (only 0 of 2 standbys stream from it)"},
+		{name: "quiet: nothing", edit: func(v *FenceView) { v.Quiet, v.Ready, v.Live = true, false, 0 }},
+		{name: "epoch 0: nothing", edit: func(v *FenceView) { v.Epoch, v.Ready, v.Live = 0, false, 0 }},
+		{name: "a standby: nothing", edit: func(v *FenceView) { v.InRecovery, v.Ready = true, false }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := leading
+			if tt.edit != nil {
+				tt.edit(&v)
+			}
+			if got := FenceOutlook(v); got != tt.want {
+				t.Fatalf("FenceOutlook = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
@@ -25,6 +26,9 @@ type reporter struct {
 func (r *reporter) status(ctx context.Context) api.FailoverStatus {
 	st := r.fsm.State()
 	state, reason := r.nodeState(ctx, st)
+	if o := r.board.view().outlook; o != "" {
+		reason = strings.TrimPrefix(reason+"; "+o, "; ")
+	}
 	fs := api.FailoverStatus{Mode: r.opts.Mode, State: state, Epoch: st.Epoch, Primary: st.Primary,
 		Coordinator: r.m.coordinator(), Reason: reason, Paused: st.Paused()}
 	if fs.Paused {

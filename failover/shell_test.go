@@ -147,7 +147,7 @@ func TestActorStep(t *testing.T) {
 			actions:  &fakeActions{inRecovery: map[string]bool{"s2": false}},
 			calls:    []string{"probe s2", "stop", "probe s2"},
 			progress: api.Progress{Epoch: 2, Kind: api.ActionFence, Done: true},
-			stepDown: []string{"fenced: runs as primary, but s2 is the committed primary of epoch 2, and runs as one"}},
+			stepDown: []string{"fenced: rule 1: runs as primary, but s2 is the committed primary of epoch 2, and runs as one"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

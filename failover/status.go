@@ -16,6 +16,7 @@ type statusBoard struct {
 	phase    phaseSeen      // the coordinator's phase, as it last told this node (or this node's own, as coordinator)
 	acting   api.ActionKind // the actor's action in progress
 	fenced   string         // why this node fenced itself, shown until it runs again as a standby
+	outlook  string         // which fencing rule would fire, and when (FenceOutlook)
 	demoting uint64         // ID+1 of the switchover this node stepped down and stopped for; 0: none
 	progress map[uint64]api.Progress
 	last     api.FailoverState // the state last logged
@@ -33,6 +34,7 @@ type boardView struct {
 	phase    phaseSeen
 	acting   api.ActionKind
 	fenced   string
+	outlook  string
 	demoting uint64
 }
 
@@ -54,6 +56,12 @@ func (b *statusBoard) setFenced(why string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.fenced = why
+}
+
+func (b *statusBoard) setOutlook(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.outlook = s
 }
 
 func (b *statusBoard) setDemoting(id uint64) {
@@ -83,7 +91,7 @@ func (b *statusBoard) progressOf(epoch uint64) *api.Progress {
 func (b *statusBoard) view() boardView {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return boardView{phase: b.phase, acting: b.acting, fenced: b.fenced, demoting: b.demoting}
+	return boardView{phase: b.phase, acting: b.acting, fenced: b.fenced, outlook: b.outlook, demoting: b.demoting}
 }
 
 // noteState remembers s as the state last logged, and says what it was.

@@ -124,7 +124,10 @@ func (l *Local) PoolConns() int {
 // is consistent even if a promotion completes while it runs. repmgr.nodes is
 // folded into JSON so the row exists even when the table is empty.
 // pg_stat_wal_receiver.latest_end_lsn is the upstream's WAL end from its last
-// message: the standby's lag is known without asking the primary.
+// message: the standby's lag is known without asking the primary. On a
+// primary, each walsender's reply age and flush position are what tell a
+// live stream from a receiver that only says "streaming" (the fencer's
+// evidence that its standbys still follow it).
 //
 // The timeline: a primary's is in the name of its current WAL file. A
 // standby's is not exposed directly (pg_control_checkpoint() lags until the
@@ -168,7 +171,11 @@ SELECT s.in_recovery,
             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
        current_setting('port')::int,
        (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
-       (SELECT coalesce(json_agg(application_name ORDER BY application_name), '[]') FROM pg_stat_replication),
+       (SELECT coalesce(json_agg(json_build_object(
+                 'name', application_name, 'state', state,
+                 'reply_age', extract(epoch FROM now() - reply_time)::float8,
+                 'flush', pg_wal_lsn_diff(flush_lsn, '0/0')::bigint) ORDER BY application_name), '[]')
+          FROM pg_stat_replication),
        `
 
 // probeTail follows what repmgr's extension knows of the local repmgrd.
@@ -211,8 +218,8 @@ func (l *Local) Probe(ctx context.Context) (Facts, error) {
 		}
 		f.Repmgrd.Running = repmgrdRunning != nil && *repmgrdRunning
 		f.Repmgrd.Paused = repmgrdPaused != nil && *repmgrdPaused
-		if err := json.Unmarshal(downstreams, &sv.Downstreams); err != nil {
-			return fmt.Errorf("decode pg_stat_replication: %w", err)
+		if sv.Streams, sv.Downstreams, err = decodeStreams(downstreams); err != nil {
+			return err
 		}
 		if err := json.Unmarshal(nodesJSON, &f.Nodes); err != nil {
 			return fmt.Errorf("decode repmgr.nodes: %w", err)
@@ -223,6 +230,20 @@ func (l *Local) Probe(ctx context.Context) (Facts, error) {
 		return Facts{}, fmt.Errorf("probe local node: %w", err)
 	}
 	return f, nil
+}
+
+// decodeStreams decodes the probe's walsenders (pg_stat_replication), and
+// lists their names.
+func decodeStreams(b []byte) ([]Stream, []string, error) {
+	var streams []Stream
+	if err := json.Unmarshal(b, &streams); err != nil {
+		return nil, nil, fmt.Errorf("decode pg_stat_replication: %w", err)
+	}
+	names := make([]string, len(streams))
+	for i, s := range streams {
+		names[i] = s.Name
+	}
+	return streams, names, nil
 }
 
 // missingRepmgrdFunction tells whether err is the parse error of a probe

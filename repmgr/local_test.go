@@ -47,3 +47,29 @@ func TestProbeWithoutRepmgrdReadsTheSameColumns(t *testing.T) {
 		t.Error("the fallback probe differs from the probe in more than repmgrd's two columns")
 	}
 }
+
+// TestDecodeStreams: the probe's walsenders keep their names in order, and
+// a walsender that has not replied yet has no reply age, not a zero one
+// (which would read as a reply just now).
+func TestDecodeStreams(t *testing.T) {
+	streams, names, err := decodeStreams([]byte(`[{"name":"n2","state":"streaming","reply_age":0.25,"flush":4096},
+		{"name":"n3","state":"startup","reply_age":null,"flush":null}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 2 || names[0] != "n2" || names[1] != "n3" {
+		t.Errorf("names %q, want [n2 n3]", names)
+	}
+	if s := streams[0]; s.State != "streaming" || s.ReplyAge == nil || *s.ReplyAge != 0.25 || s.Flush == nil || *s.Flush != 4096 {
+		t.Errorf("n2: %+v", s)
+	}
+	if s := streams[1]; s.ReplyAge != nil || s.Flush != nil {
+		t.Errorf("n3 has not replied, yet %+v", s)
+	}
+	if _, names, err := decodeStreams([]byte(`[]`)); err != nil || len(names) != 0 {
+		t.Errorf("no walsender: %q, %v", names, err)
+	}
+	if _, _, err := decodeStreams([]byte(`{`)); err == nil {
+		t.Error("a broken row decoded")
+	}
+}

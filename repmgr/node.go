@@ -49,6 +49,21 @@ type Server struct {
 	// Downstreams are the application_names of the walsenders: the nodes
 	// streaming from this database.
 	Downstreams []string
+	// Streams are the same walsenders, with what shows whether they are
+	// live: a status alone is not (a WAL receiver says "streaming" for up to
+	// wal_receiver_timeout after its upstream went silent).
+	Streams []Stream
+}
+
+// Stream is one walsender of this database: a row of pg_stat_replication.
+type Stream struct {
+	Name  string `json:"name"`  // application_name: the standby's repmgr node name
+	State string `json:"state"` // "streaming", "catchup"…
+	// ReplyAge is how long ago, in seconds, the standby's last reply
+	// arrived (now() - reply_time); nil before its first reply. A standby
+	// replies on every flush and at least every wal_receiver_status_interval.
+	ReplyAge *float64 `json:"reply_age"`
+	Flush    *int64   `json:"flush"` // the standby's flush_lsn, in bytes since 0/0; nil until reported
 }
 
 // Repmgrd is what the repmgr extension knows of the local repmgrd: both

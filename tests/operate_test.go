@@ -180,8 +180,9 @@ func TestPauseThenKillThePrimary(t *testing.T) {
 }
 
 // TestStalePrimaryFencedThenRejoined: the primary is cut off from its
-// peers; the others fail over; it answers 509 and, after
-// failover.fence_after, stops its database (failover.fence: stop). Once
+// peers; the others fail over; it hears no coordinator and its standbys no
+// longer stream from it, and, after failover.fence_after (and the window of
+// a live stream), it stops its database (failover.fence: stop). Once
 // the partition heals, failover.auto_rejoin brings it back as a standby of
 // the new primary; the fence is in /history.
 func TestStalePrimaryFencedThenRejoined(t *testing.T) {
@@ -205,8 +206,9 @@ func TestStalePrimaryFencedThenRejoined(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("node1 fenced %s after the partition", time.Since(fault).Round(time.Millisecond))
-	if lines := n1.LogLines(`msg="fencing this node"`); len(lines) == 0 || !strings.Contains(lines[0], "answered 509") {
-		t.Errorf("node1's log: %q, want a fence for its 509", lines)
+	// Rule 2: it hears no coordinator, and its standbys left its stream.
+	if lines := n1.LogLines(`msg="fencing this node"`); len(lines) == 0 || !strings.Contains(lines[0], "rule 2: no coordinator") {
+		t.Errorf("node1's log: %q, want a fence by rule 2", lines)
 	}
 	if err := r.c.Heal(ctx); err != nil {
 		t.Fatal(err)

@@ -107,6 +107,11 @@ func printFailover(w io.Writer, b api.ClusterBody) {
 		return
 	}
 	fmt.Fprintf(w, "failover: %s, epoch %d, primary %s, coordinator %s\n", f.Mode, f.Epoch, orDash(f.Primary), orDash(f.Coordinator))
+	// The answering node's own state, with which fencing rule would fire
+	// on it and when, if one is on its way.
+	if f.Reason != "" {
+		fmt.Fprintf(w, "%s: %s: %s\n", orDash(b.Node), f.State, f.Reason)
+	}
 	if f.Paused {
 		fmt.Fprintf(w, "PAUSED: no automatic failover, fence or rejoin until pgquorum resume (%s)\n", orDash(f.PauseReason))
 	}

@@ -31,6 +31,36 @@ func nft(ctx context.Context, args ...string) error {
 // both ways, until Heal. The traffic of other processes (HAProxy's, the
 // test's own) still flows.
 func (c *Cluster) Partition(ctx context.Context, a, b []*Node) error {
+	var pairs [][2]*Node
+	for _, x := range a {
+		for _, y := range b {
+			pairs = append(pairs, [2]*Node{x, y}, [2]*Node{y, x})
+		}
+	}
+	return c.drop(ctx, pairs, fmt.Sprintf("partition %v | %v", names(a), names(b)))
+}
+
+// PartitionOneWay drops every packet each node of from sends to the
+// address of each node of to, until Heal. On loopback every connection
+// leaves from 127.0.0.1, so answers to a connection opened by to still
+// arrive: to still reaches from (its votes, its Raft messages), while from
+// can no longer open a connection to to, nor have what it sends on one it
+// opened before arrive (a standby's replies and acknowledgements to its
+// primary: the primary's TCP window fills, and its WAL stops arriving).
+// That is the one-way partition of the field notes: to drops only new
+// traffic from the others.
+func (c *Cluster) PartitionOneWay(ctx context.Context, from, to []*Node) error {
+	var pairs [][2]*Node
+	for _, x := range from {
+		for _, y := range to {
+			pairs = append(pairs, [2]*Node{x, y})
+		}
+	}
+	return c.drop(ctx, pairs, fmt.Sprintf("one-way partition %v -/-> %v", names(from), names(to)))
+}
+
+// drop adds a rule dropping what pair[0] sends to pair[1], for each pair.
+func (c *Cluster) drop(ctx context.Context, pairs [][2]*Node, what string) error {
 	if c.subnet == 0 || c.owner == nil {
 		return fmt.Errorf("lab: Partition needs Options.OwnAddresses, as root")
 	}
@@ -49,17 +79,13 @@ func (c *Cluster) Partition(ctx context.Context, a, b []*Node) error {
 		}
 		c.firewall = fw
 	}
-	for _, x := range a {
-		for _, y := range b {
-			for _, pair := range [][2]*Node{{x, y}, {y, x}} {
-				if err := nft(ctx, "add", "rule", "inet", c.firewall.table, "out",
-					"meta", "skuid", pair[0].owner.Uid, "ip", "daddr", pair[1].Host, "drop"); err != nil {
-					return err
-				}
-			}
+	for _, pair := range pairs {
+		if err := nft(ctx, "add", "rule", "inet", c.firewall.table, "out",
+			"meta", "skuid", pair[0].owner.Uid, "ip", "daddr", pair[1].Host, "drop"); err != nil {
+			return err
 		}
 	}
-	c.opts.Logf("lab: partition %v | %v", names(a), names(b))
+	c.opts.Logf("lab: %s", what)
 	return nil
 }
 

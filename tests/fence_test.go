@@ -1,0 +1,260 @@
+package tests
+
+// Fencing (issue 17): only a replaced primary is fenced. Rule 1: another
+// committed primary runs; rule 2: no coordinator heard for
+// failover.fence_after while not the committed primary, or while fewer than
+// a majority of its standbys stream live from it. Never at a start, never
+// for an outage of pgquorum alone. Every test runs with failover.fence:
+// stop, the /state poller (never two 200s) and the write prober.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/internal/lab"
+)
+
+// fenceLine is how pgquorum logs a fence.
+const fenceLine = `msg="fencing this node"`
+
+// holdUnfenced asserts for d that node1's postmaster runs, that no pgquorum
+// logged a fence and that no decision goes past epoch 1.
+func holdUnfenced(t *testing.T, r *failoverRig, d time.Duration) {
+	t.Helper()
+	n1 := r.c.Node("node1")
+	hold(t, d, func() error {
+		if n1.PostmasterPID() == 0 {
+			return fmt.Errorf("node1's postmaster stopped")
+		}
+		for _, n := range r.c.Nodes {
+			if lines := n.LogLines(fenceLine); len(lines) > 0 {
+				return fmt.Errorf("%s fenced: %s", n.Name, lines[0])
+			}
+			if n.QuorumPID() == 0 {
+				continue
+			}
+			h, err := history(context.Background(), n)
+			if err == nil && len(h.Decisions) > 0 && h.Decisions[0].Epoch > 1 {
+				return fmt.Errorf("%s committed %+v: a failover that must not happen", n.Name, h.Decisions[0])
+			}
+		}
+		return nil
+	})
+}
+
+// noFenceInHistory fails if n's /history records a fence, or a decision
+// past the adoption.
+func noFenceInHistory(t *testing.T, n *lab.Node) {
+	t.Helper()
+	h, err := history(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Fences) > 0 || len(h.Decisions) != 1 || h.Decisions[0].Epoch != 1 || h.Decisions[0].Primary != "node1" {
+		t.Fatalf("%s /history: fences %+v, decisions %+v; want no fence and only the adoption of node1", n.Name, h.Fences, h.Decisions)
+	}
+}
+
+// waitPostmasterStopped waits until n's postmaster has stopped (a fence with
+// failover.fence: stop).
+func waitPostmasterStopped(t *testing.T, n *lab.Node, timeout time.Duration) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), timeout, n.Name+"'s postmaster to stop (fenced)", func(context.Context) error {
+		if pid := n.PostmasterPID(); pid != 0 {
+			return fmt.Errorf("postmaster.pid still names %d", pid)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFenceInHistory waits until p's /history records a fence of node whose
+// reason starts with rule.
+func waitFenceInHistory(t *testing.T, p *lab.Node, node, rule string) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), settle, node+"'s fence in /history", func(ctx context.Context) error {
+		h, err := history(ctx, p)
+		if err != nil {
+			return err
+		}
+		for _, f := range h.Fences {
+			if f.Node == node && strings.HasPrefix(f.Reason, rule) {
+				t.Logf("/history: %s fenced at %s: %s", f.Node, f.At.Format("15:04:05.000"), f.Reason)
+				return nil
+			}
+		}
+		return fmt.Errorf("fences %+v", h.Fences)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFenceNotAtStartup: a cluster started with fence: stop and
+// fence_after as short as the refresh interval comes up with node1 as
+// primary, the adoption its only decision, and nothing fenced.
+func TestFenceNotAtStartup(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+		"failover.fence": "stop", "failover.fence_after": refresh.String()}))
+	n1 := r.c.Node("node1")
+	waitWritesOn(t, r.w, n1)
+	// Past the quiet period (lease + router hold + refresh) and the window
+	// of a live stream.
+	holdUnfenced(t, r, 5*time.Second)
+	noFenceInHistory(t, n1)
+	r.w.Stop()
+	checkWriteHistory(t, r.w)
+}
+
+// TestFenceNotOnAPgquorumOutage: every standby's pgquorum is stopped for 2
+// × fence_after, one after the other, then both at once, while their
+// databases stream from node1: nothing is fenced and nothing fails over.
+// With both gone node1 answers 509 (no majority vouches for it), so writes
+// through HAProxy pause, but its database keeps running, and pgquorum
+// status says why no rule fires.
+func TestFenceNotOnAPgquorumOutage(t *testing.T) {
+	t.Parallel()
+	const fenceAfter = 6 * time.Second // 2 × fence_after outlasts a live stream's window (15 s)
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	waitWritesOn(t, r.w, n1)
+	for _, n := range []*lab.Node{n2, n3} {
+		n.KillQuorum()
+		holdUnfenced(t, r, 2*fenceAfter)
+		if err := n.StartQuorum(); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, n, api.StateStandby, settle)
+		t.Logf("%s's pgquorum was down for 2 × fence_after: nothing fenced", n.Name)
+	}
+	n2.KillQuorum()
+	n3.KillQuorum()
+	holdUnfenced(t, r, 2*fenceAfter)
+	var b api.StateBody
+	if _, err := n1.GetJSON(context.Background(), api.PathState, &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Failover == nil || !strings.Contains(b.Failover.Reason, "fence: none would fire") {
+		t.Errorf("node1's failover status %+v, want it to say no fencing rule would fire", b.Failover)
+	}
+	out, _ := runPgquorum(t, "status", "--url", n1.QuorumURL())
+	t.Logf("pgquorum status with both standbys' pgquorum down:\n%s", out)
+	if !strings.Contains(out, "fence: none would fire: no coordinator for") {
+		t.Errorf("pgquorum status does not say which rule would fire")
+	}
+	for _, n := range []*lab.Node{n2, n3} {
+		if err := n.StartQuorum(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitState(t, n1, api.StatePrimary, settle)
+	waitWritesOn(t, r.w, n1)
+	noFenceInHistory(t, n1)
+	outage, at := r.w.LongestOutage()
+	t.Logf("longest write outage through HAProxy: %s from %s (both standbys' pgquorum down)", outage.Round(time.Millisecond), at.Format("15:04:05.000"))
+	r.w.Stop()
+	checkWriteHistory(t, r.w)
+}
+
+// TestFenceDeposedPrimaryByRule1: node1's postmaster is killed, node2 or
+// node3 replaces it; started again, node1 runs as primary on its old
+// timeline, hears the coordinator and the committed primary running, and
+// rule 1 stops it at once; the fence, with its rule, is in /history.
+func TestFenceDeposedPrimaryByRule1(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+		"failover.fence": "stop", "failover.fence_after": "3s"}))
+	n1 := r.c.Node("node1")
+	waitWritesOn(t, r.w, n1)
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	p := r.failedOver(t, 2, "node1", time.Now())
+	r.writesMoveTo(t, p)
+	if err := n1.StartPG(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	waitPostmasterStopped(t, n1, settle)
+	t.Logf("node1 fenced %s after it started again", time.Since(started).Round(time.Millisecond))
+	waitFenceInHistory(t, p, "node1", "rule 1: runs as primary, but "+p.Name+" is the committed primary of epoch 2")
+}
+
+// TestFenceCutOffPrimaryByRule2: node1 is cut off from both peers. It hears
+// no coordinator, its standbys leave its stream (one is promoted, the other
+// follows it), and rule 2 stops it within fence_after plus a live stream's
+// window; the fence, with its rule, is in /history once healed.
+func TestFenceCutOffPrimaryByRule2(t *testing.T) {
+	t.Parallel()
+	const fenceAfter = 3 * time.Second
+	// fence_after, the window of a live stream (1.5 × PostgreSQL's default
+	// wal_receiver_status_interval), and the lease before node1 hears no
+	// coordinator: a correctness bound, not a measure.
+	const bound = fenceAfter + 15*time.Second + 5*time.Second
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+	ctx := context.Background()
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	waitWritesOn(t, r.w, n1)
+	if err := r.c.Partition(ctx, []*lab.Node{n1}, []*lab.Node{n2, n3}); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	p := r.failedOver(t, 2, "node1", cut, n2, n3)
+	waitPostmasterStopped(t, n1, bound-time.Since(cut))
+	t.Logf("node1 fenced %s after the cut", time.Since(cut).Round(time.Millisecond))
+	r.writesMoveTo(t, p)
+	if err := r.c.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFenceInHistory(t, p, "node1", "rule 2: no coordinator for")
+	lost, err := lab.LostWrites(ctx, p, r.w.Acked())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("two-way cut with fence: stop: %d acknowledged writes lost", len(lost))
+}
+
+// TestFenceOneWayPartition: what node2 and node3 send to node1's address
+// is dropped (lab.PartitionOneWay): they can no longer reach node1, nor
+// acknowledge its WAL, while node1 still reaches them (issue 17's one-way
+// partition). With fence: stop and fence_after 4s node1 is fenced by rule
+// 2; the acknowledged writes lost are counted, not bounded: node1 answers
+// 200 while its peers' votes last, and fencing stops it only after it lost
+// them (its 509 ends HAProxy's writes first), so it cannot shorten what was
+// lost before.
+func TestFenceOneWayPartition(t *testing.T) {
+	t.Parallel()
+	const fenceAfter = 4 * time.Second
+	const bound = fenceAfter + 15*time.Second + 5*time.Second // as TestFenceCutOffPrimaryByRule2's
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+	ctx := context.Background()
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	waitWritesOn(t, r.w, n1)
+	if err := r.c.PartitionOneWay(ctx, []*lab.Node{n2, n3}, []*lab.Node{n1}); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	p := r.failedOver(t, 2, "node1", cut, n2, n3)
+	waitPostmasterStopped(t, n1, bound-time.Since(cut))
+	t.Logf("node1 fenced %s after the one-way cut", time.Since(cut).Round(time.Millisecond))
+	r.writesMoveTo(t, p)
+	if err := r.c.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFenceInHistory(t, p, "node1", "rule 2: no coordinator for")
+	lost, err := lab.LostWrites(ctx, p, r.w.Acked())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("one-way partition with fence: stop, fence_after %s: %d acknowledged writes lost", fenceAfter, len(lost))
+}
