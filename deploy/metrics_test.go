@@ -85,7 +85,7 @@ func ruleExprs(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	v := viper.New()
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(f); err != nil {

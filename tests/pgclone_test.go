@@ -136,13 +136,13 @@ func copyOwnedFile(src, dst string, owner *user.User) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }() // read only
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+		_ = out.Close() // the copy failed already
 		return err
 	}
 	if err := out.Close(); err != nil {
@@ -164,7 +164,7 @@ func appendFile(path, content string) error {
 		return err
 	}
 	if _, err := f.WriteString(content); err != nil {
-		f.Close()
+		_ = f.Close() // the write failed already
 		return err
 	}
 	return f.Close()

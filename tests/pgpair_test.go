@@ -138,7 +138,7 @@ func startPair(t *testing.T, major int, binDir string) *pgPair {
 			t.Logf("kept %s for a post-mortem", dir)
 			return
 		}
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // a temporary directory; a leftover harms nothing
 	})
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)

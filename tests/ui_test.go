@@ -130,7 +130,7 @@ func browse(ctx context.Context, browser, dir, url string, flags ...string) (str
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(profile)
+	defer func() { _ = os.RemoveAll(profile) }() // a temporary browser profile
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

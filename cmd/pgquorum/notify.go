@@ -113,7 +113,7 @@ func systemdNotifier() (*sdnotify.Notifier, time.Duration, error) {
 		return nil, 0, err
 	}
 	for _, k := range []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
-		os.Unsetenv(k)
+		_ = os.Unsetenv(k) // fails only for a name with "=" or NUL
 	}
 	return n, wd, nil
 }

@@ -119,7 +119,7 @@ func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr i
 	if watchdog > 0 && watchdog/2 <= cfg.CacheTTL {
 		// A healthy checker's newest verdict is up to refresh_interval
 		// plus a probe old: this watchdog would restart it.
-		log.Warn("systemd's WatchdogSec is too short: want more than twice consensus.cache_ttl", "watchdog", watchdog, "consensus.cache_ttl", cfg.CacheTTL)
+		log.Warn("systemd's WatchdogSec is too short: want more than twice consensus.cache_ttl", "watchdog", watchdog, "cache_ttl", cfg.CacheTTL)
 	}
 	if _, err := exec.LookPath(cfg.RepmgrBin); err != nil {
 		// Serving needs no repmgr; say so once, as operators expect it beside PostgreSQL.

@@ -54,7 +54,7 @@ func (n *Notifier) Notify(state string) error {
 	if err != nil {
 		return fmt.Errorf("sd_notify: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // a datagram was sent or failed already
 	if _, err := conn.Write([]byte(state)); err != nil {
 		return fmt.Errorf("sd_notify: %w", err)
 	}

@@ -21,7 +21,7 @@ func listen(t *testing.T, name string) <-chan string {
 	if err != nil {
 		t.Fatalf("listen %s: %v", name, err)
 	}
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { _ = conn.Close() })
 	got := make(chan string, 4)
 	go func() {
 		buf := make([]byte, 4096)
