@@ -298,14 +298,35 @@ func (c *Cluster) Close() error {
 	return errors.Join(errs...)
 }
 
-// freePort asks the kernel for an unused loopback port.
+// handedOut remembers every port freePort gave in this process. The kernel
+// may hand a released port out again before its new owner binds it, and
+// parallel tests then collide ("address already in use"); within one test
+// process that never happens twice. The one piece of package state here,
+// for the harness only.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort asks the kernel for an unused loopback port that this process
+// has not handed out before.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("lab: free port: %w", err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("lab: free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close() // only asked for its number
+		handedOut.Lock()
+		taken := handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if !taken {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("lab: free port: the kernel kept offering ports already handed out")
 }
 
 // WaitFor polls cond every 50 ms until it returns nil or timeout passes, and
