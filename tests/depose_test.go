@@ -1,0 +1,67 @@
+package tests
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/internal/lab"
+)
+
+// TestOneWayPartitionDeposesBeforePromoting (issue 13, item 1): what node2
+// and node3 send to node1 is dropped, while node1 still reaches them. The
+// coordinator sees node1 silent and its probes failing; node1 still polls
+// its peers, whose WAL receivers still name it. node2 (or node3) must be
+// promoted only after node1 has lost its votes and the router's hold has
+// passed: node1's last 200 plus consensus.router_hold comes before the
+// decision that replaces it, and no write node1 acknowledges comes after.
+func TestOneWayPartitionDeposesBeforePromoting(t *testing.T) {
+	t.Parallel()
+	// The lab's HAProxy (inter 300ms, fall 2) needs (2 × fall + 1) × inter.
+	const hold = 5 * hapInter
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{"consensus.router_hold": hold.String()}))
+	ctx := context.Background()
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	waitWritesOn(t, r.w, n1)
+	if err := r.c.PartitionOneWay(ctx, []*lab.Node{n2, n3}, []*lab.Node{n1}); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	p := r.failedOver(t, 2, "node1", cut, n2, n3)
+	r.writesMoveTo(t, p)
+	h, err := history(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := h.Decisions[0]
+	if d.Epoch != 2 {
+		t.Fatalf("%s's latest decision is epoch %d, want 2", p.Name, d.Epoch)
+	}
+	var last time.Time
+	for _, run := range r.poller.PrimaryRuns() {
+		if run.Node == n1.Name && run.Last.After(last) {
+			last = run.Last
+		}
+	}
+	t.Logf("one-way cut at %s; node1's last 200 at %s (+%s); %s decided at %s (+%s); %s",
+		cut.Format("15:04:05.000"), last.Format("15:04:05.000"), last.Sub(cut).Round(time.Millisecond),
+		d.Primary, d.At.Format("15:04:05.000"), d.At.Sub(cut).Round(time.Millisecond), r.poller.Summary())
+	if last.IsZero() {
+		t.Fatal("node1 was never seen answering 200")
+	}
+	if !last.Add(hold).Before(d.At) {
+		t.Errorf("%s was decided %s after node1's last 200, less than consensus.router_hold %s", d.Primary, d.At.Sub(last).Round(time.Millisecond), hold)
+	}
+	lost := 0
+	for _, x := range r.w.Acked() {
+		if x.Port == n1.PGPort && x.Done.After(d.At) {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("node1 acknowledged %d writes after %s was decided", lost, d.Primary)
+	}
+	if err := r.c.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
