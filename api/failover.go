@@ -182,4 +182,46 @@ type HistoryBody struct {
 	Decisions   []Decision   `json:"decisions"`
 	Fences      []Fence      `json:"fences,omitempty"`      // newest first
 	Switchovers []Switchover `json:"switchovers,omitempty"` // newest first
+	Depositions []Deposition `json:"depositions,omitempty"` // in force, newest first
+}
+
+// Deposition is a committed "depose": the coordinator found Node, the
+// primary of Epoch, lost, and no voter that applied it vouches for Node
+// again until a later decision names it. A successor is committed only once
+// a majority of voters have applied it and their leases on Node have run
+// out, the router's hold included.
+type Deposition struct {
+	Epoch  uint64    `json:"epoch"`
+	Node   string    `json:"node"`
+	NodeID int       `json:"node_id"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
+// DepositionProtocol is the version of DepositionRequest and
+// DepositionAnswer. A node of an older version has no PathDeposition: it
+// never counts as having released the deposed primary.
+const DepositionProtocol = 1
+
+// DepositionRequest is the coordinator's question to a voter, while it
+// waits to commit a successor: have you applied the deposition of Node at
+// Epoch, and how long does your ballot still bind you to it?
+type DepositionRequest struct {
+	Protocol    int    `json:"protocol"`
+	Coordinator string `json:"coordinator"`
+	Epoch       uint64 `json:"epoch"`
+	Node        string `json:"node"`
+	NodeID      int    `json:"node_id"`
+}
+
+// DepositionAnswer is a voter's answer. It has released Node when Applied
+// and BindsMS is 0: it vouches for Node no more, and every lease it granted
+// to Node has run out, consensus.router_hold included.
+type DepositionAnswer struct {
+	Protocol int    `json:"protocol"`
+	Voter    string `json:"voter"`
+	VoterID  int    `json:"voter_id"`
+	Applied  bool   `json:"applied"`
+	BindsMS  int64  `json:"binds_ms"` // how long its ballot may still go to Node: lease left plus router hold
+	Reason   string `json:"reason,omitempty"`
 }

@@ -101,6 +101,10 @@ const (
 	// coordinator of a switchover has the votes leased to the stopped old
 	// primary released.
 	PathRelease = "/internal/v1/release"
+	// PathDeposition is the peers' internal endpoint through which the
+	// coordinator asks each voter whether it has released a deposed
+	// primary (DepositionRequest) before it commits a successor.
+	PathDeposition = "/internal/v1/deposition"
 	// PathFailoverCheck is what "pgquorum failover-check" asks its own
 	// node (POST, FailoverCheckRequest): may repmgrd promote it now?
 	PathFailoverCheck = "/failover-check"

@@ -66,6 +66,27 @@ func (c *Client) Report(ctx context.Context, addr string, req api.ReportRequest)
 	return r, nil
 }
 
+// Deposition asks the voter at addr whether it has released a deposed
+// primary. The answer counts only from the very node asked: its name, and
+// its certificate or signature when the peers authenticate.
+func (c *Client) Deposition(ctx context.Context, addr string, req api.DepositionRequest) (*api.DepositionAnswer, error) {
+	x, err := c.askJSON(ctx, http.MethodPost, addr, api.PathDeposition, req, MaxActionBody)
+	if err != nil {
+		return nil, err
+	}
+	var a api.DepositionAnswer
+	if err := decodeOK(x.status, x.body, &a); err != nil {
+		return nil, fmt.Errorf("%s%s: %w", addr, api.PathDeposition, err)
+	}
+	if a.Protocol != api.DepositionProtocol {
+		return nil, fmt.Errorf("%s%s: deposition answer of protocol %d, want %d", addr, api.PathDeposition, a.Protocol, api.DepositionProtocol)
+	}
+	if err := c.checkAnswerer(x, addr, api.PathDeposition, a.Voter); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
 // DecodeReport reads a failover report: only a 200 whose body decodes
 // strictly, of this node's api.ReportProtocol, is one. A report of another
 // version would be read with fields it does not have, or meaning other

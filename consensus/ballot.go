@@ -168,3 +168,17 @@ func (b *Ballot) Release(holder string, id int) (bool, error) {
 	b.cur = Lease{Until: now - b.hold}
 	return true, nil
 }
+
+// Binds is how long the vote may still go to holder (node_id id) without a
+// new grant: while holder holds the lease, or nobody does (the quiet period
+// after a start binds to whoever the previous process vouched for), what is
+// left of it plus the router hold; 0 when another node holds it, since it
+// was granted only once holder's lease and hold had run out.
+func (b *Ballot) Binds(holder string, id int) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cur.Holder != "" && (b.cur.Holder != holder || b.cur.HolderID != id) {
+		return 0
+	}
+	return max(0, b.cur.Until+b.hold-b.now())
+}

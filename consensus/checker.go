@@ -41,6 +41,10 @@ type Options struct {
 	// latest epoch this node applied); nil when failover is off. A voter
 	// whose database is down, or a witness, vouches for it and no other.
 	Committed CommittedPrimary
+	// Deposed tells whether the failover controller's Raft log deposes a
+	// candidate; nil when failover is off. A voter refuses a deposed
+	// candidate, and every candidate while it cannot tell.
+	Deposed Depositions
 	// Boot reads a clock that counts time suspended (CLOCK_BOOTTIME): a
 	// verdict expires when it or Now says so. Optional: SystemBoottime, or,
 	// when Now is set, Now's own reading.
@@ -70,6 +74,32 @@ func CommittedFrom(src *atomic.Pointer[CommittedSource]) CommittedPrimary {
 		}
 		name, id, _, ok := (*p).Committed()
 		return name, id, ok
+	}
+}
+
+// Depositions tells whether the Raft log, as this node applied it, deposes
+// candidate (node_id id): why, and known false while this node cannot tell
+// (its log has not been current since it started). It must be safe for
+// concurrent use and cheap: it is read on every vote.
+type Depositions func(candidate string, id int) (why string, deposed, known bool)
+
+// DepositionSource is the failover controller as DepositionsFrom reads it:
+// *failover.Controller's Deposed.
+type DepositionSource interface {
+	Deposed(candidate string, id int) (why string, deposed, known bool)
+}
+
+// DepositionsFrom is the Depositions of whatever src holds when it is read:
+// unknown while it holds nothing (the controller is built after the
+// Checker), so that a voter with failover on vouches for nobody before its
+// controller has read its log.
+func DepositionsFrom(src *atomic.Pointer[DepositionSource]) Depositions {
+	return func(candidate string, id int) (string, bool, bool) {
+		p := src.Load()
+		if p == nil || *p == nil {
+			return "", false, false
+		}
+		return (*p).Deposed(candidate, id)
 	}
 }
 
@@ -288,6 +318,12 @@ func (c *Checker) StepDown(reason string) {
 	c.core.StepDown(reason)
 	c.mu.Unlock()
 	c.opts.Logger.Info("stepping down", "stepping_down", reason != "", "reason", reason)
+}
+
+// Binds is how long this node's vote may still go to holder: see
+// Ballot.Binds.
+func (c *Checker) Binds(holder string, holderID int) time.Duration {
+	return c.opts.Ballot.Binds(holder, holderID)
 }
 
 // Release ends the lease on this node's vote that holder holds, if it

@@ -115,15 +115,41 @@ func Decide(in Input) Verdict {
 		return v
 	}
 	v.count(me, in)
-	siteOK := v.Votes >= v.Needed
-	clusterOK := in.Scope == ScopeSite || v.ClusterVotes >= v.ClusterNeeded
-	if siteOK && clusterOK {
+	if v.majority(in.Scope) {
 		v.State, v.Reason = api.StatePrimary, v.tally(me.Location, len(in.Facts.Nodes))
 		return v
 	}
 	v.State = api.StateUnknown
 	v.Reason = "running as primary without a majority: " + v.tally(me.Location, len(in.Facts.Nodes))
 	return v
+}
+
+// majority is the counting rule: a majority of the nodes registered in the
+// location, and with scope cluster of every registered node.
+func (v *Verdict) majority(scope Scope) bool {
+	return v.Votes >= v.Needed && (scope == ScopeSite || v.ClusterVotes >= v.ClusterNeeded)
+}
+
+// HasMajority tells whether voters (by node_id) would make a majority
+// behind a candidate of location, counted as Decide counts votes under
+// scope: every registered row sizes the location and the cluster, each
+// node_id counts once. The coordinator uses it to know that voters which
+// released a deposed primary leave it no majority: any majority it could
+// gather meets them. It says who is counted, for logs.
+func HasMajority(scope Scope, location string, nodes []repmgr.Node, voters map[int]bool) (bool, string) {
+	v := Verdict{Scope: scope, Needed: Majority(len(Site(location, nodes))), ClusterNeeded: Majority(len(nodes))}
+	counted := map[int]bool{}
+	for _, n := range nodes {
+		if !voters[n.ID] || counted[n.ID] {
+			continue
+		}
+		counted[n.ID] = true
+		v.ClusterVotes++
+		if n.Location == location {
+			v.Votes++
+		}
+	}
+	return v.majority(scope), v.tally(location, len(nodes))
 }
 
 // count tallies the valid votes: this node's own, and each other registered

@@ -76,6 +76,9 @@ func (c *core) answer(f *Snapshot, req api.VoteRequest) (a api.VoteAnswer, vouch
 	default:
 		ok, a.Reason = Vouch(me, f.Facts, req)
 	}
+	if ok {
+		ok = c.notDeposed(&a, req)
+	}
 	if !ok {
 		return a, false
 	}
@@ -96,6 +99,27 @@ func (c *core) answer(f *Snapshot, req api.VoteRequest) (a api.VoteAnswer, vouch
 		a.LeaseHolder = lease.Holder
 	}
 	return a, true
+}
+
+// notDeposed applies the deposition rule after Vouch allowed the vote: with
+// failover on, a voter refuses a candidate the Raft log deposes (until a
+// later decision names it again), and every candidate while it cannot tell
+// whether its log deposes it. It refuses before the ballot: no lease is
+// taken, and the leases the deposed node holds run out.
+func (c *core) notDeposed(a *api.VoteAnswer, req api.VoteRequest) bool {
+	if c.opts.Deposed == nil {
+		return true
+	}
+	why, deposed, known := c.opts.Deposed(req.Candidate, req.CandidateID)
+	switch {
+	case !known:
+		a.Reason = "my Raft log has not been current since I started: I cannot tell whether it deposes " + req.Candidate + " (" + a.Reason + ")"
+		return false
+	case deposed:
+		a.Reason = why + " (" + a.Reason + ")"
+		return false
+	}
+	return true
 }
 
 // committed is the failover controller's committed primary, when it is

@@ -26,6 +26,10 @@ type Options struct {
 	// its own probe. Zero means PeerTimeout.
 	DBTimeout time.Duration
 	Locations []string
+	// Scope is consensus.scope: the majority of voters that must have
+	// released a deposed primary before its successor is committed is
+	// counted as a verdict's is (consensus.HasMajority).
+	Scope consensus.Scope
 	// SwitchoverMaxLag bounds how far behind a switchover target may be.
 	SwitchoverMaxLag int64
 	// SwitchoverDrain is how long a primary stepping down answers 503
@@ -73,6 +77,10 @@ type Local interface {
 	SteppingDown() string
 	// Release ends the lease on this node's vote held by holder.
 	Release(holder string, holderID int) (bool, error)
+	// Binds is how long this node's vote may still go to holder:
+	// what is left of its lease (or of a quiet period after a start,
+	// which binds to anyone), plus the router hold.
+	Binds(holder string, holderID int) time.Duration
 }
 
 // Actions change PostgreSQL; *Commands is the real one.
@@ -97,6 +105,7 @@ type Actions interface {
 // them; *consensus.HTTPPeers is one.
 type Reporters interface {
 	Report(ctx context.Context, addr string, req api.ReportRequest) (*api.Report, error)
+	Deposition(ctx context.Context, addr string, req api.DepositionRequest) (*api.DepositionAnswer, error)
 	Post(ctx context.Context, addr, path string, req, out any) error
 }
 
@@ -142,7 +151,7 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	board := newStatusBoard()
 	c := &Controller{opts: opts, local: local, fsm: fsm, m: m}
 	c.rep = &reporter{opts: opts, local: local, actions: actions, fsm: fsm, m: m, board: board}
-	c.calls = &peerCalls{opts: opts, peers: peers, report: c.Report, release: c.Release}
+	c.calls = &peerCalls{opts: opts, peers: peers, report: c.Report, release: c.Release, deposed: c.Deposition}
 	c.op = &operator{opts: opts, local: local, fsm: fsm, m: m, calls: c.calls}
 	c.coord = &coordinator{opts: opts, local: local, fsm: fsm, m: m, board: board, calls: c.calls, note: c.rep.noteState, rounds: newRounds(opts)}
 	record := make(chan api.Fence, 64)
@@ -220,6 +229,47 @@ func (c *Controller) Committed() (primary string, id int, epoch uint64, ok bool)
 	return primary, id, epoch, epoch > 0 && c.act.ready()
 }
 
+// Deposed tells whether this node, as a voter, must refuse candidate
+// (node_id id): the Raft log it applied deposes it, and no later decision
+// named it again. known is false until this node's log has been current
+// since it started (a restarted node has not applied the entries after its
+// last snapshot yet, a deposition among them): it then vouches for nobody.
+func (c *Controller) Deposed(candidate string, id int) (why string, deposed, known bool) {
+	if !c.m.caughtUp() {
+		return "", false, false
+	}
+	d, ok := c.fsm.State().Deposition(candidate, id)
+	if !ok {
+		return "", false, true
+	}
+	return fmt.Sprintf("the Raft log deposes %s at epoch %d (%s)", d.Node, d.Epoch, d.At.Format(time.RFC3339Nano)), true, true
+}
+
+// Deposition is a voter's answer to the coordinator waiting to commit a
+// successor: whether it applied the deposition asked about, and how long
+// its ballot may still go to the deposed node.
+func (c *Controller) Deposition(_ context.Context, req api.DepositionRequest) api.DepositionAnswer {
+	a := api.DepositionAnswer{Protocol: api.DepositionProtocol, Voter: c.opts.Self}
+	if me, ok := repmgr.ByName(c.local.KnownNodes(), c.opts.Self); ok {
+		a.VoterID = me.ID
+	}
+	why, deposed, known := c.Deposed(req.Node, req.NodeID)
+	d, _ := c.fsm.State().Deposition(req.Node, req.NodeID)
+	switch {
+	case req.Protocol != api.DepositionProtocol:
+		a.Reason = fmt.Sprintf("I speak deposition protocol %d, not %d", api.DepositionProtocol, req.Protocol)
+	case !known:
+		a.Reason = "my raft log has not been current since I started"
+	case !deposed || d.Epoch != req.Epoch:
+		a.Reason = fmt.Sprintf("I have not applied the deposition of %s at epoch %d", req.Node, req.Epoch)
+	default:
+		a.Applied, a.Reason = true, why
+		// Rounded up: a lease that still binds is never reported released.
+		a.BindsMS = int64((c.local.Binds(req.Node, req.NodeID) + time.Millisecond - 1) / time.Millisecond)
+	}
+	return a
+}
+
 // History is /history: the committed decisions, newest first.
 func (c *Controller) History() api.HistoryBody {
 	st := c.fsm.State()
@@ -232,6 +282,9 @@ func (c *Controller) History() api.HistoryBody {
 	}
 	for i := len(st.Switchovers) - 1; i >= 0; i-- {
 		b.Switchovers = append(b.Switchovers, st.Switchovers[i])
+	}
+	for i := len(st.Deposed) - 1; i >= 0; i-- {
+		b.Depositions = append(b.Depositions, st.Deposed[i])
 	}
 	return b
 }

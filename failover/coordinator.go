@@ -49,9 +49,10 @@ func (c *coordinator) run(ctx context.Context) {
 			phase, reason := c.round(ctx)
 			c.show(phaseSeen{state: phase, reason: reason, at: c.opts.Now()})
 			c.note(ctx)
-			if phase == api.FailoverSuspect || phase == api.FailoverSwitchover {
-				// Decide as soon as the grace is over, or the old
-				// primary has stopped, not at the next refresh.
+			if phase == api.FailoverSuspect || phase == api.FailoverSwitchover || phase == api.FailoverElecting {
+				// Decide as soon as the grace is over, the old
+				// primary has stopped, or its voters released it,
+				// not at the next refresh.
 				next = min(next, suspectInterval)
 			}
 		}
@@ -109,6 +110,10 @@ func (c *coordinator) gather(ctx context.Context, st Replicated) roundFacts {
 		// database now rather than a round later.
 		req.ProbeNode = c.probe
 		f.Reports = c.calls.gather(ctx, nodes, req)
+	}
+	if dep, ok := pendingDeposition(st); ok {
+		f.Released = c.calls.depositions(ctx, nodes, api.DepositionRequest{Protocol: api.DepositionProtocol, Coordinator: c.opts.Self,
+			Epoch: dep.Epoch, Node: dep.Node, NodeID: dep.NodeID})
 	}
 	return f
 }

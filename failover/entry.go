@@ -36,6 +36,11 @@ const (
 	// EntryAllow records that repmgrd may promote the committed primary
 	// of an epoch (failover.mode repmgrd): once.
 	EntryAllow EntryType = "allow"
+	// EntryDepose deposes the primary of the current epoch, found lost:
+	// voters that apply it stop vouching for it, and its successor is
+	// committed only once a majority of them have, and their leases on it
+	// have run out.
+	EntryDepose EntryType = "depose"
 )
 
 // Entry is one record of the Raft log.
@@ -48,6 +53,17 @@ type Entry struct {
 	Fence      *LogFence      `json:"fence,omitempty"`
 	Switchover *LogSwitchover `json:"switchover,omitempty"`
 	Allow      *Promoted      `json:"allow,omitempty"` // the epoch whose primary repmgrd may promote
+	Depose     *LogDeposition `json:"depose,omitempty"`
+}
+
+// LogDeposition is the payload of EntryDepose: Node, the primary of Epoch
+// (or, at epoch 0, the primary the metadata named), is deposed.
+type LogDeposition struct {
+	Epoch  uint64    `json:"epoch"`
+	Node   string    `json:"node"`
+	NodeID int       `json:"node_id"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
 }
 
 // LogDecision is the payload of EntryDecision: the primary of an epoch.
@@ -114,6 +130,11 @@ func switchoverEntry(sw api.Switchover) Entry {
 func fenceEntry(f api.Fence) Entry {
 	l := LogFence(f)
 	return Entry{Type: EntryFence, Fence: &l}
+}
+
+func deposeEntry(d api.Deposition) Entry {
+	l := LogDeposition(d)
+	return Entry{Type: EntryDepose, Depose: &l}
 }
 
 func pauseEntry(p Pause) Entry       { return Entry{Type: EntryPause, Pause: &p} }

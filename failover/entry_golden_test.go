@@ -78,7 +78,8 @@ func TestDecodeGoldenEntries(t *testing.T) {
 	d, _ := got.Latest()
 	sw := got.Switchovers[len(got.Switchovers)-1]
 	if got.Epoch != 3 || d.Primary != "n3" || d.AllowedAt == nil || len(got.History) != 3 || got.History[1].PromotedAt == nil ||
-		len(got.Fences) != 1 || got.Fences[0].Node != "n3" || sw.Phase != api.PhaseDone || len(sw.Steps) != 4 || got.Paused() {
+		len(got.Fences) != 1 || got.Fences[0].Node != "n3" || sw.Phase != api.PhaseDone || len(sw.Steps) != 4 || got.Paused() ||
+		len(got.Deposed) != 1 || got.Deposed[0].Node != "n3" || got.Deposed[0].Epoch != 3 {
 		t.Errorf("the golden log makes an unexpected state: %+v", got)
 	}
 }

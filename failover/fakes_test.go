@@ -25,6 +25,13 @@ type fakeLocal struct {
 	stepping string
 	steps    []string // every StepDown, in order
 	released []string
+	binds    time.Duration // what Binds answers for any holder
+}
+
+func (l *fakeLocal) Binds(string, int) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.binds
 }
 
 func (l *fakeLocal) Facts(context.Context) *consensus.Snapshot {
@@ -163,8 +170,20 @@ func (x *fakeActions) Fence(ctx context.Context, reason string) (string, error) 
 type fakeReporters struct {
 	mu      sync.Mutex
 	reports map[string]*api.Report
+	deposed map[string]*api.DepositionAnswer // by address; one not in it does not answer
 	asked   []api.ReportRequest
 	posts   []string
+}
+
+func (p *fakeReporters) Deposition(_ context.Context, addr string, _ api.DepositionRequest) (*api.DepositionAnswer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.deposed[addr]
+	if !ok {
+		return nil, errors.New("connection refused")
+	}
+	cp := *a
+	return &cp, nil
 }
 
 func (p *fakeReporters) Report(_ context.Context, addr string, req api.ReportRequest) (*api.Report, error) {

@@ -20,6 +20,7 @@ const (
 	maxHistory     = 100
 	maxFences      = 50
 	maxSwitchovers = 20
+	maxDeposed     = 20
 )
 
 // Replicated is the state every node holds the same, by applying the same
@@ -33,6 +34,19 @@ type Replicated struct {
 	Pause       *Pause
 	Fences      []api.Fence      // oldest first
 	Switchovers []api.Switchover // oldest first
+	// Deposed are the depositions in force, oldest first: a node leaves
+	// it when a later decision names it again.
+	Deposed []api.Deposition
+}
+
+// Deposition is the deposition of node (node_id id) in force, if any.
+func (r Replicated) Deposition(node string, id int) (api.Deposition, bool) {
+	for i := len(r.Deposed) - 1; i >= 0; i-- {
+		if d := r.Deposed[i]; d.Node == node && d.NodeID == id {
+			return d, true
+		}
+	}
+	return api.Deposition{}, false
 }
 
 // Paused tells whether automatic failover is paused.
@@ -90,6 +104,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.state.Epoch, f.state.Primary, f.state.PrimaryID = d.Epoch, d.Primary, d.PrimaryID
 		f.state.History = keepLast(append(f.state.History, d.api()), maxHistory)
 		f.decisionEndsDemotion(d.api())
+		// A decision that names a deposed node again makes it vouchable.
+		f.state.Deposed = slices.DeleteFunc(f.state.Deposed, func(x api.Deposition) bool { return x.Node == d.Primary })
 	case EntryPromoted:
 		p := e.Promoted
 		n := len(f.state.History)
@@ -119,6 +135,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 			return fmt.Errorf("%w: fence entry without a node", ErrRefused)
 		}
 		f.state.Fences = keepLast(append(f.state.Fences, api.Fence(*e.Fence)), maxFences)
+	case EntryDepose:
+		if err := f.applyDepose(e.Depose); err != nil {
+			return err
+		}
 	case EntrySwitchover:
 		if err := f.applySwitchover(e.Switchover); err != nil {
 			return err
@@ -134,6 +154,25 @@ func (f *FSM) Apply(l *raft.Log) any {
 // ErrRefused is what Apply returns for an entry that does not fit the
 // state: an action that lost a race, refused the same way on every node.
 var ErrRefused = errors.New("refused")
+
+// applyDepose records a deposition of the current epoch: of its committed
+// primary, or at epoch 0 of any node (the primary the metadata named). Once
+// per node and epoch.
+func (f *FSM) applyDepose(l *LogDeposition) error {
+	switch {
+	case l == nil || l.Node == "":
+		return fmt.Errorf("%w: depose entry without a node", ErrRefused)
+	case l.Epoch != f.state.Epoch:
+		return fmt.Errorf("%w: deposition of %s at epoch %d, current %d", ErrStaleEpoch, l.Node, l.Epoch, f.state.Epoch)
+	case f.state.Epoch > 0 && (l.Node != f.state.Primary || l.NodeID != f.state.PrimaryID):
+		return fmt.Errorf("%w: %s (node_id %d) is not the primary of epoch %d", ErrRefused, l.Node, l.NodeID, f.state.Epoch)
+	}
+	if d, ok := f.state.Deposition(l.Node, l.NodeID); ok && d.Epoch == l.Epoch {
+		return fmt.Errorf("%w: %s is already deposed at epoch %d", ErrRefused, l.Node, l.Epoch)
+	}
+	f.state.Deposed = keepLast(append(f.state.Deposed, api.Deposition(*l)), maxDeposed)
+	return nil
+}
 
 // applySwitchover starts a switchover (a new ID, in phase demoting, from
 // the primary of the current epoch, promoted or adopted) or
@@ -218,6 +257,7 @@ func (f *FSM) State() Replicated {
 	s.History = append([]api.Decision(nil), s.History...)
 	s.Fences = slices.Clone(s.Fences)
 	s.Switchovers = slices.Clone(s.Switchovers)
+	s.Deposed = slices.Clone(s.Deposed)
 	for i := range s.Switchovers {
 		s.Switchovers[i].Steps = slices.Clone(s.Switchovers[i].Steps)
 	}
@@ -303,16 +343,19 @@ type snapshot struct {
 	Pause       *Pause          `json:"pause,omitempty"`
 	Fences      []LogFence      `json:"fences,omitempty"`      // oldest first
 	Switchovers []LogSwitchover `json:"switchovers,omitempty"` // oldest first
+	Deposed     []LogDeposition `json:"deposed,omitempty"`     // oldest first
 }
 
 func snapshotOf(r Replicated) snapshot {
 	return snapshot{Epoch: r.Epoch, Primary: r.Primary, PrimaryID: r.PrimaryID, History: convert(r.History, logDecision), Pause: r.Pause,
-		Fences: convert(r.Fences, func(f api.Fence) LogFence { return LogFence(f) }), Switchovers: convert(r.Switchovers, logSwitchover)}
+		Fences: convert(r.Fences, func(f api.Fence) LogFence { return LogFence(f) }), Switchovers: convert(r.Switchovers, logSwitchover),
+		Deposed: convert(r.Deposed, func(d api.Deposition) LogDeposition { return LogDeposition(d) })}
 }
 
 func (s snapshot) replicated() Replicated {
 	return Replicated{Epoch: s.Epoch, Primary: s.Primary, PrimaryID: s.PrimaryID, History: convert(s.History, LogDecision.api), Pause: s.Pause,
-		Fences: convert(s.Fences, func(f LogFence) api.Fence { return api.Fence(f) }), Switchovers: convert(s.Switchovers, LogSwitchover.api)}
+		Fences: convert(s.Fences, func(f LogFence) api.Fence { return api.Fence(f) }), Switchovers: convert(s.Switchovers, LogSwitchover.api),
+		Deposed: convert(s.Deposed, func(d LogDeposition) api.Deposition { return api.Deposition(d) })}
 }
 
 func (s snapshot) Persist(sink raft.SnapshotSink) error {

@@ -189,7 +189,7 @@ func TestDecideRoundElectsTheNextCandidateAfterAVeto(t *testing.T) {
 				Error: "hooks.pre_promote vetoed the promotion: exit code 1: replica not ready"}
 		}),
 		standby(electS3, 1, 20))}
-	in := r.decide(f, failedOver(electS2), t0)
+	in := decideThroughDeposition(r, f, failedOver(electS2), t0)
 	if got := intentText(in); !matches(got, []string{"commit decision 3 s3"}) {
 		t.Fatalf("after s2's veto: %v", got)
 	}

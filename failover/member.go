@@ -19,6 +19,7 @@ type member struct {
 	heartbeat time.Duration // raft's heartbeat timeout
 	now       func() time.Time
 	node      atomic.Pointer[raftNode]
+	caught    atomic.Bool // caughtUp has held once
 }
 
 func newMember(fsm *FSM, timeout, heartbeat time.Duration, now func() time.Time) *member {
@@ -61,6 +62,22 @@ func (m *member) ready() bool {
 	}
 	addr, _ := r.LeaderWithID()
 	return addr != "" && m.now().Sub(r.LastContact()) < 2*m.heartbeat
+}
+
+// caughtUp tells whether this node's log has been current since it started:
+// once it heard a coordinator and had applied everything its log held. A
+// restarted node applies the entries after its last snapshot only then, so
+// until then it may not have applied a deposition it had applied before.
+func (m *member) caughtUp() bool {
+	if m.caught.Load() {
+		return true
+	}
+	r := m.raft()
+	if r == nil || !m.ready() || r.AppliedIndex() < r.LastIndex() {
+		return false
+	}
+	m.caught.Store(true)
+	return true
 }
 
 // ErrNotLeader is returned by the coordinator-only operations of a node

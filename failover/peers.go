@@ -17,6 +17,7 @@ type peerCalls struct {
 	peers   Reporters
 	report  func(context.Context, api.ReportRequest) api.Report // this node's own report
 	release func(context.Context, api.ReleaseRequest) error     // this node's own release
+	deposed func(context.Context, api.DepositionRequest) api.DepositionAnswer
 }
 
 // gather asks every registered node for its report, concurrently, each
@@ -71,6 +72,40 @@ func (p *peerCalls) gather(ctx context.Context, nodes []repmgr.Node, req api.Rep
 		}
 	}
 	return reports
+}
+
+// depositions asks every registered node, concurrently, within the peer
+// timeout, whether it has released the deposed node of req. This node
+// answers for itself. A node that does not answer, or answers for another,
+// has no answer (Released counts it as not released).
+func (p *peerCalls) depositions(ctx context.Context, nodes []repmgr.Node, req api.DepositionRequest) map[string]*api.DepositionAnswer {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.PeerTimeout)
+	defer cancel()
+	out := map[string]*api.DepositionAnswer{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var a *api.DepositionAnswer
+			if n.Name == p.opts.Self {
+				own := p.deposed(ctx, req)
+				a = &own
+			} else if addr, err := p.opts.Addresses.Of(n); err == nil {
+				if a, err = p.peers.Deposition(ctx, addr, req); err != nil {
+					p.opts.Logger.Debug("deposition", "node", n.Name, "deposed", req.Node, "error", err)
+				}
+			}
+			if a != nil {
+				mu.Lock()
+				out[n.Name] = a
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // releaseVotes has every node release the vote leased to the stopped old

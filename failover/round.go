@@ -23,6 +23,9 @@ import (
 type roundFacts struct {
 	Nodes   []repmgr.Node
 	Reports map[string]*api.Report // by node name; a node that did not answer has none
+	// Released holds the voters' answers about the deposition of the
+	// current epoch (pendingDeposition), by node name; nil when none is.
+	Released map[string]*api.DepositionAnswer
 }
 
 // roundIntent is what a round asks the shell to do, in this order: record
@@ -100,6 +103,11 @@ func (r *rounds) decideFailover(f roundFacts, st Replicated, now time.Time) roun
 	lost, ok := repmgr.ByName(f.Nodes, st.Primary)
 	if !ok {
 		return roundIntent{Phase: api.FailoverBlocked, Reason: fmt.Sprintf("the committed primary %s is not registered in repmgr.nodes", st.Primary)}
+	}
+	if dep, ok := pendingDeposition(st); ok && dep.Node == st.Primary {
+		if p := f.Reports[st.Primary]; p != nil && p.DBUp && !p.InRecovery {
+			return restoreIntent(st, dep, now)
+		}
 	}
 	var notes []commitIntent
 	latest, _ := st.Latest()
@@ -297,6 +305,18 @@ func (r *rounds) elect(f roundFacts, st Replicated, lost repmgr.Node, why string
 	}
 	d := api.Decision{Epoch: st.Epoch + 1, At: now.UTC(), Primary: e.Winner.Name, PrimaryID: e.Winner.ID,
 		OldPrimary: lost.Name, Reason: why + "; chose " + e.Reason}
+	dep, ok := st.Deposition(lost.Name, lost.ID)
+	if !ok || dep.Epoch != st.Epoch {
+		return depositionIntent(st, lost, d, now)
+	}
+	switch rel := Released(r.opts.Scope, dep, f.Nodes, f.Released); {
+	case rel.Blocked:
+		return roundIntent{Phase: api.FailoverBlocked, Reason: fmt.Sprintf("%s; but no majority of voters can release %s: %s", why, lost.Name, rel.Reason)}
+	case !rel.Done:
+		return roundIntent{Phase: api.FailoverElecting, Reason: fmt.Sprintf("%s; %s is deposed, waiting for its voters to release it: %s", why, lost.Name, rel.Reason)}
+	default:
+		d.Reason += "; " + rel.Reason
+	}
 	return roundIntent{Commit: &commitIntent{Entry: decisionEntry(d), While: api.FailoverElecting, WhileReason: d.Reason,
 		FailPhase: api.FailoverElecting, FailReason: "committing " + e.Winner.Name + ": ", Reset: true,
 		OK: logLine{slog.LevelWarn, "failover decision committed", append(decisionArgs(d), "ranking", rankingNames(e.Ranking))}}}

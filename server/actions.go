@@ -18,6 +18,7 @@ type Actions interface {
 	CommandFromPeer(ctx context.Context, cmd api.Command) api.CommandResult
 	FromPeer(ctx context.Context, ip net.IP) bool
 	Release(ctx context.Context, req api.ReleaseRequest) error
+	Deposition(ctx context.Context, req api.DepositionRequest) api.DepositionAnswer
 	FailoverCheck(ctx context.Context, wait time.Duration) api.FailoverCheckAnswer
 }
 
@@ -143,6 +144,20 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, api.ReleaseAnswer{Released: true})
+}
+
+// handleDeposition answers the coordinator waiting to commit the successor
+// of a deposed primary: has this voter released it?
+func (s *Server) handleDeposition(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.actions(w)
+	if !ok {
+		return
+	}
+	var req api.DepositionRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	writeJSON(w, http.StatusOK, a.Deposition(r.Context(), req))
 }
 
 // handleFailoverCheck answers "pgquorum failover-check" (200 either way:

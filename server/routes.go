@@ -67,6 +67,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post(api.PathReport, s.handleReport)
 		r.Post(api.PathCommand, s.handleCommand)
 		r.Post(api.PathRelease, s.handleRelease)
+		r.Post(api.PathDeposition, s.handleDeposition)
 	})
 	// Actions: every request that changes state belongs in this group, and
 	// only here, so that it needs server.admin_token or a certificate of

@@ -48,6 +48,7 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 	return failover.New(failover.Options{
 		Self: cfg.NodeName, Mode: f.Mode, Grace: f.Grace, Cooldown: f.Cooldown, CommandTimeout: f.CommandTimeout,
 		RefreshInterval: cfg.RefreshInterval, PeerTimeout: cfg.PeerTimeout, DBTimeout: cfg.DBTimeout, Locations: f.Locations,
+		Scope:            consensus.Scope(cfg.Scope),
 		SwitchoverMaxLag: f.SwitchoverMaxLag, SwitchoverDrain: f.SwitchoverDrain, Fence: fence, FenceAfter: f.FenceAfter, AutoRejoin: f.AutoRejoin,
 		Quiet:     consensus.LeaseFor(cfg.CacheTTL) + cfg.RouterHold + cfg.RefreshInterval,
 		Raft:      raft,
@@ -64,3 +65,7 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 // The voter of a node whose database is down follows the committed primary
 // (consensus.Options.Committed): the controller must say which it is.
 var _ consensus.CommittedSource = (*failover.Controller)(nil)
+
+// Every voter refuses the nodes the Raft log deposes
+// (consensus.Options.Deposed): the controller must say which they are.
+var _ consensus.DepositionSource = (*failover.Controller)(nil)

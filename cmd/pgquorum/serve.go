@@ -147,6 +147,13 @@ func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr i
 	// The failover controller, built below, tells a voter whose database is
 	// down (or a witness) the committed primary.
 	var committed atomic.Pointer[consensus.CommittedSource]
+	// And it tells every voter the nodes the Raft log deposes (issue 13,
+	// item 1); with failover off there are none.
+	var deposed atomic.Pointer[consensus.DepositionSource]
+	var depositions consensus.Depositions
+	if cfg.Failover.Enabled() {
+		depositions = consensus.DepositionsFrom(&deposed)
+	}
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
 		Scope:           consensus.Scope(cfg.Scope),
@@ -158,6 +165,7 @@ func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr i
 		Logger:          log,
 		Observer:        watch,
 		Committed:       consensus.CommittedFrom(&committed),
+		Deposed:         depositions,
 	}, local, peers)
 	agent, agentLn, err := listenAgent(cfg, checker, log)
 	if err != nil {
@@ -176,6 +184,11 @@ func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr i
 			committed.Store(&src)
 		} else {
 			log.Error("the failover controller names no committed primary: voters whose database is down vouch for nobody")
+		}
+		if src, ok := any(ctl).(consensus.DepositionSource); ok {
+			deposed.Store(&src)
+		} else {
+			log.Error("the failover controller tells no depositions: this node vouches for nobody")
 		}
 		srvOpts.Failover = ctl
 		metrics.WatchFailover(cfg.NodeName, ctl)
