@@ -238,7 +238,7 @@ func (c *Controller) Deposed(candidate string, id int) (why string, deposed, kno
 	if !c.m.caughtUp() {
 		return "", false, false
 	}
-	d, ok := c.fsm.State().Deposition(candidate, id)
+	d, ok := c.fsm.Deposition(candidate, id)
 	if !ok {
 		return "", false, true
 	}
@@ -254,7 +254,7 @@ func (c *Controller) Deposition(_ context.Context, req api.DepositionRequest) ap
 		a.VoterID = me.ID
 	}
 	why, deposed, known := c.Deposed(req.Node, req.NodeID)
-	d, _ := c.fsm.State().Deposition(req.Node, req.NodeID)
+	d, _ := c.fsm.Deposition(req.Node, req.NodeID)
 	switch {
 	case req.Protocol != api.DepositionProtocol:
 		a.Reason = fmt.Sprintf("I speak deposition protocol %d, not %d", api.DepositionProtocol, req.Protocol)

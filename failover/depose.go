@@ -103,14 +103,14 @@ func noneIfEmpty(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-// restoreIntent commits the deposed primary of the current epoch again when
-// it reports its database up and running as primary before a successor
-// was committed: the failover is abandoned, and only a decision naming it
-// makes it vouchable again.
-func restoreIntent(st Replicated, dep api.Deposition, now time.Time) roundIntent {
+// restoreIntent commits the deposed primary of the current epoch again when,
+// before a successor was committed, it no longer looks lost (why): it
+// reports its database up as primary, or its database answers. The failover
+// is abandoned, and only a decision naming it makes it vouchable again.
+func restoreIntent(st Replicated, dep api.Deposition, why string, now time.Time) roundIntent {
 	at := now.UTC()
 	d := api.Decision{Epoch: st.Epoch + 1, At: at, Primary: dep.Node, PrimaryID: dep.NodeID, PromotedAt: &at,
-		Reason: fmt.Sprintf("restored: %s, deposed at epoch %d, reports its database up as primary before a successor was committed", dep.Node, dep.Epoch)}
+		Reason: fmt.Sprintf("restored: %s, deposed at epoch %d, no longer looks lost before a successor was committed: %s", dep.Node, dep.Epoch, why)}
 	return roundIntent{Commit: &commitIntent{Entry: decisionEntry(d), FailPhase: api.FailoverElecting, FailReason: "restoring " + dep.Node + ": ", Reset: true,
 		OK: logLine{slog.LevelWarn, "failover abandoned: deposed primary restored", decisionArgs(d)}}}
 }

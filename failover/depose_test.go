@@ -100,6 +100,12 @@ func TestDecideRoundDeposesFirst(t *testing.T) {
 		{name: "deposed, but back up as primary before a successor: restored by a decision",
 			state: deposedP(), reports: reports(edited(up("p", api.StateUnknown), func(r *api.Report) { r.NodeID = 1 }), standby(electS2, 1, 10), standby(electS3, 1, 20)),
 			want: []string{"commit decision 2 p promoted"}},
+		{name: "deposed, silent, but its database answers a direct probe: restored by a decision",
+			state: deposedP(), reports: reports(probing(standby(electS2, 1, 10), "p", true), standby(electS3, 1, 20)),
+			want: []string{"commit decision 2 p promoted"}},
+		{name: "deposed, silent, and a new coordinator's grace not over: wait, suspect",
+			state: deposedP(), reports: reports(probing(standby(electS2, 1, 10), "p", false), probing(standby(electS3, 1, 20), "p", false)),
+			want: []string{"phase Suspect: p's pgquorum is silent"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

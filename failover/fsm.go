@@ -277,6 +277,14 @@ func (f *FSM) Committed() (primary string, id int, epoch uint64) {
 	return f.state.Primary, f.state.PrimaryID, f.state.Epoch
 }
 
+// Deposition is the deposition of node (node_id id) in force, without the
+// copy of the whole state that State makes: it is read on every vote.
+func (f *FSM) Deposition(node string, id int) (api.Deposition, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.Deposition(node, id)
+}
+
 // LastPromotion is when the latest promotion by a failover happened, the
 // one failover.cooldown counts from; zero when none did. Neither the
 // adoption of the first primary nor a planned switchover counts: a

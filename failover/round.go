@@ -106,7 +106,7 @@ func (r *rounds) decideFailover(f roundFacts, st Replicated, now time.Time) roun
 	}
 	if dep, ok := pendingDeposition(st); ok && dep.Node == st.Primary {
 		if p := f.Reports[st.Primary]; p != nil && p.DBUp && !p.InRecovery {
-			return restoreIntent(st, dep, now)
+			return restoreIntent(st, dep, st.Primary+" reports its database up, running as primary", now)
 		}
 	}
 	var notes []commitIntent
@@ -136,6 +136,12 @@ func (r *rounds) detect(f roundFacts, st Replicated, lost repmgr.Node, now time.
 		return r.elect(f, st, lost, det.Reason, now)
 	case det.Suspect:
 		return roundIntent{Phase: api.FailoverSuspect, Reason: det.Reason}
+	}
+	if dep, ok := pendingDeposition(st); ok && dep.Node == st.Primary {
+		// Deposed, but no longer looking lost (its database answers):
+		// the failover is abandoned. Restoring is always safe, it only
+		// gives the primary back the votes it had.
+		return restoreIntent(st, dep, det.Reason, now)
 	}
 	return roundIntent{}
 }
