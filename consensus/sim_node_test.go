@@ -59,6 +59,12 @@ func (s *sim) startProc(n *simNode, first bool) {
 	}
 	c := simCore(n.row.Name, s.p.scope, s.p.refresh, s.p.ttl, s.p.peerTimeout, b, func() time.Duration { return s.local(n) + n.slept })
 	c.faults = s.v.faults
+	if s.v.deposes {
+		if !first {
+			n.caughtUpAt = s.now + s.dur(s.p.ttl)
+		}
+		c.opts.Deposed = func(candidate string, id int) (string, bool, bool) { return s.deposedFor(n, candidate, id) }
+	}
 	if s.v.committed {
 		c.opts.Committed = func() (string, int, bool) {
 			l := s.nodes[s.latest].row

@@ -90,6 +90,14 @@ type simVariant struct {
 	// voters know the node promoted last as the committed primary, and
 	// those whose database is down vouch for it (issue 13, item 9).
 	dbDowns, committed bool
+	// deposes deposes a node now and then, as the failover coordinator
+	// does (issue 13, item 1): each voter applies it after a while, and a
+	// restarted process knows nothing until its log has caught up; once
+	// voters forming a majority applied it and their ballots bind them to
+	// it no more, the deposed node must hold no Primary verdict. With
+	// releaseEarly, the coordinator's rule is broken: it counts a voter
+	// as soon as it applied the deposition (the negative control).
+	deposes, releaseEarly bool
 }
 
 var simSafe = simVariant{name: "as built", lease: LeaseFor, maxPPM: 40_000}
@@ -139,6 +147,8 @@ type simNode struct {
 	cutUntil time.Duration // messages to and from the node are lost until then
 
 	// The machine.
+	appliedAt   time.Duration // when it applies the deposition in force (the Raft log's)
+	caughtUpAt  time.Duration // its process knows its log only from then: after a restart, when it hears a coordinator
 	asleepUntil time.Duration // suspended until then: everything on it waits
 	slept       time.Duration // time suspended, on its clock's rate: what CLOCK_BOOTTIME counts beyond CLOCK_MONOTONIC
 	dbDownUntil time.Duration // its database answers no probe until then
@@ -191,9 +201,10 @@ const (
 	evFollow                          // a node follows the node promoted last (repmgr standby follow, node rejoin)
 	evSuspend                         // a machine is suspended for a while
 	evDBDown                          // a node's database stops for a while
+	evDepose                          // the coordinator deposes a node, or restores the one it deposed
 )
 
-var simEventNames = [...]string{"run", "probed", "request", "answer", "deadline", "healthcheck", "world", "crash", "start", "cut", "follow", "suspend", "dbdown"}
+var simEventNames = [...]string{"run", "probed", "request", "answer", "deadline", "healthcheck", "world", "crash", "start", "cut", "follow", "suspend", "dbdown", "depose"}
 
 type simEvent struct {
 	at    time.Duration
@@ -256,6 +267,7 @@ type simStats struct {
 	closeHandovers int
 	minGap         float64
 	downGrants     int // votes granted by voters whose database was down, for the committed primary
+	releases       int // depositions a majority of voters released
 }
 
 func (s simStats) add(o simStats) simStats {
@@ -263,7 +275,7 @@ func (s simStats) add(o simStats) simStats {
 		s.promotions + o.promotions, s.restarts + o.restarts, s.restored + o.restored, s.quiet + o.quiet,
 		s.leaseRefusals + o.leaseRefusals, s.lateAnswers + o.lateAnswers, s.lost + o.lost,
 		s.simulated + o.simulated, s.confirmed + o.confirmed, s.closeHandovers + o.closeHandovers, min(s.minGap, o.minGap),
-		s.downGrants + o.downGrants}
+		s.downGrants + o.downGrants, s.releases + o.releases}
 }
 
 type sim struct {
@@ -285,6 +297,7 @@ type sim struct {
 	verbose   bool // trace every event, not only the notable ones: when replaying seeds
 	stats     simStats
 	failure   string
+	dep       simDeposition
 }
 
 // newSim draws a run from seed: 3 to 7 nodes, either in one location or in
@@ -350,6 +363,10 @@ func newSim(seed uint64, v simVariant) *sim {
 	}
 	if v.dbDowns {
 		s.push(simEvent{at: s.expo(p.calm()), kind: evDBDown})
+	}
+	s.dep.node = -1
+	if v.deposes {
+		s.push(simEvent{at: s.expo(3 * p.ttl), kind: evDepose})
 	}
 	s.push(simEvent{at: s.expo(p.refresh / 2), kind: evHealthCheck})
 	return s
@@ -473,6 +490,9 @@ func (s *sim) handle(e simEvent) {
 		m.dbDownUntil = s.now + s.dur(3*s.p.ttl)
 		s.tracef("%s: database down until %s", m.row.Name, m.dbDownUntil)
 		s.push(simEvent{at: s.now + s.expo(s.p.calm()), kind: evDBDown})
+	case evDepose:
+		s.depose()
+		s.push(simEvent{at: s.now + s.expo(3*s.p.ttl), kind: evDepose})
 	case evCut:
 		m := s.nodes[s.rng.IntN(len(s.nodes))]
 		m.cutUntil = s.now + s.p.ttl/5 + s.dur(2*s.p.ttl)
@@ -490,6 +510,9 @@ func (s *sim) check() bool {
 		}
 	}
 	s.verdicts = live
+	if !s.checkDeposition() {
+		return false
+	}
 	for i, a := range live {
 		for _, b := range live[i+1:] {
 			if a.node != b.node {

@@ -104,9 +104,11 @@ func noneIfEmpty(s []string) string {
 }
 
 // restoreIntent commits the deposed primary of the current epoch again when,
-// before a successor was committed, it no longer looks lost (why): it
-// reports its database up as primary, or its database answers. The failover
-// is abandoned, and only a decision naming it makes it vouchable again.
+// before a successor was committed, it reports its database up as primary
+// (why). The failover is abandoned, and only a decision naming it makes it
+// vouchable again. Only its own report restores it: a round whose direct
+// probes are late is no evidence of life, and a database that answers a
+// probe may no longer run as primary.
 func restoreIntent(st Replicated, dep api.Deposition, why string, now time.Time) roundIntent {
 	at := now.UTC()
 	d := api.Decision{Epoch: st.Epoch + 1, At: at, Primary: dep.Node, PrimaryID: dep.NodeID, PromotedAt: &at,

@@ -137,12 +137,6 @@ func (r *rounds) detect(f roundFacts, st Replicated, lost repmgr.Node, now time.
 	case det.Suspect:
 		return roundIntent{Phase: api.FailoverSuspect, Reason: det.Reason}
 	}
-	if dep, ok := pendingDeposition(st); ok && dep.Node == st.Primary {
-		// Deposed, but no longer looking lost (its database answers):
-		// the failover is abandoned. Restoring is always safe, it only
-		// gives the primary back the votes it had.
-		return restoreIntent(st, dep, det.Reason, now)
-	}
 	return roundIntent{}
 }
 
