@@ -231,9 +231,10 @@ func (c *Controller) Committed() (primary string, id int, epoch uint64, ok bool)
 
 // Deposed tells whether this node, as a voter, must refuse candidate
 // (node_id id): the Raft log it applied deposes it, and no later decision
-// named it again. known is false until this node's log has been current
-// since it started (a restarted node has not applied the entries after its
-// last snapshot yet, a deposition among them): it then vouches for nobody.
+// named it again. known is false before this node has read its log, and,
+// when the entries after its snapshot hold a deposition, until its log has
+// been current since it started (member.caughtUp): it then vouches for
+// nobody.
 func (c *Controller) Deposed(candidate string, id int) (why string, deposed, known bool) {
 	if !c.m.caughtUp() {
 		return "", false, false

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/repmgr"
@@ -168,5 +170,29 @@ func mustApply(t *testing.T, f *FSM, e Entry) {
 	t.Helper()
 	if err := applyEntry(f, e); err != nil {
 		t.Fatalf("apply %s: %v", e.Type, err)
+	}
+}
+
+// TestLogHoldsDepose: a restarted node waits for its log to be current
+// only when the entries after its snapshot hold a deposition.
+func TestLogHoldsDepose(t *testing.T) {
+	store := raft.NewInmemStore()
+	put := func(i uint64, typ raft.LogType, e Entry) {
+		e.Version = EntryVersion
+		if err := store.StoreLog(&raft.Log{Index: i, Type: typ, Data: e.Encode()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, raft.LogCommand, decisionEntry(api.Decision{Epoch: 1, Primary: "p", PrimaryID: 1}))
+	put(2, raft.LogCommand, deposeEntry(api.Deposition{Epoch: 1, Node: "p", NodeID: 1}))
+	put(3, raft.LogNoop, Entry{})
+	put(4, raft.LogCommand, decisionEntry(api.Decision{Epoch: 2, Primary: "s2", PrimaryID: 2}))
+	for _, tt := range []struct {
+		applied uint64
+		want    bool
+	}{{0, true}, {1, true}, {2, false}, {4, false}} {
+		if got := logHoldsDepose(store, tt.applied); got != tt.want {
+			t.Errorf("log applied up to %d: holds a deposition ahead %v, want %v", tt.applied, got, tt.want)
+		}
 	}
 }

@@ -64,16 +64,21 @@ func (m *member) ready() bool {
 	return addr != "" && m.now().Sub(r.LastContact()) < 2*m.heartbeat
 }
 
-// caughtUp tells whether this node's log has been current since it started:
-// once it heard a coordinator and had applied everything its log held. A
-// restarted node applies the entries after its last snapshot only then, so
-// until then it may not have applied a deposition it had applied before.
+// caughtUp tells whether this node has applied every deposition it applied
+// before it started: its log held none after its snapshot, or it has been
+// current since (it heard a coordinator and had applied everything its log
+// held). A restarted node applies the entries after its last snapshot only
+// then, so until then it may not have applied a deposition it had applied
+// before. Before it joins, its log is unread.
 func (m *member) caughtUp() bool {
 	if m.caught.Load() {
 		return true
 	}
-	r := m.raft()
-	if r == nil || !m.ready() || r.AppliedIndex() < r.LastIndex() {
+	n := m.node.Load()
+	if n == nil {
+		return false
+	}
+	if n.deposeAhead && (!m.ready() || n.r.AppliedIndex() < n.r.LastIndex()) {
 		return false
 	}
 	m.caught.Store(true)

@@ -94,6 +94,10 @@ type raftNode struct {
 	r         *raft.Raft
 	transport *raft.NetworkTransport
 	store     *raftboltdb.BoltStore
+	// deposeAhead: at start, the local log held a depose entry after the
+	// snapshot, which the FSM applies only once this node hears a
+	// coordinator (member.caughtUp).
+	deposeAhead bool
 }
 
 func (o RaftOptions) logger() hclog.Logger {
@@ -187,6 +191,7 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	members.r.Store(r)
+	deposeAhead := logHoldsDepose(store, r.AppliedIndex())
 	if !existing {
 		err := r.BootstrapCluster(initial).Error()
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -202,7 +207,7 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 		_ = store.Close()
 		return nil, err
 	}
-	return &raftNode{r: r, transport: trans, store: store}, nil
+	return &raftNode{r: r, transport: trans, store: store, deposeAhead: deposeAhead}, nil
 }
 
 // memberMarker is the file, beside raft_dir, that says this node has been
@@ -306,4 +311,28 @@ func Recover(o RaftOptions, voters []repmgr.Node) (err error) {
 		return fmt.Errorf("recover raft group: %w", err)
 	}
 	return nil
+}
+
+// logHoldsDepose tells whether the log holds a depose entry after index
+// (what the FSM restored from its snapshot): a restarted node applies those
+// entries only once it hears a coordinator, and may have applied that
+// deposition before it stopped. An entry it cannot read counts as one.
+func logHoldsDepose(logs raft.LogStore, index uint64) bool {
+	last, err := logs.LastIndex()
+	if err != nil {
+		return true
+	}
+	for i := index + 1; i <= last; i++ {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return true
+		}
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		if e, err := DecodeEntry(l.Data); err == nil && e.Type == EntryDepose {
+			return true
+		}
+	}
+	return false
 }
