@@ -48,8 +48,10 @@ type FenceView struct {
 	// PrimaryRuns is set when the committed primary answers a direct
 	// probe as a running primary: rule 1 then fires at once.
 	PrimaryRuns bool
-	// DeposedFor is how long this node has run as primary while hearing a
-	// coordinator whose log names another; AdoptWithin, how long the
+	// DeposedFor is how long this node has run as primary while its log
+	// names another primary (a brief loss of the coordinator does not
+	// start it again: a node whose Raft link flaps would otherwise never
+	// be fenced by either rule); AdoptWithin, how long the
 	// coordinator may take to adopt a primary promoted outside pgquorum
 	// (a voter's lease, the router hold and a refresh: Options.Quiet).
 	DeposedFor, AdoptWithin time.Duration
@@ -108,11 +110,13 @@ func (v FenceView) fenceable() bool {
 	return v.Policy != api.FenceOff && v.Policy != "" && !(v.Paused && v.Ready) && v.DBUp && !v.InRecovery && v.Registered
 }
 
-// deposed tells whether rule 1's condition besides evidence holds: a
-// coordinator heard, another committed primary, and no switchover of its own.
-func (v FenceView) deposed() bool {
-	return v.Ready && v.Primary != "" && v.Primary != v.Self && !v.Demoting
-}
+// replacedInLog tells whether the latest decision this node knows names
+// another primary, with no switchover of its own under way.
+func (v FenceView) replacedInLog() bool { return v.Primary != "" && v.Primary != v.Self && !v.Demoting }
+
+// deposed tells whether rule 1's condition besides evidence holds: it is
+// replaced in a log it knows to be current (a coordinator heard).
+func (v FenceView) deposed() bool { return v.Ready && v.replacedInLog() }
 
 // deposedWait is how long rule 1 waits when the committed primary does not
 // answer this node: long enough for the coordinator to adopt this node if
@@ -195,8 +199,16 @@ type fenceFacts struct {
 // fenceMemory is the fencer's own state between steps; all but FencedFor
 // persist across restarts (fenceState).
 type fenceMemory struct {
+	// Epoch and Primary are the latest committed decision this node has
+	// applied. A restarted node's FSM holds only its snapshot until it
+	// hears a leader (Raft applies the entries after it only then), so a
+	// cut-off node would otherwise be back at epoch 0, where nothing is
+	// fenced, at every restart.
+	Epoch   uint64
+	Primary string
+
 	NotReadySince time.Time             // since when this node has heard no coordinator
-	DeposedSince  time.Time             // since when it has run as primary while the log it hears names another
+	DeposedSince  time.Time             // since when it has run as primary while its log names another
 	Marks         map[string]streamMark // per registered standby, when its stream last showed signs of life
 	FencedFor     string                // why this node fenced itself, until the episode ends
 }
@@ -237,6 +249,10 @@ func fenceStep(f fenceFacts, mem fenceMemory, now time.Time) fenceIntent {
 	v := f.View
 	v.Demoting = f.Demoting
 	in := fenceIntent{Memory: mem}
+	if v.Epoch < mem.Epoch {
+		v.Epoch, v.Primary = mem.Epoch, mem.Primary
+	}
+	in.Memory.Epoch, in.Memory.Primary = v.Epoch, v.Primary
 	// Rule 2's clock runs from the first step without a coordinator. One
 	// started in this process counts only from the end of the quiet
 	// period: a start is no head start towards a fence. One carried over
@@ -251,7 +267,7 @@ func fenceStep(f fenceFacts, mem fenceMemory, now time.Time) fenceIntent {
 		}
 		v.NotReadyFor = max(0, now.Sub(since))
 	}
-	in.Memory.DeposedSince = sinceFor(v.deposed() && v.DBUp && !v.InRecovery, mem.DeposedSince, now)
+	in.Memory.DeposedSince = sinceFor(v.replacedInLog() && v.DBUp && !v.InRecovery, mem.DeposedSince, now)
 	if !in.Memory.DeposedSince.IsZero() {
 		v.DeposedFor = now.Sub(in.Memory.DeposedSince)
 	}

@@ -71,6 +71,9 @@ func TestFenceStep(t *testing.T) {
 			mem2: fenceMemory{DeposedSince: t0}, clear: true},
 		{name: "rule 1's clock starts when it hears another committed primary",
 			facts: fenceFacts{View: primaryView}, at: time.Second, mem2: fenceMemory{DeposedSince: t0.Add(time.Second)}, clear: true},
+		{name: "rule 1's clock goes on through a brief loss of the coordinator",
+			facts: fenceFacts{View: view(func(v *FenceView) { v.Ready = false })}, mem: fenceMemory{DeposedSince: t0}, at: 2 * time.Second,
+			mem2: fenceMemory{DeposedSince: t0, NotReadySince: t0.Add(2 * time.Second)}, clear: true},
 		{name: "rule 1 not for a primary stepping down for a switchover",
 			facts: fenceFacts{View: primaryView, Demoting: true}, mem: fenceMemory{DeposedSince: t0}, at: time.Hour, clear: true},
 		{name: "no coordinator starts the clock",
@@ -85,7 +88,7 @@ func TestFenceStep(t *testing.T) {
 		{name: "rule 2: no coordinator for fence_after, and another node is the committed primary",
 			facts: fenceFacts{View: view(func(v *FenceView) { v.Ready = false }), Streams: following, Window: 11 * time.Second},
 			mem:   fenceMemory{NotReadySince: t0}, at: 30 * time.Second, fence: "and s2 is the committed primary of epoch 2",
-			mem2: fenceMemory{NotReadySince: t0, FencedFor: "rule 2: no coordinator for 30s (failover.fence_after 30s), and s2 is the committed primary of epoch 2",
+			mem2: fenceMemory{NotReadySince: t0, DeposedSince: t0.Add(30 * time.Second), FencedFor: "rule 2: no coordinator for 30s (failover.fence_after 30s), and s2 is the committed primary of epoch 2",
 				Marks: marksAt(t0.Add(30*time.Second), "s2", "s3")}},
 		{name: "never the committed primary both standbys follow live, with no coordinator for long",
 			facts: fenceFacts{View: view(cutOff), Streams: following, Window: 11 * time.Second},
@@ -96,7 +99,7 @@ func TestFenceStep(t *testing.T) {
 		{name: "rule 2: a pause in the log of a node that hears no coordinator does not hold",
 			facts: fenceFacts{View: view(func(v *FenceView) { v.Ready, v.Paused = false, true }), Streams: following, Window: 11 * time.Second},
 			mem:   fenceMemory{NotReadySince: t0}, at: 30 * time.Second, fence: "rule 2: no coordinator for 30s (failover.fence_after 30s), and s2 is the committed primary",
-			mem2: fenceMemory{NotReadySince: t0, FencedFor: "rule 2: no coordinator for 30s (failover.fence_after 30s), and s2 is the committed primary of epoch 2",
+			mem2: fenceMemory{NotReadySince: t0, DeposedSince: t0.Add(30 * time.Second), FencedFor: "rule 2: no coordinator for 30s (failover.fence_after 30s), and s2 is the committed primary of epoch 2",
 				Marks: marksAt(t0.Add(30*time.Second), "s2", "s3")}},
 		{name: "paused, hearing a coordinator: no fence",
 			facts:  fenceFacts{View: view(func(v *FenceView) { v.PrimaryRuns, v.Paused = true, true }), SteppingDown: true},
@@ -128,6 +131,13 @@ func TestFenceStep(t *testing.T) {
 				Started: t0.Add(25 * time.Second), QuietUntil: t0.Add(35 * time.Second)},
 			mem: fenceMemory{NotReadySince: t0}, at: 30 * time.Second, fence: "rule 2: no coordinator for 30s",
 			mem2: fenceMemory{NotReadySince: t0, FencedFor: "rule 2: no coordinator for 30s (failover.fence_after 30s), and only 0 of 2 standbys stream from it (2 needed of 3 registered nodes)"}},
+		// A restarted node's FSM holds nothing past its snapshot until it
+		// hears a leader: the decision it kept stands for it.
+		{name: "rule 2: a restarted node cut off fences on the decision it kept, not at epoch 0",
+			facts: fenceFacts{View: view(cutOff, func(v *FenceView) { v.Epoch, v.Primary, v.Quiet = 0, "", true }), Streams: streamFacts{Standbys: standbys, Known: true},
+				Started: t0.Add(25 * time.Second), QuietUntil: t0.Add(35 * time.Second)},
+			mem: fenceMemory{Epoch: 2, Primary: "s2", NotReadySince: t0}, at: 30 * time.Second, fence: "and s2 is the committed primary of epoch 2",
+			mem2: fenceMemory{Epoch: 2, Primary: "s2", NotReadySince: t0, DeposedSince: t0.Add(30 * time.Second), FencedFor: "rule 2: no coordinator for 30s (failover.fence_after 30s), and s2 is the committed primary of epoch 2"}},
 		{name: "never at epoch 0, carried clock or not",
 			facts: fenceFacts{View: view(cutOff, func(v *FenceView) { v.Epoch, v.Primary = 0, "" }), Streams: streamFacts{Standbys: standbys, Known: true},
 				Started: t0.Add(25 * time.Second), QuietUntil: t0.Add(35 * time.Second)},
@@ -154,8 +164,12 @@ func TestFenceStep(t *testing.T) {
 			if in.StepUp != tt.stepUp || in.EndDemotion != tt.end || in.ClearShown != tt.clear {
 				t.Errorf("step up %v, end demotion %v, clear %v; want %v, %v, %v", in.StepUp, in.EndDemotion, in.ClearShown, tt.stepUp, tt.end, tt.clear)
 			}
-			if !reflect.DeepEqual(in.Memory, tt.mem2) {
-				t.Errorf("memory %+v, want %+v", in.Memory, tt.mem2)
+			want := tt.mem2
+			if want.Epoch == 0 && want.Primary == "" { // the latest decision known, kept
+				want.Epoch, want.Primary = tt.facts.View.Epoch, tt.facts.View.Primary
+			}
+			if !reflect.DeepEqual(in.Memory, want) {
+				t.Errorf("memory %+v, want %+v", in.Memory, want)
 			}
 		})
 	}
@@ -336,9 +350,10 @@ func TestFencerProbeFailsPostmasterRuns(t *testing.T) {
 
 // TestFencerClockSurvivesRestart: review finding 6. A pgquorum that hears
 // no coordinator leaves its clock in the Raft directory; started again (a
-// crash loop), it fences as soon as fence_after has passed since the first
-// run lost its coordinator, although its own quiet period has just begun.
-// At epoch 0 it never does.
+// crash loop), with an FSM that holds no decision until it hears a leader,
+// it fences on the decision it kept as soon as fence_after has passed since
+// the first run lost its coordinator, although its own quiet period has
+// just begun. At epoch 0 it never does.
 func TestFencerClockSurvivesRestart(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -368,8 +383,9 @@ func TestFencerClockSurvivesRestart(t *testing.T) {
 			// Restarted 6 s after the first run lost its coordinator, then
 			// stepping until 12 s: within the new run's quiet period, past
 			// fence_after since the first run's clock started.
+			// Its FSM holds no decision until it hears a leader.
 			actions := &fakeActions{}
-			second := newShells(t, opts, localAs("-"), actions, &fakeReporters{}, tt.state)
+			second := newShells(t, opts, localAs("-"), actions, &fakeReporters{}, Replicated{})
 			second.act.ready = func() bool { return false }
 			for range 4 {
 				second.act.step(context.Background())

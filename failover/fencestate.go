@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// fenceStateFile holds, in the Raft directory, the fencer's clocks and
-// stream marks, so that a restart of pgquorum neither restarts rule 2's
+// fenceStateFile holds, in the Raft directory, the latest decision this
+// node applied, the fencer's clocks and its stream marks, so that a restart of pgquorum neither restarts rule 2's
 // clock nor gives the streams the benefit of the doubt again: a pgquorum
 // that crash-loops must not postpone a fence for ever. Times are wall
 // clock across the restart (within a process the monotonic clock rules).
@@ -18,6 +18,8 @@ const fenceStateFile = "fence.json"
 
 // fenceState is what persists of fenceMemory.
 type fenceState struct {
+	Epoch         uint64                `json:"epoch,omitempty"`
+	Primary       string                `json:"primary,omitempty"`
 	NotReadySince time.Time             `json:"not_ready_since,omitzero"`
 	DeposedSince  time.Time             `json:"deposed_since,omitzero"`
 	Marks         map[string]streamMark `json:"marks,omitempty"`
@@ -51,7 +53,7 @@ func (s *fenceStore) load() (fenceMemory, error) {
 		return fenceMemory{}, fmt.Errorf("decode the fence state %s: %w", s.path(), err)
 	}
 	s.saved = b
-	return fenceMemory{NotReadySince: st.NotReadySince, DeposedSince: st.DeposedSince, Marks: st.Marks}, nil
+	return fenceMemory{Epoch: st.Epoch, Primary: st.Primary, NotReadySince: st.NotReadySince, DeposedSince: st.DeposedSince, Marks: st.Marks}, nil
 }
 
 // save writes mem when it changed: at once when a clock started or
@@ -64,7 +66,7 @@ func (s *fenceStore) save(mem fenceMemory, ready bool, now time.Time) error {
 	if s.dir == "" {
 		return nil
 	}
-	st := fenceState{NotReadySince: mem.NotReadySince, DeposedSince: mem.DeposedSince}
+	st := fenceState{Epoch: mem.Epoch, Primary: mem.Primary, NotReadySince: mem.NotReadySince, DeposedSince: mem.DeposedSince}
 	if !ready {
 		st.Marks = mem.Marks
 	}
@@ -76,7 +78,7 @@ func (s *fenceStore) save(mem fenceMemory, ready bool, now time.Time) error {
 		return nil
 	}
 	var last fenceState
-	if err := json.Unmarshal(s.saved, &last); err == nil && len(s.saved) > 0 && last.NotReadySince.Equal(st.NotReadySince) &&
+	if err := json.Unmarshal(s.saved, &last); err == nil && len(s.saved) > 0 && last.Epoch == st.Epoch && last.Primary == st.Primary && last.NotReadySince.Equal(st.NotReadySince) &&
 		last.DeposedSince.Equal(st.DeposedSince) && len(last.Marks) == len(st.Marks) && now.Sub(s.at) < s.every {
 		return nil
 	}
