@@ -66,6 +66,7 @@ var Keys = []Key{
 	{"failover.switchover_max_lag", "16MB", "a switchover target may be at most this far behind (bytes, or kB/MB/GB)"},
 	{"failover.fence", "off", "what a primary that must take no more writes does: off, stop (pg_ctl stop -m fast) or a command"},
 	{"failover.fence_after", "10s", "a primary that has heard no coordinator this long is fenced when it is not the committed primary or too few of its standbys stream live from it (rule 2); a deposed primary whose successor does not answer it waits at least this long (rule 1)"},
+	{"failover.standby_status_interval", "10s", "the standbys' wal_receiver_status_interval: how often an idle standby replies to its primary; fencing's rule 2 counts a stream live only with a reply within 1.5 times this (raise it with theirs)"},
 	{"failover.auto_rejoin", "false", "a stopped or fenced former primary rejoins the committed primary as a standby by itself"},
 	{"failover.rejoin_command", "", "what a former primary runs to rejoin (default: repmgr -f <repmgr.config_file> node rejoin -d <primary conninfo> --force-rewind)"},
 	{"hooks.on_role_change", "", "command run on this node after its role changed, with the new role (primary, standby, fenced), the node and the epoch appended"},

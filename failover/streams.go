@@ -10,8 +10,8 @@ import (
 
 // standbyStatusInterval is PostgreSQL's default wal_receiver_status_interval:
 // an idle standby replies to its primary at least this often. A cluster that
-// raises it must raise Options.StatusInterval with it, or an idle, healthy
-// stream looks dead to the fencer.
+// raises it must raise failover.standby_status_interval (Options.StatusInterval)
+// with it, or an idle, healthy stream looks dead to the fencer.
 const standbyStatusInterval = 10 * time.Second
 
 // streamMark is what this primary last saw of a standby's stream, each
