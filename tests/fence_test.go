@@ -1,11 +1,14 @@
 package tests
 
 // Fencing (issue 17): only a replaced primary is fenced. Rule 1: another
-// committed primary runs; rule 2: no coordinator heard for
-// failover.fence_after while not the committed primary, or while fewer than
-// a majority of its standbys stream live from it. Never at a start, never
-// for an outage of pgquorum alone. Every test runs with failover.fence:
-// stop, the /state poller (never two 200s) and the write prober.
+// committed primary runs, or has not been answering this node while the
+// coordinator did not adopt it; rule 2: no coordinator heard for
+// failover.fence_after while not the committed primary, or while too few of
+// its standbys stream live from it. Never at a start, never for an outage of
+// pgquorum alone; a stale pause, a crash-looping pgquorum and a new primary
+// out of reach do not keep a replaced one running. Every test runs with
+// failover.fence: stop, the /state poller (never two 200s) and the write
+// prober.
 
 import (
 	"context"
