@@ -253,8 +253,16 @@ func TestFenceCutOffPausedPrimary(t *testing.T) {
 	if err := r.c.Partition(ctx, []*lab.Node{n1}, []*lab.Node{n2, n3}); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := runPgquorum(t, "resume", "--url", n2.QuorumURL()); code != 0 {
-		t.Fatalf("resume: exit %d: %s", code, out)
+	// The majority side may first have to elect a Raft leader (node1 may
+	// have led): the resume is refused until it has one.
+	err := lab.WaitFor(ctx, settle, "the resume on the majority side", func(context.Context) error {
+		if out, code := runPgquorum(t, "resume", "--url", n2.QuorumURL()); code != 0 {
+			return fmt.Errorf("exit %d: %s", code, strings.TrimSpace(out))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	resumed := time.Now()
 	p := r.failedOver(t, 2, "node1", resumed, n2, n3)
