@@ -314,6 +314,7 @@ type fencer struct {
 	// period (Options.Quiet after New).
 	started, quietUntil time.Time
 	logged              string // the inputs last logged
+	saveErr             string // the last error saving the fence state, logged once
 }
 
 // newFencer returns the fencer, with the memory a previous run of pgquorum
@@ -374,8 +375,12 @@ func (x *fencer) step(ctx context.Context, st Replicated, f *consensus.Snapshot,
 	facts := x.facts(ctx, st, f, ready, demoting)
 	in := fenceStep(facts, x.mem, now)
 	x.mem = in.Memory
-	if err := x.store.save(in.Memory, ready, now); err != nil {
-		x.opts.Logger.Warn("save the fence state", "error", err)
+	// Once per distinct error: a read-only directory fails every step.
+	if err := x.store.save(in.Memory, ready, now); err != nil && err.Error() != x.saveErr {
+		x.saveErr = err.Error()
+		x.opts.Logger.Warn("save the fence state: a restart of pgquorum will start fencing's clocks afresh", "error", err)
+	} else if err == nil {
+		x.saveErr = ""
 	}
 	x.board.setOutlook(in.Outlook)
 	// Every input of the rules, once per change of what they see (not of
