@@ -109,6 +109,7 @@ type Failover struct {
 	SwitchoverDrain  time.Duration
 	Fence            string // "off", "stop" or a command
 	FenceAfter       time.Duration
+	StatusInterval   time.Duration // the standbys' wal_receiver_status_interval
 	AutoRejoin       bool
 	RejoinCommand    string // "": repmgr node rejoin --force-rewind
 }
@@ -195,6 +196,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 			SwitchoverMaxLag: p.bytes("failover.switchover_max_lag"),
 			Fence:            p.str("failover.fence"),
 			FenceAfter:       p.positiveDuration("failover.fence_after"),
+			StatusInterval:   p.positiveDuration("failover.standby_status_interval"),
 			AutoRejoin:       p.boolean("failover.auto_rejoin"),
 			RejoinCommand:    p.str("failover.rejoin_command"),
 		},
@@ -352,8 +354,9 @@ func (c Config) Print(w io.Writer) {
 		"failover.command_timeout": f.CommandTimeout, "failover.switchover_max_lag": f.SwitchoverMaxLag,
 		"failover.switchover_drain": f.SwitchoverDrain,
 		"failover.fence":            f.Fence, "failover.fence_after": f.FenceAfter, "failover.auto_rejoin": f.AutoRejoin,
-		"failover.rejoin_command": f.RejoinCommand,
-		"hooks.on_role_change":    c.Hooks.OnRoleChange, "hooks.pre_promote": c.Hooks.PrePromote,
+		"failover.standby_status_interval": f.StatusInterval,
+		"failover.rejoin_command":          f.RejoinCommand,
+		"hooks.on_role_change":             c.Hooks.OnRoleChange, "hooks.pre_promote": c.Hooks.PrePromote,
 		"hooks.on_failover": c.Hooks.OnFailover, "hooks.on_fence": c.Hooks.OnFence, "hooks.timeout": c.Hooks.Timeout,
 		"log.level": c.LogLevel, "log.format": c.LogFormat,
 	}

@@ -85,6 +85,11 @@ func (x Commands) Stopped(ctx context.Context) (repmgr.Control, bool, error) {
 	return ctl, false, err
 }
 
+// Postmaster implements Actions.
+func (x Commands) Postmaster(context.Context) (repmgr.Postmaster, error) {
+	return x.Service.Postmaster()
+}
+
 // Rejoin implements Actions: repmgr node rejoin to primary, rewinding
 // when the histories diverged, or the operator's command.
 func (x Commands) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {

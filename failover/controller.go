@@ -97,6 +97,10 @@ type Actions interface {
 	// Stopped reads the control file of the local instance when no
 	// postmaster runs; running tells whether one does.
 	Stopped(ctx context.Context) (ctl repmgr.Control, running bool, err error)
+	// Postmaster says, from the data directory alone, whether a postmaster
+	// runs and whether it runs as a standby: what fencing needs when the
+	// database does not answer.
+	Postmaster(ctx context.Context) (repmgr.Postmaster, error)
 	Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error)
 	Fence(ctx context.Context, reason string) (string, error)
 }
@@ -158,8 +162,7 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	run := &actionRunner{opts: opts, fsm: fsm, board: board, note: c.rep.noteState}
 	c.hooks = newHookRunner(opts)
 	c.act = &actor{opts: opts, local: local, actions: actions, fsm: fsm, ready: m.ready, board: board, run: run, note: c.rep.noteState,
-		fence: &fencer{opts: opts, local: local, actions: actions, board: board, run: run, record: record, hooks: c.hooks,
-			quietUntil: opts.Now().Add(opts.Quiet)},
+		fence:    newFencer(opts, local, actions, board, run, record, c.hooks),
 		attempts: map[actKey]*attempt{}, hooks: c.hooks, hooksRan: map[hookKey]bool{}}
 	c.fences = &fenceLog{opts: opts, m: m, fences: record, command: c.Command}
 	return c

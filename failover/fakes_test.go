@@ -87,6 +87,7 @@ type fakeActions struct {
 	probeTakes time.Duration   // how long InRecovery takes to answer, within its ctx
 	control    repmgr.Control
 	running    bool
+	postmaster repmgr.Postmaster // what the data directory says
 }
 
 func (x *fakeActions) do(ctx context.Context, what string) error {
@@ -155,6 +156,12 @@ func (x *fakeActions) Stopped(ctx context.Context) (repmgr.Control, bool, error)
 	defer x.mu.Unlock()
 	x.calls = append(x.calls, "control file")
 	return x.control, x.running, nil
+}
+
+func (x *fakeActions) Postmaster(context.Context) (repmgr.Postmaster, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.postmaster, nil
 }
 
 func (x *fakeActions) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {

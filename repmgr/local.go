@@ -174,6 +174,7 @@ SELECT s.in_recovery,
        (SELECT coalesce(json_agg(json_build_object(
                  'name', application_name, 'state', state,
                  'reply_age', extract(epoch FROM now() - reply_time)::float8,
+                 'reply', extract(epoch FROM reply_time)::float8,
                  'flush', pg_wal_lsn_diff(flush_lsn, '0/0')::bigint) ORDER BY application_name), '[]')
           FROM pg_stat_replication),
        `

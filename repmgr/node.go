@@ -63,7 +63,12 @@ type Stream struct {
 	// arrived (now() - reply_time); nil before its first reply. A standby
 	// replies on every flush and at least every wal_receiver_status_interval.
 	ReplyAge *float64 `json:"reply_age"`
-	Flush    *int64   `json:"flush"` // the standby's flush_lsn, in bytes since 0/0; nil until reported
+	// Reply is the standby's reply_time itself, in seconds since the Unix
+	// epoch by the standby's clock: only ever compared with its previous
+	// value, so that a reply is judged by when this node saw it change,
+	// not by two machines' clocks.
+	Reply *float64 `json:"reply"`
+	Flush *int64   `json:"flush"` // the standby's flush_lsn, in bytes since 0/0; nil until reported
 }
 
 // Repmgrd is what the repmgr extension knows of the local repmgrd: both

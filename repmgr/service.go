@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Service starts and stops the local PostgreSQL instance the way repmgr
@@ -153,4 +154,49 @@ func ParseLSN(s string) (int64, error) {
 // shellQuote quotes s for /bin/sh.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Postmaster is what the data directory says of the postmaster running
+// on it, without connecting to it.
+type Postmaster struct {
+	PID int // from postmaster.pid; 0 when none runs
+	// Standby is set when standby.signal or recovery.signal is there: the
+	// postmaster started (or will start) in recovery, and has not been
+	// promoted since (a promotion removes them).
+	Standby bool
+}
+
+// Postmaster reads postmaster.pid and the recovery signal files of the data
+// directory: whether a postmaster runs, and as what, when the database
+// itself does not answer (a probe timing out on a busy machine).
+func (s Service) Postmaster() (Postmaster, error) {
+	dir := s.Conf.DataDirectory
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if errors.Is(err, os.ErrNotExist) {
+		return Postmaster{}, nil
+	}
+	if err != nil {
+		return Postmaster{}, fmt.Errorf("read postmaster.pid: %w", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 {
+		return Postmaster{}, fmt.Errorf("postmaster.pid: no PID on its first line: %q", first)
+	}
+	// A file left by a killed postmaster names a process that is gone
+	// (signal 0 only checks; EPERM means it exists, another user's).
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return Postmaster{}, nil
+	}
+	p := Postmaster{PID: pid}
+	for _, name := range []string{"standby.signal", "recovery.signal"} {
+		_, err := os.Stat(filepath.Join(dir, name))
+		switch {
+		case err == nil:
+			p.Standby = true
+		case !errors.Is(err, os.ErrNotExist):
+			return Postmaster{}, fmt.Errorf("look for %s: %w", name, err)
+		}
+	}
+	return p, nil
 }

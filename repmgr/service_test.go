@@ -1,6 +1,9 @@
 package repmgr
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -70,5 +73,45 @@ func TestServiceCommands(t *testing.T) {
 	s.Conf.PGBinDir, s.Conf.PGCtlOptions = "", ""
 	if got, want := s.pgctl("start"), `'pg_ctl' -w -D '/var/lib/pg'\''s data' start`; got != want {
 		t.Errorf("pg_ctl command without pg_bindir\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestPostmaster: the data directory says whether a postmaster runs, and
+// as a standby, without a connection.
+func TestPostmaster(t *testing.T) {
+	write := func(t *testing.T, dir, name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self := os.Getpid()
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  Postmaster
+		err   bool
+	}{
+		{name: "no postmaster.pid: none runs"},
+		{name: "a live postmaster, no signal file: a primary", files: map[string]string{"postmaster.pid": fmt.Sprintf("%d\n/data\n1700000000\n", self)},
+			want: Postmaster{PID: self}},
+		{name: "a live postmaster with standby.signal", files: map[string]string{"postmaster.pid": fmt.Sprintf("%d\n", self), "standby.signal": ""},
+			want: Postmaster{PID: self, Standby: true}},
+		{name: "a live postmaster with recovery.signal", files: map[string]string{"postmaster.pid": fmt.Sprintf("%d\n", self), "recovery.signal": ""},
+			want: Postmaster{PID: self, Standby: true}},
+		{name: "a file left by a postmaster that is gone", files: map[string]string{"postmaster.pid": "2147483646\n"}},
+		{name: "a garbled file", files: map[string]string{"postmaster.pid": "x\n"}, err: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range tt.files {
+				write(t, dir, name, content)
+			}
+			got, err := Service{Conf: Config{DataDirectory: dir}}.Postmaster()
+			if (err != nil) != tt.err || got != tt.want {
+				t.Errorf("Postmaster() = %+v, %v; want %+v, error %v", got, err, tt.want, tt.err)
+			}
+		})
 	}
 }

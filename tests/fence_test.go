@@ -1,11 +1,14 @@
 package tests
 
 // Fencing (issue 17): only a replaced primary is fenced. Rule 1: another
-// committed primary runs; rule 2: no coordinator heard for
-// failover.fence_after while not the committed primary, or while fewer than
-// a majority of its standbys stream live from it. Never at a start, never
-// for an outage of pgquorum alone. Every test runs with failover.fence:
-// stop, the /state poller (never two 200s) and the write prober.
+// committed primary runs, or has not been answering this node while the
+// coordinator did not adopt it; rule 2: no coordinator heard for
+// failover.fence_after while not the committed primary, or while too few of
+// its standbys stream live from it. Never at a start, never for an outage of
+// pgquorum alone; a stale pause, a crash-looping pgquorum and a new primary
+// out of reach do not keep a replaced one running. Every test runs with
+// failover.fence: stop, the /state poller (never two 200s) and the write
+// prober.
 
 import (
 	"context"
@@ -98,19 +101,25 @@ func waitFenceInHistory(t *testing.T, p *lab.Node, node, rule string) {
 
 // TestFenceNotAtStartup: a cluster started with fence: stop and
 // fence_after as short as the refresh interval comes up with node1 as
-// primary, the adoption its only decision, and nothing fenced.
+// primary, the adoption its only decision, and nothing fenced, in either
+// failover mode.
 func TestFenceNotAtStartup(t *testing.T) {
 	t.Parallel()
-	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": refresh.String()}))
-	n1 := r.c.Node("node1")
-	waitWritesOn(t, r.w, n1)
-	// Past the quiet period (lease + router hold + refresh) and the window
-	// of a live stream.
-	holdUnfenced(t, r, 5*time.Second)
-	noFenceInHistory(t, n1)
-	r.w.Stop()
-	checkWriteHistory(t, r.w)
+	for _, mode := range []string{"pgquorum", "repmgrd"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+				"failover.mode": mode, "failover.fence": "stop", "failover.fence_after": refresh.String()}))
+			n1 := r.c.Node("node1")
+			waitWritesOn(t, r.w, n1)
+			// Past the quiet period (lease + router hold + refresh) and the window
+			// of a live stream.
+			holdUnfenced(t, r, 5*time.Second)
+			noFenceInHistory(t, n1)
+			r.w.Stop()
+			checkWriteHistory(t, r.w)
+		})
+	}
 }
 
 // TestFenceNotOnAPgquorumOutage: every standby's pgquorum is stopped for 2
@@ -186,6 +195,139 @@ func TestFenceDeposedPrimaryByRule1(t *testing.T) {
 	waitPostmasterStopped(t, n1, settle)
 	t.Logf("node1 fenced %s after it started again", time.Since(started).Round(time.Millisecond))
 	waitFenceInHistory(t, p, "node1", "rule 1: runs as primary, but "+p.Name+" is the committed primary of epoch 2")
+}
+
+// TestFenceDeposedPrimaryOutOfReachByRule1: as above, but node1 cannot
+// reach the new primary's database (a firewall drops what node1's
+// processes send to its port): its probe of the committed primary fails,
+// while it hears the coordinator. Rule 1 stops it once the coordinator has
+// not adopted it for max(fence_after, the quiet period) (issue 17, review
+// finding 1: before, it was never fenced).
+func TestFenceDeposedPrimaryOutOfReachByRule1(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+		"failover.fence": "stop", "failover.fence_after": "3s"}))
+	ctx := context.Background()
+	n1 := r.c.Node("node1")
+	waitWritesOn(t, r.w, n1)
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	p := r.failedOver(t, 2, "node1", time.Now())
+	r.writesMoveTo(t, p)
+	if err := r.c.DropPort(ctx, n1, p, p.PGPort); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.StartPG(ctx); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	waitPostmasterStopped(t, n1, settle)
+	t.Logf("node1, out of reach of %s's database, fenced %s after it started again", p.Name, time.Since(started).Round(time.Millisecond))
+	if err := r.c.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFenceInHistory(t, p, "node1", "rule 1: runs as primary, but "+p.Name+" is the committed primary of epoch 2, and has not adopted this node for")
+}
+
+// TestFenceCutOffPausedPrimary: automatic failover is paused, node1 is
+// cut off from both peers, and the majority resumes: it fails over. node1's
+// log still says "paused", but a node that hears no coordinator cannot know
+// the pause still holds: rule 2 stops it (review finding 2: before, a stale
+// pause kept it from ever being fenced).
+func TestFenceCutOffPausedPrimary(t *testing.T) {
+	t.Parallel()
+	const fenceAfter = 3 * time.Second
+	const bound = fenceAfter + 15*time.Second + 5*time.Second // as TestFenceCutOffPrimaryByRule2's
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+	ctx := context.Background()
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	waitWritesOn(t, r.w, n1)
+	if out, code := runPgquorum(t, "pause", "--reason", "fence test", "--url", n2.QuorumURL()); code != 0 {
+		t.Fatalf("pause: exit %d: %s", code, out)
+	}
+	waitVerdict(t, n1, "the pause in node1's /state", func(_ int, b api.StateBody) bool {
+		return b.Failover != nil && b.Failover.Paused
+	})
+	if err := r.c.Partition(ctx, []*lab.Node{n1}, []*lab.Node{n2, n3}); err != nil {
+		t.Fatal(err)
+	}
+	// The majority side may first have to elect a Raft leader (node1 may
+	// have led): the resume is refused until it has one.
+	err := lab.WaitFor(ctx, settle, "the resume on the majority side", func(context.Context) error {
+		if out, code := runPgquorum(t, "resume", "--url", n2.QuorumURL()); code != 0 {
+			return fmt.Errorf("exit %d: %s", code, strings.TrimSpace(out))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	p := r.failedOver(t, 2, "node1", resumed, n2, n3)
+	waitPostmasterStopped(t, n1, bound-time.Since(resumed))
+	t.Logf("node1, paused in its own log, fenced %s after the resume", time.Since(resumed).Round(time.Millisecond))
+	r.writesMoveTo(t, p)
+	if err := r.c.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFenceInHistory(t, p, "node1", "rule 2: no coordinator for")
+}
+
+// TestFenceCrashLoopingPgquorum: node1 is cut off from both peers and a
+// failover follows, while node1's pgquorum is killed and started again as
+// soon as it has taken its first step, again and again (a crash loop):
+// every start begins a quiet period, which held rule 2's clock back for
+// ever (review finding 6). The clock is kept in the Raft directory: node1
+// is fenced within a bounded number of restarts.
+func TestFenceCrashLoopingPgquorum(t *testing.T) {
+	t.Parallel()
+	const fenceAfter = 3 * time.Second
+	const restarts = 20
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
+		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+	ctx := context.Background()
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	waitWritesOn(t, r.w, n1)
+	if err := r.c.Partition(ctx, []*lab.Node{n1}, []*lab.Node{n2, n3}); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	const stepLine = `msg="fence inputs changed"`
+	restarted := 0
+	for ; restarted < restarts && len(n1.LogLines(fenceLine)) == 0; restarted++ {
+		n1.KillQuorum()
+		seen := len(n1.LogLines(stepLine))
+		if err := n1.StartQuorum(); err != nil {
+			t.Fatal(err)
+		}
+		// Killed again once its fencer has taken a step: well within its
+		// quiet period.
+		err := lab.WaitFor(ctx, settle, "node1's fencer to step", func(context.Context) error {
+			if len(n1.LogLines(stepLine)) == seen {
+				return fmt.Errorf("no step yet")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := n1.LogLines(fenceLine)
+	if len(lines) == 0 {
+		t.Fatalf("node1 not fenced after %d restarts of its pgquorum, %s after the cut", restarted, time.Since(cut).Round(time.Millisecond))
+	}
+	t.Logf("node1 fenced after %d restarts of its pgquorum, %s after the cut: %s", restarted, time.Since(cut).Round(time.Millisecond), lines[0])
+	if !strings.Contains(lines[0], "rule 2: no coordinator for") {
+		t.Errorf("node1's fence: %s; want rule 2", lines[0])
+	}
+	waitPostmasterStopped(t, n1, settle)
+	p := r.failedOver(t, 2, "node1", cut, n2, n3)
+	r.writesMoveTo(t, p)
+	if err := r.c.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestFenceCutOffPrimaryByRule2: node1 is cut off from both peers. It hears

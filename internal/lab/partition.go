@@ -59,8 +59,22 @@ func (c *Cluster) PartitionOneWay(ctx context.Context, from, to []*Node) error {
 	return c.drop(ctx, pairs, fmt.Sprintf("one-way partition %v -/-> %v", names(from), names(to)))
 }
 
+// DropPort drops every packet from's processes send to port at to's
+// address, until Heal: from can no longer reach that one service of to
+// (its database, say), while everything else flows.
+func (c *Cluster) DropPort(ctx context.Context, from, to *Node, port int) error {
+	return c.dropMatching(ctx, [][2]*Node{{from, to}}, []string{"tcp", "dport", fmt.Sprint(port)},
+		fmt.Sprintf("drop %s -/-> %s:%d", from.Name, to.Name, port))
+}
+
 // drop adds a rule dropping what pair[0] sends to pair[1], for each pair.
 func (c *Cluster) drop(ctx context.Context, pairs [][2]*Node, what string) error {
+	return c.dropMatching(ctx, pairs, nil, what)
+}
+
+// dropMatching adds a rule dropping what pair[0] sends to pair[1] that
+// also matches match (nft words; none: everything), for each pair.
+func (c *Cluster) dropMatching(ctx context.Context, pairs [][2]*Node, match []string, what string) error {
 	if c.subnet == 0 || c.owner == nil {
 		return fmt.Errorf("lab: Partition needs Options.OwnAddresses, as root")
 	}
@@ -80,8 +94,9 @@ func (c *Cluster) drop(ctx context.Context, pairs [][2]*Node, what string) error
 		c.firewall = fw
 	}
 	for _, pair := range pairs {
-		if err := nft(ctx, "add", "rule", "inet", c.firewall.table, "out",
-			"meta", "skuid", pair[0].owner.Uid, "ip", "daddr", pair[1].Host, "drop"); err != nil {
+		args := append([]string{"add", "rule", "inet", c.firewall.table, "out",
+			"meta", "skuid", pair[0].owner.Uid, "ip", "daddr", pair[1].Host}, match...)
+		if err := nft(ctx, append(args, "drop")...); err != nil {
 			return err
 		}
 	}
