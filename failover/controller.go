@@ -41,10 +41,13 @@ type Options struct {
 	// only when it ends.
 	Quiet      time.Duration
 	AutoRejoin bool
-	Raft       RaftOptions
-	Addresses  consensus.Addresses // where every node's pgquorum answers HTTP
-	Logger     *slog.Logger
-	Now        func() time.Time // optional; time.Now
+	// RepmgrConfigFile is repmgr.config_file, named in the manual step of
+	// a rejoin that cannot succeed.
+	RepmgrConfigFile string
+	Raft             RaftOptions
+	Addresses        consensus.Addresses // where every node's pgquorum answers HTTP
+	Logger           *slog.Logger
+	Now              func() time.Time // optional; time.Now
 	// After is optional; time.After. Tests drive the switchover's drain
 	// with it.
 	After func(time.Duration) <-chan time.Time
@@ -146,7 +149,10 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	c.op = &operator{opts: opts, local: local, fsm: fsm, m: m, calls: c.calls}
 	c.coord = &coordinator{opts: opts, local: local, fsm: fsm, m: m, board: board, calls: c.calls, note: c.rep.noteState, rounds: newRounds(opts)}
 	record := make(chan api.Fence, 64)
-	run := &actionRunner{opts: opts, fsm: fsm, board: board, note: c.rep.noteState}
+	run := &actionRunner{opts: opts, fsm: fsm, board: board, note: c.rep.noteState, conninfo: func(id int) string {
+		n, _ := repmgr.ByID(local.KnownNodes(), id)
+		return n.Conninfo
+	}}
 	c.hooks = newHookRunner(opts)
 	c.act = &actor{opts: opts, local: local, actions: actions, fsm: fsm, ready: m.ready, board: board, run: run, note: c.rep.noteState,
 		fence: &fencer{opts: opts, local: local, actions: actions, board: board, run: run, record: record, hooks: c.hooks,

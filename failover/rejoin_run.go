@@ -1,0 +1,313 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// The rejoin's shell: one attempt to make this former primary a standby
+// streaming from the committed primary. It owns the data directory before
+// it acts: a postmaster someone else started is waited for, stopped when
+// it runs as the deposed primary, left alone when it streams from the
+// committed primary; otherwise pgquorum holds postmaster.pid
+// (repmgr.DataDirLock) through crash recovery and pg_rewind, so that a
+// pg_ctl start meanwhile is refused by PostgreSQL itself. The standby's
+// configuration is written before the lock is released: whoever starts
+// PostgreSQL after that starts the standby.
+
+const (
+	// dirPoll is how often a starting or stopping postmaster is looked at.
+	dirPoll = 200 * time.Millisecond
+	// standbyPatience is how long a standby started by someone else may
+	// take to stream from the committed primary before the rejoin stops
+	// and rewinds it; streamPatience, the same for the standby the rejoin
+	// started itself, before the attempt fails.
+	standbyPatience = 10 * time.Second
+	streamPatience  = 30 * time.Second
+	// maxDirRaces bounds how often in one attempt a postmaster may start
+	// between two of the rejoin's steps.
+	maxDirRaces = 5
+)
+
+// rejoinLog collects what one attempt did, for its log line.
+type rejoinLog struct{ b strings.Builder }
+
+func (l *rejoinLog) add(format string, args ...any) {
+	fmt.Fprintf(&l.b, format, args...)
+	l.b.WriteString("\n")
+}
+
+func (l *rejoinLog) String() string { return strings.TrimSpace(l.b.String()) }
+
+// rejoin is one attempt of the rejoin of primary; the operator's
+// failover.rejoin_command replaces the rewind, configuration and start.
+func (x Commands) rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
+	var out rejoinLog
+	if err := repmgr.CheckpointAt(ctx, primary.Conninfo); err != nil {
+		return "", fmt.Errorf("checkpoint on %s before the rejoin (so that pg_rewind sees its timeline): %w", primary.Name, err)
+	}
+	for race := 0; ; race++ {
+		if race == maxDirRaces {
+			return out.String(), fmt.Errorf("a postmaster started %d times between the rejoin's steps", race)
+		}
+		lock, left, err := x.ownDataDir(ctx, primary, &out)
+		switch {
+		case err != nil:
+			return out.String(), err
+		case left:
+			return out.String(), x.register(ctx, primary, &out)
+		}
+		err = x.rewindHeld(ctx, d, primary, lock, &out)
+		if errors.Is(err, repmgr.ErrDataDirBusy) {
+			out.add("a postmaster took the data directory between two steps: looking again")
+			continue
+		}
+		if rerr := lock.Release(); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return out.String(), err
+		}
+		if err := x.startStandby(ctx, d, primary, &out); err != nil {
+			return out.String(), err
+		}
+		return out.String(), x.register(ctx, primary, &out)
+	}
+}
+
+// ownDataDir makes the data directory the rejoin's: it takes it when no
+// postmaster runs, waits while one starts or stops, stops one running as
+// the deposed primary (or as a standby not streaming from primary), and
+// leaves a standby streaming from primary alone (left).
+func (x Commands) ownDataDir(ctx context.Context, primary repmgr.Node, out *rejoinLog) (lock *repmgr.DataDirLock, left bool, err error) {
+	dir := x.Service.Conf.DataDirectory
+	var standbySince time.Time
+	var lastStep dirStep = -1
+	for {
+		v := dirView{StandbyPatience: standbyPatience}
+		v.PM, v.Exists, err = repmgr.ReadPostmaster(dir)
+		if err != nil {
+			return nil, false, err
+		}
+		step := nextDirStep(v)
+		if step == dirProbe {
+			v.Role = x.localRole(ctx, primary)
+			if !v.Role.InRecovery || v.Role.Streams || v.Role.Err != nil {
+				standbySince = time.Time{}
+			} else if standbySince.IsZero() {
+				standbySince = time.Now()
+			}
+			if !standbySince.IsZero() {
+				v.Waited = time.Since(standbySince)
+			}
+			step = nextDirStep(v)
+		}
+		if step != lastStep {
+			out.add("data directory: postmaster.pid %s: %s", pmText(v), step)
+			lastStep = step
+		}
+		switch step {
+		case dirTake:
+			l, pm, err := repmgr.TakeDataDir(dir, holdFor(ctx))
+			if errors.Is(err, repmgr.ErrDataDirBusy) {
+				out.add("postmaster %d took the data directory first", pm.PID)
+				continue
+			}
+			if err == nil {
+				out.add("holding the data directory: postmaster.pid names placeholder %d", l.PID())
+			}
+			return l, false, err
+		case dirLeave:
+			out.add("a standby someone else started streams from %s: left alone", primary.Name)
+			return nil, true, nil
+		case dirStop:
+			o, err := x.Service.Stop(ctx)
+			out.add("stopped postmaster %d (%s): %s", v.PM.PID, roleText(v.Role), strings.TrimSpace(o))
+			if err != nil {
+				return nil, false, err
+			}
+			standbySince = time.Time{}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("wait for postmaster %d (%s): %w", v.PM.PID, v.PM.Status, context.Cause(ctx))
+		case <-time.After(dirPoll):
+		}
+	}
+}
+
+func pmText(v dirView) string {
+	switch {
+	case !v.Exists:
+		return "absent"
+	case !v.PM.Alive:
+		return fmt.Sprintf("stale (PID %d)", v.PM.PID)
+	}
+	return fmt.Sprintf("PID %d, %q", v.PM.PID, v.PM.Status)
+}
+
+func roleText(r *localRole) string {
+	switch {
+	case r == nil:
+		return "not asked"
+	case !r.InRecovery:
+		return "the deposed primary"
+	}
+	return "a standby not streaming from the committed primary"
+}
+
+// holdFor is how long the placeholder may hold the data directory: the
+// attempt's time left, and a little more.
+func holdFor(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return time.Until(dl) + 5*time.Second
+	}
+	return 10 * time.Minute
+}
+
+// localRole asks the local postmaster whether it is in recovery, and
+// whether it streams from primary.
+func (x Commands) localRole(ctx context.Context, primary repmgr.Node) *localRole {
+	f, err := x.Local.Probe(ctx)
+	if err != nil {
+		return &localRole{Err: err}
+	}
+	r := &localRole{InRecovery: f.InRecovery}
+	if host, port, err := primary.Endpoint(); err == nil && f.InRecovery {
+		r.Streams = f.WAL.ReceiverStatus == "streaming" && f.WAL.SenderHost == host && f.WAL.SenderPort == port
+	}
+	return r
+}
+
+// rewindHeld brings the held data directory to a rewound standby's:
+// crash recovery when it was not shut down cleanly, pg_rewind, the
+// standby's configuration. repmgr.ErrDataDirBusy: a postmaster took the
+// directory between two steps, and the lock is gone.
+func (x Commands) rewindHeld(ctx context.Context, d api.Decision, primary repmgr.Node, lock *repmgr.DataDirLock, out *rejoinLog) error {
+	if x.RejoinCommand != "" {
+		// The operator's command rewinds and starts, as repmgr node rejoin
+		// would: it needs the directory free.
+		return nil
+	}
+	ctl, err := x.Service.Controldata(ctx)
+	if err != nil {
+		return err
+	}
+	out.add("control file: %q, timeline %d", ctl.State, ctl.Timeline)
+	if ctl.State == repmgr.StateInProduction || ctl.State == repmgr.StateInCrashRecovery {
+		if err := x.Service.RemoveStandbySignal(); err != nil {
+			return err
+		}
+		o, err := x.Service.CrashRecover(ctx, lock.Env())
+		out.add("crash recovery in single-user mode: %s", strings.TrimSpace(lastLines(o, 3)))
+		if err != nil {
+			return err
+		}
+		if err := lock.Retake(); err != nil {
+			return err
+		}
+		if ctl, err = x.Service.Controldata(ctx); err != nil {
+			return err
+		}
+	}
+	switch {
+	case repmgr.CleanlyShutDown(ctl.State):
+		o, err := x.Service.Rewind(ctx, primary.Conninfo)
+		out.add("pg_rewind from %s: %s", primary.Name, strings.TrimSpace(lastLines(o, 3)))
+		if err != nil {
+			return err
+		}
+	case ctl.State == repmgr.StateInArchiveRecovery:
+		// Rewound already (an attempt that failed to start it), or a
+		// standby that crashed: it starts as a standby, and must stream.
+		out.add("no rewind: the data directory is a standby's")
+	default:
+		return fmt.Errorf("the control file says %q: not a state the rejoin knows", ctl.State)
+	}
+	conninfo, err := repmgr.ReplicationConninfo(primary, x.Self)
+	if err != nil {
+		return err
+	}
+	slot := ""
+	if x.Service.Conf.UseReplicationSlots && x.Service.Conf.NodeID > 0 {
+		slot = repmgr.SlotName(x.Service.Conf.NodeID)
+		if err := repmgr.EnsureSlotAt(ctx, primary.Conninfo, slot); err != nil {
+			return err
+		}
+	}
+	if err := x.Service.WriteStandbyConfig(conninfo, slot); err != nil {
+		return err
+	}
+	out.add("standby.signal and primary_conninfo (slot %q) written: whoever starts PostgreSQL now starts a standby of %s", slot, primary.Name)
+	return nil
+}
+
+// startStandby starts PostgreSQL (or runs the operator's rejoin command),
+// then waits until it streams from primary. A start refused because a
+// postmaster someone else started runs already is no failure: that
+// postmaster runs the configuration just written.
+func (x Commands) startStandby(ctx context.Context, d api.Decision, primary repmgr.Node, out *rejoinLog) error {
+	var o string
+	var err error
+	if x.RejoinCommand != "" {
+		o, err = x.CLI.Runner.Shell(ctx, x.RejoinCommand, decisionEnv(d, x.Self, primary)...)
+		out.add("failover.rejoin_command: %s", strings.TrimSpace(o))
+	} else {
+		o, err = x.Service.Start(ctx)
+		out.add("start PostgreSQL: %s", strings.TrimSpace(lastLines(o, 3)))
+	}
+	if err != nil {
+		pm, ok, rerr := repmgr.ReadPostmaster(x.Service.Conf.DataDirectory)
+		if rerr != nil || !ok || !pm.Alive {
+			return err
+		}
+		out.add("postmaster %d runs: started by someone else meanwhile", pm.PID)
+	}
+	wait, cancel := context.WithTimeout(ctx, streamPatience)
+	defer cancel()
+	for {
+		r := x.localRole(wait, primary)
+		if r.Err == nil && r.InRecovery && r.Streams {
+			out.add("streams from %s", primary.Name)
+			return nil
+		}
+		select {
+		case <-wait.Done():
+			return fmt.Errorf("started, but not streaming from %s within %s (%s)", primary.Name, streamPatience, roleErr(r))
+		case <-time.After(dirPoll):
+		}
+	}
+}
+
+func roleErr(r *localRole) string {
+	switch {
+	case r.Err != nil:
+		return api.ErrorText(r.Err)
+	case !r.InRecovery:
+		return "it runs as a primary"
+	}
+	return "its WAL receiver does not stream from it"
+}
+
+// register records this node as a standby of primary in repmgr.nodes.
+func (x Commands) register(ctx context.Context, primary repmgr.Node, out *rejoinLog) error {
+	o, err := x.CLI.RegisterStandby(ctx, primary.ID)
+	out.add("repmgr standby register --force: %s", strings.TrimSpace(lastLines(o, 2)))
+	return err
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
