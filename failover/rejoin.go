@@ -96,6 +96,12 @@ func nextDirStep(v dirView) dirStep {
 // rejoinFailure sorts a failed attempt: permanent is set when retrying
 // cannot fix it, with why in words.
 func rejoinFailure(err error) (why string, permanent bool) {
+	switch {
+	case errors.Is(err, errStartedDuringRewind):
+		return "a postmaster ran in the data directory during pg_rewind", true
+	case errors.Is(err, errForkedSameTimeline):
+		return "its history forked from the primary's on the same timeline number: pg_rewind cannot see it", true
+	}
 	text := err.Error()
 	var ce *repmgr.CommandError
 	if errors.As(err, &ce) {

@@ -35,6 +35,13 @@ const (
 	maxDirRaces = 5
 )
 
+// Failures of an attempt that retrying cannot fix (rejoinFailure).
+var (
+	errStartedDuringRewind = errors.New("a postmaster worked in the data directory during pg_rewind: it may be damaged")
+	errNotStreaming        = errors.New("started, but not streaming")
+	errForkedSameTimeline  = errors.New("pg_rewind found nothing to rewind, yet the standby does not stream: its history forked on the timeline number of the primary's")
+)
+
 // rejoinLog collects what one attempt did, for its log line.
 type rejoinLog struct{ b strings.Builder }
 
@@ -63,18 +70,23 @@ func (x Commands) rejoin(ctx context.Context, d api.Decision, primary repmgr.Nod
 		case left:
 			return out.String(), x.register(ctx, primary, &out)
 		}
-		err = x.rewindHeld(ctx, d, primary, lock, &out)
-		if errors.Is(err, repmgr.ErrDataDirBusy) {
-			out.add("a postmaster took the data directory between two steps: looking again")
-			continue
-		}
+		rewound, err := x.rewindHeld(ctx, d, primary, lock, &out)
 		if rerr := lock.Release(); err == nil {
 			err = rerr
+		}
+		if errors.Is(err, repmgr.ErrDataDirBusy) {
+			out.add("a postmaster took the data directory between two steps (%v): looking again", err)
+			continue
 		}
 		if err != nil {
 			return out.String(), err
 		}
 		if err := x.startStandby(ctx, d, primary, &out); err != nil {
+			if !rewound && errors.Is(err, errNotStreaming) {
+				// Nothing to rewind by the timelines' numbers, yet it does
+				// not stream: a history forked on the same timeline number.
+				err = fmt.Errorf("%w: %w", errForkedSameTimeline, err)
+			}
 			return out.String(), err
 		}
 		return out.String(), x.register(ctx, primary, &out)
@@ -190,63 +202,88 @@ func (x Commands) localRole(ctx context.Context, primary repmgr.Node) *localRole
 // crash recovery when it was not shut down cleanly, pg_rewind, the
 // standby's configuration. repmgr.ErrDataDirBusy: a postmaster took the
 // directory between two steps, and the lock is gone.
-func (x Commands) rewindHeld(ctx context.Context, d api.Decision, primary repmgr.Node, lock *repmgr.DataDirLock, out *rejoinLog) error {
+func (x Commands) rewindHeld(ctx context.Context, d api.Decision, primary repmgr.Node, lock *repmgr.DataDirLock, out *rejoinLog) (rewound bool, err error) {
 	if x.RejoinCommand != "" {
 		// The operator's command rewinds and starts, as repmgr node rejoin
 		// would: it needs the directory free.
-		return nil
+		return true, nil
 	}
 	ctl, err := x.Service.Controldata(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	out.add("control file: %q, timeline %d", ctl.State, ctl.Timeline)
 	if ctl.State == repmgr.StateInProduction || ctl.State == repmgr.StateInCrashRecovery {
-		if err := x.Service.RemoveStandbySignal(); err != nil {
-			return err
-		}
-		o, err := x.Service.CrashRecover(ctx, lock.Env())
-		out.add("crash recovery in single-user mode: %s", strings.TrimSpace(lastLines(o, 3)))
-		if err != nil {
-			return err
-		}
-		if err := lock.Retake(); err != nil {
-			return err
+		if err := x.crashRecover(ctx, lock, out); err != nil {
+			return false, err
 		}
 		if ctl, err = x.Service.Controldata(ctx); err != nil {
-			return err
+			return false, err
 		}
 	}
+	rewound = true
 	switch {
 	case repmgr.CleanlyShutDown(ctl.State):
+		if err := lock.Guard(); err != nil {
+			return false, err
+		}
 		o, err := x.Service.Rewind(ctx, primary.Conninfo)
 		out.add("pg_rewind from %s: %s", primary.Name, strings.TrimSpace(lastLines(o, 3)))
 		if err != nil {
-			return err
+			if !strings.Contains(o, "rewinding from last common checkpoint") {
+				// It refused before it changed anything: the directory
+				// may start as it was.
+				_ = lock.Unguard()
+			}
+			// Otherwise the guard stays: a directory pg_rewind left half
+			// done must not start; the next attempt rewinds it again.
+			return false, err
 		}
+		if err := lock.Unguard(); err != nil {
+			return false, fmt.Errorf("%w: %w", errStartedDuringRewind, err)
+		}
+		rewound = !strings.Contains(o, "no rewind required")
 	case ctl.State == repmgr.StateInArchiveRecovery:
 		// Rewound already (an attempt that failed to start it), or a
 		// standby that crashed: it starts as a standby, and must stream.
 		out.add("no rewind: the data directory is a standby's")
 	default:
-		return fmt.Errorf("the control file says %q: not a state the rejoin knows", ctl.State)
+		return false, fmt.Errorf("the control file says %q: not a state the rejoin knows", ctl.State)
 	}
 	conninfo, err := repmgr.ReplicationConninfo(primary, x.Self)
 	if err != nil {
-		return err
+		return false, err
 	}
 	slot := ""
 	if x.Service.Conf.UseReplicationSlots && x.Service.Conf.NodeID > 0 {
 		slot = repmgr.SlotName(x.Service.Conf.NodeID)
 		if err := repmgr.EnsureSlotAt(ctx, primary.Conninfo, slot); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := x.Service.WriteStandbyConfig(conninfo, slot); err != nil {
-		return err
+		return false, err
 	}
 	out.add("standby.signal and primary_conninfo (slot %q) written: whoever starts PostgreSQL now starts a standby of %s", slot, primary.Name)
-	return nil
+	return rewound, nil
+}
+
+// crashRecover runs crash recovery on the held data directory: the
+// single-user postgres takes the lock over (DataDirLock.Env) and removes
+// it at its exit; the lock is taken again at once.
+func (x Commands) crashRecover(ctx context.Context, lock *repmgr.DataDirLock, out *rejoinLog) error {
+	if err := lock.Check(); err != nil {
+		return err
+	}
+	if err := x.Service.RemoveStandbySignal(); err != nil {
+		return err
+	}
+	o, err := x.Service.CrashRecover(ctx, lock.Env())
+	out.add("crash recovery in single-user mode: %s", strings.TrimSpace(lastLines(o, 2)))
+	if err != nil {
+		return err
+	}
+	return lock.Retake()
 }
 
 // startStandby starts PostgreSQL (or runs the operator's rejoin command),
@@ -280,7 +317,7 @@ func (x Commands) startStandby(ctx context.Context, d api.Decision, primary repm
 		}
 		select {
 		case <-wait.Done():
-			return fmt.Errorf("started, but not streaming from %s within %s (%s)", primary.Name, streamPatience, roleErr(r))
+			return fmt.Errorf("%w from %s within %s (%s)", errNotStreaming, primary.Name, streamPatience, roleErr(r))
 		case <-time.After(dirPoll):
 		}
 	}

@@ -184,3 +184,35 @@ func TestRejoinFirstAttemptFails(t *testing.T) {
 		t.Errorf("%d attempts, want a second one", n)
 	}
 }
+
+// TestRejoinWhenTheOperatorStartedTheOldPrimaryFirst: node1's pgquorum is
+// stopped with its postmaster killed; once node2 or node3 is promoted, the
+// operator starts node1's PostgreSQL, then its pgquorum. node1 runs as the
+// deposed primary (509, no write), and the rejoin stops it cleanly (the
+// committed decision fences it), rewinds it and starts it as a standby.
+func TestRejoinWhenTheOperatorStartedTheOldPrimaryFirst(t *testing.T) {
+	t.Parallel()
+	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{"failover.auto_rejoin": "true"}))
+	s := &rejoinScenario{failoverRig: r, n1: r.c.Node("node1")}
+	waitWritesOn(t, r.w, s.n1)
+	s.fault = time.Now()
+	if err := s.n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.n1.StopQuorum(); err != nil {
+		t.Fatal(err)
+	}
+	s.p = r.failedOver(t, 2, "node1", s.fault, r.c.Nodes[1:]...)
+	s.rejoinAt = time.Now() // node1's PostgreSQL runs from here on
+	if err := s.n1.StartPG(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.n1.StartQuorum(); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, s.n1, `msg="rejoin attempt started"`, 1, primaryBudget)
+	s.streams(t, "operator's start before the rejoin")
+	if lines := s.n1.LogLines("the deposed primary"); len(lines) == 0 {
+		t.Error("node1's rejoin did not stop the deposed primary the operator started")
+	}
+}
