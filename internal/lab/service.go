@@ -9,7 +9,7 @@ import (
 )
 
 // RestartOnFailure runs the node's postmaster in the foreground, as a
-// service manager does, and starts it again restartSec after each exit
+// service manager does, and starts it again restartDelay (the unit's RestartSec) after each exit
 // that is not a clean one, like systemd's Restart=on-failure: at most
 // maxStarts times, and never once Stop was called. A clean stop (pg_ctl
 // stop, exit 0) ends it, as it ends such a unit.
@@ -22,7 +22,7 @@ type RestartOnFailure struct {
 }
 
 // StartRestartOnFailure starts the loop on n.
-func (n *Node) StartRestartOnFailure(restartSec time.Duration, maxStarts int) *RestartOnFailure {
+func (n *Node) StartRestartOnFailure(restartDelay time.Duration, maxStarts int) *RestartOnFailure {
 	r := &RestartOnFailure{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
@@ -50,7 +50,7 @@ func (n *Node) StartRestartOnFailure(restartSec time.Duration, maxStarts int) *R
 			select {
 			case <-r.stop:
 				return
-			case <-time.After(restartSec): // the unit's RestartSec
+			case <-time.After(restartDelay): // the unit's RestartSec
 			}
 		}
 	}()
