@@ -33,6 +33,12 @@ const (
 	// maxDirRaces bounds how often in one attempt a postmaster may start
 	// between two of the rejoin's steps.
 	maxDirRaces = 5
+	// rewindBound bounds pg_rewind instead of failover.command_timeout:
+	// a pg_rewind killed half way leaves a directory that a second
+	// pg_rewind may no longer rewind (seen on a loaded machine: "could not
+	// read WAL record"), so it is never cut short by the attempt's bound
+	// nor by a newer decision.
+	rewindBound = 30 * time.Minute
 )
 
 // Failures of an attempt that retrying cannot fix (rejoinFailure).
@@ -70,7 +76,7 @@ func (x Commands) rejoin(ctx context.Context, d api.Decision, primary repmgr.Nod
 		case left:
 			return out.String(), x.register(ctx, primary, &out)
 		}
-		rewound, err := x.rewindHeld(ctx, d, primary, lock, &out)
+		rewound, err := x.rewindHeld(ctx, primary, lock, &out)
 		if rerr := lock.Release(); err == nil {
 			err = rerr
 		}
@@ -176,12 +182,12 @@ func roleText(r *localRole) string {
 }
 
 // holdFor is how long the placeholder may hold the data directory: the
-// attempt's time left, and a little more.
+// attempt's time left, and pg_rewind's, and a little more.
 func holdFor(ctx context.Context) time.Duration {
 	if dl, ok := ctx.Deadline(); ok {
-		return time.Until(dl) + 5*time.Second
+		return time.Until(dl) + rewindBound + time.Minute
 	}
-	return 10 * time.Minute
+	return rewindBound + 10*time.Minute
 }
 
 // localRole asks the local postmaster whether it is in recovery, and
@@ -202,7 +208,7 @@ func (x Commands) localRole(ctx context.Context, primary repmgr.Node) *localRole
 // crash recovery when it was not shut down cleanly, pg_rewind, the
 // standby's configuration. repmgr.ErrDataDirBusy: a postmaster took the
 // directory between two steps, and the lock is gone.
-func (x Commands) rewindHeld(ctx context.Context, d api.Decision, primary repmgr.Node, lock *repmgr.DataDirLock, out *rejoinLog) (rewound bool, err error) {
+func (x Commands) rewindHeld(ctx context.Context, primary repmgr.Node, lock *repmgr.DataDirLock, out *rejoinLog) (rewound bool, err error) {
 	if x.RejoinCommand != "" {
 		// The operator's command rewinds and starts, as repmgr node rejoin
 		// would: it needs the directory free.
@@ -221,35 +227,6 @@ func (x Commands) rewindHeld(ctx context.Context, d api.Decision, primary repmgr
 			return false, err
 		}
 	}
-	rewound = true
-	switch {
-	case repmgr.CleanlyShutDown(ctl.State):
-		if err := lock.Guard(); err != nil {
-			return false, err
-		}
-		o, err := x.Service.Rewind(ctx, primary.Conninfo)
-		out.add("pg_rewind from %s: %s", primary.Name, strings.TrimSpace(lastLines(o, 3)))
-		if err != nil {
-			if !strings.Contains(o, "rewinding from last common checkpoint") {
-				// It refused before it changed anything: the directory
-				// may start as it was.
-				_ = lock.Unguard()
-			}
-			// Otherwise the guard stays: a directory pg_rewind left half
-			// done must not start; the next attempt rewinds it again.
-			return false, err
-		}
-		if err := lock.Unguard(); err != nil {
-			return false, fmt.Errorf("%w: %w", errStartedDuringRewind, err)
-		}
-		rewound = !strings.Contains(o, "no rewind required")
-	case ctl.State == repmgr.StateInArchiveRecovery:
-		// Rewound already (an attempt that failed to start it), or a
-		// standby that crashed: it starts as a standby, and must stream.
-		out.add("no rewind: the data directory is a standby's")
-	default:
-		return false, fmt.Errorf("the control file says %q: not a state the rejoin knows", ctl.State)
-	}
 	conninfo, err := repmgr.ReplicationConninfo(primary, x.Self)
 	if err != nil {
 		return false, err
@@ -261,11 +238,54 @@ func (x Commands) rewindHeld(ctx context.Context, d api.Decision, primary repmgr
 			return false, err
 		}
 	}
-	if err := x.Service.WriteStandbyConfig(conninfo, slot); err != nil {
+	writeConfig := func() error {
+		if err := x.Service.WriteStandbyConfig(conninfo, slot); err != nil {
+			return err
+		}
+		out.add("standby.signal and primary_conninfo (slot %q) written: whoever starts PostgreSQL now starts a standby of %s", slot, primary.Name)
+		return nil
+	}
+	switch {
+	case repmgr.CleanlyShutDown(ctl.State):
+		return x.rewindGuarded(ctx, primary, lock, writeConfig, out)
+	case ctl.State == repmgr.StateInArchiveRecovery:
+		// Rewound already (an attempt that failed to start it), or a
+		// standby that crashed: it starts as a standby, and must stream.
+		out.add("no rewind: the data directory is a standby's")
+		return true, writeConfig()
+	}
+	return false, fmt.Errorf("the control file says %q: not a state the rejoin knows", ctl.State)
+}
+
+// rewindGuarded runs pg_rewind with the data directory guarded, and
+// writes the standby's configuration before the guard is lifted: from
+// then on, any start is the standby's. rewound is false when pg_rewind
+// found nothing to rewind.
+func (x Commands) rewindGuarded(ctx context.Context, primary repmgr.Node, lock *repmgr.DataDirLock, writeConfig func() error, out *rejoinLog) (rewound bool, err error) {
+	if err := lock.Guard(); err != nil {
 		return false, err
 	}
-	out.add("standby.signal and primary_conninfo (slot %q) written: whoever starts PostgreSQL now starts a standby of %s", slot, primary.Name)
-	return rewound, nil
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rewindBound)
+	defer cancel()
+	o, err := x.Service.Rewind(rctx, primary.Conninfo)
+	out.add("pg_rewind from %s: %s", primary.Name, strings.TrimSpace(lastLines(o, 3)))
+	if err != nil {
+		if !strings.Contains(o, "rewinding from last common checkpoint") {
+			// It refused before it changed anything: the directory may
+			// start as it was.
+			_ = lock.Unguard()
+		}
+		// Otherwise the guard stays: a directory pg_rewind left half done
+		// must not start; the next attempt rewinds it again.
+		return false, err
+	}
+	if err := writeConfig(); err != nil {
+		return false, err
+	}
+	if err := lock.Unguard(); err != nil {
+		return false, fmt.Errorf("%w: %w", errStartedDuringRewind, err)
+	}
+	return !strings.Contains(o, "no rewind required"), nil
 }
 
 // crashRecover runs crash recovery on the held data directory: the
