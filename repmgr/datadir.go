@@ -79,10 +79,11 @@ func ParsePostmaster(s string) Postmaster {
 }
 
 // processAlive tells whether pid is a live process, as PostgreSQL asks
-// (kill 0), except that a zombie, a killed postmaster nobody has reaped
-// yet, is dead.
+// (kill 0; a process of another OS user, EPERM, cannot be a postmaster of
+// this directory), except that a zombie, a killed postmaster nobody has
+// reaped yet, is dead.
 func processAlive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+	if err := syscall.Kill(pid, 0); err != nil {
 		return false
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
