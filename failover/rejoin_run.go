@@ -80,7 +80,7 @@ func (x Commands) rejoin(ctx context.Context, d api.Decision, primary repmgr.Nod
 		if rerr := lock.Release(); err == nil {
 			err = rerr
 		}
-		if errors.Is(err, repmgr.ErrDataDirBusy) {
+		if errors.Is(err, repmgr.ErrDataDirBusy) && !errors.Is(err, errStartedDuringRewind) {
 			out.add("a postmaster took the data directory between two steps (%v): looking again", err)
 			continue
 		}
