@@ -209,11 +209,12 @@ func (l *DataDirLock) Check() error {
 	return nil
 }
 
-// InDataDir lists the processes, but those of except and this one, whose
-// working directory is dataDir: every postgres process works in its data
-// directory, a postmaster from before it takes postmaster.pid. Only the
-// processes of this OS user (and of root-readable ones) can be seen; a
-// postmaster runs as the data directory's owner, as pgquorum must.
+// InDataDir lists the postgres processes, but those of except and this
+// one, whose working directory is dataDir: every postgres process works in
+// its data directory, a postmaster from before it takes postmaster.pid.
+// Other programs (an operator's shell cd'ed there) do not count. Only the
+// processes of this OS user can be seen; a postmaster runs as the data
+// directory's owner, as pgquorum must.
 func InDataDir(dataDir string, except ...int) []int {
 	want, err := filepath.EvalSymlinks(dataDir)
 	if err != nil {
@@ -230,7 +231,11 @@ func InDataDir(dataDir string, except ...int) []int {
 		if err != nil || pid == self || slices.Contains(except, pid) {
 			continue
 		}
-		if cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd"); err == nil && cwd == want {
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err != nil || cwd != want {
+			continue
+		}
+		if comm, err := os.ReadFile("/proc/" + e.Name() + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
 			pids = append(pids, pid)
 		}
 	}

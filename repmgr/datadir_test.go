@@ -93,9 +93,35 @@ func TestTakeDataDir(t *testing.T) {
 			t.Fatalf("postmaster.pid changed to %q", b)
 		}
 	})
-	t.Run("a process working in the directory owns it", func(t *testing.T) {
+	t.Run("a postgres process working in the directory owns it; another program does not", func(t *testing.T) {
 		dir := t.TempDir()
-		worker := exec.Command("sleep", "30")
+		shell := exec.Command("sleep", "30") // an operator's shell cd'ed there
+		shell.Dir = dir
+		if err := shell.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = shell.Process.Kill(); _ = shell.Wait() }()
+		l, _, err := TakeDataDir(dir, time.Minute)
+		if err != nil {
+			t.Fatalf("take beside a shell: %v", err)
+		}
+		if err := l.Release(); err != nil {
+			t.Fatal(err)
+		}
+		// A program named postgres, as a postmaster is.
+		sleep, err := exec.LookPath("sleep")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(sleep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		postgres := filepath.Join(t.TempDir(), "postgres")
+		if err := os.WriteFile(postgres, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		worker := exec.Command(postgres, "30")
 		worker.Dir = dir
 		if err := worker.Start(); err != nil {
 			t.Fatal(err)
