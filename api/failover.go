@@ -46,7 +46,7 @@ const (
 	FailoverPaused      FailoverState = "Paused"      // automatic failover is paused cluster-wide (pgquorum pause)
 	FailoverSwitchover  FailoverState = "Switchover"  // a switchover is in progress: the coordinator drives it
 	FailoverDemoting    FailoverState = "Demoting"    // this primary steps down and stops for a switchover
-	FailoverRejoining   FailoverState = "Rejoining"   // this former primary runs repmgr node rejoin
+	FailoverRejoining   FailoverState = "Rejoining"   // this former primary rewinds and rejoins the committed primary, or waits to try again
 	FailoverFenced      FailoverState = "Fenced"      // this node fenced its database: it takes no writes
 )
 
@@ -157,6 +157,29 @@ type FailoverStatus struct {
 	PauseReason string        `json:"pause_reason,omitempty"`
 	// Switchover is the switchover in progress, if any.
 	Switchover *Switchover `json:"switchover,omitempty"`
+	// Rejoin is this former primary's rejoin while it is not done.
+	Rejoin *RejoinStatus `json:"rejoin,omitempty"`
+	// RejoinAttempts and RejoinFailures count this node's rejoin attempts,
+	// and those that failed, since its pgquorum started.
+	RejoinAttempts int `json:"rejoin_attempts,omitempty"`
+	RejoinFailures int `json:"rejoin_failures,omitempty"`
+}
+
+// RejoinStatus is a former primary's rejoin of the committed primary of
+// Epoch, retried with a backoff for as long as that decision stands.
+type RejoinStatus struct {
+	Epoch     uint64 `json:"epoch"`
+	Primary   string `json:"primary"`
+	Attempt   int    `json:"attempt"` // attempts so far; the one running, while Running
+	Running   bool   `json:"running,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// Permanent is set when retrying cannot fix the last error (pg_rewind
+	// impossible, WAL missing, neither checksums nor wal_log_hints):
+	// ManualStep says what the operator does. Attempts go on, at the
+	// longest backoff.
+	Permanent  bool       `json:"permanent,omitempty"`
+	ManualStep string     `json:"manual_step,omitempty"`
+	NextAt     *time.Time `json:"next_attempt_at,omitempty"`
 }
 
 // Decision is one committed failover decision.

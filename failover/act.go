@@ -70,6 +70,9 @@ type action struct {
 	Primary    repmgr.Node    // the node to follow or rejoin
 	Switchover api.Switchover // for demote and restart
 	Control    string         // the control file's state, for a rejoin's log
+	// Fresh begins the action anew for its decision: a rejoin of a node
+	// that runs as primary again after a rejoin that succeeded.
+	Fresh bool
 }
 
 func nothing(why string) actIntent { return actIntent{Why: why} }
@@ -100,6 +103,9 @@ func nextAction(o Options, f actorFacts, st Replicated, mem actorMemory) actInte
 			return nothing("the database is down, and no promoted primary of another node to rejoin")
 		}
 		return rejoinAction(f, d, mem)
+	}
+	if in, ok := rejoinRunning(o, f, d, mem); ok {
+		return in
 	}
 	if o.Mode == api.ModeRepmgrd {
 		return nothing("repmgrd promotes and follows; failover-check gates it")
@@ -149,20 +155,35 @@ func followAction(o Options, f actorFacts, d api.Decision) actIntent {
 	return actIntent{Run: run}
 }
 
-// rejoinAction rejoins the primary of d, once per decision, when the
-// local instance is a stopped former primary and d's primary runs as one.
+// rejoinAction rejoins the primary of d when the local instance is a
+// stopped former primary and d's primary runs as one; once begun, until it
+// succeeds, whatever the data directory then looks like (the rejoin itself
+// sorts that out), for as long as d stands. The runner spaces the attempts.
 func rejoinAction(f actorFacts, d api.Decision, mem actorMemory) actIntent {
-	if a := mem.Attempts[actKey{d.Epoch, api.ActionRejoin}]; a != nil && (a.ok || a.n >= maxAttempts) {
-		return nothing("the rejoin for this decision was tried already")
+	a := mem.Attempts[actKey{d.Epoch, api.ActionRejoin}]
+	if a != nil && a.ok {
+		return nothing("the rejoin for this decision succeeded")
 	}
-	s := f.Stopped
-	if s == nil {
-		return actIntent{Need: needStopped}
+	if a == nil || a.n == 0 {
+		s := f.Stopped
+		if s == nil {
+			return actIntent{Need: needStopped}
+		}
+		if s.Err != nil || s.Running || (s.Control.State != repmgr.StateShutDown && s.Control.State != repmgr.StateInProduction) {
+			// Running (starting, or pgquorum merely cannot reach it), or a
+			// standby's control file: not a stopped former primary.
+			return nothing("not a stopped former primary")
+		}
 	}
-	if s.Err != nil || s.Running || (s.Control.State != "shut down" && s.Control.State != "in production") {
-		// Running (pgquorum merely cannot reach it), or a standby's
-		// control file: not a former primary to rejoin.
-		return nothing("not a stopped former primary")
+	return rejoinPrimary(f, d)
+}
+
+// rejoinPrimary asks for the rejoin of d's primary once it answers as a
+// running primary: never rejoin one that does not.
+func rejoinPrimary(f actorFacts, d api.Decision) actIntent {
+	control := ""
+	if f.Stopped != nil {
+		control = f.Stopped.Control.State
 	}
 	primary, ok := repmgr.ByID(f.Known, d.PrimaryID)
 	if !ok {
@@ -175,7 +196,7 @@ func rejoinAction(f actorFacts, d api.Decision, mem actorMemory) actIntent {
 	if p.Err != nil || p.InRecovery {
 		return nothing("the committed primary does not answer as a primary") // never rejoin one that does not
 	}
-	return actIntent{Run: []action{{Kind: api.ActionRejoin, Decision: d, Primary: primary, Control: s.Control.State}}}
+	return actIntent{Run: []action{{Kind: api.ActionRejoin, Decision: d, Primary: primary, Control: control}}}
 }
 
 // switchoverAction is an old primary's part of the switchover: step down

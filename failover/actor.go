@@ -34,9 +34,10 @@ type actor struct {
 }
 
 // oneShot are the actions tried once per decision: a failure is reported
-// and left to the coordinator or the operator, never retried in a loop.
+// and left to the coordinator or the operator, never retried in a loop. A
+// rejoin is retried with its own backoff (rejoin_status.go).
 func oneShot(kind api.ActionKind) bool {
-	return kind == api.ActionPromote || kind == api.ActionDemote || kind == api.ActionRejoin || kind == api.ActionFence
+	return kind == api.ActionPromote || kind == api.ActionDemote || kind == api.ActionFence
 }
 
 // maxAttempts bounds how often an action is tried for one decision.
@@ -49,8 +50,11 @@ type actKey struct {
 
 type attempt struct {
 	n    int
-	last time.Time
+	last time.Time // when the last try began; a rejoin's, when it ended
 	ok   bool
+	// permanent: the last try failed in a way retrying cannot fix (a
+	// rejoin's); the next waits the longest backoff.
+	permanent bool
 }
 
 func (a *actor) loop(ctx context.Context) {
@@ -79,7 +83,7 @@ func (a *actor) step(ctx context.Context) {
 	if a.fence.step(ctx, st, snap, ready, a.demotedFor != 0) {
 		a.setDemoted(0)
 	}
-	f := actorFacts{Ready: ready, ProbeErr: snap.ProbeErr, IdentityErr: snap.IdentityErr, Facts: snap.Facts}
+	f := actorFacts{Ready: ready, ProbeErr: snap.ProbeErr, IdentityErr: snap.IdentityErr, Facts: snap.Facts, Known: a.local.KnownNodes()}
 	mem := actorMemory{Attempts: a.attempts, DemotedFor: a.demotedFor}
 	in := nextAction(a.opts, f, st, mem)
 	// Each of the two facts is looked up once at most: the third answer
@@ -131,7 +135,7 @@ func (a *actor) setDemoted(id uint64) {
 func (a *actor) carry(ctx context.Context, act action, f actorFacts) {
 	k := actKey{act.Decision.Epoch, act.Kind}
 	at := a.attempts[k]
-	if at == nil {
+	if at == nil || act.Fresh {
 		at = &attempt{}
 		a.attempts[k] = at
 	}
@@ -241,6 +245,9 @@ type actionRunner struct {
 	fsm   *FSM
 	board *statusBoard
 	note  func(context.Context)
+	// conninfo is the registered conninfo of a node_id, for the manual
+	// step of a rejoin that cannot succeed; nil or "": unknown.
+	conninfo func(id int) string
 }
 
 // errNotTried is try's answer when the action was not run this time.
@@ -253,11 +260,14 @@ func (r *actionRunner) try(ctx context.Context, a *attempt, d api.Decision, kind
 // tryWith is try, with done completing the progress record of a success.
 func (r *actionRunner) tryWith(ctx context.Context, a *attempt, d api.Decision, kind api.ActionKind, fn func(context.Context) error, done func(*api.Progress)) error {
 	now := r.opts.Now()
-	if a.ok || a.n >= maxAttempts || (a.n > 0 && now.Sub(a.last) < 10*r.opts.RefreshInterval) {
+	if !r.due(a, kind, now) {
 		return errNotTried
 	}
 	a.n++
 	a.last = now
+	if kind == api.ActionRejoin {
+		r.rejoinStarted(d, a)
+	}
 	r.setActing(ctx, kind)
 	ctx, cancel := context.WithTimeoutCause(ctx, r.opts.CommandTimeout,
 		fmt.Errorf("failover.command_timeout (%s) exceeded", r.opts.CommandTimeout))
@@ -272,9 +282,13 @@ func (r *actionRunner) tryWith(ctx context.Context, a *attempt, d api.Decision, 
 	rec := api.Progress{Epoch: d.Epoch, Kind: kind, Done: err == nil, Failed: err != nil && a.n >= maxAttempts}
 	if oneShot(kind) && err != nil {
 		// The coordinator chooses again (promote), aborts the switchover
-		// (demote), or the operator takes over (rejoin, fence).
+		// (demote), or the operator takes over (fence).
 		rec.Failed = true
 		a.n = maxAttempts
+	}
+	if kind == api.ActionRejoin {
+		rec.Failed = err != nil // this attempt's; the next comes after the backoff
+		r.rejoinEnded(d, a, err)
 	}
 	if err != nil {
 		rec.Error = api.ErrorText(err)

@@ -17,7 +17,7 @@ type Commands struct {
 	Self           string
 	PromoteCommand string // "": repmgr standby promote
 	FollowCommand  string // "": repmgr standby follow --upstream-node-id
-	RejoinCommand  string // "": repmgr node rejoin --force-rewind
+	RejoinCommand  string // "": pgquorum rewinds and starts the standby itself
 	FenceCommand   string // failover.fence when it is a command
 }
 
@@ -85,21 +85,15 @@ func (x Commands) Stopped(ctx context.Context) (repmgr.Control, bool, error) {
 	return ctl, false, err
 }
 
-// Postmaster implements Actions.
-func (x Commands) Postmaster(context.Context) (repmgr.Postmaster, error) {
-	return x.Service.Postmaster()
+// RunningServer implements Actions.
+func (x Commands) RunningServer(context.Context) (repmgr.RunningServer, error) {
+	return x.Service.RunningServer()
 }
 
-// Rejoin implements Actions: repmgr node rejoin to primary, rewinding
-// when the histories diverged, or the operator's command.
+// Rejoin implements Actions: one attempt to make this former primary a
+// standby streaming from primary (rejoin_run.go).
 func (x Commands) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
-	if err := repmgr.CheckpointAt(ctx, primary.Conninfo); err != nil {
-		return "", fmt.Errorf("checkpoint on %s before the rejoin (so that pg_rewind sees its timeline): %w", primary.Name, err)
-	}
-	if x.RejoinCommand == "" {
-		return x.CLI.Rejoin(ctx, primary.Conninfo, true)
-	}
-	return x.CLI.Runner.Shell(ctx, x.RejoinCommand, decisionEnv(d, x.Self, primary)...)
+	return x.rejoin(ctx, d, primary)
 }
 
 // Fence implements Actions: the operator's fence command.

@@ -45,10 +45,13 @@ type Options struct {
 	// only when it ends.
 	Quiet      time.Duration
 	AutoRejoin bool
-	Raft       RaftOptions
-	Addresses  consensus.Addresses // where every node's pgquorum answers HTTP
-	Logger     *slog.Logger
-	Now        func() time.Time // optional; time.Now
+	// RepmgrConfigFile is repmgr.config_file, named in the manual step of
+	// a rejoin that cannot succeed.
+	RepmgrConfigFile string
+	Raft             RaftOptions
+	Addresses        consensus.Addresses // where every node's pgquorum answers HTTP
+	Logger           *slog.Logger
+	Now              func() time.Time // optional; time.Now
 	// After is optional; time.After. Tests drive the switchover's drain
 	// with it.
 	After func(time.Duration) <-chan time.Time
@@ -97,10 +100,10 @@ type Actions interface {
 	// Stopped reads the control file of the local instance when no
 	// postmaster runs; running tells whether one does.
 	Stopped(ctx context.Context) (ctl repmgr.Control, running bool, err error)
-	// Postmaster says, from the data directory alone, whether a postmaster
+	// RunningServer says, from the data directory alone, whether a postmaster
 	// runs and whether it runs as a standby: what fencing needs when the
 	// database does not answer.
-	Postmaster(ctx context.Context) (repmgr.Postmaster, error)
+	RunningServer(ctx context.Context) (repmgr.RunningServer, error)
 	Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error)
 	Fence(ctx context.Context, reason string) (string, error)
 }
@@ -159,7 +162,10 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	c.op = &operator{opts: opts, local: local, fsm: fsm, m: m, calls: c.calls}
 	c.coord = &coordinator{opts: opts, local: local, fsm: fsm, m: m, board: board, calls: c.calls, note: c.rep.noteState, rounds: newRounds(opts)}
 	record := make(chan api.Fence, 64)
-	run := &actionRunner{opts: opts, fsm: fsm, board: board, note: c.rep.noteState}
+	run := &actionRunner{opts: opts, fsm: fsm, board: board, note: c.rep.noteState, conninfo: func(id int) string {
+		n, _ := repmgr.ByID(local.KnownNodes(), id)
+		return n.Conninfo
+	}}
 	c.hooks = newHookRunner(opts)
 	c.act = &actor{opts: opts, local: local, actions: actions, fsm: fsm, ready: m.ready, board: board, run: run, note: c.rep.noteState,
 		fence:    newFencer(opts, local, actions, board, run, record, c.hooks),

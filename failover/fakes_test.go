@@ -87,7 +87,7 @@ type fakeActions struct {
 	probeTakes time.Duration   // how long InRecovery takes to answer, within its ctx
 	control    repmgr.Control
 	running    bool
-	postmaster repmgr.Postmaster // what the data directory says
+	postmaster repmgr.RunningServer // what the data directory says
 }
 
 func (x *fakeActions) do(ctx context.Context, what string) error {
@@ -158,7 +158,7 @@ func (x *fakeActions) Stopped(ctx context.Context) (repmgr.Control, bool, error)
 	return x.control, x.running, nil
 }
 
-func (x *fakeActions) Postmaster(context.Context) (repmgr.Postmaster, error) {
+func (x *fakeActions) RunningServer(context.Context) (repmgr.RunningServer, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.postmaster, nil

@@ -340,7 +340,7 @@ func (x *fencer) facts(ctx context.Context, st Replicated, f *consensus.Snapshot
 	probed := f.ProbeErr == nil && f.IdentityErr == nil
 	up, inRecovery, nodes := probed, f.Facts.InRecovery, f.Facts.Nodes
 	if !probed && x.opts.Fence != api.FenceOff && x.opts.Fence != "" {
-		pm, err := x.actions.Postmaster(ctx)
+		pm, err := x.actions.RunningServer(ctx)
 		if err != nil {
 			x.opts.Logger.Debug("read the postmaster's state from the data directory", "error", err)
 		}

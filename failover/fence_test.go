@@ -327,12 +327,12 @@ func TestNeedsPrimaryProbe(t *testing.T) {
 func TestFencerProbeFailsPostmasterRuns(t *testing.T) {
 	for _, tt := range []struct {
 		name       string
-		postmaster repmgr.Postmaster
+		postmaster repmgr.RunningServer
 		calls      []string
 	}{
-		{"a postmaster without standby.signal runs: fenced", repmgr.Postmaster{PID: 4242}, []string{"probe s2", "stop"}},
-		{"a postmaster with standby.signal runs: not fenced", repmgr.Postmaster{PID: 4242, Standby: true}, nil},
-		{"no postmaster: not fenced", repmgr.Postmaster{}, nil},
+		{"a postmaster without standby.signal runs: fenced", repmgr.RunningServer{PID: 4242}, []string{"probe s2", "stop"}},
+		{"a postmaster with standby.signal runs: not fenced", repmgr.RunningServer{PID: 4242, Standby: true}, nil},
+		{"no postmaster: not fenced", repmgr.RunningServer{}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			local := localAs("-")

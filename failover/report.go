@@ -37,6 +37,7 @@ func (r *reporter) status(ctx context.Context) api.FailoverStatus {
 	if sw, ok := st.Switchover(); ok {
 		fs.Switchover = &sw
 	}
+	fs.Rejoin, fs.RejoinAttempts, fs.RejoinFailures = r.board.rejoinView(st.Epoch)
 	return fs
 }
 
@@ -58,6 +59,9 @@ func (r *reporter) nodeState(ctx context.Context, st Replicated) (api.FailoverSt
 	}
 	b := r.board.view()
 	v.Acting, v.Fenced = b.acting, b.fenced
+	if rs, _, _ := r.board.rejoinView(st.Epoch); rs != nil {
+		v.Rejoin = rejoinText(rs, r.opts.Now())
+	}
 	if sw, ok := st.Switchover(); ok && sw.Phase == api.PhaseDemoting && (b.demoting == sw.ID+1 || b.acting == api.ActionDemote) {
 		v.Demoting = sw.To
 	}

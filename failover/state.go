@@ -1,6 +1,10 @@
 package failover
 
-import "github.com/pgquorum/pgquorum/api"
+import (
+	"strings"
+
+	"github.com/pgquorum/pgquorum/api"
+)
 
 // NodeView is what decides a node's state.
 type NodeView struct {
@@ -19,6 +23,8 @@ type NodeView struct {
 	Paused      string // why automatic failover is paused; "" when not
 	Demoting    string // the switchover this node steps down for; ""
 	Fenced      string // why this node fenced itself; ""
+	// Rejoin is the rejoin under way, in words (rejoinText); "": none.
+	Rejoin string
 }
 
 // NodeState is the state of a node and why.
@@ -28,8 +34,8 @@ func NodeState(v NodeView) (api.FailoverState, string) {
 		return api.FailoverOff, "failover.mode is off: pgquorum only reports"
 	case v.Acting == api.ActionDemote || v.Demoting != "":
 		return api.FailoverDemoting, "stepping down for the switchover to " + v.Demoting
-	case v.Acting == api.ActionRejoin:
-		return api.FailoverRejoining, "rejoining " + v.Primary + " as a standby"
+	case v.Acting == api.ActionRejoin || v.Rejoin != "":
+		return api.FailoverRejoining, strings.TrimSuffix("rejoining "+v.Primary+" as a standby: "+v.Rejoin, ": ")
 	case v.Acting == api.ActionFence || v.Fenced != "":
 		return api.FailoverFenced, v.Fenced
 	case !v.DBUp:

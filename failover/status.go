@@ -20,6 +20,7 @@ type statusBoard struct {
 	demoting uint64         // ID+1 of the switchover this node stepped down and stopped for; 0: none
 	progress map[uint64]api.Progress
 	last     api.FailoverState // the state last logged
+	rejoin   rejoinBoard
 }
 
 // phaseSeen is the cluster's phase as a coordinator stated it, and when.

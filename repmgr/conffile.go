@@ -21,6 +21,9 @@ type Config struct {
 	PGCtlOptions        string
 	ServiceStartCommand string
 	ServiceStopCommand  string
+	// UseReplicationSlots: a standby streams through a slot named for it
+	// (SlotName) on its upstream.
+	UseReplicationSlots bool
 }
 
 // ReadConfigFile reads and parses a repmgr.conf.
@@ -44,6 +47,8 @@ func ReadConfigFile(path string) (Config, error) {
 		PGCtlOptions:        kv["pg_ctl_options"],
 		ServiceStartCommand: kv["service_start_command"],
 		ServiceStopCommand:  kv["service_stop_command"],
+
+		UseReplicationSlots: parseBool(kv["use_replication_slots"]),
 	}
 	if c.Location == "" {
 		c.Location = "default" // repmgr's own default
@@ -125,4 +130,14 @@ func quotedConfigValue(s string) (val, rest string, err error) {
 		}
 	}
 	return "", "", fmt.Errorf("unterminated quoted value")
+}
+
+// parseBool reads a repmgr.conf boolean as repmgr does: "true", "on",
+// "yes", "1" and their capitals are true.
+func parseBool(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "on", "yes", "1":
+		return true
+	}
+	return false
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // Service starts and stops the local PostgreSQL instance the way repmgr
@@ -156,47 +155,36 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// Postmaster is what the data directory says of the postmaster running
-// on it, without connecting to it.
-type Postmaster struct {
-	PID int // from postmaster.pid; 0 when none runs
+// RunningServer is what the data directory says of the server running on it,
+// without connecting to it.
+type RunningServer struct {
+	PID int // the live postmaster's; 0 when none runs (or pgquorum holds the directory)
 	// Standby is set when standby.signal or recovery.signal is there: the
 	// postmaster started (or will start) in recovery, and has not been
 	// promoted since (a promotion removes them).
 	Standby bool
 }
 
-// Postmaster reads postmaster.pid and the recovery signal files of the data
+// RunningServer reads postmaster.pid and the recovery signal files of the data
 // directory: whether a postmaster runs, and as what, when the database
-// itself does not answer (a probe timing out on a busy machine).
-func (s Service) Postmaster() (Postmaster, error) {
+// itself does not answer (a probe timing out on a busy machine). A
+// rejoin's placeholder (DataDirLock), which writes no state line, is no
+// server.
+func (s Service) RunningServer() (RunningServer, error) {
 	dir := s.Conf.DataDirectory
-	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
-	if errors.Is(err, os.ErrNotExist) {
-		return Postmaster{}, nil
+	pm, ok, err := ReadPostmaster(dir)
+	if err != nil || !ok || !pm.Alive || pm.Status == "" {
+		return RunningServer{}, err
 	}
-	if err != nil {
-		return Postmaster{}, fmt.Errorf("read postmaster.pid: %w", err)
-	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(first))
-	if err != nil || pid <= 0 {
-		return Postmaster{}, fmt.Errorf("postmaster.pid: no PID on its first line: %q", first)
-	}
-	// A file left by a killed postmaster names a process that is gone
-	// (signal 0 only checks; EPERM means it exists, another user's).
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return Postmaster{}, nil
-	}
-	p := Postmaster{PID: pid}
+	srv := RunningServer{PID: pm.PID}
 	for _, name := range []string{"standby.signal", "recovery.signal"} {
 		_, err := os.Stat(filepath.Join(dir, name))
 		switch {
 		case err == nil:
-			p.Standby = true
+			srv.Standby = true
 		case !errors.Is(err, os.ErrNotExist):
-			return Postmaster{}, fmt.Errorf("look for %s: %w", name, err)
+			return RunningServer{}, fmt.Errorf("look for %s: %w", name, err)
 		}
 	}
-	return p, nil
+	return srv, nil
 }

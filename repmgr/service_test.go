@@ -76,9 +76,9 @@ func TestServiceCommands(t *testing.T) {
 	}
 }
 
-// TestPostmaster: the data directory says whether a postmaster runs, and
+// TestRunningServer: the data directory says whether a postmaster runs, and
 // as a standby, without a connection.
-func TestPostmaster(t *testing.T) {
+func TestRunningServer(t *testing.T) {
 	write := func(t *testing.T, dir, name, content string) {
 		t.Helper()
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -86,21 +86,27 @@ func TestPostmaster(t *testing.T) {
 		}
 	}
 	self := os.Getpid()
+	// A postmaster's file: PID, directory, start time, port, socket
+	// directory, listen address, shared memory key, state.
+	pidFile := func(state string) string {
+		return fmt.Sprintf("%d\n/data\n1700000000\n5432\n/tmp\n*\n  5432001    0\n%s\n", self, state)
+	}
 	tests := []struct {
 		name  string
 		files map[string]string
-		want  Postmaster
+		want  RunningServer
 		err   bool
 	}{
 		{name: "no postmaster.pid: none runs"},
-		{name: "a live postmaster, no signal file: a primary", files: map[string]string{"postmaster.pid": fmt.Sprintf("%d\n/data\n1700000000\n", self)},
-			want: Postmaster{PID: self}},
-		{name: "a live postmaster with standby.signal", files: map[string]string{"postmaster.pid": fmt.Sprintf("%d\n", self), "standby.signal": ""},
-			want: Postmaster{PID: self, Standby: true}},
-		{name: "a live postmaster with recovery.signal", files: map[string]string{"postmaster.pid": fmt.Sprintf("%d\n", self), "recovery.signal": ""},
-			want: Postmaster{PID: self, Standby: true}},
+		{name: "a live postmaster, no signal file: a primary", files: map[string]string{"postmaster.pid": pidFile("ready")},
+			want: RunningServer{PID: self}},
+		{name: "a live postmaster with standby.signal", files: map[string]string{"postmaster.pid": pidFile("standby"), "standby.signal": ""},
+			want: RunningServer{PID: self, Standby: true}},
+		{name: "a live postmaster with recovery.signal", files: map[string]string{"postmaster.pid": pidFile("starting"), "recovery.signal": ""},
+			want: RunningServer{PID: self, Standby: true}},
+		{name: "the rejoin's placeholder (no state line): no server", files: map[string]string{"postmaster.pid": fmt.Sprintf("%d\n/data\n", self)}},
 		{name: "a file left by a postmaster that is gone", files: map[string]string{"postmaster.pid": "2147483646\n"}},
-		{name: "a garbled file", files: map[string]string{"postmaster.pid": "x\n"}, err: true},
+		{name: "a garbled file: no live PID", files: map[string]string{"postmaster.pid": "x\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,9 +114,9 @@ func TestPostmaster(t *testing.T) {
 			for name, content := range tt.files {
 				write(t, dir, name, content)
 			}
-			got, err := Service{Conf: Config{DataDirectory: dir}}.Postmaster()
+			got, err := Service{Conf: Config{DataDirectory: dir}}.RunningServer()
 			if (err != nil) != tt.err || got != tt.want {
-				t.Errorf("Postmaster() = %+v, %v; want %+v, error %v", got, err, tt.want, tt.err)
+				t.Errorf("RunningServer() = %+v, %v; want %+v, error %v", got, err, tt.want, tt.err)
 			}
 		})
 	}

@@ -37,6 +37,12 @@ var (
 		"When the latest fence recorded in the Raft log happened (unix seconds); 0 when none is recorded.", nil, nil)
 	failoverFencesDesc = prometheus.NewDesc("pgquorum_failover_fences_total",
 		"Fences recorded in the Raft log: those of its history when this pgquorum started, then every new one.", nil, nil)
+	rejoinAttemptsDesc = prometheus.NewDesc("pgquorum_rejoin_attempts_total",
+		"Attempts of this node to rejoin the committed primary as a standby (failover.auto_rejoin, or a switchover's old primary), since pgquorum started.", nil, nil)
+	rejoinFailuresDesc = prometheus.NewDesc("pgquorum_rejoin_failures_total",
+		"Rejoin attempts of this node that failed, since pgquorum started; each is retried after a backoff while the decision stands.", nil, nil)
+	rejoinManualDesc = prometheus.NewDesc("pgquorum_rejoin_needs_operator",
+		"1 while this node's rejoin failed in a way retrying cannot fix (pg_rewind impossible, WAL missing): /state's failover.rejoin.manual_step says what to do.", nil, nil)
 )
 
 // Kinds of blocked reasons, the values of pgquorum_failover_blocked's
@@ -81,7 +87,8 @@ type failoverCollector struct {
 
 func (c *failoverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{failoverStateDesc, failoverEpochDesc, failoverCoordDesc, failoverHasCoordDesc, failoverPauseDesc,
-		failoverPausedDesc, failoverSwDesc, failoverBlockedDesc, failoverPromotedDesc, failoverFenceAtDesc, failoverFencesDesc} {
+		failoverPausedDesc, failoverSwDesc, failoverBlockedDesc, failoverPromotedDesc, failoverFenceAtDesc, failoverFencesDesc,
+		rejoinAttemptsDesc, rejoinFailuresDesc, rejoinManualDesc} {
 		ch <- d
 	}
 }
@@ -113,6 +120,9 @@ func (c *failoverCollector) Collect(ch chan<- prometheus.Metric) {
 		lastFence = h.Fences[0].At // newest first
 	}
 	gauge(failoverFenceAtDesc, unixSeconds(lastFence))
+	ch <- prometheus.MustNewConstMetric(rejoinAttemptsDesc, prometheus.CounterValue, float64(s.RejoinAttempts))
+	ch <- prometheus.MustNewConstMetric(rejoinFailuresDesc, prometheus.CounterValue, float64(s.RejoinFailures))
+	gauge(rejoinManualDesc, b2f(s.Rejoin != nil && s.Rejoin.Permanent))
 
 	c.mu.Lock()
 	defer c.mu.Unlock()

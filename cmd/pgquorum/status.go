@@ -115,6 +115,9 @@ func printFailover(w io.Writer, b api.ClusterBody) {
 	if f.Paused {
 		fmt.Fprintf(w, "PAUSED: no automatic failover, fence or rejoin until pgquorum resume (%s)\n", orDash(f.PauseReason))
 	}
+	if r := f.Rejoin; r != nil {
+		printRejoin(w, b.Node, r)
+	}
 	if sw := f.Switchover; sw != nil {
 		fmt.Fprintf(w, "switchover in progress: %s -> %s, %s since %s\n", sw.From, sw.To, sw.Phase, sw.Start.Format(time.RFC3339))
 	} else if len(b.Switchovers) > 0 {
@@ -155,4 +158,22 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// printRejoin prints the answering node's rejoin under way.
+func printRejoin(w io.Writer, node string, r *api.RejoinStatus) {
+	fmt.Fprintf(w, "%s: rejoining %s (epoch %d), attempt %d", orDash(node), r.Primary, r.Epoch, r.Attempt)
+	switch {
+	case r.Running:
+		fmt.Fprint(w, " running")
+	case r.NextAt != nil:
+		fmt.Fprintf(w, ", next at %s", r.NextAt.Format(time.RFC3339))
+	}
+	if r.LastError != "" {
+		fmt.Fprintf(w, ", last error: %s", r.LastError)
+	}
+	fmt.Fprintln(w)
+	if r.Permanent {
+		fmt.Fprintf(w, "REJOIN NEEDS THE OPERATOR: %s\n", r.ManualStep)
+	}
 }

@@ -1,0 +1,370 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// The rejoin's shell: one attempt to make this former primary a standby
+// streaming from the committed primary. It owns the data directory before
+// it acts: a postmaster someone else started is waited for, stopped when
+// it runs as the deposed primary, left alone when it streams from the
+// committed primary; otherwise pgquorum holds postmaster.pid
+// (repmgr.DataDirLock) through crash recovery and pg_rewind, so that a
+// pg_ctl start meanwhile is refused by PostgreSQL itself. The standby's
+// configuration is written before the lock is released: whoever starts
+// PostgreSQL after that starts the standby.
+
+const (
+	// dirPoll is how often a starting or stopping postmaster is looked at.
+	dirPoll = 200 * time.Millisecond
+	// standbyPatience is how long a standby started by someone else may
+	// take to stream from the committed primary before the rejoin stops
+	// and rewinds it; streamPatience, the same for the standby the rejoin
+	// started itself, before the attempt fails.
+	standbyPatience = 10 * time.Second
+	streamPatience  = 30 * time.Second
+	// maxDirRaces bounds how often in one attempt a postmaster may start
+	// between two of the rejoin's steps.
+	maxDirRaces = 5
+	// rewindBound bounds pg_rewind instead of failover.command_timeout:
+	// a pg_rewind killed half way leaves a directory that a second
+	// pg_rewind may no longer rewind (seen on a loaded machine: "could not
+	// read WAL record"), so it is never cut short by the attempt's bound
+	// nor by a newer decision.
+	rewindBound = 30 * time.Minute
+)
+
+// Failures of an attempt that retrying cannot fix (rejoinFailure).
+var (
+	errStartedDuringRewind = errors.New("a postmaster worked in the data directory during pg_rewind: it may be damaged")
+	errNotStreaming        = errors.New("started, but not streaming")
+	errForkedSameTimeline  = errors.New("pg_rewind found nothing to rewind, yet the standby does not stream: its history forked on the timeline number of the primary's")
+)
+
+// rejoinLog collects what one attempt did, for its log line.
+type rejoinLog struct{ b strings.Builder }
+
+func (l *rejoinLog) add(format string, args ...any) {
+	fmt.Fprintf(&l.b, format, args...)
+	l.b.WriteString("\n")
+}
+
+func (l *rejoinLog) String() string { return strings.TrimSpace(l.b.String()) }
+
+// rejoin is one attempt of the rejoin of primary; the operator's
+// failover.rejoin_command replaces the rewind, configuration and start.
+func (x Commands) rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
+	var out rejoinLog
+	if err := repmgr.CheckpointAt(ctx, primary.Conninfo); err != nil {
+		return "", fmt.Errorf("checkpoint on %s before the rejoin (so that pg_rewind sees its timeline): %w", primary.Name, err)
+	}
+	for race := 0; ; race++ {
+		if race == maxDirRaces {
+			return out.String(), fmt.Errorf("a postmaster started %d times between the rejoin's steps", race)
+		}
+		lock, left, err := x.ownDataDir(ctx, primary, &out)
+		switch {
+		case err != nil:
+			return out.String(), err
+		case left:
+			return out.String(), x.register(ctx, primary, &out)
+		}
+		rewound, err := x.rewindHeld(ctx, primary, lock, &out)
+		if rerr := lock.Release(); err == nil {
+			err = rerr
+		}
+		if errors.Is(err, repmgr.ErrDataDirBusy) && !errors.Is(err, errStartedDuringRewind) {
+			out.add("a postmaster took the data directory between two steps (%v): looking again", err)
+			continue
+		}
+		if err != nil {
+			return out.String(), err
+		}
+		if err := x.startStandby(ctx, d, primary, &out); err != nil {
+			if !rewound && errors.Is(err, errNotStreaming) {
+				// Nothing to rewind by the timelines' numbers, yet it does
+				// not stream: a history forked on the same timeline number.
+				err = fmt.Errorf("%w: %w", errForkedSameTimeline, err)
+			}
+			return out.String(), err
+		}
+		return out.String(), x.register(ctx, primary, &out)
+	}
+}
+
+// ownDataDir makes the data directory the rejoin's: it takes it when no
+// postmaster runs, waits while one starts or stops, stops one running as
+// the deposed primary (or as a standby not streaming from primary), and
+// leaves a standby streaming from primary alone (left).
+func (x Commands) ownDataDir(ctx context.Context, primary repmgr.Node, out *rejoinLog) (lock *repmgr.DataDirLock, left bool, err error) {
+	dir := x.Service.Conf.DataDirectory
+	var standbySince time.Time
+	var lastStep dirStep = -1
+	for {
+		v := dirView{StandbyPatience: standbyPatience}
+		v.PM, v.Exists, err = repmgr.ReadPostmaster(dir)
+		if err != nil {
+			return nil, false, err
+		}
+		step := nextDirStep(v)
+		if step == dirProbe {
+			v.Role = x.localRole(ctx, primary)
+			if !v.Role.InRecovery || v.Role.Streams || v.Role.Err != nil {
+				standbySince = time.Time{}
+			} else if standbySince.IsZero() {
+				standbySince = time.Now()
+			}
+			if !standbySince.IsZero() {
+				v.Waited = time.Since(standbySince)
+			}
+			step = nextDirStep(v)
+		}
+		if step != lastStep {
+			out.add("data directory: postmaster.pid %s: %s", pmText(v), step)
+			lastStep = step
+		}
+		switch step {
+		case dirTake:
+			l, pm, err := repmgr.TakeDataDir(dir, holdFor(ctx))
+			if errors.Is(err, repmgr.ErrDataDirBusy) {
+				out.add("postmaster %d took the data directory first", pm.PID)
+				continue
+			}
+			if err == nil {
+				out.add("holding the data directory: postmaster.pid names placeholder %d", l.PID())
+			}
+			return l, false, err
+		case dirLeave:
+			out.add("a standby someone else started streams from %s: left alone", primary.Name)
+			return nil, true, nil
+		case dirStop:
+			o, err := x.Service.Stop(ctx)
+			out.add("stopped postmaster %d (%s): %s", v.PM.PID, roleText(v.Role), strings.TrimSpace(o))
+			if err != nil {
+				return nil, false, err
+			}
+			standbySince = time.Time{}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("wait for postmaster %d (%s): %w", v.PM.PID, v.PM.Status, context.Cause(ctx))
+		case <-time.After(dirPoll):
+		}
+	}
+}
+
+func pmText(v dirView) string {
+	switch {
+	case !v.Exists:
+		return "absent"
+	case !v.PM.Alive:
+		return fmt.Sprintf("stale (PID %d)", v.PM.PID)
+	}
+	return fmt.Sprintf("PID %d, %q", v.PM.PID, v.PM.Status)
+}
+
+func roleText(r *localRole) string {
+	switch {
+	case r == nil:
+		return "not asked"
+	case !r.InRecovery:
+		return "the deposed primary"
+	}
+	return "a standby not streaming from the committed primary"
+}
+
+// holdFor is how long the placeholder may hold the data directory: the
+// attempt's time left, and pg_rewind's, and a little more.
+func holdFor(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return time.Until(dl) + rewindBound + time.Minute
+	}
+	return rewindBound + 10*time.Minute
+}
+
+// localRole asks the local postmaster whether it is in recovery, and
+// whether it streams from primary.
+func (x Commands) localRole(ctx context.Context, primary repmgr.Node) *localRole {
+	f, err := x.Local.Probe(ctx)
+	if err != nil {
+		return &localRole{Err: err}
+	}
+	r := &localRole{InRecovery: f.InRecovery}
+	if host, port, err := primary.Endpoint(); err == nil && f.InRecovery {
+		r.Streams = f.WAL.ReceiverStatus == "streaming" && f.WAL.SenderHost == host && f.WAL.SenderPort == port
+	}
+	return r
+}
+
+// rewindHeld brings the held data directory to a rewound standby's:
+// crash recovery when it was not shut down cleanly, pg_rewind, the
+// standby's configuration. repmgr.ErrDataDirBusy: a postmaster took the
+// directory between two steps, and the lock is gone.
+func (x Commands) rewindHeld(ctx context.Context, primary repmgr.Node, lock *repmgr.DataDirLock, out *rejoinLog) (rewound bool, err error) {
+	if x.RejoinCommand != "" {
+		// The operator's command rewinds and starts, as repmgr node rejoin
+		// would: it needs the directory free.
+		return true, nil
+	}
+	ctl, err := x.Service.Controldata(ctx)
+	if err != nil {
+		return false, err
+	}
+	out.add("control file: %q, timeline %d", ctl.State, ctl.Timeline)
+	if ctl.State == repmgr.StateInProduction || ctl.State == repmgr.StateInCrashRecovery {
+		if err := x.crashRecover(ctx, lock, out); err != nil {
+			return false, err
+		}
+		if ctl, err = x.Service.Controldata(ctx); err != nil {
+			return false, err
+		}
+	}
+	conninfo, err := repmgr.ReplicationConninfo(primary, x.Self)
+	if err != nil {
+		return false, err
+	}
+	slot := ""
+	if x.Service.Conf.UseReplicationSlots && x.Service.Conf.NodeID > 0 {
+		slot = repmgr.SlotName(x.Service.Conf.NodeID)
+		if err := repmgr.EnsureSlotAt(ctx, primary.Conninfo, slot); err != nil {
+			return false, err
+		}
+	}
+	writeConfig := func() error {
+		if err := x.Service.WriteStandbyConfig(conninfo, slot); err != nil {
+			return err
+		}
+		out.add("standby.signal and primary_conninfo (slot %q) written: whoever starts PostgreSQL now starts a standby of %s", slot, primary.Name)
+		return nil
+	}
+	switch {
+	case repmgr.CleanlyShutDown(ctl.State):
+		return x.rewindGuarded(ctx, primary, lock, writeConfig, out)
+	case ctl.State == repmgr.StateInArchiveRecovery:
+		// Rewound already (an attempt that failed to start it), or a
+		// standby that crashed: it starts as a standby, and must stream.
+		out.add("no rewind: the data directory is a standby's")
+		return true, writeConfig()
+	}
+	return false, fmt.Errorf("the control file says %q: not a state the rejoin knows", ctl.State)
+}
+
+// rewindGuarded runs pg_rewind with the data directory guarded, and
+// writes the standby's configuration before the guard is lifted: from
+// then on, any start is the standby's. rewound is false when pg_rewind
+// found nothing to rewind.
+func (x Commands) rewindGuarded(ctx context.Context, primary repmgr.Node, lock *repmgr.DataDirLock, writeConfig func() error, out *rejoinLog) (rewound bool, err error) {
+	if err := lock.Guard(); err != nil {
+		return false, err
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rewindBound)
+	defer cancel()
+	o, err := x.Service.Rewind(rctx, primary.Conninfo)
+	out.add("pg_rewind from %s: %s", primary.Name, strings.TrimSpace(lastLines(o, 3)))
+	if err != nil {
+		if !strings.Contains(o, "rewinding from last common checkpoint") {
+			// It refused before it changed anything: the directory may
+			// start as it was.
+			_ = lock.Unguard()
+		}
+		// Otherwise the guard stays: a directory pg_rewind left half done
+		// must not start; the next attempt rewinds it again.
+		return false, err
+	}
+	if err := writeConfig(); err != nil {
+		return false, err
+	}
+	if err := lock.Unguard(); err != nil {
+		return false, fmt.Errorf("%w: %w", errStartedDuringRewind, err)
+	}
+	return !strings.Contains(o, "no rewind required"), nil
+}
+
+// crashRecover runs crash recovery on the held data directory: the
+// single-user postgres takes the lock over (DataDirLock.Env) and removes
+// it at its exit; the lock is taken again at once.
+func (x Commands) crashRecover(ctx context.Context, lock *repmgr.DataDirLock, out *rejoinLog) error {
+	if err := lock.Check(); err != nil {
+		return err
+	}
+	if err := x.Service.RemoveStandbySignal(); err != nil {
+		return err
+	}
+	o, err := x.Service.CrashRecover(ctx, lock.Env())
+	out.add("crash recovery in single-user mode: %s", strings.TrimSpace(lastLines(o, 2)))
+	if err != nil {
+		return err
+	}
+	return lock.Retake()
+}
+
+// startStandby starts PostgreSQL (or runs the operator's rejoin command),
+// then waits until it streams from primary. A start refused because a
+// postmaster someone else started runs already is no failure: that
+// postmaster runs the configuration just written.
+func (x Commands) startStandby(ctx context.Context, d api.Decision, primary repmgr.Node, out *rejoinLog) error {
+	var o string
+	var err error
+	if x.RejoinCommand != "" {
+		o, err = x.CLI.Runner.Shell(ctx, x.RejoinCommand, decisionEnv(d, x.Self, primary)...)
+		out.add("failover.rejoin_command: %s", strings.TrimSpace(o))
+	} else {
+		o, err = x.Service.Start(ctx)
+		out.add("start PostgreSQL: %s", strings.TrimSpace(lastLines(o, 3)))
+	}
+	if err != nil {
+		pm, ok, rerr := repmgr.ReadPostmaster(x.Service.Conf.DataDirectory)
+		if rerr != nil || !ok || !pm.Alive {
+			return err
+		}
+		out.add("postmaster %d runs: started by someone else meanwhile", pm.PID)
+	}
+	wait, cancel := context.WithTimeout(ctx, streamPatience)
+	defer cancel()
+	for {
+		r := x.localRole(wait, primary)
+		if r.Err == nil && r.InRecovery && r.Streams {
+			out.add("streams from %s", primary.Name)
+			return nil
+		}
+		select {
+		case <-wait.Done():
+			return fmt.Errorf("%w from %s within %s (%s)", errNotStreaming, primary.Name, streamPatience, roleErr(r))
+		case <-time.After(dirPoll):
+		}
+	}
+}
+
+func roleErr(r *localRole) string {
+	switch {
+	case r.Err != nil:
+		return api.ErrorText(r.Err)
+	case !r.InRecovery:
+		return "it runs as a primary"
+	}
+	return "its WAL receiver does not stream from it"
+}
+
+// register records this node as a standby of primary in repmgr.nodes.
+func (x Commands) register(ctx context.Context, primary repmgr.Node, out *rejoinLog) error {
+	o, err := x.CLI.RegisterStandby(ctx, primary.ID)
+	out.add("repmgr standby register --force: %s", strings.TrimSpace(lastLines(o, 2)))
+	return err
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
