@@ -432,3 +432,23 @@ func TestFenceStoreOnlyMarksMoved(t *testing.T) {
 		}
 	}
 }
+
+// TestFenceLogKeepsPending: fences not recorded yet survive a restart of
+// pgquorum in the Raft directory, and the file goes once all are recorded.
+func TestFenceLogKeepsPending(t *testing.T) {
+	dir := t.TempDir()
+	l := &fenceLog{opts: Options{Raft: RaftOptions{Dir: dir}}}
+	pending := []api.Fence{{Node: "p", At: t0, Reason: "rule 2: no coordinator for 3s"}, {Node: "p", At: t0.Add(time.Minute), Reason: "rule 1: runs as primary"}}
+	l.keep(pending)
+	got, err := (&fenceLog{opts: l.opts}).load()
+	if err != nil || !reflect.DeepEqual(got, pending) {
+		t.Fatalf("loaded %+v, %v; want %+v", got, err, pending)
+	}
+	l.keep(nil)
+	if _, err := os.Stat(filepath.Join(dir, pendingFencesFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the file of pending fences is still there once all are recorded: %v", err)
+	}
+	if got, err := l.load(); err != nil || got != nil {
+		t.Errorf("loaded %+v, %v; want none", got, err)
+	}
+}

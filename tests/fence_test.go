@@ -328,6 +328,8 @@ func TestFenceCrashLoopingPgquorum(t *testing.T) {
 	if err := r.c.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Recorded once healed, whichever of its runs made it.
+	waitFenceInHistory(t, p, "node1", "rule 2: no coordinator for")
 }
 
 // TestFenceCutOffPrimaryByRule2: node1 is cut off from both peers. It hears
