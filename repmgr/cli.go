@@ -13,6 +13,10 @@ type CLI struct {
 	Bin        string // path of the repmgr binary
 	ConfigFile string // this node's repmgr.conf
 	Runner     Runner
+	// ConfigArchiveDir is where node rejoin keeps its copy of the
+	// configuration files; empty: repmgr's default, /tmp, in a directory
+	// named for the node, which instances of one name on one machine share.
+	ConfigArchiveDir string
 }
 
 func (c CLI) run(ctx context.Context, args ...string) (string, error) {
@@ -47,6 +51,9 @@ func (c CLI) FollowUpstream(ctx context.Context, upstreamID int) (string, error)
 // when forceRewind is set.
 func (c CLI) Rejoin(ctx context.Context, upstreamConninfo string, forceRewind bool) (string, error) {
 	args := []string{"node", "rejoin", "-d", upstreamConninfo}
+	if c.ConfigArchiveDir != "" {
+		args = append(args, "--config-archive-dir="+c.ConfigArchiveDir)
+	}
 	if forceRewind {
 		args = append(args, "--force-rewind")
 	}

@@ -190,7 +190,9 @@ func (n *Node) Repmgr(ctx context.Context, args ...string) (string, error) {
 // cli is pgquorum's own repmgr wrapper for this node, so that failovers in
 // the tests go through the code an operator's tooling would use.
 func (n *Node) cli() repmgr.CLI {
-	return repmgr.CLI{Bin: "repmgr", ConfigFile: n.RepmgrConf(), Runner: n.run}
+	// Each lab node archives under its own directory: node names repeat
+	// across the clusters of one test run.
+	return repmgr.CLI{Bin: "repmgr", ConfigFile: n.RepmgrConf(), Runner: n.run, ConfigArchiveDir: n.Dir}
 }
 
 func (n *Node) logged(what string, out string, err error) error {
