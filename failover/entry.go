@@ -36,6 +36,9 @@ const (
 	// EntryAllow records that repmgrd may promote the committed primary
 	// of an epoch (failover.mode repmgrd): once.
 	EntryAllow EntryType = "allow"
+	// EntrySync commits the synchronous set of the current epoch's
+	// primary (failover.synchronous; sync.go).
+	EntrySync EntryType = "sync"
 )
 
 // Entry is one record of the Raft log.
@@ -48,6 +51,7 @@ type Entry struct {
 	Fence      *LogFence      `json:"fence,omitempty"`
 	Switchover *LogSwitchover `json:"switchover,omitempty"`
 	Allow      *Promoted      `json:"allow,omitempty"` // the epoch whose primary repmgrd may promote
+	Sync       *LogSync       `json:"sync,omitempty"`
 }
 
 // LogDecision is the payload of EntryDecision: the primary of an epoch.

@@ -33,6 +33,7 @@ type Replicated struct {
 	Pause       *Pause
 	Fences      []api.Fence      // oldest first
 	Switchovers []api.Switchover // oldest first
+	Sync        *LogSync         // the committed synchronous set; nil: never committed
 }
 
 // Paused tells whether automatic failover is paused.
@@ -121,6 +122,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.state.Fences = keepLast(append(f.state.Fences, api.Fence(*e.Fence)), maxFences)
 	case EntrySwitchover:
 		if err := f.applySwitchover(e.Switchover); err != nil {
+			return err
+		}
+	case EntrySync:
+		if err := f.applySync(e.Sync); err != nil {
 			return err
 		}
 	default:
@@ -225,6 +230,9 @@ func (f *FSM) State() Replicated {
 		cp := *p
 		s.Pause = &cp
 	}
+	if f.state.Sync != nil {
+		s.Sync = f.state.Sync.clone()
+	}
 	return s
 }
 
@@ -303,16 +311,17 @@ type snapshot struct {
 	Pause       *Pause          `json:"pause,omitempty"`
 	Fences      []LogFence      `json:"fences,omitempty"`      // oldest first
 	Switchovers []LogSwitchover `json:"switchovers,omitempty"` // oldest first
+	Sync        *LogSync        `json:"sync,omitempty"`
 }
 
 func snapshotOf(r Replicated) snapshot {
 	return snapshot{Epoch: r.Epoch, Primary: r.Primary, PrimaryID: r.PrimaryID, History: convert(r.History, logDecision), Pause: r.Pause,
-		Fences: convert(r.Fences, func(f api.Fence) LogFence { return LogFence(f) }), Switchovers: convert(r.Switchovers, logSwitchover)}
+		Fences: convert(r.Fences, func(f api.Fence) LogFence { return LogFence(f) }), Switchovers: convert(r.Switchovers, logSwitchover), Sync: r.Sync}
 }
 
 func (s snapshot) replicated() Replicated {
 	return Replicated{Epoch: s.Epoch, Primary: s.Primary, PrimaryID: s.PrimaryID, History: convert(s.History, LogDecision.api), Pause: s.Pause,
-		Fences: convert(s.Fences, func(f LogFence) api.Fence { return api.Fence(f) }), Switchovers: convert(s.Switchovers, LogSwitchover.api)}
+		Fences: convert(s.Fences, func(f LogFence) api.Fence { return api.Fence(f) }), Switchovers: convert(s.Switchovers, LogSwitchover.api), Sync: s.Sync}
 }
 
 func (s snapshot) Persist(sink raft.SnapshotSink) error {

@@ -37,6 +37,7 @@ func (r *reporter) status(ctx context.Context) api.FailoverStatus {
 	if sw, ok := st.Switchover(); ok {
 		fs.Switchover = &sw
 	}
+	fs.Synchronous = syncStatus(r.opts.Sync, st.Sync, st.Epoch, r.syncSeen(ctx, st), r.board.fallbacks.Load())
 	return fs
 }
 
@@ -80,6 +81,7 @@ func (r *reporter) noteState(ctx context.Context) {
 func (r *reporter) report(ctx context.Context, req api.ReportRequest) api.Report {
 	if req.Coordinator != "" && req.Coordinator != r.opts.Self {
 		r.board.setPhase(phaseSeen{state: api.FailoverState(req.Phase), reason: req.PhaseReason, at: r.opts.Now()})
+		r.board.setPrimarySync(req.PrimarySync, r.opts.Now())
 	}
 	if req.ProbeNode == "" {
 		return r.ownReport(ctx)
@@ -126,6 +128,7 @@ func (r *reporter) ownReport(ctx context.Context) api.Report {
 	if s := r.local.Snapshot(ctx); s != nil {
 		rep.State = s.Verdict.State
 	}
+	syncFacts(&rep, f.Facts.Server.Sync)
 	rep.Action = r.board.progressOf(r.fsm.State().Epoch)
 	fs := r.status(ctx)
 	rep.Failover = &fs
