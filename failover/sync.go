@@ -97,8 +97,9 @@ type syncApplier struct {
 	fsm   *FSM
 	board *statusBoard
 
-	mu      sync.Mutex
-	applied string // the value this node last set
+	mu        sync.Mutex
+	applied   string    // the value this node last set
+	appliedAt time.Time // and when
 }
 
 func (a *syncApplier) loop(ctx context.Context) {
@@ -138,10 +139,10 @@ func (a *syncApplier) step(ctx context.Context) {
 	value := want(a.opts.Sync, st)
 	actual := snap.Facts.Server.Sync.StandbyNames
 	a.mu.Lock()
-	last := a.applied
+	last, lastAt := a.applied, a.appliedAt
 	a.mu.Unlock()
-	if actual == value {
-		return
+	if actual == value || (value == last && a.opts.Now().Sub(lastAt) < 3*a.opts.RefreshInterval) {
+		return // applied; or just applied, and the probe's facts predate it
 	}
 	log := a.opts.Logger
 	if actual != last && actual != "" {
@@ -153,7 +154,7 @@ func (a *syncApplier) step(ctx context.Context) {
 		return
 	}
 	a.mu.Lock()
-	a.applied = value
+	a.applied, a.appliedAt = value, a.opts.Now()
 	a.mu.Unlock()
 	if value == "" && a.opts.Sync.Mode == api.SyncOn {
 		a.board.fallbacks.Add(1)

@@ -286,7 +286,7 @@ func syncStatus(p SyncPolicy, s *LogSync, epoch uint64, seen *api.PrimarySync, f
 	default:
 		out.RPO = api.RPOZero
 	}
-	if out.SyncRepWaits > 0 && !strings.Contains(out.RPO, "wait") {
+	if out.SyncRepWaits > 0 {
 		out.RPO += fmt.Sprintf("; %d commits wait for a standby (SyncRep)", out.SyncRepWaits)
 	}
 	return out
