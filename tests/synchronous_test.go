@@ -52,17 +52,32 @@ func startSyncRig(t *testing.T, mode string, more map[string]string) *failoverRi
 	return r
 }
 
+// syncBudget bounds a change of the synchronous set: a member leaves after
+// failover.grace, then one commit, the primary's apply, two sightings of it
+// a refresh apart and the remaining members' catch-up, each a round of the
+// coordinator or more; a correctness bound on a loaded machine.
+const syncBudget = 30 * time.Second
+
 // waitSync waits until n's /state failover.synchronous satisfies ok.
 func waitSync(t *testing.T, n *lab.Node, what string, ok func(*api.SyncStatus) bool) *api.SyncStatus {
 	t.Helper()
 	var got *api.SyncStatus
-	waitVerdict(t, n, "synchronous: "+what, func(_ int, b api.StateBody) bool {
-		if b.Failover == nil || b.Failover.Synchronous == nil {
-			return false
+	err := lab.WaitFor(context.Background(), syncBudget, n.Name+" /state synchronous: "+what, func(ctx context.Context) error {
+		var b api.StateBody
+		if _, err := n.GetJSON(ctx, api.PathState, &b); err != nil {
+			return err
 		}
-		got = b.Failover.Synchronous
-		return ok(got)
+		if b.Failover == nil || b.Failover.Synchronous == nil {
+			return fmt.Errorf("no synchronous object: %+v", b.Failover)
+		}
+		if got = b.Failover.Synchronous; !ok(got) {
+			return fmt.Errorf("got %+v", *got)
+		}
+		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("%s synchronous: %s %v, synchronous_standby_names %q, %s", n.Name, got.Mode, got.Set, got.StandbyNames, got.RPO)
 	return got
 }
@@ -78,11 +93,20 @@ func crashCutOff(t *testing.T, r *failoverRig) (lost []int64, acked int) {
 	ctx := context.Background()
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
+	err := lab.WaitFor(ctx, settle, "20 writes acknowledged by node1", func(context.Context) error {
+		if k := len(r.w.Acked()); k < 20 {
+			return fmt.Errorf("%d so far", k)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := r.c.Partition(ctx, []*lab.Node{n1}, []*lab.Node{n2, n3}); err != nil {
 		t.Fatal(err)
 	}
 	cut := time.Now()
-	err := lab.WaitFor(ctx, settle, "5 writes sent after the cut", func(context.Context) error {
+	err = lab.WaitFor(ctx, settle, "5 writes sent after the cut", func(context.Context) error {
 		sent := 0
 		for _, w := range r.w.Writes() {
 			if w.Sent.After(cut) {
@@ -100,10 +124,12 @@ func crashCutOff(t *testing.T, r *failoverRig) (lost []int64, acked int) {
 	if err := n1.CrashInstance(); err != nil {
 		t.Fatal(err)
 	}
+	crash := time.Now()
+	t.Logf("node1 crashed %s after the cut", crash.Sub(cut).Round(time.Millisecond))
 	if err := r.c.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
-	p := r.failedOver(t, 2, "node1", cut)
+	p := r.failedOver(t, 2, "node1", crash)
 	r.writesMoveTo(t, p)
 	lost, err = lab.LostWrites(ctx, p, r.w.Acked())
 	if err != nil {
@@ -218,7 +244,8 @@ func TestSynchronousStrictBlocksWithoutStandby(t *testing.T) {
 	if err := n2.StartPG(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	err = lab.WaitFor(context.Background(), settle, "writes acknowledged again", func(context.Context) error {
+	// node2 joins the counted standbys again: a commit and an apply.
+	err = lab.WaitFor(context.Background(), syncBudget, "writes acknowledged again", func(context.Context) error {
 		for _, w := range r.w.Acked() {
 			if w.Sent.After(restart) {
 				return nil
@@ -249,6 +276,8 @@ func TestSynchronousOnFallsBackToAsync(t *testing.T) {
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
 	stopStandbys(t, n2)
+	// node3 alone; on a loaded machine the set may pass through
+	// asynchronous on the way, when node3 too is slow to report.
 	waitSync(t, n1, "node3 alone", func(s *api.SyncStatus) bool {
 		return s.RPO == api.RPOZero && slices.Equal(s.Set, []string{"node3"})
 	})
