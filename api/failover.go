@@ -130,6 +130,7 @@ type Report struct {
 	// standby's recovery_min_apply_delay.
 	SyncStandbyNames string `json:"sync_standby_names,omitempty"`
 	SyncRepWaits     int    `json:"sync_rep_waits,omitempty"`
+	SyncCommit       string `json:"synchronous_commit,omitempty"`
 	ApplyDelayMS     int64  `json:"apply_delay_ms,omitempty"`
 }
 

@@ -58,4 +58,7 @@ type SyncStatus struct {
 type PrimarySync struct {
 	StandbyNames string `json:"synchronous_standby_names"`
 	SyncRepWaits int    `json:"sync_rep_waits"`
+	// SynchronousCommit is the primary's synchronous_commit, as a session
+	// of database.dsn's user starts with.
+	SynchronousCommit string `json:"synchronous_commit,omitempty"`
 }

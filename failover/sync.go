@@ -178,7 +178,7 @@ func primarySync(st Replicated, reports map[string]*api.Report) *api.PrimarySync
 	if p == nil || !p.DBUp || p.InRecovery {
 		return nil
 	}
-	return &api.PrimarySync{StandbyNames: p.SyncStandbyNames, SyncRepWaits: p.SyncRepWaits}
+	return &api.PrimarySync{StandbyNames: p.SyncStandbyNames, SyncRepWaits: p.SyncRepWaits, SynchronousCommit: p.SyncCommit}
 }
 
 // syncSeen is what this node shows of the primary's setting: its own
@@ -189,7 +189,8 @@ func (r *reporter) syncSeen(ctx context.Context, st Replicated) *api.PrimarySync
 		if f == nil || f.ProbeErr != nil || f.Facts.InRecovery {
 			return nil
 		}
-		return &api.PrimarySync{StandbyNames: f.Facts.Server.Sync.StandbyNames, SyncRepWaits: f.Facts.Server.Sync.Waits}
+		s := f.Facts.Server.Sync
+		return &api.PrimarySync{StandbyNames: s.StandbyNames, SyncRepWaits: s.Waits, SynchronousCommit: s.Commit}
 	}
 	return r.board.primarySync(r.opts.Now(), 3*r.opts.RefreshInterval+r.opts.PeerTimeout)
 }
@@ -197,7 +198,7 @@ func (r *reporter) syncSeen(ctx context.Context, st Replicated) *api.PrimarySync
 // syncFacts fills a report's synchronous replication fields.
 func syncFacts(rep *api.Report, s repmgr.SyncFacts) {
 	if !rep.InRecovery {
-		rep.SyncStandbyNames, rep.SyncRepWaits = s.StandbyNames, s.Waits
+		rep.SyncStandbyNames, rep.SyncRepWaits, rep.SyncCommit = s.StandbyNames, s.Waits, s.Commit
 		return
 	}
 	rep.ApplyDelayMS = s.ApplyDelayMS

@@ -281,6 +281,10 @@ func syncStatus(p SyncPolicy, s *LogSync, epoch uint64, seen *api.PrimarySync, f
 		out.Degraded, out.RPO = true, "async since "+since.UTC().Format(time.RFC3339)
 	case !out.Seen || out.StandbyNames != out.Want:
 		out.Degraded, out.RPO = true, "async: the primary does not apply the committed set yet"
+	case seen.SynchronousCommit == "off" || seen.SynchronousCommit == "local":
+		// Sessions that start so never wait for a standby, whatever the
+		// list says.
+		out.Degraded, out.RPO = true, "async: synchronous_commit is "+seen.SynchronousCommit+" on the primary, commits do not wait for standbys"
 	case len(s.Counted) < s.Count:
 		out.RPO = api.RPOZero + ": writes wait for a synchronous standby (strict)"
 	default:

@@ -388,6 +388,8 @@ func TestSyncStatus(t *testing.T) {
 		{"strict without a standby: writes wait", SyncPolicy{Mode: api.SyncStrict, Count: 1}, syncState(api.SyncStrict, 1, nil, []string{}),
 			&api.PrimarySync{StandbyNames: `ANY 1 ("pgquorum: no synchronous standby 1")`, SyncRepWaits: 3}, "RPO 0: writes wait", false},
 		{"nothing committed for the epoch", on, nil, nil, "async: no synchronous set committed", true},
+		{"synchronous_commit off on the primary: nothing waits", on, s, &api.PrimarySync{StandbyNames: `ANY 1 ("a")`, SynchronousCommit: "off"},
+			"async: synchronous_commit is off", true},
 	}
 	for _, tc := range tests {
 		got := syncStatus(tc.p, tc.s, 3, tc.seen, 2)
