@@ -75,7 +75,7 @@ func newRounds(opts Options) *rounds {
 
 // forget is what a node that stops coordinating does: the next time it
 // leads, it starts from its own rounds.
-func (r *rounds) forget() { r.det.Reset() }
+func (r *rounds) forget() { r.det.Reset(); r.syncMem = newSyncMemory() }
 
 // decide is one round of the coordinator.
 func (r *rounds) decide(f roundFacts, st Replicated, now time.Time) roundIntent {

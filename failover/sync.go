@@ -2,7 +2,9 @@ package failover
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +30,7 @@ type syncMemory struct {
 	markFor    string               // the epoch and names the mark is for
 	seen       int                  // rounds the primary was seen applying markFor
 	mark       int64                // the primary's WAL position at the second of them
+	waitNote   string               // the last "waiting before a standby leaves" logged
 }
 
 func newSyncMemory() *syncMemory { return &syncMemory{eligibleAt: map[string]time.Time{}} }
@@ -74,8 +77,10 @@ func (r *rounds) syncStep(f roundFacts, st Replicated, now time.Time) *commitInt
 		Wanted: withGrace(eligible, members, mem.eligibleAt, now, p.Grace), Applied: prim.SyncStandbyNames, AppliedOK: true,
 		Mark: mem.mark, LSN: lsn, Now: now.UTC()})
 	if next == nil {
+		r.noteSyncWait(cur, prim, mem, lsn)
 		return nil
 	}
+	mem.waitNote = ""
 	next.Reason = why
 	level := slog.LevelInfo
 	if p.Mode == api.SyncOn && len(next.Counted) == 0 && cur != nil && len(cur.Counted) > 0 {
@@ -85,6 +90,33 @@ func (r *rounds) syncStep(f roundFacts, st Replicated, now time.Time) *commitInt
 		OK: logLine{level, "synchronous set committed", []any{"epoch", next.Epoch, "primary", next.Primary, "set", next.Members,
 			"counted", next.Counted, "synchronous_standby_names", next.StandbyNames(), "reason", why}},
 		Failed: logLine{slog.LevelWarn, "commit the synchronous set", []any{"epoch", next.Epoch, "reason", why}}}
+}
+
+// noteSyncWait logs, once per reason, why a standby dropped from the
+// counted ones has not left the set yet: the primary does not show the
+// narrower list, or shows it but the mark is not taken, or the members it
+// waits for have not received the WAL of the mark.
+func (r *rounds) noteSyncWait(cur *LogSync, prim *api.Report, mem *syncMemory, lsn map[string]int64) {
+	if cur == nil || len(cur.Members) <= len(cur.Counted) {
+		mem.waitNote = ""
+		return
+	}
+	why := "the primary applies " + fmt.Sprintf("%q", prim.SyncStandbyNames) + ", not " + fmt.Sprintf("%q", cur.StandbyNames())
+	if prim.SyncStandbyNames == cur.StandbyNames() {
+		why = "the primary applies the narrower list; waiting for its second sighting"
+		if mem.mark > 0 {
+			why = fmt.Sprintf("waiting for %s to receive the WAL up to %d", strings.Join(cur.Counted, ", "), mem.mark)
+		}
+	}
+	if why == mem.waitNote {
+		return
+	}
+	mem.waitNote = why
+	got := map[string]int64{}
+	for _, m := range cur.Counted {
+		got[m] = lsn[m]
+	}
+	r.opts.logger().Info("synchronous set: a standby waits to leave", "leaving", minus(cur.Members, cur.Counted), "why", why, "received", got)
 }
 
 // syncApplier runs on every node; on the committed primary, with
@@ -225,4 +257,12 @@ func (b *statusBoard) primarySync(now time.Time, maxAge time.Duration) *api.Prim
 	}
 	cp := *b.sync.seen
 	return &cp
+}
+
+// logger is Options.Logger, or one that discards (rounds built in tests).
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
 }
