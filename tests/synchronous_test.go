@@ -305,4 +305,28 @@ func TestSynchronousOnFallsBackToAsync(t *testing.T) {
 	waitSync(t, n1, "synchronous again with node2", func(s *api.SyncStatus) bool {
 		return s.RPO == api.RPOZero && slices.Equal(s.Set, []string{"node2"})
 	})
+	// A value set by hand is overwritten (failover.synchronous on).
+	ctx := context.Background()
+	if err := n1.Exec(ctx, "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (elsewhere)'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		t.Fatal(err)
+	}
+	// pg_file_settings reads postgresql.auto.conf as it is now: the
+	// value by hand until pgquorum writes the committed one again.
+	err = lab.WaitFor(ctx, syncBudget, "node1's postgresql.auto.conf to hold the committed set again", func(ctx context.Context) error {
+		k, err := n1.QueryInt(ctx, `SELECT count(*) FROM pg_file_settings WHERE name = 'synchronous_standby_names'
+			AND sourcefile LIKE '%postgresql.auto.conf' AND setting = 'ANY 1 ("node2")'`)
+		if err == nil && k != 1 {
+			err = fmt.Errorf("not yet")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSync(t, n1, "the value set by hand overwritten", func(s *api.SyncStatus) bool {
+		return s.StandbyNames == `ANY 1 ("node2")` && s.RPO == api.RPOZero
+	})
 }
