@@ -68,6 +68,21 @@ func (c *Cluster) drop(ctx context.Context, pairs [][2]*Node, what string) error
 	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.ensureFirewall(ctx); err != nil {
+		return err
+	}
+	for _, pair := range pairs {
+		if err := nft(ctx, "add", "rule", "inet", c.firewall.table, "out",
+			"meta", "skuid", pair[0].owner.Uid, "ip", "daddr", pair[1].Host, "drop"); err != nil {
+			return err
+		}
+	}
+	c.opts.Logf("lab: %s", what)
+	return nil
+}
+
+// ensureFirewall creates the cluster's table and chain once; c.mu is held.
+func (c *Cluster) ensureFirewall(ctx context.Context) error {
 	if c.firewall == nil {
 		fw := &Firewall{table: fmt.Sprintf("pgq_lab_%d", c.subnet)}
 		_ = nft(ctx, "delete", "table", "inet", fw.table) // left over by a killed run
@@ -79,13 +94,6 @@ func (c *Cluster) drop(ctx context.Context, pairs [][2]*Node, what string) error
 		}
 		c.firewall = fw
 	}
-	for _, pair := range pairs {
-		if err := nft(ctx, "add", "rule", "inet", c.firewall.table, "out",
-			"meta", "skuid", pair[0].owner.Uid, "ip", "daddr", pair[1].Host, "drop"); err != nil {
-			return err
-		}
-	}
-	c.opts.Logf("lab: %s", what)
 	return nil
 }
 
