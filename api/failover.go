@@ -95,6 +95,9 @@ type ReportRequest struct {
 	Phase       FailoverState `json:"phase"` // the coordinator's failover state
 	PhaseReason string        `json:"phase_reason,omitempty"`
 	ProbeNode   string        `json:"probe_node,omitempty"` // probe this node's database directly
+	// PrimarySync is the committed primary's synchronous replication as
+	// the coordinator last saw it (failover.synchronous).
+	PrimarySync *PrimarySync `json:"primary_sync,omitempty"`
 }
 
 // Report is one node's facts, as the coordinator needs them to detect the
@@ -122,6 +125,13 @@ type Report struct {
 	Probe          *Probe          `json:"probe,omitempty"`  // the direct probe asked for
 	Action         *Progress       `json:"action,omitempty"` // what it is doing for the committed decision
 	Failover       *FailoverStatus `json:"failover,omitempty"`
+	// Synchronous replication (failover.synchronous): a primary's actual
+	// synchronous_standby_names and sessions waiting in SyncRep; a
+	// standby's recovery_min_apply_delay.
+	SyncStandbyNames string `json:"sync_standby_names,omitempty"`
+	SyncRepWaits     int    `json:"sync_rep_waits,omitempty"`
+	SyncCommit       string `json:"synchronous_commit,omitempty"`
+	ApplyDelayMS     int64  `json:"apply_delay_ms,omitempty"`
 }
 
 // Probe is the outcome of a direct probe of another node's database.
@@ -163,6 +173,9 @@ type FailoverStatus struct {
 	// and those that failed, since its pgquorum started.
 	RejoinAttempts int `json:"rejoin_attempts,omitempty"`
 	RejoinFailures int `json:"rejoin_failures,omitempty"`
+	// Synchronous is failover.synchronous: its mode, the committed set,
+	// the primary's actual setting and the RPO the cluster runs with.
+	Synchronous *SyncStatus `json:"synchronous,omitempty"`
 }
 
 // RejoinStatus is a former primary's rejoin of the committed primary of

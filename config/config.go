@@ -9,6 +9,7 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -112,6 +113,10 @@ type Failover struct {
 	StatusInterval   time.Duration // the standbys' wal_receiver_status_interval
 	AutoRejoin       bool
 	RejoinCommand    string // "": repmgr node rejoin --force-rewind
+	// Synchronous is failover.synchronous; SynchronousCount its k.
+	Synchronous          api.SyncMode
+	SynchronousCount     int
+	SynchronousLocations []string
 }
 
 // Hooks is the hooks.* section: operators' commands run on events; ""
@@ -179,26 +184,29 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 		Scope:            oneOf(p, "consensus.scope", "cluster", "site"),
 		StateDir:         p.dir("consensus.state_dir"),
 		Failover: Failover{
-			Mode:             oneOf(p, "failover.mode", api.FailoverModes...),
-			Profile:          profile,
-			RaftListen:       p.hostPort("failover.raft_listen", false),
-			RaftDir:          p.str("failover.raft_dir"),
-			RaftPeers:        p.peers("failover.raft_peers"),
-			HeartbeatTimeout: p.positiveDuration("failover.raft_heartbeat_timeout"),
-			ElectionTimeout:  p.positiveDuration("failover.raft_election_timeout"),
-			Grace:            p.positiveDuration("failover.grace"),
-			Cooldown:         p.positiveDuration("failover.cooldown"),
-			Locations:        p.list("failover.locations"),
-			PromoteCommand:   p.str("failover.promote_command"),
-			FollowCommand:    p.str("failover.follow_command"),
-			CommandTimeout:   p.positiveDuration("failover.command_timeout"),
-			SwitchoverDrain:  p.duration("failover.switchover_drain"),
-			SwitchoverMaxLag: p.bytes("failover.switchover_max_lag"),
-			Fence:            p.str("failover.fence"),
-			FenceAfter:       p.positiveDuration("failover.fence_after"),
-			StatusInterval:   p.positiveDuration("failover.standby_status_interval"),
-			AutoRejoin:       p.boolean("failover.auto_rejoin"),
-			RejoinCommand:    p.str("failover.rejoin_command"),
+			Mode:                 oneOf(p, "failover.mode", api.FailoverModes...),
+			Profile:              profile,
+			RaftListen:           p.hostPort("failover.raft_listen", false),
+			RaftDir:              p.str("failover.raft_dir"),
+			RaftPeers:            p.peers("failover.raft_peers"),
+			HeartbeatTimeout:     p.positiveDuration("failover.raft_heartbeat_timeout"),
+			ElectionTimeout:      p.positiveDuration("failover.raft_election_timeout"),
+			Grace:                p.positiveDuration("failover.grace"),
+			Cooldown:             p.positiveDuration("failover.cooldown"),
+			Locations:            p.list("failover.locations"),
+			PromoteCommand:       p.str("failover.promote_command"),
+			FollowCommand:        p.str("failover.follow_command"),
+			CommandTimeout:       p.positiveDuration("failover.command_timeout"),
+			SwitchoverDrain:      p.duration("failover.switchover_drain"),
+			SwitchoverMaxLag:     p.bytes("failover.switchover_max_lag"),
+			Fence:                p.str("failover.fence"),
+			FenceAfter:           p.positiveDuration("failover.fence_after"),
+			StatusInterval:       p.positiveDuration("failover.standby_status_interval"),
+			AutoRejoin:           p.boolean("failover.auto_rejoin"),
+			RejoinCommand:        p.str("failover.rejoin_command"),
+			Synchronous:          oneOf(p, "failover.synchronous", api.SyncModes...),
+			SynchronousCount:     p.intRange("failover.synchronous_count", 1, 255),
+			SynchronousLocations: p.list("failover.synchronous_locations"),
 		},
 		Hooks: Hooks{
 			OnRoleChange: p.str("hooks.on_role_change"),
@@ -214,6 +222,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 	errs = append(errs, c.fillFromRepmgr()...)
 	errs = append(errs, c.checkTimings()...)
 	errs = append(errs, c.checkFailover()...)
+	errs = append(errs, c.checkSynchronous()...)
 	errs = append(errs, c.checkHooks()...)
 	errs = append(errs, c.Security.check(c.NodeName)...)
 	if c.DSN != "" {
@@ -355,8 +364,9 @@ func (c Config) Print(w io.Writer) {
 		"failover.switchover_drain": f.SwitchoverDrain,
 		"failover.fence":            f.Fence, "failover.fence_after": f.FenceAfter, "failover.auto_rejoin": f.AutoRejoin,
 		"failover.standby_status_interval": f.StatusInterval,
-		"failover.rejoin_command":          f.RejoinCommand,
-		"hooks.on_role_change":             c.Hooks.OnRoleChange, "hooks.pre_promote": c.Hooks.PrePromote,
+		"failover.rejoin_command":          f.RejoinCommand, "failover.synchronous": f.Synchronous,
+		"failover.synchronous_count": f.SynchronousCount, "failover.synchronous_locations": strings.Join(f.SynchronousLocations, ","),
+		"hooks.on_role_change": c.Hooks.OnRoleChange, "hooks.pre_promote": c.Hooks.PrePromote,
 		"hooks.on_failover": c.Hooks.OnFailover, "hooks.on_fence": c.Hooks.OnFence, "hooks.timeout": c.Hooks.Timeout,
 		"log.level": c.LogLevel, "log.format": c.LogFormat,
 	}
@@ -372,4 +382,35 @@ func addressList(m map[string]string) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ",")
+}
+
+// checkSynchronous refuses a synchronous mode pgquorum could not run: the
+// committed set needs pgquorum's own failover; strict with k standbys or
+// more of the known nodes blocks every write as soon as one is down; a
+// synchronous standby must be promotable, so its location must be this
+// node's or among failover.locations.
+func (c *Config) checkSynchronous() []error {
+	f := c.Failover
+	if f.Synchronous == api.SyncOff || f.Synchronous == "" {
+		return nil
+	}
+	var errs []error
+	if f.Mode != api.ModePgquorum {
+		errs = append(errs, fmt.Errorf("failover.synchronous: %s needs failover.mode pgquorum, got failover.mode %s", f.Synchronous, f.Mode))
+	}
+	nodes := max(len(c.Peers), len(f.RaftPeers))
+	if _, ok := c.Peers[c.NodeName]; !ok && len(c.Peers) == nodes && nodes > 0 {
+		nodes++ // consensus.peers may leave this node out
+	}
+	if f.Synchronous == api.SyncStrict && nodes > 0 && f.SynchronousCount >= nodes-1 {
+		errs = append(errs, fmt.Errorf("failover.synchronous_count: want fewer than the %d standbys of the %d nodes named with failover.synchronous strict, got %d: one standby down would stop every write",
+			nodes-1, nodes, f.SynchronousCount))
+	}
+	known := append([]string{c.Repmgr.Location}, f.Locations...)
+	for _, l := range f.SynchronousLocations {
+		if c.Repmgr.Location != "" && !slices.Contains(known, l) {
+			errs = append(errs, fmt.Errorf("failover.synchronous_locations: unknown location %q: want this node's (%s) or one of failover.locations %q", l, c.Repmgr.Location, f.Locations))
+		}
+	}
+	return errs
 }

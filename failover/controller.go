@@ -66,6 +66,11 @@ type Options struct {
 	// default, 10s, when 0). Fencing's rule 2 counts a stream live only
 	// with a reply this recent (plus a refresh), or fence_after's.
 	StatusInterval time.Duration
+
+	// Sync is failover.synchronous and its companions; SyncNames applies
+	// the committed set on the primary (nil: never).
+	Sync      SyncPolicy
+	SyncNames SyncSetter
 }
 
 // Local is the local node as the verdict sees it; *consensus.Checker is one.
@@ -134,6 +139,7 @@ type Controller struct {
 	act    *actor
 	fences *fenceLog
 	hooks  *hookRunner
+	sync   *syncApplier
 }
 
 // New returns a Controller; Run starts it.
@@ -170,6 +176,7 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	c.act = &actor{opts: opts, local: local, actions: actions, fsm: fsm, ready: m.ready, board: board, run: run, note: c.rep.noteState,
 		fence:    newFencer(opts, local, actions, board, run, record, c.hooks),
 		attempts: map[actKey]*attempt{}, hooks: c.hooks, hooksRan: map[hookKey]bool{}}
+	c.sync = &syncApplier{opts: opts, local: local, fsm: fsm, board: board}
 	c.fences = &fenceLog{opts: opts, m: m, fences: record, command: c.Command}
 	return c
 }
@@ -187,7 +194,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}()
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context){c.coord.run, c.act.loop, c.fences.run, c.hooks.loop} {
+	for _, run := range []func(context.Context){c.coord.run, c.act.loop, c.fences.run, c.hooks.loop, c.sync.loop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(ctx) }()
 	}

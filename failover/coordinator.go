@@ -102,8 +102,10 @@ func (c *coordinator) round(ctx context.Context) (api.FailoverState, string) {
 func (c *coordinator) gather(ctx context.Context, st Replicated) roundFacts {
 	nodes := c.local.KnownNodes()
 	req := api.ReportRequest{Protocol: api.ReportProtocol, Coordinator: c.opts.Self,
-		Phase: c.own.state, PhaseReason: c.own.reason, ProbeNode: c.probe}
+		Phase: c.own.state, PhaseReason: c.own.reason, ProbeNode: c.probe,
+		PrimarySync: c.board.primarySync(c.opts.Now(), 3*c.opts.RefreshInterval+c.opts.PeerTimeout)}
 	f := roundFacts{Nodes: nodes, Reports: c.calls.gather(ctx, nodes, req)}
+	c.board.setPrimarySync(primarySync(st, f.Reports), c.opts.Now())
 	c.probe = watched(f, st)
 	if c.probe != "" && c.probe != req.ProbeNode {
 		// Fell silent, or down, this round: ask every node to probe its

@@ -41,6 +41,9 @@ const (
 	// committed only once a majority of them have, and their leases on it
 	// have run out.
 	EntryDepose EntryType = "depose"
+	// EntrySync commits the synchronous set of the current epoch's
+	// primary (failover.synchronous; sync.go).
+	EntrySync EntryType = "sync"
 )
 
 // Entry is one record of the Raft log.
@@ -54,6 +57,7 @@ type Entry struct {
 	Switchover *LogSwitchover `json:"switchover,omitempty"`
 	Allow      *Promoted      `json:"allow,omitempty"` // the epoch whose primary repmgrd may promote
 	Depose     *LogDeposition `json:"depose,omitempty"`
+	Sync       *LogSync       `json:"sync,omitempty"`
 }
 
 // LogDeposition is the payload of EntryDepose: Node, the primary of Epoch

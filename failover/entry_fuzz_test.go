@@ -22,6 +22,14 @@ func FuzzDecodeEntry(f *testing.F) {
 	for _, b := range golden {
 		f.Add(b)
 	}
+	_, syncGolden := goldenEntriesIn(f, "sync-v1") // failover.synchronous's entries
+	for _, b := range syncGolden {
+		f.Add(b)
+	}
+	for _, s := range []string{`{"v":1,"type":"sync"}`, `{"v":1,"type":"sync","sync":{"epoch":3,"primary":"n3","mode":"on","count":0}}`,
+		`{"v":1,"type":"sync","sync":{"epoch":3,"primary":"n3","mode":"strict","count":1,"members":["n1"],"counted":["n2"]}}`} {
+		f.Add([]byte(s))
+	}
 	for _, s := range []string{``, `{}`, `null`, `{"v":1}`, `{"v":1,"type":"decision"}`, `{"v":1,"type":"decision","decision":null}`,
 		`{"v":1,"type":"switchover","switchover":{"id":0,"phase":"promoting"}}`, `{"v":2,"type":"pause","pause":{"paused":true}}`,
 		`{"v":1,"type":"fence","fence":{"node":""}}`, `{"v":1,"type":"allow","allow":{"epoch":18446744073709551615}}`, `[1,2]`} {

@@ -23,7 +23,13 @@ import (
 // goldenEntries reads testdata/log-v1, in order.
 func goldenEntries(t testing.TB) (names []string, data [][]byte) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "log-v1", "*.json"))
+	return goldenEntriesIn(t, "log-v1")
+}
+
+// goldenEntriesIn reads the golden entries of testdata/dir, in order.
+func goldenEntriesIn(t testing.TB, dir string) (names []string, data [][]byte) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("golden log entries: %v (%d files)", err, len(files))
 	}

@@ -37,6 +37,7 @@ type Replicated struct {
 	// Deposed are the depositions in force, oldest first: a node leaves
 	// it when a later decision names it again.
 	Deposed []api.Deposition
+	Sync    *LogSync // the committed synchronous set; nil: never committed
 }
 
 // Deposition is the deposition of node (node_id id) in force, if any.
@@ -141,6 +142,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		}
 	case EntrySwitchover:
 		if err := f.applySwitchover(e.Switchover); err != nil {
+			return err
+		}
+	case EntrySync:
+		if err := f.applySync(e.Sync); err != nil {
 			return err
 		}
 	default:
@@ -265,6 +270,9 @@ func (f *FSM) State() Replicated {
 		cp := *p
 		s.Pause = &cp
 	}
+	if f.state.Sync != nil {
+		s.Sync = f.state.Sync.clone()
+	}
 	return s
 }
 
@@ -352,18 +360,19 @@ type snapshot struct {
 	Fences      []LogFence      `json:"fences,omitempty"`      // oldest first
 	Switchovers []LogSwitchover `json:"switchovers,omitempty"` // oldest first
 	Deposed     []LogDeposition `json:"deposed,omitempty"`     // oldest first
+	Sync        *LogSync        `json:"sync,omitempty"`
 }
 
 func snapshotOf(r Replicated) snapshot {
 	return snapshot{Epoch: r.Epoch, Primary: r.Primary, PrimaryID: r.PrimaryID, History: convert(r.History, logDecision), Pause: r.Pause,
 		Fences: convert(r.Fences, func(f api.Fence) LogFence { return LogFence(f) }), Switchovers: convert(r.Switchovers, logSwitchover),
-		Deposed: convert(r.Deposed, func(d api.Deposition) LogDeposition { return LogDeposition(d) })}
+		Deposed: convert(r.Deposed, func(d api.Deposition) LogDeposition { return LogDeposition(d) }), Sync: r.Sync}
 }
 
 func (s snapshot) replicated() Replicated {
 	return Replicated{Epoch: s.Epoch, Primary: s.Primary, PrimaryID: s.PrimaryID, History: convert(s.History, LogDecision.api), Pause: s.Pause,
 		Fences: convert(s.Fences, func(f LogFence) api.Fence { return api.Fence(f) }), Switchovers: convert(s.Switchovers, LogSwitchover.api),
-		Deposed: convert(s.Deposed, func(d LogDeposition) api.Deposition { return api.Deposition(d) })}
+		Deposed: convert(s.Deposed, func(d LogDeposition) api.Deposition { return api.Deposition(d) }), Sync: s.Sync}
 }
 
 func (s snapshot) Persist(sink raft.SnapshotSink) error {

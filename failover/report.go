@@ -38,6 +38,7 @@ func (r *reporter) status(ctx context.Context) api.FailoverStatus {
 		fs.Switchover = &sw
 	}
 	fs.Rejoin, fs.RejoinAttempts, fs.RejoinFailures = r.board.rejoinView(st.Epoch)
+	fs.Synchronous = syncStatus(r.opts.Sync, st.Sync, st.Epoch, r.syncSeen(ctx, st), r.board.fallbacks.Load())
 	return fs
 }
 
@@ -84,6 +85,7 @@ func (r *reporter) noteState(ctx context.Context) {
 func (r *reporter) report(ctx context.Context, req api.ReportRequest) api.Report {
 	if req.Coordinator != "" && req.Coordinator != r.opts.Self {
 		r.board.setPhase(phaseSeen{state: api.FailoverState(req.Phase), reason: req.PhaseReason, at: r.opts.Now()})
+		r.board.setPrimarySync(req.PrimarySync, r.opts.Now())
 	}
 	if req.ProbeNode == "" {
 		return r.ownReport(ctx)
@@ -130,6 +132,7 @@ func (r *reporter) ownReport(ctx context.Context) api.Report {
 	if s := r.local.Snapshot(ctx); s != nil {
 		rep.State = s.Verdict.State
 	}
+	syncFacts(&rep, f.Facts.Server.Sync)
 	rep.Action = r.board.progressOf(r.fsm.State().Epoch)
 	fs := r.status(ctx)
 	rep.Failover = &fs

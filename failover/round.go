@@ -69,15 +69,16 @@ type rounds struct {
 	det      Detector
 	excluded map[string]exclusion // standbys whose promotion failed
 	sw       switchoverDriver
+	syncMem  *syncMemory // failover.synchronous (sync.go)
 }
 
 func newRounds(opts Options) *rounds {
-	return &rounds{opts: opts, det: Detector{Grace: opts.Grace, Lag: opts.DBTimeout}, excluded: map[string]exclusion{}, sw: newSwitchoverDriver(opts)}
+	return &rounds{opts: opts, det: Detector{Grace: opts.Grace, Lag: opts.DBTimeout}, excluded: map[string]exclusion{}, sw: newSwitchoverDriver(opts), syncMem: newSyncMemory()}
 }
 
 // forget is what a node that stops coordinating does: the next time it
 // leads, it starts from its own rounds.
-func (r *rounds) forget() { r.det.Reset() }
+func (r *rounds) forget() { r.det.Reset(); r.syncMem = newSyncMemory() }
 
 // decide is one round of the coordinator.
 func (r *rounds) decide(f roundFacts, st Replicated, now time.Time) roundIntent {
@@ -91,6 +92,11 @@ func (r *rounds) decide(f roundFacts, st Replicated, now time.Time) roundIntent 
 	}
 	in := r.decideFailover(f, st, now)
 	in.Notes = append(notes, in.Notes...)
+	if in.Commit == nil && in.Phase != api.FailoverSuspect {
+		if s := r.syncStep(f, st, now); s != nil {
+			in.Notes = append(in.Notes, *s)
+		}
+	}
 	return in
 }
 
@@ -302,6 +308,9 @@ func (r *rounds) elect(f roundFacts, st Replicated, lost repmgr.Node, why string
 	e, err := Elect(lost, r.opts.Locations, f.Nodes, f.Reports, exclude)
 	if err != nil {
 		return roundIntent{Phase: api.FailoverBlocked, Reason: why + "; but " + err.Error()}
+	}
+	if sync := syncElection(st.Sync, st.Epoch, f.Reports, e.Winner); sync != "" { // failover.synchronous (syncset.go)
+		return roundIntent{Phase: api.FailoverBlocked, Reason: why + "; but " + sync}
 	}
 	d := api.Decision{Epoch: st.Epoch + 1, At: now.UTC(), Primary: e.Winner.Name, PrimaryID: e.Winner.ID,
 		OldPrimary: lost.Name, Reason: why + "; chose " + e.Reason}

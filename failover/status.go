@@ -2,6 +2,7 @@ package failover
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
@@ -21,6 +22,9 @@ type statusBoard struct {
 	progress map[uint64]api.Progress
 	last     api.FailoverState // the state last logged
 	rejoin   rejoinBoard
+	sync     syncBoard // the primary's synchronous_standby_names, as the coordinator last saw it
+	// fallbacks counts this node's falls back to asynchronous replication.
+	fallbacks atomic.Uint64
 }
 
 // phaseSeen is the cluster's phase as a coordinator stated it, and when.

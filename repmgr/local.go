@@ -171,6 +171,9 @@ SELECT s.in_recovery,
             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
        current_setting('port')::int,
        (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
+       current_setting('synchronous_standby_names'), current_setting('synchronous_commit'),
+       (SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep')::int,
+       (SELECT setting::bigint FROM pg_settings WHERE name = 'recovery_min_apply_delay'),
        (SELECT coalesce(json_agg(json_build_object(
                  'name', application_name, 'state', state,
                  'reply_age', extract(epoch FROM now() - reply_time)::float8,
@@ -206,7 +209,7 @@ func (l *Local) Probe(ctx context.Context) (Facts, error) {
 		}
 		err := l.probe.QueryRow(ctx, sql).Scan(&f.InRecovery, &w.Position, &w.Replayed,
 			&w.PrimaryPosition, &w.ReplayDelay, &status, &w.ReceivedTimeline, &senderHost, &senderPort, &conninfo,
-			&sv.SystemID, &sv.Timeline, &sv.Port, &dataDir, &downstreams, &repmgrdRunning, &repmgrdPaused, &nodesJSON)
+			&sv.SystemID, &sv.Timeline, &sv.Port, &dataDir, &sv.Sync.StandbyNames, &sv.Sync.Commit, &sv.Sync.Waits, &sv.Sync.ApplyDelayMS, &downstreams, &repmgrdRunning, &repmgrdPaused, &nodesJSON)
 		if missingRepmgrdFunction(err) {
 			l.noRepmgrd.Store(true) // the retry reads without them
 		}

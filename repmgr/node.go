@@ -53,6 +53,17 @@ type Server struct {
 	// live: a status alone is not (a WAL receiver says "streaming" for up to
 	// wal_receiver_timeout after its upstream went silent).
 	Streams []Stream
+	Sync    SyncFacts
+}
+
+// SyncFacts are the settings and waits of synchronous replication.
+type SyncFacts struct {
+	StandbyNames string // synchronous_standby_names, as this session sees it
+	// Commit is synchronous_commit as a session of database.dsn's user
+	// starts with: off or local never wait for a standby.
+	Commit       string
+	Waits        int   // sessions waiting for a synchronous standby (wait_event SyncRep)
+	ApplyDelayMS int64 // recovery_min_apply_delay: a delayed standby is never synchronous
 }
 
 // Stream is one walsender of this database: a row of pg_stat_replication.

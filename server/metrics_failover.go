@@ -18,6 +18,7 @@ import (
 func (m *Metrics) WatchFailover(self string, f Failover) {
 	m.failover = &failoverCollector{self: self, f: f, now: time.Now}
 	m.register.MustRegister(m.failover)
+	m.register.MustRegister(syncCollector{f: f}) // failover.synchronous (metrics_sync.go)
 }
 
 var (

@@ -61,6 +61,9 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 			failover.HookFailover: cfg.Hooks.OnFailover, failover.HookFence: cfg.Hooks.OnFence,
 		}},
 		HookTimeout: cfg.Hooks.Timeout,
+		Sync: failover.SyncPolicy{Mode: f.Synchronous, Count: f.SynchronousCount, Locations: f.SynchronousLocations,
+			MaxLag: f.SwitchoverMaxLag, Grace: f.Grace},
+		SyncNames: repmgr.SyncNames{DSN: string(cfg.DSN), Timeout: cfg.DBTimeout},
 	}, checker, cmds, peers)
 }
 

@@ -118,6 +118,7 @@ func printFailover(w io.Writer, b api.ClusterBody) {
 	if r := f.Rejoin; r != nil {
 		printRejoin(w, b.Node, r)
 	}
+	printSync(w, f.Synchronous)
 	if sw := f.Switchover; sw != nil {
 		fmt.Fprintf(w, "switchover in progress: %s -> %s, %s since %s\n", sw.From, sw.To, sw.Phase, sw.Start.Format(time.RFC3339))
 	} else if len(b.Switchovers) > 0 {
@@ -176,4 +177,20 @@ func printRejoin(w io.Writer, node string, r *api.RejoinStatus) {
 	if r.Permanent {
 		fmt.Fprintf(w, "REJOIN NEEDS THE OPERATOR: %s\n", r.ManualStep)
 	}
+}
+
+// printSync prints failover.synchronous: the mode, the committed set, the
+// primary's actual synchronous_standby_names and the RPO the cluster runs
+// with.
+func printSync(w io.Writer, s *api.SyncStatus) {
+	if s == nil || s.Mode == api.SyncOff {
+		fmt.Fprintln(w, "synchronous: off (asynchronous replication)")
+		return
+	}
+	actual := "unknown"
+	if s.Seen {
+		actual = fmt.Sprintf("%q", s.StandbyNames)
+	}
+	fmt.Fprintf(w, "synchronous: %s, ANY %d of set [%s], primary's synchronous_standby_names %s: %s\n",
+		s.Mode, s.Count, strings.Join(s.Set, ", "), actual, s.RPO)
 }

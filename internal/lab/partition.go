@@ -82,6 +82,22 @@ func (c *Cluster) dropMatching(ctx context.Context, pairs [][2]*Node, match []st
 	defer cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.ensureFirewall(ctx); err != nil {
+		return err
+	}
+	for _, pair := range pairs {
+		args := append([]string{"add", "rule", "inet", c.firewall.table, "out",
+			"meta", "skuid", pair[0].owner.Uid, "ip", "daddr", pair[1].Host}, match...)
+		if err := nft(ctx, append(args, "drop")...); err != nil {
+			return err
+		}
+	}
+	c.opts.Logf("lab: %s", what)
+	return nil
+}
+
+// ensureFirewall creates the cluster's table and chain once; c.mu is held.
+func (c *Cluster) ensureFirewall(ctx context.Context) error {
 	if c.firewall == nil {
 		fw := &Firewall{table: fmt.Sprintf("pgq_lab_%d", c.subnet)}
 		_ = nft(ctx, "delete", "table", "inet", fw.table) // left over by a killed run
@@ -93,14 +109,6 @@ func (c *Cluster) dropMatching(ctx context.Context, pairs [][2]*Node, match []st
 		}
 		c.firewall = fw
 	}
-	for _, pair := range pairs {
-		args := append([]string{"add", "rule", "inet", c.firewall.table, "out",
-			"meta", "skuid", pair[0].owner.Uid, "ip", "daddr", pair[1].Host}, match...)
-		if err := nft(ctx, append(args, "drop")...); err != nil {
-			return err
-		}
-	}
-	c.opts.Logf("lab: %s", what)
 	return nil
 }
 
