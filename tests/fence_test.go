@@ -188,8 +188,10 @@ func TestFenceDeposedPrimaryByRule1(t *testing.T) {
 	}
 	p := r.failedOver(t, 2, "node1", time.Now())
 	r.writesMoveTo(t, p)
+	// pg_ctl start -w fails when the fence stops the server before pg_ctl
+	// saw it ready, on a busy machine; /history then shows the fence.
 	if err := n1.StartPG(context.Background()); err != nil {
-		t.Fatal(err)
+		t.Logf("node1's start: %v", err)
 	}
 	started := time.Now()
 	waitPostmasterStopped(t, n1, settle)
