@@ -110,8 +110,20 @@ func (b *Ballot) HoldForRouters(hold time.Duration) {
 // an unexpired lease on it, or held one less than the router hold ago. It returns whether the vote was granted, the
 // holder of the lease afterwards and how long that lease has to run.
 func (b *Ballot) Grant(candidate string, id int) (granted bool, l Lease, remaining time.Duration, err error) {
+	return b.GrantIf(candidate, id, nil)
+}
+
+// GrantIf is Grant, asking allow first under the ballot's lock (nil: no
+// question): a refusal by allow grants nothing and returns the zero lease.
+// A condition checked under the lock cannot change between the check and
+// the grant as seen by Binds: a reader that sees the condition turn false
+// and then reads Binds sees any lease granted on the condition still true.
+func (b *Ballot) GrantIf(candidate string, id int, allow func() bool) (granted bool, l Lease, remaining time.Duration, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if allow != nil && !allow() {
+		return false, Lease{}, 0, nil
+	}
 	now := b.now()
 	if other := b.cur.Holder != candidate || b.cur.HolderID != id; other && now < b.cur.Until+b.hold {
 		return false, b.cur, b.cur.Until + b.hold - now, nil

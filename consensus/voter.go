@@ -76,13 +76,21 @@ func (c *core) answer(f *Snapshot, req api.VoteRequest) (a api.VoteAnswer, vouch
 	default:
 		ok, a.Reason = Vouch(me, f.Facts, req)
 	}
-	if ok {
-		ok = c.notDeposed(&a, req)
-	}
 	if !ok {
 		return a, false
 	}
-	granted, lease, remaining, err := c.opts.Ballot.Grant(req.Candidate, req.CandidateID)
+	// The deposition is read under the ballot's lock: a deposition applied
+	// between a check and the grant would let the coordinator count this
+	// voter as released (applied, bound to nobody) just before it grants
+	// the deposed node a fresh lease.
+	deposed := false
+	granted, lease, remaining, err := c.opts.Ballot.GrantIf(req.Candidate, req.CandidateID, func() bool {
+		deposed = !c.notDeposed(&a, req)
+		return !deposed
+	})
+	if deposed {
+		return a, false
+	}
 	if !granted && err == nil && c.faults.ignoreLeases {
 		granted, lease, remaining = true, Lease{Holder: req.Candidate, HolderID: req.CandidateID}, c.opts.Ballot.lease
 	}
