@@ -89,9 +89,12 @@ func waitSync(t *testing.T, n *lab.Node, what string, ok func(*api.SyncStatus) b
 // acknowledged after the cut (off: asynchronous) or 5 sent after it (on,
 // strict: they wait, and time out), kills node1's whole instance, waits
 // for the failover, heals and counts the acknowledged writes the new
-// primary lacks. Asynchronous
-// replication acknowledges the writes of the cut and loses them; synchronous
-// replication holds them back (they time out) and loses none.
+// primary lacks. Asynchronous replication acknowledges the writes of the
+// cut and loses them; synchronous replication holds them back (they time
+// out) and loses none. It fails the test unless the stall stalled: the new
+// primary's timeline must fork at or before node1's WAL position at the
+// cut, and with off every write node1 acknowledged after the cut must be
+// lost.
 func crashCutOff(t *testing.T, r *failoverRig, mode string) (lost []int64, acked int) {
 	t.Helper()
 	ctx := context.Background()
@@ -106,22 +109,30 @@ func crashCutOff(t *testing.T, r *failoverRig, mode string) (lost []int64, acked
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.StallReplication(ctx, n1); err != nil {
+	cutLSN, err := r.c.StallReplication(ctx, n1)
+	if err != nil {
 		t.Fatal(err)
 	}
 	cut := time.Now()
-	what, enough := "5 writes sent after the cut", func(w lab.Write) bool { return true }
-	if mode == "off" {
-		what, enough = "3 writes acknowledged after the cut", func(w lab.Write) bool { return w.Port != 0 }
-	}
-	err = lab.WaitFor(ctx, settle, what, func(context.Context) error {
-		n := 0
+	// after lists the writes sent after the cut that ok accepts; those
+	// node1 acknowledged committed past the cut, where no standby can
+	// have received them.
+	after := func(ok func(lab.Write) bool) []int64 {
+		var seqs []int64
 		for _, w := range r.w.Writes() {
-			if w.Sent.After(cut) && enough(w) {
-				n++
+			if w.Sent.After(cut) && ok(w) {
+				seqs = append(seqs, w.Seq)
 			}
 		}
-		if (mode == "off" && n < 3) || (mode != "off" && n < 5) {
+		return seqs
+	}
+	ackedByN1 := func(w lab.Write) bool { return w.Port == n1.PGPort }
+	what, enough, want := "5 writes sent after the cut", func(lab.Write) bool { return true }, 5
+	if mode == "off" {
+		what, enough, want = "3 writes acknowledged by node1 after the cut", ackedByN1, 3
+	}
+	err = lab.WaitFor(ctx, settle, what, func(context.Context) error {
+		if n := len(after(enough)); n < want {
 			return fmt.Errorf("%d so far", n)
 		}
 		return nil
@@ -141,9 +152,23 @@ func crashCutOff(t *testing.T, r *failoverRig, mode string) (lost []int64, acked
 	if err := r.c.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
+	fork, err := p.ForkLSN(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s's timeline forks at %X/%X, node1's WAL was at %X/%X at the cut", p.Name, fork>>32, uint32(fork), cutLSN>>32, uint32(cutLSN))
+	if fork > cutLSN {
+		t.Errorf("the stall did not stall: %s received node1's WAL up to %X/%X, past the cut at %X/%X", p.Name, fork>>32, uint32(fork), cutLSN>>32, uint32(cutLSN))
+	}
 	lost, err = lab.LostWrites(ctx, p, r.w.Acked())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if mode == "off" {
+		// Deterministic, not merely some: their commits are past the cut.
+		if kept := slices.DeleteFunc(after(ackedByN1), func(s int64) bool { return slices.Contains(lost, s) }); len(kept) > 0 {
+			t.Errorf("writes %v acknowledged asynchronously by node1 after the cut are on %s (lost %v): the stall did not stall", kept, p.Name, lost)
+		}
 	}
 	return lost, len(r.w.Acked())
 }

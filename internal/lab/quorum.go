@@ -209,6 +209,11 @@ func (n *Node) logLines(what string, r io.Reader) {
 // quorumBinary is the pgquorum binary the cluster's OS user can run: a copy
 // in the cluster's directory when that user is not the caller, whose own
 // temporary directories it may not enter.
+//
+// The copy is written by install(1), not by this process: a child that
+// another parallel test forks while this process holds the copy open for
+// writing inherits that descriptor until its exec, and starting the copy
+// meanwhile fails with ETXTBSY ("text file busy", golang/go#22315).
 func (c *Cluster) quorumBinary() (string, error) {
 	if c.owner == nil {
 		return c.opts.Pgquorum, nil
@@ -219,23 +224,13 @@ func (c *Cluster) quorumBinary() (string, error) {
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", fmt.Errorf("lab: %w", err)
-	}
-	src, err := os.Open(c.opts.Pgquorum)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "install", "-D", "-m", "0755", c.opts.Pgquorum, dst).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("lab: pgquorum binary: %w", err)
+		return "", fmt.Errorf("lab: copy pgquorum: %w: %s", err, strings.TrimSpace(string(out)))
 	}
-	defer func() { _ = src.Close() }() // only read
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return "", fmt.Errorf("lab: %w", err)
-	}
-	if _, err := io.Copy(out, src); err != nil {
-		_ = out.Close() // the copy's error is the one to report
-		return "", fmt.Errorf("lab: copy pgquorum: %w", err)
-	}
-	return dst, out.Close()
+	return dst, nil
 }
 
 // maxLogLines bounds the pgquorum output a node keeps for LogLines.
