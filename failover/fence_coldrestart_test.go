@@ -7,7 +7,7 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 )
 
-// TestReview_ColdRestartFencesAHealthyPrimaryAtItsFirstStep: a planned stop
+// TestFenceColdRestartDoesNotFenceAtTheFirstStep: a planned stop
 // of a three-node cluster (p primary, s2 the Raft leader, s3): the operator
 // stops pgquorum on s2 and s3 first; two heartbeats later p hears no
 // coordinator and its fencer saves not_ready_since = t0 in fence.json (the
@@ -21,7 +21,7 @@ import (
 // so rule 2 fires at once and stops the only primary, which was never
 // replaced (the log has no later decision; nothing ran while all were
 // down). The cluster then fails over from a primary that was not lost.
-func TestReview_ColdRestartFencesAHealthyPrimaryAtItsFirstStep(t *testing.T) {
+func TestFenceColdRestartDoesNotFenceAtTheFirstStep(t *testing.T) {
 	pos, reply := int64(4096), 1.0
 	mem := fenceMemory{Epoch: 2, Primary: "p", NotReadySince: t0,
 		Marks: map[string]streamMark{

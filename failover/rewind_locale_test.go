@@ -10,7 +10,7 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// TestReview_HalfDoneRewindInAnotherLanguageIsUnguarded: rewindGuarded
+// TestRewindHalfDoneInAnotherLanguageStaysGuarded: rewindGuarded
 // (rejoin_run.go) keeps the o+x guard after a failed pg_rewind only when
 // pg_rewind's output contains the English "rewinding from last common
 // checkpoint". pg_rewind's messages are translated (PostgreSQL packages
@@ -23,7 +23,7 @@ import (
 // file still "shut down", no standby.signal) is free for systemd's next
 // start: it starts as a primary. The fake pg_rewind below speaks German
 // only when LANG says so, as the real one does.
-func TestReview_HalfDoneRewindInAnotherLanguageIsUnguarded(t *testing.T) {
+func TestRewindHalfDoneInAnotherLanguageStaysGuarded(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o700); err != nil {
 		t.Fatal(err)
