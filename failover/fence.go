@@ -362,6 +362,11 @@ func newFencer(opts Options, local Local, actions Actions, board *statusBoard, r
 		opts.Logger.Warn("fencing starts afresh", "error", err)
 	}
 	x.mem, x.carried = mem, saved
+	if !mem.NotReadySince.IsZero() || !mem.DeposedSince.IsZero() {
+		f := fenceFacts{View: FenceView{FenceAfter: opts.FenceAfter}, Started: now, Saved: saved}
+		opts.Logger.Info("fence clocks carried over a restart", "saved_ago", now.Sub(saved), "count", f.carriedRecently(),
+			"not_ready_since", mem.NotReadySince, "deposed_since", mem.DeposedSince)
+	}
 	return x
 }
 
