@@ -192,8 +192,24 @@ type fenceFacts struct {
 	// Started is when this pgquorum started, QuietUntil when its quiet
 	// period ends: a clock that started before Started was carried over a
 	// restart (the fence state file), and the quiet period does not hold
-	// it back again.
+	// it back again, if the previous run saved it recently (Saved).
 	Started, QuietUntil time.Time
+	// Saved is when the previous run of pgquorum last saved the fence
+	// state (zero: never, or not known).
+	Saved time.Time
+}
+
+// carriedRecently tells whether clocks carried over a restart may count
+// in full: only when the previous run of pgquorum saved them at most
+// fence_after before this one started (it saves them every heartbeat
+// while they run: fenceStore.save). A pgquorum that crash-loops restarts
+// within that bound, and its clocks keep running across its restarts; one
+// stopped longer, a planned stop of the whole cluster say, starts its
+// clocks afresh, quiet period included: the time it was down is no time
+// its Raft member could hear a coordinator, nor its standbys stream.
+func (f fenceFacts) carriedRecently() bool {
+	gap := f.Started.Sub(f.Saved)
+	return !f.Saved.IsZero() && f.View.FenceAfter > 0 && gap <= f.View.FenceAfter && gap >= -f.View.FenceAfter
 }
 
 // fenceMemory is the fencer's own state between steps; all but FencedFor
@@ -253,11 +269,22 @@ func fenceStep(f fenceFacts, mem fenceMemory, now time.Time) fenceIntent {
 		v.Epoch, v.Primary = mem.Epoch, mem.Primary
 	}
 	in.Memory.Epoch, in.Memory.Primary = v.Epoch, v.Primary
+	// Clocks and marks carried over a long stop start afresh
+	// (carriedRecently).
+	if !f.carriedRecently() {
+		if mem.NotReadySince.Before(f.Started) {
+			mem.NotReadySince, mem.Marks = time.Time{}, nil
+		}
+		if mem.DeposedSince.Before(f.Started) {
+			mem.DeposedSince = time.Time{}
+		}
+	}
 	// Rule 2's clock runs from the first step without a coordinator. One
 	// started in this process counts only from the end of the quiet
 	// period: a start is no head start towards a fence. One carried over
-	// a restart counts in full, quiet period or not: a pgquorum that
-	// restarts (crash-looping) must not postpone a fence for ever.
+	// a restart (recently) counts in full, quiet period or not: a
+	// pgquorum that restarts (crash-looping) must not postpone a fence
+	// for ever.
 	in.Memory.NotReadySince = sinceFor(!v.Ready, mem.NotReadySince, now)
 	if since := in.Memory.NotReadySince; !since.IsZero() {
 		if since.Before(f.Started) {
@@ -311,23 +338,35 @@ type fencer struct {
 	mem     fenceMemory
 	store   *fenceStore
 	// started is when this process started; quietUntil ends its quiet
-	// period (Options.Quiet after New).
-	started, quietUntil time.Time
-	logged              string // the inputs last logged
-	saveErr             string // the last error saving the fence state, logged once
+	// period (Options.Quiet after New); carried is when the previous run
+	// last saved the fence state.
+	started, quietUntil, carried time.Time
+	logged                       string // the inputs last logged
+	saveErr                      string // the last error saving the fence state, logged once
 }
 
 // newFencer returns the fencer, with the memory a previous run of pgquorum
 // left in the Raft directory.
 func newFencer(opts Options, local Local, actions Actions, board *statusBoard, run *actionRunner, record chan<- api.Fence, hooks *hookRunner) *fencer {
 	now := opts.Now()
+	// Heartbeats well within fence_after, the bound on a restart that
+	// keeps the clocks running (carriedRecently).
+	every := opts.RefreshInterval
+	if opts.FenceAfter > 0 {
+		every = min(every, opts.FenceAfter/4)
+	}
 	x := &fencer{opts: opts, local: local, actions: actions, board: board, run: run, record: record, hooks: hooks,
-		store: &fenceStore{dir: opts.Raft.Dir, every: opts.RefreshInterval}, started: now, quietUntil: now.Add(opts.Quiet)}
-	mem, err := x.store.load()
+		store: &fenceStore{dir: opts.Raft.Dir, every: every}, started: now, quietUntil: now.Add(opts.Quiet)}
+	mem, saved, err := x.store.load()
 	if err != nil {
 		opts.Logger.Warn("fencing starts afresh", "error", err)
 	}
-	x.mem = mem
+	x.mem, x.carried = mem, saved
+	if !mem.NotReadySince.IsZero() || !mem.DeposedSince.IsZero() {
+		f := fenceFacts{View: FenceView{FenceAfter: opts.FenceAfter}, Started: now, Saved: saved}
+		opts.Logger.Info("fence clocks carried over a restart", "saved_ago", now.Sub(saved), "count", f.carriedRecently(),
+			"not_ready_since", mem.NotReadySince, "deposed_since", mem.DeposedSince)
+	}
 	return x
 }
 
@@ -365,7 +404,7 @@ func (x *fencer) facts(ctx context.Context, st Replicated, f *consensus.Snapshot
 		sf.Position = f.Facts.WAL.Position
 	}
 	return fenceFacts{View: v, Streams: sf, Window: liveWindow(x.opts.FenceAfter, x.opts.statusInterval(), x.opts.RefreshInterval),
-		SteppingDown: x.local.SteppingDown() != "", Demoting: demoting, Started: x.started, QuietUntil: x.quietUntil}
+		SteppingDown: x.local.SteppingDown() != "", Demoting: demoting, Started: x.started, QuietUntil: x.quietUntil, Saved: x.carried}
 }
 
 // step runs one step of the fencer; it says whether the switchover this

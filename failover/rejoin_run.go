@@ -270,13 +270,13 @@ func (x Commands) rewindGuarded(ctx context.Context, primary repmgr.Node, lock *
 	o, err := x.Service.Rewind(rctx, primary.Conninfo)
 	out.add("pg_rewind from %s: %s", primary.Name, strings.TrimSpace(lastLines(o, 3)))
 	if err != nil {
-		if !strings.Contains(o, "rewinding from last common checkpoint") {
+		if rewindChangedNothing(o, err) {
 			// It refused before it changed anything: the directory may
 			// start as it was.
 			_ = lock.Unguard()
 		}
-		// Otherwise the guard stays: a directory pg_rewind left half done
-		// must not start; the next attempt rewinds it again.
+		// Otherwise the guard stays: a directory pg_rewind may have left
+		// half done must not start; the next attempt rewinds it again.
 		return false, err
 	}
 	if err := writeConfig(); err != nil {
@@ -286,6 +286,20 @@ func (x Commands) rewindGuarded(ctx context.Context, primary repmgr.Node, lock *
 		return false, fmt.Errorf("%w: %w", errStartedDuringRewind, err)
 	}
 	return !strings.Contains(o, "no rewind required"), nil
+}
+
+// rewindChangedNothing tells whether a failed pg_rewind's output proves
+// that it stopped before it changed the data directory: it exited on its
+// own (not killed at rewindBound, whose output may be cut short), its
+// output is untranslated (it carries the English prefix of its error,
+// "error:" from PostgreSQL 15, "fatal:" before), and it never said it
+// began rewinding, the message it prints before it changes a file.
+// repmgr.Service.Rewind runs it untranslated; should a locale slip
+// through all the same, the message cannot be read and the guard stays.
+func rewindChangedNothing(out string, err error) bool {
+	var ce *repmgr.CommandError
+	english := strings.Contains(out, "pg_rewind: error: ") || strings.Contains(out, "pg_rewind: fatal: ")
+	return errors.As(err, &ce) && english && !strings.Contains(out, "rewinding from last common checkpoint")
 }
 
 // crashRecover runs crash recovery on the held data directory: the

@@ -217,3 +217,26 @@ func TestRejoinRunning(t *testing.T) {
 		})
 	}
 }
+
+// TestRewindChangedNothing: the guard is lifted after a failed pg_rewind
+// only when its output proves it stopped before it changed a file.
+func TestRewindChangedNothing(t *testing.T) {
+	exited := &repmgr.CommandError{Command: "pg_rewind", ExitCode: 1}
+	for _, c := range []struct {
+		name string
+		out  string
+		err  error
+		want bool
+	}{
+		{"refused, PostgreSQL 15", "pg_rewind: error: target server must be shut down cleanly\n", exited, true},
+		{"refused, PostgreSQL 13", "pg_rewind: fatal: could not connect to server\n", exited, true},
+		{"began rewinding", "pg_rewind: rewinding from last common checkpoint at 0/2000060 on timeline 1\npg_rewind: error: could not read file\n", exited, false},
+		{"translated", "pg_rewind: Rückspulen ab letztem gemeinsamen Checkpoint bei 0/2000060\npg_rewind: Fehler: konnte Datei nicht lesen\n", exited, false},
+		{"no output", "", exited, false},
+		{"killed at the bound", "pg_rewind: error: something\n", context.DeadlineExceeded, false},
+	} {
+		if got := rewindChangedNothing(c.out, c.err); got != c.want {
+			t.Errorf("%s: rewindChangedNothing = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -85,6 +85,22 @@ func (r Runner) Run(ctx context.Context, name string, args ...string) (string, e
 	return out.String(), nil
 }
 
+// Untranslated returns r with PostgreSQL's and repmgr's messages in
+// English, whatever the locale pgquorum runs in (systemd passes LANG from
+// /etc/locale.conf; PostgreSQL ships translations of its tools): for every
+// command whose output pgquorum reads, not only shows. Operators' commands
+// and the postmaster keep the caller's locale.
+func (r Runner) Untranslated() Runner {
+	base := r.Env
+	if base == nil {
+		base = os.Environ() // what Run would have inherited
+	}
+	// The last value of a name wins (os/exec); gettext ignores LANGUAGE
+	// under the C locale.
+	r.Env = append(append([]string(nil), base...), "LC_ALL=C", "LC_MESSAGES=C")
+	return r
+}
+
 // Shell runs an operator's command line with /bin/sh -c, with extra
 // environment variables, as Run does.
 func (r Runner) Shell(ctx context.Context, cmdline string, env ...string) (string, error) {

@@ -50,9 +50,11 @@ func (s Service) CrashRecover(ctx context.Context, env ...string) (string, error
 
 // Rewind runs pg_rewind against the server of sourceConninfo. It never
 // runs crash recovery itself (--no-ensure-shutdown): that would take the
-// data directory's lock over and free it before the rewind.
+// data directory's lock over and free it before the rewind. Its output is
+// untranslated: the rejoin reads it (whether it began to change files,
+// whether there was nothing to rewind, which errors no retry fixes).
 func (s Service) Rewind(ctx context.Context, sourceConninfo string) (string, error) {
-	out, err := s.Runner.Run(ctx, s.bin("pg_rewind"), "-D", s.Conf.DataDirectory,
+	out, err := s.Runner.Untranslated().Run(ctx, s.bin("pg_rewind"), "-D", s.Conf.DataDirectory,
 		"--source-server="+sourceConninfo, "--no-ensure-shutdown")
 	if err != nil {
 		return out, fmt.Errorf("pg_rewind: %w", err)

@@ -1,8 +1,10 @@
 package repmgr
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -44,5 +46,39 @@ func TestCleanlyShutDown(t *testing.T) {
 		if got := CleanlyShutDown(state); got != want {
 			t.Errorf("CleanlyShutDown(%q) = %t", state, got)
 		}
+	}
+}
+
+// TestRewindAndControldataRunUntranslated: pg_rewind's and pg_controldata's
+// output is read, so they run with the C locale's messages whatever the
+// locale pgquorum runs in (systemd passes LANG from /etc/locale.conf). The
+// fakes speak German unless the locale's messages are C, as the real ones
+// do.
+func TestRewindAndControldataRunUntranslated(t *testing.T) {
+	bin := t.TempDir()
+	rewind := "#!/bin/sh\necho \"LC_ALL=$LC_ALL LC_MESSAGES=$LC_MESSAGES\"\n"
+	controldata := `#!/bin/sh
+case "${LC_ALL:-${LC_MESSAGES:-$LANG}}" in
+C) printf "Database cluster state:               shut down\nLatest checkpoint location:           0/2000060\nLatest checkpoint's TimeLineID:       1\n" ;;
+*) printf "Zustand des Datenbankclusters:        heruntergefahren\nPosition des letzten Checkpoints:     0/2000060\nTimeLineID des letzten Checkpoints:   1\n" ;;
+esac
+`
+	for name, script := range map[string]string{"pg_rewind": rewind, "pg_controldata": controldata} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"PATH=/usr/bin:/bin", "LANG=de_DE.UTF-8", "LC_ALL=de_DE.UTF-8", "LC_MESSAGES=de_DE.UTF-8"}
+	s := Service{Runner: Runner{Env: env}, Conf: Config{DataDirectory: t.TempDir(), PGBinDir: bin}}
+	const want = "LC_ALL=C LC_MESSAGES=C"
+	out, err := s.Rewind(context.Background(), "host=127.0.0.1 port=1")
+	if err != nil || strings.TrimSpace(out) != want {
+		t.Errorf("pg_rewind ran with %q (%v), want %q", out, err, want)
+	}
+	if c, err := s.Controldata(context.Background()); err != nil || c.State != StateShutDown || c.Timeline != 1 {
+		t.Errorf("pg_controldata under a German locale: %+v, %v", c, err)
+	}
+	if len(s.Runner.Env) != len(env) || s.Runner.Env[2] != env[2] {
+		t.Errorf("Untranslated changed the runner it was called on: %q", s.Runner.Env)
 	}
 }

@@ -86,13 +86,8 @@ type Control struct {
 
 // Controldata reads the control file of the instance.
 func (s Service) Controldata(ctx context.Context) (Control, error) {
-	r := s.Runner
-	base := r.Env
-	if base == nil {
-		base = os.Environ()
-	}
-	r.Env = append(append([]string(nil), base...), "LC_ALL=C") // the labels ParseControldata reads
-	out, err := r.Run(ctx, s.bin("pg_controldata"), "-D", s.Conf.DataDirectory)
+	// Untranslated: the labels ParseControldata reads.
+	out, err := s.Runner.Untranslated().Run(ctx, s.bin("pg_controldata"), "-D", s.Conf.DataDirectory)
 	if err != nil {
 		return Control{}, fmt.Errorf("read the control file: %w", err)
 	}
