@@ -1,0 +1,40 @@
+package failover
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+)
+
+// TestReview_RaisingKLosesAnAcknowledgedCommit: failover.synchronous on,
+// primary p, standbys s2 and s3, ANY 1 ("s2", "s3") committed and applied.
+// A commit at LSN 100 is acknowledged by s3 alone (s2 has 90). The operator
+// raises failover.synchronous_count to 2 (a rolling restart: the node that
+// coordinates next has k = 2). nextSync commits the same set with Count 2
+// at once ("a change of k is committed"), before the primary applied ANY 2,
+// and without any mark: the commits acknowledged under ANY 1 are still on
+// one member only. p dies, s3's machine (or only its pgquorum) with it:
+// under the old state the election needs 2 − 1 + 1 = 2 reports and blocks;
+// under the new one it needs 2 − 2 + 1 = 1, s2's report is enough, and s2
+// (90) is promoted: the commit acknowledged at 100 is lost.
+func TestReview_RaisingKLosesAnAcknowledgedCommit(t *testing.T) {
+	now := syncT0.Add(time.Minute)
+	cur := syncState(api.SyncOn, 1, []string{"s2", "s3"}, []string{"s2", "s3"})
+	applied := cur.StandbyNames()
+	onlyS2 := map[string]*api.Report{"s2": streaming(electS2, "p", 90)}
+	winner := Candidate{Name: "s2", Received: 90}
+	if why := syncElection(cur, 3, onlyS2, winner); why == "" {
+		t.Fatalf("precondition: under ANY 1 of {s2, s3} a lone report from s2 must block the election")
+	}
+	next, why := nextSync(syncInput{Policy: SyncPolicy{Mode: api.SyncOn, Count: 2}, Epoch: 3, Primary: "p", Cur: cur,
+		Wanted: []string{"s2", "s3"}, Applied: applied, AppliedOK: true, LSN: map[string]int64{"s2": 90, "s3": 100}, Now: now})
+	if next == nil {
+		return // k not raised in the log: nothing to lose
+	}
+	t.Logf("committed on raising k: %v|%v ANY %d (%s)", next.Members, next.Counted, next.Count, why)
+	if why := syncElection(next, 3, onlyS2, winner); why == "" {
+		t.Fatalf("after k was raised in the log (the primary still applies %q, and the commit at 100 is on s3 only), "+
+			"s2 at 90 may be promoted on its report alone: an acknowledged commit is lost", applied)
+	}
+}
