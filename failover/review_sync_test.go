@@ -38,3 +38,47 @@ func TestReview_RaisingKLosesAnAcknowledgedCommit(t *testing.T) {
 			"s2 at 90 may be promoted on its report alone: an acknowledged commit is lost", applied)
 	}
 }
+
+// TestReview_OnModeFallbackForgetsCommitsAcknowledgedWhileSynchronous:
+// failover.synchronous on, k = 1, set {s2, s3} counted and applied, the
+// status says "RPO 0". A commit at 100 is acknowledged by s3 alone (s2 has
+// 90). Then s3's machine dies and s2 falls further behind than
+// failover.switchover_max_lag (or its WAL receiver restarts): after the
+// grace nobody is eligible, the primary stops waiting ("asynchronous
+// until enough stream"), and as soon as it shows the empty list the set
+// empties too, with nothing to wait for (caughtUp is true for an empty
+// Counted). The primary dies; s2, at 90, is promoted unconstrained: the
+// commit acknowledged at 100 while the cluster ran synchronously is lost,
+// although docs/failover.md only says that `on` is "asynchronous while
+// fewer [than k] stream" (the commits acknowledged during the fallback),
+// not that the fallback also gives up the commits acknowledged before it.
+// Under the state before the fallback the election blocks until s3 is
+// back.
+func TestReview_OnModeFallbackForgetsCommitsAcknowledgedWhileSynchronous(t *testing.T) {
+	p := SyncPolicy{Mode: api.SyncOn, Count: 1}
+	now := syncT0.Add(time.Minute)
+	cur := syncState(api.SyncOn, 1, []string{"s2", "s3"}, []string{"s2", "s3"})
+	onlyS2 := map[string]*api.Report{"s2": streaming(electS2, "p", 90)}
+	winner := Candidate{Name: "s2", Received: 90}
+	if why := syncElection(cur, 3, onlyS2, winner); why == "" {
+		t.Fatal("precondition: with s3 silent, ANY 1 of {s2, s3} blocks s2's promotion")
+	}
+	// Nobody eligible after the grace: the primary stops waiting.
+	step1, _ := nextSync(syncInput{Policy: p, Epoch: 3, Primary: "p", Cur: cur, Wanted: nil,
+		Applied: cur.StandbyNames(), AppliedOK: true, LSN: map[string]int64{"s2": 90}, Now: now})
+	if step1 == nil || len(step1.Counted) != 0 {
+		t.Fatalf("precondition: the fallback to asynchronous, got %+v", step1)
+	}
+	// The primary shows the empty list: the set empties.
+	step2, why := nextSync(syncInput{Policy: p, Epoch: 3, Primary: "p", Cur: step1, Wanted: nil,
+		Applied: "", AppliedOK: true, LSN: map[string]int64{"s2": 90}, Now: now.Add(time.Second)})
+	state := step1
+	if step2 != nil {
+		state = step2
+		t.Logf("then: %v|%v (%s)", step2.Members, step2.Counted, why)
+	}
+	if why := syncElection(state, 3, onlyS2, winner); why == "" {
+		t.Fatalf("after the fallback the set is %v: s2 at 90 may be promoted, and the commit at 100, acknowledged by s3 "+
+			"while the cluster ran synchronously (RPO 0), is lost", state.Members)
+	}
+}
