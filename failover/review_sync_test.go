@@ -82,3 +82,55 @@ func TestReview_OnModeFallbackForgetsCommitsAcknowledgedWhileSynchronous(t *test
 			"while the cluster ran synchronously (RPO 0), is lost", state.Members)
 	}
 }
+
+// TestReview_RestoreDropsTheSynchronousSetsConstraint: a restore commits
+// the same primary again at a new epoch (restoreIntent, depose.go), and
+// syncElection ignores a set "committed for an earlier epoch". Sequence:
+// epoch 3, primary p, ANY 1 ("s2", "s3") applied; a commit at 100 is
+// acknowledged by s3 alone (s2 has 90). p's storage stalls past the grace
+// (its own probe and the direct probes of a majority fail): p is deposed
+// at epoch 3; it recovers and reports its database up before its voters
+// released it, so epoch 4 restores p. Its WAL, and the commit at 100 on
+// s3 alone, are unchanged. Before the coordinator has committed a set for
+// epoch 4 (the applier meanwhile sets p asynchronous in on mode: want()
+// of a new epoch), p's storage fails for good, and s3 with it (or only
+// s3's pgquorum is silent). The election at epoch 4 is unconstrained: s2,
+// at 90, is promoted, and the acknowledged commit is lost. At epoch 3 the
+// same election blocks (2 − 1 + 1 = 2 reports needed).
+func TestReview_RestoreDropsTheSynchronousSetsConstraint(t *testing.T) {
+	fsm := NewFSM()
+	index := uint64(0)
+	commit := func(e Entry) {
+		t.Helper()
+		index++
+		e.Version = EntryVersion
+		if err := apply(fsm, index, e.Encode()); err != nil {
+			t.Fatalf("apply %s: %v", e.Type, err)
+		}
+	}
+	for epoch := uint64(1); epoch <= 3; epoch++ {
+		commit(decisionEntry(api.Decision{Epoch: epoch, At: syncT0, Primary: "p", PrimaryID: 1, Reason: "adopted"}))
+	}
+	commit(syncEntry(*syncState(api.SyncOn, 1, []string{"s2", "s3"}, []string{"s2", "s3"})))
+	onlyS2 := map[string]*api.Report{"s2": streaming(electS2, "p", 90)}
+	winner := Candidate{Name: "s2", Received: 90}
+	if st := fsm.State(); syncElection(st.Sync, st.Epoch, onlyS2, winner) == "" {
+		t.Fatal("precondition: at epoch 3 a lone report from s2 blocks its promotion")
+	}
+	dep := api.Deposition{Epoch: 3, Node: "p", NodeID: 1, At: syncT0.Add(time.Minute), Reason: "lost"}
+	commit(deposeEntry(dep))
+	in := restoreIntent(fsm.State(), dep, "p reports its database up, running as primary", syncT0.Add(time.Minute+time.Second))
+	if in.Commit == nil {
+		t.Fatal("precondition: a restore commits a decision")
+	}
+	commit(in.Commit.Entry)
+	st := fsm.State()
+	if st.Primary != "p" || st.Epoch != 4 {
+		t.Fatalf("precondition: p restored at epoch 4, got %s at %d", st.Primary, st.Epoch)
+	}
+	if why := syncElection(st.Sync, st.Epoch, onlyS2, winner); why == "" {
+		t.Fatalf("after p was restored at epoch 4 (same node, same WAL), the set of epoch 3 no longer constrains the "+
+			"election: s2 at 90 may be promoted and the commit acknowledged at 100 by s3 is lost; the applier meanwhile wants %q",
+			want(SyncPolicy{Mode: api.SyncOn, Count: 1}, st))
+	}
+}
