@@ -7,18 +7,22 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 )
 
-// TestReview_RaisingKLosesAnAcknowledgedCommit: failover.synchronous on,
-// primary p, standbys s2 and s3, ANY 1 ("s2", "s3") committed and applied.
+// These three found by review (issue 14) each lost an acknowledged commit
+// before the fix.
+
+// TestSyncRaisingKWaitsForTheNewListBeforeElectionsCountIt:
+// failover.synchronous on, primary p, standbys s2 and s3, ANY 1 ("s2", "s3") committed and applied.
 // A commit at LSN 100 is acknowledged by s3 alone (s2 has 90). The operator
 // raises failover.synchronous_count to 2 (a rolling restart: the node that
 // coordinates next has k = 2). nextSync commits the same set with Count 2
-// at once ("a change of k is committed"), before the primary applied ANY 2,
-// and without any mark: the commits acknowledged under ANY 1 are still on
-// one member only. p dies, s3's machine (or only its pgquorum) with it:
-// under the old state the election needs 2 − 1 + 1 = 2 reports and blocks;
-// under the new one it needs 2 − 2 + 1 = 1, s2's report is enough, and s2
-// (90) is promoted: the commit acknowledged at 100 is lost.
-func TestReview_RaisingKLosesAnAcknowledgedCommit(t *testing.T) {
+// before the primary applied ANY 2: the commits acknowledged under ANY 1
+// are still on one member only. p dies, s3's machine (or only its
+// pgquorum) with it: under ANY 1 the election needs 2 − 1 + 1 = 2 reports
+// and blocks; had it counted ANY 2 at once, 2 − 2 + 1 = 1, s2's report
+// alone, and s2 (90) promoted: the commit acknowledged at 100 lost. The
+// entry keeps ElectCount 1 until the primary applies ANY 2 and the members
+// caught up.
+func TestSyncRaisingKWaitsForTheNewListBeforeElectionsCountIt(t *testing.T) {
 	now := syncT0.Add(time.Minute)
 	cur := syncState(api.SyncOn, 1, []string{"s2", "s3"}, []string{"s2", "s3"})
 	applied := cur.StandbyNames()
@@ -39,22 +43,19 @@ func TestReview_RaisingKLosesAnAcknowledgedCommit(t *testing.T) {
 	}
 }
 
-// TestReview_OnModeFallbackForgetsCommitsAcknowledgedWhileSynchronous:
+// TestSyncOnModeFallbackKeepsCommitsAcknowledgedWhileSynchronous:
 // failover.synchronous on, k = 1, set {s2, s3} counted and applied, the
 // status says "RPO 0". A commit at 100 is acknowledged by s3 alone (s2 has
 // 90). Then s3's machine dies and s2 falls further behind than
 // failover.switchover_max_lag (or its WAL receiver restarts): after the
 // grace nobody is eligible, the primary stops waiting ("asynchronous
-// until enough stream"), and as soon as it shows the empty list the set
-// empties too, with nothing to wait for (caughtUp is true for an empty
-// Counted). The primary dies; s2, at 90, is promoted unconstrained: the
-// commit acknowledged at 100 while the cluster ran synchronously is lost,
-// although docs/failover.md only says that `on` is "asynchronous while
-// fewer [than k] stream" (the commits acknowledged during the fallback),
-// not that the fallback also gives up the commits acknowledged before it.
-// Under the state before the fallback the election blocks until s3 is
-// back.
-func TestReview_OnModeFallbackForgetsCommitsAcknowledgedWhileSynchronous(t *testing.T) {
+// until enough stream"). The set used to empty as soon as the primary
+// showed the empty list: the primary dies, s2 at 90 is promoted
+// unconstrained, and the commit acknowledged at 100 while the cluster ran
+// synchronously is lost. The members now stay, and the election blocks
+// until s3 is back (docs/failover.md: what `on` promises across a fall
+// back).
+func TestSyncOnModeFallbackKeepsCommitsAcknowledgedWhileSynchronous(t *testing.T) {
 	p := SyncPolicy{Mode: api.SyncOn, Count: 1}
 	now := syncT0.Add(time.Minute)
 	cur := syncState(api.SyncOn, 1, []string{"s2", "s3"}, []string{"s2", "s3"})
@@ -83,9 +84,9 @@ func TestReview_OnModeFallbackForgetsCommitsAcknowledgedWhileSynchronous(t *test
 	}
 }
 
-// TestReview_RestoreDropsTheSynchronousSetsConstraint: a restore commits
-// the same primary again at a new epoch (restoreIntent, depose.go), and
-// syncElection ignores a set "committed for an earlier epoch". Sequence:
+// TestSyncRestoreCarriesTheSetToTheNewEpoch: a restore commits the same
+// primary again at a new epoch (restoreIntent, depose.go), and
+// syncElection ignores a set committed for an earlier epoch. Sequence:
 // epoch 3, primary p, ANY 1 ("s2", "s3") applied; a commit at 100 is
 // acknowledged by s3 alone (s2 has 90). p's storage stalls past the grace
 // (its own probe and the direct probes of a majority fail): p is deposed
@@ -94,10 +95,10 @@ func TestReview_OnModeFallbackForgetsCommitsAcknowledgedWhileSynchronous(t *test
 // s3 alone, are unchanged. Before the coordinator has committed a set for
 // epoch 4 (the applier meanwhile sets p asynchronous in on mode: want()
 // of a new epoch), p's storage fails for good, and s3 with it (or only
-// s3's pgquorum is silent). The election at epoch 4 is unconstrained: s2,
-// at 90, is promoted, and the acknowledged commit is lost. At epoch 3 the
-// same election blocks (2 − 1 + 1 = 2 reports needed).
-func TestReview_RestoreDropsTheSynchronousSetsConstraint(t *testing.T) {
+// s3's pgquorum is silent). Had the set stayed at epoch 3, the election at
+// epoch 4 would be unconstrained: s2 at 90 promoted, the acknowledged
+// commit lost. The decision naming p again now carries the set to epoch 4.
+func TestSyncRestoreCarriesTheSetToTheNewEpoch(t *testing.T) {
 	fsm := NewFSM()
 	index := uint64(0)
 	commit := func(e Entry) {
@@ -132,5 +133,8 @@ func TestReview_RestoreDropsTheSynchronousSetsConstraint(t *testing.T) {
 		t.Fatalf("after p was restored at epoch 4 (same node, same WAL), the set of epoch 3 no longer constrains the "+
 			"election: s2 at 90 may be promoted and the commit acknowledged at 100 by s3 is lost; the applier meanwhile wants %q",
 			want(SyncPolicy{Mode: api.SyncOn, Count: 1}, st))
+	}
+	if got, keep := want(SyncPolicy{Mode: api.SyncOn, Count: 1}, st), `ANY 1 ("s2", "s3")`; got != keep {
+		t.Errorf("the restored primary's applier wants %q, not the carried set's %q", got, keep)
 	}
 }
