@@ -164,6 +164,9 @@ func (a *actor) command(act action, f actorFacts) func(context.Context) error {
 			if err := a.hooks.prePromote(ctx, d, self); err != nil {
 				return err
 			}
+			if err := a.strictBeforePromote(ctx); err != nil {
+				return err
+			}
 			out, err := a.actions.Promote(ctx, d)
 			log.Info("promote command", "epoch", d.Epoch, "output", out, "error", err)
 			return err
@@ -185,6 +188,23 @@ func (a *actor) command(act action, f actorFacts) func(context.Context) error {
 	case api.ActionRestart:
 		return func(ctx context.Context) error { return a.restart(ctx, f) }
 	}
+	return nil
+}
+
+// strictBeforePromote, with failover.synchronous strict, sets the standby
+// about to be promoted to wait for the placeholder (ALTER SYSTEM works in
+// recovery): otherwise the new primary would acknowledge commits on its own
+// with the synchronous_standby_names of its postgresql.auto.conf until its
+// applier sees it out of recovery. A promotion waits until it is set.
+func (a *actor) strictBeforePromote(ctx context.Context) error {
+	if a.opts.Sync.Mode != api.SyncStrict || a.opts.SyncNames == nil {
+		return nil
+	}
+	value := (&LogSync{Mode: api.SyncStrict, Count: a.opts.Sync.Count}).StandbyNames()
+	if _, err := a.opts.SyncNames.Set(ctx, value); err != nil {
+		return fmt.Errorf("failover.synchronous strict: wait for a standby before promoting: %w", err)
+	}
+	a.opts.Logger.Info("synchronous_standby_names set before promoting (strict)", "synchronous_standby_names", value)
 	return nil
 }
 

@@ -102,6 +102,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		if d == nil || d.Epoch != f.state.Epoch+1 {
 			return fmt.Errorf("%w: epoch %d after %d", ErrStaleEpoch, epochOf(d), f.state.Epoch)
 		}
+		f.carrySync(d.Epoch, d.Primary, d.PrimaryID)
 		f.state.Epoch, f.state.Primary, f.state.PrimaryID = d.Epoch, d.Primary, d.PrimaryID
 		f.state.History = keepLast(append(f.state.History, d.api()), maxHistory)
 		f.decisionEndsDemotion(d.api())
@@ -154,6 +155,20 @@ func (f *FSM) Apply(l *raft.Log) any {
 	close(f.changed)
 	f.changed = make(chan struct{})
 	return nil
+}
+
+// carrySync keeps the synchronous set when a decision names the primary of
+// the current epoch again (a restore, depose.go): its WAL, and the commits
+// its members acknowledged, are unchanged, so the set still constrains the
+// election that replaces it and still says what the primary waits for.
+func (f *FSM) carrySync(epoch uint64, primary string, id int) {
+	s := f.state.Sync
+	if s == nil || s.Epoch != f.state.Epoch || s.Primary != primary || f.state.Primary != primary || f.state.PrimaryID != id {
+		return
+	}
+	c := s.clone()
+	c.Epoch = epoch
+	f.state.Sync = c
 }
 
 // ErrRefused is what Apply returns for an entry that does not fit the

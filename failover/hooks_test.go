@@ -264,3 +264,60 @@ func TestHookArgsAndEnv(t *testing.T) {
 		}
 	}
 }
+
+// syncRecorder is a SyncSetter that records into the actions' calls, so
+// that its order with the promote command shows.
+type syncRecorder struct{ x *fakeActions }
+
+func (s syncRecorder) Set(ctx context.Context, value string) (int64, error) {
+	return 0, s.x.do(ctx, "synchronous_standby_names "+value)
+}
+
+// TestActorStrictSetsThePlaceholderBeforePromoting: in strict mode the
+// chosen standby waits for the placeholder before it is promoted, so that
+// it never acknowledges a commit alone with the value of its own
+// postgresql.auto.conf; in on mode it is promoted as it is; a failure to
+// set it fails the promotion attempt.
+func TestActorStrictSetsThePlaceholderBeforePromoting(t *testing.T) {
+	tests := []struct {
+		name  string
+		mode  api.SyncMode
+		fail  bool
+		calls []string
+		done  bool
+	}{
+		{name: "strict", mode: api.SyncStrict, done: true,
+			calls: []string{`synchronous_standby_names ANY 1 ("pgquorum: no synchronous standby 1")`, "promote 2"}},
+		{name: "on", mode: api.SyncOn, done: true, calls: []string{"promote 2"}},
+		{name: "strict, the setting fails", mode: api.SyncStrict, fail: true,
+			calls: []string{`synchronous_standby_names ANY 1 ("pgquorum: no synchronous standby 1")`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			actions := &fakeActions{}
+			if tt.fail {
+				actions.run = func(_ context.Context, what string) error {
+					if strings.HasPrefix(what, "synchronous_standby_names") {
+						return errors.New("connection refused")
+					}
+					return nil
+				}
+			}
+			opts := shellOpts("s2")
+			opts.Sync = SyncPolicy{Mode: tt.mode, Count: 1}
+			opts.SyncNames = syncRecorder{actions}
+			c := newShells(t, opts, localAs(""), actions, &fakeReporters{}, chose(actS2, false))
+			c.act.step(context.Background())
+			if got := actions.called(); !reflect.DeepEqual(got, tt.calls) {
+				t.Errorf("calls %q, want %q", got, tt.calls)
+			}
+			p := c.rep.board.progressOf(2)
+			if p == nil || p.Done != tt.done || p.Failed == tt.done {
+				t.Fatalf("progress %+v, want done %v", p, tt.done)
+			}
+			if tt.fail && !strings.Contains(p.Error, "before promoting") {
+				t.Errorf("error %q does not say what failed", p.Error)
+			}
+		})
+	}
+}

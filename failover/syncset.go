@@ -26,7 +26,13 @@ import (
 //     does not name;
 //   - a standby leaves Counted first; once the primary shows it applies the
 //     narrower list and every remaining member has received the WAL the
-//     primary had then, the standby leaves Set.
+//     primary had then, the standby leaves Set;
+//   - on mode's fall back empties Counted only: Set stays, so that the
+//     commits acknowledged before still constrain elections, until a new
+//     Counted has caught up with the primary as above;
+//   - a raise of Count is committed with ElectCount, the old k, which
+//     elections keep counting with until the same mark; a lower Count
+//     counts at once (an election then needs more reports).
 
 // SyncPolicy is failover.synchronous and its companion keys.
 type SyncPolicy struct {
@@ -132,8 +138,9 @@ type syncInput struct {
 // stands; why says what the step does. One step per call: add the wanted
 // standbys missing from the set; else drop from Counted those no longer
 // wanted (in strict mode, only while Count remain; in on mode, all at once
-// when fewer than Count are wanted: asynchronous); else shrink Set to
-// Counted once the primary applies it and the remaining members caught up.
+// when fewer than Count are wanted: asynchronous); else, once the primary
+// applies Counted and Counted caught up with it, shrink Set to Counted, or
+// let elections count a raised Count.
 func nextSync(in syncInput) (*LogSync, string) {
 	p := in.Policy
 	cur := in.Cur
@@ -143,7 +150,15 @@ func nextSync(in syncInput) (*LogSync, string) {
 	}
 	next := cur.clone()
 	next.Mode, next.Count, next.At = p.Mode, p.Count, in.Now
+	// Lowering k is safe at once (an election then needs more reports);
+	// raising it is not: the commits acknowledged before the primary
+	// applies the larger k are on the smaller number of members only.
+	next.ElectCount = 0
+	if e := cur.electCount(); p.Count > e {
+		next.ElectCount = e
+	}
 	enough := len(in.Wanted) >= p.Count
+	settled := in.AppliedOK && in.Applied == cur.StandbyNames() && len(cur.Counted) > 0 && caughtUp(cur, in)
 	var why string
 	switch add := minus(in.Wanted, cur.Counted); {
 	case len(add) > 0 && (p.Mode == api.SyncStrict || enough):
@@ -151,15 +166,21 @@ func nextSync(in syncInput) (*LogSync, string) {
 		next.Counted = union(cur.Counted, add)
 		why = "standbys join the synchronous set: " + strings.Join(add, ", ")
 	case p.Mode == api.SyncOn && !enough && len(cur.Counted) > 0:
+		// The members stay: the commits they acknowledged while
+		// synchronous are on Count of them, and elections keep counting
+		// on them until a new counted set has caught up.
 		next.Counted = []string{}
 		why = fmt.Sprintf("fewer than %d eligible standbys (%s): asynchronous until enough stream", p.Count, listOrNone(in.Wanted))
 	case len(minus(cur.Counted, in.Wanted)) > 0 && len(intersect(cur.Counted, in.Wanted)) >= p.Count:
 		drop := minus(cur.Counted, in.Wanted)
 		next.Counted = intersect(cur.Counted, in.Wanted)
 		why = "the primary stops waiting for " + strings.Join(drop, ", ")
-	case len(cur.Members) > len(cur.Counted) && in.AppliedOK && in.Applied == cur.StandbyNames() && caughtUp(cur, in):
+	case len(cur.Members) > len(cur.Counted) && settled:
 		next.Members = slices.Clone(cur.Counted)
 		why = "standbys leave the synchronous set: " + strings.Join(minus(cur.Members, cur.Counted), ", ")
+	case cur.ElectCount > 0 && next.Count == cur.Count && len(cur.Counted) >= cur.Count && settled:
+		next.ElectCount = 0
+		why = fmt.Sprintf("elections count ANY %d: the primary applies it and %s caught up", cur.Count, strings.Join(cur.Counted, ", "))
 	case fresh || cur.Mode != p.Mode || cur.Count != p.Count:
 		why = fmt.Sprintf("synchronous replication %s, ANY %d, for the primary %s of epoch %d", p.Mode, p.Count, in.Primary, in.Epoch)
 	default:
@@ -173,14 +194,10 @@ func nextSync(in syncInput) (*LogSync, string) {
 
 // caughtUp tells whether every member the primary still waits for has
 // received the WAL the primary had when it was first seen applying them:
-// every commit acknowledged before by a member now leaving is then on
-// those that stay. An empty Counted (asynchronous, on mode) has nothing to
-// wait for.
+// every commit acknowledged before by a member now leaving, or under a
+// smaller k, is then on those that stay.
 func caughtUp(cur *LogSync, in syncInput) bool {
-	if len(cur.Counted) == 0 {
-		return true
-	}
-	if in.Mark <= 0 {
+	if in.Mark <= 0 || len(cur.Counted) == 0 {
 		return false
 	}
 	for _, m := range cur.Counted {
@@ -228,7 +245,7 @@ func syncElection(s *LogSync, epoch uint64, reports map[string]*api.Report, winn
 	if s == nil || s.Epoch != epoch || len(s.Members) == 0 {
 		return ""
 	}
-	n, k := len(s.Members), s.Count
+	n, k := len(s.Members), s.electCount()
 	need := max(n-k+1, 1)
 	var answered, missing []string
 	var best int64
@@ -277,6 +294,11 @@ func syncStatus(p SyncPolicy, s *LogSync, epoch uint64, seen *api.PrimarySync, f
 	since := s.Since
 	out.Since = &since
 	switch {
+	case out.Want == "" && len(s.Members) > 0:
+		// A fall back keeps the members: what they acknowledged before
+		// is still safe, an election waits for them.
+		out.Degraded, out.RPO = true, fmt.Sprintf("async since %s; commits acknowledged before are kept: a failover waits for %d of %s",
+			since.UTC().Format(time.RFC3339), max(len(s.Members)-s.electCount()+1, 1), strings.Join(s.Members, ", "))
 	case out.Want == "":
 		out.Degraded, out.RPO = true, "async since "+since.UTC().Format(time.RFC3339)
 	case !out.Seen || out.StandbyNames != out.Want:
@@ -289,6 +311,9 @@ func syncStatus(p SyncPolicy, s *LogSync, epoch uint64, seen *api.PrimarySync, f
 		out.RPO = api.RPOZero + ": writes wait for a synchronous standby (strict)"
 	default:
 		out.RPO = api.RPOZero
+	}
+	if s.ElectCount > 0 {
+		out.RPO += fmt.Sprintf("; elections count ANY %d until the members caught up with ANY %d", s.ElectCount, s.Count)
 	}
 	if out.SyncRepWaits > 0 {
 		out.RPO += fmt.Sprintf("; %d commits wait for a standby (SyncRep)", out.SyncRepWaits)

@@ -114,6 +114,12 @@ func syncState(mode api.SyncMode, k int, members, counted []string) *LogSync {
 	return &LogSync{Epoch: 3, Primary: "p", Mode: mode, Count: k, Members: members, Counted: counted, Since: syncT0}
 }
 
+// raising is s with a raise of its k not yet safe: elections count elect.
+func raising(s *LogSync, elect int) *LogSync {
+	s.ElectCount = elect
+	return s
+}
+
 func TestNextSync(t *testing.T) {
 	on1 := SyncPolicy{Mode: api.SyncOn, Count: 1}
 	on2 := SyncPolicy{Mode: api.SyncOn, Count: 2}
@@ -132,6 +138,7 @@ func TestNextSync(t *testing.T) {
 		want     string
 		since    bool
 		whyParts string
+		elect    int // the entry's ElectCount
 	}{
 		{name: "nothing committed for the epoch, nobody eligible: an empty state is committed (on: asynchronous)",
 			policy: on1, want: "|", since: true, whyParts: "synchronous replication on"},
@@ -145,8 +152,17 @@ func TestNextSync(t *testing.T) {
 			whyParts: "fewer than 2"},
 		{name: "on: while asynchronous, fewer than k eligible do not join", policy: on2,
 			cur: syncState(api.SyncOn, 2, []string{}, []string{}), wanted: []string{"a"}},
-		{name: "on: asynchronous, once the primary applies it, the set empties without waiting for anyone", policy: on2,
-			cur: syncState(api.SyncOn, 2, []string{"a", "b"}, []string{}), wanted: []string{"a"}, want: "|"},
+		// This case used to empty the set once the primary applied "":
+		// the commits a and b acknowledged while synchronous lost the
+		// election's protection.
+		{name: "on: asynchronous, the members stay after the primary applies it: elections still count on them", policy: on2,
+			cur: syncState(api.SyncOn, 2, []string{"a", "b"}, []string{}), wanted: []string{"a"}, mark: 100,
+			lsn: map[string]int64{"a": 100, "b": 100}},
+		{name: "on: after a fall back, new standbys join beside the old members", policy: on1,
+			cur: syncState(api.SyncOn, 1, []string{"a", "b"}, []string{}), wanted: []string{"c"}, want: "a,b,c|c", since: true},
+		{name: "on: the old members leave once the new counted ones caught up with a mark of the new list", policy: on1,
+			cur: syncState(api.SyncOn, 1, []string{"a", "b", "c"}, []string{"c"}), wanted: []string{"c"}, applied: `ANY 1 ("c")`,
+			mark: 100, lsn: map[string]int64{"c": 100}, want: "c|c", whyParts: "leave the synchronous set: a, b"},
 		{name: "on: asynchronous, enough eligible again: they join", policy: on2,
 			cur: syncState(api.SyncOn, 2, []string{}, []string{}), wanted: []string{"a", "b"}, want: "a,b|a,b", since: true},
 		{name: "a standby no longer wanted leaves the counted set first", policy: on1,
@@ -172,9 +188,23 @@ func TestNextSync(t *testing.T) {
 			cur: syncState(api.SyncStrict, 1, []string{"a", "b"}, []string{"a", "b"}), wanted: []string{"b"}, want: "a,b|b"},
 		{name: "strict: k=2 never drops below two counted", policy: SyncPolicy{Mode: api.SyncStrict, Count: 2},
 			cur: syncState(api.SyncStrict, 2, []string{"a", "b"}, []string{"a", "b"}), wanted: []string{"b"}},
-		{name: "a change of k is committed", policy: on2,
+		{name: "a raise of k is committed, elections still count the old k", policy: on2,
 			cur: syncState(api.SyncOn, 1, []string{"a", "b"}, []string{"a", "b"}), wanted: []string{"a", "b"}, want: "a,b|a,b",
-			whyParts: "ANY 2"},
+			whyParts: "ANY 2", elect: 1},
+		{name: "a raised k counts in elections only once the primary applies it", policy: on2,
+			cur: raising(syncState(api.SyncOn, 2, []string{"a", "b"}, []string{"a", "b"}), 1), wanted: []string{"a", "b"},
+			applied: `ANY 1 ("a", "b")`, mark: 100, lsn: map[string]int64{"a": 100, "b": 100}},
+		{name: "and the counted members received the WAL of the mark", policy: on2,
+			cur: raising(syncState(api.SyncOn, 2, []string{"a", "b"}, []string{"a", "b"}), 1), wanted: []string{"a", "b"},
+			applied: `ANY 2 ("a", "b")`, mark: 100, lsn: map[string]int64{"a": 100, "b": 99}},
+		{name: "applied and caught up: elections count the raised k", policy: on2,
+			cur: raising(syncState(api.SyncOn, 2, []string{"a", "b"}, []string{"a", "b"}), 1), wanted: []string{"a", "b"},
+			applied: `ANY 2 ("a", "b")`, mark: 100, lsn: map[string]int64{"a": 100, "b": 100}, want: "a,b|a,b", whyParts: "elections count ANY 2"},
+		{name: "a lowered k counts at once", policy: on1,
+			cur: raising(syncState(api.SyncOn, 2, []string{"a", "b"}, []string{"a", "b"}), 1), wanted: []string{"a", "b"},
+			want: "a,b|a,b", whyParts: "ANY 1"},
+		{name: "strict: raising k pads with a placeholder, elections count the old k", policy: SyncPolicy{Mode: api.SyncStrict, Count: 2},
+			cur: syncState(api.SyncStrict, 1, []string{"a"}, []string{"a"}), wanted: []string{"a"}, want: "a|a", whyParts: "ANY 2", elect: 1},
 		{name: "a stable set stands", policy: on1,
 			cur: syncState(api.SyncOn, 1, []string{"a", "b"}, []string{"a", "b"}), wanted: []string{"a", "b"}, applied: `ANY 1 ("a", "b")`},
 	}
@@ -199,6 +229,9 @@ func TestNextSync(t *testing.T) {
 			}
 			if next.Epoch != 3 || next.Primary != "p" || next.Count != tc.policy.Count || next.Mode != tc.policy.Mode {
 				t.Errorf("entry for %s/%d ANY %d %s", next.Primary, next.Epoch, next.Count, next.Mode)
+			}
+			if next.ElectCount != tc.elect {
+				t.Errorf("elections count %d, want %d", next.ElectCount, tc.elect)
 			}
 			if moved := next.Since.Equal(now); moved != tc.since {
 				t.Errorf("since moved: %v, want %v", moved, tc.since)
@@ -385,6 +418,10 @@ func TestSyncStatus(t *testing.T) {
 		{"applied: RPO 0", on, s, &api.PrimarySync{StandbyNames: `ANY 1 ("a")`}, "RPO 0", false},
 		{"committed but not applied yet", on, s, &api.PrimarySync{StandbyNames: ""}, "async: the primary does not apply", true},
 		{"asynchronous since", on, syncState(api.SyncOn, 1, []string{}, []string{}), &api.PrimarySync{}, "async since 2026-01-02T03:04:05Z", true},
+		{"asynchronous, the members kept", on, syncState(api.SyncOn, 1, []string{"a", "b"}, []string{}), &api.PrimarySync{},
+			"async since 2026-01-02T03:04:05Z; commits acknowledged before are kept: a failover waits for 2 of a, b", true},
+		{"k raised, not yet counted by elections", SyncPolicy{Mode: api.SyncOn, Count: 2}, raising(syncState(api.SyncOn, 2, []string{"a", "b"}, []string{"a", "b"}), 1),
+			&api.PrimarySync{StandbyNames: `ANY 2 ("a", "b")`}, "RPO 0; elections count ANY 1 until the members caught up with ANY 2", false},
 		{"strict without a standby: writes wait", SyncPolicy{Mode: api.SyncStrict, Count: 1}, syncState(api.SyncStrict, 1, nil, []string{}),
 			&api.PrimarySync{StandbyNames: `ANY 1 ("pgquorum: no synchronous standby 1")`, SyncRepWaits: 3}, "RPO 0: writes wait", false},
 		{"nothing committed for the epoch", on, nil, nil, "async: no synchronous set committed", true},

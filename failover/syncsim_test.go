@@ -18,17 +18,21 @@ import (
 // the coordinator's rounds (the real syncStep, committing through the real
 // FSM), the primary applying the committed set, with its walsenders taking
 // the new list only at the end of the round after it applied it (the
-// reload's lag). In on mode a fall back to asynchronous voids the promise
-// for the commits before it, as documented. After every step it checks the election rule against every
-// group of members that could answer a coordinator if the primary died now:
+// reload's lag), the operator changing failover.synchronous_count (the
+// coordinator's and the applier's k at once), and the primary deposed and
+// restored at a new epoch. A commit acknowledged while on mode has fallen
+// back to asynchronous is not promised; those acknowledged before are.
+// After every step it checks the election rule against every group of
+// members that could answer a coordinator if the primary died now:
 // whenever syncElection lets the most advanced of them be promoted, it has
-// every acknowledged commit.
+// every commit acknowledged synchronously.
 func TestSyncSimNoPromotionLacksAnAcknowledgedCommit(t *testing.T) {
 	seeds := 40
 	if testing.Short() {
 		seeds = 10
 	}
 	for _, p := range []SyncPolicy{{Mode: api.SyncOn, Count: 1}, {Mode: api.SyncOn, Count: 2}, {Mode: api.SyncStrict, Count: 1}, {Mode: api.SyncStrict, Count: 2}} {
+		raised, restored := 0, 0
 		for seed := range seeds {
 			t.Run(fmt.Sprintf("%s-k%d-seed%d", p.Mode, p.Count, seed), func(t *testing.T) {
 				m := newSyncModel(p, uint64(seed))
@@ -41,7 +45,12 @@ func TestSyncSimNoPromotionLacksAnAcknowledgedCommit(t *testing.T) {
 				if m.syncAcks == 0 || m.commits == 0 {
 					t.Fatalf("the run acknowledged %d commits synchronously and committed %d entries: it proves nothing", m.syncAcks, m.commits)
 				}
+				raised += m.raised
+				restored += m.restored
 			})
+		}
+		if raised == 0 || restored == 0 {
+			t.Errorf("%s k%d: %d raises of k and %d restores over every seed: the model did not exercise them", p.Mode, p.Count, raised, restored)
 		}
 	}
 }
@@ -62,6 +71,9 @@ type syncModel struct {
 	effective *LogSync // what the walsenders wait for; nil: none
 	pending   *LogSync // applied, not yet taken by the walsenders
 	commits   int
+	raised    int // raises of k that the primary applied
+	restored  int // restores at a new epoch
+	index     uint64
 	last      string
 	history   []string
 }
@@ -80,9 +92,7 @@ func newSyncModel(p SyncPolicy, seed uint64) *syncModel {
 	d := api.Decision{Epoch: 1, At: syncT0, Primary: "p", PrimaryID: 1, Reason: "adopted"}
 	e := decisionEntry(d)
 	e.Version = EntryVersion
-	if err := apply(m.fsm, 1, e.Encode()); err != nil {
-		panic(err)
-	}
+	m.commitEntry(e)
 	return m
 }
 
@@ -96,17 +106,48 @@ func (m *syncModel) note(format string, args ...any) {
 
 func (m *syncModel) step() {
 	m.now = m.now.Add(100 * time.Millisecond)
-	switch r := m.rng.IntN(10); {
-	case r < 4:
+	switch r := m.rng.IntN(40); {
+	case r == 0:
+		m.setCount(1 + m.rng.IntN(3)) // strict needs k below the four standbys
+	case r == 1:
+		m.restore()
+	case r < 16:
 		m.commit()
-	case r < 6:
+	case r < 24:
 		s := simStandbys[m.rng.IntN(len(simStandbys))]
 		m.streaming[s] = !m.streaming[s]
 		m.note("%s streaming %v", s, m.streaming[s])
-	case r < 8:
+	case r < 32:
 		m.round()
 	default:
 		m.apply()
+	}
+}
+
+// setCount is a rolling change of failover.synchronous_count: the
+// coordinator and the primary's applier take the new k.
+func (m *syncModel) setCount(k int) {
+	m.p.Count = k
+	m.rounds.opts.Sync.Count = k
+	m.note("failover.synchronous_count %d", k)
+}
+
+// restore deposes the primary at its epoch and restores it at the next
+// (depose.go): the same node, the same WAL, the same walsenders.
+func (m *syncModel) restore() {
+	st := m.fsm.State()
+	dep := api.Deposition{Epoch: st.Epoch, Node: "p", NodeID: 1, At: m.now, Reason: "lost"}
+	m.commitEntry(deposeEntry(dep))
+	m.commitEntry(restoreIntent(m.fsm.State(), dep, "up again", m.now).Commit.Entry)
+	m.restored++
+	m.note("p deposed and restored at epoch %d", m.fsm.State().Epoch)
+}
+
+func (m *syncModel) commitEntry(e Entry) {
+	m.index++
+	e.Version = EntryVersion
+	if err := apply(m.fsm, m.index, e.Encode()); err != nil {
+		panic(err)
 	}
 }
 
@@ -159,10 +200,7 @@ func (m *syncModel) reports() map[string]*api.Report {
 func (m *syncModel) round() {
 	ci := m.rounds.syncStep(roundFacts{Nodes: m.nodes, Reports: m.reports()}, m.fsm.State(), m.now)
 	if ci != nil {
-		ci.Entry.Version = EntryVersion
-		if err := apply(m.fsm, uint64(100+m.commits), ci.Entry.Encode()); err != nil {
-			panic(err)
-		}
+		m.commitEntry(ci.Entry)
 		m.commits++
 		s := m.fsm.State().Sync
 		m.note("round committed set %v counted %v", s.Members, s.Counted)
@@ -170,13 +208,10 @@ func (m *syncModel) round() {
 		m.note("round: no change")
 	}
 	if m.pending != nil {
-		m.effective, m.pending = m.pending, nil
-		if m.effective.StandbyNames() == "" {
-			// on mode fell back to asynchronous: it said so ("async
-			// since …") and promises nothing for the commits before,
-			// until a standby acknowledges a new one.
-			m.acked = 0
+		if m.effective != nil && m.pending.Count > m.effective.Count {
+			m.raised++
 		}
+		m.effective, m.pending = m.pending, nil
 	}
 }
 

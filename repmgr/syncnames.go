@@ -10,7 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// SyncNames sets synchronous_standby_names on the local primary. The pools
+// SyncNames sets synchronous_standby_names on the local primary (or on a
+// standby about to be promoted). The pools
 // of Local are read-only and bounded by statement_timeout: ALTER SYSTEM
 // needs a session of its own that may write, so each change opens one
 // connection, as the user of database.dsn (repmgr's superuser), runs the
@@ -20,8 +21,8 @@ type SyncNames struct {
 	Timeout time.Duration // bound on the connection and on each statement
 }
 
-// Set writes value with ALTER SYSTEM and reloads the configuration; it
-// returns the primary's WAL position read after the reload.
+// Set writes value with ALTER SYSTEM (allowed in recovery too) and reloads
+// the configuration; it returns the WAL position read after the reload.
 func (s SyncNames) Set(ctx context.Context, value string) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
@@ -51,7 +52,10 @@ func (s SyncNames) Set(ctx context.Context, value string) (int64, error) {
 		return 0, fmt.Errorf("set synchronous_standby_names to %q: %w", value, err)
 	}
 	var lsn int64
-	if err := conn.QueryRow(ctx, "SELECT pg_reload_conf(), pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").Scan(nil, &lsn); err != nil {
+	// A standby about to be promoted (strict mode) is set too: in recovery
+	// the position is what it received.
+	const pos = "CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), '0/0') ELSE pg_current_wal_lsn() END"
+	if err := conn.QueryRow(ctx, "SELECT pg_reload_conf(), pg_wal_lsn_diff("+pos+", '0/0')::bigint").Scan(nil, &lsn); err != nil {
 		return 0, fmt.Errorf("reload after setting synchronous_standby_names: %w", err)
 	}
 	return lsn, nil
