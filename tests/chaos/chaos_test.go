@@ -228,7 +228,7 @@ func TestFalseFailoversAndSummary(t *testing.T) {
 		byClass[r.Class] = r
 	}
 	for _, tc := range []struct {
-		class                                         string
+		class                                        string
 		alone, pairs, lost, two, false, notConverged int
 	}{
 		{string(KillPostmaster), 1, 0, 2, 0, 0, 0},

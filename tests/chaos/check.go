@@ -186,11 +186,11 @@ type Findings struct {
 
 // Row is one line of the table: a fault class, or "total".
 type Row struct {
-	Class                                            string
-	Alone, InPairs                                   int
+	Class                                             string
+	Alone, InPairs                                    int
 	Lost, DoubleAcks, TwoPrimaries, TwoWriters, False int
-	NotConverged                                     int
-	Converge                                         []time.Duration // heal to convergence
+	NotConverged                                      int
+	Converge                                          []time.Duration // heal to convergence
 }
 
 // Violations counts what fails a run: all but lost writes.
