@@ -127,8 +127,8 @@ func (w Window) End() time.Time {
 	return w.Healed.Add(ConvergeBound)
 }
 
-// during returns the index of the window that holds t, -1 for none.
-func during(ws []Window, t time.Time) int {
+// During returns the index of the window that holds t, -1 for none.
+func During(ws []Window, t time.Time) int {
 	for i, w := range ws {
 		if !t.Before(w.Start) && !t.After(w.End()) {
 			return i
@@ -157,7 +157,7 @@ func FalseFailovers(decisions []api.Decision, ws []Window, start time.Time) []Fi
 		if d.At.Before(start) {
 			continue
 		}
-		i := during(ws, d.At)
+		i := During(ws, d.At)
 		if i >= 0 && ws[i].Event.MayDecide() {
 			continue
 		}
@@ -260,13 +260,13 @@ func Summarize(ws []Window, f Findings) []Row {
 		add(before(ws, t), func(r *Row) *int { return &r.Lost })
 	}
 	for _, s := range f.DoubleAcks {
-		add(during(ws, s.From), func(r *Row) *int { return &r.DoubleAcks })
+		add(During(ws, s.From), func(r *Row) *int { return &r.DoubleAcks })
 	}
 	for _, s := range f.TwoPrimaries {
-		add(during(ws, s.From), func(r *Row) *int { return &r.TwoPrimaries })
+		add(During(ws, s.From), func(r *Row) *int { return &r.TwoPrimaries })
 	}
 	for _, s := range f.TwoWriters {
-		add(during(ws, s.From), func(r *Row) *int { return &r.TwoWriters })
+		add(During(ws, s.From), func(r *Row) *int { return &r.TwoWriters })
 	}
 	for _, x := range f.False {
 		add(x.Window, func(r *Row) *int { return &r.False })

@@ -174,6 +174,10 @@ func (s *Schedule) fault() Fault {
 		}
 	}
 	switch f.Class {
+	case KillPostmaster:
+		// How long a killed standby stays down before the harness starts
+		// it again; a killed primary is replaced, and rejoins by itself.
+		f.Duration = s.between(time.Second, 5*time.Second)
 	case StallShort:
 		// Under the grace by a margin: the stall of a whole machine that
 		// the failover must ride out.
