@@ -47,14 +47,17 @@ var chaosKeys = withKeys(map[string]string{
 })
 
 const (
-	chaosWriters     = 3                      // concurrent writers through HAProxy
-	chaosWriteEvery  = 50 * time.Millisecond  // per writer
-	chaosRouterEvery = 50 * time.Millisecond  // reads of HAProxy's show stat
-	chaosStepTimeout = 45 * time.Second       // bound on one fault's own action (a switchover)
-	chaosRWBackend   = "postgres_rw"          // pgquorum haproxy-config's read-write backend
-	chaosGrace       = 1 * time.Second        // failoverKeys' failover.grace
-	chaosRepairWait  = chaos.ConvergeBound    // after a repair, before the run gives up
-	chaosQuiet       = 500 * time.Millisecond // between a convergence and the next fault
+	chaosWriters     = 3                     // concurrent writers through HAProxy
+	chaosWriteEvery  = 50 * time.Millisecond // per writer
+	chaosRouterEvery = 50 * time.Millisecond // reads of HAProxy's show stat
+	chaosStepTimeout = 45 * time.Second      // bound on one fault's own action (a switchover)
+	chaosRWBackend   = "postgres_rw"         // pgquorum haproxy-config's read-write backend
+	chaosGrace       = 1 * time.Second       // failoverKeys' failover.grace
+	chaosRepairWait  = chaos.ConvergeBound   // after a repair, before the run gives up
+	// chaosHold is how long a convergence must last to count: past
+	// failover.fence_after, so that a fence or a decision that follows the
+	// heal late is the event's, not the next one's.
+	chaosHold = 3 * time.Second
 )
 
 type chaosConfig struct {
@@ -362,8 +365,9 @@ func (r *chaosRig) switchover(ctx context.Context, n, primary *lab.Node) (string
 
 // converged returns the primary once the cluster has converged after
 // healed: every pgquorum runs; exactly one node answers 200, the others
-// 202, each streaming from it as its /cluster says; HAProxy has it alone
-// UP for writes; and a write sent after healed was acknowledged by it.
+// 202, each streaming from it as its /cluster says; it is the primary of
+// the latest committed decision; HAProxy has it alone UP for writes; and a
+// write sent after healed was acknowledged by it.
 func (r *chaosRig) converged(ctx context.Context, healed time.Time) (*lab.Node, error) {
 	var primary *lab.Node
 	for _, n := range r.c.Nodes {
@@ -400,6 +404,13 @@ func (r *chaosRig) converged(ctx context.Context, healed time.Time) (*lab.Node, 
 			return nil, fmt.Errorf("%s: upstream %q, streaming %v (%s)", cn.Name, cn.Upstream, cn.Streaming, cn.Reason)
 		}
 	}
+	h, err := history(ctx, primary)
+	if err != nil {
+		return nil, err
+	}
+	if len(h.Decisions) == 0 || h.Decisions[0].Primary != primary.Name {
+		return nil, fmt.Errorf("%s answers 200, but the latest decision is %+v", primary.Name, h.Decisions[:min(1, len(h.Decisions))])
+	}
 	up, err := rwUp(r.haproxy())
 	if err != nil {
 		return nil, err
@@ -413,19 +424,34 @@ func (r *chaosRig) converged(ctx context.Context, healed time.Time) (*lab.Node, 
 	return primary, nil
 }
 
-func (r *chaosRig) waitConverged(healed time.Time, bound time.Duration) (*lab.Node, error) {
-	var p *lab.Node
-	err := lab.WaitFor(context.Background(), bound, "the cluster to converge", func(ctx context.Context) error {
-		var err error
-		p, err = r.converged(ctx, healed)
-		return err
+// waitConverged waits until the cluster has converged after healed
+// within bound and stayed so for chaosHold, and returns its primary, when
+// it converged and when the hold ended.
+func (r *chaosRig) waitConverged(healed time.Time, bound time.Duration) (p *lab.Node, since, settled time.Time, err error) {
+	err = lab.WaitFor(context.Background(), bound+chaosHold, "the cluster to converge and stay so for "+chaosHold.String(), func(ctx context.Context) error {
+		now, err := r.converged(ctx, healed)
+		if err != nil {
+			since = time.Time{}
+			return err
+		}
+		if now != p || since.IsZero() {
+			p, since = now, time.Now()
+		}
+		if held := time.Since(since); held < chaosHold {
+			return fmt.Errorf("converged on %s for %s only", p.Name, held.Round(time.Millisecond))
+		}
+		return nil
 	})
-	return p, err
+	if err == nil && since.Sub(healed) > bound {
+		err = fmt.Errorf("converged %s after the heal, bound %s", since.Sub(healed).Round(time.Millisecond), bound)
+	}
+	return p, since, time.Now(), err
 }
 
 // repair does what an operator would after the cluster failed to
-// converge: starts every stopped pgquorum, starts the committed primary's
-// database if it is down, and rejoins any other stopped database to it.
+// converge: starts every stopped pgquorum and restarts every one that
+// answers neither 200 nor 202, starts the committed primary's database if
+// it is down, and rejoins any other stopped database to it.
 func (r *chaosRig) repair(committed string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -433,6 +459,11 @@ func (r *chaosRig) repair(committed string) []string {
 	for _, n := range r.c.Nodes {
 		if n.QuorumPID() == 0 {
 			did = append(did, "start "+n.Name+"'s pgquorum: "+errText(n.StartQuorum()))
+			continue
+		}
+		if status, _, err := n.Get(ctx, api.PathState); err != nil || status != 200 && status != 202 {
+			n.KillQuorum()
+			did = append(did, fmt.Sprintf("restart %s's pgquorum (it answered %d, %v): %s", n.Name, status, err, errText(n.StartQuorum())))
 		}
 	}
 	p := r.c.Node(committed)
@@ -495,7 +526,7 @@ func TestChaos(t *testing.T) {
 	t.Cleanup(stopRouter)
 
 	start := time.Now()
-	primary, err := r.waitConverged(start, chaos.ConvergeBound)
+	primary, _, _, err := r.waitConverged(start, chaos.ConvergeBound)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,9 +551,9 @@ func TestChaos(t *testing.T) {
 		}
 		wg.Wait()
 		w.Healed = time.Now()
-		p, err := r.waitConverged(w.Healed, chaos.ConvergeBound)
+		p, since, settled, err := r.waitConverged(w.Healed, chaos.ConvergeBound)
 		if err == nil {
-			w.Converged = time.Now()
+			w.Converged, w.Settled = since, settled
 			t.Logf("chaos: #%d converged on %s %s after the heal", e.N, p.Name, w.Converged.Sub(w.Healed).Round(time.Millisecond))
 			primary = p
 		} else {
@@ -534,7 +565,7 @@ func TestChaos(t *testing.T) {
 			did := r.repair(committed)
 			w.Note = fmt.Sprintf("not converged: %v; repaired: %s", err, strings.Join(did, "; "))
 			t.Errorf("chaos: %s: %s", e, w.Note)
-			if p, err = r.waitConverged(time.Now(), chaosRepairWait); err != nil {
+			if p, _, _, err = r.waitConverged(time.Now(), chaosRepairWait); err != nil {
 				t.Errorf("chaos: still not converged after the repair, run stopped: %v", err)
 				gaveUp = true
 			} else {
@@ -546,7 +577,6 @@ func TestChaos(t *testing.T) {
 		if gaveUp {
 			break
 		}
-		faultFor(chaosQuiet) // the quiet between two events, part of the schedule
 	}
 	elapsed := time.Since(start)
 	r.w.stopWriting()

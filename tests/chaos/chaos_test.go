@@ -204,8 +204,8 @@ func TestFalseFailoversAndSummary(t *testing.T) {
 	restart := Event{N: 2, Faults: []Fault{{Class: RestartQuorum, Role: Primary}}}
 	pair := Event{N: 3, Faults: []Fault{{Class: CPUHog, Role: Machine}, {Class: RestartQuorum, Role: Standby}}}
 	ws := []Window{
-		{Event: kill, Start: at(1000), Healed: at(1500), Converged: at(9000)},
-		{Event: restart, Start: at(10000), Healed: at(12000), Converged: at(13000)},
+		{Event: kill, Start: at(1000), Healed: at(1500), Converged: at(9000), Settled: at(9100)},
+		{Event: restart, Start: at(10000), Healed: at(12000), Converged: at(13000), Settled: at(13100)},
 		{Event: pair, Start: at(20000), Healed: at(25000)}, // never converged
 	}
 	decisions := []api.Decision{

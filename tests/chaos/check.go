@@ -107,22 +107,26 @@ func DoubleAcks(writes []lab.Write) []Span {
 }
 
 // Window is when one event of the schedule ran: from its first fault to
-// its convergence after the last one healed.
+// the end of the hold that proved its convergence after the last one
+// healed. What happens until then (a late fence, a decision that follows
+// another) is the event's.
 type Window struct {
 	Event     Event
 	Start     time.Time
 	Healed    time.Time
-	Converged time.Time // zero: not within the bound
-	Note      string    // what was done beyond the schedule (a repair)
+	Converged time.Time // from then on converged, through Settled; zero: not within the bound
+	Settled   time.Time
+	Note      string // what was done beyond the schedule (a repair)
 }
 
 // ConvergeBound is how long after the heal a cluster must have converged.
 const ConvergeBound = 60 * time.Second
 
-// End is when the window closes: its convergence, or its bound.
+// End is when the window closes: the end of its convergence's hold, or the
+// bound.
 func (w Window) End() time.Time {
-	if !w.Converged.IsZero() {
-		return w.Converged
+	if !w.Settled.IsZero() {
+		return w.Settled
 	}
 	return w.Healed.Add(ConvergeBound)
 }
