@@ -57,7 +57,8 @@ const (
 	// chaosHold is how long a convergence must last to count: past
 	// failover.fence_after, so that a fence or a decision that follows the
 	// heal late is the event's, not the next one's.
-	chaosHold = 3 * time.Second
+	chaosHold       = 3 * time.Second
+	chaosCheckEvery = 250 * time.Millisecond // convergence checks
 )
 
 type chaosConfig struct {
@@ -426,26 +427,35 @@ func (r *chaosRig) converged(ctx context.Context, healed time.Time) (*lab.Node, 
 
 // waitConverged waits until the cluster has converged after healed
 // within bound and stayed so for chaosHold, and returns its primary, when
-// it converged and when the hold ended.
+// it converged and when the hold ended. It checks every chaosCheckEvery:
+// pgquorum allows a client 10 requests a second on /cluster.
 func (r *chaosRig) waitConverged(healed time.Time, bound time.Duration) (p *lab.Node, since, settled time.Time, err error) {
-	err = lab.WaitFor(context.Background(), bound+chaosHold, "the cluster to converge and stay so for "+chaosHold.String(), func(ctx context.Context) error {
-		now, err := r.converged(ctx, healed)
-		if err != nil {
-			since = time.Time{}
-			return err
-		}
-		if now != p || since.IsZero() {
+	tick := time.NewTicker(chaosCheckEvery)
+	defer tick.Stop()
+	deadline := time.Now().Add(bound + chaosHold)
+	for ; ; <-tick.C {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		now, cerr := r.converged(ctx, healed)
+		cancel()
+		switch {
+		case cerr != nil:
+			if !since.IsZero() {
+				r.t.Logf("chaos: converged on %s for %s, then: %v", p.Name, time.Since(since).Round(time.Millisecond), cerr)
+			}
+			since, err = time.Time{}, cerr
+		case now != p || since.IsZero():
 			p, since = now, time.Now()
 		}
-		if held := time.Since(since); held < chaosHold {
-			return fmt.Errorf("converged on %s for %s only", p.Name, held.Round(time.Millisecond))
+		if !since.IsZero() && time.Since(since) >= chaosHold {
+			if since.Sub(healed) > bound {
+				return p, since, time.Now(), fmt.Errorf("converged %s after the heal, bound %s", since.Sub(healed).Round(time.Millisecond), bound)
+			}
+			return p, since, time.Now(), nil
 		}
-		return nil
-	})
-	if err == nil && since.Sub(healed) > bound {
-		err = fmt.Errorf("converged %s after the heal, bound %s", since.Sub(healed).Round(time.Millisecond), bound)
+		if time.Now().After(deadline) {
+			return p, since, time.Now(), fmt.Errorf("not converged within %s of the heal: %w", bound, err)
+		}
 	}
-	return p, since, time.Now(), err
 }
 
 // repair does what an operator would after the cluster failed to
