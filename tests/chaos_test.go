@@ -13,7 +13,9 @@ package tests
 // within chaos.ConvergeBound. At the end the history is checked and a table
 // per fault class printed (lines starting "CHAOS| "). Knobs, all optional:
 // CHAOS_SEED (replays a run's schedule; default: from the clock, printed),
-// CHAOS_DURATION (default 30m), CHAOS_FAULTS (at most this many events),
+// CHAOS_DURATION (default 30m), CHAOS_MIN_FAULTS (go on past the duration
+// until this many faults, up to three times the duration), CHAOS_FAULTS (at
+// most this many events),
 // CHAOS_CLASSES (comma-separated classes), CHAOS_PAIRS (share of paired
 // events, default 0.3).
 
@@ -64,6 +66,7 @@ const (
 type chaosConfig struct {
 	seed      uint64
 	duration  time.Duration
+	minFaults int
 	maxEvents int
 	profile   chaos.Profile
 }
@@ -86,6 +89,11 @@ func chaosFromEnv(t *testing.T) chaosConfig {
 	if s := os.Getenv("CHAOS_FAULTS"); s != "" {
 		if cfg.maxEvents, err = strconv.Atoi(s); err != nil || cfg.maxEvents < 1 {
 			t.Fatalf("CHAOS_FAULTS=%q: want a positive count", s)
+		}
+	}
+	if s := os.Getenv("CHAOS_MIN_FAULTS"); s != "" {
+		if cfg.minFaults, err = strconv.Atoi(s); err != nil || cfg.minFaults < 0 {
+			t.Fatalf("CHAOS_MIN_FAULTS=%q: want a count", s)
 		}
 	}
 	if s := os.Getenv("CHAOS_PAIRS"); s != "" {
@@ -515,8 +523,8 @@ func (r *chaosRig) decisions(seen map[uint64]api.Decision) {
 
 func TestChaos(t *testing.T) {
 	cfg := chaosFromEnv(t)
-	fmt.Printf("CHAOS| seed %d, duration %s, at most %d events (0: no limit), pairs %.2f, classes %v\n",
-		cfg.seed, cfg.duration, cfg.maxEvents, cfg.profile.PairShare, cfg.profile.Classes)
+	fmt.Printf("CHAOS| seed %d, duration %s, at least %d faults, at most %d events (0: no limit), pairs %.2f, classes %v\n",
+		cfg.seed, cfg.duration, cfg.minFaults, cfg.maxEvents, cfg.profile.PairShare, cfg.profile.Classes)
 	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: chaosKeys, OwnAddresses: true})
 	waitState(t, c.Node("node1"), api.StatePrimary, settle)
 	if d := waitDecision(t, c, 1, settle); d.Primary != "node1" {
@@ -544,7 +552,12 @@ func TestChaos(t *testing.T) {
 	sched := chaos.NewSchedule(cfg.seed, cfg.profile)
 	var windows []chaos.Window
 	gaveUp := false
-	for time.Since(start) < cfg.duration && (cfg.maxEvents == 0 || len(windows) < cfg.maxEvents) {
+	more := func() bool {
+		elapsed := time.Since(start)
+		return (elapsed < cfg.duration || countFaults(windows) < cfg.minFaults && elapsed < 3*cfg.duration) &&
+			(cfg.maxEvents == 0 || len(windows) < cfg.maxEvents)
+	}
+	for more() {
 		e := sched.Next()
 		w := chaos.Window{Event: e, Start: time.Now()}
 		t.Logf("chaos: %s, primary %s", e, primary.Name)
