@@ -10,7 +10,9 @@
 # integration tests; the daemon is built without the race detector.
 #
 # Knobs (environment): CHAOS_SEED (replays a run's schedule), CHAOS_DURATION
-# (default 30m), CHAOS_FAULTS (at most this many events), CHAOS_CLASSES
+# (default 30m), CHAOS_MIN_FAULTS (default 200: the run goes on past the
+# duration until it injected this many faults, up to three times the
+# duration), CHAOS_FAULTS (at most this many events), CHAOS_CLASSES
 # (comma-separated fault classes), CHAOS_PAIRS (share of paired events,
 # default 0.3). The whole output, the cluster's logs included, is kept in
 # chaos.log.
@@ -20,6 +22,7 @@ export PATH="/usr/local/go/bin:$PATH"
 
 bash scripts/install-deps.sh >&2
 export CHAOS_DURATION=${CHAOS_DURATION:-30m}
+export CHAOS_MIN_FAULTS=${CHAOS_MIN_FAULTS:-200}
 log=${CHAOS_LOG:-chaos.log}
 echo "== chaos for $CHAOS_DURATION (output in $log)" >&2
 status=0

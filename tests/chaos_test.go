@@ -469,7 +469,8 @@ func (r *chaosRig) waitConverged(healed time.Time, bound time.Duration) (p *lab.
 // repair does what an operator would after the cluster failed to
 // converge: starts every stopped pgquorum and restarts every one that
 // answers neither 200 nor 202, starts the committed primary's database if
-// it is down, and rejoins any other stopped database to it.
+// it is down, and rejoins any other stopped database to it, or clones it
+// again when the rejoin fails.
 func (r *chaosRig) repair(committed string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -489,8 +490,13 @@ func (r *chaosRig) repair(committed string) []string {
 		did = append(did, "start "+p.Name+"'s database: "+errText(p.StartPG(ctx)))
 	}
 	for _, n := range others(r.c, p) {
-		if n.PostmasterPID() == 0 {
-			did = append(did, "rejoin "+n.Name+" to "+p.Name+": "+errText(n.Rejoin(ctx, p)))
+		if n.PostmasterPID() != 0 {
+			continue
+		}
+		err := n.Rejoin(ctx, p)
+		did = append(did, "rejoin "+n.Name+" to "+p.Name+": "+errText(err))
+		if err != nil && n.PostmasterPID() == 0 {
+			did = append(did, "clone "+n.Name+" again from "+p.Name+": "+errText(n.Reclone(ctx, p)))
 		}
 	}
 	return did
