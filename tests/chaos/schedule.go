@@ -95,16 +95,6 @@ func (e Event) String() string {
 	return fmt.Sprintf("#%d %s", e.N, s)
 }
 
-// Key names the event's classes, sorted, joined by " + ".
-func (e Event) Key() string {
-	names := make([]string, len(e.Faults))
-	for i, f := range e.Faults {
-		names[i] = string(f.Class)
-	}
-	slices.Sort(names)
-	return strings.Join(names, " + ")
-}
-
 // Profile bounds the faults a schedule draws.
 type Profile struct {
 	Classes   []Class       // the classes to draw from; default Classes
