@@ -410,7 +410,7 @@ func (r *chaosRig) converged(ctx context.Context, healed time.Time) (*lab.Node, 
 			continue
 		}
 		if cn.Upstream != primary.Name || cn.Streaming == nil || !*cn.Streaming {
-			return nil, fmt.Errorf("%s: upstream %q, streaming %v (%s)", cn.Name, cn.Upstream, cn.Streaming, cn.Reason)
+			return nil, fmt.Errorf("%s: upstream %q, streaming %v (%s)", cn.Name, cn.Upstream, cn.Streaming != nil && *cn.Streaming, cn.Reason)
 		}
 	}
 	h, err := history(ctx, primary)
@@ -469,8 +469,8 @@ func (r *chaosRig) waitConverged(healed time.Time, bound time.Duration) (p *lab.
 // repair does what an operator would after the cluster failed to
 // converge: starts every stopped pgquorum and restarts every one that
 // answers neither 200 nor 202, starts the committed primary's database if
-// it is down, and rejoins any other stopped database to it, or clones it
-// again when the rejoin fails.
+// it is down, and rejoins any other database that is stopped or does not
+// stream from it, or clones it again when the rejoin fails.
 func (r *chaosRig) repair(committed string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -491,7 +491,12 @@ func (r *chaosRig) repair(committed string) []string {
 	}
 	for _, n := range others(r.c, p) {
 		if n.PostmasterPID() != 0 {
-			continue
+			if ok, err := n.StreamsFrom(ctx, p); ok || err != nil {
+				continue // streams, or cannot tell: its database answers nothing
+			}
+			// Runs, but does not stream (a timeline that forked off):
+			// stopped, it is rejoined as below.
+			did = append(did, "stop "+n.Name+", which does not stream from "+p.Name+": "+errText(n.StopPG(ctx, "fast")))
 		}
 		err := n.Rejoin(ctx, p)
 		did = append(did, "rejoin "+n.Name+" to "+p.Name+": "+errText(err))
