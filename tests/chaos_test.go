@@ -660,6 +660,12 @@ func TestChaos(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(chaos.Table(rows)), "\n") {
 		fmt.Println("CHAOS| " + line)
 	}
+	byEvent := chaos.LostByEvent(windows, f.Lost)
+	for i, w := range windows {
+		if byEvent[i] > 0 {
+			fmt.Printf("CHAOS| %d acknowledged writes lost to %s\n", byEvent[i], w.Event)
+		}
+	}
 	for _, d := range decided {
 		fmt.Printf("CHAOS| decision: epoch %d at %s: %s replaces %s: %s\n", d.Epoch, d.At.Format("15:04:05.000"), d.Primary, d.OldPrimary, d.Reason)
 	}

@@ -246,6 +246,9 @@ func TestFalseFailoversAndSummary(t *testing.T) {
 	if r := byClass["total"]; r.Violations() != 4 || Max(r.Converge) != 7500*time.Millisecond || Median(r.Converge) != 7500*time.Millisecond {
 		t.Errorf("total %+v: want 4 violations, converge max and median 7.5 s", r)
 	}
+	if got := LostByEvent(ws, []time.Time{at(900), at(2000), at(9500), at(99000)}); got[0] != 2 || got[1] != 1 || got[-1] != 1 {
+		t.Errorf("lost by event %v, want 2 in window 0, 1 in window 1, 1 after every window", got)
+	}
 	table := Table(rows)
 	if !strings.Contains(table, "| kill-9-postmaster | 1 (1 + 0) | 2 | 0 | 0 | 0 | 0 | 0 | 7.5 s | 7.5 s |") {
 		t.Errorf("table:\n%s", table)

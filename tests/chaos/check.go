@@ -152,6 +152,17 @@ func before(ws []Window, t time.Time) int {
 	return -1
 }
 
+// LostByEvent counts the lost writes (their acknowledgement times) per
+// window they are charged to, as Summarize charges them; -1 holds those
+// after the last window.
+func LostByEvent(ws []Window, lost []time.Time) map[int]int {
+	out := map[int]int{}
+	for _, t := range lost {
+		out[before(ws, t)]++
+	}
+	return out
+}
+
 // FalseFailovers returns the decisions committed after start that no
 // event explains: outside every window, or in one whose faults cannot lose
 // the primary (Event.MayDecide), with the window's index (-1: none).
