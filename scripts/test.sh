@@ -13,6 +13,7 @@ bash scripts/fetch-pg.sh # PostgreSQL 16–18 for the version matrix (tests/pgve
 
 echo "== go vet" >&2
 go vet ./...
+go vet -tags chaos ./tests/ # the harness of make chaos
 echo "== gofmt" >&2
 unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then
@@ -36,3 +37,11 @@ bin/pgquorum --version
 bash scripts/package-test.sh
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 20m ./...
+# A fixed-seed subset of make chaos (docs/testing.md): about 4 minutes.
+# haproxy-restart is left out until issue 13 item 7 is closed: a restarted
+# HAProxy 2.6 takes every server for UP until its first check, and the
+# harness counts that as two read-write servers UP.
+echo "== chaos, fixed seed" >&2
+CHAOS_SEED=1 CHAOS_DURATION=3m CHAOS_MIN_FAULTS=0 \
+	CHAOS_CLASSES=kill-9-postmaster,sigstop-node-short,sigstop-node-long,sigstop-pgquorum,restart-pgquorum,partition,one-way-partition-in,one-way-partition-out,cpu-starvation,switchover \
+	go test -tags chaos -count=1 -timeout 10m -run '^TestChaos$' ./tests/

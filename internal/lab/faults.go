@@ -81,3 +81,28 @@ func (n *Node) StallInstance(d time.Duration) error {
 	}
 	return nil
 }
+
+// PauseNode stops the whole node (SIGSTOP): its pgquorum, then its
+// PostgreSQL, the postmaster first, as a paused VM or a stuck machine
+// would be; resume lets them run again, in the reverse order. Unlike
+// StallInstance it returns at once, so that other faults can run during
+// the pause. A node whose PostgreSQL is down has only its pgquorum paused.
+func (n *Node) PauseNode() (resume func(), err error) {
+	pids, _ := n.instancePIDs() // none while the database is down
+	if q := n.QuorumPID(); q != 0 {
+		pids = append([]int{q}, pids...)
+	}
+	if len(pids) == 0 {
+		return nil, fmt.Errorf("lab: %s: neither pgquorum nor PostgreSQL runs", n.Name)
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	n.c.opts.Logf("lab: %s: stopped pgquorum and %d PostgreSQL processes", n.Name, len(pids))
+	return func() {
+		for i := len(pids) - 1; i >= 0; i-- {
+			_ = syscall.Kill(pids[i], syscall.SIGCONT)
+		}
+		n.c.opts.Logf("lab: %s: resumed", n.Name)
+	}, nil
+}

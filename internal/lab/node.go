@@ -411,3 +411,18 @@ func (n *Node) QueryInt(ctx context.Context, sql string, args ...any) (int64, er
 	err = conn.QueryRow(ctx, sql, args...).Scan(&v)
 	return v, err
 }
+
+// Reclone clones the stopped node again from upstream over its data
+// directory ("repmgr standby clone --force"), starts it and registers it
+// again: what an operator does when a rejoin cannot rewind it.
+func (n *Node) Reclone(ctx context.Context, upstream *Node) error {
+	if _, err := n.Repmgr(ctx, "-h", upstream.Host, "-p", strconv.Itoa(upstream.PGPort), "-U", "repmgr", "-d", "repmgr",
+		"standby", "clone", "--fast-checkpoint", "--force"); err != nil {
+		return err
+	}
+	if err := n.StartPG(ctx); err != nil {
+		return err
+	}
+	_, err := n.Repmgr(ctx, "standby", "register", "--force")
+	return err
+}

@@ -90,6 +90,11 @@ const writeSQL = `INSERT INTO ` + WriteTable + ` (seq, port, timeline)
 VALUES ($1, current_setting('port')::int, ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int)
 RETURNING port, timeline`
 
+// WriteOnce is one write of the prober's, through 127.0.0.1:port, bounded
+// by a second: for harnesses that run several writers at once, each with
+// its own sequence numbers (the table's key).
+func WriteOnce(ctx context.Context, port int, seq int64) Write { return writeOnce(ctx, port, seq) }
+
 func writeOnce(ctx context.Context, port int, seq int64) Write {
 	w := Write{Seq: seq, Sent: time.Now()}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)

@@ -1,0 +1,240 @@
+// Package chaos holds the pure parts of the fault harness (make chaos,
+// tests/chaos_test.go): the seeded schedule of faults and the checks of the
+// history a run records. Nothing here starts a process or opens a socket.
+package chaos
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Class is a kind of fault.
+type Class string
+
+// The fault classes. Each is injected on one node (its target), except
+// CPUHog and HAProxyRestart, which hit the machine or the router.
+const (
+	KillPostmaster  Class = "kill-9-postmaster"    // SIGKILL of the target's postmaster
+	StallShort      Class = "sigstop-node-short"   // SIGSTOP of postgres and pgquorum, shorter than failover.grace
+	StallLong       Class = "sigstop-node-long"    // the same, longer than failover.grace
+	StopQuorum      Class = "sigstop-pgquorum"     // SIGSTOP of the target's pgquorum alone
+	RestartQuorum   Class = "restart-pgquorum"     // SIGKILL of the target's pgquorum, started again later
+	PartitionFull   Class = "partition"            // the target cut from every peer, both ways
+	PartitionToward Class = "one-way-partition-in" // what the peers send to the target is dropped
+	PartitionFrom   Class = "one-way-partition-out"
+	CPUHog          Class = "cpu-starvation" // busy processes, more than the cores
+	HAProxyRestart  Class = "haproxy-restart"
+	Switchover      Class = "switchover" // pgquorum switchover to a standby
+)
+
+// Classes are every class, in the order of the table.
+var Classes = []Class{KillPostmaster, StallShort, StallLong, StopQuorum, RestartQuorum,
+	PartitionFull, PartitionToward, PartitionFrom, CPUHog, HAProxyRestart, Switchover}
+
+// Role is which node a fault hits, resolved when it is injected.
+type Role int
+
+const (
+	Primary Role = iota // the primary the last convergence found
+	Standby             // one of its standbys: Pick modulo their number
+	Machine             // no node (CPUHog, HAProxyRestart)
+)
+
+func (r Role) String() string {
+	switch r {
+	case Primary:
+		return "primary"
+	case Standby:
+		return "standby"
+	}
+	return "machine"
+}
+
+// Fault is one fault of an event.
+type Fault struct {
+	Class    Class
+	Role     Role
+	Pick     int           // which standby, for Role Standby
+	Duration time.Duration // how long it lasts before it heals
+}
+
+func (f Fault) String() string {
+	if f.Role == Machine {
+		return fmt.Sprintf("%s %s", f.Class, f.Duration.Round(10*time.Millisecond))
+	}
+	return fmt.Sprintf("%s on the %s%s %s", f.Class, f.Role, pickSuffix(f), f.Duration.Round(10*time.Millisecond))
+}
+
+func pickSuffix(f Fault) string {
+	if f.Role == Standby {
+		return fmt.Sprintf(" #%d", f.Pick)
+	}
+	return ""
+}
+
+// Event is one step of a schedule: one fault, or two, the second starting
+// Offset after the first.
+type Event struct {
+	N      int // 1, 2, … in the schedule
+	Faults []Fault
+	Offset time.Duration
+}
+
+func (e Event) String() string {
+	parts := make([]string, len(e.Faults))
+	for i, f := range e.Faults {
+		parts[i] = f.String()
+	}
+	s := strings.Join(parts, " + ")
+	if len(e.Faults) > 1 {
+		s += fmt.Sprintf(" (offset %s)", e.Offset.Round(10*time.Millisecond))
+	}
+	return fmt.Sprintf("#%d %s", e.N, s)
+}
+
+// Profile bounds the faults a schedule draws.
+type Profile struct {
+	Classes   []Class       // the classes to draw from; default Classes
+	PairShare float64       // the share of events with two faults
+	Grace     time.Duration // failover.grace: StallShort stays under it, StallLong over it
+}
+
+// losesPrimary are the classes that may make the primary lost, when they
+// hit it: a failover after them is expected, not false.
+var losesPrimary = map[Class]bool{KillPostmaster: true, StallLong: true, PartitionFull: true, PartitionToward: true}
+
+// touchesQuorum are the classes that stop or restart the target's pgquorum
+// process: two of them on one node at once would race on it.
+var touchesQuorum = map[Class]bool{StallShort: true, StallLong: true, StopQuorum: true, RestartQuorum: true}
+
+// network are the classes that change the firewall; its heal lifts every
+// rule, so a pair has at most one.
+var network = map[Class]bool{PartitionFull: true, PartitionToward: true, PartitionFrom: true}
+
+// MayDecide tells whether a committed decision during e is expected: a
+// switchover, or a fault that can lose the primary hitting it. Any other
+// decision is a false failover.
+func (e Event) MayDecide() bool {
+	for _, f := range e.Faults {
+		if f.Class == Switchover || f.Role == Primary && losesPrimary[f.Class] {
+			return true
+		}
+	}
+	return false
+}
+
+// Schedule draws events from a seed: the same seed and profile give the
+// same events, in the same order.
+type Schedule struct {
+	p   Profile
+	rng *rand.Rand
+	n   int
+}
+
+// NewSchedule returns the schedule of seed.
+func NewSchedule(seed uint64, p Profile) *Schedule {
+	if len(p.Classes) == 0 {
+		p.Classes = Classes
+	}
+	if p.Grace <= 0 {
+		p.Grace = time.Second
+	}
+	return &Schedule{p: p, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// between draws a duration in [lo, hi).
+func (s *Schedule) between(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(s.rng.Int64N(int64(hi-lo)))
+}
+
+// fault draws one fault.
+func (s *Schedule) fault() Fault {
+	f := Fault{Class: s.p.Classes[s.rng.IntN(len(s.p.Classes))], Role: Primary, Pick: s.rng.IntN(8)}
+	switch f.Class {
+	case CPUHog, HAProxyRestart:
+		f.Role = Machine
+	case Switchover:
+		f.Role = Standby // the target
+	default:
+		if s.rng.IntN(2) == 1 {
+			f.Role = Standby
+		}
+	}
+	switch f.Class {
+	case KillPostmaster:
+		// How long a killed standby stays down before the harness starts
+		// it again; a killed primary is replaced, and rejoins by itself.
+		f.Duration = s.between(time.Second, 5*time.Second)
+	case StallShort:
+		// Under the grace by a margin: the stall of a whole machine that
+		// the failover must ride out.
+		f.Duration = s.between(300*time.Millisecond, s.p.Grace*7/10)
+	case StallLong:
+		f.Duration = s.between(s.p.Grace*3/2, 5*time.Second)
+	case StopQuorum, RestartQuorum:
+		f.Duration = s.between(300*time.Millisecond, 5*time.Second)
+	case PartitionFull, PartitionToward, PartitionFrom:
+		f.Duration = s.between(time.Second, 8*time.Second)
+	case CPUHog:
+		f.Duration = s.between(2*time.Second, 10*time.Second)
+	case HAProxyRestart:
+		f.Duration = s.between(100*time.Millisecond, 2*time.Second)
+	}
+	return f
+}
+
+// compatible tells whether b may join a in one event: one firewall change
+// at most, one switchover at most, never two pgquorum process faults on
+// one node, and two standby faults on different standbys.
+func compatible(a, b Fault) bool {
+	switch {
+	case network[a.Class] && network[b.Class]:
+		return false
+	case a.Class == b.Class && (a.Role == Machine || a.Class == Switchover):
+		return false
+	case a.Role == Primary && b.Role == Primary && touchesQuorum[a.Class] && touchesQuorum[b.Class]:
+		return false
+	}
+	return true
+}
+
+// Next draws the next event.
+func (s *Schedule) Next() Event {
+	s.n++
+	e := Event{N: s.n, Faults: []Fault{s.fault()}}
+	if s.rng.Float64() < s.p.PairShare {
+		for range 20 { // draws until a compatible second fault: bounded, the rules leave most pairs
+			b := s.fault()
+			if !compatible(e.Faults[0], b) {
+				continue
+			}
+			if a := e.Faults[0]; a.Role == Standby && b.Role == Standby {
+				b.Pick = a.Pick + 1 // the other standby
+			}
+			e.Faults = append(e.Faults, b)
+			e.Offset = s.between(0, time.Second)
+			break
+		}
+	}
+	return e
+}
+
+// ParseClasses reads a comma-separated list of class names; empty means
+// every class.
+func ParseClasses(s string) ([]Class, error) {
+	if strings.TrimSpace(s) == "" {
+		return Classes, nil
+	}
+	var out []Class
+	for name := range strings.SplitSeq(s, ",") {
+		c := Class(strings.TrimSpace(name))
+		if !slices.Contains(Classes, c) {
+			return nil, fmt.Errorf("chaos: unknown fault class %q (known: %v)", c, Classes)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

@@ -1,0 +1,716 @@
+//go:build chaos
+
+package tests
+
+// The fault harness (make chaos, issue 13): a real three-node cluster
+// failing over by itself (fence: stop, auto_rejoin), its nodes on their own
+// addresses and OS users so that partitions can be one-way, under load:
+// several writers through real HAProxy, a poller on every /state, a reader
+// of HAProxy's read-write servers. Faults drawn from a seed
+// (tests/chaos) are injected one at a time or in pairs; after each heals,
+// the cluster must converge (one primary answering 200 and taking the
+// writes through HAProxy, alone UP there, every standby streaming from it)
+// within chaos.ConvergeBound. At the end the history is checked and a table
+// per fault class printed (lines starting "CHAOS| "). Knobs, all optional:
+// CHAOS_SEED (replays a run's schedule; default: from the clock, printed),
+// CHAOS_DURATION (default 30m), CHAOS_MIN_FAULTS (go on past the duration
+// until this many faults, up to three times the duration), CHAOS_FAULTS (at
+// most this many events),
+// CHAOS_CLASSES (comma-separated classes), CHAOS_PAIRS (share of paired
+// events, default 0.3).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/internal/lab"
+	"github.com/pgquorum/pgquorum/tests/chaos"
+)
+
+// chaosKeys: failoverKeys (grace 1 s, cooldown 10 s), and a cluster that
+// heals itself: a replaced primary is fenced and rejoins.
+var chaosKeys = withKeys(map[string]string{
+	"failover.fence":       "stop",
+	"failover.fence_after": "3s",
+	"failover.auto_rejoin": "true",
+})
+
+const (
+	chaosWriters     = 3                     // concurrent writers through HAProxy
+	chaosWriteEvery  = 50 * time.Millisecond // per writer
+	chaosRouterEvery = 50 * time.Millisecond // reads of HAProxy's show stat
+	chaosStepTimeout = 45 * time.Second      // bound on one fault's own action (a switchover)
+	chaosRWBackend   = "postgres_rw"         // pgquorum haproxy-config's read-write backend
+	chaosGrace       = 1 * time.Second       // failoverKeys' failover.grace
+	chaosRepairWait  = chaos.ConvergeBound   // after a repair, before the run gives up
+	// chaosHold is how long a convergence must last to count: past
+	// failover.fence_after, so that a fence or a decision that follows the
+	// heal late is the event's, not the next one's.
+	chaosHold       = 3 * time.Second
+	chaosCheckEvery = 250 * time.Millisecond // convergence checks
+)
+
+type chaosConfig struct {
+	seed      uint64
+	duration  time.Duration
+	minFaults int
+	maxEvents int
+	profile   chaos.Profile
+}
+
+func chaosFromEnv(t *testing.T) chaosConfig {
+	t.Helper()
+	cfg := chaosConfig{seed: uint64(time.Now().UnixNano() % 1_000_000), duration: 30 * time.Minute,
+		profile: chaos.Profile{PairShare: 0.3, Grace: chaosGrace}}
+	var err error
+	if s := os.Getenv("CHAOS_SEED"); s != "" {
+		if cfg.seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("CHAOS_SEED=%q: %v", s, err)
+		}
+	}
+	if s := os.Getenv("CHAOS_DURATION"); s != "" {
+		if cfg.duration, err = time.ParseDuration(s); err != nil || cfg.duration <= 0 || cfg.duration > 6*time.Hour {
+			t.Fatalf("CHAOS_DURATION=%q: want a duration up to 6h", s)
+		}
+	}
+	if s := os.Getenv("CHAOS_FAULTS"); s != "" {
+		if cfg.maxEvents, err = strconv.Atoi(s); err != nil || cfg.maxEvents < 1 {
+			t.Fatalf("CHAOS_FAULTS=%q: want a positive count", s)
+		}
+	}
+	if s := os.Getenv("CHAOS_MIN_FAULTS"); s != "" {
+		if cfg.minFaults, err = strconv.Atoi(s); err != nil || cfg.minFaults < 0 {
+			t.Fatalf("CHAOS_MIN_FAULTS=%q: want a count", s)
+		}
+	}
+	if s := os.Getenv("CHAOS_PAIRS"); s != "" {
+		if cfg.profile.PairShare, err = strconv.ParseFloat(s, 64); err != nil || cfg.profile.PairShare < 0 || cfg.profile.PairShare > 1 {
+			t.Fatalf("CHAOS_PAIRS=%q: want a share from 0 to 1", s)
+		}
+	}
+	if cfg.profile.Classes, err = chaos.ParseClasses(os.Getenv("CHAOS_CLASSES")); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// chaosRig is the cluster under faults and what watches it.
+type chaosRig struct {
+	t      *testing.T
+	c      *lab.Cluster
+	poller *lab.StatePoller
+	w      *chaosWrites
+	rw     int // HAProxy's read-write port, kept across its restarts
+
+	mu      sync.Mutex
+	hap     *lab.HAProxy // the running HAProxy, replaced by a restart
+	samples []chaos.RouterSample
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+// chaosWrites are concurrent writers through HAProxy's read-write
+// listener, each on a new connection per write, sharing one sequence.
+type chaosWrites struct {
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+	seq    atomic.Int64
+	mu     sync.Mutex
+	writes []lab.Write
+}
+
+func startChaosWrites(port int) *chaosWrites {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &chaosWrites{cancel: cancel}
+	for range chaosWriters {
+		w.done.Add(1)
+		go func() {
+			defer w.done.Done()
+			tick := time.NewTicker(chaosWriteEvery)
+			defer tick.Stop()
+			for {
+				x := lab.WriteOnce(ctx, port, w.seq.Add(1))
+				if ctx.Err() != nil {
+					return
+				}
+				w.mu.Lock()
+				w.writes = append(w.writes, x)
+				w.mu.Unlock()
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+	}
+	return w
+}
+
+func (w *chaosWrites) stopWriting() {
+	w.cancel()
+	w.done.Wait()
+}
+
+func (w *chaosWrites) all() []lab.Write {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.writes)
+}
+
+// lastAck is the latest acknowledged write.
+func (w *chaosWrites) lastAck() (lab.Write, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.writes) - 1; i >= 0; i-- {
+		if w.writes[i].Port != 0 {
+			return w.writes[i], true
+		}
+	}
+	return lab.Write{}, false
+}
+
+// readRouter reads HAProxy's read-write servers every chaosRouterEvery
+// until stopped; a read that fails (HAProxy restarting) is no sample.
+func (r *chaosRig) readRouter() {
+	defer r.done.Done()
+	tick := time.NewTicker(chaosRouterEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		h := r.hap
+		r.mu.Unlock()
+		up, err := rwUp(h)
+		if err != nil {
+			continue
+		}
+		r.mu.Lock()
+		r.samples = append(r.samples, chaos.RouterSample{At: time.Now(), Up: up})
+		r.mu.Unlock()
+	}
+}
+
+// rwUp returns the read-write servers HAProxy routes to: UP, or going
+// down ("UP 1/2") but still UP.
+func rwUp(h *lab.HAProxy) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	stats, err := h.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var up []string
+	for _, s := range stats {
+		if s.Proxy == chaosRWBackend && strings.HasPrefix(s.Status, "UP") {
+			up = append(up, s.Server)
+		}
+	}
+	slices.Sort(up)
+	return up, nil
+}
+
+func (r *chaosRig) haproxy() *lab.HAProxy {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hap
+}
+
+// faultFor lets a fault last d: the fault itself, not a wait for something.
+func faultFor(d time.Duration) { time.Sleep(d) }
+
+// others are the nodes of c but n.
+func others(c *lab.Cluster, n *lab.Node) []*lab.Node {
+	var out []*lab.Node
+	for _, x := range c.Nodes {
+		if x != n {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// target resolves a fault's role against the current primary.
+func (r *chaosRig) target(f chaos.Fault, primary *lab.Node) *lab.Node {
+	switch f.Role {
+	case chaos.Primary:
+		return primary
+	case chaos.Standby:
+		s := others(r.c, primary)
+		return s[f.Pick%len(s)]
+	}
+	return nil
+}
+
+// inject runs one fault until it heals; what went wrong injecting it is
+// logged, not failed: a fault on a node another fault already took down
+// may have nothing to act on.
+func (r *chaosRig) inject(f chaos.Fault, primary *lab.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), chaosStepTimeout)
+	defer cancel()
+	n := r.target(f, primary)
+	var err error
+	switch f.Class {
+	case chaos.KillPostmaster:
+		if err = n.KillPostmaster(); err == nil && n != primary {
+			faultFor(f.Duration)
+			err = n.StartPG(ctx)
+		}
+	case chaos.StallShort, chaos.StallLong:
+		var resume func()
+		if resume, err = n.PauseNode(); err == nil {
+			faultFor(f.Duration)
+			resume()
+		}
+	case chaos.StopQuorum:
+		pid := n.QuorumPID()
+		if pid == 0 {
+			err = fmt.Errorf("%s: no pgquorum", n.Name)
+			break
+		}
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+		faultFor(f.Duration)
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+	case chaos.RestartQuorum:
+		n.KillQuorum()
+		faultFor(f.Duration)
+		err = n.StartQuorum()
+	case chaos.PartitionFull, chaos.PartitionToward, chaos.PartitionFrom:
+		switch f.Class {
+		case chaos.PartitionFull:
+			err = r.c.Partition(ctx, []*lab.Node{n}, others(r.c, n))
+		case chaos.PartitionToward:
+			err = r.c.PartitionOneWay(ctx, others(r.c, n), []*lab.Node{n})
+		default:
+			err = r.c.PartitionOneWay(ctx, []*lab.Node{n}, others(r.c, n))
+		}
+		faultFor(f.Duration)
+		err = errors.Join(err, r.c.Heal(ctx))
+	case chaos.CPUHog:
+		err = hogCPU(f.Duration)
+	case chaos.HAProxyRestart:
+		err = r.restartHAProxy(ctx, f.Duration)
+	case chaos.Switchover:
+		out, code := r.switchover(ctx, n, primary)
+		r.t.Logf("chaos: switchover to %s: exit %d: %s", n.Name, code, strings.TrimSpace(out))
+	}
+	if err != nil {
+		r.t.Logf("chaos: %v: %v", f, err)
+	}
+}
+
+// hogCPU runs two busy processes per core for d, then kills them by PID.
+// They die with the test too (Pdeathsig).
+func hogCPU(d time.Duration) error {
+	var hogs []*exec.Cmd
+	for range 2 * runtime.NumCPU() {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			break
+		}
+		hogs = append(hogs, cmd)
+	}
+	faultFor(d)
+	for _, h := range hogs {
+		_ = h.Process.Kill()
+		_ = h.Wait()
+	}
+	if len(hogs) == 0 {
+		return fmt.Errorf("no CPU hog started")
+	}
+	return nil
+}
+
+// restartHAProxy stops HAProxy, leaves it down for d, and starts it on the
+// same configuration (the same listeners).
+func (r *chaosRig) restartHAProxy(ctx context.Context, d time.Duration) error {
+	old := r.haproxy()
+	cfg, err := os.ReadFile(old.Config)
+	if err != nil {
+		return err
+	}
+	old.Stop()
+	faultFor(d)
+	h, err := r.c.StartHAProxy(ctx, string(cfg))
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.hap = h
+	r.mu.Unlock()
+	return nil
+}
+
+// switchover asks for a switchover to n, through the primary's pgquorum.
+func (r *chaosRig) switchover(ctx context.Context, n, primary *lab.Node) (string, int) {
+	out, err := exec.CommandContext(ctx, pgquorumBin, "switchover", "--to", n.Name, "--wait", "30s", "--url", primary.QuorumURL()).CombinedOutput()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return string(out), exit.ExitCode()
+		}
+		return string(out) + err.Error(), -1
+	}
+	return string(out), 0
+}
+
+// converged returns the primary once the cluster has converged after
+// healed: every pgquorum runs; exactly one node answers 200, the others
+// 202, each streaming from it as its /cluster says; it is the primary of
+// the latest committed decision; HAProxy has it alone UP for writes; and a
+// write sent after healed was acknowledged by it.
+func (r *chaosRig) converged(ctx context.Context, healed time.Time) (*lab.Node, error) {
+	var primary *lab.Node
+	for _, n := range r.c.Nodes {
+		if n.QuorumPID() == 0 {
+			return nil, fmt.Errorf("%s's pgquorum is not running", n.Name)
+		}
+		status, _, err := n.Get(ctx, api.PathState)
+		if err != nil {
+			return nil, fmt.Errorf("%s /state: %w", n.Name, err)
+		}
+		switch status {
+		case 200:
+			if primary != nil {
+				return nil, fmt.Errorf("%s and %s both answer 200", primary.Name, n.Name)
+			}
+			primary = n
+		case 202:
+		default:
+			return nil, fmt.Errorf("%s answers %d", n.Name, status)
+		}
+	}
+	if primary == nil {
+		return nil, fmt.Errorf("no node answers 200")
+	}
+	var cb api.ClusterBody
+	if _, err := primary.GetJSON(ctx, api.PathCluster, &cb); err != nil {
+		return nil, err
+	}
+	for _, cn := range cb.Nodes {
+		if cn.Name == primary.Name {
+			continue
+		}
+		if cn.Upstream != primary.Name || cn.Streaming == nil || !*cn.Streaming {
+			return nil, fmt.Errorf("%s: upstream %q, streaming %v (%s)", cn.Name, cn.Upstream, cn.Streaming != nil && *cn.Streaming, cn.Reason)
+		}
+	}
+	h, err := history(ctx, primary)
+	if err != nil {
+		return nil, err
+	}
+	if len(h.Decisions) == 0 || h.Decisions[0].Primary != primary.Name {
+		return nil, fmt.Errorf("%s answers 200, but the latest decision is %+v", primary.Name, h.Decisions[:min(1, len(h.Decisions))])
+	}
+	up, err := rwUp(r.haproxy())
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Equal(up, []string{primary.Name}) {
+		return nil, fmt.Errorf("HAProxy read-write servers UP: %v, want only %s", up, primary.Name)
+	}
+	if w, ok := r.w.lastAck(); !ok || w.Port != primary.PGPort || w.Sent.Before(healed) {
+		return nil, fmt.Errorf("no write sent after the heal acknowledged by %s yet", primary.Name)
+	}
+	return primary, nil
+}
+
+// waitConverged waits until the cluster has converged after healed
+// within bound and stayed so for chaosHold, and returns its primary, when
+// it converged and when the hold ended. It checks every chaosCheckEvery:
+// pgquorum allows a client 10 requests a second on /cluster.
+func (r *chaosRig) waitConverged(healed time.Time, bound time.Duration) (p *lab.Node, since, settled time.Time, err error) {
+	tick := time.NewTicker(chaosCheckEvery)
+	defer tick.Stop()
+	deadline := time.Now().Add(bound + chaosHold)
+	for ; ; <-tick.C {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		now, cerr := r.converged(ctx, healed)
+		cancel()
+		switch {
+		case cerr != nil:
+			if !since.IsZero() {
+				r.t.Logf("chaos: converged on %s for %s, then: %v", p.Name, time.Since(since).Round(time.Millisecond), cerr)
+			}
+			since, err = time.Time{}, cerr
+		case now != p || since.IsZero():
+			p, since = now, time.Now()
+		}
+		if !since.IsZero() && time.Since(since) >= chaosHold {
+			if since.Sub(healed) > bound {
+				return p, since, time.Now(), fmt.Errorf("converged %s after the heal, bound %s", since.Sub(healed).Round(time.Millisecond), bound)
+			}
+			return p, since, time.Now(), nil
+		}
+		if time.Now().After(deadline) {
+			return p, since, time.Now(), fmt.Errorf("not converged within %s of the heal: %w", bound, err)
+		}
+	}
+}
+
+// repair does what an operator would after the cluster failed to
+// converge: starts every stopped pgquorum and restarts every one that
+// answers neither 200 nor 202, starts the committed primary's database if
+// it is down, and rejoins any other database that is stopped or does not
+// stream from it, or clones it again when the rejoin fails.
+func (r *chaosRig) repair(committed string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var did []string
+	for _, n := range r.c.Nodes {
+		if n.QuorumPID() == 0 {
+			did = append(did, "start "+n.Name+"'s pgquorum: "+errText(n.StartQuorum()))
+			continue
+		}
+		if status, _, err := n.Get(ctx, api.PathState); err != nil || status != 200 && status != 202 {
+			n.KillQuorum()
+			did = append(did, fmt.Sprintf("restart %s's pgquorum (it answered %d, %v): %s", n.Name, status, err, errText(n.StartQuorum())))
+		}
+	}
+	p := r.c.Node(committed)
+	if p.PostmasterPID() == 0 {
+		did = append(did, "start "+p.Name+"'s database: "+errText(p.StartPG(ctx)))
+	}
+	for _, n := range others(r.c, p) {
+		if n.PostmasterPID() != 0 {
+			if ok, err := n.StreamsFrom(ctx, p); ok || err != nil {
+				continue // streams, or cannot tell: its database answers nothing
+			}
+			// Runs, but does not stream (a timeline that forked off):
+			// stopped, it is rejoined as below.
+			did = append(did, "stop "+n.Name+", which does not stream from "+p.Name+": "+errText(n.StopPG(ctx, "fast")))
+		}
+		err := n.Rejoin(ctx, p)
+		did = append(did, "rejoin "+n.Name+" to "+p.Name+": "+errText(err))
+		if err != nil && n.PostmasterPID() == 0 {
+			did = append(did, "clone "+n.Name+" again from "+p.Name+": "+errText(n.Reclone(ctx, p)))
+		}
+	}
+	return did
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// decisions merges every decision the running nodes hold into seen.
+func (r *chaosRig) decisions(seen map[uint64]api.Decision) {
+	for _, n := range r.c.Nodes {
+		if n.QuorumPID() == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h, err := history(ctx, n)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, d := range h.Decisions {
+			seen[d.Epoch] = d
+		}
+	}
+}
+
+func TestChaos(t *testing.T) {
+	cfg := chaosFromEnv(t)
+	fmt.Printf("CHAOS| seed %d, duration %s, at least %d faults, at most %d events (0: no limit), pairs %.2f, classes %v\n",
+		cfg.seed, cfg.duration, cfg.minFaults, cfg.maxEvents, cfg.profile.PairShare, cfg.profile.Classes)
+	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: chaosKeys, OwnAddresses: true})
+	waitState(t, c.Node("node1"), api.StatePrimary, settle)
+	if d := waitDecision(t, c, 1, settle); d.Primary != "node1" {
+		t.Fatalf("epoch 1 adopted %s, want node1", d.Primary)
+	}
+	h := startHAProxyFromRepmgr(t, c)
+	h.waitStatus(t, map[string]string{chaosRWBackend + "/node1": "UP"})
+	if err := c.CreateWriteTable(context.Background(), c.Node("node1")); err != nil {
+		t.Fatal(err)
+	}
+	r := &chaosRig{t: t, c: c, poller: watchStates(t, c), rw: h.rw, hap: h.HAProxy, stop: make(chan struct{})}
+	r.w = startChaosWrites(h.rw)
+	t.Cleanup(r.w.stopWriting)
+	r.done.Add(1)
+	go r.readRouter()
+	stopRouter := sync.OnceFunc(func() { close(r.stop); r.done.Wait() })
+	t.Cleanup(stopRouter)
+
+	start := time.Now()
+	primary, _, _, err := r.waitConverged(start, chaos.ConvergeBound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]api.Decision{}
+	sched := chaos.NewSchedule(cfg.seed, cfg.profile)
+	var windows []chaos.Window
+	gaveUp := false
+	more := func() bool {
+		elapsed := time.Since(start)
+		return (elapsed < cfg.duration || countFaults(windows) < cfg.minFaults && elapsed < 3*cfg.duration) &&
+			(cfg.maxEvents == 0 || len(windows) < cfg.maxEvents)
+	}
+	for more() {
+		e := sched.Next()
+		w := chaos.Window{Event: e, Start: time.Now()}
+		t.Logf("chaos: %s, primary %s", e, primary.Name)
+		var wg sync.WaitGroup
+		for i, f := range e.Faults {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if i > 0 {
+					faultFor(e.Offset)
+				}
+				r.inject(f, primary)
+			}()
+		}
+		wg.Wait()
+		w.Healed = time.Now()
+		p, since, settled, err := r.waitConverged(w.Healed, chaos.ConvergeBound)
+		if err == nil {
+			w.Converged, w.Settled = since, settled
+			t.Logf("chaos: #%d converged on %s %s after the heal", e.N, p.Name, w.Converged.Sub(w.Healed).Round(time.Millisecond))
+			primary = p
+		} else {
+			r.decisions(seen)
+			committed := primary.Name
+			if latest := latestDecision(seen); latest.Primary != "" {
+				committed = latest.Primary
+			}
+			did := r.repair(committed)
+			w.Note = fmt.Sprintf("not converged: %v; repaired: %s", err, strings.Join(did, "; "))
+			t.Errorf("chaos: %s: %s", e, w.Note)
+			if p, _, _, err = r.waitConverged(time.Now(), chaosRepairWait); err != nil {
+				t.Errorf("chaos: still not converged after the repair, run stopped: %v", err)
+				gaveUp = true
+			} else {
+				primary = p
+			}
+		}
+		windows = append(windows, w)
+		r.decisions(seen)
+		if gaveUp {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	r.w.stopWriting()
+	stopRouter()
+	r.poller.Stop()
+	r.decisions(seen)
+
+	writes := r.w.all()
+	var acked []lab.Write
+	for _, x := range writes {
+		if x.Port != 0 {
+			acked = append(acked, x)
+		}
+	}
+	f := chaos.Findings{
+		DoubleAcks:   chaos.DoubleAcks(writes),
+		TwoPrimaries: chaos.TwoPrimaries(r.poller.PrimaryRuns()),
+	}
+	r.mu.Lock()
+	f.TwoWriters = chaos.TwoWriters(r.samples)
+	samples := len(r.samples)
+	r.mu.Unlock()
+	var decided []api.Decision
+	for _, d := range seen {
+		decided = append(decided, d)
+	}
+	slices.SortFunc(decided, func(a, b api.Decision) int { return int(a.Epoch) - int(b.Epoch) })
+	f.False = chaos.FalseFailovers(decided, windows, start)
+	if !gaveUp {
+		lost, err := lab.LostWrites(context.Background(), primary, acked)
+		if err != nil {
+			t.Error(err)
+		}
+		ackedAt := map[int64]time.Time{}
+		for _, x := range acked {
+			ackedAt[x.Seq] = x.Done
+		}
+		for _, seq := range lost {
+			f.Lost = append(f.Lost, ackedAt[seq])
+		}
+	}
+
+	rows := chaos.Summarize(windows, f)
+	answers, _ := r.poller.Count()
+	fmt.Printf("CHAOS| seed %d: %d events (%d faults) in %s; %d of %d writes acknowledged, %d /state answers, %d HAProxy readings, %d decisions committed; final primary %s\n",
+		cfg.seed, len(windows), countFaults(windows), elapsed.Round(time.Second), len(acked), len(writes), answers, samples, len(decided), primary.Name)
+	for _, line := range strings.Split(strings.TrimSpace(chaos.Table(rows)), "\n") {
+		fmt.Println("CHAOS| " + line)
+	}
+	byEvent := chaos.LostByEvent(windows, f.Lost)
+	for i, w := range windows {
+		if byEvent[i] > 0 {
+			fmt.Printf("CHAOS| %d acknowledged writes lost to %s\n", byEvent[i], w.Event)
+		}
+	}
+	for _, d := range decided {
+		fmt.Printf("CHAOS| decision: epoch %d at %s: %s replaces %s: %s\n", d.Epoch, d.At.Format("15:04:05.000"), d.Primary, d.OldPrimary, d.Reason)
+	}
+	report := func(what string, i int, detail string) {
+		ev := "between faults"
+		if i >= 0 {
+			ev = windows[i].Event.String()
+		}
+		fmt.Printf("CHAOS| %s during %s: %s\n", what, ev, detail)
+		t.Errorf("%s during %s: %s", what, ev, detail)
+	}
+	for _, s := range f.TwoPrimaries {
+		report("two 200s", chaos.During(windows, s.From), s.String())
+	}
+	for _, s := range f.TwoWriters {
+		report("two read-write servers UP", chaos.During(windows, s.From), s.String())
+	}
+	for _, s := range f.DoubleAcks {
+		report("writes acknowledged by two servers", chaos.During(windows, s.From), s.String())
+	}
+	for _, x := range f.False {
+		report("false failover", x.Window, x.What)
+	}
+	if gaveUp {
+		fmt.Println("CHAOS| acknowledged writes lost: not counted, the run stopped without a converged primary (the column shows 0)")
+	}
+	total := rows[len(rows)-1]
+	fmt.Printf("CHAOS| %d invariant violations; %d acknowledged writes lost (asynchronous replication: reported, not failed)\n", total.Violations(), total.Lost)
+	fmt.Printf("CHAOS| replay: CHAOS_SEED=%d CHAOS_DURATION=%s make chaos\n", cfg.seed, cfg.duration)
+}
+
+func latestDecision(seen map[uint64]api.Decision) api.Decision {
+	var d api.Decision
+	for _, x := range seen {
+		if x.Epoch > d.Epoch {
+			d = x
+		}
+	}
+	return d
+}
+
+func countFaults(ws []chaos.Window) int {
+	n := 0
+	for _, w := range ws {
+		n += len(w.Event.Faults)
+	}
+	return n
+}
