@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -114,6 +115,9 @@ type chaosRig struct {
 	poller *lab.StatePoller
 	w      *chaosWrites
 	rw     int // HAProxy's read-write port, kept across its restarts
+	// stateFile is HAProxy's server-state file (pgquorum haproxy-config
+	// --server-state-file), kept as scripts/haproxy's drop-in keeps it.
+	stateFile string
 
 	mu      sync.Mutex
 	hap     *lab.HAProxy // the running HAProxy, replaced by a restart
@@ -306,7 +310,7 @@ func (r *chaosRig) inject(f chaos.Fault, primary *lab.Node) {
 	case chaos.CPUHog:
 		err = hogCPU(f.Duration)
 	case chaos.HAProxyRestart:
-		err = r.restartHAProxy(ctx, f.Duration)
+		err = r.restartHAProxy(ctx, f.Duration, f.Pick%2 == 1) // Pick: drawn from the seed, unused by machine faults
 	case chaos.Switchover:
 		out, code := r.switchover(ctx, n, primary)
 		r.t.Logf("chaos: switchover to %s: exit %d: %s", n.Name, code, strings.TrimSpace(out))
@@ -339,16 +343,38 @@ func hogCPU(d time.Duration) error {
 	return nil
 }
 
-// restartHAProxy stops HAProxy, leaves it down for d, and starts it on the
-// same configuration (the same listeners).
-func (r *chaosRig) restartHAProxy(ctx context.Context, d time.Duration) error {
+// restartHAProxy restarts HAProxy as the systemd drop-in of
+// scripts/haproxy does: the running HAProxy's server states are saved
+// through its admin socket, reconciled with the config (ExecStop); it stops
+// and stays down for d; "save-state.sh -i" rewrites the file for the start
+// (ExecStartPre: a fresh file keeps the read-only listener's states, every
+// read-write server DOWN); HAProxy starts on the same configuration and
+// loads it. A cold restart (a crash, or a stop long ago) has no fresh file:
+// nothing is saved and the old file is gone, so -i writes every server
+// DOWN.
+func (r *chaosRig) restartHAProxy(ctx context.Context, d time.Duration, cold bool) error {
 	old := r.haproxy()
 	cfg, err := os.ReadFile(old.Config)
 	if err != nil {
 		return err
 	}
-	old.Stop()
+	r.t.Logf("chaos: haproxy restart, cold %v, down %s", cold, d)
+	if cold {
+		old.Stop()
+		if err := os.Remove(r.stateFile); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	} else {
+		err := r.saveState(ctx, "-c", old.Config, old.Socket, r.stateFile)
+		old.Stop()
+		if err != nil {
+			return err
+		}
+	}
 	faultFor(d)
+	if err := r.saveState(ctx, "-c", old.Config, "-i", "-a", "60", r.stateFile); err != nil {
+		return err
+	}
 	h, err := r.c.StartHAProxy(ctx, string(cfg))
 	if err != nil {
 		return err
@@ -356,6 +382,27 @@ func (r *chaosRig) restartHAProxy(ctx context.Context, d time.Duration) error {
 	r.mu.Lock()
 	r.hap = h
 	r.mu.Unlock()
+	return nil
+}
+
+// saveState runs scripts/haproxy/save-state.sh with args and logs what it
+// said and the read-write servers' saved srv_op_state (2 running, 0 DOWN).
+func (r *chaosRig) saveState(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "sh", append([]string{saveStateScript}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("save-state.sh %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	state, err := os.ReadFile(r.stateFile)
+	if err != nil {
+		return err
+	}
+	var ops []string
+	for _, l := range strings.Split(string(state), "\n") {
+		if f := strings.Fields(l); len(f) >= 6 && f[1] == chaosRWBackend {
+			ops = append(ops, f[3]+"="+f[5])
+		}
+	}
+	r.t.Logf("chaos: save-state.sh %s: read-write srv_op_state %v; %s", strings.Join(args, " "), ops, strings.TrimSpace(string(out)))
 	return nil
 }
 
@@ -541,12 +588,17 @@ func TestChaos(t *testing.T) {
 	if d := waitDecision(t, c, 1, settle); d.Primary != "node1" {
 		t.Fatalf("epoch 1 adopted %s, want node1", d.Primary)
 	}
-	h := startHAProxyFromRepmgr(t, c)
+	cfgPath, _ := c.HAProxyPaths()
+	stateFile := filepath.Join(filepath.Dir(cfgPath), "pgquorum.state")
+	// Rendered for the documented setup (scripts/haproxy/README.md): stats
+	// socket and server-state file. No state yet: this first start is
+	// waited on before any reading counts.
+	h := startHAProxyFromRepmgr(t, c, "--server-state-file", stateFile)
 	h.waitStatus(t, map[string]string{chaosRWBackend + "/node1": "UP"})
 	if err := c.CreateWriteTable(context.Background(), c.Node("node1")); err != nil {
 		t.Fatal(err)
 	}
-	r := &chaosRig{t: t, c: c, poller: watchStates(t, c), rw: h.rw, hap: h.HAProxy, stop: make(chan struct{})}
+	r := &chaosRig{t: t, c: c, poller: watchStates(t, c), rw: h.rw, stateFile: stateFile, hap: h.HAProxy, stop: make(chan struct{})}
 	r.w = startChaosWrites(h.rw)
 	t.Cleanup(r.w.stopWriting)
 	r.done.Add(1)

@@ -47,11 +47,11 @@ func listenArgs(t *testing.T) (args []string, rw, ro int) {
 // startHAProxyFromRepmgr renders haproxy.cfg with the real CLI from node1's
 // repmgr.nodes (every lab pgquorum has its own port, given by
 // --node-check-port), starts HAProxy on it and stops it after the test.
-func startHAProxyFromRepmgr(t *testing.T, c *lab.Cluster) *labHAProxy {
+func startHAProxyFromRepmgr(t *testing.T, c *lab.Cluster, extra ...string) *labHAProxy {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h, l, err := c.StartHAProxyFromRepmgr(ctx, pgquorumBin, lab.HAProxyTimings{Inter: hapInter, Fall: hapFall, Rise: hapRise})
+	h, l, err := c.StartHAProxyFromRepmgr(ctx, pgquorumBin, lab.HAProxyTimings{Inter: hapInter, Fall: hapFall, Rise: hapRise}, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
