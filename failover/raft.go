@@ -345,7 +345,8 @@ func logHoldsDepose(logs raft.LogStore, index uint64) bool {
 
 // lastCommandAfter is the last command entry of the log after index (what
 // the FSM restored from its snapshot), its data left out; a zero Index
-// when there is none. An entry it cannot read is taken for the last one.
+// when there is none, or when the log cannot be read: a node is not held
+// back for good by an entry it may never apply.
 func lastCommandAfter(logs raft.LogStore, index uint64) raft.Log {
 	last, err := logs.LastIndex()
 	if err != nil {
@@ -354,7 +355,7 @@ func lastCommandAfter(logs raft.LogStore, index uint64) raft.Log {
 	for i := last; i > index; i-- {
 		var l raft.Log
 		if err := logs.GetLog(i, &l); err != nil {
-			return raft.Log{Index: i}
+			return raft.Log{}
 		}
 		if l.Type == raft.LogCommand {
 			return raft.Log{Index: l.Index, Term: l.Term, Type: l.Type}
