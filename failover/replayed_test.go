@@ -1,6 +1,8 @@
 package failover
 
 import (
+	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,5 +95,100 @@ func TestReplayedWaitsForTheLogHeldAtStart(t *testing.T) {
 				t.Error("replayed did not hold once it held")
 			}
 		})
+	}
+}
+
+// checkingFSM checks, on raft's FSM goroutine, right after each entry is
+// applied, whether the member counts as ready: during a replay it must
+// not, but for the last entry the log held.
+type checkingFSM struct {
+	*FSM
+	mu      sync.Mutex
+	m       *member
+	readyAt []uint64 // the indexes after which the member was ready
+}
+
+func (c *checkingFSM) Apply(l *raft.Log) any {
+	res := c.FSM.Apply(l)
+	c.mu.Lock()
+	m := c.m
+	c.mu.Unlock()
+	if m != nil && m.ready() {
+		c.mu.Lock()
+		c.readyAt = append(c.readyAt, l.Index)
+		c.mu.Unlock()
+	}
+	return res
+}
+
+// TestRestartedMemberReadyOnlyOnceReplayed: a member restarted on its log
+// (a switchover's start, then the decision that ended it) is not ready
+// while its FSM replays that log, though it leads the group by then: its
+// actor would act on the switchover's start.
+func TestRestartedMemberReadyOnlyOnceReplayed(t *testing.T) {
+	logs, snaps := raft.NewInmemStore(), raft.NewInmemSnapshotStore()
+	o := RaftOptions{Self: "p", HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond, LogOutput: io.Discard}
+	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: "p", Address: "mem-p"}}}
+	start := func() (*raft.Raft, *checkingFSM, *member) {
+		fsm := &checkingFSM{FSM: NewFSM()}
+		_, trans := raft.NewInmemTransport("mem-p")
+		r, err := raft.NewRaft(o.config(), fsm, logs, logs, snaps, trans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := newMember(fsm.FSM, time.Second, 50*time.Millisecond, time.Now)
+		m.node.Store(&raftNode{r: r, replayTo: lastCommandAfter(logs, r.AppliedIndex()), logs: logs})
+		fsm.mu.Lock()
+		fsm.m = m
+		fsm.mu.Unlock()
+		return r, fsm, m
+	}
+	r, _, m := start()
+	if err := r.BootstrapCluster(conf).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first incarnation to lead", func() bool { return m.leads() })
+	at := promotedState().History[0].At
+	sw := api.Switchover{ID: 1, From: "p", To: "s2", Phase: api.PhaseDemoting, Start: at}
+	for _, e := range []Entry{
+		decisionEntry(api.Decision{Epoch: 1, Primary: "p", PrimaryID: 1, At: at}), promotedEntry(Promoted{Epoch: 1, At: at}),
+		switchoverEntry(sw), decisionEntry(api.Decision{Epoch: 2, Primary: "s3", PrimaryID: 3, OldPrimary: "p", At: at}),
+	} {
+		if err := m.commit(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Shutdown().Error(); err != nil {
+		t.Fatal(err)
+	}
+	held := lastCommandAfter(logs, 0).Index
+
+	r, fsm, m := start()
+	defer func() { _ = r.Shutdown().Error() }()
+	if m.ready() {
+		t.Error("ready before the log is replayed")
+	}
+	waitFor(t, "the restarted member to be ready", m.ready)
+	if st := fsm.State(); st.Epoch != 2 || len(st.Switchovers) != 1 || st.Switchovers[0].Phase != api.PhaseAborted {
+		t.Errorf("ready with epoch %d, switchovers %+v: want the replayed log's end", st.Epoch, st.Switchovers)
+	}
+	fsm.mu.Lock()
+	defer fsm.mu.Unlock()
+	for _, i := range fsm.readyAt {
+		if i < held {
+			t.Errorf("ready right after entry %d of the replay, before the last one the log held (%d)", i, held)
+		}
+	}
+}
+
+// waitFor polls cond until it holds, for at most ten seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, not synchronising
 	}
 }
