@@ -225,3 +225,29 @@ func switchoverAction(o Options, f actorFacts, st Replicated, mem actorMemory) (
 	}
 	return actIntent{}, false
 }
+
+// demotionCancelled tells whether the step-down for the switchover of ID
+// demotedFor-1 no longer holds: that switchover left phase demoting (or
+// is no longer recorded) while this node's demote never stopped its
+// database, which still runs as a primary. So it goes for a demote
+// cancelled by a newer decision, in particular one started from an old
+// entry of a log being replayed after a restart: nothing else would end
+// its step-down (the restart after an abort is for the latest switchover
+// only, the rejoin for a stopped database), and the node would answer 503
+// for good. A demote that stopped the database keeps its mark: the old
+// primary then rejoins its successor.
+func demotionCancelled(st Replicated, f actorFacts, mem actorMemory) bool {
+	if mem.DemotedFor == 0 || !f.dbUp() || f.Facts.InRecovery {
+		return false
+	}
+	id := mem.DemotedFor - 1
+	if a := mem.Attempts[actKey{id, api.ActionDemote}]; a != nil && a.ok {
+		return false
+	}
+	for _, sw := range st.Switchovers {
+		if sw.ID == id {
+			return sw.Phase != api.PhaseDemoting
+		}
+	}
+	return true
+}

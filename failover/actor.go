@@ -77,13 +77,21 @@ func (a *actor) loop(ctx context.Context) {
 // (a primary cut off from every peer is the one it is for), then what the
 // latest decision asks of this node.
 func (a *actor) step(ctx context.Context) {
+	// Readiness first: the state read after it is at least as new as the
+	// log it found applied.
+	ready := a.ready()
 	st := a.fsm.State()
 	snap := a.local.Facts(ctx)
-	ready := a.ready()
+	f := actorFacts{Ready: ready, ProbeErr: snap.ProbeErr, IdentityErr: snap.IdentityErr, Facts: snap.Facts, Known: a.local.KnownNodes()}
+	if demotionCancelled(st, f, actorMemory{Attempts: a.attempts, DemotedFor: a.demotedFor}) {
+		// The fencer below then ends the step-down, unless a rule fences.
+		a.opts.Logger.Warn("the switchover this node stepped down for ended before it stopped its database: the step-down ends with it",
+			"switchover", a.demotedFor-1, "stepping_down", a.local.SteppingDown())
+		a.setDemoted(0)
+	}
 	if a.fence.step(ctx, st, snap, ready, a.demotedFor != 0) {
 		a.setDemoted(0)
 	}
-	f := actorFacts{Ready: ready, ProbeErr: snap.ProbeErr, IdentityErr: snap.IdentityErr, Facts: snap.Facts, Known: a.local.KnownNodes()}
 	mem := actorMemory{Attempts: a.attempts, DemotedFor: a.demotedFor}
 	in := nextAction(a.opts, f, st, mem)
 	// Each of the two facts is looked up once at most: the third answer

@@ -78,6 +78,7 @@ type FSM struct {
 	mu      sync.RWMutex
 	state   Replicated
 	changed chan struct{} // closed and replaced on every change
+	applied uint64        // the index of the last entry Apply was given
 }
 
 // NewFSM returns an empty state machine.
@@ -91,11 +92,12 @@ var ErrStaleEpoch = fmt.Errorf("decision for a stale epoch")
 // Apply implements raft.FSM.
 func (f *FSM) Apply(l *raft.Log) any {
 	e, err := DecodeEntry(l.Data)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = max(f.applied, l.Index) // refused or not, it was applied
 	if err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	switch e.Type {
 	case EntryDecision:
 		d := e.Decision
@@ -335,6 +337,14 @@ func (r Replicated) BySwitchover(d api.Decision) bool {
 		}
 	}
 	return false
+}
+
+// AppliedIndex is the index of the last log entry Apply was given, 0
+// before any.
+func (f *FSM) AppliedIndex() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied
 }
 
 // Changed returns a channel closed at the next change.

@@ -20,6 +20,7 @@ type member struct {
 	now       func() time.Time
 	node      atomic.Pointer[raftNode]
 	caught    atomic.Bool // caughtUp has held once
+	replay    atomic.Bool // replayed has held once
 }
 
 func newMember(fsm *FSM, timeout, heartbeat time.Duration, now func() time.Time) *member {
@@ -51,17 +52,43 @@ func (m *member) coordinator() string {
 }
 
 // ready tells whether this node may act on what it has applied: it hears
-// from a coordinator, so its log is current.
+// from a coordinator, so its log is current, and it has applied the
+// entries its log held when it started. Hearing a coordinator is not
+// enough after a restart: the FSM then replays the log entry by entry,
+// and for a moment shows the old state of an entry not applied yet (the
+// start of a switchover that later entries ended).
 func (m *member) ready() bool {
 	r := m.raft()
 	if r == nil {
 		return false
 	}
 	if r.State() == raft.Leader {
-		return true
+		return m.replayed()
 	}
 	addr, _ := r.LeaderWithID()
-	return addr != "" && m.now().Sub(r.LastContact()) < 2*m.heartbeat
+	return addr != "" && m.now().Sub(r.LastContact()) < 2*m.heartbeat && m.replayed()
+}
+
+// replayed tells whether the FSM has applied the last command its log held
+// after its snapshot when this node started (raft's own AppliedIndex runs
+// ahead of the FSM: it counts the entries handed to it), or that entry is
+// gone: a newer snapshot covers it, or a new coordinator replaced it.
+func (m *member) replayed() bool {
+	if m.replay.Load() {
+		return true
+	}
+	n := m.node.Load()
+	if n == nil {
+		return false
+	}
+	if to := n.replayTo; to.Index != 0 && m.fsm.AppliedIndex() < to.Index && n.logs != nil {
+		var l raft.Log
+		if err := n.logs.GetLog(to.Index, &l); err == nil && l.Term == to.Term && l.Type == raft.LogCommand {
+			return false
+		}
+	}
+	m.replay.Store(true)
+	return true
 }
 
 // caughtUp tells whether this node has applied every deposition it applied

@@ -98,6 +98,11 @@ type raftNode struct {
 	// snapshot, which the FSM applies only once this node hears a
 	// coordinator (member.caughtUp).
 	deposeAhead bool
+	// replayTo is the last command entry the local log held after the
+	// snapshot at start (zero Index: none), which the FSM applies only once
+	// this node hears a coordinator (member.replayed).
+	replayTo raft.Log
+	logs     raft.LogStore // the log replayTo is looked up in
 }
 
 func (o RaftOptions) logger() hclog.Logger {
@@ -192,6 +197,7 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 	}
 	members.r.Store(r)
 	deposeAhead := logHoldsDepose(store, r.AppliedIndex())
+	replayTo := lastCommandAfter(store, r.AppliedIndex())
 	if !existing {
 		err := r.BootstrapCluster(initial).Error()
 		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -207,7 +213,7 @@ func openRaft(o RaftOptions, fsm raft.FSM, nodes []repmgr.Node) (*raftNode, erro
 		_ = store.Close()
 		return nil, err
 	}
-	return &raftNode{r: r, transport: trans, store: store, deposeAhead: deposeAhead}, nil
+	return &raftNode{r: r, transport: trans, store: store, deposeAhead: deposeAhead, replayTo: replayTo, logs: store}, nil
 }
 
 // memberMarker is the file, beside raft_dir, that says this node has been
@@ -335,4 +341,25 @@ func logHoldsDepose(logs raft.LogStore, index uint64) bool {
 		}
 	}
 	return false
+}
+
+// lastCommandAfter is the last command entry of the log after index (what
+// the FSM restored from its snapshot), its data left out; a zero Index
+// when there is none, or when the log cannot be read: a node is not held
+// back for good by an entry it may never apply.
+func lastCommandAfter(logs raft.LogStore, index uint64) raft.Log {
+	last, err := logs.LastIndex()
+	if err != nil {
+		return raft.Log{}
+	}
+	for i := last; i > index; i-- {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return raft.Log{}
+		}
+		if l.Type == raft.LogCommand {
+			return raft.Log{Index: l.Index, Term: l.Term, Type: l.Type}
+		}
+	}
+	return raft.Log{}
 }
