@@ -250,7 +250,7 @@ func (n *Node) LogLines(substr string) []string {
 	return out
 }
 
-// StopQuorum stops the node's pgquorum with SIGTERM (SIGKILL after 10 s)
+// StopQuorum stops the node's pgquorum with SIGTERM (SIGQUIT after 10 s, then SIGKILL)
 // and reports an exit other than a clean one.
 func (n *Node) StopQuorum() error {
 	p := n.quorum
@@ -262,9 +262,16 @@ func (n *Node) StopQuorum() error {
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
-		_ = p.signal(syscall.SIGKILL)
-		<-p.done
-		return fmt.Errorf("lab: %s pgquorum ignored SIGTERM for 10s", n.Name)
+		// SIGQUIT first: the Go runtime prints every goroutine's stack to
+		// the log, which shows what held the shutdown up.
+		_ = p.signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = p.signal(syscall.SIGKILL)
+			<-p.done
+		}
+		return fmt.Errorf("lab: %s pgquorum ignored SIGTERM for 10s (its goroutines' stacks, from SIGQUIT, are in the log above)", n.Name)
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		return fmt.Errorf("lab: %s pgquorum exited with code %d (66: the race detector found a data race)", n.Name, code)
