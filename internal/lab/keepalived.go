@@ -130,6 +130,12 @@ func StartProc(name string, cmd *exec.Cmd, logf func(string, ...any)) (*Proc, er
 		return nil, fmt.Errorf("lab: %s: %w", name, err)
 	}
 	cmd.Stderr = cmd.Stdout
+	// Its own process group, so that Stop's SIGKILL also reaches children
+	// that hold its output (repmgrd's validation or follow commands).
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("lab: start %s: %w", name, err)
 	}
@@ -159,8 +165,8 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-// Stop sends SIGTERM, then SIGKILL after grace, and waits for the end (and
-// for its output to close) at most grace more.
+// Stop sends SIGTERM, then SIGKILL to its process group after grace, and
+// waits for the end (and for its output to close) at most grace more.
 func (p *Proc) Stop(grace time.Duration) error {
 	if p.Exited() {
 		return nil
@@ -171,7 +177,8 @@ func (p *Proc) Stop(grace time.Duration) error {
 		return nil
 	case <-time.After(grace):
 	}
-	_ = p.cmd.Process.Kill()
+	// The group this process leads: it and the children it started.
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-p.done:
 		return fmt.Errorf("lab: %s ignored SIGTERM for %s", p.Name, grace)

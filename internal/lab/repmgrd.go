@@ -87,5 +87,8 @@ func (n *Node) StopRepmgrd() error {
 	if n.repmgrd == nil {
 		return nil
 	}
-	return n.repmgrd.Stop(5 * time.Second)
+	// repmgrd finishes the command it runs before it honours SIGTERM: a
+	// "standby follow" restarts PostgreSQL, which takes seconds on a busy
+	// machine.
+	return n.repmgrd.Stop(20 * time.Second)
 }
