@@ -47,19 +47,7 @@ func goldenEntriesIn(t testing.TB, dir string) (names []string, data [][]byte) {
 
 func TestDecodeGoldenEntries(t *testing.T) {
 	names, data := goldenEntries(t)
-	f := NewFSM()
-	for i, b := range data {
-		e, err := DecodeEntry(b)
-		if err != nil {
-			t.Fatalf("%s: %v", names[i], err)
-		}
-		if got := e.Encode(); !bytes.Equal(got, b) {
-			t.Errorf("%s: encoded again differs:\n got %s\nwant %s", names[i], got, b)
-		}
-		if err := apply(f, uint64(i+1), b); err != nil {
-			t.Fatalf("%s: apply: %v", names[i], err)
-		}
-	}
+	f := replayGolden(t, names, data)
 	snap, err := os.ReadFile(filepath.Join("testdata", "snapshot-v1.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -102,3 +90,23 @@ func (*memSink) Cancel() error { return nil }
 func (*memSink) Close() error  { return nil }
 
 var _ raft.SnapshotSink = (*memSink)(nil)
+
+// replayGolden decodes each golden entry, checks that it encodes back to
+// the same bytes, and applies it to a new FSM, in order.
+func replayGolden(t *testing.T, names []string, data [][]byte) *FSM {
+	t.Helper()
+	f := NewFSM()
+	for i, b := range data {
+		e, err := DecodeEntry(b)
+		if err != nil {
+			t.Fatalf("%s: %v", names[i], err)
+		}
+		if got := e.Encode(); !bytes.Equal(got, b) {
+			t.Errorf("%s: encoded again differs:\n got %s\nwant %s", names[i], got, b)
+		}
+		if err := apply(f, uint64(i+1), b); err != nil {
+			t.Fatalf("%s: apply: %v", names[i], err)
+		}
+	}
+	return f
+}

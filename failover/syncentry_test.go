@@ -17,19 +17,7 @@ import (
 // the state they make. Like log-v1, they must read back the same forever.
 func TestDecodeGoldenSyncEntries(t *testing.T) {
 	names, data := goldenEntriesIn(t, "sync-v1")
-	f := NewFSM()
-	for i, b := range data {
-		e, err := DecodeEntry(b)
-		if err != nil {
-			t.Fatalf("%s: %v", names[i], err)
-		}
-		if got := e.Encode(); !bytes.Equal(got, b) {
-			t.Errorf("%s: encoded again differs:\n got %s\nwant %s", names[i], got, b)
-		}
-		if err := apply(f, uint64(i+1), b); err != nil {
-			t.Fatalf("%s: apply: %v", names[i], err)
-		}
-	}
+	f := replayGolden(t, names, data)
 	sink := &memSink{}
 	fs, _ := f.Snapshot()
 	if err := fs.Persist(sink); err != nil {
