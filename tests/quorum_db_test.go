@@ -3,10 +3,12 @@ package tests
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -87,6 +89,7 @@ func TestEventsFloodNeverStarvesTheVerdict(t *testing.T) {
 	const clients, flood = 16, 6 * time.Second
 	start := time.Now()
 	var requests, failed, limited atomic.Int64
+	var reasons failureSample
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	var wg sync.WaitGroup
 	for i := range clients {
@@ -98,8 +101,10 @@ func TestEventsFloodNeverStarvesTheVerdict(t *testing.T) {
 				resp, err := client.Get(fmt.Sprintf("%s%s?limit=%d", n1.QuorumURL(), api.PathEvents, 1+rng.IntN(1000)))
 				if err != nil {
 					failed.Add(1)
+					reasons.add(time.Since(start), err.Error())
 					continue
 				}
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 				resp.Body.Close()
 				requests.Add(1)
 				switch {
@@ -107,6 +112,7 @@ func TestEventsFloodNeverStarvesTheVerdict(t *testing.T) {
 					limited.Add(1)
 				case resp.StatusCode != 200:
 					failed.Add(1)
+					reasons.add(time.Since(start), fmt.Sprintf("%d %s", resp.StatusCode, body))
 				}
 			}
 		}()
@@ -137,7 +143,7 @@ func TestEventsFloodNeverStarvesTheVerdict(t *testing.T) {
 	t.Logf("%d /events requests (%d failed, %d rate-limited) in %s: repmgr.events read %d times in %s (allowed %d); /state answered 200 %d of %d times",
 		requests.Load(), failed.Load(), limited.Load(), flood, after-before, window.Round(time.Millisecond), allowed, primary, answers)
 	if failed.Load() != 0 {
-		t.Errorf("%d /events requests failed", failed.Load())
+		t.Errorf("%d /events requests failed: %s", failed.Load(), reasons.String())
 	}
 	if served := requests.Load() - limited.Load(); limited.Load() == 0 || served < int64(flood/time.Second) {
 		t.Errorf("%d /events requests answered 200 and %d rate-limited: want both", served, limited.Load())
@@ -313,4 +319,25 @@ func TestNewPrimaryConfirmedSoonAfterItsMajority(t *testing.T) {
 	if d := first.Sub(ready); d > time.Second {
 		t.Errorf("node2 answered 200 %s after its majority followed it: the verdict waits for the next refresh", d)
 	}
+}
+
+// failureSample keeps the first few failures of a load loop, with when
+// they happened, so that a failed assertion says what failed.
+type failureSample struct {
+	mu    sync.Mutex
+	first []string
+}
+
+func (f *failureSample) add(at time.Duration, what string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.first) < 5 {
+		f.first = append(f.first, fmt.Sprintf("at %s: %s", at.Round(time.Millisecond), strings.TrimSpace(what)))
+	}
+}
+
+func (f *failureSample) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.first, "; ")
 }
