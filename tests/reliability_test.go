@@ -53,3 +53,40 @@ func TestFailoverSoonAfterASwitchover(t *testing.T) {
 	p := r.failedOver(t, 3, "node2", resumed)
 	r.writesMoveTo(t, p)
 }
+
+// TestFailoverWithAStandbysPgquorumDown (issue 13): with the default
+// profile, node3's pgquorum is stopped, then node1's PostgreSQL killed.
+// node2 is committed and promoted; its majority is its own vote and node1's
+// pgquorum, whose database is down and which therefore vouches for the
+// primary the Raft log commits, and only for it. The new primary answers
+// 200 within 10 s of the kill (before, it stayed 509 for good: node1's
+// pgquorum vouched for nobody).
+func TestFailoverWithAStandbysPgquorumDown(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{"failover.mode": string(api.ModePgquorum),
+		"consensus.refresh_interval": lab.Unset, "consensus.cache_ttl": lab.Unset,
+		"consensus.peer_timeout": lab.Unset, "database.timeout": lab.Unset}
+	r := startFailoverRig(t, threeNodes("dc1"), defaults)
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	waitWritesOn(t, r.w, n1)
+	n3.KillQuorum()
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	d := waitDecision(t, r.c, 2, primaryBudget, n1, n2)
+	if d.Primary != "node2" || d.OldPrimary != "node1" {
+		t.Fatalf("epoch 2 = %+v, want node2 replacing node1 (node3's pgquorum is down)", d)
+	}
+	waitState(t, n2, api.StatePrimary, primaryBudget)
+	first, ok := r.poller.FirstPrimary("node2", killed)
+	if !ok {
+		t.Fatal("the poller saw no 200 from node2")
+	}
+	t.Logf("node2 decided %s and confirmed %s after the kill: %s", d.At.Sub(killed).Round(time.Millisecond),
+		first.Sub(killed).Round(time.Millisecond), d.Reason)
+	if took := first.Sub(killed); took > 10*time.Second {
+		t.Errorf("node2's first 200 came %s after the kill, want within 10s (default profile)", took.Round(time.Millisecond))
+	}
+	r.writesMoveTo(t, n2)
+}
