@@ -6,7 +6,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"github.com/pgquorum/pgquorum/api"
 	"io"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/auth"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
@@ -108,7 +108,7 @@ type Failover struct {
 	CommandTimeout   time.Duration
 	SwitchoverMaxLag int64
 	SwitchoverDrain  time.Duration
-	Fence            string // "off", "stop" or a command
+	Fence            string // api.FenceOff, api.FenceStop or a command
 	FenceAfter       time.Duration
 	StatusInterval   time.Duration // the standbys' wal_receiver_status_interval
 	AutoRejoin       bool
@@ -303,7 +303,7 @@ func (c *Config) checkFailover() []error {
 	if c.RepmgrConfigFile == "" && f.AutoRejoin && f.RejoinCommand == "" {
 		errs = append(errs, fmt.Errorf("repmgr.config_file: required with failover.auto_rejoin for the default rejoin command"))
 	}
-	if f.Fence == "stop" && c.DataDir == "" {
+	if f.Fence == api.FenceStop && c.DataDir == "" {
 		errs = append(errs, fmt.Errorf("failover.fence: stop needs the data_directory of repmgr.config_file"))
 	}
 	if f.Fence == "" {

@@ -105,11 +105,11 @@ func waitFenceInHistory(t *testing.T, p *lab.Node, node, rule string) {
 // failover mode.
 func TestFenceNotAtStartup(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"pgquorum", "repmgrd"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []api.FailoverMode{api.ModePgquorum, api.ModeRepmgrd} {
+		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-				"failover.mode": mode, "failover.fence": "stop", "failover.fence_after": refresh.String()}))
+				"failover.mode": string(mode), "failover.fence": api.FenceStop, "failover.fence_after": refresh.String()}))
 			n1 := r.c.Node("node1")
 			waitWritesOn(t, r.w, n1)
 			// Past the quiet period (lease + router hold + refresh) and the window
@@ -132,7 +132,7 @@ func TestFenceNotOnAPgquorumOutage(t *testing.T) {
 	t.Parallel()
 	const fenceAfter = 6 * time.Second // 2 × fence_after outlasts a live stream's window (15 s)
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
 	for _, n := range []*lab.Node{n2, n3} {
@@ -180,7 +180,7 @@ func TestFenceNotOnAPgquorumOutage(t *testing.T) {
 func TestFenceDeposedPrimaryByRule1(t *testing.T) {
 	t.Parallel()
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": "3s"}))
+		"failover.fence": api.FenceStop, "failover.fence_after": "3s"}))
 	n1 := r.c.Node("node1")
 	waitWritesOn(t, r.w, n1)
 	if err := n1.KillPostmaster(); err != nil {
@@ -208,7 +208,7 @@ func TestFenceDeposedPrimaryByRule1(t *testing.T) {
 func TestFenceDeposedPrimaryOutOfReachByRule1(t *testing.T) {
 	t.Parallel()
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": "3s"}))
+		"failover.fence": api.FenceStop, "failover.fence_after": "3s"}))
 	ctx := context.Background()
 	n1 := r.c.Node("node1")
 	waitWritesOn(t, r.w, n1)
@@ -242,7 +242,7 @@ func TestFenceCutOffPausedPrimary(t *testing.T) {
 	const fenceAfter = 3 * time.Second
 	const bound = fenceAfter + 15*time.Second + 5*time.Second // as TestFenceCutOffPrimaryByRule2's
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	ctx := context.Background()
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
@@ -288,7 +288,7 @@ func TestFenceCrashLoopingPgquorum(t *testing.T) {
 	const fenceAfter = 3 * time.Second
 	const restarts = 20
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	ctx := context.Background()
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
@@ -346,7 +346,7 @@ func TestFenceCutOffPrimaryByRule2(t *testing.T) {
 	// coordinator: a correctness bound, not a measure.
 	const bound = fenceAfter + 15*time.Second + 5*time.Second
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	ctx := context.Background()
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
@@ -382,7 +382,7 @@ func TestFenceOneWayPartition(t *testing.T) {
 	const fenceAfter = 4 * time.Second
 	const bound = fenceAfter + 15*time.Second + 5*time.Second // as TestFenceCutOffPrimaryByRule2's
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	ctx := context.Background()
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)

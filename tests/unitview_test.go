@@ -282,7 +282,7 @@ func TestUnitViewFailoverPromoteFollowRejoin(t *testing.T) {
 	v := loadUnitView(t, unchanged)
 	uid, gid := unitCredential(t, v)
 	state := stateDirs(t, uid, gid, "node1", "node2", "node3")
-	keys := withKeys(map[string]string{"failover.fence": "stop", "failover.fence_after": "3s", "failover.auto_rejoin": "true",
+	keys := withKeys(map[string]string{"failover.fence": api.FenceStop, "failover.fence_after": "3s", "failover.auto_rejoin": "true",
 		"consensus.state_dir": filepath.Join(state, "{node}")})
 	start := time.Now()
 	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: keys, WrapQuorum: wrapInView(v, uid, gid, state)})

@@ -64,8 +64,8 @@ var (
 )
 
 var setups = []setup{
-	{name: "pgquorum default", quorum: keys(map[string]string{"failover.mode": "pgquorum", "failover.profile": "default"}), haproxy: haproxyDefault},
-	{name: "pgquorum fast", quorum: keys(map[string]string{"failover.mode": "pgquorum", "failover.profile": "fast"}), haproxy: haproxyFast},
+	{name: "pgquorum default", quorum: keys(map[string]string{"failover.mode": string(api.ModePgquorum), "failover.profile": "default"}), haproxy: haproxyDefault},
+	{name: "pgquorum fast", quorum: keys(map[string]string{"failover.mode": string(api.ModePgquorum), "failover.profile": "fast"}), haproxy: haproxyFast},
 	{name: "repmgrd defaults (6 × 10 s)", quorum: keys(map[string]string{"failover.profile": "default"}),
 		repmgrd: &lab.RepmgrdOptions{ReconnectAttempts: 6, ReconnectInterval: 10}, haproxy: haproxyDefault},
 	{name: "repmgrd 2 × 1 s", quorum: keys(map[string]string{"failover.profile": "fast"}),
