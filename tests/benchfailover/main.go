@@ -2,9 +2,11 @@
 // HAProxy on real lab clusters: pgquorum's own controller with each profile,
 // and, in the same harness and run, repmgrd with its defaults and with
 // 2 × 1 s reconnects (pgquorum then only answers HAProxy's checks). Faults:
-// SIGKILL of the primary's postmaster, and the loss of the whole primary
-// node (its PostgreSQL, pgquorum and repmgrd at once). It prints the median
-// and the maximum of each. Run it through "make bench-failover".
+// SIGKILL of the primary's postmaster, the loss of the whole primary node
+// (its PostgreSQL, pgquorum and repmgrd at once), and, pgquorum only, a
+// planned "pgquorum switchover". It prints the median and the maximum of
+// each. Run it through "make bench-failover" (every fault) or "make
+// bench-switchover" (the switchover alone).
 package main
 
 import (
