@@ -24,31 +24,6 @@ import (
 // fenceLine is how pgquorum logs a fence.
 const fenceLine = `msg="fencing this node"`
 
-// holdUnfenced asserts for d that node1's postmaster runs, that no pgquorum
-// logged a fence and that no decision goes past epoch 1.
-func holdUnfenced(t *testing.T, r *failoverRig, d time.Duration) {
-	t.Helper()
-	n1 := r.c.Node("node1")
-	hold(t, d, func() error {
-		if n1.PostmasterPID() == 0 {
-			return fmt.Errorf("node1's postmaster stopped")
-		}
-		for _, n := range r.c.Nodes {
-			if lines := n.LogLines(fenceLine); len(lines) > 0 {
-				return fmt.Errorf("%s fenced: %s", n.Name, lines[0])
-			}
-			if n.QuorumPID() == 0 {
-				continue
-			}
-			h, err := history(context.Background(), n)
-			if err == nil && len(h.Decisions) > 0 && h.Decisions[0].Epoch > 1 {
-				return fmt.Errorf("%s committed %+v: a failover that must not happen", n.Name, h.Decisions[0])
-			}
-		}
-		return nil
-	})
-}
-
 // noFenceInHistory fails if n's /history records a fence, or a decision
 // past the adoption.
 func noFenceInHistory(t *testing.T, n *lab.Node) {
@@ -59,43 +34,6 @@ func noFenceInHistory(t *testing.T, n *lab.Node) {
 	}
 	if len(h.Fences) > 0 || len(h.Decisions) != 1 || h.Decisions[0].Epoch != 1 || h.Decisions[0].Primary != "node1" {
 		t.Fatalf("%s /history: fences %+v, decisions %+v; want no fence and only the adoption of node1", n.Name, h.Fences, h.Decisions)
-	}
-}
-
-// waitPostmasterStopped waits until n's postmaster has stopped (a fence with
-// failover.fence: stop).
-func waitPostmasterStopped(t *testing.T, n *lab.Node, timeout time.Duration) {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), timeout, n.Name+"'s postmaster to stop (fenced)", func(context.Context) error {
-		if pid := n.PostmasterPID(); pid != 0 {
-			return fmt.Errorf("postmaster.pid still names %d", pid)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitFenceInHistory waits until p's /history records a fence of node whose
-// reason starts with rule.
-func waitFenceInHistory(t *testing.T, p *lab.Node, node, rule string) {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), settle, node+"'s fence in /history", func(ctx context.Context) error {
-		h, err := history(ctx, p)
-		if err != nil {
-			return err
-		}
-		for _, f := range h.Fences {
-			if f.Node == node && strings.HasPrefix(f.Reason, rule) {
-				t.Logf("/history: %s fenced at %s: %s", f.Node, f.At.Format("15:04:05.000"), f.Reason)
-				return nil
-			}
-		}
-		return fmt.Errorf("fences %+v", h.Fences)
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 

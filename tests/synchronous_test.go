@@ -59,30 +59,6 @@ func startSyncRig(t *testing.T, mode api.SyncMode, more map[string]string) *fail
 // coordinator or more; a correctness bound on a loaded machine.
 const syncBudget = 30 * time.Second
 
-// waitSync waits until n's /state failover.synchronous satisfies ok.
-func waitSync(t *testing.T, n *lab.Node, what string, ok func(*api.SyncStatus) bool) *api.SyncStatus {
-	t.Helper()
-	var got *api.SyncStatus
-	err := lab.WaitFor(context.Background(), syncBudget, n.Name+" /state synchronous: "+what, func(ctx context.Context) error {
-		var b api.StateBody
-		if _, err := n.GetJSON(ctx, api.PathState, &b); err != nil {
-			return err
-		}
-		if b.Failover == nil || b.Failover.Synchronous == nil {
-			return fmt.Errorf("no synchronous object: %+v", b.Failover)
-		}
-		if got = b.Failover.Synchronous; !ok(got) {
-			return fmt.Errorf("got %+v", *got)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s synchronous: %s %v, synchronous_standby_names %q, %s", n.Name, got.Mode, got.Set, got.StandbyNames, got.RPO)
-	return got
-}
-
 // crashCutOff stalls node1's replication (its WAL stops reaching the
 // standbys at once, as over a stalled link; its clients are still
 // answered: lab.StallReplication), waits for 3 writes through HAProxy

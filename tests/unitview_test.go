@@ -390,25 +390,6 @@ func actionSucceeded(t *testing.T, n *lab.Node, msg string, epoch uint64) {
 	}
 }
 
-// waitPromotionRecorded waits until p's /history records the promotion of
-// epoch's primary.
-func waitPromotionRecorded(t *testing.T, p *lab.Node, epoch uint64) {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), settle, fmt.Sprintf("the promotion of epoch %d in /history", epoch), func(ctx context.Context) error {
-		h, err := history(ctx, p)
-		if err != nil {
-			return err
-		}
-		if len(h.Decisions) == 0 || h.Decisions[0].Epoch != epoch || h.Decisions[0].PromotedAt == nil {
-			return fmt.Errorf("decisions %+v", h.Decisions)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // streamsFrom waits until n's WAL receiver streams from upstream.
 func streamsFrom(t *testing.T, n, upstream *lab.Node, timeout time.Duration) {
 	t.Helper()
