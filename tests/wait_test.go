@@ -17,9 +17,7 @@ package tests
 // ui_test.go; the /state watcher of quorum_db_test.go).
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -380,25 +378,7 @@ func waitWritesOn(t *testing.T, w *lab.WriteProber, n *lab.Node) {
 // ownReport asks n for the report the failover coordinator gathers, naming
 // no coordinator, so that n takes note of nothing.
 func ownReport(ctx context.Context, n *lab.Node) (api.Report, error) {
-	var r api.Report
-	body, err := json.Marshal(api.ReportRequest{Protocol: api.ReportProtocol})
-	if err != nil {
-		return r, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.QuorumURL()+api.PathReport, bytes.NewReader(body))
-	if err != nil {
-		return r, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return r, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return r, fmt.Errorf("%s %s answered %s", n.Name, api.PathReport, resp.Status)
-	}
-	return r, json.NewDecoder(resp.Body).Decode(&r)
+	return lab.Report(ctx, n.Quorum())
 }
 
 // waitReports waits until the reports of nodes, as the coordinator would
