@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/internal/lab"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // Tests of issue 8: switchover, pause, fencing and rejoin, and the gate for
@@ -121,7 +122,7 @@ func TestSwitchoverRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReports(t, "node3 not streaming from node1", func(r map[string]api.Report) error {
-		if n3 := r["node3"]; n3.Upstream == "node1" && n3.Receiver == "streaming" {
+		if n3 := r["node3"]; n3.Upstream == "node1" && n3.Receiver == repmgr.StreamingState {
 			return fmt.Errorf("node3 reports %q from %q", n3.Receiver, n3.Upstream)
 		}
 		return nil
