@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/auth"
+	"github.com/pgquorum/pgquorum/haproxy"
 	"github.com/pgquorum/pgquorum/internal/lab"
 )
 
@@ -228,8 +229,8 @@ func checkAgentMode(t *testing.T, p *testPKI, n *lab.Node, want string) {
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&b); err != nil || b.Mode != want {
 		t.Errorf("agent mode %q (%v), want %q", b.Mode, err, want)
 	}
-	if b.Mode != "ready" {
-		if status, err := try(ops, http.MethodPut, n.QuorumURL()+api.PathAgent+"/ready", nil); err != nil || status != 200 {
+	if b.Mode != string(haproxy.ModeReady) {
+		if status, err := try(ops, http.MethodPut, n.QuorumURL()+api.PathAgent+"/"+string(haproxy.ModeReady), nil); err != nil || status != 200 {
 			t.Fatalf("reset the agent to ready: %d, %v", status, err)
 		}
 	}
