@@ -10,6 +10,21 @@ type AgentBody struct {
 	Replies map[string]string `json:"replies"`
 }
 
+// Scope is consensus.scope: how far the majority behind a primary must
+// reach.
+type Scope string
+
+const (
+	// ScopeCluster needs a majority of the node's own location and a
+	// majority of every registered node, all locations together.
+	ScopeCluster Scope = "cluster"
+	// ScopeSite needs a majority of the node's own location only.
+	ScopeSite Scope = "site"
+)
+
+// Scopes lists every scope, in the order the docs give them.
+var Scopes = []Scope{ScopeCluster, ScopeSite}
+
 // State is the verdict of a node about itself. The HTTP status of /state is
 // derived from it; the codes are states, not errors.
 type State string
@@ -48,7 +63,7 @@ type StateBody struct {
 	// "cluster" the cluster-wide count must also reach its majority.
 	Votes         int       `json:"votes"`
 	Needed        int       `json:"needed"`
-	Scope         string    `json:"scope,omitempty"` // "cluster" or "site"
+	Scope         Scope     `json:"scope,omitempty"`
 	ClusterVotes  int       `json:"cluster_votes"`
 	ClusterNeeded int       `json:"cluster_needed"`
 	CheckedAt     time.Time `json:"checked_at"`

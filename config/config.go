@@ -52,7 +52,7 @@ type Config struct {
 	PeerTimeout     time.Duration
 	PeerPort        int
 	Peers           map[string]string
-	Scope           string
+	Scope           api.Scope
 	StateDir        string
 
 	Failover Failover
@@ -181,7 +181,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 		PeerTimeout:      p.positiveDuration("consensus.peer_timeout"),
 		PeerPort:         p.intRange("consensus.peer_port", 1, 65535),
 		Peers:            p.peers("consensus.peers"),
-		Scope:            oneOf(p, "consensus.scope", "cluster", "site"),
+		Scope:            oneOf(p, "consensus.scope", api.Scopes...),
 		StateDir:         p.dir("consensus.state_dir"),
 		Failover: Failover{
 			Mode:                 oneOf(p, "failover.mode", api.FailoverModes...),

@@ -45,7 +45,7 @@ var Keys = []Key{
 	{"consensus.router_hold", nil, "after a vote's lease for one node ran out, how long before it may go to another: at least HAProxy's (2 × fall + 1) × inter (the minimum pgquorum haproxy-config writes at the top of its file), so that no two servers take writes at once"},
 	{"consensus.peer_port", 5999, "port of the peers' pgquorum"},
 	{"consensus.peers", map[string]string{}, "peer addresses, name=host:port,… (default: conninfo host + peer_port)"},
-	{"consensus.scope", "cluster", "cluster (a majority of the location and of the whole cluster) or site (of the location only)"},
+	{"consensus.scope", string(api.ScopeCluster), "cluster (a majority of the location and of the whole cluster) or site (of the location only)"},
 	{"consensus.state_dir", "", "directory where the vote lease survives restarts (empty: a restarted pgquorum vouches for nobody for one lease)"},
 	{"consensus.peer_tls.ca", "", "PEM CA certificates that sign every node's certificate: peers poll each other over mutual TLS"},
 	{"consensus.peer_tls.cert", "", "PEM certificate of this node, naming its node_name, shown to peers"},
