@@ -2,10 +2,20 @@ package api
 
 import "time"
 
+// AgentMode is an operator's administrative override of a node, which its
+// HAProxy agent check reports (haproxy.Agent).
+type AgentMode string
+
+const (
+	AgentReady AgentMode = "ready" // take connections as the verdict allows
+	AgentDrain AgentMode = "drain" // no new connections; existing ones go on
+	AgentMaint AgentMode = "maint" // no connections at all
+)
+
 // AgentBody is the answer of PathAgent: the override and the reply each
 // listener's agent-check gets now.
 type AgentBody struct {
-	Mode    string            `json:"mode"`
+	Mode    AgentMode         `json:"mode"`
 	Weight  int               `json:"weight"`
 	Replies map[string]string `json:"replies"`
 }

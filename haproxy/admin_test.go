@@ -59,7 +59,7 @@ func TestAdminHandler(t *testing.T) {
 				if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 					t.Fatalf("body is not an api.AgentBody: %v", err)
 				}
-				if body.Mode != string(tc.wantMode) || len(body.Replies) != 2 {
+				if body.Mode != tc.wantMode || len(body.Replies) != 2 {
 					t.Fatalf("body %+v does not show mode %s and two replies", body, tc.wantMode)
 				}
 			}
