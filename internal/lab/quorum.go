@@ -330,8 +330,12 @@ func (n *Node) Quorum() client.Node {
 func Report(ctx context.Context, q client.Node) (api.Report, error) {
 	var r api.Report
 	status, err := q.PostJSON(ctx, api.PathReport, api.ReportRequest{Protocol: api.ReportProtocol}, maxAnswer, &r)
-	if err == nil && status != http.StatusOK {
+	switch {
+	case err != nil:
+	case status != http.StatusOK:
 		err = fmt.Errorf("%s answered %d", q.URL(api.PathReport), status)
+	case r.Protocol != api.ReportProtocol:
+		err = fmt.Errorf("%s: report of protocol %d, want %d", q.URL(api.PathReport), r.Protocol, api.ReportProtocol)
 	}
 	return r, err
 }
