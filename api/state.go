@@ -2,13 +2,38 @@ package api
 
 import "time"
 
+// AgentMode is an operator's administrative override of a node, which its
+// HAProxy agent check reports (haproxy.Agent).
+type AgentMode string
+
+const (
+	AgentReady AgentMode = "ready" // take connections as the verdict allows
+	AgentDrain AgentMode = "drain" // no new connections; existing ones go on
+	AgentMaint AgentMode = "maint" // no connections at all
+)
+
 // AgentBody is the answer of PathAgent: the override and the reply each
 // listener's agent-check gets now.
 type AgentBody struct {
-	Mode    string            `json:"mode"`
+	Mode    AgentMode         `json:"mode"`
 	Weight  int               `json:"weight"`
 	Replies map[string]string `json:"replies"`
 }
+
+// Scope is consensus.scope: how far the majority behind a primary must
+// reach.
+type Scope string
+
+const (
+	// ScopeCluster needs a majority of the node's own location and a
+	// majority of every registered node, all locations together.
+	ScopeCluster Scope = "cluster"
+	// ScopeSite needs a majority of the node's own location only.
+	ScopeSite Scope = "site"
+)
+
+// Scopes lists every scope, in the order the docs give them.
+var Scopes = []Scope{ScopeCluster, ScopeSite}
 
 // State is the verdict of a node about itself. The HTTP status of /state is
 // derived from it; the codes are states, not errors.
@@ -48,7 +73,7 @@ type StateBody struct {
 	// "cluster" the cluster-wide count must also reach its majority.
 	Votes         int       `json:"votes"`
 	Needed        int       `json:"needed"`
-	Scope         string    `json:"scope,omitempty"` // "cluster" or "site"
+	Scope         Scope     `json:"scope,omitempty"`
 	ClusterVotes  int       `json:"cluster_votes"`
 	ClusterNeeded int       `json:"cluster_needed"`
 	CheckedAt     time.Time `json:"checked_at"`

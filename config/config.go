@@ -6,7 +6,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"github.com/pgquorum/pgquorum/api"
 	"io"
 	"path/filepath"
 	"slices"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/auth"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
@@ -52,7 +52,7 @@ type Config struct {
 	PeerTimeout     time.Duration
 	PeerPort        int
 	Peers           map[string]string
-	Scope           string
+	Scope           api.Scope
 	StateDir        string
 
 	Failover Failover
@@ -108,7 +108,7 @@ type Failover struct {
 	CommandTimeout   time.Duration
 	SwitchoverMaxLag int64
 	SwitchoverDrain  time.Duration
-	Fence            string // "off", "stop" or a command
+	Fence            string // api.FenceOff, api.FenceStop or a command
 	FenceAfter       time.Duration
 	StatusInterval   time.Duration // the standbys' wal_receiver_status_interval
 	AutoRejoin       bool
@@ -181,7 +181,7 @@ func Load(v *viper.Viper, file string, environ []string) (Config, error) {
 		PeerTimeout:      p.positiveDuration("consensus.peer_timeout"),
 		PeerPort:         p.intRange("consensus.peer_port", 1, 65535),
 		Peers:            p.peers("consensus.peers"),
-		Scope:            oneOf(p, "consensus.scope", "cluster", "site"),
+		Scope:            oneOf(p, "consensus.scope", api.Scopes...),
 		StateDir:         p.dir("consensus.state_dir"),
 		Failover: Failover{
 			Mode:                 oneOf(p, "failover.mode", api.FailoverModes...),
@@ -303,7 +303,7 @@ func (c *Config) checkFailover() []error {
 	if c.RepmgrConfigFile == "" && f.AutoRejoin && f.RejoinCommand == "" {
 		errs = append(errs, fmt.Errorf("repmgr.config_file: required with failover.auto_rejoin for the default rejoin command"))
 	}
-	if f.Fence == "stop" && c.DataDir == "" {
+	if f.Fence == api.FenceStop && c.DataDir == "" {
 		errs = append(errs, fmt.Errorf("failover.fence: stop needs the data_directory of repmgr.config_file"))
 	}
 	if f.Fence == "" {

@@ -2,16 +2,17 @@ package config
 
 import (
 	"bytes"
-	"github.com/pgquorum/pgquorum/api"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
 
+	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -71,7 +72,7 @@ func checkAccepted(t *testing.T, doc string, c Config) {
 		fail("a timing", []any{c.RefreshInterval, c.DBTimeout, c.PeerTimeout})
 	case c.CacheTTL <= c.RefreshInterval+c.DBTimeout+c.PeerTimeout:
 		fail("consensus.cache_ttl", c.CacheTTL)
-	case c.Scope != "cluster" && c.Scope != "site":
+	case !slices.Contains(api.Scopes, c.Scope):
 		fail("consensus.scope", c.Scope)
 	case !c.Failover.Enabled() && c.Failover.Mode != api.ModeOff:
 		fail("failover.mode", c.Failover.Mode)

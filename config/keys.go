@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/pgquorum/pgquorum/api"
 )
 
 // Key is one configuration key: its default and what the flag help says.
@@ -43,13 +45,13 @@ var Keys = []Key{
 	{"consensus.router_hold", nil, "after a vote's lease for one node ran out, how long before it may go to another: at least HAProxy's (2 × fall + 1) × inter (the minimum pgquorum haproxy-config writes at the top of its file), so that no two servers take writes at once"},
 	{"consensus.peer_port", 5999, "port of the peers' pgquorum"},
 	{"consensus.peers", map[string]string{}, "peer addresses, name=host:port,… (default: conninfo host + peer_port)"},
-	{"consensus.scope", "cluster", "cluster (a majority of the location and of the whole cluster) or site (of the location only)"},
+	{"consensus.scope", string(api.ScopeCluster), "cluster (a majority of the location and of the whole cluster) or site (of the location only)"},
 	{"consensus.state_dir", "", "directory where the vote lease survives restarts (empty: a restarted pgquorum vouches for nobody for one lease)"},
 	{"consensus.peer_tls.ca", "", "PEM CA certificates that sign every node's certificate: peers poll each other over mutual TLS"},
 	{"consensus.peer_tls.cert", "", "PEM certificate of this node, naming its node_name, shown to peers"},
 	{"consensus.peer_tls.key", "", "PEM private key of consensus.peer_tls.cert"},
 	{"consensus.peer_token", "", "shared secret that authenticates peers without a PKI (HMAC; never sent); file or environment only"},
-	{"failover.mode", "off", "off (report only), pgquorum (pgquorum fails over through repmgr), repmgrd (repmgrd fails over, pgquorum failover-check gates it)"},
+	{"failover.mode", string(api.ModeOff), "off (report only), pgquorum (pgquorum fails over through repmgr), repmgrd (repmgrd fails over, pgquorum failover-check gates it)"},
 	{"failover.profile", "default", "default or fast: the defaults of every timing"},
 	{"failover.raft_listen", ":5997", "Raft address of this node's pgquorum, host:port"},
 	{"failover.raft_dir", "", "Raft log and snapshots (default: <consensus.state_dir>/raft)"},
@@ -64,12 +66,12 @@ var Keys = []Key{
 	{"failover.command_timeout", "60s", "bound on each promote, follow or fence command, and on each rejoin attempt"},
 	{"failover.switchover_drain", nil, "how long a primary stepping down for a switchover answers 503 before it stops: HAProxy's fall × inter, so that clients queue for the new primary instead of failing"},
 	{"failover.switchover_max_lag", "16MB", "a switchover target may be at most this far behind (bytes, or kB/MB/GB)"},
-	{"failover.fence", "off", "what a primary that must take no more writes does: off, stop (pg_ctl stop -m fast) or a command"},
+	{"failover.fence", api.FenceOff, "what a primary that must take no more writes does: off, stop (pg_ctl stop -m fast) or a command"},
 	{"failover.fence_after", "10s", "a primary that has heard no coordinator this long is fenced when it is not the committed primary or too few of its standbys stream live from it (rule 2); a deposed primary whose successor does not answer it waits at least this long (rule 1)"},
 	{"failover.standby_status_interval", "10s", "the standbys' wal_receiver_status_interval: how often an idle standby replies to its primary; fencing's rule 2 counts a stream live only with a reply within 1.5 times this (raise it with theirs)"},
 	{"failover.auto_rejoin", "false", "a stopped or fenced former primary rejoins the committed primary as a standby by itself"},
 	{"failover.rejoin_command", "", "what a former primary runs to rewind and start as a standby, once pgquorum owns its stopped data directory (default: pgquorum's own crash recovery, pg_rewind, standby configuration and start, holding the data directory)"},
-	{"failover.synchronous", "off", "off (asynchronous), on (synchronous while at least synchronous_count eligible standbys stream, else asynchronous) or strict (commits wait for synchronous_count standbys); needs failover.mode pgquorum"},
+	{"failover.synchronous", string(api.SyncOff), "off (asynchronous), on (synchronous while at least synchronous_count eligible standbys stream, else asynchronous) or strict (commits wait for synchronous_count standbys); needs failover.mode pgquorum"},
 	{"failover.synchronous_count", 1, "k of synchronous_standby_names = 'ANY k (…)': how many standbys confirm each commit"},
 	{"failover.synchronous_locations", "", "only standbys of these locations may be synchronous, a,b,… (empty: any; each must be this node's location or among failover.locations)"},
 	{"hooks.on_role_change", "", "command run on this node after its role changed, with the new role (primary, standby, fenced), the node and the epoch appended"},

@@ -10,15 +10,14 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// Scope is how far the majority behind a primary must reach.
-type Scope string
+// Scope is how far the majority behind a primary must reach: api.Scope,
+// named here too because every rule of this package counts by it.
+type Scope = api.Scope
 
+// The scopes, as api names them.
 const (
-	// ScopeCluster needs a majority of the node's own location and a
-	// majority of every registered node, all locations together.
-	ScopeCluster Scope = "cluster"
-	// ScopeSite needs a majority of the node's own location only.
-	ScopeSite Scope = "site"
+	ScopeCluster = api.ScopeCluster
+	ScopeSite    = api.ScopeSite
 )
 
 // PeerVote is one answer to "do you vouch for me?": this node's own, or a

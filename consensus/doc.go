@@ -20,6 +20,12 @@
 // split-brain (Survey). The voting simulation in sim_test.go drives the same
 // core.
 //
+// With failover on, the Checker also reads the failover controller's Raft
+// log (Options.Committed, Options.Deposed): a voter refuses a candidate the
+// log deposes, and every candidate while it cannot tell; a voter whose
+// database is down, or a witness, vouches for the committed primary and no
+// other.
+//
 // The other nodes' pgquorum is asked through the Peers interface, which
 // client.Client implements over HTTP (votes, /state, reports, forwarded
 // actions, authenticated by TLS or a token).

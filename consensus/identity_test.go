@@ -36,7 +36,7 @@ func TestCheckIdentity(t *testing.T) {
 	standby := func(receiverConninfo string) repmgr.Facts {
 		return primary(func(f *repmgr.Facts) {
 			f.InRecovery = true
-			f.WAL = repmgr.WAL{ReceiverStatus: "streaming", SenderHost: "n2", SenderPort: 5432, ReceiverConninfo: receiverConninfo}
+			f.WAL = repmgr.WAL{ReceiverStatus: repmgr.StreamingState, SenderHost: "n2", SenderPort: 5432, ReceiverConninfo: receiverConninfo}
 		})
 	}
 

@@ -25,7 +25,7 @@ func (s *sim) factsOf(n *simNode) repmgr.Facts {
 			f.InRecovery = true
 			if n.upstream >= 0 {
 				f.WAL.SenderHost, f.WAL.SenderPort = s.nodes[n.upstream].row.Name, simPGPort
-				f.WAL.ReceiverStatus = "streaming"
+				f.WAL.ReceiverStatus = repmgr.StreamingState
 			}
 		}
 		n.facts, n.factsOK = f, true

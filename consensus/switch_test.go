@@ -143,7 +143,7 @@ func newDuel(st duelSetup, switchAt time.Duration) *duel {
 	})
 	d.v = mk(nodes[2], 1000*time.Hour, st.vPPM, st.lease, func() repmgr.Facts {
 		f := repmgr.Facts{InRecovery: true, Nodes: naming(1), Server: repmgr.Server{SystemID: testSystemID, Timeline: 1}}
-		f.WAL.SenderHost, f.WAL.SenderPort, f.WAL.ReceiverStatus = "n1", simPGPort, "streaming"
+		f.WAL.SenderHost, f.WAL.SenderPort, f.WAL.ReceiverStatus = "n1", simPGPort, repmgr.StreamingState
 		if d.now >= d.switchAt {
 			f.WAL.SenderHost, f.Server.Timeline = "n2", 2
 		}

@@ -232,7 +232,7 @@ func TestOwnVoteSharesTheBallot(t *testing.T) {
 	// n1 is rejoined as a standby of n2, whose promotion it has replayed.
 	demoted := primaryFacts(promotedN2())
 	demoted.InRecovery, demoted.Server.Timeline = true, 2
-	demoted.WAL = repmgr.WAL{ReceiverStatus: "streaming", SenderHost: "n2", SenderPort: 5432}
+	demoted.WAL = repmgr.WAL{ReceiverStatus: repmgr.StreamingState, SenderHost: "n2", SenderPort: 5432}
 	h.prober.set(demoted, nil)
 	h.clock.Advance(time.Minute)
 	a := h.checker.Vote(context.Background(), voteFor("n2", 2, 2))

@@ -18,7 +18,7 @@ func voteFor(candidate string, id, tl int) api.VoteRequest {
 // its WAL receiver connected to host:port ("" for no receiver).
 func standbyFacts(nodes []repmgr.Node, tl int, host string, port int) repmgr.Facts {
 	return repmgr.Facts{InRecovery: true, Nodes: nodes,
-		WAL:    repmgr.WAL{ReceiverStatus: "streaming", SenderHost: host, SenderPort: port},
+		WAL:    repmgr.WAL{ReceiverStatus: repmgr.StreamingState, SenderHost: host, SenderPort: port},
 		Server: repmgr.Server{SystemID: testSystemID, Timeline: tl}}
 }
 

@@ -27,10 +27,12 @@ const (
 var metricName = regexp.MustCompile(`\bpgquorum_[a-zA-Z0-9_]+`)
 
 // TestQueriedMetricsAreExported: every pgquorum_* name that an alert rule
-// or a dashboard query uses is one server.Metrics exports, so that a rename
-// cannot leave an alert that never fires or a panel that stays empty.
+// or a dashboard query uses is one server.Metrics exports, and every label
+// value it matches exactly (state="Primary") is one of that metric's, so
+// that a rename, of a metric or of a state in api, cannot leave an alert
+// that never fires or a panel that stays empty.
 func TestQueriedMetricsAreExported(t *testing.T) {
-	exported := exportedNames(t)
+	exported, labels := exportedNames(t)
 	queries := map[string][]string{rulesFile: ruleExprs(t), dashboardFile: dashboardExprs(t)}
 	for file, exprs := range queries {
 		if len(exprs) == 0 {
@@ -42,13 +44,31 @@ func TestQueriedMetricsAreExported(t *testing.T) {
 					t.Errorf("%s queries %s, which pgquorum does not export (expr: %s)", file, name, expr)
 				}
 			}
+			for _, m := range selector.FindAllStringSubmatch(expr, -1) {
+				for _, eq := range labelEquals.FindAllStringSubmatch(m[2], -1) {
+					values, own := labels[m[1]][eq[1]]
+					// Labels pgquorum does not set (cluster, instance) are
+					// Prometheus's; a value holding a variable is Grafana's.
+					if own && !strings.Contains(eq[2], "$") && !values[eq[2]] {
+						t.Errorf("%s matches %s{%s=%q}, a value pgquorum never exports (expr: %s)", file, m[1], eq[1], eq[2], expr)
+					}
+				}
+			}
 		}
 	}
 }
 
+// selector is a metric's name and its label matchers; labelEquals is one
+// exact matcher among them (not !=, =~ or !~).
+var (
+	selector    = regexp.MustCompile(`\b(pgquorum_[a-zA-Z0-9_]+)\{([^}]*)\}`)
+	labelEquals = regexp.MustCompile(`\b([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"`)
+)
+
 // exportedNames gathers a registry of server.NewMetrics after every metric
-// has been fed; a histogram's series names count as well as its own.
-func exportedNames(t *testing.T) map[string]bool {
+// has been fed; a histogram's series names count as well as its own. labels
+// holds, per metric, the values each of its labels takes.
+func exportedNames(t *testing.T) (names map[string]bool, labels map[string]map[string]map[string]bool) {
 	t.Helper()
 	m := server.NewMetrics("test")
 	m.WatchPool(func() int { return 1 })
@@ -57,13 +77,24 @@ func exportedNames(t *testing.T) map[string]bool {
 	m.Refreshed(standby, time.Millisecond, false)
 	m.Refreshed(primary, time.Millisecond, false) // a transition
 	m.Surveyed(consensus.Survey{SplitBrain: true})
-	names := map[string]bool{}
+	names, labels = map[string]bool{}, map[string]map[string]map[string]bool{}
 	mfs, err := m.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
+		for _, series := range mf.GetMetric() {
+			for _, l := range series.GetLabel() {
+				if labels[mf.GetName()] == nil {
+					labels[mf.GetName()] = map[string]map[string]bool{}
+				}
+				if labels[mf.GetName()][l.GetName()] == nil {
+					labels[mf.GetName()][l.GetName()] = map[string]bool{}
+				}
+				labels[mf.GetName()][l.GetName()][l.GetValue()] = true
+			}
+		}
 		if mf.GetType().String() == "HISTOGRAM" {
 			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
 				names[mf.GetName()+suffix] = true
@@ -76,7 +107,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	}
 	sort.Strings(list)
 	t.Logf("exported: %s", strings.Join(list, " "))
-	return names
+	return names, labels
 }
 
 func ruleExprs(t *testing.T) []string {

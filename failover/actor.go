@@ -258,8 +258,8 @@ func (a *actor) demote(ctx context.Context, sw api.Switchover) (int64, error) {
 		return 0, err
 	case running:
 		return 0, errors.New("PostgreSQL still runs after the stop")
-	case ctl.State != "shut down":
-		return 0, fmt.Errorf("after the stop the control file says %q, not \"shut down\"", ctl.State)
+	case ctl.State != repmgr.StateShutDown:
+		return 0, fmt.Errorf("after the stop the control file says %q, not %q", ctl.State, repmgr.StateShutDown)
 	}
 	return ctl.Checkpoint, nil
 }

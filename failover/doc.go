@@ -17,13 +17,18 @@
 //     switchover, a pure step of the round; the operator (operator.go) runs
 //     the operators' commands on the coordinator: start a switchover, pause,
 //     resume, record a fence or repmgrd's allowance.
-//   - The actor runs on every node and acts on committed decisions only, in
-//     its own goroutine, never inside Apply: nextAction (act.go) is a pure
+//   - The actor runs on every node, in its own goroutine, never inside
+//     Apply. It carries out committed decisions, and nothing else but a
+//     fence: its fencer may stop a primary that hears no coordinator, with
+//     nothing committed against it (rule 2). nextAction (act.go) is a pure
 //     step from what the node sees of itself, the committed state and the
 //     actor's memory to the actions to try (promote, re-point, follow,
 //     rejoin, the old primary's demote and restart), or to a fact to look up
-//     first; the shell (actor.go) looks facts up, and runs each action once
-//     per decision, within the command timeout, cancelled by a newer decision.
+//     first; the shell (actor.go) looks facts up and runs the actions, each
+//     within the command timeout and cancelled by a newer decision: a
+//     promote, a demote or a fence once per decision, a re-point, a follow
+//     or a restart up to maxAttempts times, a rejoin with its own backoff
+//     (rejoin_status.go).
 //   - The hooks (hooks.go): dueHooks is a pure step from the actor's facts,
 //     the committed state and the actor's memory to the operators' hooks due
 //     once per decision (on_role_change, on_failover); the fencer adds

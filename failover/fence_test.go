@@ -29,7 +29,7 @@ func TestFenceStep(t *testing.T) {
 	pos, reply := int64(4096), 1.0
 	standbys := []string{"s2", "s3"}
 	stream := func(name string) repmgr.Stream {
-		return repmgr.Stream{Name: name, State: "streaming", Reply: &reply, Flush: &pos}
+		return repmgr.Stream{Name: name, State: repmgr.StreamingState, Reply: &reply, Flush: &pos}
 	}
 	following := streamFacts{Standbys: standbys, Position: &pos, Known: true, Streams: []repmgr.Stream{stream("s2"), stream("s3")}}
 	marksAt := func(at time.Time, names ...string) map[string]streamMark {
@@ -257,28 +257,28 @@ func TestLiveStreams(t *testing.T) {
 		mark2  *streamMark
 	}{
 		{name: "first seen: the benefit of the doubt for one window", known: true,
-			stream: &repmgr.Stream{State: "streaming", Reply: f(7), Flush: i(100)}, pos: 100, live: true, mark2: mark(100, now, 7, now, true)},
-		{name: "streaming, replied again, caught up", known: true, stream: &repmgr.Stream{State: "streaming", Reply: f(8), Flush: i(100)}, pos: 100,
+			stream: &repmgr.Stream{State: repmgr.StreamingState, Reply: f(7), Flush: i(100)}, pos: 100, live: true, mark2: mark(100, now, 7, now, true)},
+		{name: "streaming, replied again, caught up", known: true, stream: &repmgr.Stream{State: repmgr.StreamingState, Reply: f(8), Flush: i(100)}, pos: 100,
 			mark: mark(100, long, 7, long, true), live: true, mark2: mark(100, now, 8, now, true)},
 		// Review finding 4: reply_age is now() - reply_time, two clocks;
 		// a standby whose clock runs ahead shows a young reply for ever.
 		{name: "its reply_time has not changed for longer than the window, however young its age looks", known: true,
-			stream: &repmgr.Stream{State: "streaming", ReplyAge: f(-30), Reply: f(7), Flush: i(100)}, pos: 100,
+			stream: &repmgr.Stream{State: repmgr.StreamingState, ReplyAge: f(-30), Reply: f(7), Flush: i(100)}, pos: 100,
 			mark: mark(100, long, 7, long, true), mark2: mark(100, now, 7, long, true)},
 		{name: "its reply_time changed within the window, however old its age looks", known: true,
-			stream: &repmgr.Stream{State: "streaming", ReplyAge: f(3600), Reply: f(7), Flush: i(100)}, pos: 100,
+			stream: &repmgr.Stream{State: repmgr.StreamingState, ReplyAge: f(3600), Reply: f(7), Flush: i(100)}, pos: 100,
 			mark: mark(100, long, 7, short, true), live: true, mark2: mark(100, now, 7, short, true)},
 		{name: "catching up is not streaming", known: true, stream: &repmgr.Stream{State: "catchup", Reply: f(8), Flush: i(50)}, pos: 100,
 			mark: mark(40, long, 7, long, true), mark2: mark(50, now, 8, now, false)},
-		{name: "no reply yet", known: true, stream: &repmgr.Stream{State: "streaming", Flush: i(100)}, pos: 100, mark2: mark(100, now, 0, time.Time{}, true)},
-		{name: "no flush reported yet", known: true, stream: &repmgr.Stream{State: "streaming", Reply: f(1)}, pos: 100},
+		{name: "no reply yet", known: true, stream: &repmgr.Stream{State: repmgr.StreamingState, Flush: i(100)}, pos: 100, mark2: mark(100, now, 0, time.Time{}, true)},
+		{name: "no flush reported yet", known: true, stream: &repmgr.Stream{State: repmgr.StreamingState, Reply: f(1)}, pos: 100},
 		// The one-way partition: its replies come, its WAL does not.
 		{name: "replies, but its flush has stood behind for longer than the window", known: true,
-			stream: &repmgr.Stream{State: "streaming", Reply: f(8), Flush: i(50)}, pos: 100,
+			stream: &repmgr.Stream{State: repmgr.StreamingState, Reply: f(8), Flush: i(50)}, pos: 100,
 			mark: mark(50, long, 7, long, true), mark2: mark(50, long, 8, now, true)},
-		{name: "behind, but advancing", known: true, stream: &repmgr.Stream{State: "streaming", Reply: f(8), Flush: i(60)}, pos: 100,
+		{name: "behind, but advancing", known: true, stream: &repmgr.Stream{State: repmgr.StreamingState, Reply: f(8), Flush: i(60)}, pos: 100,
 			mark: mark(50, long, 7, long, true), live: true, mark2: mark(60, now, 8, now, true)},
-		{name: "behind, for less than the window", known: true, stream: &repmgr.Stream{State: "streaming", Reply: f(8), Flush: i(50)}, pos: 100,
+		{name: "behind, for less than the window", known: true, stream: &repmgr.Stream{State: repmgr.StreamingState, Reply: f(8), Flush: i(50)}, pos: 100,
 			mark: mark(50, short, 7, long, true), live: true, mark2: mark(50, short, 8, now, true)},
 		{name: "gone from pg_stat_replication: its mark stays, not streaming", known: true, pos: 100,
 			mark: mark(100, short, 7, short, true), mark2: mark(100, short, 7, short, false)},
@@ -290,7 +290,7 @@ func TestLiveStreams(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			facts := streamFacts{Standbys: []string{"s2"}, Position: &tt.pos, Known: tt.known,
-				Streams: []repmgr.Stream{{Name: "unregistered", State: "streaming", Reply: f(0), Flush: &tt.pos}}}
+				Streams: []repmgr.Stream{{Name: "unregistered", State: repmgr.StreamingState, Reply: f(0), Flush: &tt.pos}}}
 			if tt.stream != nil {
 				s := *tt.stream
 				s.Name = "s2"

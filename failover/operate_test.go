@@ -22,8 +22,8 @@ func promotedState() Replicated {
 // primary at LSN 1000 on timeline 1, s2 and s3 streaming from it.
 func switchoverReports() map[string]*api.Report {
 	p := &api.Report{Node: "p", NodeID: 1, Type: repmgr.TypePrimary, State: api.StatePrimary, DBUp: true, Timeline: 1, ReceivedLSN: 1000}
-	s2 := edited(standby(electS2, 1, 900), func(r *api.Report) { r.Upstream, r.Receiver = "p", "streaming" })
-	s3 := edited(standby(electS3, 1, 1000), func(r *api.Report) { r.Upstream, r.Receiver = "p", "streaming" })
+	s2 := edited(standby(electS2, 1, 900), func(r *api.Report) { r.Upstream, r.Receiver = "p", repmgr.StreamingState })
+	s3 := edited(standby(electS3, 1, 1000), func(r *api.Report) { r.Upstream, r.Receiver = "p", repmgr.StreamingState })
 	return map[string]*api.Report{"p": p, "s2": s2, "s3": s3}
 }
 

@@ -14,7 +14,7 @@ import (
 // passes its checks is refused at its commit.
 func TestOperatorRefuses(t *testing.T) {
 	healthy := &fakeReporters{reports: map[string]*api.Report{
-		"s2:5998": edited(standby(electS2, 1, 1000), func(r *api.Report) { r.Upstream, r.Receiver = "p", "streaming" }),
+		"s2:5998": edited(standby(electS2, 1, 1000), func(r *api.Report) { r.Upstream, r.Receiver = "p", repmgr.StreamingState }),
 		"s3:5998": standby(electS3, 1, 1000),
 	}}
 	tests := []struct {

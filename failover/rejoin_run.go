@@ -199,7 +199,7 @@ func (x Commands) localRole(ctx context.Context, primary repmgr.Node) *localRole
 	}
 	r := &localRole{InRecovery: f.InRecovery}
 	if host, port, err := primary.Endpoint(); err == nil && f.InRecovery {
-		r.Streams = f.WAL.ReceiverStatus == "streaming" && f.WAL.SenderHost == host && f.WAL.SenderPort == port
+		r.Streams = f.WAL.Streaming() && f.WAL.SenderHost == host && f.WAL.SenderPort == port
 	}
 	return r
 }

@@ -329,7 +329,7 @@ func TestSwitchoverDriverStep(t *testing.T) {
 		})
 	}
 	target := func(lsn int64) *api.Report {
-		return edited(standby(electS2, 1, lsn), func(r *api.Report) { r.Upstream, r.Receiver = "p", "streaming" })
+		return edited(standby(electS2, 1, lsn), func(r *api.Report) { r.Upstream, r.Receiver = "p", repmgr.StreamingState })
 	}
 	newPrimary := edited(up("s2", api.StatePrimary), func(r *api.Report) { r.NodeID = 2 })
 	tests := []struct {

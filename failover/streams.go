@@ -75,7 +75,7 @@ func liveStreams(f streamFacts, marks map[string]streamMark, now time.Time, wind
 			case !ok || s.Flush == nil:
 				m.Streaming = false
 			case !seen:
-				m, seen = streamMark{LSN: *s.Flush, FlushAt: now, Streaming: s.State == "streaming"}, true
+				m, seen = streamMark{LSN: *s.Flush, FlushAt: now, Streaming: s.State == repmgr.StreamingState}, true
 				if s.Reply != nil {
 					m.Reply, m.ReplyAt = *s.Reply, now
 				}
@@ -86,7 +86,7 @@ func liveStreams(f streamFacts, marks map[string]streamMark, now time.Time, wind
 				if s.Reply != nil && (*s.Reply != m.Reply || m.ReplyAt.IsZero()) {
 					m.Reply, m.ReplyAt = *s.Reply, now
 				}
-				m.Streaming = s.State == "streaming"
+				m.Streaming = s.State == repmgr.StreamingState
 			}
 		}
 		if !seen {

@@ -71,7 +71,7 @@ func CheckSwitchover(st Replicated, to string, nodes []repmgr.Node, reports map[
 		return 0, fmt.Errorf("%s's database is down: %s", to, t.DBError)
 	case !t.InRecovery:
 		return 0, fmt.Errorf("%s is not in recovery", to)
-	case t.Upstream != st.Primary || t.Receiver != "streaming":
+	case t.Upstream != st.Primary || t.Receiver != repmgr.StreamingState:
 		return 0, fmt.Errorf("%s does not stream from %s (upstream %q, receiver %q)", to, st.Primary, t.Upstream, t.Receiver)
 	case t.Timeline != p.Timeline:
 		return 0, fmt.Errorf("%s is on timeline %d, the primary on %d", to, t.Timeline, p.Timeline)

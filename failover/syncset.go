@@ -70,7 +70,7 @@ func eligibleStandbys(p SyncPolicy, primary string, nodes []repmgr.Node, reports
 			why[n.Name] = "not a standby that is up"
 		case rep.NodeID != n.ID:
 			why[n.Name] = fmt.Sprintf("reports node_id %d, registered %d", rep.NodeID, n.ID)
-		case rep.Upstream != primary || rep.Receiver != "streaming":
+		case rep.Upstream != primary || rep.Receiver != repmgr.StreamingState:
 			why[n.Name] = fmt.Sprintf("not streaming from %s (upstream %q, receiver %q)", primary, rep.Upstream, rep.Receiver)
 		case rep.ApplyDelayMS > 0:
 			why[n.Name] = fmt.Sprintf("delayed by recovery_min_apply_delay %dms", rep.ApplyDelayMS)

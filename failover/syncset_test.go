@@ -14,7 +14,7 @@ var syncT0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 // streaming is the report of standby n streaming from upstream on
 // timeline 1, received up to lsn.
 func streaming(n repmgr.Node, upstream string, lsn int64) *api.Report {
-	return edited(standby(n, 1, lsn), func(r *api.Report) { r.Upstream, r.Receiver = upstream, "streaming" })
+	return edited(standby(n, 1, lsn), func(r *api.Report) { r.Upstream, r.Receiver = upstream, repmgr.StreamingState })
 }
 
 func primaryReport(n repmgr.Node, lsn int64, names string) *api.Report {

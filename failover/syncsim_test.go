@@ -187,7 +187,7 @@ func (m *syncModel) reports() map[string]*api.Report {
 	for i, s := range simStandbys {
 		rep := &api.Report{Node: s, NodeID: i + 2, DBUp: true, InRecovery: true, Timeline: 1, ReceivedLSN: m.received[s], Upstream: "p"}
 		if m.streaming[s] {
-			rep.Receiver = "streaming"
+			rep.Receiver = repmgr.StreamingState
 		}
 		reps[s] = rep
 	}

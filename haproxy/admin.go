@@ -53,7 +53,7 @@ func (a *Agent) handleSet(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) writeBody(ctx context.Context, w http.ResponseWriter) {
 	ov := a.Override()
 	snap := a.src.Snapshot(ctx)
-	body := api.AgentBody{Mode: string(ov.Mode), Weight: ov.Weight, Replies: map[string]string{
+	body := api.AgentBody{Mode: ov.Mode, Weight: ov.Weight, Replies: map[string]string{
 		RoleRW: trimNewline(Reply(RoleRW, snap, ov)),
 		RoleRO: trimNewline(Reply(RoleRO, snap, ov)),
 	}}

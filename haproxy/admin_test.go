@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 func TestAdminHandler(t *testing.T) {
@@ -34,7 +35,7 @@ func TestAdminHandler(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := NewAgent(AgentOptions{}, &fakeVerdicts{snap: snap(api.StateStandby, "streaming")})
+			a := NewAgent(AgentOptions{}, &fakeVerdicts{snap: snap(api.StateStandby, repmgr.StreamingState)})
 			if err := a.SetOverride(Override{Mode: tc.start, Weight: 100}); err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +60,7 @@ func TestAdminHandler(t *testing.T) {
 				if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 					t.Fatalf("body is not an api.AgentBody: %v", err)
 				}
-				if body.Mode != string(tc.wantMode) || len(body.Replies) != 2 {
+				if body.Mode != tc.wantMode || len(body.Replies) != 2 {
 					t.Fatalf("body %+v does not show mode %s and two replies", body, tc.wantMode)
 				}
 			}

@@ -37,13 +37,15 @@ import (
 //   - A failed connection to the agent is no news, not a failure: the http
 //     check alone then decides.
 
-// Mode is the operator's administrative override of a node.
-type Mode string
+// Mode is the operator's administrative override of a node: api.AgentMode,
+// named here too because this package speaks it to HAProxy.
+type Mode = api.AgentMode
 
+// The modes, as api names them.
 const (
-	ModeReady Mode = "ready" // take connections as the verdict allows
-	ModeDrain Mode = "drain" // no new connections; existing ones go on
-	ModeMaint Mode = "maint" // no connections at all
+	ModeReady = api.AgentReady
+	ModeDrain = api.AgentDrain
+	ModeMaint = api.AgentMaint
 )
 
 // Override is what an operator set: a mode and a weight percentage.

@@ -31,17 +31,17 @@ func TestReply(t *testing.T) {
 	}{
 		{"primary is up for writes", RoleRW, snap(api.StatePrimary, ""), ready, "ready 100% up #Primary with 2 votes, 2 needed\n"},
 		{"primary is down for reads", RoleRO, snap(api.StatePrimary, ""), ready, "ready 100% down #Primary, not a standby\n"},
-		{"streaming standby is up for reads", RoleRO, snap(api.StateStandby, "streaming"), ready, "ready 100% up #Standby\n"},
-		{"streaming standby is down for writes", RoleRW, snap(api.StateStandby, "streaming"), ready, "ready 100% down #Standby, not writable\n"},
+		{"streaming standby is up for reads", RoleRO, snap(api.StateStandby, repmgr.StreamingState), ready, "ready 100% up #Standby\n"},
+		{"streaming standby is down for writes", RoleRW, snap(api.StateStandby, repmgr.StreamingState), ready, "ready 100% down #Standby, not writable\n"},
 		{"standby that lost its upstream is down for reads", RoleRO, snap(api.StateStandby, ""), ready, "ready 100% down #Standby not streaming (wal receiver \"\")\n"},
 		{"primary without majority is down for writes", RoleRW, snap(api.StateUnknown, ""), ready, "ready 100% down #Unknown: why\n"},
 		{"node with its database down is down for reads", RoleRO, snap(api.StateDown, ""), ready, "ready 100% down #Down: why\n"},
 		{"no snapshot fails closed", RoleRW, nil, ready, "ready 100% down #no verdict\n"},
 		{"no role: primary is up, the http check picks the listener", "", snap(api.StatePrimary, ""), ready, "ready 100% up #Primary\n"},
 		{"no role: unknown is down", "", snap(api.StateUnknown, ""), ready, "ready 100% down #Unknown: why\n"},
-		{"drain keeps the health word", RoleRO, snap(api.StateStandby, "streaming"), Override{ModeDrain, 100}, "drain 100% up #Standby\n"},
+		{"drain keeps the health word", RoleRO, snap(api.StateStandby, repmgr.StreamingState), Override{ModeDrain, 100}, "drain 100% up #Standby\n"},
 		{"maint keeps the health word", RoleRW, snap(api.StatePrimary, ""), Override{ModeMaint, 100}, "maint 100% up #Primary with 2 votes, 2 needed\n"},
-		{"weight is a percentage", RoleRO, snap(api.StateStandby, "streaming"), Override{ModeReady, 50}, "ready 50% up #Standby\n"},
+		{"weight is a percentage", RoleRO, snap(api.StateStandby, repmgr.StreamingState), Override{ModeReady, 50}, "ready 50% up #Standby\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,7 +160,7 @@ func exchange(t *testing.T, addr, send string) (string, error) {
 }
 
 func TestAgentProtocol(t *testing.T) {
-	src := &fakeVerdicts{snap: snap(api.StateStandby, "streaming")}
+	src := &fakeVerdicts{snap: snap(api.StateStandby, repmgr.StreamingState)}
 	a := NewAgent(AgentOptions{SendWait: 50 * time.Millisecond}, src)
 	addr := startAgent(t, a)
 	tests := []struct {
@@ -189,7 +189,7 @@ func TestAgentProtocol(t *testing.T) {
 // must answer or close at once rather than read on, and a reset (it closes
 // with our input unread) is fine.
 func TestAgentBoundsItsRead(t *testing.T) {
-	a := NewAgent(AgentOptions{SendWait: time.Second}, &fakeVerdicts{snap: snap(api.StateStandby, "streaming")})
+	a := NewAgent(AgentOptions{SendWait: time.Second}, &fakeVerdicts{snap: snap(api.StateStandby, repmgr.StreamingState)})
 	addr := startAgent(t, a)
 	start := time.Now()
 	got, err := exchange(t, addr, strings.Repeat("r", 100*maxSendLine)+"\n")
@@ -202,7 +202,7 @@ func TestAgentBoundsItsRead(t *testing.T) {
 }
 
 func TestAgentAnswersWithTheOverride(t *testing.T) {
-	a := NewAgent(AgentOptions{}, &fakeVerdicts{snap: snap(api.StateStandby, "streaming")})
+	a := NewAgent(AgentOptions{}, &fakeVerdicts{snap: snap(api.StateStandby, repmgr.StreamingState)})
 	addr := startAgent(t, a)
 	if err := a.SetOverride(Override{Mode: ModeDrain, Weight: 100}); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // FuzzAgentSendLine feeds arbitrary bytes as HAProxy's agent-send line: the
@@ -97,7 +98,7 @@ func FuzzAgentReply(f *testing.F) {
 			t.Fatalf("reply %q: description of %d bytes, over %d", reply, len(why), maxReason)
 		}
 		up := s != nil && (role == RoleRW && state == string(api.StatePrimary) ||
-			role == RoleRO && state == string(api.StateStandby) && receiver == "streaming" ||
+			role == RoleRO && state == string(api.StateStandby) && receiver == repmgr.StreamingState ||
 			role != RoleRW && role != RoleRO && (state == string(api.StatePrimary) || state == string(api.StateStandby)))
 		if want := map[bool]string{true: "up", false: "down"}[up]; words[2] != want {
 			t.Fatalf("role %q, state %q, receiver %q: reply %q, want %s", role, state, receiver, reply, want)

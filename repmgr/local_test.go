@@ -60,7 +60,7 @@ func TestDecodeStreams(t *testing.T) {
 	if len(names) != 2 || names[0] != "n2" || names[1] != "n3" {
 		t.Errorf("names %q, want [n2 n3]", names)
 	}
-	if s := streams[0]; s.State != "streaming" || s.ReplyAge == nil || *s.ReplyAge != 0.25 || s.Flush == nil || *s.Flush != 4096 {
+	if s := streams[0]; s.State != StreamingState || s.ReplyAge == nil || *s.ReplyAge != 0.25 || s.Flush == nil || *s.Flush != 4096 {
 		t.Errorf("n2: %+v", s)
 	}
 	if s := streams[1]; s.ReplyAge != nil || s.Flush != nil {

@@ -106,8 +106,12 @@ type WAL struct {
 	ReceiverConninfo string // pg_stat_wal_receiver.conninfo (passwords obfuscated by PostgreSQL)
 }
 
+// StreamingState is what pg_stat_wal_receiver.status and
+// pg_stat_replication.state say of a stream past its catch-up.
+const StreamingState = "streaming"
+
 // Streaming tells whether a standby's WAL receiver is streaming.
-func (w WAL) Streaming() bool { return w.ReceiverStatus == "streaming" }
+func (w WAL) Streaming() bool { return w.ReceiverStatus == StreamingState }
 
 // LagBytes is how much WAL a standby has yet to replay, measured against what
 // its upstream last reported: known only while a receiver runs.

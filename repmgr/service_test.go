@@ -49,7 +49,7 @@ func TestParseControldata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Control{State: "shut down", Checkpoint: 0x5000028, Timeline: 2}); c != want {
+	if want := (Control{State: StateShutDown, Checkpoint: 0x5000028, Timeline: 2}); c != want {
 		t.Errorf("got %+v, want %+v", c, want)
 	}
 	for _, tt := range []struct{ name, out string }{

@@ -83,7 +83,7 @@ func stateBody(snap *consensus.Snapshot) api.StateBody {
 	v := snap.Verdict
 	b := api.StateBody{
 		State: v.State, Node: v.Node, Location: v.Location, Votes: v.Votes, Needed: v.Needed,
-		Scope: string(v.Scope), ClusterVotes: v.ClusterVotes, ClusterNeeded: v.ClusterNeeded,
+		Scope: v.Scope, ClusterVotes: v.ClusterVotes, ClusterNeeded: v.ClusterNeeded,
 		CheckedAt: v.CheckedAt.UTC().Truncate(time.Millisecond), Voters: v.Voters, Reason: v.Reason,
 		Refusals: v.Refusals, Timeline: v.Timeline,
 	}

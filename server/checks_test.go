@@ -89,7 +89,7 @@ func TestStateBodyFieldNames(t *testing.T) {
 	primaryAt, replayed, delay := int64(1000), int64(400), 1.5
 	s := snapshotIn(api.StateStandby, 0, 2)
 	s.Verdict.Voters = []string{"n1", "n3"}
-	s.Facts.WAL = repmgr.WAL{ReceiverStatus: "streaming", PrimaryPosition: &primaryAt, Replayed: &replayed, ReplayDelay: &delay}
+	s.Facts.WAL = repmgr.WAL{ReceiverStatus: repmgr.StreamingState, PrimaryPosition: &primaryAt, Replayed: &replayed, ReplayDelay: &delay}
 	url := startServer(t, New(Options{}, &fakeVerdicts{snapshot: s}))
 	var got map[string]any
 	if err := json.Unmarshal([]byte(do(t, http.MethodGet, url+api.PathState).body), &got); err != nil {

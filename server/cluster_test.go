@@ -14,10 +14,10 @@ func TestClusterView(t *testing.T) {
 	one := 1
 	lag, delay, streaming := int64(4096), 0.5, true
 	nodes := []repmgr.Node{
-		{ID: 1, Name: "node1", Location: "dc1", Type: "primary", Active: true, Priority: 100},
-		{ID: 2, Name: "node2", Location: "dc1", Type: "standby", Active: true, Priority: 100, UpstreamID: &one},
-		{ID: 3, Name: "node3", Location: "dc1", Type: "standby", Active: true, Priority: 0, UpstreamID: &one},
-		{ID: 4, Name: "witness", Location: "dc2", Type: "witness", Active: true},
+		{ID: 1, Name: "node1", Location: "dc1", Type: repmgr.TypePrimary, Active: true, Priority: 100},
+		{ID: 2, Name: "node2", Location: "dc1", Type: repmgr.TypeStandby, Active: true, Priority: 100, UpstreamID: &one},
+		{ID: 3, Name: "node3", Location: "dc1", Type: repmgr.TypeStandby, Active: true, Priority: 0, UpstreamID: &one},
+		{ID: 4, Name: "witness", Location: "dc2", Type: repmgr.TypeWitness, Active: true},
 	}
 	f := &fakeVerdicts{snapshot: snapshotIn(api.StatePrimary, 3, 2), nodes: nodes,
 		realPrimary: consensus.RealPrimaryResult{Primary: "node1", Claimants: []string{"node1"}},
@@ -50,7 +50,7 @@ func TestClusterView(t *testing.T) {
 			return n.Status == 202 && n.Upstream == "node1" && *n.LagBytes == 4096 && *n.LagSeconds == 0.5 && *n.Streaming
 		}},
 		{"unreachable node keeps its metadata and the error", b.Nodes[2], func(n api.ClusterNode) bool {
-			return !n.Reachable && n.Status == 0 && n.Error == "connection refused" && n.Type == "standby"
+			return !n.Reachable && n.Status == 0 && n.Error == "connection refused" && n.Type == repmgr.TypeStandby
 		}},
 		{"undecodable answer keeps its status", b.Nodes[3], func(n api.ClusterNode) bool {
 			return n.Reachable && n.Status == 509 && n.State == "" && n.Error != "" && n.Location == "dc2"

@@ -35,7 +35,7 @@ func FuzzQuery(f *testing.F) {
 		snap := snapshotIn([]api.State{api.StatePrimary, api.StateStandby, api.StateDown, api.StateUnknown}[state%4], 2, 2)
 		streaming := state&4 != 0
 		if streaming {
-			snap.Facts.WAL.ReceiverStatus = "streaming"
+			snap.Facts.WAL.ReceiverStatus = repmgr.StreamingState
 		}
 		if lag >= 0 {
 			zero := int64(0)

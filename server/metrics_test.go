@@ -28,7 +28,7 @@ func standbySnapshot(lag int64, delay float64) *consensus.Snapshot {
 	s := snapshotIn(api.StateStandby, 0, 2)
 	primary, replayed := int64(1000)+lag, int64(1000)
 	s.Facts = repmgr.Facts{InRecovery: true, ProbedAt: time.Unix(1700000000, 0),
-		WAL: repmgr.WAL{PrimaryPosition: &primary, Replayed: &replayed, ReplayDelay: &delay, ReceiverStatus: "streaming"}}
+		WAL: repmgr.WAL{PrimaryPosition: &primary, Replayed: &replayed, ReplayDelay: &delay, ReceiverStatus: repmgr.StreamingState}}
 	return s
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // The checks below keep the names and meanings Patroni users' HAProxy
@@ -119,7 +120,7 @@ func replicaQuery(q url.Values) (*int64, error) {
 			return nil, fmt.Errorf("%s: pgquorum nodes carry no Patroni tags; drop the parameter (a node leaves the read-only listener through its agent: pgquorum agent drain)", key)
 		}
 	}
-	if st := q.Get("replication_state"); st != "" && st != "streaming" {
+	if st := q.Get("replication_state"); st != "" && st != repmgr.StreamingState {
 		return nil, fmt.Errorf("replication_state: pgquorum's replica checks pass only streaming standbys; want streaming, got %q", st)
 	}
 	raw := q.Get("lag")

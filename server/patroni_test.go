@@ -28,7 +28,7 @@ var patroniStates = []struct {
 func streamingStandby(lag int64) *consensus.Snapshot {
 	s := snapshotIn(api.StateStandby, 0, 2)
 	upstream, replayed := int64(1000+lag), int64(1000)
-	s.Facts.WAL = repmgr.WAL{ReceiverStatus: "streaming", PrimaryPosition: &upstream, Replayed: &replayed}
+	s.Facts.WAL = repmgr.WAL{ReceiverStatus: repmgr.StreamingState, PrimaryPosition: &upstream, Replayed: &replayed}
 	return s
 }
 

@@ -15,7 +15,7 @@ import (
 // failoverKeys run the lab's pgquorums with automatic failover: the lab's
 // 250 ms refresh, a grace of a second, Raft at half a second.
 var failoverKeys = map[string]string{
-	"failover.mode":                   "pgquorum",
+	"failover.mode":                   string(api.ModePgquorum),
 	"failover.grace":                  "1s",
 	"failover.cooldown":               "10s",
 	"failover.command_timeout":        "20s",

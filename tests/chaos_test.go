@@ -44,7 +44,7 @@ import (
 // chaosKeys: failoverKeys (grace 1 s, cooldown 10 s), and a cluster that
 // heals itself: a replaced primary is fenced and rejoins.
 var chaosKeys = withKeys(map[string]string{
-	"failover.fence":       "stop",
+	"failover.fence":       api.FenceStop,
 	"failover.fence_after": "3s",
 	"failover.auto_rejoin": "true",
 })

@@ -62,7 +62,7 @@ func TestThreeNodeSiteAnswers200And202(t *testing.T) {
 
 	status, b := getState(t, n1)
 	if status != 200 || b.State != api.StatePrimary || b.Node != "node1" || b.Location != "dc1" || b.Votes != 3 || b.Needed != 2 ||
-		b.ClusterVotes != 3 || b.ClusterNeeded != 2 || b.Scope != "cluster" || b.Timeline != 1 {
+		b.ClusterVotes != 3 || b.ClusterNeeded != 2 || b.Scope != api.ScopeCluster || b.Timeline != 1 {
 		t.Errorf("node1 /state = %d %+v, want 200 Primary node1 dc1 votes 3 needed 2, the same cluster-wide, timeline 1", status, b)
 	}
 	if age := time.Since(b.CheckedAt); age > 3*time.Second || age < -time.Second {

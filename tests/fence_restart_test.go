@@ -26,7 +26,7 @@ func TestFenceNotAfterAWholeClusterRestart(t *testing.T) {
 	t.Parallel()
 	const fenceAfter = 3 * time.Second
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	ctx := context.Background()
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)

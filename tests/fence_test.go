@@ -24,31 +24,6 @@ import (
 // fenceLine is how pgquorum logs a fence.
 const fenceLine = `msg="fencing this node"`
 
-// holdUnfenced asserts for d that node1's postmaster runs, that no pgquorum
-// logged a fence and that no decision goes past epoch 1.
-func holdUnfenced(t *testing.T, r *failoverRig, d time.Duration) {
-	t.Helper()
-	n1 := r.c.Node("node1")
-	hold(t, d, func() error {
-		if n1.PostmasterPID() == 0 {
-			return fmt.Errorf("node1's postmaster stopped")
-		}
-		for _, n := range r.c.Nodes {
-			if lines := n.LogLines(fenceLine); len(lines) > 0 {
-				return fmt.Errorf("%s fenced: %s", n.Name, lines[0])
-			}
-			if n.QuorumPID() == 0 {
-				continue
-			}
-			h, err := history(context.Background(), n)
-			if err == nil && len(h.Decisions) > 0 && h.Decisions[0].Epoch > 1 {
-				return fmt.Errorf("%s committed %+v: a failover that must not happen", n.Name, h.Decisions[0])
-			}
-		}
-		return nil
-	})
-}
-
 // noFenceInHistory fails if n's /history records a fence, or a decision
 // past the adoption.
 func noFenceInHistory(t *testing.T, n *lab.Node) {
@@ -62,54 +37,17 @@ func noFenceInHistory(t *testing.T, n *lab.Node) {
 	}
 }
 
-// waitPostmasterStopped waits until n's postmaster has stopped (a fence with
-// failover.fence: stop).
-func waitPostmasterStopped(t *testing.T, n *lab.Node, timeout time.Duration) {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), timeout, n.Name+"'s postmaster to stop (fenced)", func(context.Context) error {
-		if pid := n.PostmasterPID(); pid != 0 {
-			return fmt.Errorf("postmaster.pid still names %d", pid)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitFenceInHistory waits until p's /history records a fence of node whose
-// reason starts with rule.
-func waitFenceInHistory(t *testing.T, p *lab.Node, node, rule string) {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), settle, node+"'s fence in /history", func(ctx context.Context) error {
-		h, err := history(ctx, p)
-		if err != nil {
-			return err
-		}
-		for _, f := range h.Fences {
-			if f.Node == node && strings.HasPrefix(f.Reason, rule) {
-				t.Logf("/history: %s fenced at %s: %s", f.Node, f.At.Format("15:04:05.000"), f.Reason)
-				return nil
-			}
-		}
-		return fmt.Errorf("fences %+v", h.Fences)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestFenceNotAtStartup: a cluster started with fence: stop and
 // fence_after as short as the refresh interval comes up with node1 as
 // primary, the adoption its only decision, and nothing fenced, in either
 // failover mode.
 func TestFenceNotAtStartup(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"pgquorum", "repmgrd"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []api.FailoverMode{api.ModePgquorum, api.ModeRepmgrd} {
+		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-				"failover.mode": mode, "failover.fence": "stop", "failover.fence_after": refresh.String()}))
+				"failover.mode": string(mode), "failover.fence": api.FenceStop, "failover.fence_after": refresh.String()}))
 			n1 := r.c.Node("node1")
 			waitWritesOn(t, r.w, n1)
 			// Past the quiet period (lease + router hold + refresh) and the window
@@ -132,7 +70,7 @@ func TestFenceNotOnAPgquorumOutage(t *testing.T) {
 	t.Parallel()
 	const fenceAfter = 6 * time.Second // 2 × fence_after outlasts a live stream's window (15 s)
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
 	for _, n := range []*lab.Node{n2, n3} {
@@ -180,7 +118,7 @@ func TestFenceNotOnAPgquorumOutage(t *testing.T) {
 func TestFenceDeposedPrimaryByRule1(t *testing.T) {
 	t.Parallel()
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": "3s"}))
+		"failover.fence": api.FenceStop, "failover.fence_after": "3s"}))
 	n1 := r.c.Node("node1")
 	waitWritesOn(t, r.w, n1)
 	if err := n1.KillPostmaster(); err != nil {
@@ -208,7 +146,7 @@ func TestFenceDeposedPrimaryByRule1(t *testing.T) {
 func TestFenceDeposedPrimaryOutOfReachByRule1(t *testing.T) {
 	t.Parallel()
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": "3s"}))
+		"failover.fence": api.FenceStop, "failover.fence_after": "3s"}))
 	ctx := context.Background()
 	n1 := r.c.Node("node1")
 	waitWritesOn(t, r.w, n1)
@@ -242,7 +180,7 @@ func TestFenceCutOffPausedPrimary(t *testing.T) {
 	const fenceAfter = 3 * time.Second
 	const bound = fenceAfter + 15*time.Second + 5*time.Second // as TestFenceCutOffPrimaryByRule2's
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	ctx := context.Background()
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
@@ -288,7 +226,7 @@ func TestFenceCrashLoopingPgquorum(t *testing.T) {
 	const fenceAfter = 3 * time.Second
 	const restarts = 20
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	ctx := context.Background()
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
@@ -346,7 +284,7 @@ func TestFenceCutOffPrimaryByRule2(t *testing.T) {
 	// coordinator: a correctness bound, not a measure.
 	const bound = fenceAfter + 15*time.Second + 5*time.Second
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	ctx := context.Background()
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
@@ -382,7 +320,7 @@ func TestFenceOneWayPartition(t *testing.T) {
 	const fenceAfter = 4 * time.Second
 	const bound = fenceAfter + 15*time.Second + 5*time.Second // as TestFenceCutOffPrimaryByRule2's
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": fenceAfter.String()}))
+		"failover.fence": api.FenceStop, "failover.fence_after": fenceAfter.String()}))
 	ctx := context.Background()
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/internal/lab"
+	"github.com/pgquorum/pgquorum/repmgr"
 )
 
 // Tests of issue 8: switchover, pause, fencing and rejoin, and the gate for
@@ -53,7 +54,7 @@ func TestSwitchoverUnderWriteLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h.Switchovers) != 1 || h.Switchovers[0].Phase != "done" || h.Switchovers[0].Error != "" {
+	if len(h.Switchovers) != 1 || h.Switchovers[0].Phase != api.PhaseDone || h.Switchovers[0].Error != "" {
 		t.Fatalf("switchovers in node1's /history: %+v", h.Switchovers)
 	}
 	if d := h.Decisions[0]; d.Epoch != 2 || d.Primary != "node2" || !strings.Contains(d.Reason, "switchover") {
@@ -121,7 +122,7 @@ func TestSwitchoverRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReports(t, "node3 not streaming from node1", func(r map[string]api.Report) error {
-		if n3 := r["node3"]; n3.Upstream == "node1" && n3.Receiver == "streaming" {
+		if n3 := r["node3"]; n3.Upstream == "node1" && n3.Receiver == repmgr.StreamingState {
 			return fmt.Errorf("node3 reports %q from %q", n3.Receiver, n3.Upstream)
 		}
 		return nil
@@ -164,7 +165,7 @@ func TestPauseThenKillThePrimary(t *testing.T) {
 	holdEpoch(t, r.c, 1, 4*time.Second)
 	for _, n := range r.c.Nodes[1:] {
 		status, b := getState(t, n)
-		if status != api.StateStandby.HTTPStatus() || b.Failover == nil || b.Failover.State != "Paused" {
+		if status != api.StateStandby.HTTPStatus() || b.Failover == nil || b.Failover.State != api.FailoverPaused {
 			t.Errorf("%s while paused: %d %+v", n.Name, status, b.Failover)
 		}
 	}
@@ -188,7 +189,7 @@ func TestPauseThenKillThePrimary(t *testing.T) {
 func TestStalePrimaryFencedThenRejoined(t *testing.T) {
 	t.Parallel()
 	r := startFailoverRig(t, threeNodes("dc1"), withKeys(map[string]string{
-		"failover.fence": "stop", "failover.fence_after": "3s", "failover.auto_rejoin": "true"}))
+		"failover.fence": api.FenceStop, "failover.fence_after": "3s", "failover.auto_rejoin": "true"}))
 	ctx := context.Background()
 	n1 := r.c.Node("node1")
 	fault := time.Now()
@@ -239,7 +240,7 @@ func TestStalePrimaryFencedThenRejoined(t *testing.T) {
 // and refuses the same node a second time.
 func TestRepmgrdGatedByFailoverCheck(t *testing.T) {
 	t.Parallel()
-	keys := withKeys(map[string]string{"failover.mode": "repmgrd"})
+	keys := withKeys(map[string]string{"failover.mode": string(api.ModeRepmgrd)})
 	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: keys, OwnAddresses: true,
 		Repmgrd: &lab.RepmgrdOptions{ReconnectAttempts: 2, ReconnectInterval: 1,
 			// Each node asks its own pgquorum.

@@ -2,12 +2,10 @@ package tests
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/client"
 	"github.com/pgquorum/pgquorum/internal/lab"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
@@ -145,42 +144,26 @@ failover:
 	})
 }
 
+// pairClient asks the pair's daemons, over plain HTTP, through pgquorum's
+// client as the lab asks a cluster's nodes: one, so that its idle
+// connections are reused across polls.
+var pairClient = client.New(client.Options{})
+
+// api is the daemon's HTTP API.
+func (q *pairQuorum) api() client.Node {
+	return pairClient.Node(&url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", q.port)})
+}
+
 // state is the daemon's /state answer.
 func (q *pairQuorum) state(ctx context.Context) (int, api.StateBody, error) {
 	var b api.StateBody
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", q.port, api.PathState), nil)
-	if err != nil {
-		return 0, b, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, b, err
-	}
-	defer resp.Body.Close()
-	return resp.StatusCode, b, json.NewDecoder(resp.Body).Decode(&b)
+	status, err := q.api().GetJSON(ctx, api.PathState, client.MaxStateBody, &b)
+	return status, b, err
 }
 
 // report is the daemon's answer to the failover coordinator's poll.
 func (q *pairQuorum) report(ctx context.Context) (api.Report, error) {
-	var r api.Report
-	body, err := json.Marshal(api.ReportRequest{Protocol: api.ReportProtocol})
-	if err != nil {
-		return r, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d%s", q.port, api.PathReport), bytes.NewReader(body))
-	if err != nil {
-		return r, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return r, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return r, fmt.Errorf("%s: %s", api.PathReport, resp.Status)
-	}
-	return r, json.NewDecoder(resp.Body).Decode(&r)
+	return lab.Report(ctx, q.api())
 }
 
 // waitReport waits until the daemon's report passes ok.

@@ -114,7 +114,7 @@ func checkDaemons(t *testing.T, p *pgPair) (standby *pairQuorum) {
 	})
 	q2.waitReport(t, "reporting a standby streaming from node1", func(r api.Report) error {
 		if !r.DBUp || !r.InRecovery || r.NodeID != p.Standby.ID || r.Type != repmgr.TypeStandby || r.Timeline != 1 ||
-			r.ReceivedLSN <= 0 || r.ReplayedLSN <= 0 || r.Receiver != "streaming" || r.Upstream != p.Primary.Name || r.Named != p.Primary.Name {
+			r.ReceivedLSN <= 0 || r.ReplayedLSN <= 0 || r.Receiver != repmgr.StreamingState || r.Upstream != p.Primary.Name || r.Named != p.Primary.Name {
 			return fmt.Errorf("report %+v", r)
 		}
 		return nil
@@ -170,7 +170,7 @@ func checkSilentUpstream(t *testing.T, p *pgPair, standby *repmgr.Local, pf repm
 		return status == 202 && b.Streaming != nil && !*b.Streaming
 	})
 	q2.waitReport(t, "reporting a standby that streams from nobody", func(r api.Report) error {
-		if !r.DBUp || !r.InRecovery || r.Receiver == "streaming" || r.Upstream != "" || r.Timeline != 1 {
+		if !r.DBUp || !r.InRecovery || r.Receiver == repmgr.StreamingState || r.Upstream != "" || r.Timeline != 1 {
 			return fmt.Errorf("report %+v", r)
 		}
 		return nil

@@ -162,7 +162,7 @@ func TestSecondSiteWithItsOwnPrimaryNeverConfirmed(t *testing.T) {
 	// scope site, chosen on dc2's nodes: each location confirms its own.
 	// node5 first, so that node4 keeps its location's vote once it has it.
 	for _, n := range []*lab.Node{n5, n4} {
-		if err := n.RestartQuorumWith(map[string]string{"consensus.scope": "site"}); err != nil {
+		if err := n.RestartQuorumWith(map[string]string{"consensus.scope": string(api.ScopeSite)}); err != nil {
 			t.Fatal(err)
 		}
 	}

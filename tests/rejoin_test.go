@@ -53,22 +53,6 @@ func startRejoinScenario(t *testing.T, beforeRejoin func(n1 *lab.Node)) *rejoinS
 	return s
 }
 
-// waitLog waits until n's pgquorum has logged substr at least count times,
-// and returns when it saw it.
-func waitLog(t *testing.T, n *lab.Node, substr string, count int, timeout time.Duration) time.Time {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), timeout, fmt.Sprintf("%s to log %s %d times", n.Name, substr, count), func(context.Context) error {
-		if got := len(n.LogLines(substr)); got < count {
-			return fmt.Errorf("%d times", got)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return time.Now()
-}
-
 // streams waits until node1 answers 202 and streams from the new primary,
 // within rejoinBudget of the rejoin's start, and checks the writes: none
 // acknowledged by node1 after the fault.

@@ -40,17 +40,17 @@ func TestActionsNeedTheToken(t *testing.T) {
 		name   string
 		header map[string]string
 		want   int
-		mode   string // the agent port's reply after the request
+		mode   api.AgentMode // the agent port's reply after the request
 	}{
-		{"no token, from the node itself", nil, http.StatusUnauthorized, "ready"},
-		{"wrong token", bearer(adminToken + "x"), http.StatusForbidden, "ready"},
-		{"the token", bearer(adminToken), http.StatusOK, "drain"},
+		{"no token, from the node itself", nil, http.StatusUnauthorized, api.AgentReady},
+		{"wrong token", bearer(adminToken + "x"), http.StatusForbidden, api.AgentReady},
+		{"the token", bearer(adminToken), http.StatusOK, api.AgentDrain},
 	} {
 		status, err := try(nil, http.MethodPut, drain, tc.header)
 		if err != nil || status != tc.want {
 			t.Errorf("%s: PUT %s = %d, %v; want %d", tc.name, api.PathAgent+"/drain", status, err, tc.want)
 		}
-		if got := agentReply(t, agentAddr); !strings.HasPrefix(got, tc.mode+" ") {
+		if got := agentReply(t, agentAddr); !strings.HasPrefix(got, string(tc.mode)+" ") {
 			t.Errorf("%s: the agent port replies %q, want mode %s", tc.name, got, tc.mode)
 		}
 	}

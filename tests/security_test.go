@@ -175,9 +175,9 @@ func TestHTTPSClientAuthModes(t *testing.T) {
 			for i, cl := range clients {
 				status, err := try(cl.tls, http.MethodGet, n1.QuorumURL()+api.PathState, nil)
 				checkOutcome(t, "GET /state with "+cl.name, status, err, m.check[i])
-				status, err = try(cl.tls, http.MethodPut, n1.QuorumURL()+api.PathAgent+"/drain", nil)
+				status, err = try(cl.tls, http.MethodPut, n1.QuorumURL()+api.PathAgent+"/"+string(api.AgentDrain), nil)
 				checkOutcome(t, "PUT /agent/drain with "+cl.name, status, err, m.action[i])
-				checkAgentMode(t, p, n1, map[bool]string{true: "drain", false: "ready"}[m.action[i] == 200])
+				checkAgentMode(t, p, n1, map[bool]api.AgentMode{true: api.AgentDrain, false: api.AgentReady}[m.action[i] == 200])
 			}
 			if status, err := try(nil, http.MethodGet, strings.Replace(n1.QuorumURL(), "https:", "http:", 1)+api.PathState, nil); err == nil && status < 400 {
 				t.Errorf("plain HTTP to the HTTPS port answered %d", status)
@@ -215,7 +215,7 @@ func checkOutcome(t *testing.T, what string, status int, err error, want int) {
 
 // checkAgentMode asks node n's agent override as ops and resets it to ready,
 // failing unless it was want: a refused action must have changed nothing.
-func checkAgentMode(t *testing.T, p *testPKI, n *lab.Node, want string) {
+func checkAgentMode(t *testing.T, p *testPKI, n *lab.Node, want api.AgentMode) {
 	t.Helper()
 	ops := p.clientTLS(p.cert(t, p.clients, "ops"))
 	var b api.AgentBody
@@ -228,8 +228,8 @@ func checkAgentMode(t *testing.T, p *testPKI, n *lab.Node, want string) {
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&b); err != nil || b.Mode != want {
 		t.Errorf("agent mode %q (%v), want %q", b.Mode, err, want)
 	}
-	if b.Mode != "ready" {
-		if status, err := try(ops, http.MethodPut, n.QuorumURL()+api.PathAgent+"/ready", nil); err != nil || status != 200 {
+	if b.Mode != api.AgentReady {
+		if status, err := try(ops, http.MethodPut, n.QuorumURL()+api.PathAgent+"/"+string(api.AgentReady), nil); err != nil || status != 200 {
 			t.Fatalf("reset the agent to ready: %d, %v", status, err)
 		}
 	}

@@ -21,9 +21,9 @@ import (
 // more keys) whose sessions commit with synchronous_commit on: the lab's
 // postgresql.conf turns it off, under which no commit waits for a
 // standby, whatever synchronous_standby_names says.
-func startSyncRig(t *testing.T, mode string, more map[string]string) *failoverRig {
+func startSyncRig(t *testing.T, mode api.SyncMode, more map[string]string) *failoverRig {
 	t.Helper()
-	keys := withKeys(map[string]string{"failover.synchronous": mode})
+	keys := withKeys(map[string]string{"failover.synchronous": string(mode)})
 	for k, v := range more {
 		keys[k] = v
 	}
@@ -44,7 +44,7 @@ func startSyncRig(t *testing.T, mode string, more map[string]string) *failoverRi
 	r := &failoverRig{c: c, poller: watchStates(t, c)}
 	r.h = startHAProxyFromRepmgr(t, c)
 	r.h.waitStatus(t, map[string]string{"postgres_rw/node1": "UP"})
-	if mode != "off" {
+	if mode != api.SyncOff {
 		waitSync(t, c.Node("node1"), "RPO 0 with node2 and node3", func(s *api.SyncStatus) bool {
 			return s.RPO == api.RPOZero && slices.Equal(s.Set, []string{"node2", "node3"})
 		})
@@ -59,30 +59,6 @@ func startSyncRig(t *testing.T, mode string, more map[string]string) *failoverRi
 // coordinator or more; a correctness bound on a loaded machine.
 const syncBudget = 30 * time.Second
 
-// waitSync waits until n's /state failover.synchronous satisfies ok.
-func waitSync(t *testing.T, n *lab.Node, what string, ok func(*api.SyncStatus) bool) *api.SyncStatus {
-	t.Helper()
-	var got *api.SyncStatus
-	err := lab.WaitFor(context.Background(), syncBudget, n.Name+" /state synchronous: "+what, func(ctx context.Context) error {
-		var b api.StateBody
-		if _, err := n.GetJSON(ctx, api.PathState, &b); err != nil {
-			return err
-		}
-		if b.Failover == nil || b.Failover.Synchronous == nil {
-			return fmt.Errorf("no synchronous object: %+v", b.Failover)
-		}
-		if got = b.Failover.Synchronous; !ok(got) {
-			return fmt.Errorf("got %+v", *got)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s synchronous: %s %v, synchronous_standby_names %q, %s", n.Name, got.Mode, got.Set, got.StandbyNames, got.RPO)
-	return got
-}
-
 // crashCutOff stalls node1's replication (its WAL stops reaching the
 // standbys at once, as over a stalled link; its clients are still
 // answered: lab.StallReplication), waits for 3 writes through HAProxy
@@ -95,7 +71,7 @@ func waitSync(t *testing.T, n *lab.Node, what string, ok func(*api.SyncStatus) b
 // primary's timeline must fork at or before node1's WAL position at the
 // cut, and with off every write node1 acknowledged after the cut must be
 // lost.
-func crashCutOff(t *testing.T, r *failoverRig, mode string) (lost []int64, acked int) {
+func crashCutOff(t *testing.T, r *failoverRig, mode api.SyncMode) (lost []int64, acked int) {
 	t.Helper()
 	ctx := context.Background()
 	n1 := r.c.Node("node1")
@@ -128,7 +104,7 @@ func crashCutOff(t *testing.T, r *failoverRig, mode string) (lost []int64, acked
 	}
 	ackedByN1 := func(w lab.Write) bool { return w.Port == n1.PGPort }
 	what, enough, want := "5 writes sent after the cut", func(lab.Write) bool { return true }, 5
-	if mode == "off" {
+	if mode == api.SyncOff {
 		what, enough, want = "3 writes acknowledged by node1 after the cut", ackedByN1, 3
 	}
 	err = lab.WaitFor(ctx, settle, what, func(context.Context) error {
@@ -164,7 +140,7 @@ func crashCutOff(t *testing.T, r *failoverRig, mode string) (lost []int64, acked
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mode == "off" {
+	if mode == api.SyncOff {
 		// Deterministic, not merely some: their commits are past the cut.
 		if kept := slices.DeleteFunc(after(ackedByN1), func(s int64) bool { return slices.Contains(lost, s) }); len(kept) > 0 {
 			t.Errorf("writes %v acknowledged asynchronously by node1 after the cut are on %s (lost %v): the stall did not stall", kept, p.Name, lost)
@@ -188,8 +164,8 @@ var syncKills = flag.Int("sync.kills", 1, "crashes per mode of TestSynchronousKi
 func TestSynchronousKillLosesNoAcknowledgedWrite(t *testing.T) {
 	t.Parallel()
 	type tally struct{ crashes, lost, acked int }
-	by := map[string]*tally{}
-	for _, mode := range []string{"off", "on", "strict"} {
+	by := map[api.SyncMode]*tally{}
+	for _, mode := range api.SyncModes {
 		by[mode] = &tally{}
 		for i := range *syncKills {
 			t.Run(fmt.Sprintf("%s-%d", mode, i+1), func(t *testing.T) {
@@ -199,10 +175,10 @@ func TestSynchronousKillLosesNoAcknowledgedWrite(t *testing.T) {
 				by[mode].lost += len(lost)
 				by[mode].acked += acked
 				t.Logf("failover.synchronous %s, crash %d: %d of %d acknowledged writes lost %v", mode, i+1, len(lost), acked, lost)
-				if mode != "off" && len(lost) > 0 {
+				if mode != api.SyncOff && len(lost) > 0 {
 					t.Errorf("failover.synchronous %s lost acknowledged writes %v", mode, lost)
 				}
-				if mode != "off" {
+				if mode != api.SyncOff {
 					// The new primary's epoch gets its own set: the other
 					// standby, once it streams from it.
 					waitSync(t, r.c.Node(r.lastPrimary(t)), "the new primary's set", func(s *api.SyncStatus) bool {
@@ -213,12 +189,12 @@ func TestSynchronousKillLosesNoAcknowledgedWrite(t *testing.T) {
 		}
 	}
 	var figures []string
-	for _, mode := range []string{"off", "on", "strict"} {
+	for _, mode := range api.SyncModes {
 		x := by[mode]
 		figures = append(figures, fmt.Sprintf("%s: %d of %d acknowledged writes lost over %d crashes", mode, x.lost, x.acked, x.crashes))
 	}
 	t.Logf("kill -9 of a primary whose replication stalled: %s", strings.Join(figures, "; "))
-	if x := by["off"]; x.crashes > 0 && x.lost == 0 {
+	if x := by[api.SyncOff]; x.crashes > 0 && x.lost == 0 {
 		t.Error("the asynchronous control lost no acknowledged write: the test cannot tell synchronous replication from asynchronous")
 	}
 }
@@ -249,7 +225,7 @@ func stopStandbys(t *testing.T, nodes ...*lab.Node) {
 // and nothing was lost.
 func TestSynchronousStrictBlocksWithoutStandby(t *testing.T) {
 	t.Parallel()
-	r := startSyncRig(t, "strict", nil)
+	r := startSyncRig(t, api.SyncStrict, nil)
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
 	stopStandbys(t, n2, n3)
@@ -322,7 +298,7 @@ func TestSynchronousStrictBlocksWithoutStandby(t *testing.T) {
 // once a standby streams again it is synchronous again.
 func TestSynchronousOnFallsBackToAsync(t *testing.T) {
 	t.Parallel()
-	r := startSyncRig(t, "on", nil)
+	r := startSyncRig(t, api.SyncOn, nil)
 	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
 	waitWritesOn(t, r.w, n1)
 	stopStandbys(t, n2)

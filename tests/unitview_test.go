@@ -282,7 +282,7 @@ func TestUnitViewFailoverPromoteFollowRejoin(t *testing.T) {
 	v := loadUnitView(t, unchanged)
 	uid, gid := unitCredential(t, v)
 	state := stateDirs(t, uid, gid, "node1", "node2", "node3")
-	keys := withKeys(map[string]string{"failover.fence": "stop", "failover.fence_after": "3s", "failover.auto_rejoin": "true",
+	keys := withKeys(map[string]string{"failover.fence": api.FenceStop, "failover.fence_after": "3s", "failover.auto_rejoin": "true",
 		"consensus.state_dir": filepath.Join(state, "{node}")})
 	start := time.Now()
 	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: keys, WrapQuorum: wrapInView(v, uid, gid, state)})
@@ -384,25 +384,6 @@ func actionSucceeded(t *testing.T, n *lab.Node, msg string, epoch uint64) {
 			}
 		}
 		return fmt.Errorf("log lines %q", lines)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitPromotionRecorded waits until p's /history records the promotion of
-// epoch's primary.
-func waitPromotionRecorded(t *testing.T, p *lab.Node, epoch uint64) {
-	t.Helper()
-	err := lab.WaitFor(context.Background(), settle, fmt.Sprintf("the promotion of epoch %d in /history", epoch), func(ctx context.Context) error {
-		h, err := history(ctx, p)
-		if err != nil {
-			return err
-		}
-		if len(h.Decisions) == 0 || h.Decisions[0].Epoch != epoch || h.Decisions[0].PromotedAt == nil {
-			return fmt.Errorf("decisions %+v", h.Decisions)
-		}
-		return nil
 	})
 	if err != nil {
 		t.Fatal(err)

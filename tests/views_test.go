@@ -143,7 +143,7 @@ func TestClusterViewAndStatusCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := b.Nodes[0]; p.Name != "node1" || p.Type != "primary" || p.Status != 200 || p.Votes != 3 || p.Needed != 2 {
+	if p := b.Nodes[0]; p.Name != "node1" || p.Type != repmgr.TypePrimary || p.Status != 200 || p.Votes != 3 || p.Needed != 2 {
 		t.Errorf("/cluster primary row = %+v", p)
 	}
 

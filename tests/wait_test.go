@@ -1,17 +1,23 @@
 package tests
 
-// The integration tests wait and hold with these helpers, and only these. A
-// wait polls something the test can observe (an answer, a counter, a
-// socket) until it is as wanted, within a deadline; a hold checks an
-// invariant throughout a duration, not once at its end. The one bare sleep
-// is runFor's, in soak_test.go with the wait only the soak needs (its build
-// tag keeps them there): how long a load or a fault lasts, never a wait for
-// something to happen.
+// The integration tests wait and hold with these helpers (and lab.WaitFor,
+// which they are built on). A wait polls something the test can observe (an
+// answer, a counter, a socket, a log line) until it is as wanted, within a
+// deadline; a hold checks an invariant throughout a duration, not once at
+// its end. Kept elsewhere: the soak's own waits, in soak_test.go (its build
+// tag compiles their callers only), and waitDOM, in ui_test.go, which polls
+// /cluster at the pace of the views' rate limit that the page under test
+// shares.
+//
+// No test sleeps to wait for something to happen. The bare sleeps left are
+// lengths, not waits: runFor (soak_test.go) and faultFor (chaos_test.go),
+// how long a load or a fault lasts; the offset after which the operator
+// acts in TestRejoinWhileTheOperatorStartsTheOldPrimary (rejoin_test.go),
+// which is the scenario; the pace of a poll (waitDOM, screenshot in
+// ui_test.go; the /state watcher of quorum_db_test.go).
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -372,25 +378,7 @@ func waitWritesOn(t *testing.T, w *lab.WriteProber, n *lab.Node) {
 // ownReport asks n for the report the failover coordinator gathers, naming
 // no coordinator, so that n takes note of nothing.
 func ownReport(ctx context.Context, n *lab.Node) (api.Report, error) {
-	var r api.Report
-	body, err := json.Marshal(api.ReportRequest{Protocol: api.ReportProtocol})
-	if err != nil {
-		return r, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.QuorumURL()+api.PathReport, bytes.NewReader(body))
-	if err != nil {
-		return r, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return r, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return r, fmt.Errorf("%s %s answered %s", n.Name, api.PathReport, resp.Status)
-	}
-	return r, json.NewDecoder(resp.Body).Decode(&r)
+	return lab.Report(ctx, n.Quorum())
 }
 
 // waitReports waits until the reports of nodes, as the coordinator would
@@ -440,4 +428,125 @@ func waitStatsFlushed(t *testing.T, n *lab.Node, query string, from int64, poke 
 		t.Fatal(err)
 	}
 	return now
+}
+
+// waitLog waits until n's pgquorum has logged substr at least count times,
+// and returns when it saw it.
+func waitLog(t *testing.T, n *lab.Node, substr string, count int, timeout time.Duration) time.Time {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), timeout, fmt.Sprintf("%s to log %s %d times", n.Name, substr, count), func(context.Context) error {
+		if got := len(n.LogLines(substr)); got < count {
+			return fmt.Errorf("%d times", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Now()
+}
+
+// waitPromotionRecorded waits until p's /history records the promotion of
+// epoch's primary.
+func waitPromotionRecorded(t *testing.T, p *lab.Node, epoch uint64) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), settle, fmt.Sprintf("the promotion of epoch %d in /history", epoch), func(ctx context.Context) error {
+		h, err := history(ctx, p)
+		if err != nil {
+			return err
+		}
+		if len(h.Decisions) == 0 || h.Decisions[0].Epoch != epoch || h.Decisions[0].PromotedAt == nil {
+			return fmt.Errorf("decisions %+v", h.Decisions)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitSync waits until n's /state failover.synchronous satisfies ok.
+func waitSync(t *testing.T, n *lab.Node, what string, ok func(*api.SyncStatus) bool) *api.SyncStatus {
+	t.Helper()
+	var got *api.SyncStatus
+	err := lab.WaitFor(context.Background(), syncBudget, n.Name+" /state synchronous: "+what, func(ctx context.Context) error {
+		var b api.StateBody
+		if _, err := n.GetJSON(ctx, api.PathState, &b); err != nil {
+			return err
+		}
+		if b.Failover == nil || b.Failover.Synchronous == nil {
+			return fmt.Errorf("no synchronous object: %+v", b.Failover)
+		}
+		if got = b.Failover.Synchronous; !ok(got) {
+			return fmt.Errorf("got %+v", *got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s synchronous: %s %v, synchronous_standby_names %q, %s", n.Name, got.Mode, got.Set, got.StandbyNames, got.RPO)
+	return got
+}
+
+// holdUnfenced asserts for d that node1's postmaster runs, that no pgquorum
+// logged a fence and that no decision goes past epoch 1.
+func holdUnfenced(t *testing.T, r *failoverRig, d time.Duration) {
+	t.Helper()
+	n1 := r.c.Node("node1")
+	hold(t, d, func() error {
+		if n1.PostmasterPID() == 0 {
+			return fmt.Errorf("node1's postmaster stopped")
+		}
+		for _, n := range r.c.Nodes {
+			if lines := n.LogLines(fenceLine); len(lines) > 0 {
+				return fmt.Errorf("%s fenced: %s", n.Name, lines[0])
+			}
+			if n.QuorumPID() == 0 {
+				continue
+			}
+			h, err := history(context.Background(), n)
+			if err == nil && len(h.Decisions) > 0 && h.Decisions[0].Epoch > 1 {
+				return fmt.Errorf("%s committed %+v: a failover that must not happen", n.Name, h.Decisions[0])
+			}
+		}
+		return nil
+	})
+}
+
+// waitPostmasterStopped waits until n's postmaster has stopped (a fence with
+// failover.fence: stop).
+func waitPostmasterStopped(t *testing.T, n *lab.Node, timeout time.Duration) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), timeout, n.Name+"'s postmaster to stop (fenced)", func(context.Context) error {
+		if pid := n.PostmasterPID(); pid != 0 {
+			return fmt.Errorf("postmaster.pid still names %d", pid)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFenceInHistory waits until p's /history records a fence of node whose
+// reason starts with rule.
+func waitFenceInHistory(t *testing.T, p *lab.Node, node, rule string) {
+	t.Helper()
+	err := lab.WaitFor(context.Background(), settle, node+"'s fence in /history", func(ctx context.Context) error {
+		h, err := history(ctx, p)
+		if err != nil {
+			return err
+		}
+		for _, f := range h.Fences {
+			if f.Node == node && strings.HasPrefix(f.Reason, rule) {
+				t.Logf("/history: %s fenced at %s: %s", f.Node, f.At.Format("15:04:05.000"), f.Reason)
+				return nil
+			}
+		}
+		return fmt.Errorf("fences %+v", h.Fences)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

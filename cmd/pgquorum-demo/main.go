@@ -96,7 +96,7 @@ func demo(ctx context.Context, o options, out io.Writer) (err error) {
 		BaseDir:  filepath.Join(dir, "cluster"),
 		// Automatic failover with the fast profile: the lab's own timings
 		// are left out so that the profile's apply.
-		Quorum: map[string]string{"failover.mode": "pgquorum", "failover.profile": "fast",
+		Quorum: map[string]string{"failover.mode": string(api.ModePgquorum), "failover.profile": "fast",
 			"consensus.refresh_interval": lab.Unset, "consensus.cache_ttl": lab.Unset,
 			"consensus.peer_timeout": lab.Unset, "database.timeout": lab.Unset},
 		Logf: func(format string, args ...any) {

@@ -9,6 +9,7 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/haproxy"
+	"github.com/pgquorum/pgquorum/repmgr"
 	"github.com/pgquorum/pgquorum/server"
 )
 
@@ -17,7 +18,7 @@ type standbyVerdicts struct{}
 
 func (standbyVerdicts) Snapshot(context.Context) *consensus.Snapshot {
 	s := &consensus.Snapshot{Verdict: consensus.Verdict{State: api.StateStandby, Node: "node2"}}
-	s.Facts.InRecovery, s.Facts.WAL.ReceiverStatus = true, "streaming"
+	s.Facts.InRecovery, s.Facts.WAL.ReceiverStatus = true, repmgr.StreamingState
 	return s
 }
 func (v standbyVerdicts) Facts(ctx context.Context) *consensus.Snapshot { return v.Snapshot(ctx) }

@@ -48,7 +48,7 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 	return failover.New(failover.Options{
 		Self: cfg.NodeName, Mode: f.Mode, Grace: f.Grace, Cooldown: f.Cooldown, CommandTimeout: f.CommandTimeout,
 		RefreshInterval: cfg.RefreshInterval, PeerTimeout: cfg.PeerTimeout, DBTimeout: cfg.DBTimeout, Locations: f.Locations,
-		Scope:            consensus.Scope(cfg.Scope),
+		Scope:            cfg.Scope,
 		SwitchoverMaxLag: f.SwitchoverMaxLag, SwitchoverDrain: f.SwitchoverDrain, Fence: fence, FenceAfter: f.FenceAfter, AutoRejoin: f.AutoRejoin,
 		StatusInterval:   f.StatusInterval,
 		RepmgrConfigFile: cfg.RepmgrConfigFile,

@@ -4,7 +4,8 @@
 // and with failover.mode pgquorum replaces a lost primary through an
 // embedded Raft group. "serve" is the daemon; the other commands ask it
 // (status, check, agent, switchover, pause, resume, failover-check), render
-// HAProxy's config (haproxy-config) or repair the Raft group (raft-recover).
+// HAProxy's config (haproxy-config), repair the Raft group (raft-recover),
+// or describe pgquorum itself (version, man, completion).
 package main
 
 import (

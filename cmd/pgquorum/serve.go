@@ -156,7 +156,7 @@ func serve(ctx context.Context, cfg config.Config, info buildinfo.Info, stderr i
 	}
 	checker := consensus.NewChecker(consensus.Options{
 		Identity:        consensus.Identity{Name: cfg.NodeName, NodeID: cfg.NodeID, DataDir: cfg.DataDir},
-		Scope:           consensus.Scope(cfg.Scope),
+		Scope:           cfg.Scope,
 		Ballot:          ballot,
 		RefreshInterval: cfg.RefreshInterval,
 		CacheTTL:        cfg.CacheTTL,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -322,6 +323,21 @@ func (c *Cluster) quorumClient() (*client.Client, string) {
 func (n *Node) Quorum() client.Node {
 	cl, scheme := n.c.quorumClient()
 	return cl.Node(&url.URL{Scheme: scheme, Host: net.JoinHostPort(n.Host, strconv.Itoa(n.QuorumPort))})
+}
+
+// Report asks the pgquorum at q for the report the failover coordinator
+// gathers, naming no coordinator, so that it takes note of nothing.
+func Report(ctx context.Context, q client.Node) (api.Report, error) {
+	var r api.Report
+	status, err := q.PostJSON(ctx, api.PathReport, api.ReportRequest{Protocol: api.ReportProtocol}, maxAnswer, &r)
+	switch {
+	case err != nil:
+	case status != http.StatusOK:
+		err = fmt.Errorf("%s answered %d", q.URL(api.PathReport), status)
+	case r.Protocol != api.ReportProtocol:
+		err = fmt.Errorf("%s: report of protocol %d, want %d", q.URL(api.PathReport), r.Protocol, api.ReportProtocol)
+	}
+	return r, err
 }
 
 // Get asks the node's pgquorum for path and returns the status and body.

@@ -2,9 +2,11 @@
 // HAProxy on real lab clusters: pgquorum's own controller with each profile,
 // and, in the same harness and run, repmgrd with its defaults and with
 // 2 × 1 s reconnects (pgquorum then only answers HAProxy's checks). Faults:
-// SIGKILL of the primary's postmaster, and the loss of the whole primary
-// node (its PostgreSQL, pgquorum and repmgrd at once). It prints the median
-// and the maximum of each. Run it through "make bench-failover".
+// SIGKILL of the primary's postmaster, the loss of the whole primary node
+// (its PostgreSQL, pgquorum and repmgrd at once), and, pgquorum only, a
+// planned "pgquorum switchover". It prints the median and the maximum of
+// each. Run it through "make bench-failover" (every fault) or "make
+// bench-switchover" (the switchover alone).
 package main
 
 import (
@@ -64,8 +66,8 @@ var (
 )
 
 var setups = []setup{
-	{name: "pgquorum default", quorum: keys(map[string]string{"failover.mode": "pgquorum", "failover.profile": "default"}), haproxy: haproxyDefault},
-	{name: "pgquorum fast", quorum: keys(map[string]string{"failover.mode": "pgquorum", "failover.profile": "fast"}), haproxy: haproxyFast},
+	{name: "pgquorum default", quorum: keys(map[string]string{"failover.mode": string(api.ModePgquorum), "failover.profile": "default"}), haproxy: haproxyDefault},
+	{name: "pgquorum fast", quorum: keys(map[string]string{"failover.mode": string(api.ModePgquorum), "failover.profile": "fast"}), haproxy: haproxyFast},
 	{name: "repmgrd defaults (6 × 10 s)", quorum: keys(map[string]string{"failover.profile": "default"}),
 		repmgrd: &lab.RepmgrdOptions{ReconnectAttempts: 6, ReconnectInterval: 10}, haproxy: haproxyDefault},
 	{name: "repmgrd 2 × 1 s", quorum: keys(map[string]string{"failover.profile": "fast"}),
