@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
@@ -28,6 +30,8 @@ var uiTemplate = template.Must(template.New("ui").Funcs(template.FuncMap{
 	"when":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"refresh":    func() int { return int(uiRefresh / time.Second) },
 	"deref":      func(b *bool) bool { return *b },
+	"join":       func(s []string) string { return strings.Join(s, ", ") },
+	"syncMember": syncMember,
 }).Parse(uiSource))
 
 // uiPage is what the template shows.
@@ -91,4 +95,13 @@ func humanBytes(b *int64) string {
 		v /= 1024
 	}
 	return ""
+}
+
+// syncMember tells whether node is in the committed synchronous set
+// (failover.synchronous on or strict): a standby an election counts on.
+func syncMember(f *api.FailoverStatus, node string) bool {
+	if f == nil || f.Synchronous == nil || f.Synchronous.Mode == api.SyncOff {
+		return false
+	}
+	return slices.Contains(f.Synchronous.Set, node)
 }

@@ -117,3 +117,48 @@ func TestUIFollowsTheViewsRules(t *testing.T) {
 		t.Errorf("%d requests of /ui in a burst, none refused", viewBurst+5)
 	}
 }
+
+// TestUIShowsTheSynchronousState: with failover.synchronous on or strict,
+// /ui shows the mode, the committed set and the RPO, marks the set's
+// members in the nodes table, and warns while the cluster runs
+// asynchronously; with it off, none of that.
+func TestUIShowsTheSynchronousState(t *testing.T) {
+	escaped := "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"
+	for _, tc := range []struct {
+		name       string
+		sync       *api.SyncStatus
+		want, lack []string
+	}{
+		{name: "on, synchronous",
+			sync: &api.SyncStatus{Mode: api.SyncOn, Count: 1, Set: []string{hostileName}, RPO: api.RPOZero},
+			want: []string{`id="synchronous"`, "on · ANY 1", "set [" + escaped, "· RPO 0</div>", `title="member of the committed synchronous set">sync</span>`},
+			lack: []string{`id="sync-degraded"`}},
+		{name: "strict, degraded",
+			sync: &api.SyncStatus{Mode: api.SyncStrict, Count: 1, Set: []string{}, Degraded: true, RPO: "async: no synchronous set committed for this epoch yet"},
+			want: []string{`id="synchronous"`, "strict · ANY 1", `id="sync-degraded">Synchronous replication (strict) runs asynchronously: async: no synchronous set committed for this epoch yet`},
+			lack: []string{`>sync</span>`}},
+		{name: "off",
+			sync: &api.SyncStatus{Mode: api.SyncOff, RPO: "async (failover.synchronous off)"},
+			lack: []string{`id="synchronous"`, `id="sync-degraded"`, `>sync</span>`}},
+		{name: "no synchronous object", lack: []string{`id="synchronous"`, `id="sync-degraded"`, `>sync</span>`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, fo := uiCluster()
+			fo.status.Synchronous = tc.sync
+			r := do(t, http.MethodGet, startServer(t, New(Options{Failover: fo}, f))+api.PathUI)
+			if r.status != 200 {
+				t.Fatalf("/ui = %d", r.status)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(r.body, want) {
+					t.Errorf("/ui lacks %q", want)
+				}
+			}
+			for _, bad := range tc.lack {
+				if strings.Contains(r.body, bad) {
+					t.Errorf("/ui has %q", bad)
+				}
+			}
+		})
+	}
+}

@@ -100,8 +100,16 @@ func TestPatroniTemplateThroughHAProxy(t *testing.T) {
 		for _, n := range []*lab.Node{n2, n3} {
 			primaryCheckWarned(t, n)
 		}
-		if lines := n1.LogLines("option httpchk OPTIONS /primary"); len(lines) != 0 {
-			t.Errorf("node1, the confirmed primary, warned about its /primary check: %v", lines)
+		// node1 warns only while it is not the confirmed primary. On a
+		// loaded machine its verdict can drop before the kill (its votes or
+		// its probe timing out), and a warning is then due: each names the
+		// state node1 answered in.
+		for _, l := range n1.LogLines("option httpchk OPTIONS /primary") {
+			if strings.Contains(l, " state=Primary ") {
+				t.Errorf("node1 warned about its /primary check while the confirmed primary: %s", l)
+			} else {
+				t.Logf("node1 warned while its verdict was not Primary: %s", l)
+			}
 		}
 	})
 

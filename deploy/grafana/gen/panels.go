@@ -55,6 +55,12 @@ func addReplication(l *layout) {
 		target{`pgquorum_replication_lag_bytes{` + sel + `} >= 0`, "{{instance}}"}))
 	l.add(12, 7, timeseries("Replay delay", "Seconds behind the last replayed commit; 0 when all received WAL is replayed.", "s",
 		target{`pgquorum_replication_lag_seconds{` + sel + `} >= 0`, "{{instance}}"}))
+	// Every node exports the cluster's synchronous state (failover.synchronous):
+	// the highest answer stands for the cluster.
+	l.add(24, 7, timeseries("Synchronous replication", "With failover.synchronous on or strict: standbys the primary waits for, 1 while it runs asynchronously (RPO not 0), and commits waiting for a standby (SyncRep).", "none",
+		target{`max(pgquorum_synchronous_standbys{` + cl + `})`, "synchronous standbys"},
+		target{`max(pgquorum_synchronous_degraded{` + cl + `})`, "degraded"},
+		target{`max(pgquorum_synchronous_waiting_commits{` + cl + `})`, "commits waiting"}))
 }
 
 func addProcess(l *layout) {
