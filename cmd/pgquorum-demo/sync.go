@@ -40,7 +40,7 @@ func (d *demoRun) printSync(ctx context.Context) {
 }
 
 // waitRPOZero waits, with failover.synchronous on or strict, until node3
-// says the cluster runs at RPO 0 with a set of want members.
+// says the cluster runs at RPO 0 with a set of at least want members.
 func (d *demoRun) waitRPOZero(ctx context.Context, want int) error {
 	if d.sync == api.SyncOff {
 		return nil
@@ -53,20 +53,24 @@ func (d *demoRun) waitRPOZero(ctx context.Context, want int) error {
 		if b.Failover == nil || b.Failover.Synchronous == nil {
 			return fmt.Errorf("no synchronous status yet")
 		}
-		if s := b.Failover.Synchronous; s.RPO != api.RPOZero || len(s.Set) != want {
+		if s := b.Failover.Synchronous; s.RPO != api.RPOZero || len(s.Set) < want {
 			return fmt.Errorf("set %v: %s", s.Set, s.RPO)
 		}
 		return nil
 	})
 }
 
+// writesBefore is how many writes the tour has acknowledged before it
+// kills the primary: about a second's worth.
+const writesBefore = 50
+
 // startWrites writes through HAProxy's read-write listener, a new
-// connection each time, until the first one is acknowledged.
+// connection each time, and returns once writesBefore are acknowledged.
 func (d *demoRun) startWrites(ctx context.Context) (*lab.WriteProber, error) {
 	w := lab.StartWriteProber(d.port(rwOffset), writeEvery)
-	err := lab.WaitFor(ctx, stepTimeout, "a write acknowledged through HAProxy", func(context.Context) error {
-		if len(w.Acked()) == 0 {
-			return fmt.Errorf("none yet")
+	err := lab.WaitFor(ctx, stepTimeout, fmt.Sprintf("%d writes acknowledged through HAProxy", writesBefore), func(context.Context) error {
+		if k := len(w.Acked()); k < writesBefore {
+			return fmt.Errorf("%d so far", k)
 		}
 		return nil
 	})

@@ -264,7 +264,10 @@ func (d *demoRun) tour(ctx context.Context) error {
 			if err := d.waitState(ctx, "node1", api.StatePrimary); err != nil {
 				return err
 			}
-			return d.waitWriter(ctx, "node1", "UP")
+			if err := d.waitWriter(ctx, "node1", "UP"); err != nil {
+				return err
+			}
+			return d.waitRPOZero(ctx, 1) // the new epoch's set, once a standby streams from node1
 		}},
 	}
 	for i, s := range steps {
