@@ -397,6 +397,7 @@ func keepsWritingWith(t *testing.T, r *failoverRig, primary, standby *lab.Node) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%s's pg_stat_replication: %s alone in sync_state quorum", primary.Name, standby.Name)
 	from := time.Now()
 	err = lab.WaitFor(ctx, settle, "5 writes acknowledged by "+primary.Name+" with "+standby.Name+" synchronous", func(context.Context) error {
 		k := 0
@@ -413,6 +414,7 @@ func keepsWritingWith(t *testing.T, r *failoverRig, primary, standby *lab.Node) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("5 writes acknowledged by %s in %s with %s synchronous", primary.Name, time.Since(from).Round(time.Millisecond), standby.Name)
 }
 
 // TestSynchronousLaggingStandbyLeavesAndIsNotPromoted: failover.synchronous
