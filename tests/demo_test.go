@@ -31,14 +31,18 @@ func TestDemoTour(t *testing.T) {
 	}
 	text := string(out)
 	steps := []string{
+		`synchronous (asked node3): on, ANY 1 of set [node2, node3], primary's synchronous_standby_names 'ANY 1 ("node2", "node3")': RPO 0`,
 		"/history: epoch 1, primary node1",
 		"writes through HAProxy :27601 land on node1",
 		"1. Kill -9 node1's postmaster",
 		"node1: 503 Down, Down",
 		"Standby, Suspect",
 		"Standby, Promoting",
+		"acknowledged writes lost: 0 of",
 		"200   Primary", // its votes: 2, or 3 once node1's pgquorum, its database down, follows the committed primary
 		"Leading",
+		"synchronous (asked node3): on, ANY 1 of set [node", // the other standby, once it streams from the new primary
+		"RPO 0",
 		"/history: epoch 2, primary node",
 		"writes through HAProxy :27601 land on node",
 		"2. Start old node1 again",

@@ -18,9 +18,8 @@ import (
 // the write prober.
 
 // startSyncRig starts a failover rig with failover.synchronous mode (and
-// more keys) whose sessions commit with synchronous_commit on: the lab's
-// postgresql.conf turns it off, under which no commit waits for a
-// standby, whatever synchronous_standby_names says.
+// more keys) whose sessions commit with synchronous_commit on
+// (lab.CommitSynchronously).
 func startSyncRig(t *testing.T, mode api.SyncMode, more map[string]string) *failoverRig {
 	t.Helper()
 	keys := withKeys(map[string]string{"failover.synchronous": string(mode)})
@@ -28,14 +27,8 @@ func startSyncRig(t *testing.T, mode api.SyncMode, more map[string]string) *fail
 		keys[k] = v
 	}
 	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: keys, OwnAddresses: true})
-	ctx := context.Background()
-	for _, n := range c.Nodes {
-		if err := n.Exec(ctx, "ALTER SYSTEM SET synchronous_commit = on"); err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
-			t.Fatal(err)
-		}
+	if err := c.CommitSynchronously(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	waitState(t, c.Node("node1"), api.StatePrimary, settle)
 	if d := waitDecision(t, c, 1, settle); d.Primary != "node1" {
@@ -309,6 +302,7 @@ func TestSynchronousOnFallsBackToAsync(t *testing.T) {
 	waitSync(t, n1, "node3 alone counted", func(s *api.SyncStatus) bool {
 		return s.RPO == api.RPOZero && slices.Equal(s.Counted, []string{"node3"})
 	})
+	keepsWritingWith(t, r, n1, n3)
 	stopStandbys(t, n3)
 	stopped := time.Now()
 	waitSync(t, n1, "degraded", func(s *api.SyncStatus) bool {
@@ -355,4 +349,129 @@ func TestSynchronousOnFallsBackToAsync(t *testing.T) {
 	waitSync(t, n1, "the value set by hand overwritten", func(s *api.SyncStatus) bool {
 		return s.StandbyNames == `ANY 1 ("node2")` && s.RPO == api.RPOZero
 	})
+}
+
+// keepsWritingWith fails unless primary, with one standby gone, still
+// writes synchronously with standby: PostgreSQL itself (pg_stat_replication)
+// counts standby, and standby only, as a synchronous candidate
+// (sync_state quorum, from synchronous_standby_names 'ANY k (…)'), and
+// writes through HAProxy sent from now on are acknowledged by primary.
+// With synchronous_commit on (startSyncRig) each of those commits waited
+// for standby's flush: RPO 0 with it.
+func keepsWritingWith(t *testing.T, r *failoverRig, primary, standby *lab.Node) {
+	t.Helper()
+	ctx := context.Background()
+	err := lab.WaitFor(ctx, settle, primary.Name+" to count "+standby.Name+" alone as synchronous", func(ctx context.Context) error {
+		k, err := primary.QueryInt(ctx, `SELECT (count(*) FILTER (WHERE application_name = $1 AND sync_state = 'quorum') = 1
+			AND count(*) FILTER (WHERE application_name <> $1 AND sync_state IN ('quorum', 'sync')) = 0)::int
+			FROM pg_stat_replication`, standby.Name)
+		if err == nil && k != 1 {
+			err = fmt.Errorf("pg_stat_replication on %s: not %s alone in sync_state quorum", primary.Name, standby.Name)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s's pg_stat_replication: %s alone in sync_state quorum", primary.Name, standby.Name)
+	from := time.Now()
+	err = lab.WaitFor(ctx, settle, "5 writes acknowledged by "+primary.Name+" with "+standby.Name+" synchronous", func(context.Context) error {
+		k := 0
+		for _, w := range r.w.Acked() {
+			if w.Sent.After(from) && w.Port == primary.PGPort {
+				k++
+			}
+		}
+		if k < 5 {
+			return fmt.Errorf("%d so far", k)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("5 writes acknowledged by %s in %s with %s synchronous", primary.Name, time.Since(from).Round(time.Millisecond), standby.Name)
+}
+
+// TestSynchronousLaggingStandbyLeavesAndIsNotPromoted: failover.synchronous
+// on, k = 1. node2's WAL receiver is stopped (lab.StopWALReceiver): node2
+// falls behind, leaves the committed set after the grace, and node1 stops
+// naming it, while writes go on synchronously with node3. Then node1's
+// postmaster is killed with SIGKILL, and node3's pgquorum with it, so that
+// node2 is the only standby that reports: the ordinary ranking (Elect)
+// would promote it, the only candidate, and lose the writes it lacks. The
+// election rule of synchronous replication (one member of the committed
+// set must have reported its received WAL) holds it back: Blocked, naming
+// node3. Once node3's pgquorum is back, node3 is promoted, with every
+// acknowledged write.
+//
+// It fails if a standby whose WAL receiver stopped stays in the set or
+// the primary goes on naming it, if node2 is ever committed or answers
+// 200 (the election rule broken: it is then promoted while node3's
+// pgquorum is down), if node3 is not the new primary, or if the new primary
+// lacks an acknowledged write. It also fails unless the lag lagged: node2
+// must lack acknowledged writes before the crash, or promoting it would
+// lose nothing and the test could not tell.
+func TestSynchronousLaggingStandbyLeavesAndIsNotPromoted(t *testing.T) {
+	t.Parallel()
+	r := startSyncRig(t, api.SyncOn, nil)
+	ctx := context.Background()
+	n1, n2, n3 := r.c.Node("node1"), r.c.Node("node2"), r.c.Node("node3")
+	waitWritesOn(t, r.w, n1)
+	if err := n2.StopWALReceiver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitSync(t, n1, "node2 out of the set, node1 naming node3 alone", func(s *api.SyncStatus) bool {
+		return s.RPO == api.RPOZero && slices.Equal(s.Set, []string{"node3"}) && s.StandbyNames == `ANY 1 ("node3")`
+	})
+	keepsWritingWith(t, r, n1, n3)
+	behind, err := lab.LostWrites(ctx, n2, r.w.Acked())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(behind) == 0 {
+		t.Fatal("node2 holds every acknowledged write: its WAL receiver did not stop, nothing lags")
+	}
+	t.Logf("node2 lacks %d acknowledged writes (from %d)", len(behind), behind[0])
+
+	if err := n1.KillPostmaster(); err != nil {
+		t.Fatal(err)
+	}
+	crash := time.Now()
+	n3.KillQuorum()
+	err = lab.WaitFor(ctx, primaryBudget, "the election to be blocked for want of node3's report", func(ctx context.Context) error {
+		var b api.StateBody
+		if _, err := n2.GetJSON(ctx, api.PathState, &b); err != nil {
+			return err
+		}
+		if f := b.Failover; f == nil || f.State != api.FailoverBlocked || !containsAll(f.Reason, "synchronous set (node3)", "node3 (no report)") {
+			return fmt.Errorf("node2's failover: %+v", f)
+		}
+		t.Logf("node2: %s: %s", b.Failover.State, b.Failover.Reason)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n3.StartQuorum(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	t.Logf("node3's pgquorum back %s after the crash", back.Sub(crash).Round(time.Millisecond))
+	p := r.failedOver(t, 2, "node1", back)
+	if p != n3 {
+		t.Fatalf("%s promoted in place of node1, want node3, the synchronous standby", p.Name)
+	}
+	r.writesMoveTo(t, p)
+	if at, ok := r.poller.FirstPrimary("node2", crash); ok {
+		t.Errorf("node2, lagging, answered 200 at %s", at.Format("15:04:05.000"))
+	}
+	lost, err := lab.LostWrites(ctx, p, r.w.Acked())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d of %d acknowledged writes missing on %s", len(lost), len(r.w.Acked()), p.Name)
+	if len(lost) > 0 {
+		t.Errorf("%s lacks acknowledged writes %v", p.Name, lost)
+	}
 }

@@ -1,8 +1,9 @@
 // Command pgquorum-demo brings up a local demo cluster on 127.0.0.1: three
 // real PostgreSQL 15 nodes managed by repmgr, one pgquorum per node, and
 // HAProxy in front. It prints what to curl, and with --tour walks through a
-// failover and the return of the old primary. Run it as root: PostgreSQL runs
-// as the postgres OS user.
+// failover and the return of the old primary. It runs with
+// failover.synchronous on unless told otherwise (--synchronous). Run it as
+// root: PostgreSQL runs as the postgres OS user.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -35,6 +37,7 @@ type options struct {
 	runFor   time.Duration
 	portBase int
 	keep     bool
+	sync     string // failover.synchronous
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -46,7 +49,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.runFor, "for", 0, "stop after this long (default: until Ctrl-C)")
 	fs.IntVar(&o.portBase, "port-base", 25400, "PostgreSQL on port-base+1..3, pgquorum on port-base+101..103, HAProxy on port-base+201..203")
 	fs.BoolVar(&o.keep, "keep", false, "keep logs and data directories after a clean exit (a failed run always keeps them)")
+	fs.StringVar(&o.sync, "synchronous", string(api.SyncOn), "failover.synchronous: off (asynchronous replication), on or strict")
 	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if !slices.Contains(api.SyncModes, api.SyncMode(o.sync)) {
+		fmt.Fprintf(stderr, "pgquorum-demo: --synchronous %q: want one of %v\n", o.sync, api.SyncModes)
 		return 2
 	}
 	if err := demo(ctx, o, stdout); err != nil {
@@ -87,7 +95,7 @@ func demo(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, logFile.Close()) }()
-	fmt.Fprintf(out, "Starting 3 PostgreSQL nodes with repmgr, a pgquorum each (automatic failover, fast profile) and HAProxy (log: %s)…\n", logFile.Name())
+	fmt.Fprintf(out, "Starting 3 PostgreSQL nodes with repmgr, a pgquorum each (automatic failover, fast profile, failover.synchronous %s) and HAProxy (log: %s)…\n", o.sync, logFile.Name())
 	start := time.Now()
 	c, err := lab.Start(ctx, lab.Options{
 		Nodes:    []lab.NodeSpec{{Name: "node1", Location: "dc1"}, {Name: "node2", Location: "dc1"}, {Name: "node3", Location: "dc1"}},
@@ -96,7 +104,7 @@ func demo(ctx context.Context, o options, out io.Writer) (err error) {
 		BaseDir:  filepath.Join(dir, "cluster"),
 		// Automatic failover with the fast profile: the lab's own timings
 		// are left out so that the profile's apply.
-		Quorum: map[string]string{"failover.mode": string(api.ModePgquorum), "failover.profile": "fast",
+		Quorum: map[string]string{"failover.mode": string(api.ModePgquorum), "failover.profile": "fast", "failover.synchronous": o.sync,
 			"consensus.refresh_interval": lab.Unset, "consensus.cache_ttl": lab.Unset,
 			"consensus.peer_timeout": lab.Unset, "database.timeout": lab.Unset},
 		Logf: func(format string, args ...any) {
@@ -107,7 +115,13 @@ func demo(ctx context.Context, o options, out io.Writer) (err error) {
 		return fmt.Errorf("start cluster: %w", err)
 	}
 	defer func() { err = errors.Join(err, c.Close()) }() // a failed teardown keeps the logs
-	d := &demoRun{c: c, pgquorum: o.pgquorum, out: out, dir: dir}
+	sync := api.SyncMode(o.sync)
+	if sync != api.SyncOff {
+		if err := c.CommitSynchronously(ctx); err != nil {
+			return err
+		}
+	}
+	d := &demoRun{c: c, pgquorum: o.pgquorum, out: out, dir: dir, sync: sync}
 	// HAProxy's first checks should see the settled cluster, not node1
 	// waiting for its peers' pgquorum to start.
 	if err := d.waitState(ctx, "node1", api.StatePrimary); err != nil {

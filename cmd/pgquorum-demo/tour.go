@@ -20,6 +20,7 @@ type demoRun struct {
 	out      io.Writer
 	dir      string
 	haproxy  *lab.HAProxy
+	sync     api.SyncMode // failover.synchronous
 }
 
 const stepTimeout = 30 * time.Second
@@ -124,6 +125,7 @@ func (d *demoRun) printStates(ctx context.Context) {
 			fmt.Fprintf(d.out, " — split-brain, claimants %s", strings.Join(rp.Claimants, ", "))
 		}
 		fmt.Fprintln(d.out)
+		d.printSync(ctx)
 		var h api.HistoryBody
 		if _, err := n.GetJSON(ctx, api.PathHistory, &h); err == nil && len(h.Decisions) > 0 {
 			dec := h.Decisions[0]
@@ -187,10 +189,25 @@ type step struct {
 // showing what pgquorum and HAProxy answer at each step.
 func (d *demoRun) tour(ctx context.Context) error {
 	n1 := d.c.Node("node1")
+	if err := d.c.CreateWriteTable(ctx, n1); err != nil {
+		return err
+	}
+	if err := d.waitRPOZero(ctx, 2); err != nil {
+		return err
+	}
 	d.printStates(ctx)
 	var newPrimary *lab.Node
+	kill := "Kill -9 node1's postmaster, as a crash would, while writes go through HAProxy every " + writeEvery.String() + ". pgquorum's coordinator sees node1's database down, waits failover.grace (1 s), commits a new primary through Raft, and it promotes itself with repmgr while the other standby re-points to it"
+	if d.sync != api.SyncOff {
+		kill += ". With failover.synchronous " + string(d.sync) + ", node1 acknowledged a commit only once a standby of the committed set had it, and only such a standby may be promoted: no acknowledged write is lost"
+	}
 	steps := []step{
-		{"Kill -9 node1's postmaster, as a crash would. pgquorum's coordinator sees node1's database down, waits failover.grace (1 s), commits a new primary through Raft, and it promotes itself with repmgr while the other standby re-points to it", func(ctx context.Context) error {
+		{kill, func(ctx context.Context) error {
+			w, err := d.startWrites(ctx)
+			if err != nil {
+				return err
+			}
+			defer w.Stop()
 			if err := n1.KillPostmaster(); err != nil {
 				return err
 			}
@@ -207,7 +224,13 @@ func (d *demoRun) tour(ctx context.Context) error {
 			if newPrimary == nil {
 				return fmt.Errorf("no new primary within %s", stepTimeout)
 			}
-			return d.waitWriter(ctx, newPrimary.Name, "UP")
+			if err := d.waitWriter(ctx, newPrimary.Name, "UP"); err != nil {
+				return err
+			}
+			if err := d.stopWrites(ctx, w, newPrimary); err != nil {
+				return err
+			}
+			return d.waitRPOZero(ctx, 1) // the other standby, once it streams from the new primary
 		}},
 		{"Start old node1 again: it runs as a primary on its old timeline, but it is not the committed primary: 509, Deposed", func(ctx context.Context) error {
 			if err := n1.StartPG(ctx); err != nil {
@@ -225,7 +248,10 @@ func (d *demoRun) tour(ctx context.Context) error {
 			if err := d.waitState(ctx, "node1", api.StateStandby); err != nil {
 				return err
 			}
-			return d.waitRegistered(ctx, "node1", "standby")
+			if err := d.waitRegistered(ctx, "node1", "standby"); err != nil {
+				return err
+			}
+			return d.waitRPOZero(ctx, 2) // node1 joins the synchronous set once it streams
 		}},
 		{"pgquorum switchover --to node1: a planned switchover back, through the Raft log. The primary steps down (503) and stops cleanly, node1 receives its last WAL and is promoted, and the old primary rejoins as a standby", func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*stepTimeout)
@@ -238,7 +264,10 @@ func (d *demoRun) tour(ctx context.Context) error {
 			if err := d.waitState(ctx, "node1", api.StatePrimary); err != nil {
 				return err
 			}
-			return d.waitWriter(ctx, "node1", "UP")
+			if err := d.waitWriter(ctx, "node1", "UP"); err != nil {
+				return err
+			}
+			return d.waitRPOZero(ctx, 1) // the new epoch's set, once a standby streams from node1
 		}},
 	}
 	for i, s := range steps {

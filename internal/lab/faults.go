@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -105,4 +106,31 @@ func (n *Node) PauseNode() (resume func(), err error) {
 		}
 		n.c.opts.Logf("lab: %s: resumed", n.Name)
 	}, nil
+}
+
+// StopWALReceiver stops the standby's WAL receiver and keeps it stopped:
+// primary_conninfo emptied with ALTER SYSTEM and a reload, as a broken
+// conninfo or a receiver that cannot reconnect would leave it. The standby
+// stays up and in recovery, and receives no more WAL, so it falls behind
+// its primary, until a re-point (repmgr standby follow, pgquorum's)
+// writes primary_conninfo again. It returns once pg_stat_wal_receiver
+// shows no receiver.
+func (n *Node) StopWALReceiver(ctx context.Context) error {
+	for _, sql := range []string{"ALTER SYSTEM SET primary_conninfo = ''", "SELECT pg_reload_conf()"} {
+		if err := n.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("lab: %s: stop the WAL receiver: %w", n.Name, err)
+		}
+	}
+	err := WaitFor(ctx, 30*time.Second, n.Name+"'s WAL receiver to stop", func(ctx context.Context) error {
+		k, err := n.QueryInt(ctx, "SELECT count(*) FROM pg_stat_wal_receiver")
+		if err == nil && k != 0 {
+			err = fmt.Errorf("%s's WAL receiver still runs", n.Name)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	n.c.opts.Logf("lab: %s: WAL receiver stopped (primary_conninfo emptied)", n.Name)
+	return nil
 }
