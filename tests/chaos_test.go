@@ -446,15 +446,30 @@ func (r *chaosRig) wipeRaft(n *lab.Node, d time.Duration) error {
 		return errors.Join(append(errs, err)...)
 	}
 	faultFor(d)
-	earlier := len(n.LogLines("pgquorum raft-recover")) // the log spans the node's earlier runs
-	err := n.StartQuorum()
-	switch named := n.LogLines("pgquorum raft-recover")[earlier:]; {
-	case err == nil:
-		r.violation(fmt.Sprintf("%s's pgquorum started on an empty raft_dir, its membership marker present", n.Name))
-	case len(named) == 0:
-		r.violation(fmt.Sprintf("%s's pgquorum, its raft_dir wiped, did not start but named no recovery: %v", n.Name, err))
+	// pgquorum answers HTTP before it opens raft_dir: its start counts
+	// once its log says it joined the group, or why it will not.
+	const joined, refused = "joined the raft group", "pgquorum raft-recover"
+	earlierJoined, earlierRefused := len(n.LogLines(joined)), len(n.LogLines(refused)) // the log spans the node's earlier runs
+	startErr := n.StartQuorum()
+	var outcome string
+	waitErr := lab.WaitFor(ctx, 30*time.Second, n.Name+"'s pgquorum to join the raft group or refuse", func(context.Context) error {
+		if l := n.LogLines(refused)[earlierRefused:]; len(l) > 0 {
+			outcome = "refused: " + l[len(l)-1]
+			return nil
+		}
+		if l := n.LogLines(joined)[earlierJoined:]; len(l) > 0 {
+			outcome = "joined: " + l[len(l)-1]
+			return nil
+		}
+		return fmt.Errorf("neither yet (start: %v)", startErr)
+	})
+	switch {
+	case waitErr != nil:
+		r.violation(fmt.Sprintf("%s's pgquorum, its raft_dir wiped, neither joined the raft group nor named the recovery: %v", n.Name, waitErr))
+	case strings.HasPrefix(outcome, "joined"):
+		r.violation(fmt.Sprintf("%s's pgquorum started on an empty raft_dir, its membership marker present: %s", n.Name, outcome))
 	default:
-		r.t.Logf("chaos: %s refused to start on a wiped raft_dir, as it must: %s", n.Name, named[len(named)-1])
+		r.t.Logf("chaos: %s's pgquorum on a wiped raft_dir %s", n.Name, outcome)
 	}
 	n.KillQuorum()                                // the refused process is gone; this drops the lab's handle on it
 	if err := os.RemoveAll(raftDir); err != nil { // what a start that was not refused wrote
@@ -484,7 +499,25 @@ func (r *chaosRig) wipeRaft(n *lab.Node, d time.Duration) error {
 		errs = append(errs, err)
 	}
 	if err := n.StartQuorum(); err != nil {
-		errs = append(errs, fmt.Errorf("%s started after the recovery: %w", n.Name, err))
+		return errors.Join(append(errs, fmt.Errorf("%s started after the recovery: %w", n.Name, err))...)
+	}
+	// Back in the group: it hears the coordinator and has the committed
+	// epoch the others have, which only the leader's log gives it.
+	err := lab.WaitFor(ctx, chaos.ConvergeBound, n.Name+" to rejoin the raft group", func(ctx context.Context) error {
+		var mine, theirs api.StateBody
+		if _, err := n.GetJSON(ctx, api.PathState, &mine); err != nil {
+			return err
+		}
+		if _, err := rest[0].GetJSON(ctx, api.PathState, &theirs); err != nil {
+			return err
+		}
+		if f := mine.Failover; f == nil || f.Coordinator == "" || theirs.Failover == nil || f.Epoch != theirs.Failover.Epoch {
+			return fmt.Errorf("%s: %+v; %s: %+v", n.Name, f, rest[0].Name, theirs.Failover)
+		}
+		return nil
+	})
+	if err != nil {
+		r.violation(fmt.Sprintf("%s did not rejoin the raft group after the documented recovery: %v", n.Name, err))
 	}
 	return errors.Join(errs...)
 }
