@@ -518,6 +518,8 @@ func (r *chaosRig) wipeRaft(n *lab.Node, d time.Duration) error {
 	})
 	if err != nil {
 		r.violation(fmt.Sprintf("%s did not rejoin the raft group after the documented recovery: %v", n.Name, err))
+	} else {
+		r.t.Logf("chaos: %s is back in the raft group: it hears a coordinator and has the others' epoch", n.Name)
 	}
 	return errors.Join(errs...)
 }
