@@ -327,6 +327,15 @@ func TestFalseFailoversAndSummary(t *testing.T) {
 	if r := byClass["total"]; r.Violations() != 4 || Max(r.Converge) != 7500*time.Millisecond || Median(r.Converge) != 7500*time.Millisecond {
 		t.Errorf("total %+v: want 4 violations, converge max and median 7.5 s", r)
 	}
+	// A window that did not converge lasts through its repair: a decision
+	// during the repair is its event's, and it still did not converge.
+	repaired := []Window{{Event: kill, Start: at(1000), Healed: at(1500), Settled: at(90000)}}
+	if got := FalseFailovers([]api.Decision{{Epoch: 2, At: at(70000), Primary: "node2"}}, repaired, at(0)); len(got) != 0 {
+		t.Errorf("a decision during the repair of a kill of the primary: false failovers %+v", got)
+	}
+	if r := Summarize(repaired, Findings{}); r[len(r)-1].NotConverged != 1 || len(r[len(r)-1].Converge) != 0 {
+		t.Errorf("a repaired window: %+v, want not converged", r[len(r)-1])
+	}
 	if got := LostByEvent(ws, []time.Time{at(900), at(2000), at(9500), at(99000)}); got[0] != 2 || got[1] != 1 || got[-1] != 1 {
 		t.Errorf("lost by event %v, want 2 in window 0, 1 in window 1, 1 after every window", got)
 	}

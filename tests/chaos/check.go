@@ -115,15 +115,18 @@ type Window struct {
 	Start     time.Time
 	Healed    time.Time
 	Converged time.Time // from then on converged, through Settled; zero: not within the bound
-	Settled   time.Time
-	Note      string // what was done beyond the schedule (a repair)
+	// Settled ends the window: the end of the hold that proved the
+	// convergence, or, when it did not converge, of the one after the
+	// repair (zero if that failed too).
+	Settled time.Time
+	Note    string // what was done beyond the schedule (a repair)
 }
 
 // ConvergeBound is how long after the heal a cluster must have converged.
 const ConvergeBound = 60 * time.Second
 
-// End is when the window closes: the end of its convergence's hold, or the
-// bound.
+// End is when the window closes: the end of its convergence's hold (after
+// a repair, if it needed one), or the bound.
 func (w Window) End() time.Time {
 	if !w.Settled.IsZero() {
 		return w.Settled
