@@ -6,7 +6,8 @@
 # fault class; exits non-zero on any invariant violation (two 200s, two
 # read-write servers UP in HAProxy, writes acknowledged by two servers, a
 # false failover, no convergence within 60 s). Lost acknowledged writes
-# (asynchronous replication) are reported, not failed. Needs root, like the
+# are reported, not failed, unless synchronous replication (CHAOS_SYNC)
+# promised them. Needs root, like the
 # integration tests; the daemon is built without the race detector.
 #
 # Knobs (environment): CHAOS_SEED (replays a run's schedule), CHAOS_DURATION
@@ -14,8 +15,10 @@
 # duration until it injected this many faults, up to three times the
 # duration), CHAOS_FAULTS (at most this many events), CHAOS_CLASSES
 # (comma-separated fault classes), CHAOS_PAIRS (share of paired events,
-# default 0.3). The whole output, the cluster's logs included, is kept in
-# chaos.log.
+# default 0.3), CHAOS_SYNC (failover.synchronous: off, the default, on or
+# strict; with on or strict a lost write the mode promised to keep is a
+# violation), CHAOS_LOCATIONS (3, the default, or 3+2: two locations). The
+# whole output, the cluster's logs included, is kept in chaos.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"

@@ -17,7 +17,10 @@ package tests
 // until this many faults, up to three times the duration), CHAOS_FAULTS (at
 // most this many events),
 // CHAOS_CLASSES (comma-separated classes), CHAOS_PAIRS (share of paired
-// events, default 0.3).
+// events, default 0.3), CHAOS_SYNC (failover.synchronous: off, on or
+// strict; with on or strict a lost acknowledged write the mode promised to
+// keep fails the run), CHAOS_LOCATIONS (nodes per location: 3, or 3+2 for
+// three in dc1 and two in dc2).
 
 import (
 	"context"
@@ -62,6 +65,10 @@ const (
 	// heal late is the event's, not the next one's.
 	chaosHold       = 3 * time.Second
 	chaosCheckEvery = 250 * time.Millisecond // convergence checks
+	// chaosSyncEvery is how often each node's synchronous status is read
+	// (CHAOS_SYNC on or strict): a write is counted under RPO 0 only
+	// between two readings, chaos.MaxSyncGap apart at most.
+	chaosSyncEvery = 100 * time.Millisecond
 )
 
 type chaosConfig struct {
@@ -70,6 +77,8 @@ type chaosConfig struct {
 	minFaults int
 	maxEvents int
 	profile   chaos.Profile
+	sync      api.SyncMode
+	layout    chaos.Layout
 }
 
 func chaosFromEnv(t *testing.T) chaosConfig {
@@ -102,10 +111,42 @@ func chaosFromEnv(t *testing.T) chaosConfig {
 			t.Fatalf("CHAOS_PAIRS=%q: want a share from 0 to 1", s)
 		}
 	}
-	if cfg.profile.Classes, err = chaos.ParseClasses(os.Getenv("CHAOS_CLASSES")); err != nil {
+	if cfg.sync, err = chaos.ParseSync(os.Getenv("CHAOS_SYNC")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.layout, err = chaos.ParseLayout(os.Getenv("CHAOS_LOCATIONS")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.profile.Classes, err = chaos.ParseClasses(os.Getenv("CHAOS_CLASSES"), cfg.layout.Locations() > 1); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// chaosCluster is the rig's nodes and keys for cfg: chaosKeys with
+// failover.synchronous; in two locations, the second one's standbys are
+// never promoted (failover.locations names the first only, as by default)
+// and, with synchronous replication, never synchronous: a synchronous
+// standby must be promotable (docs/failover.md), or an election waits for
+// a member it cannot promote.
+func chaosCluster(cfg chaosConfig) ([]lab.NodeSpec, map[string]string) {
+	names, locations := cfg.layout.Nodes()
+	specs := make([]lab.NodeSpec, len(names))
+	for i := range names {
+		specs[i] = lab.NodeSpec{Name: names[i], Location: locations[i]}
+	}
+	keys := map[string]string{}
+	for k, v := range chaosKeys {
+		keys[k] = v
+	}
+	if cfg.sync != api.SyncOff {
+		keys["failover.synchronous"] = string(cfg.sync)
+		if cfg.layout.Locations() > 1 {
+			keys["failover.locations"] = locations[0]
+			keys["failover.synchronous_locations"] = locations[0]
+		}
+	}
+	return specs, keys
 }
 
 // chaosRig is the cluster under faults and what watches it.
@@ -122,6 +163,8 @@ type chaosRig struct {
 	mu      sync.Mutex
 	hap     *lab.HAProxy // the running HAProxy, replaced by a restart
 	samples []chaos.RouterSample
+	syncs   []chaos.SyncReading // with CHAOS_SYNC on or strict
+	other   []chaos.Finding     // what a fault's own check found (wipe-raft-dir)
 	stop    chan struct{}
 	done    sync.WaitGroup
 }
@@ -187,29 +230,37 @@ func (w *chaosWrites) lastAck() (lab.Write, bool) {
 	return lab.Write{}, false
 }
 
-// readRouter reads HAProxy's read-write servers every chaosRouterEvery
-// until stopped; a read that fails (HAProxy restarting) is no sample.
+// every runs read every d until the rig stops, in its own goroutine.
+func (r *chaosRig) every(d time.Duration, read func()) {
+	r.done.Add(1)
+	go func() {
+		defer r.done.Done()
+		tick := time.NewTicker(d)
+		defer tick.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-tick.C:
+			}
+			read()
+		}
+	}()
+}
+
+// readRouter reads HAProxy's read-write servers once; a read that fails
+// (HAProxy restarting) is no sample.
 func (r *chaosRig) readRouter() {
-	defer r.done.Done()
-	tick := time.NewTicker(chaosRouterEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-tick.C:
-		}
-		r.mu.Lock()
-		h := r.hap
-		r.mu.Unlock()
-		up, err := rwUp(h)
-		if err != nil {
-			continue
-		}
-		r.mu.Lock()
-		r.samples = append(r.samples, chaos.RouterSample{At: time.Now(), Up: up})
-		r.mu.Unlock()
+	r.mu.Lock()
+	h := r.hap
+	r.mu.Unlock()
+	up, err := rwUp(h)
+	if err != nil {
+		return
 	}
+	r.mu.Lock()
+	r.samples = append(r.samples, chaos.RouterSample{At: time.Now(), Up: up})
+	r.mu.Unlock()
 }
 
 // rwUp returns the read-write servers HAProxy routes to: UP, or going
@@ -229,6 +280,32 @@ func rwUp(h *lab.HAProxy) ([]string, error) {
 	}
 	slices.Sort(up)
 	return up, nil
+}
+
+// readSync reads n's synchronous status once; a request without an answer
+// is a reading that says nothing.
+func (r *chaosRig) readSync(n *lab.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	sent := time.Now()
+	var b api.StateBody
+	_, err := n.GetJSON(ctx, api.PathState, &b)
+	var s *api.SyncStatus
+	if err == nil && b.Failover != nil {
+		s = b.Failover.Synchronous
+	}
+	rd := chaos.ReadingOf(n.Name, sent, time.Now(), s)
+	r.mu.Lock()
+	r.syncs = append(r.syncs, rd)
+	r.mu.Unlock()
+}
+
+// violation records what a fault's own check found.
+func (r *chaosRig) violation(what string) {
+	r.t.Logf("chaos: VIOLATION: %s", what)
+	r.mu.Lock()
+	r.other = append(r.other, chaos.Finding{Window: -1, At: time.Now(), What: what})
+	r.mu.Unlock()
 }
 
 func (r *chaosRig) haproxy() *lab.HAProxy {
@@ -251,16 +328,33 @@ func others(c *lab.Cluster, n *lab.Node) []*lab.Node {
 	return out
 }
 
-// target resolves a fault's role against the current primary.
+// target resolves a fault's role against the current primary: any of its
+// standbys, but a switchover's target is one of its location, the only
+// ones that may be promoted.
 func (r *chaosRig) target(f chaos.Fault, primary *lab.Node) *lab.Node {
 	switch f.Role {
 	case chaos.Primary:
 		return primary
 	case chaos.Standby:
 		s := others(r.c, primary)
+		if f.Class == chaos.Switchover {
+			s = slices.DeleteFunc(s, func(n *lab.Node) bool { return n.Location != primary.Location })
+		}
 		return s[f.Pick%len(s)]
 	}
 	return nil
+}
+
+// locations splits the nodes into the first location's and the others'.
+func (r *chaosRig) locations() (first, rest []*lab.Node) {
+	for _, n := range r.c.Nodes {
+		if n.Location == r.c.Nodes[0].Location {
+			first = append(first, n)
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	return first, rest
 }
 
 // inject runs one fault until it heals; what went wrong injecting it is
@@ -307,6 +401,13 @@ func (r *chaosRig) inject(f chaos.Fault, primary *lab.Node) {
 		}
 		faultFor(f.Duration)
 		err = errors.Join(err, r.c.Heal(ctx))
+	case chaos.PartitionLocation:
+		first, rest := r.locations()
+		err = r.c.Partition(ctx, first, rest)
+		faultFor(f.Duration)
+		err = errors.Join(err, r.c.Heal(ctx))
+	case chaos.WipeRaft:
+		err = r.wipeRaft(n, f.Duration)
 	case chaos.CPUHog:
 		err = hogCPU(f.Duration)
 	case chaos.HAProxyRestart:
@@ -318,6 +419,109 @@ func (r *chaosRig) inject(f chaos.Fault, primary *lab.Node) {
 	if err != nil {
 		r.t.Logf("chaos: %v: %v", f, err)
 	}
+}
+
+// wipeRaft stops n's pgquorum, removes its failover.raft_dir (the lab's
+// default, <consensus.state_dir>/raft) and, d later, starts it again. The
+// start must be refused, naming pgquorum raft-recover: a member that lost
+// its votes could vote twice in a term. A start that succeeds, or a
+// refusal that names no recovery, is a violation. Then it recovers as
+// docs/operations.md ("A lost raft_dir") says: pgquorum stopped on the
+// other nodes, "pgquorum raft-recover --voters <the other nodes>" on each
+// of them, started again; the marker deleted and n started, which the
+// group adds back as a new member.
+func (r *chaosRig) wipeRaft(n *lab.Node, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var errs []error
+	if err := n.StopQuorum(); err != nil {
+		errs = append(errs, err)
+	}
+	raftDir := filepath.Join(n.Dir, "raft")
+	marker := filepath.Join(n.Dir, ".raft.member") // beside raft_dir (failover.memberMarker)
+	if _, err := os.Stat(marker); err != nil {
+		errs = append(errs, fmt.Errorf("%s: no membership marker before the wipe: %w", n.Name, err))
+	}
+	if err := os.RemoveAll(raftDir); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	faultFor(d)
+	// pgquorum answers HTTP before it opens raft_dir: its start counts
+	// once its log says it joined the group, or why it will not.
+	const joined, refused = "joined the raft group", "pgquorum raft-recover"
+	earlierJoined, earlierRefused := len(n.LogLines(joined)), len(n.LogLines(refused)) // the log spans the node's earlier runs
+	startErr := n.StartQuorum()
+	var outcome string
+	waitErr := lab.WaitFor(ctx, 30*time.Second, n.Name+"'s pgquorum to join the raft group or refuse", func(context.Context) error {
+		if l := n.LogLines(refused)[earlierRefused:]; len(l) > 0 {
+			outcome = "refused: " + l[len(l)-1]
+			return nil
+		}
+		if l := n.LogLines(joined)[earlierJoined:]; len(l) > 0 {
+			outcome = "joined: " + l[len(l)-1]
+			return nil
+		}
+		return fmt.Errorf("neither yet (start: %v)", startErr)
+	})
+	switch {
+	case waitErr != nil:
+		r.violation(fmt.Sprintf("%s's pgquorum, its raft_dir wiped, neither joined the raft group nor named the recovery: %v", n.Name, waitErr))
+	case strings.HasPrefix(outcome, "joined"):
+		r.violation(fmt.Sprintf("%s's pgquorum started on an empty raft_dir, its membership marker present: %s", n.Name, outcome))
+	default:
+		r.t.Logf("chaos: %s's pgquorum on a wiped raft_dir %s", n.Name, outcome)
+	}
+	n.KillQuorum()                                // the refused process is gone; this drops the lab's handle on it
+	if err := os.RemoveAll(raftDir); err != nil { // what a start that was not refused wrote
+		errs = append(errs, err)
+	}
+	rest := others(r.c, n)
+	names := make([]string, len(rest))
+	for i, o := range rest {
+		names[i] = o.Name
+		if err := o.StopQuorum(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, o := range rest {
+		out, err := o.QuorumCommand(ctx, "raft-recover", "--config", o.QuorumConfigFile(), "--voters", strings.Join(names, ","))
+		r.t.Logf("chaos: %s raft-recover --voters %s: %s", o.Name, strings.Join(names, ","), strings.TrimSpace(out))
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, o := range rest {
+		if err := o.StartQuorum(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(marker); err != nil && !os.IsNotExist(err) {
+		errs = append(errs, err)
+	}
+	if err := n.StartQuorum(); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("%s started after the recovery: %w", n.Name, err))...)
+	}
+	// Back in the group: it hears the coordinator and has the committed
+	// epoch the others have, which only the leader's log gives it.
+	err := lab.WaitFor(ctx, chaos.ConvergeBound, n.Name+" to rejoin the raft group", func(ctx context.Context) error {
+		var mine, theirs api.StateBody
+		if _, err := n.GetJSON(ctx, api.PathState, &mine); err != nil {
+			return err
+		}
+		if _, err := rest[0].GetJSON(ctx, api.PathState, &theirs); err != nil {
+			return err
+		}
+		if f := mine.Failover; f == nil || f.Coordinator == "" || theirs.Failover == nil || f.Epoch != theirs.Failover.Epoch {
+			return fmt.Errorf("%s: %+v; %s: %+v", n.Name, f, rest[0].Name, theirs.Failover)
+		}
+		return nil
+	})
+	if err != nil {
+		r.violation(fmt.Sprintf("%s did not rejoin the raft group after the documented recovery: %v", n.Name, err))
+	} else {
+		r.t.Logf("chaos: %s is back in the raft group: it hears a coordinator and has the others' epoch", n.Name)
+	}
+	return errors.Join(errs...)
 }
 
 // hogCPU runs two busy processes per core for d, then kills them by PID.
@@ -583,10 +787,30 @@ func TestChaos(t *testing.T) {
 	cfg := chaosFromEnv(t)
 	fmt.Printf("CHAOS| seed %d, duration %s, at least %d faults, at most %d events (0: no limit), pairs %.2f, classes %v\n",
 		cfg.seed, cfg.duration, cfg.minFaults, cfg.maxEvents, cfg.profile.PairShare, cfg.profile.Classes)
-	c := startClusterWith(t, lab.Options{Nodes: threeNodes("dc1"), Quorum: chaosKeys, OwnAddresses: true})
+	fmt.Printf("CHAOS| failover.synchronous %s, locations %s\n", cfg.sync, cfg.layout)
+	specs, keys := chaosCluster(cfg)
+	c := startClusterWith(t, lab.Options{Nodes: specs, Quorum: keys, OwnAddresses: true})
+	if cfg.sync != api.SyncOff {
+		// The lab's postgresql.conf turns synchronous_commit off, under
+		// which no commit waits for a standby (startSyncRig).
+		for _, n := range c.Nodes {
+			if err := n.Exec(context.Background(), "ALTER SYSTEM SET synchronous_commit = on"); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.Exec(context.Background(), "SELECT pg_reload_conf()"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	waitState(t, c.Node("node1"), api.StatePrimary, settle)
 	if d := waitDecision(t, c, 1, settle); d.Primary != "node1" {
 		t.Fatalf("epoch 1 adopted %s, want node1", d.Primary)
+	}
+	if cfg.sync != api.SyncOff {
+		members := cfg.layout[0] - 1 // the first location's standbys
+		waitSync(t, c.Node("node1"), fmt.Sprintf("RPO 0 with %d members", members), func(s *api.SyncStatus) bool {
+			return !s.Degraded && len(s.Set) == members
+		})
 	}
 	cfgPath, _ := c.HAProxyPaths()
 	stateFile := filepath.Join(filepath.Dir(cfgPath), "pgquorum.state")
@@ -599,10 +823,16 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &chaosRig{t: t, c: c, poller: watchStates(t, c), rw: h.rw, stateFile: stateFile, hap: h.HAProxy, stop: make(chan struct{})}
+	if cfg.sync != api.SyncOff {
+		// Read before the first write: a write counts under RPO 0 only
+		// between two readings.
+		for _, n := range c.Nodes {
+			r.every(chaosSyncEvery, func() { r.readSync(n) })
+		}
+	}
 	r.w = startChaosWrites(h.rw)
 	t.Cleanup(r.w.stopWriting)
-	r.done.Add(1)
-	go r.readRouter()
+	r.every(chaosRouterEvery, r.readRouter)
 	stopRouter := sync.OnceFunc(func() { close(r.stop); r.done.Wait() })
 	t.Cleanup(stopRouter)
 
@@ -651,7 +881,9 @@ func TestChaos(t *testing.T) {
 			did := r.repair(committed)
 			w.Note = fmt.Sprintf("not converged: %v; repaired: %s", err, strings.Join(did, "; "))
 			t.Errorf("chaos: %s: %s", e, w.Note)
-			if p, _, _, err = r.waitConverged(time.Now(), chaosRepairWait); err != nil {
+			// The window lasts through the repair: what the cluster
+			// decides meanwhile follows from the event, not from no event.
+			if p, _, w.Settled, err = r.waitConverged(time.Now(), chaosRepairWait); err != nil {
 				t.Errorf("chaos: still not converged after the repair, run stopped: %v", err)
 				gaveUp = true
 			} else {
@@ -684,6 +916,11 @@ func TestChaos(t *testing.T) {
 	r.mu.Lock()
 	f.TwoWriters = chaos.TwoWriters(r.samples)
 	samples := len(r.samples)
+	syncs := chaos.NewSyncHistory(r.syncs)
+	for _, x := range r.other {
+		x.Window = chaos.During(windows, x.At)
+		f.Other = append(f.Other, x)
+	}
 	r.mu.Unlock()
 	var decided []api.Decision
 	for _, d := range seen {
@@ -691,17 +928,37 @@ func TestChaos(t *testing.T) {
 	}
 	slices.SortFunc(decided, func(a, b api.Decision) int { return int(a.Epoch) - int(b.Epoch) })
 	f.False = chaos.FalseFailovers(decided, windows, start)
+	nodeOf := func(port int) string {
+		for _, n := range c.Nodes {
+			if n.PGPort == port {
+				return n.Name
+			}
+		}
+		return ""
+	}
+	protected := 0 // acknowledged writes the synchronous mode promised to keep, lost or not
+	for _, x := range acked {
+		if chaos.Protected(cfg.sync, syncs, nodeOf, x) {
+			protected++
+		}
+	}
+	var promised []lab.Write // lost, though promised
 	if !gaveUp {
 		lost, err := lab.LostWrites(context.Background(), primary, acked)
 		if err != nil {
 			t.Error(err)
 		}
-		ackedAt := map[int64]time.Time{}
+		bySeq := map[int64]lab.Write{}
 		for _, x := range acked {
-			ackedAt[x.Seq] = x.Done
+			bySeq[x.Seq] = x
 		}
 		for _, seq := range lost {
-			f.Lost = append(f.Lost, ackedAt[seq])
+			x := bySeq[seq]
+			f.Lost = append(f.Lost, x.Done)
+			if chaos.Protected(cfg.sync, syncs, nodeOf, x) {
+				f.LostProtected = append(f.LostProtected, x.Done)
+				promised = append(promised, x)
+			}
 		}
 	}
 
@@ -709,7 +966,8 @@ func TestChaos(t *testing.T) {
 	answers, _ := r.poller.Count()
 	fmt.Printf("CHAOS| seed %d: %d events (%d faults) in %s; %d of %d writes acknowledged, %d /state answers, %d HAProxy readings, %d decisions committed; final primary %s\n",
 		cfg.seed, len(windows), countFaults(windows), elapsed.Round(time.Second), len(acked), len(writes), answers, samples, len(decided), primary.Name)
-	for _, line := range strings.Split(strings.TrimSpace(chaos.Table(rows)), "\n") {
+	fmt.Printf("CHAOS| failover.synchronous %s, locations %s\n", cfg.sync, cfg.layout)
+	for _, line := range strings.Split(strings.TrimSpace(chaos.Table(rows, cfg.sync)), "\n") {
 		fmt.Println("CHAOS| " + line)
 	}
 	byEvent := chaos.LostByEvent(windows, f.Lost)
@@ -741,12 +999,30 @@ func TestChaos(t *testing.T) {
 	for _, x := range f.False {
 		report("false failover", x.Window, x.What)
 	}
+	for _, x := range f.Other {
+		report("violation", x.Window, x.What)
+	}
+	for _, x := range promised {
+		report(fmt.Sprintf("acknowledged write lost under synchronous %s", cfg.sync), chaos.During(windows, x.Done),
+			fmt.Sprintf("write %d sent %s, acknowledged %s by %s (timeline %d), missing on the final primary %s",
+				x.Seq, x.Sent.Format("15:04:05.000"), x.Done.Format("15:04:05.000"), nodeOf(x.Port), x.Timeline, primary.Name))
+	}
 	if gaveUp {
 		fmt.Println("CHAOS| acknowledged writes lost: not counted, the run stopped without a converged primary (the column shows 0)")
 	}
 	total := rows[len(rows)-1]
-	fmt.Printf("CHAOS| %d invariant violations; %d acknowledged writes lost (asynchronous replication: reported, not failed)\n", total.Violations(), total.Lost)
-	fmt.Printf("CHAOS| replay: CHAOS_SEED=%d CHAOS_DURATION=%s make chaos\n", cfg.seed, cfg.duration)
+	switch cfg.sync {
+	case api.SyncOff:
+		fmt.Printf("CHAOS| %d invariant violations; %d acknowledged writes lost (asynchronous replication: reported, not failed)\n", total.Violations(), total.Lost)
+	case api.SyncOn:
+		fmt.Printf("CHAOS| %d invariant violations; %d acknowledged writes lost, %d of them acknowledged under RPO 0 (violations); %d of %d acknowledged writes were under RPO 0\n",
+			total.Violations(), total.Lost, total.LostProtected, protected, len(acked))
+	default:
+		fmt.Printf("CHAOS| %d invariant violations; %d acknowledged writes lost (synchronous strict: each a violation) of %d acknowledged\n",
+			total.Violations(), total.Lost, len(acked))
+	}
+	fmt.Printf("CHAOS| replay: CHAOS_SEED=%d CHAOS_DURATION=%s CHAOS_SYNC=%s CHAOS_LOCATIONS=%s make chaos\n",
+		cfg.seed, cfg.duration, cfg.sync, cfg.layout.Spec())
 }
 
 func latestDecision(seen map[uint64]api.Decision) api.Decision {

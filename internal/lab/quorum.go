@@ -118,7 +118,7 @@ func (n *Node) StartQuorum() error {
 	if n.quorum != nil {
 		return fmt.Errorf("lab: %s: pgquorum already running", n.Name)
 	}
-	cfg := filepath.Join(n.Dir, "pgquorum.yaml")
+	cfg := n.QuorumConfigFile()
 	if err := os.WriteFile(cfg, []byte(n.QuorumConfig()), 0o644); err != nil {
 		return fmt.Errorf("lab: %w", err)
 	}
@@ -126,21 +126,9 @@ func (n *Node) StartQuorum() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	// halt_on_error makes a race-detector build stop at the first race, so
-	// the test that provoked it fails rather than a later one. PATH has the
-	// PostgreSQL tools repmgr runs.
-	cmd.Env = []string{"PATH=" + n.c.opts.PGBin + ":/usr/bin:/bin", "GORACE=halt_on_error=1", "LC_ALL=C"}
-	if n.owner != nil {
-		// As in production (scripts/pgquorum.service), pgquorum runs as
-		// the node's PostgreSQL OS user: repmgr and pg_ctl refuse root.
-		cred, err := repmgr.Credential(n.owner.Username)
-		if err != nil {
-			return err
-		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		cmd.Env = append(cmd.Env, "HOME="+n.Dir, "USER="+n.owner.Username)
-		cmd.Dir = n.Dir
+	cmd, err := n.quorumCmd(bin, "serve", "--config", cfg)
+	if err != nil {
+		return err
 	}
 	if wrap := n.c.opts.WrapQuorum; wrap != nil {
 		if err := wrap(n, cmd); err != nil {
@@ -192,6 +180,57 @@ func (n *Node) StartQuorum() error {
 		}
 		return err
 	})
+}
+
+// QuorumConfigFile is where StartQuorum writes the node's config.
+func (n *Node) QuorumConfigFile() string { return filepath.Join(n.Dir, "pgquorum.yaml") }
+
+// quorumCmd is a command of the pgquorum binary bin as the node runs it:
+// as its OS user, in its directory, with PATH holding the PostgreSQL tools.
+func (n *Node) quorumCmd(bin string, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(bin, args...)
+	// halt_on_error makes a race-detector build stop at the first race, so
+	// the test that provoked it fails rather than a later one. PATH has the
+	// PostgreSQL tools repmgr runs.
+	cmd.Env = []string{"PATH=" + n.c.opts.PGBin + ":/usr/bin:/bin", "GORACE=halt_on_error=1", "LC_ALL=C"}
+	if n.owner != nil {
+		// As in production (scripts/pgquorum.service), pgquorum runs as
+		// the node's PostgreSQL OS user: repmgr and pg_ctl refuse root.
+		cred, err := repmgr.Credential(n.owner.Username)
+		if err != nil {
+			return nil, err
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Env = append(cmd.Env, "HOME="+n.Dir, "USER="+n.owner.Username)
+		cmd.Dir = n.Dir
+	}
+	return cmd, nil
+}
+
+// QuorumCommand runs a one-shot pgquorum command (such as raft-recover)
+// as the node's pgquorum runs, bounded by ctx, and returns what it printed.
+// The node's config file is QuorumConfigFile, once StartQuorum wrote it.
+func (n *Node) QuorumCommand(ctx context.Context, args ...string) (string, error) {
+	bin, err := n.c.quorumBinary()
+	if err != nil {
+		return "", err
+	}
+	cmd, err := n.quorumCmd(bin, args...)
+	if err != nil {
+		return "", err
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("lab: %s: pgquorum %s: %w", n.Name, strings.Join(args, " "), err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	err = cmd.Wait()
+	stop()
+	if err != nil {
+		return out.String(), fmt.Errorf("lab: %s: pgquorum %s: %w: %s", n.Name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), nil
 }
 
 func (n *Node) logLines(what string, r io.Reader) {

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,9 @@ func TestScheduleRules(t *testing.T) {
 		}},
 		{"pairs are compatible", Profile{PairShare: 1}, func(e Event) string {
 			if len(e.Faults) != 2 {
+				if alone[e.Faults[0].Class] {
+					return ""
+				}
 				return "not a pair" // PairShare 1 and most pairs compatible: 20 draws always find one here
 			}
 			a, b := e.Faults[0], e.Faults[1]
@@ -60,6 +64,20 @@ func TestScheduleRules(t *testing.T) {
 			}
 			if e.Offset < 0 || e.Offset >= time.Second {
 				return "offset " + e.Offset.String()
+			}
+			return ""
+		}},
+		{"wipe-raft-dir alone, on a standby", Profile{Classes: []Class{WipeRaft, CPUHog}, PairShare: 1}, func(e Event) string {
+			for _, f := range e.Faults {
+				if f.Class == WipeRaft && (len(e.Faults) != 1 || f.Role != Standby) {
+					return "wipe-raft-dir paired or off a standby"
+				}
+			}
+			return ""
+		}},
+		{"partition-location hits no single node", Profile{Classes: []Class{PartitionLocation}, PairShare: 0}, func(e Event) string {
+			if f := e.Faults[0]; f.Role != Machine || f.Duration < time.Second || f.Duration >= 8*time.Second {
+				return f.String()
 			}
 			return ""
 		}},
@@ -103,6 +121,10 @@ func TestCompatible(t *testing.T) {
 		{Fault{Class: CPUHog, Role: Machine}, Fault{Class: CPUHog, Role: Machine}, false},
 		{Fault{Class: Switchover, Role: Standby}, Fault{Class: Switchover, Role: Standby}, false},
 		{Fault{Class: Switchover, Role: Standby}, Fault{Class: HAProxyRestart, Role: Machine}, true},
+		{Fault{Class: WipeRaft, Role: Standby}, Fault{Class: CPUHog, Role: Machine}, false},
+		{Fault{Class: KillPostmaster, Role: Primary}, Fault{Class: WipeRaft, Role: Standby}, false},
+		{Fault{Class: PartitionLocation, Role: Machine}, Fault{Class: PartitionToward, Role: Standby}, false},
+		{Fault{Class: PartitionLocation, Role: Machine}, Fault{Class: KillPostmaster, Role: Primary}, true},
 	} {
 		if got := compatible(tc.a, tc.b); got != tc.want {
 			t.Errorf("compatible(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
@@ -126,6 +148,8 @@ func TestMayDecide(t *testing.T) {
 		{[]Fault{{Class: Switchover, Role: Standby}}, true},
 		{[]Fault{{Class: CPUHog, Role: Machine}, {Class: PartitionFull, Role: Primary}}, true},
 		{[]Fault{{Class: CPUHog, Role: Machine}, {Class: PartitionFull, Role: Standby}}, false},
+		{[]Fault{{Class: WipeRaft, Role: Standby}}, false},
+		{[]Fault{{Class: PartitionLocation, Role: Machine}}, false}, // the primary's location keeps its majority
 	} {
 		if got := (Event{Faults: tc.faults}).MayDecide(); got != tc.want {
 			t.Errorf("MayDecide(%v) = %v, want %v", tc.faults, got, tc.want)
@@ -134,14 +158,71 @@ func TestMayDecide(t *testing.T) {
 }
 
 func TestParseClasses(t *testing.T) {
-	if got, err := ParseClasses(""); err != nil || len(got) != len(Classes) {
-		t.Errorf(`ParseClasses("") = %v, %v`, got, err)
+	if got, err := ParseClasses("", true); err != nil || len(got) != len(Classes) {
+		t.Errorf(`ParseClasses("", two locations) = %v, %v`, got, err)
 	}
-	if got, err := ParseClasses("cpu-starvation, switchover"); err != nil || !reflect.DeepEqual(got, []Class{CPUHog, Switchover}) {
+	got, err := ParseClasses("", false)
+	if err != nil || len(got) != len(Classes)-1 || slices.Contains(got, PartitionLocation) || !slices.Contains(got, WipeRaft) {
+		t.Errorf(`ParseClasses("", one location) = %v, %v: want every class but partition-location`, got, err)
+	}
+	if got, err := ParseClasses("cpu-starvation, switchover", false); err != nil || !reflect.DeepEqual(got, []Class{CPUHog, Switchover}) {
 		t.Errorf("ParseClasses = %v, %v", got, err)
 	}
-	if _, err := ParseClasses("cpu,nope"); err == nil {
+	if _, err := ParseClasses("cpu,nope", false); err == nil {
 		t.Error("unknown classes accepted")
+	}
+	if _, err := ParseClasses("partition-location", false); err == nil || !strings.Contains(err.Error(), "two locations") {
+		t.Errorf("partition-location in one location: %v", err)
+	}
+	if got, err := ParseClasses("partition-location", true); err != nil || !reflect.DeepEqual(got, []Class{PartitionLocation}) {
+		t.Errorf("partition-location in two locations = %v, %v", got, err)
+	}
+}
+
+func TestParseLayout(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		want      Layout
+		names     string
+		locations string
+	}{
+		{"", Layout{3}, "node1 node2 node3", "dc1 dc1 dc1"},
+		{"3", Layout{3}, "node1 node2 node3", "dc1 dc1 dc1"},
+		{"3+2", Layout{3, 2}, "node1 node2 node3 node4 node5", "dc1 dc1 dc1 dc2 dc2"},
+		{" 4 + 1 ", Layout{4, 1}, "node1 node2 node3 node4 node5", "dc1 dc1 dc1 dc1 dc2"},
+		{"2+3", nil, "", ""},   // the primary's location holds no majority
+		{"3+3", nil, "", ""},   // nor here
+		{"2", nil, "", ""},     // too few to lose one
+		{"3+2+1", nil, "", ""}, // three locations
+		{"3+x", nil, "", ""},
+		{"3+0", nil, "", ""},
+	} {
+		l, err := ParseLayout(tc.in)
+		if tc.want == nil {
+			if err == nil {
+				t.Errorf("ParseLayout(%q) = %v, want an error", tc.in, l)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(l, tc.want) {
+			t.Errorf("ParseLayout(%q) = %v, %v, want %v", tc.in, l, err, tc.want)
+			continue
+		}
+		names, locations := l.Nodes()
+		if strings.Join(names, " ") != tc.names || strings.Join(locations, " ") != tc.locations {
+			t.Errorf("%v: nodes %v in %v", l, names, locations)
+		}
+	}
+}
+
+func TestParseSync(t *testing.T) {
+	for in, want := range map[string]api.SyncMode{"": api.SyncOff, "off": api.SyncOff, "on": api.SyncOn, " strict": api.SyncStrict} {
+		if got, err := ParseSync(in); err != nil || got != want {
+			t.Errorf("ParseSync(%q) = %q, %v, want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseSync("quorum"); err == nil {
+		t.Error("ParseSync(quorum) accepted")
 	}
 }
 
@@ -246,11 +327,118 @@ func TestFalseFailoversAndSummary(t *testing.T) {
 	if r := byClass["total"]; r.Violations() != 4 || Max(r.Converge) != 7500*time.Millisecond || Median(r.Converge) != 7500*time.Millisecond {
 		t.Errorf("total %+v: want 4 violations, converge max and median 7.5 s", r)
 	}
+	// A window that did not converge lasts through its repair: a decision
+	// during the repair is its event's, and it still did not converge.
+	repaired := []Window{{Event: kill, Start: at(1000), Healed: at(1500), Settled: at(90000)}}
+	if got := FalseFailovers([]api.Decision{{Epoch: 2, At: at(70000), Primary: "node2"}}, repaired, at(0)); len(got) != 0 {
+		t.Errorf("a decision during the repair of a kill of the primary: false failovers %+v", got)
+	}
+	if r := Summarize(repaired, Findings{}); r[len(r)-1].NotConverged != 1 || len(r[len(r)-1].Converge) != 0 {
+		t.Errorf("a repaired window: %+v, want not converged", r[len(r)-1])
+	}
 	if got := LostByEvent(ws, []time.Time{at(900), at(2000), at(9500), at(99000)}); got[0] != 2 || got[1] != 1 || got[-1] != 1 {
 		t.Errorf("lost by event %v, want 2 in window 0, 1 in window 1, 1 after every window", got)
 	}
-	table := Table(rows)
-	if !strings.Contains(table, "| kill-9-postmaster | 1 (1 + 0) | 2 | 0 | 0 | 0 | 0 | 0 | 7.5 s | 7.5 s |") {
+	table := Table(rows, api.SyncOff)
+	if !strings.Contains(table, "| kill-9-postmaster | 1 (1 + 0) | 2 | 0 | 0 | 0 | 0 | 0 | 0 | 7.5 s | 7.5 s |") || strings.Contains(table, "synchronous") {
 		t.Errorf("table:\n%s", table)
+	}
+
+	// With synchronous replication, the lost writes it promised to keep
+	// are violations, in a column of their own naming the mode.
+	rows = Summarize(ws, Findings{Lost: []time.Time{at(900), at(2000), at(9500)}, LostProtected: []time.Time{at(2000)}})
+	total := rows[len(rows)-1]
+	if total.Lost != 3 || total.LostProtected != 1 || total.Violations() != 2 { // the lost write and the window that never converged
+		t.Errorf("total %+v: want 3 lost, 1 of them promised, 2 violations", total)
+	}
+	rows = Summarize(ws, Findings{Other: []Finding{{Window: 1, What: "node3 started on a wiped raft_dir"}}})
+	if r := rows[len(rows)-1]; r.Other != 1 || r.Violations() != 2 {
+		t.Errorf("total %+v: want 1 other violation, 2 violations", r)
+	}
+	rows = Summarize(ws, Findings{Lost: []time.Time{at(900), at(2000), at(9500)}, LostProtected: []time.Time{at(2000)}})
+	table = Table(rows, api.SyncOn)
+	if !strings.Contains(table, "| acked writes lost | of them promised by synchronous on |") ||
+		!strings.Contains(table, "| kill-9-postmaster | 1 (1 + 0) | 2 | 1 | 0 | 0 | 0 | 0 | 0 | 0 | 7.5 s | 7.5 s |") {
+		t.Errorf("table with synchronous on:\n%s", table)
+	}
+}
+
+func TestUnderRPO0(t *testing.T) {
+	since := at(-60000)
+	sync := func(ms int) SyncReading {
+		return SyncReading{Node: "n1", Sent: at(ms), Recv: at(ms + 5), Answered: true, RPO0: true, Epoch: 2, Since: since}
+	}
+	async := func(ms int) SyncReading { r := sync(ms); r.RPO0 = false; return r }
+	silent := func(ms int) SyncReading { return SyncReading{Node: "n1", Sent: at(ms), Recv: at(ms + 1000)} }
+	other := func(ms int) SyncReading { r := sync(ms); r.Since = at(ms - 50); return r } // a fall back and a return since
+	for _, tc := range []struct {
+		name       string
+		readings   []SyncReading
+		sent, done int
+		want       bool
+	}{
+		{"bracketed by RPO 0", []SyncReading{sync(0), sync(100), sync(200), sync(300)}, 110, 250, true},
+		{"ack answered by the reading that follows", []SyncReading{sync(0), sync(100)}, 10, 100, true},
+		{"no reading before the write", []SyncReading{sync(100), sync(200)}, 50, 150, false},
+		{"no reading after the acknowledgement", []SyncReading{sync(0), sync(100)}, 10, 150, false},
+		{"the reading before came back after the write left", []SyncReading{sync(0), sync(100)}, 102, 104, false},
+		{"degraded before", []SyncReading{async(0), sync(100)}, 10, 90, false},
+		{"degraded in between", []SyncReading{sync(0), async(100), sync(200)}, 10, 190, false},
+		{"degraded after", []SyncReading{sync(0), async(100)}, 10, 90, false},
+		{"no answer in between", []SyncReading{sync(0), silent(100), sync(1200)}, 10, 1150, false},
+		{"a gap over MaxSyncGap", []SyncReading{sync(0), sync(1100)}, 10, 1000, false},
+		{"another committed state after", []SyncReading{sync(0), other(100)}, 10, 90, false},
+		{"a new epoch after", []SyncReading{sync(0), func() SyncReading { r := sync(100); r.Epoch = 3; return r }()}, 10, 90, false},
+		{"another node's readings", []SyncReading{sync(0), func() SyncReading { r := sync(100); r.Node = "n2"; return r }()}, 10, 90, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewSyncHistory(tc.readings)
+			if got := h.UnderRPO0("n1", at(tc.sent), at(tc.done)); got != tc.want {
+				t.Errorf("UnderRPO0 = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestProtected(t *testing.T) {
+	h := NewSyncHistory([]SyncReading{
+		{Node: "n1", Sent: at(0), Recv: at(5), Answered: true, RPO0: true, Epoch: 2},
+		{Node: "n1", Sent: at(100), Recv: at(105), Answered: true, RPO0: true, Epoch: 2},
+		{Node: "n2", Sent: at(0), Recv: at(5), Answered: true, Epoch: 3},
+		{Node: "n2", Sent: at(100), Recv: at(105), Answered: true, Epoch: 3},
+	})
+	nodeOf := func(port int) string { return map[int]string{5432: "n1", 5433: "n2"}[port] }
+	byN1 := lab.Write{Seq: 1, Sent: at(10), Done: at(90), Port: 5432}
+	byN2 := lab.Write{Seq: 2, Sent: at(10), Done: at(90), Port: 5433} // n2 was degraded
+	failed := lab.Write{Seq: 3, Sent: at(10), Done: at(90)}
+	for _, tc := range []struct {
+		mode             api.SyncMode
+		n1, n2, failedOK bool
+	}{
+		{api.SyncOff, false, false, false},
+		{api.SyncOn, true, false, false},
+		{api.SyncStrict, true, true, false},
+	} {
+		got := [3]bool{Protected(tc.mode, h, nodeOf, byN1), Protected(tc.mode, h, nodeOf, byN2), Protected(tc.mode, h, nodeOf, failed)}
+		if want := [3]bool{tc.n1, tc.n2, tc.failedOK}; got != want {
+			t.Errorf("%s: protected (by n1 under RPO 0, by n2 degraded, not acknowledged) = %v, want %v", tc.mode, got, want)
+		}
+	}
+}
+
+func TestReadingOf(t *testing.T) {
+	since := at(0)
+	r := ReadingOf("n1", at(1), at(2), &api.SyncStatus{Mode: api.SyncOn, Epoch: 4, Since: &since, RPO: api.RPOZero})
+	if !r.Answered || !r.RPO0 || r.Epoch != 4 || !r.Since.Equal(since) {
+		t.Errorf("RPO 0 reading %+v", r)
+	}
+	if r := ReadingOf("n1", at(1), at(2), &api.SyncStatus{Mode: api.SyncOn, Degraded: true}); !r.Answered || r.RPO0 {
+		t.Errorf("degraded reading %+v", r)
+	}
+	if r := ReadingOf("n1", at(1), at(2), &api.SyncStatus{Mode: api.SyncOff}); r.RPO0 {
+		t.Errorf("off reading %+v", r)
+	}
+	if r := ReadingOf("n1", at(1), at(2), nil); r.Answered || r.RPO0 {
+		t.Errorf("no answer %+v", r)
 	}
 }

@@ -115,15 +115,18 @@ type Window struct {
 	Start     time.Time
 	Healed    time.Time
 	Converged time.Time // from then on converged, through Settled; zero: not within the bound
-	Settled   time.Time
-	Note      string // what was done beyond the schedule (a repair)
+	// Settled ends the window: the end of the hold that proved the
+	// convergence, or, when it did not converge, of the one after the
+	// repair (zero if that failed too).
+	Settled time.Time
+	Note    string // what was done beyond the schedule (a repair)
 }
 
 // ConvergeBound is how long after the heal a cluster must have converged.
 const ConvergeBound = 60 * time.Second
 
-// End is when the window closes: the end of its convergence's hold, or the
-// bound.
+// End is when the window closes: the end of its convergence's hold (after
+// a repair, if it needed one), or the bound.
 func (w Window) End() time.Time {
 	if !w.Settled.IsZero() {
 		return w.Settled
@@ -192,11 +195,17 @@ type Finding struct {
 
 // Findings are what the checks found over a run.
 type Findings struct {
-	Lost         []time.Time // acknowledgement times of writes the final primary lacks
-	DoubleAcks   []Span
-	TwoPrimaries []Span
-	TwoWriters   []Span
-	False        []Finding
+	Lost []time.Time // acknowledgement times of writes the final primary lacks
+	// LostProtected are those of Lost that failover.synchronous promised
+	// to keep (Protected): each is a violation.
+	LostProtected []time.Time
+	DoubleAcks    []Span
+	TwoPrimaries  []Span
+	TwoWriters    []Span
+	False         []Finding
+	// Other are what a fault's own check found: a pgquorum that started
+	// on a wiped raft_dir, or refused without naming the recovery.
+	Other []Finding
 }
 
 // Row is one line of the table: a fault class, or "total".
@@ -204,13 +213,16 @@ type Row struct {
 	Class                                             string
 	Alone, InPairs                                    int
 	Lost, DoubleAcks, TwoPrimaries, TwoWriters, False int
+	LostProtected                                     int // of Lost, the writes synchronous replication promised to keep
 	NotConverged                                      int
+	Other                                             int             // Findings.Other
 	Converge                                          []time.Duration // heal to convergence
 }
 
-// Violations counts what fails a run: all but lost writes.
+// Violations counts what fails a run: all but the lost writes that no
+// synchronous replication promised to keep.
 func (r Row) Violations() int {
-	return r.DoubleAcks + r.TwoPrimaries + r.TwoWriters + r.False + r.NotConverged
+	return r.LostProtected + r.DoubleAcks + r.TwoPrimaries + r.TwoWriters + r.False + r.NotConverged + r.Other
 }
 
 // NoFault names the row of findings outside every window.
@@ -274,6 +286,9 @@ func Summarize(ws []Window, f Findings) []Row {
 	for _, t := range f.Lost {
 		add(before(ws, t), func(r *Row) *int { return &r.Lost })
 	}
+	for _, t := range f.LostProtected {
+		add(before(ws, t), func(r *Row) *int { return &r.LostProtected })
+	}
 	for _, s := range f.DoubleAcks {
 		add(During(ws, s.From), func(r *Row) *int { return &r.DoubleAcks })
 	}
@@ -285,6 +300,9 @@ func Summarize(ws []Window, f Findings) []Row {
 	}
 	for _, x := range f.False {
 		add(x.Window, func(r *Row) *int { return &r.False })
+	}
+	for _, x := range f.Other {
+		add(x.Window, func(r *Row) *int { return &r.Other })
 	}
 	var out []Row
 	for _, c := range Classes {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,11 +29,33 @@ const (
 	CPUHog          Class = "cpu-starvation" // busy processes, more than the cores
 	HAProxyRestart  Class = "haproxy-restart"
 	Switchover      Class = "switchover" // pgquorum switchover to a standby
+	// WipeRaft stops a standby's pgquorum, removes its failover.raft_dir
+	// and starts it again: it must refuse to start, naming the recovery,
+	// which the harness then does as docs/operations.md says.
+	WipeRaft Class = "wipe-raft-dir"
+	// PartitionLocation cuts the second location from the first, both
+	// ways (a cluster in two locations only).
+	PartitionLocation Class = "partition-location"
 )
 
 // Classes are every class, in the order of the table.
 var Classes = []Class{KillPostmaster, StallShort, StallLong, StopQuorum, RestartQuorum,
-	PartitionFull, PartitionToward, PartitionFrom, CPUHog, HAProxyRestart, Switchover}
+	PartitionFull, PartitionToward, PartitionFrom, CPUHog, HAProxyRestart, Switchover, WipeRaft, PartitionLocation}
+
+// twoLocationsOnly are the classes that need a cluster in two locations.
+var twoLocationsOnly = map[Class]bool{PartitionLocation: true}
+
+// DefaultClasses are the classes a run draws from unless told: every one
+// the cluster's layout allows.
+func DefaultClasses(twoLocations bool) []Class {
+	var out []Class
+	for _, c := range Classes {
+		if twoLocations || !twoLocationsOnly[c] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // Role is which node a fault hits, resolved when it is injected.
 type Role int
@@ -40,7 +63,7 @@ type Role int
 const (
 	Primary Role = iota // the primary the last convergence found
 	Standby             // one of its standbys: Pick modulo their number
-	Machine             // no node (CPUHog, HAProxyRestart)
+	Machine             // no single node (CPUHog, HAProxyRestart, PartitionLocation)
 )
 
 func (r Role) String() string {
@@ -112,7 +135,11 @@ var touchesQuorum = map[Class]bool{StallShort: true, StallLong: true, StopQuorum
 
 // network are the classes that change the firewall; its heal lifts every
 // rule, so a pair has at most one.
-var network = map[Class]bool{PartitionFull: true, PartitionToward: true, PartitionFrom: true}
+var network = map[Class]bool{PartitionFull: true, PartitionToward: true, PartitionFrom: true, PartitionLocation: true}
+
+// alone are the classes never paired: WipeRaft's recovery stops and
+// starts every pgquorum, which no other fault may race.
+var alone = map[Class]bool{WipeRaft: true}
 
 // MayDecide tells whether a committed decision during e is expected: a
 // switchover, or a fault that can lose the primary hitting it. Any other
@@ -137,7 +164,7 @@ type Schedule struct {
 // NewSchedule returns the schedule of seed.
 func NewSchedule(seed uint64, p Profile) *Schedule {
 	if len(p.Classes) == 0 {
-		p.Classes = Classes
+		p.Classes = DefaultClasses(false)
 	}
 	if p.Grace <= 0 {
 		p.Grace = time.Second
@@ -154,9 +181,9 @@ func (s *Schedule) between(lo, hi time.Duration) time.Duration {
 func (s *Schedule) fault() Fault {
 	f := Fault{Class: s.p.Classes[s.rng.IntN(len(s.p.Classes))], Role: Primary, Pick: s.rng.IntN(8)}
 	switch f.Class {
-	case CPUHog, HAProxyRestart:
+	case CPUHog, HAProxyRestart, PartitionLocation:
 		f.Role = Machine
-	case Switchover:
+	case Switchover, WipeRaft:
 		f.Role = Standby // the target
 	default:
 		if s.rng.IntN(2) == 1 {
@@ -176,8 +203,12 @@ func (s *Schedule) fault() Fault {
 		f.Duration = s.between(s.p.Grace*3/2, 5*time.Second)
 	case StopQuorum, RestartQuorum:
 		f.Duration = s.between(300*time.Millisecond, 5*time.Second)
-	case PartitionFull, PartitionToward, PartitionFrom:
+	case PartitionFull, PartitionToward, PartitionFrom, PartitionLocation:
 		f.Duration = s.between(time.Second, 8*time.Second)
+	case WipeRaft:
+		// How long the node's pgquorum stays down, its directory gone,
+		// before the start that must be refused.
+		f.Duration = s.between(300*time.Millisecond, 3*time.Second)
 	case CPUHog:
 		f.Duration = s.between(2*time.Second, 10*time.Second)
 	case HAProxyRestart:
@@ -188,9 +219,12 @@ func (s *Schedule) fault() Fault {
 
 // compatible tells whether b may join a in one event: one firewall change
 // at most, one switchover at most, never two pgquorum process faults on
-// one node, and two standby faults on different standbys.
+// one node, two standby faults on different standbys, and never a class
+// that runs alone.
 func compatible(a, b Fault) bool {
 	switch {
+	case alone[a.Class] || alone[b.Class]:
+		return false
 	case network[a.Class] && network[b.Class]:
 		return false
 	case a.Class == b.Class && (a.Role == Machine || a.Class == Switchover):
@@ -205,7 +239,7 @@ func compatible(a, b Fault) bool {
 func (s *Schedule) Next() Event {
 	s.n++
 	e := Event{N: s.n, Faults: []Fault{s.fault()}}
-	if s.rng.Float64() < s.p.PairShare {
+	if s.rng.Float64() < s.p.PairShare && !alone[e.Faults[0].Class] {
 		for range 20 { // draws until a compatible second fault: bounded, the rules leave most pairs
 			b := s.fault()
 			if !compatible(e.Faults[0], b) {
@@ -223,10 +257,11 @@ func (s *Schedule) Next() Event {
 }
 
 // ParseClasses reads a comma-separated list of class names; empty means
-// every class.
-func ParseClasses(s string) ([]Class, error) {
+// every class the layout allows (DefaultClasses). A class that needs two
+// locations is refused for a cluster in one.
+func ParseClasses(s string, twoLocations bool) ([]Class, error) {
 	if strings.TrimSpace(s) == "" {
-		return Classes, nil
+		return DefaultClasses(twoLocations), nil
 	}
 	var out []Class
 	for name := range strings.SplitSeq(s, ",") {
@@ -234,7 +269,74 @@ func ParseClasses(s string) ([]Class, error) {
 		if !slices.Contains(Classes, c) {
 			return nil, fmt.Errorf("chaos: unknown fault class %q (known: %v)", c, Classes)
 		}
+		if twoLocationsOnly[c] && !twoLocations {
+			return nil, fmt.Errorf("chaos: fault class %q needs a cluster in two locations (CHAOS_LOCATIONS)", c)
+		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// Layout is how many nodes each location holds: [3] for one location of
+// three, [3 2] for three in dc1 and two in dc2. The first location holds
+// the primary.
+type Layout []int
+
+// ParseLayout reads CHAOS_LOCATIONS: "3" (the default, when empty) or
+// "3+2", nodes per location; the first location must hold a majority of
+// the nodes, so that losing any other location loses no quorum.
+func ParseLayout(s string) (Layout, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Layout{3}, nil
+	}
+	var l Layout
+	total := 0
+	for part := range strings.SplitSeq(s, "+") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 1 || n > 5 {
+			return nil, fmt.Errorf("chaos: CHAOS_LOCATIONS=%q: want nodes per location such as 3+2, each from 1 to 5", s)
+		}
+		l = append(l, n)
+		total += n
+	}
+	if len(l) > 2 || total > 7 {
+		return nil, fmt.Errorf("chaos: CHAOS_LOCATIONS=%q: at most two locations and 7 nodes", s)
+	}
+	if 2*l[0] <= total || l[0] < 3 {
+		return nil, fmt.Errorf("chaos: CHAOS_LOCATIONS=%q: the first location must hold a majority of the nodes and at least 3", s)
+	}
+	return l, nil
+}
+
+// Locations is how many locations the layout has.
+func (l Layout) Locations() int { return len(l) }
+
+// Nodes names the layout's nodes node1, node2, … with their locations
+// dc1, dc2, … in order.
+func (l Layout) Nodes() (names, locations []string) {
+	for i, n := range l {
+		for range n {
+			names = append(names, fmt.Sprintf("node%d", len(names)+1))
+			locations = append(locations, fmt.Sprintf("dc%d", i+1))
+		}
+	}
+	return names, locations
+}
+
+// Spec is the layout as CHAOS_LOCATIONS gives it: "3+2".
+func (l Layout) Spec() string {
+	parts := make([]string, len(l))
+	for i, n := range l {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, "+")
+}
+
+func (l Layout) String() string {
+	parts := make([]string, len(l))
+	for i, n := range l {
+		parts[i] = fmt.Sprintf("dc%d %d", i+1, n)
+	}
+	return strings.Join(parts, " + ")
 }
