@@ -73,7 +73,7 @@ bench-switchover:
 	bash scripts/bench-failover.sh --only pgquorum --fault switchover
 
 # What synchronous replication costs through HAProxy: pgbench TPS and p99
-# with failover.synchronous off, on k=1 and on k=2 (3 rounds x 30 s,
+# with failover.synchronous off, on k=1 and on k=2 (5 rounds x 30 s,
 # interleaved), and the failover write outage of on against off (3 runs
 # each); about 12 min. Knobs: BENCH_SYNC_ARGS="--rounds 5 --fsync".
 bench-sync:

@@ -10,7 +10,7 @@
 # instead (tests/benchsync): pgbench TPS and p99 through HAProxy with
 # failover.synchronous off, on k=1 and on k=2, as ratios to off, and the
 # failover write outage of on k=1 against off.
-#   bash scripts/bench-failover.sh --sync [--rounds 3] [--duration 30s] [--failover-runs 3] [--profile fast] [--fsync]
+#   bash scripts/bench-failover.sh --sync [--rounds 5] [--duration 30s] [--failover-runs 3] [--profile default] [--fsync]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"

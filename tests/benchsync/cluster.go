@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pgquorum/pgquorum/api"
@@ -135,7 +136,8 @@ func benchPgbench(ctx context.Context, o options, stderr io.Writer, logf func(st
 		}
 		rigs[i] = r
 		results[i] = modeResult{name: m.name, standbyNames: names}
-		if err := initPgbench(ctx, r.L.RW, o.load); err != nil {
+		n1 := r.C.Node("node1")
+		if err := initPgbench(ctx, n1.Host, n1.PGPort, o.load); err != nil {
 			return nil, fmt.Errorf("%s: %w", m.name, err)
 		}
 		fmt.Fprintf(stderr, "%s: cluster up, synchronous_standby_names %q, pgbench -s %d loaded\n", m.name, names, o.load.scale)
@@ -152,7 +154,7 @@ func benchPgbench(ctx context.Context, o options, stderr io.Writer, logf func(st
 			}
 			s, err := runPgbench(ctx, rigs[i].L.RW, o.load, dir, fmt.Sprintf("r%d-m%d", round+1, i))
 			if err != nil {
-				return nil, fmt.Errorf("%s, round %d: %w", m.name, round+1, err)
+				return nil, fmt.Errorf("%s, round %d: %w\n%s", m.name, round+1, err, diagnose(ctx, rigs[i]))
 			}
 			if m.sync != "off" {
 				after, err := syncStatus(ctx, n1)
@@ -171,6 +173,33 @@ func benchPgbench(ctx context.Context, o options, stderr io.Writer, logf func(st
 		}
 	}
 	return results, nil
+}
+
+// diagnose says what a rig's nodes answer and which primaries they
+// decided on, to tell a failed run's cause: a failover under load, or
+// HAProxy marking the primary down.
+func diagnose(ctx context.Context, r *benchrig.Rig) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var b strings.Builder
+	for _, n := range r.C.Nodes {
+		var st api.StateBody
+		code, err := n.GetJSON(ctx, api.PathState, &st)
+		var h api.HistoryBody
+		_, herr := n.GetJSON(ctx, api.PathHistory, &h)
+		fmt.Fprintf(&b, "%s: /state %d %s (%v); decisions:", n.Name, code, st.State, err)
+		for _, d := range h.Decisions {
+			fmt.Fprintf(&b, " [epoch %d %s: %s]", d.Epoch, d.Primary, d.Reason)
+		}
+		if herr != nil {
+			fmt.Fprintf(&b, " (%v)", herr)
+		}
+		b.WriteString("\n")
+	}
+	if stats, err := r.H.Stats(ctx); err == nil {
+		fmt.Fprintf(&b, "HAProxy: %+v\n", stats)
+	}
+	return b.String()
 }
 
 // benchFailover measures o.failoverRuns failovers of each of
