@@ -15,6 +15,7 @@ type modeResult struct {
 	name         string
 	standbyNames string // node1's synchronous_standby_names when the cluster was up
 	samples      []sample
+	retried      int // runs that failed (HAProxy cut node1's sessions) and were run again
 }
 
 // outageResult is every failover of one mode.
@@ -84,6 +85,9 @@ func pgbenchTable(w io.Writer, rs []modeResult) {
 		if k := summarise(r.samples).fellBack; k > 0 {
 			fmt.Fprintf(w, "note: %s fell back to asynchronous replication during %d of %d runs (node1's /state counted a fallback, or was not at RPO 0 after it): left out of its medians\n",
 				r.name, k, len(r.samples))
+		}
+		if r.retried > 0 {
+			fmt.Fprintf(w, "note: %s: %d runs failed (HAProxy cut node1's sessions) and were run again\n", r.name, r.retried)
 		}
 		failed := 0
 		for _, x := range r.samples {
