@@ -71,7 +71,7 @@ func runPgbench(ctx context.Context, port int, l load, dir, prefix string) (samp
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return sample{}, fmt.Errorf("pgbench: %w\n%s", err, out)
+		return sample{}, fmt.Errorf("pgbench: %w\n%s", err, tail(string(out), 12))
 	}
 	tps, err := parseTPS(string(out))
 	if err != nil {
@@ -162,4 +162,11 @@ func percentile(sorted []int64, p float64) int64 {
 	}
 	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
 	return sorted[max(rank, 1)-1]
+}
+
+// tail is the last n lines of s: an aborted pgbench prints a line per
+// client and message received.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }

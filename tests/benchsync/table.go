@@ -16,6 +16,7 @@ type modeResult struct {
 	standbyNames string // node1's synchronous_standby_names when the cluster was up
 	samples      []sample
 	retried      int // runs that failed (HAProxy cut node1's sessions) and were run again
+	cut          int // of those, runs that failed again: left out
 }
 
 // outageResult is every failover of one mode.
@@ -87,7 +88,7 @@ func pgbenchTable(w io.Writer, rs []modeResult) {
 				r.name, k, len(r.samples))
 		}
 		if r.retried > 0 {
-			fmt.Fprintf(w, "note: %s: %d runs failed (HAProxy cut node1's sessions) and were run again\n", r.name, r.retried)
+			fmt.Fprintf(w, "note: %s: %d runs failed (HAProxy cut node1's sessions) and were run again; %d failed again and are left out\n", r.name, r.retried, r.cut)
 		}
 		failed := 0
 		for _, x := range r.samples {
