@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO ?= go
 
-.PHONY: build static test unit lint fmt tidy fuzz cover soak chaos bench bench-failover bench-switchover demo docs
+.PHONY: build static test unit lint fmt tidy fuzz cover soak chaos bench bench-failover bench-switchover bench-sync demo docs
 
 build:
 	$(GO) build -ldflags "$(STAMP)" -o bin/pgquorum ./cmd/pgquorum
@@ -71,6 +71,13 @@ bench-failover:
 # profiles, 5 runs each; about 3 min.
 bench-switchover:
 	bash scripts/bench-failover.sh --only pgquorum --fault switchover
+
+# What synchronous replication costs through HAProxy: pgbench TPS and p99
+# with failover.synchronous off, on k=1 and on k=2 (5 rounds x 30 s,
+# interleaved), and the failover write outage of on against off (3 runs
+# each); about 12 min. Knobs: BENCH_SYNC_ARGS="--rounds 5 --fsync".
+bench-sync:
+	bash scripts/bench-failover.sh --sync $(BENCH_SYNC_ARGS)
 
 demo:
 	bash scripts/demo.sh
