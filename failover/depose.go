@@ -110,39 +110,9 @@ func noneIfEmpty(s []string) string {
 // probes are late is no evidence of life, and a database that answers a
 // probe may no longer run as primary.
 func restoreIntent(st Replicated, dep api.Deposition, why string, now time.Time) roundIntent {
-	return restoring(st, dep, fmt.Sprintf("restored: %s, deposed at epoch %d, no longer looks lost before a successor was committed: %s", dep.Node, dep.Epoch, why), now)
-}
-
-// restoreAfterFailedPromotion commits the primary deposed for the latest
-// decision again when that decision's candidate reported its promotion
-// failed, is still in recovery, and the deposed primary reports its
-// database up as primary: a partition that healed between the decision and
-// the promotion (repmgr then refuses: "current primary is …"). Electing
-// the next standby instead would throw away what the running primary
-// wrote since, and fence and rewind it. Only an explicit failure counts: a
-// promotion that timed out may still be running.
-func restoreAfterFailedPromotion(st Replicated, reports map[string]*api.Report, why string, now time.Time) (roundIntent, bool) {
-	d, ok := st.Latest()
-	c := reports[st.Primary]
-	if !ok || d.OldPrimary == "" || d.OldPrimary == st.Primary || c == nil || c.Action == nil || c.Action.Epoch != d.Epoch || !c.Action.Failed {
-		return roundIntent{}, false
-	}
-	old := reports[d.OldPrimary]
-	if old == nil || !old.DBUp || old.InRecovery || old.Node != d.OldPrimary {
-		return roundIntent{}, false
-	}
-	dep, ok := st.Deposition(d.OldPrimary, old.NodeID)
-	if !ok || dep.Epoch != d.Epoch-1 {
-		return roundIntent{}, false // not the failover that deposed it (a switchover aborts on its own)
-	}
-	return restoring(st, dep, fmt.Sprintf("restored: %s, deposed at epoch %d: %s, and %s reports its database up, running as primary",
-		dep.Node, dep.Epoch, why, dep.Node), now), true
-}
-
-// restoring commits the deposed primary of dep again, for the reason given.
-func restoring(st Replicated, dep api.Deposition, reason string, now time.Time) roundIntent {
 	at := now.UTC()
-	d := api.Decision{Epoch: st.Epoch + 1, At: at, Primary: dep.Node, PrimaryID: dep.NodeID, PromotedAt: &at, Reason: reason}
+	d := api.Decision{Epoch: st.Epoch + 1, At: at, Primary: dep.Node, PrimaryID: dep.NodeID, PromotedAt: &at,
+		Reason: fmt.Sprintf("restored: %s, deposed at epoch %d, no longer looks lost before a successor was committed: %s", dep.Node, dep.Epoch, why)}
 	return roundIntent{Commit: &commitIntent{Entry: decisionEntry(d), FailPhase: api.FailoverElecting, FailReason: "restoring " + dep.Node + ": ", Reset: true,
 		OK: logLine{slog.LevelWarn, "failover abandoned: deposed primary restored", decisionArgs(d)}}}
 }

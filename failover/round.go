@@ -131,9 +131,6 @@ func (r *rounds) detect(f roundFacts, st Replicated, lost repmgr.Node, now time.
 		return roundIntent{Phase: api.FailoverPaused, Reason: fmt.Sprintf("automatic failover paused on %s at %s: %s", st.Pause.By, st.Pause.At.Format(time.RFC3339), st.Pause.Reason)}
 	}
 	if why := promotionFailed(r.opts, st, f.Reports, now); why != "" {
-		if in, ok := restoreAfterFailedPromotion(st, f.Reports, why, now); ok {
-			return in
-		}
 		return r.elect(f, st, lost, why, now)
 	}
 	if p := f.Reports[st.Primary]; p != nil && p.DBUp && p.InRecovery {

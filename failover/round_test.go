@@ -163,26 +163,6 @@ func TestDecideRound(t *testing.T) {
 			state:   failedOver(electS2),
 			reports: reports(edited(standby(electS2, 1, 30), func(r *api.Report) { r.Action = promotionOf(true, "exit status 1") }), standby(electS3, 1, 20)),
 			want:    []string{"commit decision 3 s3"}},
-		{name: "a promotion refused because the deposed primary is back as primary: the deposed primary is restored, not the next standby chosen",
-			state:   deposedFailover(electS2),
-			reports: reports(deposedBack, edited(standby(electS2, 1, 30), func(r *api.Report) { r.Action = promotionOf(true, "current primary is p") }), standby(electS3, 1, 20)),
-			want:    []string{"commit decision 3 p promoted"}},
-		{name: "a promotion refused, the deposed primary back but in recovery: another standby is chosen",
-			state:   deposedFailover(electS2),
-			reports: reports(edited(deposedBack, func(r *api.Report) { r.InRecovery = true }), edited(standby(electS2, 1, 30), func(r *api.Report) { r.Action = promotionOf(true, "x") }), standby(electS3, 1, 20)),
-			want:    []string{"commit decision 3 s3"}},
-		{name: "a promotion refused, the old primary back but deposed for an older epoch: another standby is chosen",
-			state: func() Replicated {
-				st := deposedFailover(electS2)
-				st.Deposed[0].Epoch = 0
-				return st
-			}(),
-			reports: reports(deposedBack, edited(standby(electS2, 1, 30), func(r *api.Report) { r.Action = promotionOf(true, "x") }), standby(electS3, 1, 20)),
-			want:    []string{"commit decision 3 s3"}},
-		{name: "a promotion timed out while the deposed primary is back: not restored (the promotion may still run), another standby is chosen",
-			state:   deposedFailover(electS2),
-			reports: reports(deposedBack, standby(electS2, 1, 30), standby(electS3, 1, 20)), at: 22 * time.Second,
-			want: []string{"commit decision 3 s3"}},
 		{name: "a promotion that timed out (still in recovery after command timeout and grace): another standby is chosen",
 			state:   failedOver(electS2),
 			reports: reports(standby(electS2, 1, 30), standby(electS3, 1, 20)), at: 22 * time.Second,
@@ -282,18 +262,6 @@ func TestDecideRoundExcludesAFailedCandidate(t *testing.T) {
 		t.Fatalf("after s3's failed promotion too: %v", got)
 	}
 }
-
-// deposedFailover is failedOver with p deposed at epoch 1, as a failover
-// commits it before the decision.
-func deposedFailover(primary repmgr.Node) Replicated {
-	st := failedOver(primary)
-	st.Deposed = []api.Deposition{{Epoch: 1, Node: "p", NodeID: 1, At: t0, Reason: "test"}}
-	return st
-}
-
-// deposedBack is the deposed p's report once it is reachable again, running
-// as primary without a majority (509).
-var deposedBack = edited(up("p", api.StateUnknown), func(r *api.Report) { r.NodeID = 1 })
 
 // naming is r with its metadata naming primary as the active primary.
 func naming(r *api.Report, primary string) *api.Report {
