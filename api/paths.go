@@ -40,15 +40,20 @@ const (
 // works with only its port and its write-check path changed
 // (docs/patroni.md). Each answers GET, HEAD and OPTIONS with the same status.
 const (
-	PathMaster         = "/master"         // as PathLeader (Patroni before 4.0)
-	PathReadWrite      = "/read-write"     // as PathLeader
-	PathReadOnlySync   = "/read-only-sync" // as PathLeader: no node is a synchronous standby
-	PathReadOnlyQuorum = "/read-only-quorum"
-	PathAsync          = "/async" // as PathReplica
-	PathAsynchronous   = "/asynchronous"
-	PathSync           = "/sync" // 503 on every node: pgquorum tracks no synchronous standbys
-	PathSynchronous    = "/synchronous"
-	PathQuorum         = "/quorum"
+	PathMaster    = "/master"     // as PathLeader (Patroni before 4.0)
+	PathReadWrite = "/read-write" // as PathLeader
+	// With failover.synchronous on or strict (docs/patroni.md, "Synchronous
+	// standbys"): a quorum standby is one the primary's applied
+	// "ANY k (…)" counts, a synchronous standby one that every commit
+	// waits for. With off, no node is either.
+	PathSync                = "/sync" // a synchronous standby
+	PathSynchronous         = "/synchronous"
+	PathQuorum              = "/quorum"         // a quorum standby
+	PathReadOnlySync        = "/read-only-sync" // the confirmed primary or a synchronous standby
+	PathReadOnlySynchronous = "/read-only-synchronous"
+	PathReadOnlyQuorum      = "/read-only-quorum" // the confirmed primary or a quorum standby
+	PathAsync               = "/async"            // a streaming standby outside the committed synchronous set
+	PathAsynchronous        = "/asynchronous"
 )
 
 // Patroni endpoints without a meaning in a repmgr cluster: each answers 501

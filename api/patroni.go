@@ -1,7 +1,8 @@
 package api
 
 // PatroniBody answers a Patroni endpoint that pgquorum does not serve (501),
-// or a Patroni check that no pgquorum node can pass (503): why, and the
+// or a Patroni check that no pgquorum node can pass as configured (503: the
+// synchronous standby checks with failover.synchronous off): why, and the
 // pgquorum endpoints or commands that serve the purpose instead.
 type PatroniBody struct {
 	Path   string   `json:"path"`

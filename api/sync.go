@@ -35,6 +35,10 @@ type SyncStatus struct {
 	Set     []string `json:"set"`
 	Counted []string `json:"counted"`
 	Epoch   uint64   `json:"epoch,omitempty"` // the epoch the set was committed for
+	// ElectCount, when not 0, is the k elections still count with after a
+	// raise of Count: until the members catch up, a commit acknowledged
+	// before the raise may be on ElectCount of them only.
+	ElectCount int `json:"elect_count,omitempty"`
 	// Want is synchronous_standby_names as the committed set renders it;
 	// StandbyNames is the primary's actual value, as last seen ("" when
 	// unknown or empty: Seen says which).

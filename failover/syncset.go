@@ -313,6 +313,7 @@ func syncStatus(p SyncPolicy, s *LogSync, epoch uint64, seen *api.PrimarySync, f
 		out.RPO = api.RPOZero
 	}
 	if s.ElectCount > 0 {
+		out.ElectCount = s.ElectCount
 		out.RPO += fmt.Sprintf("; elections count ANY %d until the members caught up with ANY %d", s.ElectCount, s.Count)
 	}
 	if out.SyncRepWaits > 0 {

@@ -19,41 +19,44 @@ import (
 // /state answer, so an operator sees why. docs/patroni.md maps every Patroni
 // endpoint and query parameter.
 
+// roleTest tells whether the node fits a check's role: its verdict's
+// snapshot, its failover object as /state shows it, and the ?lag= bound of
+// the checks that read Patroni's query parameters (nil: none).
+type roleTest func(snap *consensus.Snapshot, fs api.FailoverStatus, maxLag *int64) bool
+
 // handleLeader: 200 only for a primary with its site's majority, the
-// confirmed primary. It also serves Patroni's /master, /read-write, and
-// /read-only-sync and /read-only-quorum, which pass the primary and the
-// synchronous standbys, of which pgquorum knows none.
+// confirmed primary. It also serves Patroni's /master and /read-write.
 func (s *Server) handleLeader(w http.ResponseWriter, r *http.Request) {
-	s.roleCheck(w, r, false, func(snap *consensus.Snapshot, _ *int64) bool {
+	s.roleCheck(w, r, false, func(snap *consensus.Snapshot, _ api.FailoverStatus, _ *int64) bool {
 		return snap.Verdict.State == api.StatePrimary
 	})
 }
 
-// handleReplica: 200 on a streaming standby within ?lag=. It also serves
-// Patroni's /async and /asynchronous: every pgquorum standby is
-// asynchronous as far as pgquorum knows.
+// handleReplica: 200 on a streaming standby within ?lag=.
 func (s *Server) handleReplica(w http.ResponseWriter, r *http.Request) {
-	s.roleCheck(w, r, true, replicaOK)
+	s.roleCheck(w, r, true, func(snap *consensus.Snapshot, _ api.FailoverStatus, maxLag *int64) bool {
+		return replicaOK(snap, maxLag)
+	})
 }
 
 // handleReadOnly: 200 on the majority primary or on a replica as /replica
 // would accept it.
 func (s *Server) handleReadOnly(w http.ResponseWriter, r *http.Request) {
-	s.roleCheck(w, r, true, func(snap *consensus.Snapshot, maxLag *int64) bool {
+	s.roleCheck(w, r, true, func(snap *consensus.Snapshot, _ api.FailoverStatus, maxLag *int64) bool {
 		return snap.Verdict.State == api.StatePrimary || replicaOK(snap, maxLag)
 	})
 }
 
 // handleHealth: 200 while the local database answers, whatever its role.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	s.roleCheck(w, r, false, func(snap *consensus.Snapshot, _ *int64) bool {
+	s.roleCheck(w, r, false, func(snap *consensus.Snapshot, _ api.FailoverStatus, _ *int64) bool {
 		return snap.Verdict.State != api.StateDown
 	})
 }
 
 // handleReadiness: the database answers and, on a standby, streams.
 func (s *Server) handleReadiness(w http.ResponseWriter, r *http.Request) {
-	s.roleCheck(w, r, false, func(snap *consensus.Snapshot, _ *int64) bool {
+	s.roleCheck(w, r, false, func(snap *consensus.Snapshot, _ api.FailoverStatus, _ *int64) bool {
 		switch snap.Verdict.State {
 		case api.StateDown:
 			return false
@@ -82,11 +85,18 @@ func replicaOK(snap *consensus.Snapshot, maxLag *int64) bool {
 	return known && lag <= *maxLag // an unknown lag fails a bounded check
 }
 
-// roleCheck answers 200 when fits the snapshot, 503 when not. Only the
-// replica checks (replicaParams) read Patroni's query parameters, as
-// Patroni's own do: the others ignore every parameter, tag_* included,
+// roleCheck answers 200 when the node fits, 503 when not. Only the checks
+// that may pass a standby (replicaParams) read Patroni's query parameters,
+// as Patroni's own do: the others ignore every parameter, tag_* included,
 // rather than fail on one they have no use for.
-func (s *Server) roleCheck(w http.ResponseWriter, r *http.Request, replicaParams bool, fits func(*consensus.Snapshot, *int64) bool) {
+func (s *Server) roleCheck(w http.ResponseWriter, r *http.Request, replicaParams bool, fits roleTest) {
+	s.answerCheck(w, r, replicaParams, nil, fits)
+}
+
+// answerCheck is roleCheck; unserved, when not nil, is asked first with
+// the failover object and may answer instead: a PatroniBody with 503 for a
+// check no node passes as configured.
+func (s *Server) answerCheck(w http.ResponseWriter, r *http.Request, replicaParams bool, unserved func(api.FailoverStatus) *api.PatroniBody, fits roleTest) {
 	var maxLag *int64
 	if replicaParams {
 		var err error
@@ -99,12 +109,20 @@ func (s *Server) roleCheck(w http.ResponseWriter, r *http.Request, replicaParams
 		writeJSON(w, http.StatusServiceUnavailable, drainingBody)
 		return
 	}
+	fs := s.failoverStatus(r.Context())
+	if unserved != nil {
+		if b := unserved(fs); b != nil {
+			b.Path = r.URL.Path
+			writeJSON(w, http.StatusServiceUnavailable, b)
+			return
+		}
+	}
 	snap := s.verdicts.Snapshot(r.Context())
 	status := http.StatusServiceUnavailable
-	if fits(snap, maxLag) {
+	if fits(snap, fs, maxLag) {
 		status = http.StatusOK
 	}
-	writeBody(w, status, s.encodeState(snap, s.failoverStatus(r.Context())).body)
+	writeBody(w, status, s.encodeState(snap, fs).body)
 }
 
 // replicaQuery reads the query parameters Patroni documents for its replica

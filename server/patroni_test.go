@@ -47,7 +47,11 @@ func TestPatroniChecks(t *testing.T) {
 		{path: api.PathLeader, pass: primaryOnly},
 		{path: api.PathMaster, pass: primaryOnly},
 		{path: api.PathReadWrite, pass: primaryOnly},
+		// Without a failover controller, failover.synchronous is off: the
+		// primary alone passes these, and no node the three below
+		// (patroni_sync_test.go asks them with it on).
 		{path: api.PathReadOnlySync, pass: primaryOnly},
+		{path: api.PathReadOnlySynchronous, pass: primaryOnly},
 		{path: api.PathReadOnlyQuorum, pass: primaryOnly},
 		{path: api.PathReplica, pass: streamingOnly},
 		{path: api.PathAsync, pass: streamingOnly},
@@ -97,13 +101,7 @@ func TestPatroniChecks(t *testing.T) {
 func TestPatroniQueryParameters(t *testing.T) {
 	standby := startServer(t, New(Options{}, &fakeVerdicts{snapshot: streamingStandby(600)}))
 	primary := startServer(t, New(Options{}, &fakeVerdicts{snapshot: snapshotIn(api.StatePrimary, 2, 2)}))
-	tests := []struct {
-		name   string
-		url    string
-		path   string
-		want   int
-		errHas string // in the 400's error
-	}{
+	askParams(t, []paramCase{
 		{name: "lag within the bound passes", url: standby, path: "/replica?lag=1kB", want: 200},
 		{name: "lag beyond the bound fails", url: standby, path: "/replica?lag=100", want: 503},
 		{name: "async takes lag as replica does", url: standby, path: "/async?lag=100", want: 503},
@@ -118,8 +116,22 @@ func TestPatroniQueryParameters(t *testing.T) {
 		{name: "tags on read-write are ignored as Patroni does", url: primary, path: "/read-write?tag_dc=1&tag_x=y", want: 200},
 		{name: "tags on master are ignored", url: primary, path: "/master?tag_dc=1", want: 200},
 		{name: "lag on leader is ignored", url: primary, path: "/leader?lag=lots", want: 200},
-	}
-	for _, tt := range tests {
+	})
+}
+
+// paramCase is a check asked with query parameters, and its answer.
+type paramCase struct {
+	name   string
+	url    string
+	path   string
+	want   int
+	errHas string // in the 400's error
+}
+
+// askParams asks each case by GET, HEAD and OPTIONS.
+func askParams(t *testing.T, cases []paramCase) {
+	t.Helper()
+	for _, tt := range cases {
 		for _, method := range checkMethodsUnderTest {
 			t.Run(tt.name+"/"+method, func(t *testing.T) {
 				r := do(t, method, tt.url+tt.path)
@@ -164,7 +176,7 @@ func TestDrainPatroniChecks(t *testing.T) {
 	s := New(Options{}, &fakeVerdicts{snapshot: snapshotIn(api.StatePrimary, 3, 2)})
 	url := startServer(t, s)
 	s.Drain()
-	for _, path := range []string{api.PathMaster, api.PathReadWrite, api.PathReadOnlySync, api.PathReadOnlyQuorum, api.PathAsync, api.PathAsynchronous} {
+	for _, path := range append([]string{api.PathMaster, api.PathReadWrite}, syncPaths...) {
 		for _, method := range checkMethodsUnderTest {
 			if r := do(t, method, url+path); r.status != 503 {
 				t.Errorf("draining %s %s = %d, want 503", method, path, r.status)

@@ -6,25 +6,10 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 )
 
-// The Patroni endpoints that no pgquorum node passes, or that have no
-// meaning in a repmgr cluster: each answers saying why, and what to use.
-
-// noSyncStandby is the answer of Patroni's checks for synchronous standbys.
-// pgquorum tracks no synchronous replication (a standby cannot see the
-// primary's synchronous_standby_names or pg_stat_replication.sync_state), so
-// it vouches for no node as one: 503 everywhere, saying why, rather than a
-// 200 it could not stand behind.
-var noSyncStandby = api.PatroniBody{
-	Reason: "pgquorum tracks no synchronous replication yet, so no node passes as a synchronous (or quorum) standby",
-	Use:    []string{api.PathReplica, api.PathAsync, api.PathReadOnly},
-}
-
-// handleNoSyncStandby serves /sync, /synchronous and /quorum.
-func (s *Server) handleNoSyncStandby(w http.ResponseWriter, r *http.Request) {
-	b := noSyncStandby
-	b.Path = r.URL.Path
-	writeJSON(w, http.StatusServiceUnavailable, b)
-}
+// The Patroni endpoints that have no meaning in a repmgr cluster: each
+// answers saying why, and what to use. The checks for synchronous (and
+// quorum) standbys are served (patroni_sync.go); with failover.synchronous
+// off, no node passes them and they say so (syncOff).
 
 // patroniUnsupported are the Patroni endpoints without a meaning in a
 // repmgr cluster that pgquorum watches, with what to use instead. Each

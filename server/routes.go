@@ -35,14 +35,16 @@ func (s *Server) Handler() http.Handler {
 		check(api.PathReplica, s.handleReplica)
 		check(api.PathReadOnly, s.handleReadOnly)
 		// Patroni's other names (docs/patroni.md).
-		for _, path := range []string{api.PathMaster, api.PathReadWrite, api.PathReadOnlySync, api.PathReadOnlyQuorum} {
-			check(path, s.handleLeader)
-		}
-		check(api.PathAsync, s.handleReplica)
-		check(api.PathAsynchronous, s.handleReplica)
-		for _, path := range []string{api.PathSync, api.PathSynchronous, api.PathQuorum} {
-			check(path, s.handleNoSyncStandby)
-		}
+		check(api.PathMaster, s.handleLeader)
+		check(api.PathReadWrite, s.handleLeader)
+		check(api.PathSync, s.handleSync)
+		check(api.PathSynchronous, s.handleSync)
+		check(api.PathQuorum, s.handleQuorum)
+		check(api.PathReadOnlySync, s.handleReadOnlySync)
+		check(api.PathReadOnlySynchronous, s.handleReadOnlySync)
+		check(api.PathReadOnlyQuorum, s.handleReadOnlyQuorum)
+		check(api.PathAsync, s.handleAsync)
+		check(api.PathAsynchronous, s.handleAsync)
 		for path, body := range patroniUnsupported {
 			r.HandleFunc(path, handlePatroniUnsupported(body))
 		}

@@ -28,17 +28,26 @@ const patroniWait = 30 * time.Second
 // primary_unchanged keeps Patroni's "OPTIONS /primary": the trap the
 // warning is about, run by the same HAProxy.
 func patroniTemplate(c *lab.Cluster, socket string, primary, replicas, unchanged, stats int) string {
+	const timing = "inter 3s fall 3 rise 2"
+	return checkListeners(c, socket, stats,
+		checkListener{"primary", primary, "OPTIONS " + api.PathReadWrite, timing},
+		checkListener{"replicas", replicas, "OPTIONS " + api.PathReplica, timing},
+		checkListener{"primary_unchanged", unchanged, "OPTIONS " + api.PathPrimary, timing})
+}
+
+// checkListener is a listen section of checkListeners: every node a server,
+// checked with "option httpchk <check>" expecting 200.
+type checkListener struct {
+	name   string
+	port   int
+	check  string // "OPTIONS /read-write"
+	timing string // of default-server: "inter 3s fall 3 rise 2"
+}
+
+// checkListeners is an haproxy.cfg in the shape of Patroni's template: its
+// global and defaults sections, a stats listener, and the listeners given.
+func checkListeners(c *lab.Cluster, socket string, stats int, listeners ...checkListener) string {
 	var b strings.Builder
-	servers := func() {
-		for _, n := range c.Nodes {
-			fmt.Fprintf(&b, "    server %s %s:%d maxconn 100 check port %d\n", n.Name, n.Host, n.PGPort, n.QuorumPort)
-		}
-	}
-	listen := func(name string, port int, check string) {
-		fmt.Fprintf(&b, "\nlisten %s\n    bind 127.0.0.1:%d\n    option httpchk %s\n    http-check expect status 200\n"+
-			"    default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions\n", name, port, check)
-		servers()
-	}
 	fmt.Fprintf(&b, `global
     maxconn 100
     stats socket %s mode 600 level admin
@@ -58,9 +67,13 @@ listen stats
     stats enable
     stats uri /
 `, socket, stats)
-	listen("primary", primary, "OPTIONS "+api.PathReadWrite)
-	listen("replicas", replicas, "OPTIONS "+api.PathReplica)
-	listen("primary_unchanged", unchanged, "OPTIONS "+api.PathPrimary)
+	for _, l := range listeners {
+		fmt.Fprintf(&b, "\nlisten %s\n    bind 127.0.0.1:%d\n    option httpchk %s\n    http-check expect status 200\n"+
+			"    default-server %s on-marked-down shutdown-sessions\n", l.name, l.port, l.check, l.timing)
+		for _, n := range c.Nodes {
+			fmt.Fprintf(&b, "    server %s %s:%d maxconn 100 check port %d\n", n.Name, n.Host, n.PGPort, n.QuorumPort)
+		}
+	}
 	return b.String()
 }
 

@@ -22,6 +22,20 @@ import (
 // (lab.CommitSynchronously).
 func startSyncRig(t *testing.T, mode api.SyncMode, more map[string]string) *failoverRig {
 	t.Helper()
+	c := startSyncCluster(t, mode, more)
+	r := &failoverRig{c: c, poller: watchStates(t, c)}
+	r.h = startHAProxyFromRepmgr(t, c)
+	r.h.waitStatus(t, map[string]string{"postgres_rw/node1": "UP"})
+	r.w = startWrites(t, c, c.Node("node1"), r.h)
+	return r
+}
+
+// startSyncCluster starts three nodes of dc1 with failover.synchronous
+// mode (and the keys of more), synchronous_commit on everywhere, and waits
+// until node1 is the confirmed primary of epoch 1 and, unless mode is off,
+// runs at RPO 0 with node2 and node3.
+func startSyncCluster(t *testing.T, mode api.SyncMode, more map[string]string) *lab.Cluster {
+	t.Helper()
 	keys := withKeys(map[string]string{"failover.synchronous": string(mode)})
 	for k, v := range more {
 		keys[k] = v
@@ -34,16 +48,12 @@ func startSyncRig(t *testing.T, mode api.SyncMode, more map[string]string) *fail
 	if d := waitDecision(t, c, 1, settle); d.Primary != "node1" {
 		t.Fatalf("epoch 1 adopted %s, want node1", d.Primary)
 	}
-	r := &failoverRig{c: c, poller: watchStates(t, c)}
-	r.h = startHAProxyFromRepmgr(t, c)
-	r.h.waitStatus(t, map[string]string{"postgres_rw/node1": "UP"})
 	if mode != api.SyncOff {
 		waitSync(t, c.Node("node1"), "RPO 0 with node2 and node3", func(s *api.SyncStatus) bool {
 			return s.RPO == api.RPOZero && slices.Equal(s.Set, []string{"node2", "node3"})
 		})
 	}
-	r.w = startWrites(t, c, c.Node("node1"), r.h)
-	return r
+	return c
 }
 
 // syncBudget bounds a change of the synchronous set: a member leaves after
