@@ -9,7 +9,9 @@ import (
 )
 
 // Commands are the real Actions: repmgr's command line for promote and
-// follow (or the operator's commands), and a reload for the re-point.
+// follow (or the operator's commands), a reload for the re-point, the
+// service's stop and start, the fence command; the rejoin's steps are the
+// Rejoiner's.
 type Commands struct {
 	CLI            repmgr.CLI
 	Local          *repmgr.Local
@@ -17,8 +19,8 @@ type Commands struct {
 	Self           string
 	PromoteCommand string // "": repmgr standby promote
 	FollowCommand  string // "": repmgr standby follow --upstream-node-id
-	RejoinCommand  string // "": pgquorum rewinds and starts the standby itself
 	FenceCommand   string // failover.fence when it is a command
+	Rejoiner       Rejoiner
 }
 
 func decisionEnv(d api.Decision, self string, primary repmgr.Node) []string {
@@ -90,10 +92,9 @@ func (x Commands) RunningServer(context.Context) (repmgr.RunningServer, error) {
 	return x.Service.RunningServer()
 }
 
-// Rejoin implements Actions: one attempt to make this former primary a
-// standby streaming from primary (rejoin_run.go).
+// Rejoin implements Actions: one attempt of the Rejoiner (rejoin_run.go).
 func (x Commands) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
-	return x.rejoin(ctx, d, primary)
+	return x.Rejoiner.Rejoin(ctx, d, primary)
 }
 
 // Fence implements Actions: the operator's fence command.
