@@ -60,7 +60,7 @@ func (l *rejoinLog) String() string { return strings.TrimSpace(l.b.String()) }
 
 // Rejoiner makes this former primary a standby streaming from the
 // committed primary, one attempt per call. It holds what the rejoin needs
-// and nothing of the other actions (Commands).
+// and nothing of the other actions (RepmgrActions).
 type Rejoiner struct {
 	CLI     repmgr.CLI     // repmgr standby register; its runner runs Command
 	Local   *repmgr.Local  // asks the local postmaster whether it streams

@@ -34,7 +34,7 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 	runner := repmgr.Runner{Logger: log}
 	cli := repmgr.CLI{Bin: cfg.RepmgrBin, ConfigFile: cfg.RepmgrConfigFile, Runner: runner}
 	service := repmgr.Service{Runner: runner, Conf: cfg.Repmgr}
-	cmds := failover.Commands{
+	cmds := failover.RepmgrActions{
 		CLI:            cli,
 		Local:          local,
 		Service:        service,
