@@ -38,7 +38,8 @@ const (
 	CommandAllow      CommandKind = "allow" // failover-check lets repmgrd promote
 )
 
-// Command is an action on its way to the coordinator.
+// Command is an operator command (or a node's record) on its way to the
+// coordinator.
 type Command struct {
 	Kind   CommandKind `json:"kind"`
 	To     string      `json:"to,omitempty"`

@@ -99,8 +99,8 @@ const (
 	PathSwitchover = "/switchover" // POST SwitchoverRequest starts one; GET shows the latest
 	PathPause      = "/pause"      // POST PauseRequest
 	PathResume     = "/resume"     // POST
-	// PathCommand is the peers' internal endpoint that carries an action
-	// to the coordinator (a Command).
+	// PathCommand is the peers' internal endpoint that carries an operator
+	// command to the coordinator (a Command).
 	PathCommand = "/internal/v1/command"
 	// PathRelease is the peers' internal endpoint through which the
 	// coordinator of a switchover has the votes leased to the stopped old

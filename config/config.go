@@ -82,7 +82,7 @@ func (s Security) ServerTLS() bool { return s.TLSCert != "" }
 // PeerTLS tells whether peers poll each other over mutual TLS.
 func (s Security) PeerTLS() bool { return s.PeerCA != "" }
 
-// AdminAuth tells whether actions need a credential rather than loopback.
+// AdminAuth tells whether operator commands need a credential rather than loopback.
 func (s Security) AdminAuth() bool { return s.AdminToken != "" || len(s.AdminClients) > 0 }
 
 // Files are the PEM files of node's TLS material.

@@ -31,7 +31,7 @@ var Keys = []Key{
 	{"server.tls_key", "", "PEM private key of server.tls_cert"},
 	{"server.tls_client_ca", "", "PEM CA certificates that sign HTTPS clients' certificates (HAProxy's, operators')"},
 	{"server.tls_client_auth", "none", "none, optional or required: whether HTTPS clients show a certificate signed by server.tls_client_ca"},
-	{"server.admin_token", "", "bearer token that every action (agent override, switchover…) requires; file or environment only"},
+	{"server.admin_token", "", "bearer token that every operator command (agent override, switchover…) requires; file or environment only"},
 	{"server.admin_clients", "", "names of client certificates (signed by server.tls_client_ca) allowed to act, a,b,…"},
 	{"server.require_auth_for_checks", "false", "checks and views too need the admin token or a verified client certificate"},
 	{"database.dsn", "", "DSN of the local node (default: conninfo of repmgr.config_file)"},

@@ -91,7 +91,7 @@ type Local interface {
 	Binds(holder string, holderID int) time.Duration
 }
 
-// Actions change PostgreSQL; *Commands is the real one.
+// Actions change PostgreSQL; RepmgrActions is the real one.
 type Actions interface {
 	Promote(ctx context.Context, d api.Decision) (string, error)
 	Repoint(ctx context.Context, upstream repmgr.Node) error

@@ -58,9 +58,20 @@ func (l *rejoinLog) add(format string, args ...any) {
 
 func (l *rejoinLog) String() string { return strings.TrimSpace(l.b.String()) }
 
-// rejoin is one attempt of the rejoin of primary; the operator's
+// Rejoiner makes this former primary a standby streaming from the
+// committed primary, one attempt per call. It holds what the rejoin needs
+// and nothing of the other actions (RepmgrActions).
+type Rejoiner struct {
+	CLI     repmgr.CLI     // repmgr standby register; its runner runs Command
+	Local   *repmgr.Local  // asks the local postmaster whether it streams
+	Service repmgr.Service // the data directory: stop, start, pg_rewind, crash recovery, standby configuration
+	Self    string
+	Command string // failover.rejoin_command; "": pgquorum rewinds and starts the standby itself
+}
+
+// Rejoin is one attempt of the rejoin of primary; the operator's
 // failover.rejoin_command replaces the rewind, configuration and start.
-func (x Commands) rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
+func (x Rejoiner) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
 	var out rejoinLog
 	if err := repmgr.CheckpointAt(ctx, primary.Conninfo); err != nil {
 		return "", fmt.Errorf("checkpoint on %s before the rejoin (so that pg_rewind sees its timeline): %w", primary.Name, err)
@@ -103,7 +114,7 @@ func (x Commands) rejoin(ctx context.Context, d api.Decision, primary repmgr.Nod
 // postmaster runs, waits while one starts or stops, stops one running as
 // the deposed primary (or as a standby not streaming from primary), and
 // leaves a standby streaming from primary alone (left).
-func (x Commands) ownDataDir(ctx context.Context, primary repmgr.Node, out *rejoinLog) (lock *repmgr.DataDirLock, left bool, err error) {
+func (x Rejoiner) ownDataDir(ctx context.Context, primary repmgr.Node, out *rejoinLog) (lock *repmgr.DataDirLock, left bool, err error) {
 	dir := x.Service.Conf.DataDirectory
 	var standbySince time.Time
 	var lastStep dirStep = -1
@@ -192,7 +203,7 @@ func holdFor(ctx context.Context) time.Duration {
 
 // localRole asks the local postmaster whether it is in recovery, and
 // whether it streams from primary.
-func (x Commands) localRole(ctx context.Context, primary repmgr.Node) *localRole {
+func (x Rejoiner) localRole(ctx context.Context, primary repmgr.Node) *localRole {
 	f, err := x.Local.Probe(ctx)
 	if err != nil {
 		return &localRole{Err: err}
@@ -208,8 +219,8 @@ func (x Commands) localRole(ctx context.Context, primary repmgr.Node) *localRole
 // crash recovery when it was not shut down cleanly, pg_rewind, the
 // standby's configuration. repmgr.ErrDataDirBusy: a postmaster took the
 // directory between two steps, and the lock is gone.
-func (x Commands) rewindHeld(ctx context.Context, primary repmgr.Node, lock *repmgr.DataDirLock, out *rejoinLog) (rewound bool, err error) {
-	if x.RejoinCommand != "" {
+func (x Rejoiner) rewindHeld(ctx context.Context, primary repmgr.Node, lock *repmgr.DataDirLock, out *rejoinLog) (rewound bool, err error) {
+	if x.Command != "" {
 		// The operator's command rewinds and starts, as repmgr node rejoin
 		// would: it needs the directory free.
 		return true, nil
@@ -261,7 +272,7 @@ func (x Commands) rewindHeld(ctx context.Context, primary repmgr.Node, lock *rep
 // writes the standby's configuration before the guard is lifted: from
 // then on, any start is the standby's. rewound is false when pg_rewind
 // found nothing to rewind.
-func (x Commands) rewindGuarded(ctx context.Context, primary repmgr.Node, lock *repmgr.DataDirLock, writeConfig func() error, out *rejoinLog) (rewound bool, err error) {
+func (x Rejoiner) rewindGuarded(ctx context.Context, primary repmgr.Node, lock *repmgr.DataDirLock, writeConfig func() error, out *rejoinLog) (rewound bool, err error) {
 	if err := lock.Guard(); err != nil {
 		return false, err
 	}
@@ -305,7 +316,7 @@ func rewindChangedNothing(out string, err error) bool {
 // crashRecover runs crash recovery on the held data directory: the
 // single-user postgres takes the lock over (DataDirLock.Env) and removes
 // it at its exit; the lock is taken again at once.
-func (x Commands) crashRecover(ctx context.Context, lock *repmgr.DataDirLock, out *rejoinLog) error {
+func (x Rejoiner) crashRecover(ctx context.Context, lock *repmgr.DataDirLock, out *rejoinLog) error {
 	if err := lock.Check(); err != nil {
 		return err
 	}
@@ -324,11 +335,11 @@ func (x Commands) crashRecover(ctx context.Context, lock *repmgr.DataDirLock, ou
 // then waits until it streams from primary. A start refused because a
 // postmaster someone else started runs already is no failure: that
 // postmaster runs the configuration just written.
-func (x Commands) startStandby(ctx context.Context, d api.Decision, primary repmgr.Node, out *rejoinLog) error {
+func (x Rejoiner) startStandby(ctx context.Context, d api.Decision, primary repmgr.Node, out *rejoinLog) error {
 	var o string
 	var err error
-	if x.RejoinCommand != "" {
-		o, err = x.CLI.Runner.Shell(ctx, x.RejoinCommand, decisionEnv(d, x.Self, primary)...)
+	if x.Command != "" {
+		o, err = x.CLI.Runner.Shell(ctx, x.Command, decisionEnv(d, x.Self, primary)...)
 		out.add("failover.rejoin_command: %s", strings.TrimSpace(o))
 	} else {
 		o, err = x.Service.Start(ctx)
@@ -368,7 +379,7 @@ func roleErr(r *localRole) string {
 }
 
 // register records this node as a standby of primary in repmgr.nodes.
-func (x Commands) register(ctx context.Context, primary repmgr.Node, out *rejoinLog) error {
+func (x Rejoiner) register(ctx context.Context, primary repmgr.Node, out *rejoinLog) error {
 	o, err := x.CLI.RegisterStandby(ctx, primary.ID)
 	out.add("repmgr standby register --force: %s", strings.TrimSpace(lastLines(o, 2)))
 	return err

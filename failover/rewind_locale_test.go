@@ -52,7 +52,7 @@ esac
 				t.Fatal(err)
 			}
 			defer func() { _ = lock.Release() }()
-			x := Commands{Service: repmgr.Service{
+			x := Rejoiner{Service: repmgr.Service{
 				Runner: repmgr.Runner{Env: append(os.Environ(), "LANG="+lang, "LC_ALL=")},
 				Conf:   repmgr.Config{DataDirectory: dir, PGBinDir: bin}}}
 			var out rejoinLog

@@ -17,7 +17,7 @@ import (
 
 // AuthOptions say which credentials each kind of request needs. The zero
 // value keeps the rules of a deployment that configures none: checks, views
-// and peers' endpoints open, actions from loopback only.
+// and peers' endpoints open, operator commands from loopback only.
 type AuthOptions struct {
 	// TLS is the material server.listen serves, when HTTPS; client
 	// certificates are verified against its CAs.
@@ -34,7 +34,7 @@ type AuthOptions struct {
 	PeerToken *auth.PeerToken
 }
 
-// adminAuth tells whether actions need a credential rather than loopback.
+// adminAuth tells whether operator commands need a credential rather than loopback.
 func (o AuthOptions) adminAuth() bool { return o.AdminToken != "" || len(o.AdminClients) > 0 }
 
 // maxSignedBody bounds the body of a signed request read before its MAC is
@@ -182,11 +182,11 @@ func (s *Server) requireReader(next http.Handler) http.Handler {
 	})
 }
 
-// requireAdmin guards every action, every request that changes state: with
+// requireAdmin guards every operator command, every request that changes state: with
 // server.admin_token or server.admin_clients, the token as a bearer or a
 // client certificate signed by server.tls_client_ca that names an allowed
 // client; with neither, a client on the node's own host. 401 without a
-// credential, 403 with a wrong one; the action is never reached then.
+// credential, 403 with a wrong one; the command is never reached then.
 //
 // Requests with an Origin header are refused whatever they carry: a browser
 // sends its client certificate, and the host's loopback, to any site that
@@ -199,7 +199,7 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 		}
 		if !s.auth.adminAuth() {
 			if !fromLoopback(r) {
-				writeJSON(w, http.StatusForbidden, errorBody("actions are taken from the node's own host only "+
+				writeJSON(w, http.StatusForbidden, errorBody("operator commands are taken from the node's own host only "+
 					"(set server.admin_token or server.admin_clients to act from elsewhere)"))
 				return
 			}
@@ -215,7 +215,7 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		default:
 			s.refuse(w, r, hasToken || id.Presented,
-				"actions: want server.admin_token as a bearer token, or a client certificate named in server.admin_clients")
+				"operator commands: want server.admin_token as a bearer token, or a client certificate named in server.admin_clients")
 		}
 	})
 }

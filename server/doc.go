@@ -4,7 +4,7 @@
 // /events, /history, /ui, /metrics), which ask the peers' cached survey or
 // read repmgr.events at most once a second, rate limited per client; the
 // peers' internal endpoints (vote, report, command, release), which hand the
-// request to consensus or failover; and operators' actions (switchover,
+// request to consensus or failover; and the operator commands (switchover,
 // pause, resume, failover-check, the agent override). One middleware per
 // group of routes checks the credential it needs; a connection cap closes
 // the oldest idle connection rather than refusing a newcomer.

@@ -71,7 +71,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post(api.PathRelease, s.handleRelease)
 		r.Post(api.PathDeposition, s.handleDeposition)
 	})
-	// Actions: every request that changes state belongs in this group, and
+	// Operator commands: every request that changes state belongs in this group, and
 	// only here, so that it needs server.admin_token or a certificate of
 	// server.admin_clients (loopback when neither is set) by being added to
 	// it: the HAProxy agent override, switchover, pause, resume and

@@ -26,7 +26,7 @@ port; the reply combines the node's verdict with this override:
   status  show the override and the replies each listener gets (no argument alike)
 
 The override lives in the pgquorum process: a restart of pgquorum returns
-the node to ready. Setting it is an action: it needs server.admin_token
+the node to ready. Setting it is an operator command: it needs server.admin_token
 (given by --config, from the node's own config) or an admin client
 certificate, or, when neither is configured, a client on the node's own host.`
 

@@ -32,14 +32,17 @@ func newController(cfg config.Config, checker *consensus.Checker, local *repmgr.
 	raft.Auth, raft.Logger = stream, log
 	f := cfg.Failover
 	runner := repmgr.Runner{Logger: log}
-	cmds := failover.Commands{
-		CLI:            repmgr.CLI{Bin: cfg.RepmgrBin, ConfigFile: cfg.RepmgrConfigFile, Runner: runner},
+	cli := repmgr.CLI{Bin: cfg.RepmgrBin, ConfigFile: cfg.RepmgrConfigFile, Runner: runner}
+	service := repmgr.Service{Runner: runner, Conf: cfg.Repmgr}
+	cmds := failover.RepmgrActions{
+		CLI:            cli,
 		Local:          local,
-		Service:        repmgr.Service{Runner: runner, Conf: cfg.Repmgr},
+		Service:        service,
 		Self:           cfg.NodeName,
 		PromoteCommand: f.PromoteCommand,
 		FollowCommand:  f.FollowCommand,
-		RejoinCommand:  f.RejoinCommand,
+		Rejoiner: failover.Rejoiner{CLI: cli, Local: local, Service: service, Self: cfg.NodeName,
+			Command: f.RejoinCommand},
 	}
 	fence := f.Fence
 	if fence != api.FenceOff && fence != api.FenceStop {

@@ -50,7 +50,7 @@ func (c credentials) warn(log *slog.Logger) {
 		log.Warn("neither consensus.peer_tls nor consensus.peer_token is set: whatever answers on a peer's address casts its vote")
 	}
 	if !c.sec.AdminAuth() {
-		log.Info("neither server.admin_token nor server.admin_clients is set: actions are taken from loopback only")
+		log.Info("neither server.admin_token nor server.admin_clients is set: operator commands are taken from loopback only")
 	}
 }
 

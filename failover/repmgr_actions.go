@@ -8,17 +8,19 @@ import (
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
-// Commands are the real Actions: repmgr's command line for promote and
-// follow (or the operator's commands), and a reload for the re-point.
-type Commands struct {
+// RepmgrActions are the real Actions: repmgr's command line for promote and
+// follow (or failover.promote_command and follow_command), a reload for
+// the re-point, the service's stop and start, the fence command; the
+// rejoin's steps are the Rejoiner's.
+type RepmgrActions struct {
 	CLI            repmgr.CLI
 	Local          *repmgr.Local
 	Service        repmgr.Service // stops and starts the local instance as repmgr does
 	Self           string
 	PromoteCommand string // "": repmgr standby promote
 	FollowCommand  string // "": repmgr standby follow --upstream-node-id
-	RejoinCommand  string // "": pgquorum rewinds and starts the standby itself
 	FenceCommand   string // failover.fence when it is a command
+	Rejoiner       Rejoiner
 }
 
 func decisionEnv(d api.Decision, self string, primary repmgr.Node) []string {
@@ -33,7 +35,7 @@ func decisionEnv(d api.Decision, self string, primary repmgr.Node) []string {
 }
 
 // Promote implements Actions.
-func (x Commands) Promote(ctx context.Context, d api.Decision) (string, error) {
+func (x RepmgrActions) Promote(ctx context.Context, d api.Decision) (string, error) {
 	if x.PromoteCommand == "" {
 		return x.CLI.Promote(ctx)
 	}
@@ -41,7 +43,7 @@ func (x Commands) Promote(ctx context.Context, d api.Decision) (string, error) {
 }
 
 // Follow implements Actions.
-func (x Commands) Follow(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
+func (x RepmgrActions) Follow(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
 	if x.FollowCommand == "" {
 		return x.CLI.FollowUpstream(ctx, primary.ID)
 	}
@@ -50,7 +52,7 @@ func (x Commands) Follow(ctx context.Context, d api.Decision, primary repmgr.Nod
 
 // Repoint implements Actions. With an operator's follow command it does
 // nothing: that command alone decides how this standby follows.
-func (x Commands) Repoint(ctx context.Context, primary repmgr.Node) error {
+func (x RepmgrActions) Repoint(ctx context.Context, primary repmgr.Node) error {
 	if x.FollowCommand != "" {
 		return nil
 	}
@@ -62,21 +64,21 @@ func (x Commands) Repoint(ctx context.Context, primary repmgr.Node) error {
 }
 
 // InRecovery implements Actions.
-func (x Commands) InRecovery(ctx context.Context, n repmgr.Node) (bool, error) {
+func (x RepmgrActions) InRecovery(ctx context.Context, n repmgr.Node) (bool, error) {
 	return repmgr.InRecovery(ctx, n.Conninfo)
 }
 
 // Checkpoint implements Actions.
-func (x Commands) Checkpoint(ctx context.Context) error { return x.Local.Checkpoint(ctx) }
+func (x RepmgrActions) Checkpoint(ctx context.Context) error { return x.Local.Checkpoint(ctx) }
 
 // Stop implements Actions.
-func (x Commands) Stop(ctx context.Context) (string, error) { return x.Service.Stop(ctx) }
+func (x RepmgrActions) Stop(ctx context.Context) (string, error) { return x.Service.Stop(ctx) }
 
 // Start implements Actions.
-func (x Commands) Start(ctx context.Context) (string, error) { return x.Service.Start(ctx) }
+func (x RepmgrActions) Start(ctx context.Context) (string, error) { return x.Service.Start(ctx) }
 
 // Stopped implements Actions.
-func (x Commands) Stopped(ctx context.Context) (repmgr.Control, bool, error) {
+func (x RepmgrActions) Stopped(ctx context.Context) (repmgr.Control, bool, error) {
 	running, err := x.Service.Running(ctx)
 	if err != nil || running {
 		return repmgr.Control{}, running, err
@@ -86,17 +88,16 @@ func (x Commands) Stopped(ctx context.Context) (repmgr.Control, bool, error) {
 }
 
 // RunningServer implements Actions.
-func (x Commands) RunningServer(context.Context) (repmgr.RunningServer, error) {
+func (x RepmgrActions) RunningServer(context.Context) (repmgr.RunningServer, error) {
 	return x.Service.RunningServer()
 }
 
-// Rejoin implements Actions: one attempt to make this former primary a
-// standby streaming from primary (rejoin_run.go).
-func (x Commands) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
-	return x.rejoin(ctx, d, primary)
+// Rejoin implements Actions: one attempt of the Rejoiner (rejoin_run.go).
+func (x RepmgrActions) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
+	return x.Rejoiner.Rejoin(ctx, d, primary)
 }
 
-// Fence implements Actions: the operator's fence command.
-func (x Commands) Fence(ctx context.Context, reason string) (string, error) {
+// Fence implements Actions: failover.fence when it is a command.
+func (x RepmgrActions) Fence(ctx context.Context, reason string) (string, error) {
 	return x.CLI.Runner.Shell(ctx, x.FenceCommand, "PGQUORUM_NODE="+x.Self, "PGQUORUM_FENCE_REASON="+reason)
 }

@@ -11,9 +11,13 @@ import (
 	"github.com/pgquorum/pgquorum/api"
 )
 
-// Actions is what the operators' actions need of the failover controller;
-// *failover.Controller is one.
-type Actions interface {
+// Operator is the failover controller as the operator commands see it
+// (switchover, pause, resume, failover-check), with the peers' calls they
+// lead to (a command forwarded to the coordinator, a switchover's release,
+// a deposition); *failover.Controller is one. What the actor does to
+// PostgreSQL is an action (failover.Actions, api.ActionKind): none of it
+// is here.
+type Operator interface {
 	Command(ctx context.Context, cmd api.Command) api.CommandResult
 	CommandFromPeer(ctx context.Context, cmd api.Command) api.CommandResult
 	FromPeer(ctx context.Context, ip net.IP) bool
@@ -33,15 +37,15 @@ func remoteIP(r *http.Request) net.IP {
 	return net.ParseIP(host)
 }
 
-// actions returns the controller's actions, or answers 404 when failover
-// is off on this node.
-func (s *Server) actions(w http.ResponseWriter) (Actions, bool) {
-	a, ok := s.failover.(Actions) // false for a nil Failover too
+// operator returns the controller's operator side, or answers 404 when
+// failover is off on this node.
+func (s *Server) operator(w http.ResponseWriter) (Operator, bool) {
+	o, ok := s.failover.(Operator) // false for a nil Failover too
 	if !ok {
 		writeJSON(w, http.StatusNotFound, errorBody("failover.mode is off on this node"))
 		return nil, false
 	}
-	return a, true
+	return o, true
 }
 
 // decodeBody reads a small JSON body into v; an empty body leaves v as is.
@@ -63,7 +67,7 @@ func writeResult(w http.ResponseWriter, res api.CommandResult) {
 }
 
 func (s *Server) handleSwitchover(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.actions(w)
+	o, ok := s.operator(w)
 	if !ok {
 		return
 	}
@@ -75,7 +79,7 @@ func (s *Server) handleSwitchover(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody("to: want the name of the standby to switch over to"))
 		return
 	}
-	writeResult(w, a.Command(r.Context(), api.Command{Kind: api.CommandSwitchover, To: req.To}))
+	writeResult(w, o.Command(r.Context(), api.Command{Kind: api.CommandSwitchover, To: req.To}))
 }
 
 // handleShowSwitchover shows the latest switchover, as the Raft log has it.
@@ -93,7 +97,7 @@ func (s *Server) handleShowSwitchover(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.actions(w)
+	o, ok := s.operator(w)
 	if !ok {
 		return
 	}
@@ -101,25 +105,25 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	writeResult(w, a.Command(r.Context(), api.Command{Kind: api.CommandPause, Reason: req.Reason}))
+	writeResult(w, o.Command(r.Context(), api.Command{Kind: api.CommandPause, Reason: req.Reason}))
 }
 
 func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.actions(w)
+	o, ok := s.operator(w)
 	if !ok {
 		return
 	}
-	writeResult(w, a.Command(r.Context(), api.Command{Kind: api.CommandResume}))
+	writeResult(w, o.Command(r.Context(), api.Command{Kind: api.CommandResume}))
 }
 
 // handleCommand is the coordinator's side of a command forwarded by a
 // peer: taken from the registered nodes' addresses only.
 func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.actions(w)
+	o, ok := s.operator(w)
 	if !ok {
 		return
 	}
-	if !a.FromPeer(r.Context(), remoteIP(r)) {
+	if !o.FromPeer(r.Context(), remoteIP(r)) {
 		writeJSON(w, http.StatusForbidden, errorBody("commands are taken from the registered nodes only"))
 		return
 	}
@@ -127,11 +131,11 @@ func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &cmd) {
 		return
 	}
-	writeJSON(w, http.StatusOK, a.CommandFromPeer(r.Context(), cmd))
+	writeJSON(w, http.StatusOK, o.CommandFromPeer(r.Context(), cmd))
 }
 
 func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.actions(w)
+	o, ok := s.operator(w)
 	if !ok {
 		return
 	}
@@ -139,7 +143,7 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	if err := a.Release(r.Context(), req); err != nil {
+	if err := o.Release(r.Context(), req); err != nil {
 		writeJSON(w, http.StatusConflict, errorBody(err.Error()))
 		return
 	}
@@ -149,7 +153,7 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 // handleDeposition answers the coordinator waiting to commit the successor
 // of a deposed primary: has this voter released it?
 func (s *Server) handleDeposition(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.actions(w)
+	o, ok := s.operator(w)
 	if !ok {
 		return
 	}
@@ -157,13 +161,13 @@ func (s *Server) handleDeposition(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	writeJSON(w, http.StatusOK, a.Deposition(r.Context(), req))
+	writeJSON(w, http.StatusOK, o.Deposition(r.Context(), req))
 }
 
 // handleFailoverCheck answers "pgquorum failover-check" (200 either way:
 // the answer says whether repmgrd may promote).
 func (s *Server) handleFailoverCheck(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.actions(w)
+	o, ok := s.operator(w)
 	if !ok {
 		return
 	}
@@ -172,5 +176,5 @@ func (s *Server) handleFailoverCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wait := min(max(time.Duration(req.WaitMS)*time.Millisecond, 0), maxFailoverCheckWait)
-	writeJSON(w, http.StatusOK, a.FailoverCheck(r.Context(), wait))
+	writeJSON(w, http.StatusOK, o.FailoverCheck(r.Context(), wait))
 }
