@@ -66,6 +66,16 @@ func (x Commands) InRecovery(ctx context.Context, n repmgr.Node) (bool, error) {
 	return repmgr.InRecovery(ctx, n.Conninfo)
 }
 
+// Timelines implements Actions.
+func (x Commands) Timelines(ctx context.Context, n repmgr.Node) (repmgr.Timelines, error) {
+	return repmgr.PrimaryTimelines(ctx, n.Conninfo)
+}
+
+// StandbyEnd implements Actions.
+func (x Commands) StandbyEnd(ctx context.Context) (repmgr.StandbyEnd, error) {
+	return x.Local.StandbyEnd(ctx)
+}
+
 // Checkpoint implements Actions.
 func (x Commands) Checkpoint(ctx context.Context) error { return x.Local.Checkpoint(ctx) }
 
