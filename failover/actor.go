@@ -31,6 +31,8 @@ type actor struct {
 	demotedFor uint64 // ID+1 of the switchover this node stepped down and stopped for; 0: none
 
 	hooksRan map[hookKey]bool // the hooks queued, per decision
+
+	forkLogged string // the fork last logged (forkProbe)
 }
 
 // oneShot are the actions tried once per decision: a failure is reported
@@ -126,7 +128,8 @@ func (a *actor) forkProbe(ctx context.Context, primary repmgr.Node) *forkProbe {
 	if p.Primary, p.Err = a.actions.Timelines(ctx, primary); p.Err == nil {
 		p.Standby, p.Err = a.actions.StandbyEnd(ctx)
 	}
-	if v := classifyFork(*p); v.Forked {
+	if v := classifyFork(*p); v.Forked && v.Why != a.forkLogged {
+		a.forkLogged = v.Why // once per fork, not every step
 		a.opts.Logger.Warn("this standby cannot follow the committed primary: its history forked off", "primary", primary.Name,
 			"fork", v.Why, "auto_rejoin", a.opts.AutoRejoin)
 	}
