@@ -128,11 +128,19 @@ func (a *actor) forkProbe(ctx context.Context, primary repmgr.Node) *forkProbe {
 	if p.Primary, p.Err = a.actions.Timelines(ctx, primary); p.Err == nil {
 		p.Standby, p.Err = a.actions.StandbyEnd(ctx)
 	}
-	if v := classifyFork(*p); v.Forked && v.Why != a.forkLogged {
-		a.forkLogged = v.Why // once per fork, not every step
+	v := classifyFork(*p)
+	switch {
+	case v.Why == a.forkLogged: // once per fork or failure, not every step
+	case v.Forked:
 		a.opts.Logger.Warn("this standby cannot follow the committed primary: its history forked off", "primary", primary.Name,
 			"fork", v.Why, "auto_rejoin", a.opts.AutoRejoin)
+	case p.Err != nil:
+		a.opts.Logger.Warn("cannot tell whether this standby forked off the committed primary: it follows it all the same",
+			"primary", primary.Name, "error", p.Err)
+	default:
+		return p
 	}
+	a.forkLogged = v.Why
 	return p
 }
 
