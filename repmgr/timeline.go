@@ -71,6 +71,17 @@ func ParseTimelineHistory(text string) ([]TimelineSwitch, error) {
 // its control file's checkpoint) and that timeline's history file. It
 // needs a role that may call pg_read_file, as repmgr's superuser may.
 func PrimaryTimelines(ctx context.Context, conninfo string) (Timelines, error) {
+	return primaryTimelines(ctx, conninfo, true)
+}
+
+// CurrentTimeline is PrimaryTimelines without the history: the current
+// timeline alone, which any role may read.
+func CurrentTimeline(ctx context.Context, conninfo string) (int, error) {
+	t, err := primaryTimelines(ctx, conninfo, false)
+	return t.Current, err
+}
+
+func primaryTimelines(ctx context.Context, conninfo string, history bool) (Timelines, error) {
 	conn, err := connectTo(ctx, conninfo)
 	if err != nil {
 		return Timelines{}, err
@@ -90,7 +101,7 @@ func PrimaryTimelines(ctx context.Context, conninfo string) (Timelines, error) {
 		return Timelines{}, fmt.Errorf("read the primary's timeline: WAL file prefix %q is not a timeline", file)
 	}
 	t := Timelines{Current: int(cur)}
-	if cur == 1 {
+	if cur == 1 || !history {
 		return t, nil
 	}
 	var text string

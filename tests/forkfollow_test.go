@@ -151,6 +151,11 @@ func TestForkedStandbyIsRewound(t *testing.T) {
 	if lines := n3.LogLines(`msg="rejoin attempt succeeded"`); len(lines) == 0 {
 		t.Error("node3's pgquorum logged no successful rejoin")
 	}
+	// Rewound, not left alone: a forked standby's receiver streams the old
+	// timeline from node2 up to the fork, which is no streaming of node2's.
+	if lines := n3.LogLines(fmt.Sprintf("servers diverged at WAL location %X/%X on timeline", fork>>32, uint32(fork))); len(lines) == 0 {
+		t.Error("node3's rejoin ran no pg_rewind that found the fork")
+	}
 	stopWatch()
 	wg.Wait()
 	mu.Lock()
