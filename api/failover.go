@@ -181,10 +181,14 @@ type FailoverStatus struct {
 // RejoinStatus is a former primary's rejoin of the committed primary of
 // Epoch, retried with a backoff for as long as that decision stands.
 type RejoinStatus struct {
-	Epoch     uint64 `json:"epoch"`
-	Primary   string `json:"primary"`
-	Attempt   int    `json:"attempt"` // attempts so far; the one running, while Running
-	Running   bool   `json:"running,omitempty"`
+	Epoch   uint64 `json:"epoch"`
+	Primary string `json:"primary"`
+	Attempt int    `json:"attempt"` // attempts so far; the one running, while Running
+	Running bool   `json:"running,omitempty"`
+	// Reason is why a standby, not a former primary, is rejoined: its
+	// history forked off the primary's ("rewinding: forked off node2's
+	// timeline 4 at 0/70BC648: ..."); "" for a former primary.
+	Reason    string `json:"reason,omitempty"`
 	LastError string `json:"last_error,omitempty"`
 	// Permanent is set when retrying cannot fix the last error (pg_rewind
 	// impossible, WAL missing, neither checksums nor wal_log_hints):

@@ -69,7 +69,7 @@ var Keys = []Key{
 	{"failover.fence", api.FenceOff, "what a primary that must take no more writes does: off, stop (pg_ctl stop -m fast) or a command"},
 	{"failover.fence_after", "10s", "a primary that has heard no coordinator this long is fenced when it is not the committed primary or too few of its standbys stream live from it (rule 2); a deposed primary whose successor does not answer it waits at least this long (rule 1)"},
 	{"failover.standby_status_interval", "10s", "the standbys' wal_receiver_status_interval: how often an idle standby replies to its primary; fencing's rule 2 counts a stream live only with a reply within 1.5 times this (raise it with theirs)"},
-	{"failover.auto_rejoin", "false", "a stopped or fenced former primary rejoins the committed primary as a standby by itself"},
+	{"failover.auto_rejoin", "false", "a stopped or fenced former primary rejoins the committed primary as a standby by itself, and a standby whose history forked off it is rewound"},
 	{"failover.rejoin_command", "", "what a former primary runs to rewind and start as a standby, once pgquorum owns its stopped data directory (default: pgquorum's own crash recovery, pg_rewind, standby configuration and start, holding the data directory)"},
 	{"failover.synchronous", string(api.SyncOff), "off (asynchronous), on (synchronous while at least synchronous_count eligible standbys stream, else asynchronous) or strict (commits wait for synchronous_count standbys); needs failover.mode pgquorum"},
 	{"failover.synchronous_count", 1, "k of synchronous_standby_names = 'ANY k (…)': how many standbys confirm each commit"},

@@ -24,6 +24,9 @@ type actorFacts struct {
 	Primary *primaryProbe
 	// Stopped is the local instance's control file, read when asked for.
 	Stopped *stoppedInstance
+	// Fork is what tells whether this standby forked off the committed
+	// primary, read when asked for (fork.go).
+	Fork *forkProbe
 }
 
 func (f actorFacts) dbUp() bool { return f.ProbeErr == nil && f.IdentityErr == nil }
@@ -53,12 +56,13 @@ const (
 	needNothing need = iota
 	needPrimary      // probe actIntent.Node's database
 	needStopped      // read the local control file
+	needFork         // read actIntent.Node's timeline history and where the local standby's WAL ends
 )
 
 // actIntent is what the actor's core asks of the shell.
 type actIntent struct {
 	Need need
-	Node repmgr.Node // the node to probe, for needPrimary
+	Node repmgr.Node // the node to probe, for needPrimary and needFork
 	Run  []action    // actions to try, in order
 	Why  string      // why nothing is done, when Run is empty and Need is nothing
 }
@@ -73,6 +77,8 @@ type action struct {
 	// Fresh begins the action anew for its decision: a rejoin of a node
 	// that runs as primary again after a rejoin that succeeded.
 	Fresh bool
+	// Why is why a standby is rejoined: it forked off the primary.
+	Why string
 }
 
 func nothing(why string) actIntent { return actIntent{Why: why} }
@@ -148,6 +154,10 @@ func followAction(o Options, f actorFacts, d api.Decision) actIntent {
 		run = append(run, action{Kind: api.ActionRepoint, Decision: d, Primary: primary})
 	}
 	if !p.InRecovery {
+		// A standby ahead of the fork cannot follow: it is rewound.
+		if in, follow := forkStep(o, f, d, primary); !follow {
+			return in
+		}
 		run = append(run, action{Kind: api.ActionFollow, Decision: d, Primary: primary})
 	} else if len(run) == 0 {
 		return nothing("the committed primary is not promoted yet") // follow it the repmgr way once it is

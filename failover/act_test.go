@@ -20,6 +20,9 @@ var (
 
 func intp(i int) *int { return &i }
 
+// tl4 is the history of a primary promoted to timeline 4 at 0/70BC648.
+var tl4 = repmgr.Timelines{Current: 4, History: []repmgr.TimelineSwitch{{Timeline: 1, Switch: 0x3000000}, {Timeline: 2, Switch: 0x5000000}, {Timeline: 3, Switch: 0x70BC648}}}
+
 // standbyFacts are the facts of a standby streaming from upstream, with
 // repmgr.nodes as nodes.
 func standbyFacts(upstream string, nodes ...repmgr.Node) actorFacts {
@@ -35,6 +38,11 @@ type answers struct {
 	primaryInRecovery bool
 	primaryErr        error
 	control           string // "": the instance runs
+	// timelines and end are the committed primary's timeline history and
+	// where the local WAL ends; forkErr, the failure to read them.
+	timelines repmgr.Timelines
+	end       repmgr.StandbyEnd
+	forkErr   error
 }
 
 // decideAll runs nextAction as the actor's shell does, answering its
@@ -43,8 +51,8 @@ func decideAll(o Options, f actorFacts, st Replicated, mem actorMemory, a answer
 	var out []string
 	in := nextAction(o, f, st, mem)
 	for asked := 0; in.Need != needNothing; asked++ {
-		if asked == 2 {
-			return append(out, "more than two facts needed")
+		if asked == 3 {
+			return append(out, "more than three facts needed")
 		}
 		switch in.Need {
 		case needPrimary:
@@ -53,6 +61,9 @@ func decideAll(o Options, f actorFacts, st Replicated, mem actorMemory, a answer
 		case needStopped:
 			out = append(out, "control file")
 			f.Stopped = &stoppedInstance{Control: repmgr.Control{State: a.control}, Running: a.control == ""}
+		case needFork:
+			out = append(out, "timelines "+in.Node.Name)
+			f.Fork = &forkProbe{Node: in.Node, Primary: a.timelines, Standby: a.end, Err: a.forkErr}
 		}
 		in = nextAction(o, f, st, mem)
 	}
@@ -111,10 +122,29 @@ func TestNextAction(t *testing.T) {
 			want: []string{"probe s2", "repoint 2 s2"}},
 		{name: "another standby, once the chosen node runs as primary, re-points and follows", opts: asS3,
 			facts: standbyFacts("p", all...), state: chose(actS2, false),
-			want: []string{"probe s2", "repoint 2 s2", "follow 2 s2"}},
+			want: []string{"probe s2", "timelines s2", "repoint 2 s2", "follow 2 s2"}},
 		{name: "a standby streaming from the promoted primary follows it the repmgr way", opts: asS3,
 			facts: standbyFacts("s2", all...), state: chose(actS2, true),
-			want: []string{"probe s2", "follow 2 s2"}},
+			want: []string{"probe s2", "timelines s2", "follow 2 s2"}},
+		{name: "a standby behind the fork follows", opts: asS3,
+			facts: standbyFacts("p", all...), state: chose(actS2, true), a: answers{timelines: tl4, end: repmgr.StandbyEnd{Timeline: 3, End: 0x70B0000}},
+			want: []string{"probe s2", "timelines s2", "follow 2 s2"}},
+		{name: "a standby past the fork is rewound, with auto_rejoin", opts: Options{Self: "s3", Mode: api.ModePgquorum, AutoRejoin: true},
+			facts: standbyFacts("p", all...), state: chose(actS2, true), a: answers{timelines: tl4, end: repmgr.StandbyEnd{Timeline: 3, End: 0x70BD000}},
+			want: []string{"probe s2", "timelines s2", "rejoin 2 s2"}},
+		{name: "a standby past the fork is left to the operator without auto_rejoin", opts: asS3,
+			facts: standbyFacts("p", all...), state: chose(actS2, true), a: answers{timelines: tl4, end: repmgr.StandbyEnd{Timeline: 3, End: 0x70BD000}},
+			want: []string{"probe s2", "timelines s2", "nothing: cannot follow s2, forked off s2's timeline 4 at 0/70BC648"}},
+		{name: "a standby past the fork waits for the promotion to be recorded", opts: Options{Self: "s3", Mode: api.ModePgquorum, AutoRejoin: true},
+			facts: standbyFacts("p", all...), state: chose(actS2, false), a: answers{timelines: tl4, end: repmgr.StandbyEnd{Timeline: 3, End: 0x70BD000}},
+			want: []string{"probe s2", "timelines s2", "nothing: cannot follow s2, forked off s2's timeline 4 at 0/70BC648: its WAL on timeline 3 goes on to 0/70BD000: rewound once"}},
+		{name: "a standby whose fork cannot be read follows, as before", opts: Options{Self: "s3", Mode: api.ModePgquorum, AutoRejoin: true},
+			facts: standbyFacts("p", all...), state: chose(actS2, true), a: answers{forkErr: errors.New("permission denied for function pg_read_file")},
+			want: []string{"probe s2", "timelines s2", "follow 2 s2"}},
+		{name: "a rewind under way goes on while the standby runs", opts: Options{Self: "s3", Mode: api.ModePgquorum, AutoRejoin: true},
+			facts: standbyFacts("", all...), state: chose(actS2, true),
+			mem:  actorMemory{Attempts: map[actKey]*attempt{{2, api.ActionRejoin}: {n: 1, why: "rewinding"}}},
+			want: []string{"probe s2", "rejoin 2 s2"}},
 		{name: "a standby never points at a committed primary that does not answer", opts: asS3,
 			facts: standbyFacts("p", all...), state: chose(actS2, false), a: answers{primaryErr: errors.New("timeout")},
 			want: []string{"probe s2", "nothing: the committed primary does not answer: timeout"}},

@@ -31,6 +31,8 @@ type actor struct {
 	demotedFor uint64 // ID+1 of the switchover this node stepped down and stopped for; 0: none
 
 	hooksRan map[hookKey]bool // the hooks queued, per decision
+
+	forkLogged string // the fork last logged (forkProbe)
 }
 
 // oneShot are the actions tried once per decision: a failure is reported
@@ -55,6 +57,8 @@ type attempt struct {
 	// permanent: the last try failed in a way retrying cannot fix (a
 	// rejoin's); the next waits the longest backoff.
 	permanent bool
+	// why is why a standby is rejoined (action.Why); "" for a former primary.
+	why string
 }
 
 func (a *actor) loop(ctx context.Context) {
@@ -94,9 +98,9 @@ func (a *actor) step(ctx context.Context) {
 	}
 	mem := actorMemory{Attempts: a.attempts, DemotedFor: a.demotedFor}
 	in := nextAction(a.opts, f, st, mem)
-	// Each of the two facts is looked up once at most: the third answer
-	// needs none.
-	for asked := 0; in.Need != needNothing && asked < 2; asked++ {
+	// Each of the three facts is looked up once at most: the fourth
+	// answer needs none.
+	for asked := 0; in.Need != needNothing && asked < 3; asked++ {
 		switch in.Need {
 		case needPrimary:
 			inRecovery, err := a.actions.InRecovery(ctx, in.Node)
@@ -105,6 +109,8 @@ func (a *actor) step(ctx context.Context) {
 			ctl, running, err := a.actions.Stopped(ctx)
 			f.Stopped = &stoppedInstance{Control: ctl, Running: running, Err: err}
 			f.Known = a.local.KnownNodes()
+		case needFork:
+			f.Fork = a.forkProbe(ctx, in.Node)
 		}
 		in = nextAction(a.opts, f, st, mem)
 	}
@@ -112,6 +118,30 @@ func (a *actor) step(ctx context.Context) {
 		a.carry(ctx, act, f)
 	}
 	a.queueHooks(f, st)
+}
+
+// forkProbe reads whether this standby forked off primary: the primary's
+// timeline history, then where the local WAL ends (after, so that WAL
+// received meanwhile counts).
+func (a *actor) forkProbe(ctx context.Context, primary repmgr.Node) *forkProbe {
+	p := &forkProbe{Node: primary}
+	if p.Primary, p.Err = a.actions.Timelines(ctx, primary); p.Err == nil {
+		p.Standby, p.Err = a.actions.StandbyEnd(ctx)
+	}
+	v := classifyFork(*p)
+	switch {
+	case v.Why == a.forkLogged: // once per fork or failure, not every step
+	case v.Forked:
+		a.opts.Logger.Warn("this standby cannot follow the committed primary: its history forked off", "primary", primary.Name,
+			"fork", v.Why, "auto_rejoin", a.opts.AutoRejoin)
+	case p.Err != nil:
+		a.opts.Logger.Warn("cannot tell whether this standby forked off the committed primary: it follows it all the same",
+			"primary", primary.Name, "error", p.Err)
+	default:
+		return p
+	}
+	a.forkLogged = v.Why
+	return p
 }
 
 // queueHooks hands the hooks the latest decision now asks for to the
@@ -146,6 +176,9 @@ func (a *actor) carry(ctx context.Context, act action, f actorFacts) {
 	if at == nil || act.Fresh {
 		at = &attempt{}
 		a.attempts[k] = at
+	}
+	if act.Why != "" {
+		at.why = act.Why // kept for the attempts that follow, which know it not
 	}
 	if act.Kind == api.ActionDemote {
 		// The shutdown checkpoint's location goes with the report.

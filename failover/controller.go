@@ -110,6 +110,10 @@ type Actions interface {
 	// database does not answer.
 	RunningServer(ctx context.Context) (repmgr.RunningServer, error)
 	Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error)
+	// Timelines reads n's current timeline and its history; StandbyEnd,
+	// where the local standby's WAL ends: whether it forked off n.
+	Timelines(ctx context.Context, n repmgr.Node) (repmgr.Timelines, error)
+	StandbyEnd(ctx context.Context) (repmgr.StandbyEnd, error)
 	Fence(ctx context.Context, reason string) (string, error)
 }
 

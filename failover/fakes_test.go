@@ -88,6 +88,10 @@ type fakeActions struct {
 	control    repmgr.Control
 	running    bool
 	postmaster repmgr.RunningServer // what the data directory says
+	// timelines are the primaries' timeline histories, by node name;
+	// standbyEnd, where the local WAL ends. Neither set: no fork is seen.
+	timelines  map[string]repmgr.Timelines
+	standbyEnd repmgr.StandbyEnd
 }
 
 func (x *fakeActions) do(ctx context.Context, what string) error {
@@ -166,6 +170,18 @@ func (x *fakeActions) RunningServer(context.Context) (repmgr.RunningServer, erro
 
 func (x *fakeActions) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Node) (string, error) {
 	return "", x.do(ctx, "rejoin "+primary.Name)
+}
+
+func (x *fakeActions) Timelines(ctx context.Context, n repmgr.Node) (repmgr.Timelines, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.timelines[n.Name], nil
+}
+
+func (x *fakeActions) StandbyEnd(context.Context) (repmgr.StandbyEnd, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.standbyEnd, nil
 }
 
 func (x *fakeActions) Fence(ctx context.Context, reason string) (string, error) {

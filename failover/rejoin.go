@@ -54,7 +54,7 @@ func (s dirStep) String() string {
 type localRole struct {
 	Err        error
 	InRecovery bool
-	Streams    bool // its WAL receiver streams from the committed primary
+	Streams    bool // its WAL receiver streams the committed primary's timeline from it
 }
 
 // dirView is what the rejoin sees of the data directory.

@@ -76,11 +76,19 @@ func (x Rejoiner) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Nod
 	if err := repmgr.CheckpointAt(ctx, primary.Conninfo); err != nil {
 		return "", fmt.Errorf("checkpoint on %s before the rejoin (so that pg_rewind sees its timeline): %w", primary.Name, err)
 	}
+	// A standby streams from the primary only once it receives the
+	// primary's timeline: one that forked off it streams the old timeline
+	// from it up to the fork, over and over, and never goes further.
+	tli, err := repmgr.CurrentTimeline(ctx, primary.Conninfo)
+	if err != nil {
+		return "", fmt.Errorf("the timeline of %s before the rejoin: %w", primary.Name, err)
+	}
+	out.add("%s is on timeline %d", primary.Name, tli)
 	for race := 0; ; race++ {
 		if race == maxDirRaces {
 			return out.String(), fmt.Errorf("a postmaster started %d times between the rejoin's steps", race)
 		}
-		lock, left, err := x.ownDataDir(ctx, primary, &out)
+		lock, left, err := x.ownDataDir(ctx, primary, tli, &out)
 		switch {
 		case err != nil:
 			return out.String(), err
@@ -98,7 +106,7 @@ func (x Rejoiner) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Nod
 		if err != nil {
 			return out.String(), err
 		}
-		if err := x.startStandby(ctx, d, primary, &out); err != nil {
+		if err := x.startStandby(ctx, d, primary, tli, &out); err != nil {
 			if !rewound && errors.Is(err, errNotStreaming) {
 				// Nothing to rewind by the timelines' numbers, yet it does
 				// not stream: a history forked on the same timeline number.
@@ -114,7 +122,7 @@ func (x Rejoiner) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Nod
 // postmaster runs, waits while one starts or stops, stops one running as
 // the deposed primary (or as a standby not streaming from primary), and
 // leaves a standby streaming from primary alone (left).
-func (x Rejoiner) ownDataDir(ctx context.Context, primary repmgr.Node, out *rejoinLog) (lock *repmgr.DataDirLock, left bool, err error) {
+func (x Rejoiner) ownDataDir(ctx context.Context, primary repmgr.Node, tli int, out *rejoinLog) (lock *repmgr.DataDirLock, left bool, err error) {
 	dir := x.Service.Conf.DataDirectory
 	var standbySince time.Time
 	var lastStep dirStep = -1
@@ -126,7 +134,7 @@ func (x Rejoiner) ownDataDir(ctx context.Context, primary repmgr.Node, out *rejo
 		}
 		step := nextDirStep(v)
 		if step == dirProbe {
-			v.Role = x.localRole(ctx, primary)
+			v.Role = x.localRole(ctx, primary, tli)
 			if !v.Role.InRecovery || v.Role.Streams || v.Role.Err != nil {
 				standbySince = time.Time{}
 			} else if standbySince.IsZero() {
@@ -202,15 +210,16 @@ func holdFor(ctx context.Context) time.Duration {
 }
 
 // localRole asks the local postmaster whether it is in recovery, and
-// whether it streams from primary.
-func (x Rejoiner) localRole(ctx context.Context, primary repmgr.Node) *localRole {
+// whether it streams from primary on primary's timeline tli.
+func (x Rejoiner) localRole(ctx context.Context, primary repmgr.Node, tli int) *localRole {
 	f, err := x.Local.Probe(ctx)
 	if err != nil {
 		return &localRole{Err: err}
 	}
 	r := &localRole{InRecovery: f.InRecovery}
 	if host, port, err := primary.Endpoint(); err == nil && f.InRecovery {
-		r.Streams = f.WAL.Streaming() && f.WAL.SenderHost == host && f.WAL.SenderPort == port
+		r.Streams = f.WAL.Streaming() && f.WAL.SenderHost == host && f.WAL.SenderPort == port &&
+			f.WAL.ReceivedTimeline != nil && int(*f.WAL.ReceivedTimeline) == tli
 	}
 	return r
 }
@@ -335,7 +344,7 @@ func (x Rejoiner) crashRecover(ctx context.Context, lock *repmgr.DataDirLock, ou
 // then waits until it streams from primary. A start refused because a
 // postmaster someone else started runs already is no failure: that
 // postmaster runs the configuration just written.
-func (x Rejoiner) startStandby(ctx context.Context, d api.Decision, primary repmgr.Node, out *rejoinLog) error {
+func (x Rejoiner) startStandby(ctx context.Context, d api.Decision, primary repmgr.Node, tli int, out *rejoinLog) error {
 	var o string
 	var err error
 	if x.Command != "" {
@@ -355,7 +364,7 @@ func (x Rejoiner) startStandby(ctx context.Context, d api.Decision, primary repm
 	wait, cancel := context.WithTimeout(ctx, streamPatience)
 	defer cancel()
 	for {
-		r := x.localRole(wait, primary)
+		r := x.localRole(wait, primary, tli)
 		if r.Err == nil && r.InRecovery && r.Streams {
 			out.add("streams from %s", primary.Name)
 			return nil
@@ -375,7 +384,7 @@ func roleErr(r *localRole) string {
 	case !r.InRecovery:
 		return "it runs as a primary"
 	}
-	return "its WAL receiver does not stream from it"
+	return "its WAL receiver does not stream its timeline from it"
 }
 
 // register records this node as a standby of primary in repmgr.nodes.

@@ -29,11 +29,11 @@ func (r *actionRunner) due(a *attempt, kind api.ActionKind, now time.Time) bool 
 
 // rejoinStarted shows attempt a.n of the rejoin of d as running.
 func (r *actionRunner) rejoinStarted(d api.Decision, a *attempt) {
-	r.opts.Logger.Info("rejoin attempt started", "epoch", d.Epoch, "primary", d.Primary, "attempt", a.n)
+	r.opts.Logger.Info("rejoin attempt started", "epoch", d.Epoch, "primary", d.Primary, "attempt", a.n, "reason", a.why)
 	r.board.updateRejoin(func(b *rejoinBoard) {
 		b.attempts++
 		prev := b.status
-		s := api.RejoinStatus{Epoch: d.Epoch, Primary: d.Primary, Attempt: a.n, Running: true}
+		s := api.RejoinStatus{Epoch: d.Epoch, Primary: d.Primary, Attempt: a.n, Running: true, Reason: a.why}
 		if prev != nil && prev.Epoch == d.Epoch {
 			s.LastError, s.Permanent, s.ManualStep = prev.LastError, prev.Permanent, prev.ManualStep
 		}
@@ -48,14 +48,14 @@ func (r *actionRunner) rejoinEnded(d api.Decision, a *attempt, err error) {
 	now := r.opts.Now()
 	a.last = now // the backoff runs from the end of the attempt
 	if err == nil {
-		r.opts.Logger.Info("rejoin attempt succeeded", "epoch", d.Epoch, "primary", d.Primary, "attempt", a.n)
+		r.opts.Logger.Info("rejoin attempt succeeded", "epoch", d.Epoch, "primary", d.Primary, "attempt", a.n, "reason", a.why)
 		r.board.updateRejoin(func(b *rejoinBoard) { b.status = nil })
 		return
 	}
 	why, permanent := rejoinFailure(err)
 	a.permanent = permanent
 	next := now.Add(rejoinBackoff(a.n, permanent)).UTC()
-	s := api.RejoinStatus{Epoch: d.Epoch, Primary: d.Primary, Attempt: a.n, LastError: api.ErrorText(err), NextAt: &next}
+	s := api.RejoinStatus{Epoch: d.Epoch, Primary: d.Primary, Attempt: a.n, Reason: a.why, LastError: api.ErrorText(err), NextAt: &next}
 	if permanent {
 		s.Permanent = true
 		s.ManualStep = why + "; " + manualRejoinStep(r.opts.RepmgrConfigFile, r.primaryConninfo(d))
@@ -106,10 +106,13 @@ func (b *statusBoard) rejoinView(epoch uint64) (*api.RejoinStatus, int, int) {
 	return s, b.rejoin.attempts, b.rejoin.failures
 }
 
-// rejoinText is the reason of the Rejoining state: "attempt N, last error
-// …, next attempt in …".
+// rejoinText is the reason of the Rejoining state: "[rewinding: forked
+// off …; ]attempt N, last error …, next attempt in …".
 func rejoinText(s *api.RejoinStatus, now time.Time) string {
 	text := fmt.Sprintf("attempt %d", s.Attempt)
+	if s.Reason != "" {
+		text = s.Reason + "; " + text
+	}
 	if s.Running {
 		text += " running"
 	}

@@ -206,7 +206,7 @@ func TestRejoinRunning(t *testing.T) {
 			want: []string{"probe s2", "rejoin 2 s2"}},
 		{name: "a standby whose rejoin succeeded follows as any standby", opts: asP,
 			facts: standbyFacts("s2", s2standby, pStandby, actS3), state: chose(actS2, true), mem: tried(1, true),
-			want: []string{"probe s2", "follow 2 s2"}},
+			want: []string{"probe s2", "timelines s2", "follow 2 s2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -68,6 +68,16 @@ func (x RepmgrActions) InRecovery(ctx context.Context, n repmgr.Node) (bool, err
 	return repmgr.InRecovery(ctx, n.Conninfo)
 }
 
+// Timelines implements Actions.
+func (x RepmgrActions) Timelines(ctx context.Context, n repmgr.Node) (repmgr.Timelines, error) {
+	return repmgr.PrimaryTimelines(ctx, n.Conninfo)
+}
+
+// StandbyEnd implements Actions.
+func (x RepmgrActions) StandbyEnd(ctx context.Context) (repmgr.StandbyEnd, error) {
+	return x.Local.StandbyEnd(ctx)
+}
+
 // Checkpoint implements Actions.
 func (x RepmgrActions) Checkpoint(ctx context.Context) error { return x.Local.Checkpoint(ctx) }
 

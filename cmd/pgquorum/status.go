@@ -173,6 +173,9 @@ func printRejoin(w io.Writer, node string, r *api.RejoinStatus) {
 	if r.LastError != "" {
 		fmt.Fprintf(w, ", last error: %s", r.LastError)
 	}
+	if r.Reason != "" {
+		fmt.Fprintf(w, " (%s)", r.Reason)
+	}
 	fmt.Fprintln(w)
 	if r.Permanent {
 		fmt.Fprintf(w, "REJOIN NEEDS THE OPERATOR: %s\n", r.ManualStep)
