@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/pgquorum/pgquorum/api"
+	"github.com/pgquorum/pgquorum/consensus"
 	"github.com/pgquorum/pgquorum/repmgr"
 )
 
@@ -69,6 +70,14 @@ func forkStep(o Options, f actorFacts, d api.Decision, primary repmgr.Node) (in 
 	p := f.Fork
 	if p == nil || p.Node.ID != primary.ID {
 		return actIntent{Need: needFork, Node: primary}, false
+	}
+	// A receiver seen streaming the primary's current timeline from it is
+	// proof that no fork stands in the way, whatever the separate read of
+	// the WAL's end says: that read falls back to the control file's older
+	// timeline when the receiver restarts in between (adversarial review).
+	if up, streams := consensus.Upstream(f.Facts); streams && up.ID == primary.ID &&
+		f.Facts.WAL.ReceivedTimeline != nil && int(*f.Facts.WAL.ReceivedTimeline) == p.Primary.Current {
+		return actIntent{}, true
 	}
 	v := classifyFork(*p)
 	switch {
