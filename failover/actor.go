@@ -101,6 +101,10 @@ func (a *actor) step(ctx context.Context) {
 	// Each of the three facts is looked up once at most: the fourth
 	// answer needs none.
 	for asked := 0; in.Need != needNothing && asked < 3; asked++ {
+		// A lookup of another node's database must not hold the loop for
+		// good (a stopped host keeps a connection open): bounded as a
+		// command is, generously, since a failed lookup only waits a step.
+		ctx, cancel := context.WithTimeout(ctx, a.opts.CommandTimeout)
 		switch in.Need {
 		case needPrimary:
 			inRecovery, err := a.actions.InRecovery(ctx, in.Node)
@@ -112,6 +116,7 @@ func (a *actor) step(ctx context.Context) {
 		case needFork:
 			f.Fork = a.forkProbe(ctx, in.Node)
 		}
+		cancel()
 		in = nextAction(a.opts, f, st, mem)
 	}
 	for _, act := range in.Run {

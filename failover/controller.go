@@ -163,6 +163,9 @@ func New(opts Options, local Local, actions Actions, peers Reporters) *Controlle
 	if opts.HookTimeout == 0 {
 		opts.HookTimeout = 30 * time.Second
 	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = time.Minute // failover.command_timeout's default
+	}
 	fsm := NewFSM()
 	m := newMember(fsm, opts.CommandTimeout, opts.Raft.HeartbeatTimeout, opts.Now)
 	board := newStatusBoard()
