@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -182,12 +181,10 @@ func logTail(t *testing.T, what, path string, n int) {
 
 // freeLoopbackPort asks the kernel for an unused loopback port.
 func freeLoopbackPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	// lab.FreePort never hands out a port twice in this process: the kernel
+	// may offer a just-released port again before its new owner bound it
+	// (seen: a PG 17 pair's raft_listen given node1's HTTP port).
+	return lab.FreePort()
 }
 
 func chownPath(u *user.User, path string) error {
