@@ -34,30 +34,57 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	events, err := s.latestEvents(r)
-	if err != nil {
+	if err != nil && events.list == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, events[:min(limit, len(events))])
+	if err != nil {
+		// The last list read, at most eventsStale old, rather than an
+		// error: a refresh that misses database.timeout on a busy machine
+		// blanks nothing (the headers of RFC 9111's stale-if-error).
+		w.Header().Set("Age", strconv.Itoa(int(time.Since(events.at).Seconds())))
+		w.Header().Set("Warning", `111 - "Revalidation Failed"`)
+	}
+	writeJSON(w, http.StatusOK, events.list[:min(limit, len(events.list))])
 }
 
-const keyEvents = "events"
+const (
+	keyEvents     = "events"
+	keyLastEvents = "events-last"
+	// eventsStale bounds the age of a list served when a refresh failed.
+	eventsStale = 30 * time.Second
+)
 
-func (s *Server) latestEvents(r *http.Request) ([]repmgr.Event, error) {
+// eventList is a list read from repmgr.events, and when.
+type eventList struct {
+	list []repmgr.Event
+	at   time.Time
+}
+
+// latestEvents is the list of at most eventsTTL ago, read again when older;
+// when that read fails, the last list read within eventsStale, with the
+// error.
+func (s *Server) latestEvents(r *http.Request) (eventList, error) {
 	if x, ok := s.views.Get(keyEvents); ok {
-		return x.([]repmgr.Event), nil
+		return x.(eventList), nil
 	}
 	v, err, _ := s.flight.Do(keyEvents, func() (any, error) {
 		events, err := s.events.Events(context.WithoutCancel(r.Context()), maxEventLimit)
-		if err == nil {
-			s.views.Set(keyEvents, events, eventsTTL)
+		if err != nil {
+			return nil, err
 		}
-		return events, err
+		l := eventList{list: events, at: time.Now()}
+		s.views.Set(keyEvents, l, eventsTTL)
+		s.views.Set(keyLastEvents, l, eventsStale)
+		return l, nil
 	})
 	if err != nil {
-		return nil, err
+		if x, ok := s.views.Get(keyLastEvents); ok {
+			return x.(eventList), err
+		}
+		return eventList{}, err
 	}
-	return v.([]repmgr.Event), nil
+	return v.(eventList), nil
 }
 func eventLimit(raw string) (int, error) {
 	if raw == "" {
