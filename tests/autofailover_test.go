@@ -91,20 +91,7 @@ func (r *failoverRig) failedOver(t *testing.T, epoch uint64, old string, fault t
 	}
 	p := r.c.Node(d.Primary)
 	waitState(t, p, api.StatePrimary, primaryBudget)
-	// waitState asks the node itself; the poller, which samples, may not
-	// have seen the 200 yet. Without it the budget check below compared a
-	// zero time and passed whatever the outage.
-	var first time.Time
-	err := lab.WaitFor(context.Background(), primaryBudget, "the poller to see "+d.Primary+"'s 200", func(context.Context) error {
-		var seen bool
-		if first, seen = r.poller.FirstPrimary(d.Primary, fault); !seen {
-			return fmt.Errorf("no 200 from %s since the fault", d.Primary)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := waitPolledPrimary(t, r.poller, d.Primary, fault, primaryBudget)
 	t.Logf("epoch %d: %s replaces %s, decided %s after the fault, 200 after %s: %s", d.Epoch, d.Primary, old,
 		d.At.Sub(fault).Round(time.Millisecond), first.Sub(fault).Round(time.Millisecond), d.Reason)
 	if took := d.At.Sub(fault); took > decisionBudget {

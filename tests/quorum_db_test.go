@@ -304,10 +304,7 @@ func TestNewPrimaryConfirmedSoonAfterItsMajority(t *testing.T) {
 		t.Fatal("node3 never streamed from node2")
 	}
 	waitState(t, n2, api.StatePrimary, settle)
-	first, ok := poller.FirstPrimary("node2", killed)
-	if !ok {
-		t.Fatal("the poller never saw node2 answer 200")
-	}
+	first := waitPolledPrimary(t, poller, "node2", killed, settle)
 	ready := majority
 	if leasesOut.After(ready) {
 		ready = leasesOut

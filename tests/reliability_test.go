@@ -79,10 +79,7 @@ func TestFailoverWithAStandbysPgquorumDown(t *testing.T) {
 		t.Fatalf("epoch 2 = %+v, want node2 replacing node1 (node3's pgquorum is down)", d)
 	}
 	waitState(t, n2, api.StatePrimary, primaryBudget)
-	first, ok := r.poller.FirstPrimary("node2", killed)
-	if !ok {
-		t.Fatal("the poller saw no 200 from node2")
-	}
+	first := waitPolledPrimary(t, r.poller, "node2", killed, primaryBudget)
 	t.Logf("node2 decided %s and confirmed %s after the kill: %s", d.At.Sub(killed).Round(time.Millisecond),
 		first.Sub(killed).Round(time.Millisecond), d.Reason)
 	if took := first.Sub(killed); took > 10*time.Second {

@@ -60,6 +60,26 @@ func waitState(t *testing.T, n *lab.Node, want api.State, timeout time.Duration)
 	return took
 }
 
+// waitPolledPrimary waits until the poller has seen node answer 200 after
+// the instant after, and returns the first such instant. waitState asks the
+// node itself; the poller samples, so it may not have seen the 200 yet, and
+// a budget checked against its answer before then compares nothing.
+func waitPolledPrimary(t *testing.T, p *lab.StatePoller, node string, after time.Time, timeout time.Duration) time.Time {
+	t.Helper()
+	var first time.Time
+	err := lab.WaitFor(context.Background(), timeout, "the poller to see "+node+"'s 200", func(context.Context) error {
+		var seen bool
+		if first, seen = p.FirstPrimary(node, after); !seen {
+			return fmt.Errorf("no 200 from %s since %s", node, after.Format("15:04:05.000"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return first
+}
+
 // waitSettled waits until a fresh three-node site answers as it should:
 // node1 Primary, node2 and node3 Standby.
 func waitSettled(t *testing.T, c *lab.Cluster) {
