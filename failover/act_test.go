@@ -33,6 +33,13 @@ func standbyFacts(upstream string, nodes ...repmgr.Node) actorFacts {
 	return f
 }
 
+// streamingTimeline is f with its WAL receiver streaming timeline tli, the
+// newest the standby knows of.
+func streamingTimeline(f actorFacts, tli int32) actorFacts {
+	f.Facts.WAL.ReceiverStatus, f.Facts.WAL.ReceivedTimeline, f.Facts.Server.Timeline = repmgr.StreamingState, &tli, int(tli)
+	return f
+}
+
 // answers are what the actor's shell would find when nextAction asks.
 type answers struct {
 	primaryInRecovery bool
@@ -148,8 +155,8 @@ func TestNextAction(t *testing.T) {
 		{name: "a standby never points at a committed primary that does not answer", opts: asS3,
 			facts: standbyFacts("p", all...), state: chose(actS2, false), a: answers{primaryErr: errors.New("timeout")},
 			want: []string{"probe s2", "nothing: the committed primary does not answer: timeout"}},
-		{name: "a standby repmgr already records under the committed primary does nothing", opts: asS3,
-			facts: standbyFacts("p", all...), state: promotedState(), want: []string{"nothing: repmgr already records"}},
+		{name: "a standby repmgr already records under the committed primary, streaming from it, does nothing", opts: asS3,
+			facts: streamingTimeline(standbyFacts("p", all...), 1), state: promotedState(), want: []string{"nothing: repmgr already records"}},
 		{name: "a node running as primary that is not the committed one is left to fencing", opts: asS3,
 			facts: func() actorFacts { f := standbyFacts("", all...); f.Facts.InRecovery = false; return f }(), state: chose(actS2, false),
 			want: []string{"nothing: runs as primary"}},

@@ -103,8 +103,13 @@ func (a *actor) step(ctx context.Context) {
 	for asked := 0; in.Need != needNothing && asked < 3; asked++ {
 		// A lookup of another node's database must not hold the loop for
 		// good (a stopped host keeps a connection open): bounded as a
-		// command is, generously, since a failed lookup only waits a step.
+		// command is, generously, since a failed lookup only waits a step;
+		// and ended by a newer decision, which the next step acts on: a
+		// standby looking at the primary that just died (its fork, while it
+		// does not stream) must not hold its own promotion.
 		ctx, cancel := context.WithTimeout(ctx, a.opts.CommandTimeout)
+		ctx, cancelCause := context.WithCancelCause(ctx)
+		stop := a.run.cancelOnNewEpoch(ctx, cancelCause, st.Epoch)
 		switch in.Need {
 		case needPrimary:
 			inRecovery, err := a.actions.InRecovery(ctx, in.Node)
@@ -116,7 +121,12 @@ func (a *actor) step(ctx context.Context) {
 		case needFork:
 			f.Fork = a.forkProbe(ctx, in.Node)
 		}
+		stop()
+		cancelCause(nil)
 		cancel()
+		if a.fsm.State().Epoch != st.Epoch {
+			return // the next step, at once (the loop saw the change), acts on the newer decision
+		}
 		in = nextAction(a.opts, f, st, mem)
 	}
 	for _, act := range in.Run {
@@ -140,7 +150,7 @@ func (a *actor) forkProbe(ctx context.Context, primary repmgr.Node) *forkProbe {
 		a.opts.Logger.Warn("this standby cannot follow the committed primary: its history forked off", "primary", primary.Name,
 			"fork", v.Why, "auto_rejoin", a.opts.AutoRejoin)
 	case p.Err != nil:
-		a.opts.Logger.Warn("cannot tell whether this standby forked off the committed primary: it follows it all the same",
+		a.opts.Logger.Warn("cannot tell whether this standby forked off the committed primary: it is not rewound",
 			"primary", primary.Name, "error", p.Err)
 	default:
 		return p

@@ -92,6 +92,9 @@ type fakeActions struct {
 	// standbyEnd, where the local WAL ends. Neither set: no fork is seen.
 	timelines  map[string]repmgr.Timelines
 	standbyEnd repmgr.StandbyEnd
+	// lookup, when set, is what reading a primary's timelines does
+	// first (its error is the read's): a host that does not answer.
+	lookup func(ctx context.Context, node string) error
 }
 
 func (x *fakeActions) do(ctx context.Context, what string) error {
@@ -173,6 +176,14 @@ func (x *fakeActions) Rejoin(ctx context.Context, d api.Decision, primary repmgr
 }
 
 func (x *fakeActions) Timelines(ctx context.Context, n repmgr.Node) (repmgr.Timelines, error) {
+	x.mu.Lock()
+	lookup := x.lookup
+	x.mu.Unlock()
+	if lookup != nil {
+		if err := lookup(ctx, n.Name); err != nil {
+			return repmgr.Timelines{}, err
+		}
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.timelines[n.Name], nil

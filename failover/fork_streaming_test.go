@@ -12,7 +12,7 @@ import (
 // that called a healthy standby forked (failed before forkStep trusted a
 // receiver streaming the primary's current timeline).
 
-// TestReview3_StreamingPrimaryTimelineIsNoFork: s3 was re-pointed at s2
+// TestStreamingPrimaryTimelineIsNoFork: s3 was re-pointed at s2
 // before s2's promotion was recorded (followAction's Repoint), s2 was
 // promoted to timeline 4 at 0/70BC648, and s3's receiver went on to
 // stream timeline 4 from s2 past the switch: the checker's probe shows it
@@ -28,7 +28,7 @@ import (
 // forked, and a healthy standby is handed to the rejoin (stop, pg_rewind)
 // instead of being followed; without auto_rejoin it is left unfollowed
 // with "rewind it by hand".
-func TestReview3_StreamingPrimaryTimelineIsNoFork(t *testing.T) {
+func TestStreamingPrimaryTimelineIsNoFork(t *testing.T) {
 	all := []repmgr.Node{actP, actS2, actS3}
 	f := standbyFacts("s2", all...)
 	tli := int32(4)
@@ -42,5 +42,3 @@ func TestReview3_StreamingPrimaryTimelineIsNoFork(t *testing.T) {
 		}
 	}
 }
-
-// TestReview3_RecordedUpstreamButForkedIsNeverRewound: the fork is looked

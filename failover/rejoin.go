@@ -55,6 +55,91 @@ type localRole struct {
 	Err        error
 	InRecovery bool
 	Streams    bool // its WAL receiver streams the committed primary's timeline from it
+	// CatchingUp: its WAL receiver streams from the committed primary an
+	// older timeline of the primary's history, and its WAL does not go
+	// past where that history left the timeline. PostgreSQL moves it to
+	// the primary's timeline once it gets there (a rewound standby starts
+	// from the last common checkpoint, a standby behind the fork was never
+	// past it): it is on its way, not failed. Where says where it is.
+	CatchingUp bool
+	Where      string
+}
+
+// roleOf sorts what the local postmaster answered (f, or err) against
+// the committed primary and its timelines t. A standby that forked off t
+// streams its old timeline from the primary too, up to the fork, over and
+// over: its WAL goes past the fork, so it is not catching up. Without t's
+// history (the primary's role may not read its history file) no standby
+// on an older timeline is told catching up.
+func roleOf(f repmgr.Facts, err error, primary repmgr.Node, t repmgr.Timelines) *localRole {
+	if err != nil {
+		return &localRole{Err: err}
+	}
+	r := &localRole{InRecovery: f.InRecovery}
+	w := f.WAL
+	host, port, herr := primary.Endpoint()
+	if herr != nil || !f.InRecovery || !w.Streaming() || w.SenderHost != host || w.SenderPort != port || w.ReceivedTimeline == nil {
+		return r
+	}
+	tli := int(*w.ReceivedTimeline)
+	if tli == t.Current {
+		r.Streams = true
+		return r
+	}
+	at, inHistory := t.SwitchOf(tli)
+	end, known := walEnd(w)
+	if inHistory && known && end <= at {
+		r.CatchingUp = true
+		r.Where = fmt.Sprintf("on timeline %d at %s, not past %s's switch to timeline %d at %s",
+			tli, lsnText(end), primary.Name, t.Current, lsnText(at))
+	}
+	return r
+}
+
+// walEnd is the furthest location a standby received or replayed.
+func walEnd(w repmgr.WAL) (int64, bool) {
+	switch {
+	case w.Position != nil && w.Replayed != nil:
+		return max(*w.Position, *w.Replayed), true
+	case w.Position != nil:
+		return *w.Position, true
+	case w.Replayed != nil:
+		return *w.Replayed, true
+	}
+	return 0, false
+}
+
+// streamWait is what the wait for the standby the rejoin started makes of
+// its latest answer r: done once it streams; errNotStreaming once it went
+// stalled (since the wait began or it was last seen catching up) for
+// patience without streaming or catching up, or when the attempt's time
+// is over (ended); errCatchingUp when that time is over while it catches
+// up (seen within patience). A catch-up is waited for as long as the
+// attempt may last, failover.command_timeout; what is left of it is the
+// next attempt's, which finds it streaming, or waits again (nextDirStep).
+func streamWait(r *localRole, seenCatchingUp bool, stalled, patience time.Duration, ended bool) (done bool, err error) {
+	switch {
+	case r.Err == nil && r.InRecovery && r.Streams:
+		return true, nil
+	case r.CatchingUp && !ended:
+		return false, nil
+	case ended && (r.CatchingUp || seenCatchingUp && stalled < patience):
+		return false, errCatchingUp
+	case ended || stalled >= patience:
+		return false, errNotStreaming
+	}
+	return false, nil
+}
+
+// startFailure is the failure of a start after which the standby does
+// not stream. Nothing to rewind by the timelines' numbers (rewound
+// false), yet it does not stream: a history forked on the same timeline
+// number, which no retry fixes. A standby still catching up is not that.
+func startFailure(err error, rewound bool) error {
+	if !rewound && errors.Is(err, errNotStreaming) {
+		return fmt.Errorf("%w: %w", errForkedSameTimeline, err)
+	}
+	return err
 }
 
 // dirView is what the rejoin sees of the data directory.
@@ -63,7 +148,8 @@ type dirView struct {
 	Exists bool       // postmaster.pid exists
 	Role   *localRole // nil until probed
 	// Waited is how long this postmaster has been a standby that does not
-	// stream from the committed primary; StandbyPatience bounds it.
+	// stream from the committed primary, nor catch up; StandbyPatience
+	// bounds it.
 	Waited, StandbyPatience time.Duration
 }
 
@@ -87,7 +173,9 @@ func nextDirStep(v dirView) dirStep {
 		return dirStop
 	case v.Role.Streams:
 		return dirLeave
-	case v.Waited < v.StandbyPatience:
+	case v.Role.CatchingUp, v.Waited < v.StandbyPatience:
+		// A standby catching up is waited for, for as long as the attempt
+		// lasts: stopped, it would start again where it is.
 		return dirWait
 	}
 	return dirStop

@@ -45,7 +45,11 @@ const (
 var (
 	errStartedDuringRewind = errors.New("a postmaster worked in the data directory during pg_rewind: it may be damaged")
 	errNotStreaming        = errors.New("started, but not streaming")
-	errForkedSameTimeline  = errors.New("pg_rewind found nothing to rewind, yet the standby does not stream: its history forked on the timeline number of the primary's")
+	// errCatchingUp is no failure of the standby's: its WAL receiver
+	// streams an older timeline of the primary's history, not past the
+	// switch (roleOf); the attempt's time ran out first.
+	errCatchingUp         = errors.New("still catching up on an older timeline of the primary's history")
+	errForkedSameTimeline = errors.New("pg_rewind found nothing to rewind, yet the standby does not stream: its history forked on the timeline number of the primary's")
 )
 
 // rejoinLog collects what one attempt did, for its log line.
@@ -78,17 +82,18 @@ func (x Rejoiner) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Nod
 	}
 	// A standby streams from the primary only once it receives the
 	// primary's timeline: one that forked off it streams the old timeline
-	// from it up to the fork, over and over, and never goes further.
-	tli, err := repmgr.CurrentTimeline(ctx, primary.Conninfo)
+	// from it up to the fork, over and over, and never goes further. The
+	// history tells one on an older timeline that catches up, not past the
+	// switch, from one that forked (roleOf).
+	tl, err := x.timelines(ctx, primary, &out)
 	if err != nil {
-		return "", fmt.Errorf("the timeline of %s before the rejoin: %w", primary.Name, err)
+		return "", err
 	}
-	out.add("%s is on timeline %d", primary.Name, tli)
 	for race := 0; ; race++ {
 		if race == maxDirRaces {
 			return out.String(), fmt.Errorf("a postmaster started %d times between the rejoin's steps", race)
 		}
-		lock, left, err := x.ownDataDir(ctx, primary, tli, &out)
+		lock, left, err := x.ownDataDir(ctx, primary, tl, &out)
 		switch {
 		case err != nil:
 			return out.String(), err
@@ -106,23 +111,36 @@ func (x Rejoiner) Rejoin(ctx context.Context, d api.Decision, primary repmgr.Nod
 		if err != nil {
 			return out.String(), err
 		}
-		if err := x.startStandby(ctx, d, primary, tli, &out); err != nil {
-			if !rewound && errors.Is(err, errNotStreaming) {
-				// Nothing to rewind by the timelines' numbers, yet it does
-				// not stream: a history forked on the same timeline number.
-				err = fmt.Errorf("%w: %w", errForkedSameTimeline, err)
-			}
-			return out.String(), err
+		if err := x.startStandby(ctx, d, primary, tl, &out); err != nil {
+			return out.String(), startFailure(err, rewound)
 		}
 		return out.String(), x.register(ctx, primary, &out)
 	}
 }
 
+// timelines reads the primary's timeline and its history. The history
+// needs pg_read_file, which repmgr's superuser may call; without it the
+// rejoin goes on with the timeline alone, which any role may read, and
+// tells no standby catching up.
+func (x Rejoiner) timelines(ctx context.Context, primary repmgr.Node, out *rejoinLog) (repmgr.Timelines, error) {
+	tl, err := repmgr.PrimaryTimelines(ctx, primary.Conninfo)
+	if err == nil {
+		out.add("%s is on timeline %d", primary.Name, tl.Current)
+		return tl, nil
+	}
+	cur, cerr := repmgr.CurrentTimeline(ctx, primary.Conninfo)
+	if cerr != nil {
+		return repmgr.Timelines{}, fmt.Errorf("the timeline of %s before the rejoin: %w", primary.Name, cerr)
+	}
+	out.add("%s is on timeline %d (its history: %v; a standby on an older timeline is not told catching up)", primary.Name, cur, err)
+	return repmgr.Timelines{Current: cur}, nil
+}
+
 // ownDataDir makes the data directory the rejoin's: it takes it when no
 // postmaster runs, waits while one starts or stops, stops one running as
-// the deposed primary (or as a standby not streaming from primary), and
-// leaves a standby streaming from primary alone (left).
-func (x Rejoiner) ownDataDir(ctx context.Context, primary repmgr.Node, tli int, out *rejoinLog) (lock *repmgr.DataDirLock, left bool, err error) {
+// the deposed primary (or as a standby neither streaming from primary nor
+// catching up), and leaves a standby streaming from primary alone (left).
+func (x Rejoiner) ownDataDir(ctx context.Context, primary repmgr.Node, tl repmgr.Timelines, out *rejoinLog) (lock *repmgr.DataDirLock, left bool, err error) {
 	dir := x.Service.Conf.DataDirectory
 	var standbySince time.Time
 	var lastStep dirStep = -1
@@ -134,8 +152,8 @@ func (x Rejoiner) ownDataDir(ctx context.Context, primary repmgr.Node, tli int, 
 		}
 		step := nextDirStep(v)
 		if step == dirProbe {
-			v.Role = x.localRole(ctx, primary, tli)
-			if !v.Role.InRecovery || v.Role.Streams || v.Role.Err != nil {
+			v.Role = x.localRole(ctx, primary, tl)
+			if !v.Role.InRecovery || v.Role.Streams || v.Role.CatchingUp || v.Role.Err != nil {
 				standbySince = time.Time{}
 			} else if standbySince.IsZero() {
 				standbySince = time.Now()
@@ -146,7 +164,7 @@ func (x Rejoiner) ownDataDir(ctx context.Context, primary repmgr.Node, tli int, 
 			step = nextDirStep(v)
 		}
 		if step != lastStep {
-			out.add("data directory: postmaster.pid %s: %s", pmText(v), step)
+			out.add("data directory: postmaster.pid %s: %s%s", pmText(v), step, catchUpText(v.Role))
 			lastStep = step
 		}
 		switch step {
@@ -174,10 +192,21 @@ func (x Rejoiner) ownDataDir(ctx context.Context, primary repmgr.Node, tli int, 
 		}
 		select {
 		case <-ctx.Done():
+			if v.Role != nil && v.Role.CatchingUp {
+				return nil, false, fmt.Errorf("%w: a standby someone else started, %s: %w", errCatchingUp, v.Role.Where, context.Cause(ctx))
+			}
 			return nil, false, fmt.Errorf("wait for postmaster %d (%s): %w", v.PM.PID, v.PM.Status, context.Cause(ctx))
 		case <-time.After(dirPoll):
 		}
 	}
+}
+
+// catchUpText is what the log says of a standby catching up.
+func catchUpText(r *localRole) string {
+	if r == nil || !r.CatchingUp {
+		return ""
+	}
+	return " (a standby catching up, " + r.Where + ")"
 }
 
 func pmText(v dirView) string {
@@ -210,18 +239,11 @@ func holdFor(ctx context.Context) time.Duration {
 }
 
 // localRole asks the local postmaster whether it is in recovery, and
-// whether it streams from primary on primary's timeline tli.
-func (x Rejoiner) localRole(ctx context.Context, primary repmgr.Node, tli int) *localRole {
+// whether it streams from primary on primary's current timeline, or
+// catches up on an older one (roleOf).
+func (x Rejoiner) localRole(ctx context.Context, primary repmgr.Node, tl repmgr.Timelines) *localRole {
 	f, err := x.Local.Probe(ctx)
-	if err != nil {
-		return &localRole{Err: err}
-	}
-	r := &localRole{InRecovery: f.InRecovery}
-	if host, port, err := primary.Endpoint(); err == nil && f.InRecovery {
-		r.Streams = f.WAL.Streaming() && f.WAL.SenderHost == host && f.WAL.SenderPort == port &&
-			f.WAL.ReceivedTimeline != nil && int(*f.WAL.ReceivedTimeline) == tli
-	}
-	return r
+	return roleOf(f, err, primary, tl)
 }
 
 // rewindHeld brings the held data directory to a rewound standby's:
@@ -341,10 +363,11 @@ func (x Rejoiner) crashRecover(ctx context.Context, lock *repmgr.DataDirLock, ou
 }
 
 // startStandby starts PostgreSQL (or runs the operator's rejoin command),
-// then waits until it streams from primary. A start refused because a
-// postmaster someone else started runs already is no failure: that
-// postmaster runs the configuration just written.
-func (x Rejoiner) startStandby(ctx context.Context, d api.Decision, primary repmgr.Node, tli int, out *rejoinLog) error {
+// then waits until it streams from primary: streamPatience at most, or
+// for as long as the attempt lasts while it catches up (streamWait). A
+// start refused because a postmaster someone else started runs already
+// is no failure: that postmaster runs the configuration just written.
+func (x Rejoiner) startStandby(ctx context.Context, d api.Decision, primary repmgr.Node, tl repmgr.Timelines, out *rejoinLog) error {
 	var o string
 	var err error
 	if x.Command != "" {
@@ -361,17 +384,32 @@ func (x Rejoiner) startStandby(ctx context.Context, d api.Decision, primary repm
 		}
 		out.add("postmaster %d runs: started by someone else meanwhile", pm.PID)
 	}
-	wait, cancel := context.WithTimeout(ctx, streamPatience)
-	defer cancel()
+	began := time.Now()
+	var seen time.Time // when it was last seen catching up
 	for {
-		r := x.localRole(wait, primary, tli)
-		if r.Err == nil && r.InRecovery && r.Streams {
+		r := x.localRole(ctx, primary, tl)
+		if r.CatchingUp {
+			if seen.IsZero() {
+				out.add("catching up: %s", r.Where)
+			}
+			seen = time.Now()
+		}
+		stalled := time.Since(began)
+		if !seen.IsZero() {
+			stalled = time.Since(seen)
+		}
+		done, err := streamWait(r, !seen.IsZero(), stalled, streamPatience, ctx.Err() != nil)
+		switch {
+		case done:
 			out.add("streams from %s", primary.Name)
 			return nil
+		case errors.Is(err, errCatchingUp):
+			return fmt.Errorf("%w from %s when the attempt's time ran out (%s): %w", err, primary.Name, roleErr(r), context.Cause(ctx))
+		case err != nil:
+			return fmt.Errorf("%w from %s within %s (%s)", err, primary.Name, streamPatience, roleErr(r))
 		}
 		select {
-		case <-wait.Done():
-			return fmt.Errorf("%w from %s within %s (%s)", errNotStreaming, primary.Name, streamPatience, roleErr(r))
+		case <-ctx.Done(): // the next answer is the verdict's
 		case <-time.After(dirPoll):
 		}
 	}
@@ -383,6 +421,8 @@ func roleErr(r *localRole) string {
 		return api.ErrorText(r.Err)
 	case !r.InRecovery:
 		return "it runs as a primary"
+	case r.CatchingUp:
+		return "its WAL receiver streams from it " + r.Where
 	}
 	return "its WAL receiver does not stream its timeline from it"
 }

@@ -55,6 +55,8 @@ func TestNextDirStep(t *testing.T) {
 			dirView{Exists: true, PM: live(repmgr.PMStandby), Role: &localRole{InRecovery: true}, Waited: time.Second, StandbyPatience: 10 * time.Second}, dirWait},
 		{"a standby that never streams: stop it, then rewind",
 			dirView{Exists: true, PM: live(repmgr.PMStandby), Role: &localRole{InRecovery: true}, Waited: 10 * time.Second, StandbyPatience: 10 * time.Second}, dirStop},
+		{"a standby catching up on an older timeline from the committed primary: wait, however long (the attempt bounds it)",
+			dirView{Exists: true, PM: live(repmgr.PMStandby), Role: &localRole{InRecovery: true, CatchingUp: true}, Waited: time.Hour, StandbyPatience: 10 * time.Second}, dirWait},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

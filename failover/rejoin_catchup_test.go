@@ -1,0 +1,101 @@
+package failover
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/pgquorum/pgquorum/repmgr"
+)
+
+// TestRejoinStreamVerdict: what the rejoin makes of the standby it started
+// (roleOf, streamWait, startFailure, rejoinFailure). From the adversarial
+// review of the fork rewind: the rule that only the primary's timeline
+// counts as streaming called a standby slowly catching up on an older
+// timeline, from the primary and not past its switch, "not streaming"
+// after 30 s, and after a pg_rewind that found nothing to rewind filed it
+// as a fork on the same timeline number, which no retry fixes.
+func TestRejoinStreamVerdict(t *testing.T) {
+	s2 := repmgr.Node{ID: 2, Name: "s2", Conninfo: "host=s2 port=5432"}
+	lsn := func(v int64) *int64 { return &v }
+	// receiving is a standby whose receiver streams timeline tli from
+	// host, received up to received and replayed up to replayed (0: NULL).
+	receiving := func(host string, tli int32, received, replayed int64) repmgr.Facts {
+		f := repmgr.Facts{InRecovery: true}
+		f.WAL.ReceiverStatus, f.WAL.SenderHost, f.WAL.SenderPort, f.WAL.ReceivedTimeline = repmgr.StreamingState, host, 5432, &tli
+		if received != 0 {
+			f.WAL.Position = lsn(received)
+		}
+		if replayed != 0 {
+			f.WAL.Replayed = lsn(replayed)
+		}
+		return f
+	}
+	notStreaming := repmgr.Facts{InRecovery: true}
+	const fork = 0x70BC648 // tl4: s2 left timeline 3 there
+	tests := []struct {
+		name     string
+		facts    repmgr.Facts
+		err      error
+		tl       repmgr.Timelines
+		seen     bool          // seen catching up earlier in this wait
+		stalled  time.Duration // since the wait began or it was last seen catching up
+		ended    bool          // the attempt's time is over
+		rewound  bool          // pg_rewind rewound something
+		want     string        // streams, waits, retried, permanent
+		catching bool          // roleOf calls it catching up
+	}{
+		{name: "streams s2's timeline from s2: done", facts: receiving("s2", 4, 0x9000000, 0x9000000), tl: tl4, want: "streams"},
+		{name: "catching up on timeline 3 from s2, behind the switch: waits past the stream patience",
+			facts: receiving("s2", 3, 0x6000000, 0x5F00000), tl: tl4, stalled: time.Minute, want: "waits", catching: true},
+		{name: "catching up after a rewind that found nothing to rewind, the attempt's time over: retried, not permanent",
+			facts: receiving("s2", 3, 0x6000000, 0x5F00000), tl: tl4, ended: true, want: "retried", catching: true},
+		{name: "catching up after a rewind, the attempt's time over: retried",
+			facts: receiving("s2", 3, 0x6000000, 0x5F00000), tl: tl4, ended: true, rewound: true, want: "retried", catching: true},
+		{name: "exactly at the switch: still catching up",
+			facts: receiving("s2", 3, fork, fork), tl: tl4, ended: true, want: "retried", catching: true},
+		{name: "replay not yet known (NULL), received before the switch: catching up",
+			facts: receiving("s2", 3, 0x6000000, 0), tl: tl4, ended: true, want: "retried", catching: true},
+		{name: "a blip of its receiver at the end, seen catching up a moment before: retried",
+			facts: notStreaming, tl: tl4, seen: true, stalled: 2 * time.Second, ended: true, want: "retried"},
+		{name: "seen catching up long ago, not since: not streaming, and nothing rewound: permanent",
+			facts: notStreaming, tl: tl4, seen: true, stalled: streamPatience, want: "permanent"},
+		{name: "forked: timeline 3 from s2 with its replay past the switch, nothing rewound: permanent",
+			facts: receiving("s2", 3, 0x70B0000, 0x70BD000), tl: tl4, stalled: streamPatience, want: "permanent"},
+		{name: "forked, not patient yet: waits",
+			facts: receiving("s2", 3, 0x70B0000, 0x70BD000), tl: tl4, stalled: time.Second, want: "waits"},
+		{name: "timeline 3 from another node: not catching up from the primary",
+			facts: receiving("p", 3, 0x6000000, 0x5F00000), tl: tl4, stalled: streamPatience, rewound: true, want: "retried"},
+		{name: "the primary's history unread: an older timeline is not told catching up",
+			facts: receiving("s2", 3, 0x6000000, 0x5F00000), tl: repmgr.Timelines{Current: 4}, stalled: streamPatience, want: "permanent"},
+		{name: "its positions unknown: not told catching up",
+			facts: receiving("s2", 3, 0, 0), tl: tl4, stalled: streamPatience, rewound: true, want: "retried"},
+		{name: "a timeline not in the primary's history: not catching up",
+			facts: receiving("s2", 2, 0x4000000, 0x4000000), tl: repmgr.Timelines{Current: 4, History: []repmgr.TimelineSwitch{{Timeline: 3, Switch: fork}}},
+			stalled: streamPatience, want: "permanent"},
+		{name: "not answering, never seen catching up: not streaming within the patience",
+			err: errors.New("connection refused"), tl: tl4, stalled: streamPatience, rewound: true, want: "retried"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := roleOf(tt.facts, tt.err, s2, tt.tl)
+			if r.CatchingUp != tt.catching {
+				t.Errorf("roleOf = %+v, want catching up %t", r, tt.catching)
+			}
+			done, err := streamWait(r, tt.seen || r.CatchingUp, tt.stalled, streamPatience, tt.ended)
+			got := "waits"
+			switch {
+			case done:
+				got = "streams"
+			case err != nil:
+				got = "retried"
+				if _, permanent := rejoinFailure(startFailure(err, tt.rewound)); permanent {
+					got = "permanent"
+				}
+			}
+			if got != tt.want {
+				t.Errorf("verdict %s (role %+v, error %v), want %s", got, r, err, tt.want)
+			}
+		})
+	}
+}
