@@ -211,13 +211,22 @@ func rejoinAction(f actorFacts, d api.Decision, mem actorMemory) actIntent {
 		if s == nil {
 			return actIntent{Need: needStopped}
 		}
-		if s.Err != nil || s.Running || (s.Control.State != repmgr.StateShutDown && s.Control.State != repmgr.StateInProduction) {
+		if s.Err != nil || s.Running || !formerPrimaryControl[s.Control.State] {
 			// Running (starting, or pgquorum merely cannot reach it), or a
 			// standby's control file: not a stopped former primary.
 			return nothing("not a stopped former primary")
 		}
 	}
 	return rejoinPrimary(f, d)
+}
+
+// formerPrimaryControl are the control-file states a stopped former primary
+// leaves: shut down cleanly, crashed, or crashed again during its crash
+// recovery (a full WAL disk: the postmaster exits with "in crash
+// recovery", which no restart clears while the disk stays full). The
+// rejoin crash-recovers the last two before pg_rewind.
+var formerPrimaryControl = map[string]bool{
+	repmgr.StateShutDown: true, repmgr.StateInProduction: true, repmgr.StateInCrashRecovery: true,
 }
 
 // rejoinPrimary asks for the rejoin of d's primary once it answers as a
