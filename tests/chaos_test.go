@@ -573,15 +573,20 @@ func (r *chaosRig) pushWAL(ctx context.Context, n, primary *lab.Node) string {
 		if n == primary {
 			continue // a segment recycled earlier took it
 		}
-		err = lab.WaitFor(ctx, time.Second, fmt.Sprintf("%s to receive WAL to %X/%X", n.Name, lsn>>32, uint32(lsn)), func(ctx context.Context) error {
-			got, err := n.ReceivedLSN(ctx)
-			if err == nil && got < lsn {
-				err = fmt.Errorf("received to %X/%X", got>>32, uint32(got))
+		var got int64
+		err = lab.WaitFor(ctx, time.Second, "", func(ctx context.Context) error {
+			at, err := n.ReceivedLSN(ctx)
+			if err == nil {
+				got = at
+				if at < lsn {
+					err = errors.New("behind")
+				}
 			}
 			return err
 		})
 		if err != nil {
-			return fmt.Sprintf("after switch %d on %s: %v", i, primary.Name, err)
+			return fmt.Sprintf("after switch %d on %s, %s received WAL to %X/%X only, not to %X/%X, within a second",
+				i, primary.Name, n.Name, got>>32, uint32(got), lsn>>32, uint32(lsn))
 		}
 	}
 	return fmt.Sprintf("still writing WAL after %d segment switches on %s", chaosWALSwitches, primary.Name)
