@@ -165,7 +165,7 @@ func TestMayDecide(t *testing.T) {
 		{[]Fault{{Class: CPUHog, Role: Machine}, {Class: PartitionFull, Role: Standby}}, false},
 		{[]Fault{{Class: WipeRaft, Role: Standby}}, false},
 		{[]Fault{{Class: PartitionLocation, Role: Machine}}, false}, // the primary's location keeps its majority
-		{[]Fault{{Class: WALDiskFull, Role: Primary}}, true},        // its database is down until the heal
+		{[]Fault{{Class: WALDiskFull, Role: Primary}}, true},        // its database goes down
 		{[]Fault{{Class: WALDiskFull, Role: Standby}}, false},       // only that standby's WAL receiver stops
 		{[]Fault{{Class: WALDiskFull, Role: Standby}, {Class: StallShort, Role: Primary}}, false},
 	} {

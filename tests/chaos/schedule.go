@@ -132,9 +132,9 @@ type Profile struct {
 
 // losesPrimary are the classes that may make the primary lost, when they
 // hit it: a failover after them is expected, not false. A full WAL disk
-// takes the primary's database down until the heal (its crash recovery
-// needs a new segment too), longer than failover.grace but for the
-// shortest fills, which a restart may ride out.
+// takes the primary's database down for good, however short: PostgreSQL
+// 15's crash recovery needs a new segment too, fails, and the postmaster
+// exits (docs/testing.md, "A full WAL disk").
 var losesPrimary = map[Class]bool{KillPostmaster: true, StallLong: true, PartitionFull: true, PartitionToward: true, WALDiskFull: true}
 
 // touchesQuorum are the classes that stop or restart the target's pgquorum
@@ -214,8 +214,8 @@ func (s *Schedule) fault() Fault {
 	case PartitionFull, PartitionToward, PartitionFrom, PartitionLocation:
 		f.Duration = s.between(time.Second, 8*time.Second)
 	case WALDiskFull:
-		// From the fill to the heal: the short ones end while a PANICked
-		// primary may still be restarting, the long ones after a failover.
+		// From the fill to the heal: how long a standby's receiver is
+		// held, and whether the heal comes before or after a failover.
 		f.Duration = s.between(time.Second, 8*time.Second)
 	case WipeRaft:
 		// How long the node's pgquorum stays down, its directory gone,
