@@ -69,6 +69,16 @@ const (
 	// (CHAOS_SYNC on or strict): a write is counted under RPO 0 only
 	// between two readings, chaos.MaxSyncGap apart at most.
 	chaosSyncEvery = 100 * time.Millisecond
+	// chaosWALDisk is each node's WAL disk when wal-disk-full is drawn
+	// (lab.Options.WALDisk): the lab's WAL settings for it keep pg_wal
+	// under half of it.
+	chaosWALDisk = 256 << 20
+	// chaosWALSwitches bounds the segment switches of one wal-disk-full:
+	// each makes the target need a new segment unless a recycled one is
+	// left (the lab keeps at most max_wal_size, 4 of them, recycled), and
+	// costs the primary a segment that the slot of a standby which
+	// receives nothing holds: 6 × 16 MB fit beside its WAL.
+	chaosWALSwitches = 6
 )
 
 type chaosConfig struct {
@@ -412,6 +422,8 @@ func (r *chaosRig) inject(f chaos.Fault, primary *lab.Node) {
 		err = hogCPU(f.Duration)
 	case chaos.HAProxyRestart:
 		err = r.restartHAProxy(ctx, f.Duration, f.Pick%2 == 1) // Pick: drawn from the seed, unused by machine faults
+	case chaos.WALDiskFull:
+		err = r.walDiskFull(ctx, n, primary, f.Duration)
 	case chaos.Switchover:
 		out, code := r.switchover(ctx, n, primary)
 		r.t.Logf("chaos: switchover to %s: exit %d: %s", n.Name, code, strings.TrimSpace(out))
@@ -522,6 +534,62 @@ func (r *chaosRig) wipeRaft(n *lab.Node, d time.Duration) error {
 		r.t.Logf("chaos: %s is back in the raft group: it hears a coordinator and has the others' epoch", n.Name)
 	}
 	return errors.Join(errs...)
+}
+
+// walDiskFull fills n's WAL disk and has the primary switch WAL segments
+// until n needs a segment it cannot create (pushWAL), keeps it full for
+// d from the fill, then frees it. A standby whose postmaster exited
+// meanwhile is started again, as after a kill; a primary is left to
+// pgquorum, as after a kill: whether it restarts by itself, is fenced, or
+// rejoins is what the run checks.
+func (r *chaosRig) walDiskFull(ctx context.Context, n, primary *lab.Node, d time.Duration) error {
+	filled := time.Now()
+	if _, err := n.FillWALDisk(); err != nil {
+		return errors.Join(err, n.FreeWALDisk())
+	}
+	r.t.Logf("chaos: %s's WAL disk full: %s", n.Name, r.pushWAL(ctx, n, primary))
+	faultFor(d - time.Since(filled))
+	err := n.FreeWALDisk()
+	running := n.PostmasterRunning()
+	r.t.Logf("chaos: %s's WAL disk freed %s after the fill; its postmaster runs: %v", n.Name, time.Since(filled).Round(time.Millisecond), running)
+	if n != primary && !running {
+		err = errors.Join(err, n.StartPG(ctx))
+	}
+	return err
+}
+
+// pushWAL makes n need a new WAL segment while its disk is full: the
+// primary ends its segment and commits in the next (lab.SwitchWAL), up
+// to chaosWALSwitches times, because each segment recycled earlier still
+// takes a switch without new space. It says what it saw: the primary's
+// commit failing (its PANIC), or the standby receiving nothing past the
+// switch within a second (its WAL receiver failing to create the file).
+func (r *chaosRig) pushWAL(ctx context.Context, n, primary *lab.Node) string {
+	for i := 1; i <= chaosWALSwitches; i++ {
+		lsn, err := primary.SwitchWAL(ctx)
+		if err != nil {
+			return fmt.Sprintf("switch %d on %s failed: %v (postmaster runs: %v)", i, primary.Name, err, primary.PostmasterRunning())
+		}
+		if n == primary {
+			continue // a segment recycled earlier took it
+		}
+		var got int64
+		err = lab.WaitFor(ctx, time.Second, "", func(ctx context.Context) error {
+			at, err := n.ReceivedLSN(ctx)
+			if err == nil {
+				got = at
+				if at < lsn {
+					err = errors.New("behind")
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Sprintf("after switch %d on %s, %s received WAL to %X/%X only, not to %X/%X, within a second",
+				i, primary.Name, n.Name, got>>32, uint32(got), lsn>>32, uint32(lsn))
+		}
+	}
+	return fmt.Sprintf("still writing WAL after %d segment switches on %s", chaosWALSwitches, primary.Name)
 }
 
 // hogCPU runs two busy processes per core for d, then kills them by PID.
@@ -789,7 +857,13 @@ func TestChaos(t *testing.T) {
 		cfg.seed, cfg.duration, cfg.minFaults, cfg.maxEvents, cfg.profile.PairShare, cfg.profile.Classes)
 	fmt.Printf("CHAOS| failover.synchronous %s, locations %s\n", cfg.sync, cfg.layout)
 	specs, keys := chaosCluster(cfg)
-	c := startClusterWith(t, lab.Options{Nodes: specs, Quorum: keys, OwnAddresses: true})
+	opts := lab.Options{Nodes: specs, Quorum: keys, OwnAddresses: true}
+	if slices.Contains(cfg.profile.Classes, chaos.WALDiskFull) {
+		// Only then: the other classes run on the layout they always had.
+		opts.WALDisk = chaosWALDisk
+		fmt.Printf("CHAOS| pg_wal on a tmpfs of %d MB per node\n", chaosWALDisk>>20)
+	}
+	c := startClusterWith(t, opts)
 	if cfg.sync != api.SyncOff {
 		// The lab's postgresql.conf turns synchronous_commit off, under
 		// which no commit waits for a standby (startSyncRig).

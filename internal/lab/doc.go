@@ -11,7 +11,8 @@
 // the faults the tests need: killed or stalled processes and paused
 // machines (faults.go), a crashed instance whose replication was stalled
 // first (crash.go), partitions, one-way or by port, with nftables
-// (partition.go). It observes through pgquorum's client, as an operator
+// (partition.go), a full WAL disk on a tmpfs of each node's own
+// (waldisk.go). It observes through pgquorum's client, as an operator
 // would (quorum.go, poller.go), and counts acknowledged and lost writes
 // (writes.go).
 //

@@ -61,6 +61,11 @@ type Options struct {
 	// forks and forwards no signal (bwrap) must end in an exec of the
 	// pgquorum binary: the lab signals that process, its descendant.
 	WrapQuorum func(n *Node, cmd *exec.Cmd) error
+	// WALDisk, when set, gives each node's pg_wal a tmpfs of its own of
+	// this many bytes (at least MinWALDisk), and WAL settings that fit in
+	// it (walDiskConf), so that FillWALDisk can fill it. Needs root.
+	// Default: pg_wal in the data directory, on the machine's disk.
+	WALDisk int64
 }
 
 // Cluster is a running lab cluster.
@@ -141,8 +146,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
+	if opts.WALDisk != 0 && opts.WALDisk < MinWALDisk {
+		return nil, fmt.Errorf("lab: Options.WALDisk %d: want at least %d bytes", opts.WALDisk, MinWALDisk)
+	}
 	if err := c.prepareDir(); err != nil {
 		return nil, err
+	}
+	if opts.WALDisk != 0 {
+		sweepWALDisks(opts.Logf)
 	}
 	for i, spec := range opts.Nodes {
 		n, err := c.newNode(i+1, spec)
@@ -150,6 +161,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return nil, err
 		}
 		c.Nodes = append(c.Nodes, n)
+		if opts.WALDisk != 0 {
+			if err := n.mountWALDisk(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := c.Nodes[0].initPrimary(ctx); err != nil {
 		return nil, err
@@ -282,6 +298,9 @@ func (c *Cluster) Close() error {
 			defer wg.Done()
 			errs[i] = errors.Join(n.StopQuorum(), n.StopRepmgrd())
 			n.killPG()
+			// Unmounted even with PGQ_LAB_KEEP: a mount would outlive the
+			// test (its WAL goes with it; the logs stay).
+			errs[i] = errors.Join(errs[i], n.unmountWALDisk())
 		}()
 	}
 	wg.Wait()

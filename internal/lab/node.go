@@ -32,6 +32,8 @@ type Node struct {
 	owner      *user.User    // the OS user its PostgreSQL and pgquorum run as; nil: the caller
 	run        repmgr.Runner // runs PostgreSQL tools as owner
 
+	walMounted bool // Options.WALDisk: its tmpfs is mounted at walMount
+
 	logMu     sync.Mutex
 	quorumLog []string // pgquorum output, for LogLines
 }
@@ -229,10 +231,16 @@ func (n *Node) Rejoin(ctx context.Context, upstream *Node) error {
 }
 
 func (n *Node) initPrimary(ctx context.Context) error {
-	if _, err := n.pg(ctx, "initdb", "-D", n.DataDir(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
+	args := []string{"-D", n.DataDir(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"}
+	conf := sharedConf
+	if n.walMounted {
+		args = append(args, "--waldir", n.walDir())
+		conf += walDiskConf(n.c.opts.WALDisk)
+	}
+	if _, err := n.pg(ctx, "initdb", args...); err != nil {
 		return err
 	}
-	if err := n.appendFile(filepath.Join(n.DataDir(), "postgresql.conf"), sharedConf); err != nil {
+	if err := n.appendFile(filepath.Join(n.DataDir(), "postgresql.conf"), conf); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(n.DataDir(), "pg_hba.conf"), []byte(hbaConf), 0o600); err != nil {
@@ -263,6 +271,9 @@ func (n *Node) cloneFrom(ctx context.Context, upstream *Node, cascade bool) erro
 		register = append(register, "--upstream-node-id="+strconv.Itoa(upstream.ID))
 	}
 	if _, err := n.Repmgr(ctx, args...); err != nil {
+		return err
+	}
+	if err := n.walToDisk(); err != nil {
 		return err
 	}
 	if err := n.StartPG(ctx); err != nil {
@@ -339,12 +350,7 @@ func (n *Node) clearZombieLock() {
 	if pid == 0 {
 		return
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return
-	}
-	s := string(b)
-	if fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(fields) > 0 && fields[0] == "Z" {
+	if state, ok := processState(pid); ok && state == "Z" {
 		n.c.opts.Logf("lab: %s: postmaster %d is a zombie; removing its lock files", n.Name, pid)
 		_ = os.Remove(filepath.Join(n.DataDir(), "postmaster.pid"))
 		_ = os.Remove(filepath.Join(n.Dir, fmt.Sprintf(".s.PGSQL.%d.lock", n.PGPort)))
@@ -418,6 +424,9 @@ func (n *Node) QueryInt(ctx context.Context, sql string, args ...any) (int64, er
 func (n *Node) Reclone(ctx context.Context, upstream *Node) error {
 	if _, err := n.Repmgr(ctx, "-h", upstream.Host, "-p", strconv.Itoa(upstream.PGPort), "-U", "repmgr", "-d", "repmgr",
 		"standby", "clone", "--fast-checkpoint", "--force"); err != nil {
+		return err
+	}
+	if err := n.walToDisk(); err != nil {
 		return err
 	}
 	if err := n.StartPG(ctx); err != nil {

@@ -89,6 +89,17 @@ func TestScheduleRules(t *testing.T) {
 			}
 			return ""
 		}},
+		{"wal-disk-full lasts 1–8 s, on the primary or a standby, one per node", Profile{Classes: []Class{WALDiskFull}, PairShare: 1}, func(e Event) string {
+			for _, f := range e.Faults {
+				if f.Role == Machine || f.Duration < time.Second || f.Duration >= 8*time.Second {
+					return f.String()
+				}
+			}
+			if len(e.Faults) == 2 && e.Faults[0].Role == Primary && e.Faults[1].Role == Primary {
+				return "two on the primary"
+			}
+			return ""
+		}},
 		{"singles only", Profile{PairShare: 0}, func(e Event) string {
 			if len(e.Faults) != 1 {
 				return "a pair"
@@ -125,6 +136,10 @@ func TestCompatible(t *testing.T) {
 		{Fault{Class: KillPostmaster, Role: Primary}, Fault{Class: WipeRaft, Role: Standby}, false},
 		{Fault{Class: PartitionLocation, Role: Machine}, Fault{Class: PartitionToward, Role: Standby}, false},
 		{Fault{Class: PartitionLocation, Role: Machine}, Fault{Class: KillPostmaster, Role: Primary}, true},
+		{Fault{Class: WALDiskFull, Role: Primary}, Fault{Class: WALDiskFull, Role: Primary}, false}, // one ballast per disk
+		{Fault{Class: WALDiskFull, Role: Primary}, Fault{Class: WALDiskFull, Role: Standby}, true},
+		{Fault{Class: WALDiskFull, Role: Standby}, Fault{Class: WALDiskFull, Role: Standby}, true}, // Next moves the second to the other standby
+		{Fault{Class: WALDiskFull, Role: Primary}, Fault{Class: KillPostmaster, Role: Primary}, true},
 	} {
 		if got := compatible(tc.a, tc.b); got != tc.want {
 			t.Errorf("compatible(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
@@ -150,6 +165,9 @@ func TestMayDecide(t *testing.T) {
 		{[]Fault{{Class: CPUHog, Role: Machine}, {Class: PartitionFull, Role: Standby}}, false},
 		{[]Fault{{Class: WipeRaft, Role: Standby}}, false},
 		{[]Fault{{Class: PartitionLocation, Role: Machine}}, false}, // the primary's location keeps its majority
+		{[]Fault{{Class: WALDiskFull, Role: Primary}}, true},        // its database goes down
+		{[]Fault{{Class: WALDiskFull, Role: Standby}}, false},       // only that standby's WAL receiver stops
+		{[]Fault{{Class: WALDiskFull, Role: Standby}, {Class: StallShort, Role: Primary}}, false},
 	} {
 		if got := (Event{Faults: tc.faults}).MayDecide(); got != tc.want {
 			t.Errorf("MayDecide(%v) = %v, want %v", tc.faults, got, tc.want)
@@ -167,6 +185,12 @@ func TestParseClasses(t *testing.T) {
 	}
 	if got, err := ParseClasses("cpu-starvation, switchover", false); err != nil || !reflect.DeepEqual(got, []Class{CPUHog, Switchover}) {
 		t.Errorf("ParseClasses = %v, %v", got, err)
+	}
+	if got, err := ParseClasses("wal-disk-full,kill-9-postmaster", false); err != nil || !reflect.DeepEqual(got, []Class{WALDiskFull, KillPostmaster}) {
+		t.Errorf("ParseClasses(wal-disk-full,kill-9-postmaster) = %v, %v", got, err)
+	}
+	if got, _ := ParseClasses("", false); !slices.Contains(got, WALDiskFull) {
+		t.Errorf(`ParseClasses("", one location) = %v: want wal-disk-full among them`, got)
 	}
 	if _, err := ParseClasses("cpu,nope", false); err == nil {
 		t.Error("unknown classes accepted")

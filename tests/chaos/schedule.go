@@ -36,11 +36,16 @@ const (
 	// PartitionLocation cuts the second location from the first, both
 	// ways (a cluster in two locations only).
 	PartitionLocation Class = "partition-location"
+	// WALDiskFull fills the filesystem of the target's pg_wal (a tmpfs of
+	// its own, lab.Options.WALDisk) and makes PostgreSQL need a new WAL
+	// segment: a primary PANICs and cannot finish its crash recovery, a
+	// standby's WAL receiver stops. The heal frees the disk.
+	WALDiskFull Class = "wal-disk-full"
 )
 
 // Classes are every class, in the order of the table.
 var Classes = []Class{KillPostmaster, StallShort, StallLong, StopQuorum, RestartQuorum,
-	PartitionFull, PartitionToward, PartitionFrom, CPUHog, HAProxyRestart, Switchover, WipeRaft, PartitionLocation}
+	PartitionFull, PartitionToward, PartitionFrom, CPUHog, HAProxyRestart, Switchover, WipeRaft, PartitionLocation, WALDiskFull}
 
 // twoLocationsOnly are the classes that need a cluster in two locations.
 var twoLocationsOnly = map[Class]bool{PartitionLocation: true}
@@ -126,8 +131,11 @@ type Profile struct {
 }
 
 // losesPrimary are the classes that may make the primary lost, when they
-// hit it: a failover after them is expected, not false.
-var losesPrimary = map[Class]bool{KillPostmaster: true, StallLong: true, PartitionFull: true, PartitionToward: true}
+// hit it: a failover after them is expected, not false. A full WAL disk
+// takes the primary's database down for good, however short: PostgreSQL
+// 15's crash recovery needs a new segment too, fails, and the postmaster
+// exits (docs/testing.md, "A full WAL disk").
+var losesPrimary = map[Class]bool{KillPostmaster: true, StallLong: true, PartitionFull: true, PartitionToward: true, WALDiskFull: true}
 
 // touchesQuorum are the classes that stop or restart the target's pgquorum
 // process: two of them on one node at once would race on it.
@@ -205,6 +213,10 @@ func (s *Schedule) fault() Fault {
 		f.Duration = s.between(300*time.Millisecond, 5*time.Second)
 	case PartitionFull, PartitionToward, PartitionFrom, PartitionLocation:
 		f.Duration = s.between(time.Second, 8*time.Second)
+	case WALDiskFull:
+		// From the fill to the heal: how long a standby's receiver is
+		// held, and whether the heal comes before or after a failover.
+		f.Duration = s.between(time.Second, 8*time.Second)
 	case WipeRaft:
 		// How long the node's pgquorum stays down, its directory gone,
 		// before the start that must be refused.
@@ -218,9 +230,9 @@ func (s *Schedule) fault() Fault {
 }
 
 // compatible tells whether b may join a in one event: one firewall change
-// at most, one switchover at most, never two pgquorum process faults on
-// one node, two standby faults on different standbys, and never a class
-// that runs alone.
+// at most, one switchover at most, never two pgquorum process faults or
+// two full WAL disks on one node, two standby faults on different
+// standbys, and never a class that runs alone.
 func compatible(a, b Fault) bool {
 	switch {
 	case alone[a.Class] || alone[b.Class]:
@@ -231,6 +243,8 @@ func compatible(a, b Fault) bool {
 		return false
 	case a.Role == Primary && b.Role == Primary && touchesQuorum[a.Class] && touchesQuorum[b.Class]:
 		return false
+	case a.Class == WALDiskFull && b.Class == WALDiskFull && a.Role == b.Role && a.Role == Primary:
+		return false // one disk, one ballast: the first heal would free the second's
 	}
 	return true
 }
