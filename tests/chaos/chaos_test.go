@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -108,6 +109,59 @@ func TestScheduleRules(t *testing.T) {
 	}
 }
 
+// TestRestartAndLossDraws checks the draws of the classes that carry more
+// than a duration: within their bounds, on either role, and every variant
+// drawn (both profiles, both ends of LossRange) from one seed.
+func TestRestartAndLossDraws(t *testing.T) {
+	s := NewSchedule(11, Profile{Classes: []Class{RestartNoState, RestartProfile, PacketLoss}, PairShare: 0.5})
+	seen := map[string]bool{}
+	for range 2000 {
+		e := s.Next()
+		for _, f := range e.Faults {
+			seen[string(f.Class)+" on the "+f.Role.String()] = true
+			var bad bool
+			switch f.Class {
+			case RestartNoState:
+				bad = f.Duration < 300*time.Millisecond || f.Duration >= 5*time.Second
+			case RestartProfile:
+				bad = f.Duration < 2*time.Second || f.Duration >= 8*time.Second ||
+					f.Down < 300*time.Millisecond || f.Down >= 3*time.Second || f.Profile != ProfileDefault && f.Profile != ProfileFast
+				seen["profile "+f.Profile] = true
+			case PacketLoss:
+				bad = f.Duration < 2*time.Second || f.Duration >= 10*time.Second || f.Loss < LossRange[0] || f.Loss > LossRange[1]
+				seen[fmt.Sprintf("loss %d", f.Loss)] = true
+			}
+			if bad || f.Role == Machine {
+				t.Fatalf("%v: out of bounds (%+v)", e, f)
+			}
+		}
+		if len(e.Faults) == 2 && !compatible(e.Faults[0], e.Faults[1]) {
+			t.Fatalf("%v: incompatible pair", e)
+		}
+	}
+	for _, want := range []string{"restart-pgquorum-no-state on the primary", "restart-pgquorum-no-state on the standby",
+		"restart-pgquorum-profile on the primary", "restart-pgquorum-profile on the standby", "packet-loss on the primary",
+		"packet-loss on the standby", "profile default", "profile fast",
+		fmt.Sprintf("loss %d", LossRange[0]), fmt.Sprintf("loss %d", LossRange[1])} {
+		if !seen[want] {
+			t.Errorf("2000 events drew no %s", want)
+		}
+	}
+	for _, tc := range []struct {
+		f    Fault
+		want string
+	}{
+		{Fault{Class: PacketLoss, Role: Primary, Duration: 3 * time.Second, Loss: 17}, "packet-loss (17 %) on the primary 3s"},
+		{Fault{Class: RestartProfile, Role: Standby, Pick: 1, Duration: 4 * time.Second, Down: 1500 * time.Millisecond, Profile: ProfileFast},
+			"restart-pgquorum-profile (profile fast, down 1.5s) on the standby #1 4s"},
+		{Fault{Class: RestartNoState, Role: Primary, Duration: time.Second}, "restart-pgquorum-no-state on the primary 1s"},
+	} {
+		if got := tc.f.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.f, got, tc.want)
+		}
+	}
+}
+
 func TestCompatible(t *testing.T) {
 	for _, tc := range []struct {
 		a, b Fault
@@ -125,6 +179,19 @@ func TestCompatible(t *testing.T) {
 		{Fault{Class: KillPostmaster, Role: Primary}, Fault{Class: WipeRaft, Role: Standby}, false},
 		{Fault{Class: PartitionLocation, Role: Machine}, Fault{Class: PartitionToward, Role: Standby}, false},
 		{Fault{Class: PartitionLocation, Role: Machine}, Fault{Class: KillPostmaster, Role: Primary}, true},
+		// The firewall's heal lifts every rule: one loss or cut at a time.
+		{Fault{Class: PacketLoss, Role: Primary}, Fault{Class: PartitionFull, Role: Standby}, false},
+		{Fault{Class: PacketLoss, Role: Primary}, Fault{Class: PacketLoss, Role: Standby}, false},
+		{Fault{Class: PartitionLocation, Role: Machine}, Fault{Class: PacketLoss, Role: Standby}, false},
+		{Fault{Class: PacketLoss, Role: Primary}, Fault{Class: KillPostmaster, Role: Primary}, true},
+		{Fault{Class: PacketLoss, Role: Primary}, Fault{Class: RestartProfile, Role: Primary}, true},
+		// Each restart class kills and starts the target's pgquorum.
+		{Fault{Class: RestartNoState, Role: Primary}, Fault{Class: RestartProfile, Role: Primary}, false},
+		{Fault{Class: RestartNoState, Role: Primary}, Fault{Class: StallShort, Role: Primary}, false},
+		{Fault{Class: StopQuorum, Role: Primary}, Fault{Class: RestartProfile, Role: Primary}, false},
+		{Fault{Class: RestartNoState, Role: Primary}, Fault{Class: RestartNoState, Role: Standby}, true},
+		{Fault{Class: RestartProfile, Role: Standby}, Fault{Class: KillPostmaster, Role: Primary}, true},
+		{Fault{Class: RestartProfile, Role: Standby}, Fault{Class: WipeRaft, Role: Standby}, false},
 	} {
 		if got := compatible(tc.a, tc.b); got != tc.want {
 			t.Errorf("compatible(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
@@ -149,6 +216,12 @@ func TestMayDecide(t *testing.T) {
 		{[]Fault{{Class: CPUHog, Role: Machine}, {Class: PartitionFull, Role: Primary}}, true},
 		{[]Fault{{Class: CPUHog, Role: Machine}, {Class: PartitionFull, Role: Standby}}, false},
 		{[]Fault{{Class: WipeRaft, Role: Standby}}, false},
+		// A lossy network reaches the primary still, slower: no failover.
+		{[]Fault{{Class: PacketLoss, Role: Primary, Loss: 30}}, false},
+		{[]Fault{{Class: PacketLoss, Role: Primary}, {Class: KillPostmaster, Role: Primary}}, true},
+		// A restart of pgquorum alone, its database up, loses nothing.
+		{[]Fault{{Class: RestartNoState, Role: Primary}}, false},
+		{[]Fault{{Class: RestartProfile, Role: Primary, Profile: ProfileDefault}}, false},
 		{[]Fault{{Class: PartitionLocation, Role: Machine}}, false}, // the primary's location keeps its majority
 	} {
 		if got := (Event{Faults: tc.faults}).MayDecide(); got != tc.want {
@@ -167,6 +240,10 @@ func TestParseClasses(t *testing.T) {
 	}
 	if got, err := ParseClasses("cpu-starvation, switchover", false); err != nil || !reflect.DeepEqual(got, []Class{CPUHog, Switchover}) {
 		t.Errorf("ParseClasses = %v, %v", got, err)
+	}
+	if got, err := ParseClasses("restart-pgquorum-no-state,restart-pgquorum-profile, packet-loss", false); err != nil ||
+		!reflect.DeepEqual(got, []Class{RestartNoState, RestartProfile, PacketLoss}) {
+		t.Errorf("ParseClasses(the restarts and the loss) = %v, %v", got, err)
 	}
 	if _, err := ParseClasses("cpu,nope", false); err == nil {
 		t.Error("unknown classes accepted")
