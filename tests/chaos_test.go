@@ -20,7 +20,8 @@ package tests
 // events, default 0.3), CHAOS_SYNC (failover.synchronous: off, on or
 // strict; with on or strict a lost acknowledged write the mode promised to
 // keep fails the run), CHAOS_LOCATIONS (nodes per location: 3, or 3+2 for
-// three in dc1 and two in dc2).
+// three in dc1 and two in dc2), CHAOS_LOSS (packet-loss's percent, lo-hi,
+// default 5-30).
 
 import (
 	"context"
@@ -114,6 +115,9 @@ func chaosFromEnv(t *testing.T) chaosConfig {
 		if cfg.profile.PairShare, err = strconv.ParseFloat(s, 64); err != nil || cfg.profile.PairShare < 0 || cfg.profile.PairShare > 1 {
 			t.Fatalf("CHAOS_PAIRS=%q: want a share from 0 to 1", s)
 		}
+	}
+	if cfg.profile.Loss, err = chaos.ParseLoss(os.Getenv("CHAOS_LOSS")); err != nil {
+		t.Fatal(err)
 	}
 	if cfg.sync, err = chaos.ParseSync(os.Getenv("CHAOS_SYNC")); err != nil {
 		t.Fatal(err)
@@ -955,7 +959,7 @@ func TestChaos(t *testing.T) {
 	cfg := chaosFromEnv(t)
 	fmt.Printf("CHAOS| seed %d, duration %s, at least %d faults, at most %d events (0: no limit), pairs %.2f, classes %v\n",
 		cfg.seed, cfg.duration, cfg.minFaults, cfg.maxEvents, cfg.profile.PairShare, cfg.profile.Classes)
-	fmt.Printf("CHAOS| failover.synchronous %s, locations %s\n", cfg.sync, cfg.layout)
+	fmt.Printf("CHAOS| failover.synchronous %s, locations %s, packet loss %d-%d %%\n", cfg.sync, cfg.layout, cfg.profile.Loss[0], cfg.profile.Loss[1])
 	specs, keys := chaosCluster(cfg)
 	c := startClusterWith(t, lab.Options{Nodes: specs, Quorum: keys, OwnAddresses: true})
 	if cfg.sync != api.SyncOff {
@@ -1189,8 +1193,8 @@ func TestChaos(t *testing.T) {
 		fmt.Printf("CHAOS| %d invariant violations; %d acknowledged writes lost (synchronous strict: each a violation) of %d acknowledged\n",
 			total.Violations(), total.Lost, len(acked))
 	}
-	fmt.Printf("CHAOS| replay: CHAOS_SEED=%d CHAOS_DURATION=%s CHAOS_SYNC=%s CHAOS_LOCATIONS=%s make chaos\n",
-		cfg.seed, cfg.duration, cfg.sync, cfg.layout.Spec())
+	fmt.Printf("CHAOS| replay: CHAOS_SEED=%d CHAOS_DURATION=%s CHAOS_SYNC=%s CHAOS_LOCATIONS=%s CHAOS_LOSS=%d-%d make chaos\n",
+		cfg.seed, cfg.duration, cfg.sync, cfg.layout.Spec(), cfg.profile.Loss[0], cfg.profile.Loss[1])
 }
 
 func latestDecision(seen map[uint64]api.Decision) api.Decision {

@@ -256,6 +256,34 @@ func TestParseClasses(t *testing.T) {
 	}
 }
 
+func TestParseLoss(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want [2]int
+		ok   bool
+	}{
+		{"", LossRange, true},
+		{"5-30", [2]int{5, 30}, true},
+		{" 40 - 60 ", [2]int{40, 60}, true},
+		{"25", [2]int{25, 25}, true},
+		{"0-10", [2]int{}, false},   // no loss is no fault
+		{"50-100", [2]int{}, false}, // all lost is a partition
+		{"30-5", [2]int{}, false},
+		{"x", [2]int{}, false},
+	} {
+		got, err := ParseLoss(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseLoss(%q) = %v, %v, want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	s := NewSchedule(3, Profile{Classes: []Class{PacketLoss}, Loss: [2]int{40, 41}})
+	for range 100 {
+		if f := s.Next().Faults[0]; f.Loss != 40 && f.Loss != 41 {
+			t.Fatalf("%v: loss outside 40-41", f)
+		}
+	}
+}
+
 func TestParseLayout(t *testing.T) {
 	for _, tc := range []struct {
 		in        string

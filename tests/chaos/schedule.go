@@ -112,11 +112,30 @@ const (
 	ProfileFast    = "fast"
 )
 
-// LossRange is PacketLoss's share of dropped packets, in percent: from
-// LossRange[0] to LossRange[1], both included. The bound of what the
+// LossRange is PacketLoss's default share of dropped packets, in percent:
+// from LossRange[0] to LossRange[1], both included. The bound of what the
 // promise "no failover unless the primary is lost" is tried against
-// (docs/testing.md, "Packet loss").
+// (docs/testing.md, "Packet loss"); CHAOS_LOSS tries others.
 var LossRange = [2]int{5, 30}
+
+// ParseLoss reads CHAOS_LOSS: "lo-hi" or "n" percent, 1 to 99; empty is
+// LossRange.
+func ParseLoss(s string) ([2]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return LossRange, nil
+	}
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		hi = lo
+	}
+	a, errA := strconv.Atoi(strings.TrimSpace(lo))
+	b, errB := strconv.Atoi(strings.TrimSpace(hi))
+	if errA != nil || errB != nil || a < 1 || b > 99 || a > b {
+		return [2]int{}, fmt.Errorf("chaos: CHAOS_LOSS=%q: want percent lo-hi (or one n), from 1 to 99", s)
+	}
+	return [2]int{a, b}, nil
+}
 
 func (f Fault) String() string {
 	var what string
@@ -164,6 +183,7 @@ type Profile struct {
 	Classes   []Class       // the classes to draw from; default Classes
 	PairShare float64       // the share of events with two faults
 	Grace     time.Duration // failover.grace: StallShort stays under it, StallLong over it
+	Loss      [2]int        // PacketLoss's percent, from Loss[0] to Loss[1]; zero: LossRange
 }
 
 // losesPrimary are the classes that may make the primary lost, when they
@@ -212,6 +232,9 @@ func NewSchedule(seed uint64, p Profile) *Schedule {
 	}
 	if p.Grace <= 0 {
 		p.Grace = time.Second
+	}
+	if p.Loss == [2]int{} {
+		p.Loss = LossRange
 	}
 	return &Schedule{p: p, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
@@ -262,7 +285,7 @@ func (s *Schedule) fault() Fault {
 		f.Duration = s.between(time.Second, 8*time.Second)
 	case PacketLoss:
 		f.Duration = s.between(2*time.Second, 10*time.Second)
-		f.Loss = LossRange[0] + s.rng.IntN(LossRange[1]-LossRange[0]+1)
+		f.Loss = s.p.Loss[0] + s.rng.IntN(s.p.Loss[1]-s.p.Loss[0]+1)
 	case WipeRaft:
 		// How long the node's pgquorum stays down, its directory gone,
 		// before the start that must be refused.
