@@ -570,6 +570,10 @@ func (r *chaosRig) restartWithoutState(n *lab.Node, d time.Duration) error {
 	return nil
 }
 
+// leaseFileName is the vote lease record in consensus.state_dir (serve's
+// leaseFileName, in package main).
+const leaseFileName = "vote-lease.json"
+
 // leaseSlack is what a start may take between restoring its ballot and
 // logging what is left of the lease: the two are one function call apart.
 const leaseSlack = 50 * time.Millisecond
@@ -606,7 +610,7 @@ func (r *chaosRig) restartWithProfile(n *lab.Node, f chaos.Fault) error {
 	restart := func(keys map[string]string, what string) error {
 		n.KillQuorum()
 		killed := time.Now()
-		rec, found, err := consensus.LeaseFile{Path: filepath.Join(n.StateDir(), "vote-lease.json"),
+		rec, found, err := consensus.LeaseFile{Path: filepath.Join(n.StateDir(), leaseFileName),
 			Owner: consensus.LeaseOwner{Node: n.Name, NodeID: n.ID, DataDir: n.DataDir()}}.Load()
 		if err != nil {
 			return fmt.Errorf("%s: read the vote lease record: %w", n.Name, err)
