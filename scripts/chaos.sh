@@ -17,7 +17,8 @@
 # (comma-separated fault classes), CHAOS_PAIRS (share of paired events,
 # default 0.3), CHAOS_SYNC (failover.synchronous: off, the default, on or
 # strict; with on or strict a lost write the mode promised to keep is a
-# violation), CHAOS_LOCATIONS (3, the default, or 3+2: two locations). The
+# violation), CHAOS_LOCATIONS (3, the default, or 3+2: two locations),
+# CHAOS_LOSS (packet-loss's percent of dropped packets, lo-hi, default 5-30). The
 # whole output, the cluster's logs included, is kept in chaos.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -37,7 +37,7 @@ bin/pgquorum --version
 bash scripts/package-test.sh
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 20m ./...
-# A fixed-seed subset of make chaos (docs/testing.md): every class, about
+# A fixed-seed subset of make chaos (docs/testing.md): the classes named, about
 # 4 minutes. haproxy-restart restarts HAProxy as scripts/haproxy's drop-in
 # does (state file, save-state.sh), so no read-write server starts UP
 # unchecked (issue 13 item 7).

@@ -36,7 +36,7 @@ func TestFenceNotAfterAWholeClusterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	state := filepath.Join(n1.Dir, "raft", "fence.json")
+	state := filepath.Join(n1.RaftDir(), "fence.json")
 	err := lab.WaitFor(ctx, settle, "node1's fencer to keep rule 2's clock", func(context.Context) error {
 		b, err := os.ReadFile(state)
 		if err != nil {

@@ -134,3 +134,31 @@ func (n *Node) StopWALReceiver(ctx context.Context) error {
 	n.c.opts.Logf("lab: %s: WAL receiver stopped (primary_conninfo emptied)", n.Name)
 	return nil
 }
+
+// RemoveQuorumState removes what the node's consensus.state_dir holds but
+// its Raft directory (RaftDir, kept whole: losing it is another fault,
+// which pgquorum refuses to start on): the vote lease record, the Raft
+// membership marker beside the directory, anything else pgquorum keeps
+// there. Its pgquorum must not run. It returns the names removed.
+func (n *Node) RemoveQuorumState() ([]string, error) {
+	if n.quorum != nil {
+		return nil, fmt.Errorf("lab: %s: pgquorum runs; stop it before removing its state", n.Name)
+	}
+	entries, err := os.ReadDir(n.StateDir())
+	if err != nil {
+		return nil, fmt.Errorf("lab: %s: read consensus.state_dir: %w", n.Name, err)
+	}
+	var removed []string
+	for _, e := range entries {
+		p := filepath.Join(n.StateDir(), e.Name())
+		if p == n.RaftDir() {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return removed, fmt.Errorf("lab: %s: %w", n.Name, err)
+		}
+		removed = append(removed, e.Name())
+	}
+	n.c.opts.Logf("lab: %s: removed %v from consensus.state_dir, kept %s", n.Name, removed, filepath.Base(n.RaftDir()))
+	return removed, nil
+}

@@ -25,7 +25,11 @@ type Node struct {
 	PGPort     int
 	QuorumPort int
 	RaftPort   int    // where its pgquorum takes Raft traffic, with failover.mode pgquorum
-	Dir        string // holds data/, repmgr.conf, logs
+	Dir        string // holds data/, repmgr.conf, logs, and pgquorum's StateDir
+	// QuorumKeys are keys of this node's pgquorum config over the
+	// cluster's (Options.Quorum), Unset leaving one out: how a test runs
+	// one node with another profile. Read by the next StartQuorum.
+	QuorumKeys map[string]string
 	c          *Cluster
 	quorum     *quorumProc
 	repmgrd    *Proc
@@ -78,6 +82,15 @@ func (c *Cluster) newNode(id int, spec NodeSpec) (*Node, error) {
 	}
 	return n, n.writeFile("repmgr.conf", n.repmgrConf()+n.repmgrdConf())
 }
+
+// StateDir is the node's consensus.state_dir: a directory of pgquorum's
+// own, as in production (/var/lib/pgquorum), so that what pgquorum keeps
+// there can be removed without touching the database.
+func (n *Node) StateDir() string { return filepath.Join(n.Dir, "pgquorum") }
+
+// RaftDir is the node's failover.raft_dir unless a test gives another:
+// pgquorum's default, <consensus.state_dir>/raft.
+func (n *Node) RaftDir() string { return filepath.Join(n.StateDir(), "raft") }
 
 // DataDir is the node's PGDATA.
 func (n *Node) DataDir() string { return filepath.Join(n.Dir, "data") }

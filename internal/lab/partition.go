@@ -67,6 +67,23 @@ func (c *Cluster) DropPort(ctx context.Context, from, to *Node, port int) error 
 		fmt.Sprintf("drop %s -/-> %s:%d", from.Name, to.Name, port))
 }
 
+// Loss drops percent % of the packets, drawn at random for each packet,
+// between n and each node of peers, both ways (as Partition), until Heal:
+// a lossy network. sch_netem is not everywhere (a kernel without it says
+// "Specified qdisc kind is unknown"), and a qdisc on lo would slow every
+// process's loopback traffic; nftables' numgen draws per packet.
+func (c *Cluster) Loss(ctx context.Context, n *Node, peers []*Node, percent int) error {
+	if percent < 1 || percent > 99 {
+		return fmt.Errorf("lab: loss of %d %%: want 1 to 99", percent)
+	}
+	var pairs [][2]*Node
+	for _, p := range peers {
+		pairs = append(pairs, [2]*Node{n, p}, [2]*Node{p, n})
+	}
+	return c.dropMatching(ctx, pairs, []string{"numgen", "random", "mod", "100", "<", fmt.Sprint(percent)},
+		fmt.Sprintf("drop %d %% of the packets between %s and %v", percent, n.Name, names(peers)))
+}
+
 // drop adds a rule dropping what pair[0] sends to pair[1], for each pair.
 func (c *Cluster) drop(ctx context.Context, pairs [][2]*Node, what string) error {
 	return c.dropMatching(ctx, pairs, nil, what)

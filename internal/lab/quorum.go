@@ -48,7 +48,7 @@ func (n *Node) QuorumConfig() string {
 		"consensus.cache_ttl":        "1s",
 		"consensus.peer_timeout":     "200ms",
 		"database.timeout":           "500ms",
-		"consensus.state_dir":        n.Dir,
+		"consensus.state_dir":        n.StateDir(),
 		"log.level":                  "info",
 	}
 	var peers, raftPeers []string
@@ -63,12 +63,14 @@ func (n *Node) QuorumConfig() string {
 	keys["consensus.peers"] = strings.Join(peers, ",")
 	keys["failover.raft_listen"] = fmt.Sprintf("%s:%d", n.Host, n.RaftPort)
 	keys["failover.raft_peers"] = strings.Join(raftPeers, ",")
-	for k, v := range n.c.opts.Quorum {
-		// {node} stands for the node's name: how one map gives each node
-		// its own file, such as its certificate.
-		keys[k] = strings.ReplaceAll(v, "{node}", n.Name)
-		if v == Unset {
-			delete(keys, k)
+	for _, over := range []map[string]string{n.c.opts.Quorum, n.QuorumKeys} {
+		for k, v := range over {
+			// {node} stands for the node's name: how one map gives each
+			// node its own file, such as its certificate.
+			keys[k] = strings.ReplaceAll(v, "{node}", n.Name)
+			if v == Unset {
+				delete(keys, k)
+			}
 		}
 	}
 	var b strings.Builder
@@ -121,6 +123,14 @@ func (n *Node) StartQuorum() error {
 	cfg := n.QuorumConfigFile()
 	if err := os.WriteFile(cfg, []byte(n.QuorumConfig()), 0o644); err != nil {
 		return fmt.Errorf("lab: %w", err)
+	}
+	// pgquorum wants its state_dir to exist and be writable: created
+	// here, for every start, since a test may have removed it.
+	if err := os.MkdirAll(n.StateDir(), 0o700); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	if err := n.chown(n.StateDir()); err != nil {
+		return err
 	}
 	bin, err := n.c.quorumBinary()
 	if err != nil {

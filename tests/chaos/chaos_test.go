@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -119,6 +120,59 @@ func TestScheduleRules(t *testing.T) {
 	}
 }
 
+// TestRestartAndLossDraws checks the draws of the classes that carry more
+// than a duration: within their bounds, on either role, and every variant
+// drawn (both profiles, both ends of LossRange) from one seed.
+func TestRestartAndLossDraws(t *testing.T) {
+	s := NewSchedule(11, Profile{Classes: []Class{RestartNoState, RestartProfile, PacketLoss}, PairShare: 0.5})
+	seen := map[string]bool{}
+	for range 2000 {
+		e := s.Next()
+		for _, f := range e.Faults {
+			seen[string(f.Class)+" on the "+f.Role.String()] = true
+			var bad bool
+			switch f.Class {
+			case RestartNoState:
+				bad = f.Duration < 300*time.Millisecond || f.Duration >= 5*time.Second
+			case RestartProfile:
+				bad = f.Duration < 2*time.Second || f.Duration >= 8*time.Second ||
+					f.Down < 300*time.Millisecond || f.Down >= 3*time.Second || f.Profile != ProfileDefault && f.Profile != ProfileFast
+				seen["profile "+f.Profile] = true
+			case PacketLoss:
+				bad = f.Duration < 2*time.Second || f.Duration >= 10*time.Second || f.Loss < LossRange[0] || f.Loss > LossRange[1]
+				seen[fmt.Sprintf("loss %d", f.Loss)] = true
+			}
+			if bad || f.Role == Machine {
+				t.Fatalf("%v: out of bounds (%+v)", e, f)
+			}
+		}
+		if len(e.Faults) == 2 && !compatible(e.Faults[0], e.Faults[1]) {
+			t.Fatalf("%v: incompatible pair", e)
+		}
+	}
+	for _, want := range []string{"restart-pgquorum-no-state on the primary", "restart-pgquorum-no-state on the standby",
+		"restart-pgquorum-profile on the primary", "restart-pgquorum-profile on the standby", "packet-loss on the primary",
+		"packet-loss on the standby", "profile default", "profile fast",
+		fmt.Sprintf("loss %d", LossRange[0]), fmt.Sprintf("loss %d", LossRange[1])} {
+		if !seen[want] {
+			t.Errorf("2000 events drew no %s", want)
+		}
+	}
+	for _, tc := range []struct {
+		f    Fault
+		want string
+	}{
+		{Fault{Class: PacketLoss, Role: Primary, Duration: 3 * time.Second, Loss: 17}, "packet-loss (17 %) on the primary 3s"},
+		{Fault{Class: RestartProfile, Role: Standby, Pick: 1, Duration: 4 * time.Second, Down: 1500 * time.Millisecond, Profile: ProfileFast},
+			"restart-pgquorum-profile (profile fast, down 1.5s) on the standby #1 4s"},
+		{Fault{Class: RestartNoState, Role: Primary, Duration: time.Second}, "restart-pgquorum-no-state on the primary 1s"},
+	} {
+		if got := tc.f.String(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.f, got, tc.want)
+		}
+	}
+}
+
 func TestCompatible(t *testing.T) {
 	for _, tc := range []struct {
 		a, b Fault
@@ -140,6 +194,19 @@ func TestCompatible(t *testing.T) {
 		{Fault{Class: WALDiskFull, Role: Primary}, Fault{Class: WALDiskFull, Role: Standby}, true},
 		{Fault{Class: WALDiskFull, Role: Standby}, Fault{Class: WALDiskFull, Role: Standby}, true}, // Next moves the second to the other standby
 		{Fault{Class: WALDiskFull, Role: Primary}, Fault{Class: KillPostmaster, Role: Primary}, true},
+		// The firewall's heal lifts every rule: one loss or cut at a time.
+		{Fault{Class: PacketLoss, Role: Primary}, Fault{Class: PartitionFull, Role: Standby}, false},
+		{Fault{Class: PacketLoss, Role: Primary}, Fault{Class: PacketLoss, Role: Standby}, false},
+		{Fault{Class: PartitionLocation, Role: Machine}, Fault{Class: PacketLoss, Role: Standby}, false},
+		{Fault{Class: PacketLoss, Role: Primary}, Fault{Class: KillPostmaster, Role: Primary}, true},
+		{Fault{Class: PacketLoss, Role: Primary}, Fault{Class: RestartProfile, Role: Primary}, true},
+		// Each restart class kills and starts the target's pgquorum.
+		{Fault{Class: RestartNoState, Role: Primary}, Fault{Class: RestartProfile, Role: Primary}, false},
+		{Fault{Class: RestartNoState, Role: Primary}, Fault{Class: StallShort, Role: Primary}, false},
+		{Fault{Class: StopQuorum, Role: Primary}, Fault{Class: RestartProfile, Role: Primary}, false},
+		{Fault{Class: RestartNoState, Role: Primary}, Fault{Class: RestartNoState, Role: Standby}, true},
+		{Fault{Class: RestartProfile, Role: Standby}, Fault{Class: KillPostmaster, Role: Primary}, true},
+		{Fault{Class: RestartProfile, Role: Standby}, Fault{Class: WipeRaft, Role: Standby}, false},
 	} {
 		if got := compatible(tc.a, tc.b); got != tc.want {
 			t.Errorf("compatible(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
@@ -164,6 +231,12 @@ func TestMayDecide(t *testing.T) {
 		{[]Fault{{Class: CPUHog, Role: Machine}, {Class: PartitionFull, Role: Primary}}, true},
 		{[]Fault{{Class: CPUHog, Role: Machine}, {Class: PartitionFull, Role: Standby}}, false},
 		{[]Fault{{Class: WipeRaft, Role: Standby}}, false},
+		// A lossy network reaches the primary still, slower: no failover.
+		{[]Fault{{Class: PacketLoss, Role: Primary, Loss: 30}}, false},
+		{[]Fault{{Class: PacketLoss, Role: Primary}, {Class: KillPostmaster, Role: Primary}}, true},
+		// A restart of pgquorum alone, its database up, loses nothing.
+		{[]Fault{{Class: RestartNoState, Role: Primary}}, false},
+		{[]Fault{{Class: RestartProfile, Role: Primary, Profile: ProfileDefault}}, false},
 		{[]Fault{{Class: PartitionLocation, Role: Machine}}, false}, // the primary's location keeps its majority
 		{[]Fault{{Class: WALDiskFull, Role: Primary}}, true},        // its database goes down
 		{[]Fault{{Class: WALDiskFull, Role: Standby}}, false},       // only that standby's WAL receiver stops
@@ -192,6 +265,10 @@ func TestParseClasses(t *testing.T) {
 	if got, _ := ParseClasses("", false); !slices.Contains(got, WALDiskFull) {
 		t.Errorf(`ParseClasses("", one location) = %v: want wal-disk-full among them`, got)
 	}
+	if got, err := ParseClasses("restart-pgquorum-no-state,restart-pgquorum-profile, packet-loss", false); err != nil ||
+		!reflect.DeepEqual(got, []Class{RestartNoState, RestartProfile, PacketLoss}) {
+		t.Errorf("ParseClasses(the restarts and the loss) = %v, %v", got, err)
+	}
 	if _, err := ParseClasses("cpu,nope", false); err == nil {
 		t.Error("unknown classes accepted")
 	}
@@ -200,6 +277,34 @@ func TestParseClasses(t *testing.T) {
 	}
 	if got, err := ParseClasses("partition-location", true); err != nil || !reflect.DeepEqual(got, []Class{PartitionLocation}) {
 		t.Errorf("partition-location in two locations = %v, %v", got, err)
+	}
+}
+
+func TestParseLoss(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want [2]int
+		ok   bool
+	}{
+		{"", LossRange, true},
+		{"5-30", [2]int{5, 30}, true},
+		{" 40 - 60 ", [2]int{40, 60}, true},
+		{"25", [2]int{25, 25}, true},
+		{"0-10", [2]int{}, false},   // no loss is no fault
+		{"50-100", [2]int{}, false}, // all lost is a partition
+		{"30-5", [2]int{}, false},
+		{"x", [2]int{}, false},
+	} {
+		got, err := ParseLoss(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseLoss(%q) = %v, %v, want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	s := NewSchedule(3, Profile{Classes: []Class{PacketLoss}, Loss: [2]int{40, 41}})
+	for range 100 {
+		if f := s.Next().Faults[0]; f.Loss != 40 && f.Loss != 41 {
+			t.Fatalf("%v: loss outside 40-41", f)
+		}
 	}
 }
 

@@ -18,17 +18,31 @@ type Class string
 // The fault classes. Each is injected on one node (its target), except
 // CPUHog and HAProxyRestart, which hit the machine or the router.
 const (
-	KillPostmaster  Class = "kill-9-postmaster"    // SIGKILL of the target's postmaster
-	StallShort      Class = "sigstop-node-short"   // SIGSTOP of postgres and pgquorum, shorter than failover.grace
-	StallLong       Class = "sigstop-node-long"    // the same, longer than failover.grace
-	StopQuorum      Class = "sigstop-pgquorum"     // SIGSTOP of the target's pgquorum alone
-	RestartQuorum   Class = "restart-pgquorum"     // SIGKILL of the target's pgquorum, started again later
+	KillPostmaster Class = "kill-9-postmaster"  // SIGKILL of the target's postmaster
+	StallShort     Class = "sigstop-node-short" // SIGSTOP of postgres and pgquorum, shorter than failover.grace
+	StallLong      Class = "sigstop-node-long"  // the same, longer than failover.grace
+	StopQuorum     Class = "sigstop-pgquorum"   // SIGSTOP of the target's pgquorum alone
+	RestartQuorum  Class = "restart-pgquorum"   // SIGKILL of the target's pgquorum, started again later
+	// RestartNoState is RestartQuorum with the target's consensus.state_dir
+	// emptied but for its Raft directory while it is down: the vote lease
+	// record is gone, so the restarted node must vouch for nobody, itself
+	// included, for one lease (docs/quorum.md, "Restarts").
+	RestartNoState Class = "restart-pgquorum-no-state"
+	// RestartProfile kills the target's pgquorum and starts it with
+	// another timing profile (Fault.Profile), then, Duration later, kills
+	// it again and starts it with the cluster's: the lease recorded under
+	// the one profile must be honoured under the other, the longer of the
+	// two (issue 13, item 3).
+	RestartProfile  Class = "restart-pgquorum-profile"
 	PartitionFull   Class = "partition"            // the target cut from every peer, both ways
 	PartitionToward Class = "one-way-partition-in" // what the peers send to the target is dropped
 	PartitionFrom   Class = "one-way-partition-out"
-	CPUHog          Class = "cpu-starvation" // busy processes, more than the cores
-	HAProxyRestart  Class = "haproxy-restart"
-	Switchover      Class = "switchover" // pgquorum switchover to a standby
+	// PacketLoss drops a share (Fault.Loss) of the packets between the
+	// target and its peers, both ways, each packet drawn at random.
+	PacketLoss     Class = "packet-loss"
+	CPUHog         Class = "cpu-starvation" // busy processes, more than the cores
+	HAProxyRestart Class = "haproxy-restart"
+	Switchover     Class = "switchover" // pgquorum switchover to a standby
 	// WipeRaft stops a standby's pgquorum, removes its failover.raft_dir
 	// and starts it again: it must refuse to start, naming the recovery,
 	// which the harness then does as docs/operations.md says.
@@ -44,8 +58,8 @@ const (
 )
 
 // Classes are every class, in the order of the table.
-var Classes = []Class{KillPostmaster, StallShort, StallLong, StopQuorum, RestartQuorum,
-	PartitionFull, PartitionToward, PartitionFrom, CPUHog, HAProxyRestart, Switchover, WipeRaft, PartitionLocation, WALDiskFull}
+var Classes = []Class{KillPostmaster, StallShort, StallLong, StopQuorum, RestartQuorum, RestartNoState, RestartProfile,
+	PartitionFull, PartitionToward, PartitionFrom, PacketLoss, CPUHog, HAProxyRestart, Switchover, WipeRaft, PartitionLocation, WALDiskFull}
 
 // twoLocationsOnly are the classes that need a cluster in two locations.
 var twoLocationsOnly = map[Class]bool{PartitionLocation: true}
@@ -87,13 +101,59 @@ type Fault struct {
 	Role     Role
 	Pick     int           // which standby, for Role Standby
 	Duration time.Duration // how long it lasts before it heals
+	// Down is how long RestartProfile's pgquorum stays down at each of
+	// its two restarts.
+	Down time.Duration
+	// Profile is the failover.profile RestartProfile's target runs with
+	// for Duration: ProfileDefault or ProfileFast.
+	Profile string
+	// Loss is the percentage of packets PacketLoss drops.
+	Loss int
+}
+
+// The profiles RestartProfile switches to (config.Profiles).
+const (
+	ProfileDefault = "default"
+	ProfileFast    = "fast"
+)
+
+// LossRange is PacketLoss's default share of dropped packets, in percent:
+// from LossRange[0] to LossRange[1], both included. The bound of what the
+// promise "no failover unless the primary is lost" is tried against
+// (docs/testing.md, "Packet loss"); CHAOS_LOSS tries others.
+var LossRange = [2]int{5, 30}
+
+// ParseLoss reads CHAOS_LOSS: "lo-hi" or "n" percent, 1 to 99; empty is
+// LossRange.
+func ParseLoss(s string) ([2]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return LossRange, nil
+	}
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		hi = lo
+	}
+	a, errA := strconv.Atoi(strings.TrimSpace(lo))
+	b, errB := strconv.Atoi(strings.TrimSpace(hi))
+	if errA != nil || errB != nil || a < 1 || b > 99 || a > b {
+		return [2]int{}, fmt.Errorf("chaos: CHAOS_LOSS=%q: want percent lo-hi (or one n), from 1 to 99", s)
+	}
+	return [2]int{a, b}, nil
 }
 
 func (f Fault) String() string {
+	var what string
+	switch f.Class {
+	case RestartProfile:
+		what = fmt.Sprintf(" (profile %s, down %s)", f.Profile, f.Down.Round(10*time.Millisecond))
+	case PacketLoss:
+		what = fmt.Sprintf(" (%d %%)", f.Loss)
+	}
 	if f.Role == Machine {
 		return fmt.Sprintf("%s %s", f.Class, f.Duration.Round(10*time.Millisecond))
 	}
-	return fmt.Sprintf("%s on the %s%s %s", f.Class, f.Role, pickSuffix(f), f.Duration.Round(10*time.Millisecond))
+	return fmt.Sprintf("%s%s on the %s%s %s", f.Class, what, f.Role, pickSuffix(f), f.Duration.Round(10*time.Millisecond))
 }
 
 func pickSuffix(f Fault) string {
@@ -128,22 +188,26 @@ type Profile struct {
 	Classes   []Class       // the classes to draw from; default Classes
 	PairShare float64       // the share of events with two faults
 	Grace     time.Duration // failover.grace: StallShort stays under it, StallLong over it
+	Loss      [2]int        // PacketLoss's percent, from Loss[0] to Loss[1]; zero: LossRange
 }
 
 // losesPrimary are the classes that may make the primary lost, when they
 // hit it: a failover after them is expected, not false. A full WAL disk
 // takes the primary's database down for good, however short: PostgreSQL
 // 15's crash recovery needs a new segment too, fails, and the postmaster
-// exits (docs/testing.md, "A full WAL disk").
+// exits (docs/testing.md, "A full WAL disk"). PacketLoss is not one:
+// within LossRange the primary's database and pgquorum stay reachable, if
+// slower, and a decision is a false failover.
 var losesPrimary = map[Class]bool{KillPostmaster: true, StallLong: true, PartitionFull: true, PartitionToward: true, WALDiskFull: true}
 
 // touchesQuorum are the classes that stop or restart the target's pgquorum
 // process: two of them on one node at once would race on it.
-var touchesQuorum = map[Class]bool{StallShort: true, StallLong: true, StopQuorum: true, RestartQuorum: true}
+var touchesQuorum = map[Class]bool{StallShort: true, StallLong: true, StopQuorum: true, RestartQuorum: true,
+	RestartNoState: true, RestartProfile: true}
 
 // network are the classes that change the firewall; its heal lifts every
 // rule, so a pair has at most one.
-var network = map[Class]bool{PartitionFull: true, PartitionToward: true, PartitionFrom: true, PartitionLocation: true}
+var network = map[Class]bool{PartitionFull: true, PartitionToward: true, PartitionFrom: true, PacketLoss: true, PartitionLocation: true}
 
 // alone are the classes never paired: WipeRaft's recovery stops and
 // starts every pgquorum, which no other fault may race.
@@ -177,6 +241,9 @@ func NewSchedule(seed uint64, p Profile) *Schedule {
 	if p.Grace <= 0 {
 		p.Grace = time.Second
 	}
+	if p.Loss == [2]int{} {
+		p.Loss = LossRange
+	}
 	return &Schedule{p: p, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
@@ -209,14 +276,28 @@ func (s *Schedule) fault() Fault {
 		f.Duration = s.between(300*time.Millisecond, s.p.Grace*7/10)
 	case StallLong:
 		f.Duration = s.between(s.p.Grace*3/2, 5*time.Second)
-	case StopQuorum, RestartQuorum:
+	case StopQuorum, RestartQuorum, RestartNoState:
 		f.Duration = s.between(300*time.Millisecond, 5*time.Second)
+	case RestartProfile:
+		// Long enough under the other profile for its votes to be
+		// recorded with its lease; down at each restart past the
+		// cluster's own lease (1.1 s) at times, so that a record is
+		// found older than the shorter lease but younger than the longer.
+		f.Duration = s.between(2*time.Second, 8*time.Second)
+		f.Down = s.between(300*time.Millisecond, 3*time.Second)
+		f.Profile = ProfileDefault
+		if s.rng.IntN(2) == 1 {
+			f.Profile = ProfileFast
+		}
 	case PartitionFull, PartitionToward, PartitionFrom, PartitionLocation:
 		f.Duration = s.between(time.Second, 8*time.Second)
 	case WALDiskFull:
 		// From the fill to the heal: how long a standby's receiver is
 		// held, and whether the heal comes before or after a failover.
 		f.Duration = s.between(time.Second, 8*time.Second)
+	case PacketLoss:
+		f.Duration = s.between(2*time.Second, 10*time.Second)
+		f.Loss = s.p.Loss[0] + s.rng.IntN(s.p.Loss[1]-s.p.Loss[0]+1)
 	case WipeRaft:
 		// How long the node's pgquorum stays down, its directory gone,
 		// before the start that must be refused.
