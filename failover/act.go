@@ -136,7 +136,9 @@ func followAction(o Options, f actorFacts, d api.Decision) actIntent {
 		// followed: leave it to repmgr node rejoin.
 		return nothing("registered as a " + me.Type + ", not a standby: rejoined, not followed")
 	case me.UpstreamID != nil && *me.UpstreamID == primary.ID:
-		return recordedAction(o, f, d, primary)
+		// Not looked at for a fork again: see docs/failover.md, "A
+		// standby that forked off the new primary" (what is left open).
+		return nothing("repmgr already records the committed primary as this standby's upstream")
 	}
 	// Follow a committed primary only while it answers: never point a
 	// standby at a dead one.
@@ -163,38 +165,6 @@ func followAction(o Options, f actorFacts, d api.Decision) actIntent {
 		return nothing("the committed primary is not promoted yet") // follow it the repmgr way once it is
 	}
 	return actIntent{Run: run}
-}
-
-// recordedAction is what a standby repmgr records under the committed
-// primary does: nothing while it streams the newest timeline it knows of
-// from it, the steady state, which costs no lookup. Otherwise the record
-// proves no more than that a follow ran: a standby restarted after it had
-// received WAL past the fork, and before the fork was looked for, passes
-// repmgr standby follow's check, then replays that WAL and can never
-// stream from the primary (adversarial review). So the fork is looked for
-// (forkStep), and a forked standby rewound; one that merely does not
-// stream (its primary restarting, a network blip) is left as it is.
-func recordedAction(o Options, f actorFacts, d api.Decision, primary repmgr.Node) actIntent {
-	const recorded = "repmgr already records the committed primary as this standby's upstream"
-	if streamsNewest(f.Facts, primary) {
-		return nothing(recorded)
-	}
-	if in, follow := forkStep(o, f, d, primary); !follow {
-		return in
-	}
-	return nothing(recorded + ", and no fork of its history is seen")
-}
-
-// streamsNewest tells whether the standby's WAL receiver streams from
-// primary the newest timeline the standby knows of: its Server.Timeline
-// counts the history files the receiver fetched from primary when it
-// connected, so a standby that forked off primary, which streams its old
-// timeline from it up to the fork over and over, does not pass (unless the
-// role may not list pg_wal: then it is not told apart).
-func streamsNewest(f repmgr.Facts, primary repmgr.Node) bool {
-	up, ok := consensus.Upstream(f)
-	tli := f.WAL.ReceivedTimeline
-	return ok && up.ID == primary.ID && f.WAL.Streaming() && tli != nil && int(*tli) >= f.Server.Timeline
 }
 
 // rejoinAction rejoins the primary of d when the local instance is a

@@ -78,11 +78,14 @@ func roleOf(f repmgr.Facts, err error, primary repmgr.Node, t repmgr.Timelines) 
 	r := &localRole{InRecovery: f.InRecovery}
 	w := f.WAL
 	host, port, herr := primary.Endpoint()
-	if herr != nil || !f.InRecovery || !w.Streaming() || w.SenderHost != host || w.SenderPort != port || w.ReceivedTimeline == nil {
+	// A receiver that got an older timeline to its end waits there
+	// ("waiting") until replay catches up: still on its way.
+	waiting := w.ReceiverStatus == repmgr.WaitingState
+	if herr != nil || !f.InRecovery || !w.Streaming() && !waiting || w.SenderHost != host || w.SenderPort != port || w.ReceivedTimeline == nil {
 		return r
 	}
 	tli := int(*w.ReceivedTimeline)
-	if tli == t.Current {
+	if tli == t.Current && !waiting {
 		r.Streams = true
 		return r
 	}

@@ -99,3 +99,48 @@ func TestRejoinStreamVerdict(t *testing.T) {
 		})
 	}
 }
+
+// TestCatchingUpWithItsReceiverWaitingAtTheSwitch: a rewound
+// standby (or one after a pg_rewind that found nothing to rewind) catches
+// up on timeline 3 from s2. Its receiver gets timeline 3 up to s2's switch
+// at 0/70BC648 quickly, while replay, from the last common checkpoint, is
+// far behind (a long checkpoint_timeout under load: minutes of WAL). At
+// the end of timeline 3 the walreceiver stops streaming and waits for the
+// startup process to replay up to the switch and ask for timeline 4
+// (WalRcvWaitForStartPosition): pg_stat_wal_receiver.status is "waiting",
+// received_tli 3, for as long as that replay lags. roleOf asks for
+// "streaming", so this standby, on its way, is not catching up: the wait
+// files it errNotStreaming after 30 s, and after a no-op pg_rewind
+// startFailure turns that into errForkedSameTimeline, which waits the
+// longest backoff; the next attempt's ownDataDir stops it after 10 s.
+// (Adversarial review.)
+func TestCatchingUpWithItsReceiverWaitingAtTheSwitch(t *testing.T) {
+	s2 := repmgr.Node{ID: 2, Name: "s2", Conninfo: "host=s2 port=5432"}
+	const fork = 0x70BC648 // tl4: s2 left timeline 3 there
+	tests := []struct {
+		name               string
+		status             string
+		received, replayed int64
+	}{
+		{name: "its receiver waits at the end of timeline 3, replay behind", status: "waiting", received: fork, replayed: 0x5F00000},
+		{name: "its receiver waits at the end of timeline 3, replay just behind", status: "waiting", received: fork, replayed: fork - 0x1000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := repmgr.Facts{InRecovery: true}
+			tli := int32(3)
+			received, replayed := tt.received, tt.replayed
+			f.WAL.ReceiverStatus, f.WAL.SenderHost, f.WAL.SenderPort, f.WAL.ReceivedTimeline = tt.status, "s2", 5432, &tli
+			f.WAL.Position, f.WAL.Replayed = &received, &replayed
+			r := roleOf(f, nil, s2, tl4)
+			_, err := streamWait(r, false, streamPatience, streamPatience, false)
+			if err != nil {
+				err = startFailure(err, false)
+			}
+			if !r.CatchingUp || errors.Is(err, errForkedSameTimeline) {
+				t.Errorf("a standby whose receiver got s2's timeline 3 up to the switch and waits there while replay catches up: "+
+					"roleOf catching up %v, after the stream patience %v; want it catching up, waited for", r.CatchingUp, err)
+			}
+		})
+	}
+}

@@ -110,6 +110,11 @@ type WAL struct {
 // pg_stat_replication.state say of a stream past its catch-up.
 const StreamingState = "streaming"
 
+// WaitingState is what pg_stat_wal_receiver.status says of a receiver that
+// got its timeline to the end and waits for replay to get there and ask
+// for the next one (a standby catching up on an older timeline).
+const WaitingState = "waiting"
+
 // Streaming tells whether a standby's WAL receiver is streaming.
 func (w WAL) Streaming() bool { return w.ReceiverStatus == StreamingState }
 
