@@ -32,16 +32,19 @@ const walSegment = 16 << 20
 
 // walDiskConf sizes the WAL of a node whose pg_wal holds size bytes.
 // pg_wal grows to about max_wal_size plus the larger of wal_keep_size and
-// what a lagging slot holds, so each gets a quarter of the disk (the
-// slot's capped by max_slot_wal_keep_size, as an operator with slots on a
-// small WAL disk sets it: without, a standby that stops receiving fills
-// the primary's disk, seen in a chaos run) and the other half is room:
-// for 256 MB, 64 MB each and min_wal_size 32 MB, against sharedConf's
-// wal_keep_size of 128 MB and the default max_wal_size of 1 GB, which
-// would not fit. Appended after sharedConf, it overrides it.
+// what a lagging slot holds: max_wal_size and wal_keep_size get a quarter
+// of the disk each, max_slot_wal_keep_size half, and that sum stays under
+// the disk. Without the slot's cap (an operator with slots on a small WAL
+// disk sets one) a standby that stops receiving fills the primary's disk,
+// seen in a chaos run; with a cap of a quarter, the fault's six segment
+// switches while a standby's disk was full cost that standby its slot and
+// the WAL it needed, seen in the next. For 256 MB: 64 MB, 64 MB, 128 MB
+// and min_wal_size 32 MB, against sharedConf's wal_keep_size of 128 MB and
+// the default max_wal_size of 1 GB, which would not fit. Appended after
+// sharedConf, it overrides it.
 func walDiskConf(size int64) string {
 	q := size / 4 >> 20
-	return fmt.Sprintf("max_wal_size = %dMB\nmin_wal_size = %dMB\nwal_keep_size = %dMB\nmax_slot_wal_keep_size = %dMB\n", q, q/2, q, q)
+	return fmt.Sprintf("max_wal_size = %dMB\nmin_wal_size = %dMB\nwal_keep_size = %dMB\nmax_slot_wal_keep_size = %dMB\n", q, q/2, q, 2*q)
 }
 
 // walMount is where the node's WAL disk is mounted; walDir, inside it,

@@ -34,8 +34,8 @@ func TestWALDiskConfFits(t *testing.T) {
 		size int64
 		want string
 	}{
-		{256 << 20, "max_wal_size = 64MB\nmin_wal_size = 32MB\nwal_keep_size = 64MB\nmax_slot_wal_keep_size = 64MB\n"},
-		{MinWALDisk, "max_wal_size = 32MB\nmin_wal_size = 16MB\nwal_keep_size = 32MB\nmax_slot_wal_keep_size = 32MB\n"}, // max_wal_size: two segments at least
+		{256 << 20, "max_wal_size = 64MB\nmin_wal_size = 32MB\nwal_keep_size = 64MB\nmax_slot_wal_keep_size = 128MB\n"},
+		{MinWALDisk, "max_wal_size = 32MB\nmin_wal_size = 16MB\nwal_keep_size = 32MB\nmax_slot_wal_keep_size = 64MB\n"}, // max_wal_size: two segments at least
 	} {
 		if got := walDiskConf(tc.size); got != tc.want {
 			t.Errorf("walDiskConf(%d MB) = %q, want %q", tc.size>>20, got, tc.want)
