@@ -52,6 +52,24 @@ var (
 	errForkedSameTimeline = errors.New("pg_rewind found nothing to rewind, yet the standby does not stream: its history forked on the timeline number of the primary's")
 )
 
+// errNoRoom: too little free space to run crash recovery or pg_rewind
+// safely. Retrying fixes it once space is freed (a full WAL disk that an
+// operator, or the fault's end, clears); running out part way would not.
+var errNoRoom = errors.New("too little free space to rewind")
+
+// enoughRoom says whether the free space Room measured lets the rejoin run
+// crash recovery and pg_rewind (repmgr.RewindRoom).
+func enoughRoom(free uint64, where string, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case free < repmgr.RewindRoom:
+		return fmt.Errorf("%w: %d MB free on the filesystem of %s, want %d MB: waiting for space before touching the data directory",
+			errNoRoom, free>>20, where, repmgr.RewindRoom>>20)
+	}
+	return nil
+}
+
 // rejoinLog collects what one attempt did, for its log line.
 type rejoinLog struct{ b strings.Builder }
 
@@ -261,6 +279,9 @@ func (x Rejoiner) rewindHeld(ctx context.Context, primary repmgr.Node, lock *rep
 		return false, err
 	}
 	out.add("control file: %q, timeline %d", ctl.State, ctl.Timeline)
+	if err := enoughRoom(repmgr.Room(x.Service.Conf.DataDirectory)); err != nil {
+		return false, err
+	}
 	if ctl.State == repmgr.StateInProduction || ctl.State == repmgr.StateInCrashRecovery {
 		if err := x.crashRecover(ctx, lock, out); err != nil {
 			return false, err

@@ -386,3 +386,31 @@ func setMode(dir string, set, clear os.FileMode) error {
 	}
 	return nil
 }
+
+// RewindRoom is the least free space the rejoin wants on the filesystems
+// of the data directory and of its pg_wal before it runs crash recovery or
+// pg_rewind: two WAL segments (an end-of-recovery checkpoint may start a
+// new one; pg_rewind writes history files and copies what changed). Either
+// run out of space part way leaves the directory for a rebuild (pg_rewind's
+// documentation: "the data folder of the target is likely not in a state
+// that can be recovered"), seen with a full WAL disk in the chaos harness.
+const RewindRoom = 2 * 16 << 20
+
+// Room is the free space (bytes available to an unprivileged user) of the
+// filesystems holding dataDir and dataDir/pg_wal (which may be a symlink to
+// another filesystem): the smaller of the two, and which path it is.
+func Room(dataDir string) (free uint64, where string, err error) {
+	free = ^uint64(0)
+	for _, p := range []string{dataDir, filepath.Join(dataDir, "pg_wal")} {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(p, &st); errors.Is(err, os.ErrNotExist) && p != dataDir {
+			continue // no pg_wal: what reads the directory next says so
+		} else if err != nil {
+			return 0, p, fmt.Errorf("free space of %s: %w", p, err)
+		}
+		if f := st.Bavail * uint64(st.Bsize); f < free {
+			free, where = f, p
+		}
+	}
+	return free, where, nil
+}
