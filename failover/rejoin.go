@@ -91,7 +91,10 @@ func roleOf(f repmgr.Facts, err error, primary repmgr.Node, t repmgr.Timelines) 
 	}
 	at, inHistory := t.SwitchOf(tli)
 	end, known := walEnd(w)
-	if inHistory && known && end <= at {
+	// Waiting with replay already at the switch is no catch-up: nothing
+	// is left to replay (replay paused, a pinned recovery target).
+	lagging := !waiting || w.Replayed != nil && *w.Replayed < at
+	if inHistory && known && end <= at && lagging {
 		r.CatchingUp = true
 		r.Where = fmt.Sprintf("on timeline %d at %s, not past %s's switch to timeline %d at %s",
 			tli, lsnText(end), primary.Name, t.Current, lsnText(at))

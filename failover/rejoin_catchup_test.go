@@ -144,3 +144,19 @@ func TestCatchingUpWithItsReceiverWaitingAtTheSwitch(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitingWithReplayAtTheSwitchIsNotCatchingUp (review): a receiver
+// waiting at the end of timeline 3 while replay is already at the switch
+// has nothing left to replay (replay paused, a pinned recovery target):
+// not catching up, so the rejoin reports it instead of waiting forever.
+func TestWaitingWithReplayAtTheSwitchIsNotCatchingUp(t *testing.T) {
+	const fork = 0x70BC648
+	s2 := repmgr.Node{ID: 2, Name: "s2", Conninfo: "host=s2 port=5432"}
+	tli, at := int32(3), int64(fork)
+	f := repmgr.Facts{InRecovery: true}
+	f.WAL.ReceiverStatus, f.WAL.SenderHost, f.WAL.SenderPort, f.WAL.ReceivedTimeline = repmgr.WaitingState, "s2", 5432, &tli
+	f.WAL.Position, f.WAL.Replayed = &at, &at
+	if r := roleOf(f, nil, s2, tl4); r.CatchingUp {
+		t.Fatalf("replay at the switch, receiver waiting: counted as catching up (%s)", r.Where)
+	}
+}
