@@ -35,6 +35,7 @@ type core struct {
 
 	last       api.State // for logging changes only
 	lastVoters []string  // for noticing a verdict in flux
+	keptSilent bool      // the verdict served outlived a silent round: the next one ends it
 	fluxUntil  time.Time // re-poll every fluxInterval until then
 	nodes      []repmgr.Node
 	warnedSite bool

@@ -326,3 +326,100 @@ func TestCoreDoubleFault(t *testing.T) {
 		t.Fatalf("once n1's lease ran out: %s, voters %v, refusals %v; want Primary on n1 and n2", v.State, v.Voters, v.Refusals)
 	}
 }
+
+// TestCoreSilentRound: a round that ends at its deadline with peers silent
+// leaves a confirmed verdict served to its expiry, as if the round had not
+// ended yet; a round that learns anything replaces it at once.
+func TestCoreSilentRound(t *testing.T) {
+	refused := func(n repmgr.Node) PeerVote {
+		v := grantFrom(n)
+		v.Answer.Granted, v.Answer.Reason, v.Answer.LeaseMillis = false, "deposed", 0
+		return v
+	}
+	tests := []struct {
+		name     string
+		after    time.Duration                   // from the first verdict's probe to the second round
+		facts    func(repmgr.Facts) repmgr.Facts // of the second round
+		answer   func(n repmgr.Node) *PeerVote   // n2's answer (nil: silent); n3 stays silent
+		wantKept bool
+		want     api.State // the new verdict's, when not kept
+	}{
+		{name: "both peers silent", after: coreRefresh, wantKept: true},
+		{name: "one grants, one silent: a new majority", after: coreRefresh,
+			answer: func(n repmgr.Node) *PeerVote { v := grantFrom(n); return &v }, want: api.StatePrimary},
+		{name: "one refuses, one silent", after: coreRefresh,
+			answer: func(n repmgr.Node) *PeerVote { v := refused(n); return &v }, want: api.StateUnknown},
+		{name: "an answer from someone else", after: coreRefresh,
+			answer: func(n repmgr.Node) *PeerVote { v := grantFrom(n); v.Answer.Voter = "n9"; return &v }, want: api.StateUnknown},
+		{name: "the first verdict expires while the round runs", after: coreTTL - testPeerTimeout/2, want: api.StateUnknown},
+		{name: "another timeline", after: coreRefresh, want: api.StateUnknown,
+			facts: func(f repmgr.Facts) repmgr.Facts { f.Server.Timeline = 2; return f }},
+		{name: "another repmgr.nodes", after: coreRefresh, want: api.StateUnknown,
+			facts: func(f repmgr.Facts) repmgr.Facts { f.Nodes = site(5); return f }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			c := newTestCore(clock)
+			first := refreshed(t, c, clock, c.Tick)
+			clock.Advance(tt.after)
+			only[startProbe](t, c.Tick(clock.Now()))
+			facts := primaryFacts(site(3))
+			if tt.facts != nil {
+				facts = tt.facts(facts)
+			}
+			poll := only[pollPeers](t, c.ProbeDone(clock.Now(), facts, nil))
+			if tt.answer != nil {
+				c.PeerAnswered(clock.Now(), poll.round, 2, *tt.answer(poll.nodes[0]))
+			}
+			clock.Advance(testPeerTimeout)
+			p := only[published](t, c.PollExpired(clock.Now(), poll.round))
+			if !tt.wantKept {
+				if p.snap == first.snap || p.snap.Verdict.State != tt.want {
+					t.Fatalf("published %s (the first verdict: %v), want a new verdict %s", p.snap.Verdict.State, p.snap == first.snap, tt.want)
+				}
+				return
+			}
+			if p.snap != first.snap || p.changed {
+				t.Fatalf("published %s (%s), changed %v; want the first verdict kept", p.snap.Verdict.State, p.snap.Verdict.Reason, p.changed)
+			}
+			if s, _ := c.Serve(clock.Now()); s != first.snap {
+				t.Fatalf("Serve after the silent round = %v, want the first verdict", s)
+			}
+			clock.Advance(first.snap.Facts.ProbedAt.Add(coreTTL).Sub(clock.Now()))
+			if s, _ := c.Serve(clock.Now()); s != nil {
+				t.Fatalf("Serve at the first verdict's expiry = %s, want none: a silent round must not extend it", s.Verdict.State)
+			}
+		})
+	}
+}
+
+// TestCoreSecondSilentRound: a confirmed verdict outlives one silent round,
+// not two in a row: a primary really cut off answers 509 after its second
+// unanswered round, before its verdict's expiry.
+func TestCoreSecondSilentRound(t *testing.T) {
+	clock := newFakeClock()
+	c := newTestCore(clock)
+	first := refreshed(t, c, clock, c.Tick)
+	silent := func() published {
+		t.Helper()
+		clock.Advance(coreRefresh)
+		only[startProbe](t, c.Tick(clock.Now()))
+		poll := only[pollPeers](t, c.ProbeDone(clock.Now(), primaryFacts(site(3)), nil))
+		clock.Advance(testPeerTimeout)
+		return only[published](t, c.PollExpired(clock.Now(), poll.round))
+	}
+	if p := silent(); p.snap != first.snap {
+		t.Fatalf("first silent round published %s, want the first verdict kept", p.snap.Verdict.State)
+	}
+	p := silent()
+	if p.snap == first.snap || p.snap.Verdict.State != api.StateUnknown || !p.changed {
+		t.Fatalf("second silent round published %s (first verdict: %v), want a change to Unknown", p.snap.Verdict.State, p.snap == first.snap)
+	}
+	if !clock.Now().Before(first.snap.Facts.ProbedAt.Add(coreTTL)) {
+		t.Fatalf("the test's rounds ran past the first verdict's expiry: it proves nothing")
+	}
+	if s, _ := c.Serve(clock.Now()); s == nil || s.Verdict.State != api.StateUnknown {
+		t.Fatalf("Serve after the second silent round: %v, want Unknown", s)
+	}
+}

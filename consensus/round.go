@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -69,6 +70,11 @@ func (c *core) finish(now time.Time) []effect {
 	r := c.round
 	r.done, c.round = true, nil
 	s := c.decide(now, r.snap)
+	kept := c.silentRound(now, c.snap, s)
+	if kept {
+		s = c.snap
+	}
+	c.keptSilent = kept
 	c.snap = nil
 	if !c.expired(now, s) {
 		c.snap = s
@@ -78,8 +84,8 @@ func (c *core) finish(now time.Time) []effect {
 	effs := []effect{published{snap: s, took: now.Sub(r.start), from: from, changed: changed}}
 	if c.runWaits {
 		c.runWaits = false
-		if s.Facts.ProbedAt.After(c.lastProbe) {
-			c.lastProbe = s.Facts.ProbedAt
+		if r.snap.Facts.ProbedAt.After(c.lastProbe) {
+			c.lastProbe = r.snap.Facts.ProbedAt
 		}
 		next := c.opts.RefreshInterval - now.Sub(c.lastProbe)
 		if c.inFlux(now, s) {
@@ -88,6 +94,63 @@ func (c *core) finish(now time.Time) []effect {
 		effs = append(effs, wakeRun{max(next, time.Millisecond)})
 	}
 	return effs
+}
+
+// silentRound tells whether s, a round's verdict, lacks its majority only
+// because peers did not answer in time, while prev, the verdict served,
+// confirms this node, has not expired and outlived no silent round before.
+// prev is then served on, at most to its expiry, as it would have been had
+// the round not ended yet: the leases of its votes cover it, and the round
+// brought no news. A busy machine can make one round miss PeerTimeout; a
+// healthy primary must not flap to 509 for it. A second silent round in a
+// row ends prev: a primary really cut off must not take writes for its
+// whole cache_ttl, which with asynchronous replication are lost.
+// Anything the round did learn takes effect at once: a refusal or an invalid
+// answer, its own vote refused, other facts (its database, recovery, system
+// identifier, timeline, repmgr.nodes), a step-down.
+func (c *core) silentRound(now time.Time, prev, s *Snapshot) bool {
+	if prev == nil || c.keptSilent || prev.Verdict.State != api.StatePrimary || s.Verdict.State != api.StateUnknown ||
+		c.expired(now, prev) || c.stepDown != "" ||
+		s.ProbeErr != nil || s.IdentityErr != nil || s.Facts.InRecovery ||
+		s.Facts.Server.SystemID != prev.Facts.Server.SystemID || s.Facts.Server.Timeline != prev.Facts.Server.Timeline ||
+		!sameMembers(s.Facts.Nodes, prev.Facts.Nodes) {
+		return false
+	}
+	if a := s.SelfVote.Answer; a == nil || !a.Granted || s.SelfVote.Err != nil {
+		return false
+	}
+	me, ok, err := c.opts.Identity.Self(s.Facts.Nodes)
+	if !ok || err != nil {
+		return false
+	}
+	silent := false
+	for _, n := range s.Facts.Nodes {
+		pv, polled := s.Votes[n.ID]
+		switch {
+		case n.ID == me.ID || !polled:
+		case pv.Answer == nil:
+			silent = true
+		case validVote(me, n, s.Facts.Server.SystemID, LeaseFor(c.opts.CacheTTL), pv) != nil:
+			return false
+		}
+	}
+	return silent
+}
+
+// sameMembers tells whether two reads of repmgr.nodes name the same nodes,
+// in the same locations, of the same types: the same majorities.
+func sameMembers(a, b []repmgr.Node) bool {
+	key := func(n repmgr.Node) string { return fmt.Sprintf("%d/%s/%s/%s", n.ID, n.Name, n.Location, n.Type) }
+	ka, kb := make([]string, len(a)), make([]string, len(b))
+	for i, n := range a {
+		ka[i] = key(n)
+	}
+	for i, n := range b {
+		kb[i] = key(n)
+	}
+	slices.Sort(ka)
+	slices.Sort(kb)
+	return slices.Equal(ka, kb)
 }
 
 // decide draws s's verdict from its facts and votes, as of now.

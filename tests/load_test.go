@@ -33,6 +33,13 @@ func TestConcurrentChecksCostOneProbePerRefresh(t *testing.T) {
 	}
 	start := time.Now()
 	var requests, wrong atomic.Int64
+	var outcomesMu sync.Mutex
+	outcomes := map[string]int{} // status code or error: what the non-200s were
+	note := func(what string) {
+		outcomesMu.Lock()
+		outcomes[what]++
+		outcomesMu.Unlock()
+	}
 	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
@@ -45,12 +52,14 @@ func TestConcurrentChecksCostOneProbePerRefresh(t *testing.T) {
 				resp, err := client.Get(n1.QuorumURL() + api.PathState)
 				if err != nil {
 					wrong.Add(1)
+					note(err.Error())
 					continue
 				}
 				resp.Body.Close()
 				requests.Add(1)
 				if resp.StatusCode != 200 {
 					wrong.Add(1)
+					note(resp.Status)
 				}
 			}
 		}()
@@ -76,7 +85,7 @@ func TestConcurrentChecksCostOneProbePerRefresh(t *testing.T) {
 		requests.Load(), clients, loadTime.Round(time.Millisecond), float64(requests.Load())/loadTime.Seconds(),
 		wrong.Load(), probes, window.Round(time.Millisecond), refresh, allowed)
 	if wrong.Load() != 0 {
-		t.Errorf("%d requests failed or answered other than 200", wrong.Load())
+		t.Errorf("%d requests failed or answered other than 200: %v", wrong.Load(), outcomes)
 	}
 	if probes > allowed {
 		t.Errorf("%d probes of the database during the load, refresh interval allows at most %d", probes, allowed)
