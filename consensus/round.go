@@ -109,9 +109,10 @@ func (c *core) finish(now time.Time) []effect {
 // answer, its own vote refused, other facts (its database, recovery, system
 // identifier, timeline, repmgr.nodes), a step-down.
 func (c *core) silentRound(now time.Time, prev, s *Snapshot) bool {
+	// s is Unknown: decide already turned a database down or not its own,
+	// recovery and a step-down into Down or Standby.
 	if prev == nil || c.keptSilent || prev.Verdict.State != api.StatePrimary || s.Verdict.State != api.StateUnknown ||
-		c.expired(now, prev) || c.stepDown != "" ||
-		s.ProbeErr != nil || s.IdentityErr != nil || s.Facts.InRecovery ||
+		c.expired(now, prev) ||
 		s.Facts.Server.SystemID != prev.Facts.Server.SystemID || s.Facts.Server.Timeline != prev.Facts.Server.Timeline ||
 		!sameMembers(s.Facts.Nodes, prev.Facts.Nodes) {
 		return false
